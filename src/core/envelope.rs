@@ -1,0 +1,168 @@
+//! Structural validation of a broadcast envelope, in Fabric's order of checks: empty payload,
+//! size, payload, header, channel header, channel ID, header type. Signatures, certificates and
+//! policies are checked by the identity layer, after these.
+
+use bytes::Bytes;
+use prost::Message as _;
+
+use crate::proto::{ChannelHeader, Envelope, HeaderType, Payload, Status};
+
+/// Why an envelope was refused, with the Fabric status it maps to.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum Invalid {
+    #[error("envelope has an empty payload")]
+    EmptyPayload,
+    #[error("envelope is {size} bytes (payload + signature), over the channel's AbsoluteMaxBytes of {max} bytes")]
+    TooLarge { size: usize, max: u32 },
+    #[error("envelope payload does not decode as a common.Payload: {0}")]
+    BadPayload(String),
+    #[error("envelope payload has no header")]
+    MissingHeader,
+    #[error("envelope payload header has no channel header")]
+    MissingChannelHeader,
+    #[error("channel header does not decode as a common.ChannelHeader: {0}")]
+    BadChannelHeader(String),
+    #[error("channel header names channel '{got}' but the envelope was sent to channel '{want}'")]
+    WrongChannel { got: String, want: String },
+    #[error("header type {0} is not accepted by broadcast: {1}")]
+    WrongType(String, &'static str),
+    #[error("header type {0} is not supported by this OSN yet: {1}")]
+    Unsupported(String, &'static str),
+}
+
+impl Invalid {
+    pub fn status(&self) -> Status {
+        match self {
+            Invalid::TooLarge { .. } => Status::RequestEntityTooLarge,
+            Invalid::Unsupported(..) => Status::NotImplemented,
+            _ => Status::BadRequest,
+        }
+    }
+}
+
+/// An envelope that passed the structural checks.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub channel_header: ChannelHeader,
+    pub header_type: HeaderType,
+    /// payload + signature length.
+    pub size: usize,
+}
+
+/// Checks an envelope broadcast to `channel` whose limit is `absolute_max_bytes`.
+pub fn check_broadcast(envelope: &Envelope, channel: &str, absolute_max_bytes: u32) -> Result<Checked, Invalid> {
+    if envelope.payload.is_empty() {
+        return Err(Invalid::EmptyPayload);
+    }
+    let size = envelope.payload.len() + envelope.signature.len();
+    if size > absolute_max_bytes as usize {
+        return Err(Invalid::TooLarge { size, max: absolute_max_bytes });
+    }
+    let payload = Payload::decode(envelope.payload.clone()).map_err(|e| Invalid::BadPayload(e.to_string()))?;
+    let header = payload.header.ok_or(Invalid::MissingHeader)?;
+    if header.channel_header.is_empty() {
+        return Err(Invalid::MissingChannelHeader);
+    }
+    let channel_header = decode_channel_header(header.channel_header)?;
+    if channel_header.channel_id != channel {
+        return Err(Invalid::WrongChannel { got: channel_header.channel_id.clone(), want: channel.to_owned() });
+    }
+    let header_type = HeaderType::try_from(channel_header.r#type);
+    let name = || header_type.map(|t| t.as_str_name().to_owned()).unwrap_or_else(|_| channel_header.r#type.to_string());
+    let header_type = match header_type {
+        Ok(HeaderType::DeliverSeekInfo) => {
+            return Err(Invalid::WrongType(name(), "send DELIVER_SEEK_INFO envelopes to the deliver route"))
+        }
+        Ok(HeaderType::Config | HeaderType::ConfigUpdate | HeaderType::OrdererTransaction) => {
+            return Err(Invalid::Unsupported(name(), "channel configuration changes are not implemented yet"));
+        }
+        Ok(t) => t,
+        // Fabric orders header types it does not know as plain messages; so do we.
+        Err(_) => HeaderType::Message,
+    };
+    Ok(Checked { channel_header, header_type, size })
+}
+
+/// Decodes the channel header bytes of a payload header.
+pub fn decode_channel_header(raw: Bytes) -> Result<ChannelHeader, Invalid> {
+    ChannelHeader::decode(raw).map_err(|e| Invalid::BadChannelHeader(e.to_string()))
+}
+
+/// Checks a Deliver request envelope and returns its SeekInfo.
+pub fn check_seek_request(envelope: &Envelope, channel: &str) -> Result<crate::proto::SeekInfo, Invalid> {
+    if envelope.payload.is_empty() {
+        return Err(Invalid::EmptyPayload);
+    }
+    let payload = Payload::decode(envelope.payload.clone()).map_err(|e| Invalid::BadPayload(e.to_string()))?;
+    let header = payload.header.ok_or(Invalid::MissingHeader)?;
+    if header.channel_header.is_empty() {
+        return Err(Invalid::MissingChannelHeader);
+    }
+    let channel_header = decode_channel_header(header.channel_header)?;
+    if channel_header.channel_id != channel {
+        return Err(Invalid::WrongChannel { got: channel_header.channel_id, want: channel.to_owned() });
+    }
+    if channel_header.r#type != HeaderType::DeliverSeekInfo as i32 {
+        return Err(Invalid::WrongType(
+            channel_header.r#type.to_string(),
+            "deliver expects a DELIVER_SEEK_INFO envelope",
+        ));
+    }
+    crate::proto::SeekInfo::decode(payload.data).map_err(|e| Invalid::BadPayload(format!("SeekInfo: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::Header;
+
+    fn envelope(channel_header: Option<ChannelHeader>, data: &[u8]) -> Envelope {
+        let payload = Payload {
+            header: Some(Header {
+                channel_header: channel_header.map(|c| c.encode_to_vec().into()).unwrap_or_default(),
+                signature_header: Bytes::new(),
+            }),
+            data: Bytes::copy_from_slice(data),
+        };
+        Envelope { payload: payload.encode_to_vec().into(), signature: Bytes::from_static(b"sig") }
+    }
+
+    fn header(t: HeaderType, channel: &str) -> Option<ChannelHeader> {
+        Some(ChannelHeader { r#type: t as i32, channel_id: channel.into(), ..Default::default() })
+    }
+
+    fn check(env: Envelope, max: u32, want: Result<HeaderType, Status>) {
+        let got = check_broadcast(&env, "ch", max).map(|c| c.header_type).map_err(|e| e.status());
+        assert_eq!(got, want, "{:?}", check_broadcast(&env, "ch", max).err());
+    }
+
+    #[test]
+    fn broadcast_checks() {
+        check(
+            envelope(header(HeaderType::EndorserTransaction, "ch"), b"tx"),
+            1000,
+            Ok(HeaderType::EndorserTransaction),
+        );
+        check(envelope(header(HeaderType::Message, "ch"), b"tx"), 1000, Ok(HeaderType::Message));
+        check(Envelope::default(), 1000, Err(Status::BadRequest));
+        check(envelope(header(HeaderType::Message, "ch"), &[0; 2000]), 1000, Err(Status::RequestEntityTooLarge));
+        check(
+            Envelope { payload: Bytes::from_static(b"\xff\xff\xff"), signature: Bytes::new() },
+            1000,
+            Err(Status::BadRequest),
+        );
+        check(
+            Envelope { payload: Payload::default().encode_to_vec().into(), signature: Bytes::new() },
+            1000,
+            Err(Status::BadRequest),
+        );
+        check(envelope(None, b"tx"), 1000, Err(Status::BadRequest));
+        check(envelope(header(HeaderType::Message, "other"), b"tx"), 1000, Err(Status::BadRequest));
+        check(envelope(header(HeaderType::DeliverSeekInfo, "ch"), b""), 1000, Err(Status::BadRequest));
+        check(envelope(header(HeaderType::ConfigUpdate, "ch"), b""), 1000, Err(Status::NotImplemented));
+        let info = check_broadcast(&envelope(header(HeaderType::Message, "other"), b"tx"), "ch", 1000)
+            .unwrap_err()
+            .to_string();
+        assert!(info.contains("'other'") && info.contains("'ch'"), "{info}");
+    }
+}

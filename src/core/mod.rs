@@ -1,0 +1,19 @@
+//! The sans-IO core: everything that decides what goes into a block, and nothing that touches a
+//! socket, a disk or a clock. Time is passed in as an `Instant`; bytes come in as `Bytes`.
+//!
+//! - [`cutter`]: Fabric's block cutter (batch size rules).
+//! - [`block`]: block assembly, header and data hashes, metadata slots.
+//! - [`ttc`]: time-to-cut timer bookkeeping (when to *propose* a cut).
+//! - [`chain`]: the per-channel state machine that turns consumed Kafka messages into blocks.
+//! - [`envelope`]: structural validation of broadcast envelopes.
+//! - [`seek`]: resolution of a Deliver `SeekInfo` against a ledger height.
+
+pub mod block;
+pub mod chain;
+pub mod cutter;
+pub mod envelope;
+pub mod seek;
+pub mod ttc;
+
+#[cfg(test)]
+mod sim_tests;

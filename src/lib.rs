@@ -1,0 +1,8 @@
+//! OSN: a Kafka-based ordering service node for permissioned blockchains.
+//!
+//! Data flows one way: [`http`] → [`actors`] (validate, enqueue) → [`kafka`] → [`actors`]
+//! (consume, cut, build with [`core`]) → [`ledger`] → height watch → [`http`] (deliver).
+//! See ARCHITECTURE.md for the codemap and the invariants.
+
+pub mod core;
+pub mod proto;
