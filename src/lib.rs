@@ -4,5 +4,7 @@
 //! (consume, cut, build with [`core`]) → [`ledger`] → height watch → [`http`] (deliver).
 //! See ARCHITECTURE.md for the codemap and the invariants.
 
+pub mod config;
 pub mod core;
+pub mod ledger;
 pub mod proto;

@@ -1,0 +1,298 @@
+//! Typed configuration: a TOML file, then `OSN_<SECTION>_<KEY>` environment overrides
+//! (for example `OSN_KAFKA_BROKERS=k1:9092,k2:9092`, `OSN_HTTP_ADDRESS=0.0.0.0:7050`,
+//! `OSN_LEDGER_SYNC_WRITES=false`). An override's key is the rest of the variable's name,
+//! lower-cased, with `_` read as `-`. Channels are configured in the file only.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::proto::BatchSize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid config in {origin}: {message}")]
+    Invalid { origin: String, message: String },
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Config {
+    pub http: HttpConfig,
+    pub kafka: KafkaConfig,
+    pub ledger: LedgerConfig,
+    pub channels: Vec<ChannelSettings>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address the API listens on.
+    pub address: String,
+    /// Number of HTTP worker threads (0 = one per core).
+    pub workers: usize,
+    /// How long a broadcast may wait for room in a busy channel's mailbox before 503.
+    #[serde(with = "humantime_serde")]
+    pub enqueue_timeout: Duration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig { address: "127.0.0.1:7050".into(), workers: 0, enqueue_timeout: Duration::from_secs(2) }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Comma-separated bootstrap brokers.
+    pub brokers: String,
+    /// Replication factor of the topics the OSN creates.
+    pub replication_factor: i32,
+    /// How long start-up waits for a channel's topic and first CONNECT before retrying.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Extra librdkafka properties for the producer (they override OSN's defaults).
+    pub producer: BTreeMap<String, String>,
+    /// Extra librdkafka properties for the consumers.
+    pub consumer: BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            brokers: "127.0.0.1:9092".into(),
+            replication_factor: 3,
+            connect_timeout: Duration::from_secs(30),
+            producer: BTreeMap::new(),
+            consumer: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct LedgerConfig {
+    /// Directory of the RocksDB ledger.
+    pub path: PathBuf,
+    /// fsync every block write (the default; turn off only if losing the last blocks on a power
+    /// failure is acceptable: they are re-ordered from Kafka on restart).
+    pub sync_writes: bool,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        LedgerConfig { path: PathBuf::from("osn-data/ledger"), sync_writes: true }
+    }
+}
+
+/// One channel. `batch-size` is part of the chain (it is written in the genesis block and every
+/// OSN must use the same); `batch-timeout` is local to this OSN.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ChannelSettings {
+    pub name: String,
+    pub batch_size: BatchSizeConfig,
+    #[serde(with = "humantime_serde")]
+    pub batch_timeout: Duration,
+    /// Capacity of the channel actor's mailbox.
+    pub mailbox_capacity: usize,
+}
+
+impl Default for ChannelSettings {
+    fn default() -> Self {
+        ChannelSettings {
+            name: String::new(),
+            batch_size: BatchSizeConfig::default(),
+            batch_timeout: Duration::from_secs(2),
+            mailbox_capacity: 4096,
+        }
+    }
+}
+
+/// Fabric's BatchSize, with Fabric's defaults.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct BatchSizeConfig {
+    pub max_message_count: u32,
+    pub absolute_max_bytes: u32,
+    pub preferred_max_bytes: u32,
+}
+
+impl Default for BatchSizeConfig {
+    fn default() -> Self {
+        BatchSizeConfig {
+            max_message_count: 500,
+            absolute_max_bytes: 10 * 1024 * 1024,
+            preferred_max_bytes: 2 * 1024 * 1024,
+        }
+    }
+}
+
+impl From<BatchSizeConfig> for BatchSize {
+    fn from(b: BatchSizeConfig) -> Self {
+        BatchSize {
+            max_message_count: b.max_message_count,
+            absolute_max_bytes: b.absolute_max_bytes,
+            preferred_max_bytes: b.preferred_max_bytes,
+        }
+    }
+}
+
+impl Config {
+    /// Reads a config file and applies the `OSN_*` variables of the process environment.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        Self::parse(&text, &path.display().to_string(), std::env::vars())
+    }
+
+    /// Parses config text, then applies `OSN_*` overrides from `env`.
+    pub fn parse(
+        text: &str,
+        origin: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid { origin: origin.to_owned(), message };
+        let mut value: toml::Table = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        for (key, raw) in env {
+            let Some(rest) = key.strip_prefix("OSN_") else { continue };
+            let Some((section, field)) = rest.split_once('_') else { continue };
+            let section = section.to_ascii_lowercase();
+            if !matches!(section.as_str(), "http" | "kafka" | "ledger") {
+                continue;
+            }
+            let field = field.to_ascii_lowercase().replace('_', "-");
+            let parsed = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or(toml::Value::String(raw.clone()));
+            let table = value
+                .entry(section.clone())
+                .or_insert_with(|| toml::Value::Table(Default::default()))
+                .as_table_mut()
+                .ok_or_else(|| invalid(format!("[{section}] is not a table")))?;
+            table.insert(field, parsed);
+        }
+        let config: Config =
+            toml::Value::Table(value).try_into().map_err(|e: toml::de::Error| invalid(e.to_string()))?;
+        config.validate().map_err(invalid)?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot: names, limits and uniqueness.
+    pub fn validate(&self) -> Result<(), String> {
+        let mut seen = std::collections::HashSet::new();
+        for ch in &self.channels {
+            validate_channel_id(&ch.name)?;
+            if !seen.insert(&ch.name) {
+                return Err(format!("channel '{}' is configured twice", ch.name));
+            }
+            let b = &ch.batch_size;
+            if b.max_message_count == 0 {
+                return Err(format!("channel '{}': max-message-count must be at least 1", ch.name));
+            }
+            if b.absolute_max_bytes == 0 || b.preferred_max_bytes == 0 || b.preferred_max_bytes > b.absolute_max_bytes {
+                return Err(format!(
+                    "channel '{}': need 0 < preferred-max-bytes ({}) <= absolute-max-bytes ({})",
+                    ch.name, b.preferred_max_bytes, b.absolute_max_bytes
+                ));
+            }
+            if ch.batch_timeout.is_zero() {
+                return Err(format!("channel '{}': batch-timeout must be positive", ch.name));
+            }
+            if ch.mailbox_capacity == 0 {
+                return Err(format!("channel '{}': mailbox-capacity must be at least 1", ch.name));
+            }
+        }
+        if self.kafka.replication_factor < 1 {
+            return Err("kafka.replication-factor must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// Fabric's channel ID rule: `[a-z][a-z0-9.-]*`, at most 249 characters (a Kafka topic name).
+pub fn validate_channel_id(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase());
+    if !first_ok
+        || name.len() > 249
+        || !chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+    {
+        return Err(format!(
+            "invalid channel ID '{name}': it must match [a-z][a-z0-9.-]* and be at most 249 characters"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_file_in_config_parses() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                let config = Config::parse(&text, &path.display().to_string(), std::iter::empty())
+                    .unwrap_or_else(|e| panic!("{e}"));
+                assert!(!config.channels.is_empty(), "{} configures no channel", path.display());
+                n += 1;
+            }
+        }
+        assert!(n > 0, "no config files found in {}", dir.display());
+    }
+
+    #[test]
+    fn env_overrides_apply() {
+        let env = [
+            ("OSN_KAFKA_BROKERS", "k1:9092,k2:9092"),
+            ("OSN_KAFKA_REPLICATION_FACTOR", "2"),
+            ("OSN_LEDGER_SYNC_WRITES", "false"),
+            ("OSN_HTTP_ENQUEUE_TIMEOUT", "250ms"),
+            ("PATH", "/bin"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        let config = Config::parse("[kafka]\nbrokers = \"x:1\"\n", "test", env).unwrap();
+        assert_eq!(config.kafka.brokers, "k1:9092,k2:9092");
+        assert_eq!(config.kafka.replication_factor, 2);
+        assert!(!config.ledger.sync_writes);
+        assert_eq!(config.http.enqueue_timeout, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn invalid_configs_are_refused_with_reasons() {
+        let check = |text: &str, needle: &str| {
+            let err = Config::parse(text, "t", std::iter::empty()).unwrap_err().to_string();
+            assert!(err.contains(needle), "{err}");
+        };
+        check("[[channels]]\nname = \"Bad\"\n", "invalid channel ID");
+        check("[[channels]]\nname = \"a\"\n[[channels]]\nname = \"a\"\n", "twice");
+        check(
+            "[[channels]]\nname = \"a\"\nbatch-size = { preferred-max-bytes = 10, absolute-max-bytes = 5 }\n",
+            "preferred-max-bytes",
+        );
+        check("[kafka]\nbrokerz = \"x\"\n", "unknown field");
+        check("[[channels]]\nname = \"a\"\nbatch-timeout = \"soon\"\n", "batch-timeout");
+    }
+
+    #[test]
+    fn channel_ids() {
+        for ok in ["a", "mychannel", "a.b-c9"] {
+            assert!(validate_channel_id(ok).is_ok(), "{ok}");
+        }
+        let long = "a".repeat(250);
+        for bad in ["", "A", "9a", "a_b", "a b", long.as_str()] {
+            assert!(validate_channel_id(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! Scenario tests run against every storage implementation.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::memory::MemoryStore;
+use super::rocks::RocksStore;
+use super::*;
+use crate::core::chain::Chain;
+use crate::proto::{kafka_message_regular::Class, BatchSize, KafkaMessage};
+
+fn config() -> ChannelConfig {
+    ChannelConfig {
+        sequence: 0,
+        batch_size: Some(BatchSize { max_message_count: 2, absolute_max_bytes: 1000, preferred_max_bytes: 500 }),
+    }
+}
+
+fn record(tag: u8) -> Vec<u8> {
+    let env = Envelope { payload: vec![tag; 8].into(), signature: Bytes::new() };
+    KafkaMessage::regular(env.encode_to_vec().into(), 0, Class::Normal).encode_to_vec()
+}
+
+/// Orders `count` records (offsets from `first`) into `ledger` through a chain resumed from it.
+fn order(ledger: &Ledger, first: i64, count: i64) {
+    let mut chain = Chain::new(ledger.tip(), ledger.config().batch_size.unwrap());
+    assert_eq!(chain.resume_offset(), first, "resumes right after the last persisted offset");
+    for offset in first..first + count {
+        for block in chain.consume(offset, &record(offset as u8)).blocks {
+            ledger.append(&block).unwrap();
+        }
+    }
+}
+
+/// Every scenario, against a store that `reopen` gives back with the same contents.
+fn scenarios(reopen: &dyn Fn() -> Arc<dyn Store>) {
+    // A new channel starts with its genesis block.
+    let store = reopen();
+    let ledger = Ledger::open("ch", store.channel("ch").unwrap(), &config()).unwrap();
+    assert_eq!(ledger.height(), 1);
+    assert_eq!(ledger.tip().kafka.last_offset_persisted, -1);
+    assert_eq!(ledger.config(), &config());
+    let genesis = ledger.block(0).unwrap().unwrap();
+    assert!(genesis.header.as_ref().unwrap().previous_hash.is_empty());
+
+    // Blocks append in order, readable by number, and the height watch follows.
+    let mut height = ledger.subscribe();
+    order(&ledger, 0, 5);
+    assert_eq!(ledger.height(), 3, "5 records with 2 per block: blocks 1 and 2, one pending");
+    assert!(height.has_changed().unwrap());
+    assert_eq!(*height.borrow_and_update(), 3);
+    assert_eq!(ledger.tip().kafka.last_offset_persisted, 3);
+    assert!(ledger.block(3).unwrap().is_none());
+    assert_eq!(ledger.block_bytes(2).unwrap().unwrap(), Bytes::from(ledger.block(2).unwrap().unwrap().encode_to_vec()));
+
+    // Blocks that do not extend the chain are refused.
+    let b2 = ledger.block(2).unwrap().unwrap();
+    assert!(matches!(ledger.append(&b2), Err(LedgerError::OutOfOrder { expected: 3, got: 2, .. })));
+    let mut forged = b2.clone();
+    forged.header.as_mut().unwrap().number = 3;
+    assert!(matches!(ledger.append(&forged), Err(LedgerError::BrokenLink { number: 3, .. })));
+    assert_eq!(ledger.height(), 3);
+
+    // Reopened, the channel resumes at the last persisted offset, with another config ignored.
+    drop(ledger);
+    drop(store);
+    let store = reopen();
+    assert_eq!(store.channels().unwrap(), vec!["ch".to_string()]);
+    let mut other = config();
+    other.batch_size.as_mut().unwrap().max_message_count = 99;
+    let ledger = Ledger::open("ch", store.channel("ch").unwrap(), &other).unwrap();
+    assert_eq!(ledger.height(), 3);
+    assert_eq!(ledger.config(), &config(), "the genesis block's config wins");
+    order(&ledger, 4, 3);
+    assert_eq!(ledger.height(), 4, "the pending record 4 is consumed again: block 3 = [4, 5], 6 pending");
+    let mut previous = Bytes::new();
+    for n in 0..4 {
+        let block = ledger.block(n).unwrap().unwrap();
+        assert_eq!(block.header.as_ref().unwrap().previous_hash, previous);
+        previous = header_hash(block.header.as_ref().unwrap()).into();
+    }
+
+    // Channels are independent.
+    let other = Ledger::open("other", store.channel("other").unwrap(), &config()).unwrap();
+    assert_eq!(other.height(), 1);
+    assert_eq!(ledger.height(), 4);
+}
+
+#[test]
+fn memory_store_scenarios() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    scenarios(&|| store.clone());
+}
+
+#[test]
+fn rocks_store_scenarios() {
+    for sync in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_owned();
+        scenarios(&|| Arc::new(RocksStore::open(&path, sync).unwrap()));
+    }
+}
+
+#[test]
+fn rocks_store_reports_corrupt_last_block_with_channel_and_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RocksStore::open(dir.path(), true).unwrap();
+    let ch = store.channel("bad").unwrap();
+    ch.append(0, b"\xff\xff\xff not a block").unwrap();
+    let err = Ledger::open("bad", ch, &config()).unwrap_err().to_string();
+    assert!(err.contains("'bad'") && err.contains("block 0"), "{err}");
+}
