@@ -4,7 +4,11 @@
 //! (consume, cut, build with [`core`]) → [`ledger`] → height watch → [`http`] (deliver).
 //! See ARCHITECTURE.md for the codemap and the invariants.
 
+pub mod actors;
 pub mod config;
 pub mod core;
+pub mod http;
+pub mod kafka;
 pub mod ledger;
+pub mod node;
 pub mod proto;

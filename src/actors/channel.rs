@@ -1,0 +1,356 @@
+//! The ChannelActor: one per channel. It owns the channel's producer handle, its consumer stream,
+//! its ordering [`Chain`] (cutter + block builder) and its ledger, and is a thin shell over them:
+//! Kafka records in → `Chain::consume` → blocks appended to the ledger (the commit point) →
+//! height watch. It also relays broadcasts into the partition and proposes time-to-cut.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use bytes::Bytes;
+use prost::Message as _;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+
+use crate::config::{ChannelSettings, KafkaConfig};
+use crate::core::chain::{Chain, Skip};
+use crate::core::ttc::TtcTimer;
+use crate::kafka::{self, Record, KEY, PARTITION};
+use crate::ledger::Ledger;
+use crate::proto::{kafka_message_regular::Class, KafkaMessage};
+
+// ---------------------------------------------------------------------------------------------
+// Messages
+// ---------------------------------------------------------------------------------------------
+
+/// Relay one structurally valid, marshaled envelope into the channel's partition. Answers as
+/// soon as the producer holds it, with an [`Enqueued`] to await Kafka's acknowledgement. Never
+/// dropped silently: the sender gets an error.
+#[derive(Message)]
+#[rtype(result = "Result<Enqueued, BroadcastError>")]
+pub struct Broadcast {
+    pub envelope: Bytes,
+}
+
+/// Why a broadcast was not accepted.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BroadcastError {
+    #[error("channel '{channel}' is not ready: {reason}")]
+    NotReady { channel: String, reason: String },
+    #[error("channel '{channel}' is overloaded: the Kafka producer queue is full, retry later")]
+    Overloaded { channel: String },
+    #[error("Kafka did not acknowledge the envelope on channel '{channel}': {reason}")]
+    Kafka { channel: String, reason: String },
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared status (read by HTTP without a mailbox hop)
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Starting,
+    Ready,
+    Errored,
+}
+
+/// What HTTP and operators can see of a channel actor.
+#[derive(Debug)]
+pub struct ChannelStatus {
+    phase: Mutex<(Phase, String)>,
+    pub restarts: AtomicU32,
+    pub ttc_sent: AtomicU64,
+    pub records_consumed: AtomicU64,
+}
+
+impl Default for ChannelStatus {
+    fn default() -> Self {
+        ChannelStatus {
+            phase: Mutex::new((Phase::Starting, "connecting to Kafka".into())),
+            restarts: AtomicU32::new(0),
+            ttc_sent: AtomicU64::new(0),
+            records_consumed: AtomicU64::new(0),
+        }
+    }
+}
+
+impl ChannelStatus {
+    pub fn phase(&self) -> (Phase, String) {
+        self.phase.lock().expect("status lock").clone()
+    }
+
+    fn set(&self, phase: Phase, reason: impl Into<String>) {
+        *self.phase.lock().expect("status lock") = (phase, reason.into());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Actor
+// ---------------------------------------------------------------------------------------------
+
+pub struct ChannelActor {
+    name: String,
+    settings: ChannelSettings,
+    kafka_config: KafkaConfig,
+    producer: FutureProducer,
+    ledger: Arc<Ledger>,
+    status: Arc<ChannelStatus>,
+    chain: Option<Chain>,
+    timer: TtcTimer,
+    timer_handle: Option<SpawnHandle>,
+}
+
+impl ChannelActor {
+    pub fn new(
+        settings: ChannelSettings,
+        kafka_config: KafkaConfig,
+        producer: FutureProducer,
+        ledger: Arc<Ledger>,
+        status: Arc<ChannelStatus>,
+    ) -> Self {
+        ChannelActor {
+            name: settings.name.clone(),
+            timer: TtcTimer::new(settings.batch_timeout),
+            settings,
+            kafka_config,
+            producer,
+            ledger,
+            status,
+            chain: None,
+            timer_handle: None,
+        }
+    }
+
+    /// Back-off before (re)connecting: none at first start, then growing with restarts.
+    fn backoff(&self) -> Duration {
+        let restarts = self.status.restarts.load(Ordering::Relaxed);
+        if restarts == 0 {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(250u64 << restarts.min(5)).min(Duration::from_secs(10))
+        }
+    }
+
+    /// Rebuilds the ordering state from the ledger and starts the connect sequence.
+    fn start_up(&mut self, ctx: &mut Context<Self>) {
+        let tip = self.ledger.tip();
+        let batch_size = self.ledger.config().batch_size.unwrap_or_else(|| self.settings.batch_size.into());
+        self.chain = Some(Chain::new(tip, batch_size));
+        self.timer = TtcTimer::new(self.settings.batch_timeout);
+        self.timer_handle = None;
+        self.status.set(Phase::Starting, "connecting to Kafka");
+
+        let cfg = self.kafka_config.clone();
+        let producer = self.producer.clone();
+        let topic = self.name.clone();
+        let backoff = self.backoff();
+        let status = self.status.clone();
+        ctx.spawn(
+            async move {
+                tokio::time::sleep(backoff).await;
+                let mut attempt = 0u32;
+                loop {
+                    let result = async {
+                        kafka::ensure_topic(&cfg, &topic).await.map_err(|e| e.to_string())?;
+                        let connect = KafkaMessage::connect().encode_to_vec();
+                        tokio::time::timeout(cfg.connect_timeout, kafka::produce(&producer, &topic, &connect))
+                            .await
+                            .map_err(|_| format!("no acknowledgement of CONNECT within {:?}", cfg.connect_timeout))?
+                            .map_err(|e| format!("CONNECT not acknowledged: {e}"))
+                    }
+                    .await;
+                    match result {
+                        Ok(offset) => {
+                            tracing::info!(channel = %topic, offset, "connected to Kafka");
+                            break;
+                        }
+                        Err(reason) => {
+                            attempt += 1;
+                            tracing::warn!(channel = %topic, attempt, %reason, "cannot reach the channel's partition; retrying");
+                            status.set(Phase::Starting, format!("Kafka unreachable, retrying: {reason}"));
+                            tokio::time::sleep(Duration::from_millis(500u64 << attempt.min(4))).await;
+                        }
+                    }
+                }
+            }
+            .into_actor(self)
+            .map(|(), act, ctx| act.connected(ctx)),
+        );
+    }
+
+    /// The partition accepted our CONNECT: start consuming where the ledger ends.
+    fn connected(&mut self, ctx: &mut Context<Self>) {
+        let Some(chain) = self.chain.as_ref() else { return };
+        let from = chain.resume_offset();
+        match kafka::consume_from(&self.kafka_config, &self.name, from) {
+            Ok(stream) => {
+                tracing::info!(channel = %self.name, from_offset = from, height = self.ledger.height(), "consuming");
+                self.status.set(Phase::Ready, "");
+                ctx.add_stream(stream);
+            }
+            Err(e) => self.stop_with(ctx, format!("cannot create the consumer: {e}")),
+        }
+    }
+
+    fn stop_with(&mut self, ctx: &mut Context<Self>, reason: String) {
+        tracing::error!(channel = %self.name, %reason, "channel actor failing; it will restart from its ledger");
+        self.status.set(Phase::Errored, reason);
+        ctx.stop();
+    }
+
+    /// Re-schedules the time-to-cut wake-up after the timer's deadline changed.
+    fn arm_timer(&mut self, ctx: &mut Context<Self>, before: Option<Instant>) {
+        let deadline = self.timer.deadline();
+        if deadline == before && (deadline.is_none() || self.timer_handle.is_some()) {
+            return;
+        }
+        if let Some(h) = self.timer_handle.take() {
+            ctx.cancel_future(h);
+        }
+        if let Some(deadline) = deadline {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            self.timer_handle = Some(ctx.run_later(wait, |act, ctx| {
+                act.timer_handle = None;
+                let before = act.timer.deadline();
+                if act.timer.fire(Instant::now()) {
+                    act.send_time_to_cut(ctx);
+                }
+                act.arm_timer(ctx, before);
+            }));
+        }
+    }
+
+    /// Posts `TimeToCut{next block}` to the partition (fire and forget: a lost TTC is re-sent
+    /// when the timer fires again; a duplicate one is ignored by every OSN).
+    fn send_time_to_cut(&mut self, ctx: &mut Context<Self>) {
+        let Some(chain) = self.chain.as_ref() else { return };
+        let next = chain.next_number();
+        let value = KafkaMessage::time_to_cut(next).encode_to_vec();
+        let producer = self.producer.clone();
+        let topic = self.name.clone();
+        self.status.ttc_sent.fetch_add(1, Ordering::Relaxed);
+        ctx.spawn(
+            async move {
+                match kafka::produce(&producer, &topic, &value).await {
+                    Ok(offset) => tracing::debug!(channel = %topic, block = next, offset, "time-to-cut posted"),
+                    Err(e) => tracing::warn!(channel = %topic, block = next, error = %e, "time-to-cut not posted"),
+                }
+            }
+            .into_actor(self),
+        );
+    }
+}
+
+impl Actor for ChannelActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(self.settings.mailbox_capacity);
+        self.start_up(ctx);
+    }
+}
+
+impl Supervised for ChannelActor {
+    fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        let n = self.status.restarts.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::warn!(channel = %self.name, restarts = n, "restarting channel actor");
+    }
+}
+
+impl StreamHandler<Result<Record, KafkaError>> for ChannelActor {
+    fn handle(&mut self, item: Result<Record, KafkaError>, ctx: &mut Context<Self>) {
+        let record = match item {
+            Ok(r) => r,
+            Err(e) => {
+                let out_of_range = matches!(
+                    e,
+                    KafkaError::MessageConsumption(RDKafkaErrorCode::OffsetOutOfRange)
+                        | KafkaError::MessageConsumptionFatal(RDKafkaErrorCode::OffsetOutOfRange)
+                );
+                if out_of_range {
+                    // The data we need is gone from the partition (retention, deleted topic). Never
+                    // skip ahead silently: stay errored and say so loudly.
+                    let resume = self.chain.as_ref().map(|c| c.resume_offset()).unwrap_or(-1);
+                    tracing::error!(channel = %self.name, resume_offset = resume, "offset out of range: the partition no longer holds the records this ledger needs");
+                    self.status.set(
+                        Phase::Errored,
+                        format!("offset {resume} is out of range on the partition (retention or topic deletion?)"),
+                    );
+                } else {
+                    tracing::warn!(channel = %self.name, error = %e, "consumer error");
+                }
+                return;
+            }
+        };
+        self.status.records_consumed.fetch_add(1, Ordering::Relaxed);
+        let Some(chain) = self.chain.as_mut() else { return };
+        let out = chain.consume(record.offset, &record.value);
+        let pending = chain.has_pending();
+        let cut = !out.blocks.is_empty();
+        for block in &out.blocks {
+            if let Err(e) = self.ledger.append(block) {
+                return self.stop_with(ctx, e.to_string());
+            }
+            let header = block.header.as_ref().expect("built with a header");
+            tracing::debug!(channel = %self.name, block = header.number, txs = block.data.as_ref().map_or(0, |d| d.data.len()), offset = record.offset, "block committed");
+        }
+        match out.skip {
+            Some(Skip::Pending) | Some(Skip::Connect) | None => {}
+            Some(Skip::StaleTtc { .. }) => {
+                tracing::debug!(channel = %self.name, offset = record.offset, skip = ?out.skip, "ignored stale time-to-cut")
+            }
+            Some(skip) => tracing::warn!(channel = %self.name, offset = record.offset, ?skip, "record ignored"),
+        }
+        let before = self.timer.deadline();
+        self.timer.on_consumed(Instant::now(), cut, pending);
+        self.arm_timer(ctx, before);
+    }
+
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        self.stop_with(ctx, "the consumer stream ended".into());
+    }
+}
+
+impl Handler<Broadcast> for ChannelActor {
+    type Result = Result<Enqueued, BroadcastError>;
+
+    /// Enqueues the record in the producer and returns at once; the caller awaits the
+    /// acknowledgement outside the actor, so a slow broker never blocks the mailbox.
+    fn handle(&mut self, msg: Broadcast, _ctx: &mut Context<Self>) -> Self::Result {
+        let channel = self.name.clone();
+        let (phase, reason) = self.status.phase();
+        if phase != Phase::Ready {
+            return Err(BroadcastError::NotReady { channel, reason });
+        }
+        let value = KafkaMessage::regular(msg.envelope, 0, Class::Normal).encode_to_vec();
+        let record = FutureRecord::to(&self.name).partition(PARTITION).key(KEY).payload(&value);
+        match self.producer.send_result(record) {
+            Ok(delivery) => Ok(Enqueued { channel, delivery }),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                Err(BroadcastError::Overloaded { channel })
+            }
+            Err((e, _)) => Err(BroadcastError::Kafka { channel, reason: e.to_string() }),
+        }
+    }
+}
+
+/// A broadcast record handed to the producer, not yet acknowledged.
+pub struct Enqueued {
+    channel: String,
+    delivery: DeliveryFuture,
+}
+
+impl Enqueued {
+    /// Waits for Kafka's acknowledgement (`acks=all`); bounded by the producer's
+    /// `message.timeout.ms`.
+    pub async fn acknowledged(self) -> Result<i64, BroadcastError> {
+        let channel = self.channel;
+        match self.delivery.await {
+            Ok(Ok(d)) => Ok(d.offset),
+            Ok(Err((e, _))) => Err(BroadcastError::Kafka { channel, reason: e.to_string() }),
+            Err(_) => Err(BroadcastError::Kafka { channel, reason: "the producer shut down".into() }),
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! Actors: the [`supervisor`] starts one [`channel::ChannelActor`] per channel, each on its own
+//! arbiter (thread), restarted by actix's `Supervisor` if it stops; a restarted actor rebuilds
+//! its state from the ledger. Mailboxes are bounded.
+
+pub mod channel;
+pub mod supervisor;
+
+pub use channel::{Broadcast, BroadcastError, ChannelActor, ChannelStatus, Enqueued, Phase};
+pub use supervisor::{ChannelHandle, Channels};

@@ -1,0 +1,94 @@
+//! The supervisor: opens each configured channel's ledger, starts its ChannelActor on its own
+//! arbiter under actix's `Supervisor` (which restarts an actor that stops), and keeps the
+//! registry HTTP reads from.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use actix::{Addr, Arbiter};
+use rdkafka::producer::FutureProducer;
+
+use super::channel::{ChannelActor, ChannelStatus};
+use crate::config::{ChannelSettings, KafkaConfig};
+use crate::ledger::{Ledger, LedgerError, Store};
+use crate::proto::osn::ChannelConfig;
+use crate::proto::BatchSize;
+
+/// Everything the HTTP layer needs about one channel.
+#[derive(Clone)]
+pub struct ChannelHandle {
+    pub name: String,
+    pub addr: Addr<ChannelActor>,
+    pub ledger: Arc<Ledger>,
+    pub status: Arc<ChannelStatus>,
+    pub settings: ChannelSettings,
+}
+
+impl ChannelHandle {
+    /// The batch size the chain is cut by (from the genesis block).
+    pub fn batch_size(&self) -> BatchSize {
+        self.ledger.config().batch_size.unwrap_or_else(|| self.settings.batch_size.into())
+    }
+}
+
+/// The registry of running channels.
+pub struct Channels {
+    channels: BTreeMap<String, ChannelHandle>,
+    arbiters: Vec<Arbiter>,
+}
+
+impl Channels {
+    /// Opens every channel's ledger and starts its actor.
+    pub fn start(
+        settings: &[ChannelSettings],
+        kafka: &KafkaConfig,
+        producer: &FutureProducer,
+        store: &dyn Store,
+    ) -> Result<Self, LedgerError> {
+        let mut channels = BTreeMap::new();
+        let mut arbiters = Vec::new();
+        for s in settings {
+            let config = ChannelConfig { sequence: 0, batch_size: Some(s.batch_size.into()) };
+            let ledger = Arc::new(Ledger::open(&s.name, store.channel(&s.name)?, &config)?);
+            if ledger.config() != &config {
+                tracing::warn!(
+                    channel = %s.name,
+                    genesis = ?ledger.config().batch_size,
+                    configured = ?config.batch_size,
+                    "the configured batch size differs from the channel's genesis block; the genesis block's applies"
+                );
+            }
+            let status = Arc::new(ChannelStatus::default());
+            let arbiter = Arbiter::new();
+            let addr = {
+                let (s, kafka, producer, ledger, status) =
+                    (s.clone(), kafka.clone(), producer.clone(), ledger.clone(), status.clone());
+                actix::Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
+                    ChannelActor::new(s, kafka, producer, ledger, status)
+                })
+            };
+            tracing::info!(channel = %s.name, height = ledger.height(), "channel started");
+            channels.insert(
+                s.name.clone(),
+                ChannelHandle { name: s.name.clone(), addr, ledger, status, settings: s.clone() },
+            );
+            arbiters.push(arbiter);
+        }
+        Ok(Channels { channels, arbiters })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&ChannelHandle> {
+        self.channels.get(name)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &ChannelHandle> {
+        self.channels.values()
+    }
+
+    /// Stops every channel actor's arbiter (part of shutdown; actors do not restart after this).
+    pub fn stop(&self) {
+        for a in &self.arbiters {
+            a.stop();
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! The HTTP API (actix-web): a thin shell that decodes requests, calls the core's checks, hands
+//! envelopes to channel actors and reads blocks from ledgers.
+//!
+//! - [`negotiate`]: JSON (canonical protobuf mapping) or protobuf, by Content-Type and Accept;
+//!   bodies read with a limit; errors as Fabric status + HTTP code + info.
+//! - [`broadcast`]: `POST /v1/channels/{channel}/broadcast`.
+//! - [`blocks`]: `GET /v1/channels/{channel}/blocks/{number}`.
+//! - [`channels`]: `GET /v1/channels`, `GET /v1/channels/{channel}`.
+//! - [`deliver`]: `GET /v1/channels/{channel}/deliver` (websocket).
+
+pub mod blocks;
+pub mod broadcast;
+pub mod channels;
+pub mod deliver;
+pub mod negotiate;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+
+use crate::actors::{ChannelHandle, Channels};
+use crate::proto::Status;
+use negotiate::{fail, Format};
+
+/// State shared by every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub channels: Arc<Channels>,
+    pub enqueue_timeout: Duration,
+}
+
+impl AppState {
+    /// The channel named in the path, or the 404 response to send.
+    pub fn channel(&self, name: &str, format: Format) -> Result<&ChannelHandle, HttpResponse> {
+        self.channels.get(name).ok_or_else(|| {
+            let known: Vec<&str> = self.channels.iter().map(|c| c.name.as_str()).collect();
+            fail(
+                format,
+                Status::NotFound,
+                format!("channel '{name}' does not exist on this OSN (channels: {})", known.join(", ")),
+            )
+        })
+    }
+}
+
+/// Registers every route.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/channels", web::get().to(channels::list))
+        .route("/v1/channels/{channel}", web::get().to(channels::info))
+        .route("/v1/channels/{channel}/broadcast", web::post().to(broadcast::broadcast))
+        .route("/v1/channels/{channel}/blocks/{number}", web::get().to(blocks::get_block))
+        .route("/v1/channels/{channel}/deliver", web::get().to(deliver::websocket))
+        .default_service(web::to(not_found));
+}
+
+async fn not_found(req: HttpRequest) -> HttpResponse {
+    let format = negotiate::response_format(&req, Format::Json);
+    fail(format, Status::NotFound, format!("no route for {} {}", req.method(), req.path()))
+}
+
+/// Binds the API and returns the server (not yet awaited) and the address it listens on.
+pub fn serve(state: AppState, address: &str, workers: usize) -> std::io::Result<(Server, SocketAddr)> {
+    let mut server = HttpServer::new(move || App::new().app_data(web::Data::new(state.clone())).configure(routes))
+        .disable_signals()
+        .shutdown_timeout(5);
+    if workers > 0 {
+        server = server.workers(workers);
+    }
+    let server = server.bind(address)?;
+    let addr = *server.addrs().first().ok_or_else(|| std::io::Error::other("bound to no address"))?;
+    Ok((server.run(), addr))
+}

@@ -1,0 +1,173 @@
+//! Kafka plumbing: client configuration, topic set-up, the per-channel consumer stream, and the
+//! producer. Channel `X` is topic `X`, partition 0; records are keyed `"0"` and hold a marshaled
+//! `KafkaMessage`. Consumers are assigned a partition and offset directly: no consumer group, no
+//! offset commits (the position lives in the ledger).
+
+pub mod embedded;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::Stream;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+
+use crate::config::KafkaConfig;
+
+/// The only partition of a channel's topic.
+pub const PARTITION: i32 = 0;
+/// Fabric's record key.
+pub const KEY: &str = "0";
+
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaFailure {
+    #[error("Kafka client error on channel '{channel}': {source}")]
+    Client { channel: String, source: KafkaError },
+    #[error("topic '{topic}' could not be set up: {reason}")]
+    Topic { topic: String, reason: String },
+}
+
+fn base_config(cfg: &KafkaConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &cfg.brokers);
+    c.set("client.id", "osn");
+    c
+}
+
+/// The shared producer: `acks=all`, idempotent, so a SUCCESS answer means Kafka holds the record.
+pub fn producer(cfg: &KafkaConfig) -> Result<FutureProducer, KafkaError> {
+    let mut c = base_config(cfg);
+    c.set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "1")
+        .set("message.max.bytes", "104857600")
+        .set("message.timeout.ms", "30000");
+    for (k, v) in &cfg.producer {
+        c.set(k, v);
+    }
+    c.create()
+}
+
+fn consumer_config(cfg: &KafkaConfig) -> ClientConfig {
+    let mut c = base_config(cfg);
+    // A group id is required by librdkafka's consumer but never used: no subscribe, no commits.
+    c.set("group.id", "osn")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "false")
+        .set("allow.auto.create.topics", "false")
+        .set("auto.offset.reset", "error")
+        .set("fetch.wait.max.ms", "20");
+    for (k, v) in &cfg.consumer {
+        c.set(k, v);
+    }
+    c
+}
+
+/// Makes sure the channel's topic exists with a partition 0. Creates it with the configured
+/// replication factor; a broker without the CreateTopics API (librdkafka's mock cluster) leaves
+/// it to the broker's auto-creation, which the first produced record triggers.
+pub async fn ensure_topic(cfg: &KafkaConfig, topic: &str) -> Result<(), KafkaFailure> {
+    let fail = |reason: String| KafkaFailure::Topic { topic: topic.to_owned(), reason };
+    let probe: BaseConsumer = consumer_config(cfg).create().map_err(|e| fail(e.to_string()))?;
+    let exists = {
+        let topic = topic.to_owned();
+        let timeout = cfg.connect_timeout;
+        actix_rt::task::spawn_blocking(move || topic_has_partition0(&probe, &topic, timeout))
+            .await
+            .map_err(|e| fail(e.to_string()))?
+            .map_err(|e| fail(format!("metadata request failed: {e}")))?
+    };
+    if exists {
+        return Ok(());
+    }
+    let admin: AdminClient<DefaultClientContext> = base_config(cfg).create().map_err(|e| fail(e.to_string()))?;
+    let new = NewTopic::new(topic, 1, TopicReplication::Fixed(cfg.replication_factor))
+        .set("unclean.leader.election.enable", "false")
+        .set("retention.ms", "-1");
+    let opts =
+        AdminOptions::new().operation_timeout(Some(cfg.connect_timeout)).request_timeout(Some(cfg.connect_timeout));
+    match admin.create_topics([&new], &opts).await {
+        Ok(results) => match results.into_iter().next() {
+            Some(Ok(_)) | None => Ok(()),
+            Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) => Ok(()),
+            Some(Err((_, code))) if unsupported(code) => {
+                tracing::info!(topic, "broker has no CreateTopics; relying on topic auto-creation");
+                Ok(())
+            }
+            Some(Err((_, code))) => Err(fail(format!("CreateTopics failed: {code}"))),
+        },
+        Err(KafkaError::AdminOp(code)) if unsupported(code) => {
+            tracing::info!(topic, "broker has no CreateTopics; relying on topic auto-creation");
+            Ok(())
+        }
+        Err(e) => Err(fail(format!("CreateTopics failed: {e}"))),
+    }
+}
+
+fn unsupported(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::UnsupportedVersion | RDKafkaErrorCode::UnsupportedFeature | RDKafkaErrorCode::InvalidRequest
+    )
+}
+
+fn topic_has_partition0(client: &BaseConsumer, topic: &str, timeout: Duration) -> Result<bool, KafkaError> {
+    let md = client.fetch_metadata(Some(topic), timeout)?;
+    Ok(md
+        .topics()
+        .iter()
+        .any(|t| t.name() == topic && t.error().is_none() && t.partitions().iter().any(|p| p.id() == PARTITION)))
+}
+
+/// Sends one record to a channel's partition and waits for the broker's acknowledgement.
+pub async fn produce(producer: &FutureProducer, topic: &str, value: &[u8]) -> Result<i64, KafkaError> {
+    let record = FutureRecord::to(topic).partition(PARTITION).key(KEY).payload(value);
+    match producer.send_result(record) {
+        Ok(delivery) => match delivery.await {
+            Ok(Ok(d)) => Ok(d.offset),
+            Ok(Err((e, _))) => Err(e),
+            Err(_) => Err(KafkaError::Canceled),
+        },
+        Err((e, _)) => Err(e),
+    }
+}
+
+/// One consumed record, owned.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub offset: i64,
+    pub value: Bytes,
+}
+
+/// A consumer of one channel's partition starting at `offset` (negative = oldest), as a stream
+/// of owned records or errors. The stream owns the consumer; dropping it closes the consumer.
+pub fn consume_from(
+    cfg: &KafkaConfig,
+    topic: &str,
+    offset: i64,
+) -> Result<impl Stream<Item = Result<Record, KafkaError>> + 'static, KafkaError> {
+    let consumer: StreamConsumer = consumer_config(cfg).create()?;
+    let mut tpl = TopicPartitionList::new();
+    let start = if offset < 0 { Offset::Beginning } else { Offset::Offset(offset) };
+    tpl.add_partition_offset(topic, PARTITION, start)?;
+    consumer.assign(&tpl)?;
+    let consumer = std::sync::Arc::new(consumer);
+    Ok(futures_util::stream::unfold(consumer, |consumer| async move {
+        let item = match consumer.recv().await {
+            Ok(m) => Ok(Record { offset: m.offset(), value: Bytes::copy_from_slice(m.payload().unwrap_or_default()) }),
+            Err(e) => Err(e),
+        };
+        Some((item, consumer))
+    }))
+}
+
+/// The partition's high watermark (the offset the next record will get).
+pub fn high_watermark(cfg: &KafkaConfig, topic: &str, timeout: Duration) -> Result<i64, KafkaError> {
+    let probe: BaseConsumer = consumer_config(cfg).create()?;
+    probe.fetch_watermarks(topic, PARTITION, timeout).map(|(_, high)| high)
+}

@@ -1,0 +1,101 @@
+//! One running OSN: the ledger store, the shared Kafka producer, the channel actors and the HTTP
+//! server, and the one shutdown path (stop accepting, stop the channels, flush the producer,
+//! close the ledger), bounded in time.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use anyhow::Context as _;
+use rdkafka::producer::{FutureProducer, Producer};
+
+use crate::actors::{Channels, Phase};
+use crate::config::Config;
+use crate::http::{self, AppState};
+use crate::kafka;
+use crate::ledger::rocks::RocksStore;
+
+pub struct Node {
+    http_addr: SocketAddr,
+    server: ServerHandle,
+    server_task: actix_rt::task::JoinHandle<std::io::Result<()>>,
+    channels: Arc<Channels>,
+    producer: FutureProducer,
+}
+
+impl Node {
+    /// Opens the ledger, starts every channel and binds the API. Must run inside an actix System.
+    pub async fn start(config: &Config) -> anyhow::Result<Node> {
+        config.validate().map_err(anyhow::Error::msg)?;
+        std::fs::create_dir_all(&config.ledger.path)
+            .with_context(|| format!("cannot create the ledger directory {}", config.ledger.path.display()))?;
+        let store = RocksStore::open(&config.ledger.path, config.ledger.sync_writes)?;
+        let producer = kafka::producer(&config.kafka).context("cannot create the Kafka producer")?;
+        let channels = Arc::new(Channels::start(&config.channels, &config.kafka, &producer, &store)?);
+        let state = AppState { channels: channels.clone(), enqueue_timeout: config.http.enqueue_timeout };
+        let (server, http_addr) = http::serve(state, &config.http.address, config.http.workers)
+            .with_context(|| format!("cannot listen on {}", config.http.address))?;
+        let server_handle = server.handle();
+        let server_task = actix_rt::spawn(server);
+        tracing::info!(%http_addr, channels = config.channels.len(), "OSN started");
+        Ok(Node { http_addr, server: server_handle, server_task, channels, producer })
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// Waits until every channel consumes its partition (answers broadcasts), or says which
+    /// channels are not ready, and why, after `timeout`.
+    pub async fn wait_ready(&self, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let waiting: Vec<String> = self
+                .channels
+                .iter()
+                .filter_map(|c| {
+                    let (phase, reason) = c.status.phase();
+                    (phase != Phase::Ready).then(|| format!("{}: {reason}", c.name))
+                })
+                .collect();
+            if waiting.is_empty() {
+                return Ok(());
+            }
+            if std::time::Instant::now() >= deadline {
+                anyhow::bail!("channels not ready after {timeout:?}: {}", waiting.join("; "));
+            }
+            actix_rt::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Runs until SIGINT or SIGTERM, then shuts down.
+    pub async fn run_until_signal(self) -> anyhow::Result<()> {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+        }
+        self.shutdown().await;
+        Ok(())
+    }
+
+    /// Stops accepting requests (in-flight ones finish, up to 5 s), stops the channel actors,
+    /// flushes the producer (up to 5 s), and closes the ledger.
+    pub async fn shutdown(self) {
+        tracing::info!("shutting down: stopping the API");
+        self.server.stop(true).await;
+        let _ = self.server_task.await;
+        tracing::info!("stopping channel actors");
+        self.channels.stop();
+        let producer = self.producer.clone();
+        let flushed = actix_rt::task::spawn_blocking(move || producer.flush(Duration::from_secs(5))).await;
+        match flushed {
+            Ok(Ok(())) => tracing::info!("producer flushed"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "producer not fully flushed"),
+            Err(e) => tracing::warn!(error = %e, "producer flush task failed"),
+        }
+        drop(self.channels);
+        tracing::info!("OSN stopped");
+    }
+}
