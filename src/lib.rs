@@ -5,6 +5,7 @@
 //! See ARCHITECTURE.md for the codemap and the invariants.
 
 pub mod actors;
+pub mod cli;
 pub mod config;
 pub mod core;
 pub mod http;

@@ -1,0 +1,109 @@
+//! `osn dev`: one command, nothing else installed. An embedded in-memory Kafka-protocol broker
+//! (librdkafka's mock cluster), a ledger in a fresh temporary directory (or `--data-dir`), one
+//! channel, the API on 127.0.0.1:7050.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use crate::config::{BatchSizeConfig, ChannelSettings, Config, HttpConfig, KafkaConfig, LedgerConfig};
+use crate::kafka::embedded::EmbeddedKafka;
+use crate::ledger::{rocks::RocksStore, Store};
+use crate::node::Node;
+
+#[derive(clap::Args, Debug)]
+pub struct DevArgs {
+    /// Address of the API.
+    #[arg(long, default_value = "127.0.0.1:7050")]
+    pub http: String,
+    /// Keep the ledger in this directory instead of a temporary one deleted at exit.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Name of the channel.
+    #[arg(long, default_value = "devchannel")]
+    pub channel: String,
+    /// Batch timeout of the channel.
+    #[arg(long, default_value = "200ms", value_parser = humantime::parse_duration)]
+    pub batch_timeout: Duration,
+    /// MaxMessageCount of the channel.
+    #[arg(long, default_value_t = 500)]
+    pub max_message_count: u32,
+}
+
+pub async fn run(args: DevArgs) -> anyhow::Result<()> {
+    crate::config::validate_channel_id(&args.channel).map_err(anyhow::Error::msg)?;
+    let kafka = EmbeddedKafka::start(1).context("cannot start the embedded Kafka broker")?;
+    kafka.create_topic(&args.channel, 1)?;
+
+    let temp;
+    let ledger_dir = match &args.data_dir {
+        Some(dir) => {
+            refuse_stale_ledger(dir)?;
+            dir.clone()
+        }
+        None => {
+            temp = tempfile::Builder::new().prefix("osn-dev-").tempdir()?;
+            temp.path().to_owned()
+        }
+    };
+
+    let config = Config {
+        http: HttpConfig { address: args.http.clone(), ..Default::default() },
+        kafka: KafkaConfig { brokers: kafka.bootstrap_servers(), replication_factor: 1, ..Default::default() },
+        ledger: LedgerConfig { path: ledger_dir.clone(), sync_writes: true },
+        channels: vec![ChannelSettings {
+            name: args.channel.clone(),
+            batch_size: BatchSizeConfig { max_message_count: args.max_message_count, ..Default::default() },
+            batch_timeout: args.batch_timeout,
+            ..Default::default()
+        }],
+    };
+    let node = Node::start(&config).await?;
+    node.wait_ready(Duration::from_secs(30)).await?;
+    let url = format!("http://{}", node.http_addr());
+    let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "osn".into());
+    println!(
+        "\nOSN dev mode is running.\n\
+         \n  API      {url}\
+         \n  channel  {ch} (batch timeout {bt}, at most {mc} envelopes per block)\
+         \n  Kafka    {brokers}: an EMBEDDED IN-MEMORY broker (librdkafka's mock cluster). It keeps about\
+         \n           5 MB per partition and everything vanishes when this process stops. Use `osn start`\
+         \n           with a real Kafka cluster for anything that must last.\
+         \n  ledger   {ledger}{temp_note}\
+         \n\nIn another shell, try:\
+         \n  {exe} broadcast --url {url} --channel {ch} --count 1000 --size 1024\
+         \n  {exe} deliver --url {url} --channel {ch} --start oldest --stop newest --format summary\
+         \n  curl {url}/v1/channels/{ch}\
+         \n\nStop with Ctrl-C.\n",
+        ch = args.channel,
+        bt = humantime::format_duration(args.batch_timeout),
+        mc = args.max_message_count,
+        brokers = kafka.bootstrap_servers(),
+        ledger = ledger_dir.display(),
+        temp_note = if args.data_dir.is_none() { " (temporary, deleted at exit)" } else { "" },
+    );
+    println!("osn listening on {url}");
+    node.run_until_signal().await?;
+    drop(kafka);
+    Ok(())
+}
+
+/// A ledger written in an earlier dev run points at Kafka offsets of a broker that no longer
+/// exists; resuming from it would stall on "offset out of range". Say so up front.
+fn refuse_stale_ledger(dir: &std::path::Path) -> anyhow::Result<()> {
+    if !dir.join("CURRENT").exists() {
+        return Ok(());
+    }
+    let store = RocksStore::open(dir, true)?;
+    for name in store.channels()? {
+        if store.channel(&name)?.last()?.is_some_and(|(n, _)| n > 0) {
+            anyhow::bail!(
+                "{} holds blocks of channel '{name}' ordered by an earlier `osn dev` broker, whose in-memory records are gone; \
+                 dev mode cannot resume it. Use a new --data-dir, or omit it for a temporary one.",
+                dir.display()
+            );
+        }
+    }
+    Ok(())
+}

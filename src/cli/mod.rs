@@ -1,0 +1,62 @@
+//! The `osn` command line: one module per subcommand.
+
+pub mod broadcast;
+pub mod client;
+pub mod deliver;
+pub mod dev;
+pub mod start;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser, Debug)]
+#[command(name = "osn", version, about = "A Kafka-based ordering service node for permissioned blockchains")]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human, env = "OSN_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a complete OSN with an embedded in-memory Kafka broker: nothing else to install.
+    Dev(dev::DevArgs),
+    /// Run an OSN against a real Kafka cluster, configured by a TOML file.
+    Start(start::StartArgs),
+    /// Send envelopes to a channel and report how many were accepted.
+    Broadcast(broadcast::BroadcastArgs),
+    /// Stream blocks of a channel.
+    Deliver(deliver::DeliverArgs),
+}
+
+impl Cli {
+    pub fn init_logging(&self) {
+        let default = match self.command {
+            Command::Dev(_) | Command::Start(_) => "info,rdkafka=warn,actix_server=warn",
+            _ => "warn",
+        };
+        let filter = EnvFilter::try_from_env("OSN_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+        let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+        match self.log_format {
+            LogFormat::Human => builder.init(),
+            LogFormat::Json => builder.json().init(),
+        }
+    }
+
+    pub async fn run(self) -> anyhow::Result<()> {
+        match self.command {
+            Command::Dev(args) => dev::run(args).await,
+            Command::Start(args) => start::run(args).await,
+            Command::Broadcast(args) => broadcast::run(args).await,
+            Command::Deliver(args) => deliver::run(args).await,
+        }
+    }
+}
