@@ -1,0 +1,103 @@
+//! Benchmarks of the ordering hot path that does not need a broker: the block cutter, block
+//! assembly and hashing, the chain state machine, and ledger appends (RocksDB with and without
+//! fsync, and in memory). Run: `cargo bench --bench core`.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use prost::Message as _;
+
+use osn::core::block::{build_block, header_hash};
+use osn::core::chain::{Chain, ChainTip};
+use osn::core::cutter::{BlockCutter, Message};
+use osn::ledger::memory::MemoryStore;
+use osn::ledger::rocks::RocksStore;
+use osn::ledger::{Ledger, Store};
+use osn::proto::osn::ChannelConfig;
+use osn::proto::{kafka_message_regular::Class, BatchSize, Envelope, KafkaMessage, KafkaMetadata};
+
+fn envelope(size: usize) -> Bytes {
+    Envelope { payload: vec![7u8; size].into(), signature: vec![1u8; 72].into() }.encode_to_vec().into()
+}
+
+const BATCH: BatchSize =
+    BatchSize { max_message_count: 500, absolute_max_bytes: 10 << 20, preferred_max_bytes: 2 << 20 };
+
+fn cutter(c: &mut Criterion) {
+    let env = envelope(2048);
+    let mut g = c.benchmark_group("cutter");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("ordered_2KB", |b| {
+        let mut cutter = BlockCutter::new(BATCH);
+        b.iter(|| cutter.ordered(Message { envelope: env.clone(), size: 2048 + 72 }).unwrap())
+    });
+    g.finish();
+}
+
+fn blocks(c: &mut Criterion) {
+    let mut g = c.benchmark_group("block");
+    for count in [10usize, 100, 500] {
+        let envs: Vec<Bytes> = (0..count).map(|_| envelope(2048)).collect();
+        g.throughput(Throughput::Elements(count as u64));
+        g.bench_with_input(BenchmarkId::new("build_and_hash_2KB", count), &envs, |b, envs| {
+            b.iter(|| {
+                let block = build_block(7, Bytes::from_static(&[0; 32]), envs.clone(), 0, &KafkaMetadata::default());
+                header_hash(block.header.as_ref().unwrap())
+            })
+        });
+    }
+    g.finish();
+}
+
+fn chain(c: &mut Criterion) {
+    let record = KafkaMessage::regular(envelope(2048), 0, Class::Normal).encode_to_vec();
+    let mut g = c.benchmark_group("chain");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("consume_2KB_blocks_of_500", |b| {
+        let tip =
+            ChainTip { next_number: 1, previous_hash: Bytes::new(), kafka: KafkaMetadata::default(), last_config: 0 };
+        let mut chain = Chain::new(tip, BATCH);
+        let mut offset = 0i64;
+        b.iter(|| {
+            offset += 1;
+            chain.consume(offset, &record)
+        })
+    });
+    g.finish();
+}
+
+fn ledger_append(c: &mut Criterion) {
+    let record = KafkaMessage::regular(envelope(2048), 0, Class::Normal).encode_to_vec();
+    let config = ChannelConfig { sequence: 0, batch_size: Some(BatchSize { max_message_count: 100, ..BATCH }) };
+    let mut g = c.benchmark_group("ledger_append_100x2KB");
+    g.throughput(Throughput::Elements(100));
+    g.sample_size(20);
+    let dir = tempfile::tempdir().unwrap();
+    let stores: Vec<(&str, Arc<dyn Store>)> = vec![
+        ("memory", Arc::new(MemoryStore::new())),
+        ("rocksdb_sync", Arc::new(RocksStore::open(&dir.path().join("sync"), true).unwrap())),
+        ("rocksdb_nosync", Arc::new(RocksStore::open(&dir.path().join("nosync"), false).unwrap())),
+    ];
+    for (name, store) in stores {
+        let ledger = Ledger::open("bench", store.channel("bench").unwrap(), &config).unwrap();
+        let mut chain = Chain::new(ledger.tip(), BATCH_100);
+        let mut offset = 0i64;
+        g.bench_function(name, |b| {
+            b.iter(|| loop {
+                offset += 1;
+                let out = chain.consume(offset, &record);
+                if let Some(block) = out.blocks.first() {
+                    ledger.append(block).unwrap();
+                    break;
+                }
+            })
+        });
+    }
+    g.finish();
+}
+
+const BATCH_100: BatchSize = BatchSize { max_message_count: 100, ..BATCH };
+
+criterion_group!(benches, cutter, blocks, chain, ledger_append);
+criterion_main!(benches);

@@ -1,0 +1,256 @@
+//! Bad input on the API: each gets its Fabric status, the matching HTTP code and an `info` a
+//! user can act on; the channel keeps ordering afterwards.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use osn::proto::{ChannelHeader, Envelope, Header, HeaderType, Payload};
+use prost::Message as _;
+
+use crate::harness::*;
+
+struct Case {
+    name: &'static str,
+    path: String,
+    content_type: Option<&'static str>,
+    body: Bytes,
+    code: u16,
+    status: &'static str,
+    info_contains: &'static str,
+}
+
+fn envelope_with(header: Option<ChannelHeader>, data_len: usize) -> Envelope {
+    let payload = Payload {
+        header: Some(Header {
+            channel_header: header.map(|h| h.encode_to_vec().into()).unwrap_or_default(),
+            signature_header: Bytes::new(),
+        }),
+        data: vec![7u8; data_len].into(),
+    };
+    Envelope { payload: payload.encode_to_vec().into(), signature: Bytes::new() }
+}
+
+fn header(t: HeaderType, channel: &str) -> Option<ChannelHeader> {
+    Some(ChannelHeader { r#type: t as i32, channel_id: channel.into(), tx_id: "t".into(), ..Default::default() })
+}
+
+#[actix_rt::test]
+async fn bad_broadcasts_get_fabric_statuses_and_the_channel_keeps_working() {
+    let channel = channel_name("bad");
+    let broker = Broker::with_topic(&channel);
+    let spec =
+        OsnSpec { absolute_max_bytes: 64 * 1024, preferred_max_bytes: 32 * 1024, ..OsnSpec::new(&channel, &broker) };
+    let osn = Osn::start(spec.clone()).await;
+    let bc = format!("/v1/channels/{channel}/broadcast");
+    let pb = Some("application/x-protobuf");
+    let good = |h| Bytes::from(envelope_with(h, 10).encode_to_vec());
+    let cases = vec![
+        Case {
+            name: "garbage protobuf",
+            path: bc.clone(),
+            content_type: pb,
+            body: Bytes::from_static(b"\xff\xff\xff\xff garbage"),
+            code: 400,
+            status: "BAD_REQUEST",
+            info_contains: "protobuf common.Envelope",
+        },
+        Case {
+            name: "invalid JSON",
+            path: bc.clone(),
+            content_type: Some("application/json"),
+            body: Bytes::from_static(b"{\"payload\": "),
+            code: 400,
+            status: "BAD_REQUEST",
+            info_contains: "JSON common.Envelope",
+        },
+        Case {
+            name: "JSON with bad base64",
+            path: bc.clone(),
+            content_type: Some("application/json"),
+            body: Bytes::from_static(b"{\"payload\": \"@@@\"}"),
+            code: 400,
+            status: "BAD_REQUEST",
+            info_contains: "JSON common.Envelope",
+        },
+        Case {
+            name: "wrong content type",
+            path: bc.clone(),
+            content_type: Some("text/plain"),
+            body: good(header(HeaderType::Message, &channel)),
+            code: 400,
+            status: "BAD_REQUEST",
+            info_contains: "unsupported Content-Type 'text/plain'",
+        },
+        Case {
+            name: "missing content type",
+            path: bc.clone(),
+            content_type: None,
+            body: good(header(HeaderType::Message, &channel)),
+            code: 400,
+            status: "BAD_REQUEST",
+            info_contains: "missing Content-Type",
+        },
+        Case {
+            name: "unknown channel",
+            path: "/v1/channels/nosuchchannel/broadcast".into(),
+            content_type: pb,
+            body: good(header(HeaderType::Message, "nosuchchannel")),
+            code: 404,
+            status: "NOT_FOUND",
+            info_contains: "'nosuchchannel' does not exist",
+        },
+        Case {
+            name: "empty envelope",
+            path: bc.clone(),
+            content_type: pb,
+            body: Bytes::new(),
+            code: 400,
+            status: "BAD_REQUEST",
+            info_contains: "empty payload",
+        },
+        Case {
+            name: "missing channel header",
+            path: bc.clone(),
+            content_type: pb,
+            body: good(None),
+            code: 400,
+            status: "BAD_REQUEST",
+            info_contains: "no channel header",
+        },
+        Case {
+            name: "channel header for another channel",
+            path: bc.clone(),
+            content_type: pb,
+            body: good(header(HeaderType::Message, "elsewhere")),
+            code: 400,
+            status: "BAD_REQUEST",
+            info_contains: "'elsewhere'",
+        },
+        Case {
+            name: "seek info on broadcast",
+            path: bc.clone(),
+            content_type: pb,
+            body: good(header(HeaderType::DeliverSeekInfo, &channel)),
+            code: 400,
+            status: "BAD_REQUEST",
+            info_contains: "deliver route",
+        },
+        Case {
+            name: "config update",
+            path: bc.clone(),
+            content_type: pb,
+            body: good(header(HeaderType::ConfigUpdate, &channel)),
+            code: 501,
+            status: "NOT_IMPLEMENTED",
+            info_contains: "not implemented yet",
+        },
+        Case {
+            name: "envelope over AbsoluteMaxBytes",
+            path: bc.clone(),
+            content_type: pb,
+            body: Bytes::from(envelope_with(header(HeaderType::Message, &channel), 65 * 1024).encode_to_vec()),
+            code: 413,
+            status: "REQUEST_ENTITY_TOO_LARGE",
+            info_contains: "AbsoluteMaxBytes of 65536",
+        },
+        Case {
+            name: "body far over the limit",
+            path: bc.clone(),
+            content_type: pb,
+            body: Bytes::from(vec![0u8; 512 * 1024]),
+            code: 413,
+            status: "REQUEST_ENTITY_TOO_LARGE",
+            info_contains: "exceeds this route's limit",
+        },
+        Case {
+            name: "block number not a number",
+            path: format!("/v1/channels/{channel}/blocks/abc"),
+            content_type: None,
+            body: Bytes::new(),
+            code: 400,
+            status: "BAD_REQUEST",
+            info_contains: "'abc'",
+        },
+        Case {
+            name: "negative block number",
+            path: format!("/v1/channels/{channel}/blocks/-1"),
+            content_type: None,
+            body: Bytes::new(),
+            code: 400,
+            status: "BAD_REQUEST",
+            info_contains: "'-1'",
+        },
+        Case {
+            name: "enormous block number",
+            path: format!("/v1/channels/{channel}/blocks/18446744073709551615"),
+            content_type: None,
+            body: Bytes::new(),
+            code: 404,
+            status: "NOT_FOUND",
+            info_contains: "does not exist yet",
+        },
+        Case {
+            name: "block number beyond u64",
+            path: format!("/v1/channels/{channel}/blocks/99999999999999999999999"),
+            content_type: None,
+            body: Bytes::new(),
+            code: 400,
+            status: "BAD_REQUEST",
+            info_contains: "not a non-negative integer",
+        },
+        Case {
+            name: "unknown route",
+            path: "/v2/nothing".into(),
+            content_type: None,
+            body: Bytes::new(),
+            code: 404,
+            status: "NOT_FOUND",
+            info_contains: "no route",
+        },
+    ];
+    let client = client();
+    for case in &cases {
+        let is_get = case.path.contains("/blocks/") || case.path.starts_with("/v2");
+        let mut req = if is_get {
+            client.get(format!("{}{}", osn.url, case.path))
+        } else {
+            client.post(format!("{}{}", osn.url, case.path))
+        };
+        if let Some(ct) = case.content_type {
+            req = req.insert_header(("Content-Type", ct));
+        }
+        req = req.insert_header(("Accept", "application/json"));
+        let mut resp = if is_get { req.send().await } else { req.send_body(case.body.clone()).await }
+            .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        let body: serde_json::Value =
+            resp.json().limit(1 << 20).await.unwrap_or_else(|e| panic!("{}: body is not JSON: {e}", case.name));
+        assert_eq!(resp.status().as_u16(), case.code, "{}: {body}", case.name);
+        assert_eq!(body["status"], case.status, "{}: {body}", case.name);
+        let info = body["info"].as_str().unwrap_or_default();
+        assert!(
+            info.contains(case.info_contains),
+            "{}: info {info:?} should mention {:?}",
+            case.name,
+            case.info_contains
+        );
+    }
+
+    // A protobuf client gets its error as a protobuf BroadcastResponse.
+    let (code, resp) = broadcast(&osn.broadcast_url(), &envelope_with(None, 3)).await;
+    assert_eq!((code, resp.status), (400, osn::proto::Status::BadRequest as i32));
+
+    // The channel is unharmed: valid envelopes, in both encodings, are ordered.
+    let sent = envelopes(&channel, 20, 300);
+    broadcast_all(&osn.broadcast_url(), &sent[..19], 5).await;
+    let mut resp = client
+        .post(osn.broadcast_url())
+        .insert_header(("Content-Type", "application/json"))
+        .send_body(serde_json::to_vec(&sent[19]).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let ok: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(ok["status"], "SUCCESS", "JSON answer to a JSON request: {ok}");
+    let chain = osn.wait_for_transactions(sent.len(), Duration::from_secs(30)).await;
+    check_chain(&chain, &sent, &spec);
+}

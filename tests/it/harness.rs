@@ -1,0 +1,375 @@
+//! Test harness: a real Kafka-protocol broker (librdkafka's mock cluster, in this process but
+//! listening on loopback TCP), `osn start` processes configured against it, and HTTP/websocket
+//! clients. Every wait is on a condition with a deadline.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use osn::cli::client::{seek_request, transaction};
+use osn::kafka::embedded::EmbeddedKafka;
+use osn::proto::orderer::deliver_response;
+use osn::proto::{Block, BroadcastResponse, DeliverResponse, Envelope, SeekInfo};
+use prost::Message as _;
+
+/// A fresh channel name, also the topic name.
+pub fn channel_name(prefix: &str) -> String {
+    format!("{prefix}-{:08x}", rand::random::<u32>())
+}
+
+/// Polls `check` until it returns Some, failing the test after `timeout`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The broker: librdkafka's mock cluster with one-partition topics created on demand.
+pub struct Broker {
+    pub kafka: EmbeddedKafka,
+}
+
+impl Broker {
+    pub fn start() -> Broker {
+        Broker { kafka: EmbeddedKafka::start(1).expect("mock cluster") }
+    }
+
+    pub fn with_topic(channel: &str) -> Broker {
+        let b = Broker::start();
+        b.kafka.create_topic(channel, 1).expect("create topic");
+        b
+    }
+
+    pub fn servers(&self) -> String {
+        self.kafka.bootstrap_servers()
+    }
+}
+
+/// Settings of one OSN process.
+#[derive(Clone)]
+pub struct OsnSpec {
+    pub channel: String,
+    pub brokers: String,
+    pub batch_timeout: &'static str,
+    pub max_message_count: u32,
+    pub preferred_max_bytes: u32,
+    pub absolute_max_bytes: u32,
+}
+
+impl OsnSpec {
+    pub fn new(channel: &str, broker: &Broker) -> Self {
+        OsnSpec {
+            channel: channel.into(),
+            brokers: broker.servers(),
+            batch_timeout: "100ms",
+            max_message_count: 50,
+            preferred_max_bytes: 64 * 1024,
+            absolute_max_bytes: 256 * 1024,
+        }
+    }
+
+    fn toml(&self, ledger: &Path) -> String {
+        format!(
+            r#"[http]
+address = "127.0.0.1:0"
+workers = 2
+[kafka]
+brokers = "{brokers}"
+replication-factor = 1
+connect-timeout = "5s"
+[ledger]
+path = "{ledger}"
+[[channels]]
+name = "{channel}"
+batch-timeout = "{timeout}"
+batch-size = {{ max-message-count = {count}, absolute-max-bytes = {abs}, preferred-max-bytes = {pref} }}
+"#,
+            brokers = self.brokers,
+            ledger = ledger.display(),
+            channel = self.channel,
+            timeout = self.batch_timeout,
+            count = self.max_message_count,
+            abs = self.absolute_max_bytes,
+            pref = self.preferred_max_bytes,
+        )
+    }
+}
+
+/// An `osn start` process. Killed when dropped; its data directory lives as long as it.
+pub struct Osn {
+    pub spec: OsnSpec,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+    pub url: String,
+}
+
+impl Osn {
+    pub async fn start(spec: OsnSpec) -> Osn {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("osn.toml"), spec.toml(&dir.path().join("ledger"))).unwrap();
+        let mut osn = Osn { spec, dir, child: None, url: String::new() };
+        osn.launch().await;
+        osn
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("osn.log")
+    }
+
+    /// The last lines of the process's log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    async fn launch(&mut self) {
+        self.url.clear();
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_osn"))
+            .args(["start", "--config"])
+            .arg(self.dir.path().join("osn.toml"))
+            .env("OSN_LOG", "info,osn=debug,rdkafka=warn")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("spawn osn");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("osn listening on ") {
+                    let _ = tx.send(url.to_owned());
+                }
+            }
+        });
+        self.child = Some(child);
+        // Listening, then ready: the channel consumes (it answers broadcasts only from then on).
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let info_url = format!("/v1/channels/{}", self.spec.channel);
+        loop {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("osn exited with {status} while starting:\n{}", self.log_tail());
+            }
+            if self.url.is_empty() {
+                if let Ok(url) = rx.try_recv() {
+                    self.url = url;
+                }
+            } else if let Ok(mut resp) = client().get(format!("{}{info_url}", self.url)).send().await {
+                let info: serde_json::Value = resp.json().await.unwrap_or_default();
+                assert_ne!(info["status"], "errored", "channel errored: {info}\n{}", self.log_tail());
+                if info["status"] == "ready" {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "osn not ready within 60 s:\n{}", self.log_tail());
+            actix_rt::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// SIGKILL: no chance to flush or close anything.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the process again on the same configuration and ledger.
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.launch().await;
+    }
+
+    /// SIGTERM, and wait (bounded) for a clean exit.
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        wait_for("the OSN to exit after SIGTERM", Duration::from_secs(20), || {
+            let status = child.try_wait().ok().flatten();
+            async move { status }
+        })
+        .await
+    }
+
+    pub fn broadcast_url(&self) -> String {
+        format!("{}/v1/channels/{}/broadcast", self.url, self.spec.channel)
+    }
+
+    pub async fn height(&self) -> u64 {
+        let mut resp = client().get(format!("{}/v1/channels/{}", self.url, self.spec.channel)).send().await.unwrap();
+        let info: serde_json::Value = resp.json().await.unwrap();
+        info["height"].as_u64().unwrap()
+    }
+
+    pub async fn block(&self, n: u64) -> Block {
+        let mut resp = client()
+            .get(format!("{}/v1/channels/{}/blocks/{n}", self.url, self.spec.channel))
+            .insert_header(("Accept", "application/x-protobuf"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "block {n}");
+        Block::decode(resp.body().limit(64 << 20).await.unwrap()).unwrap()
+    }
+
+    /// Every block, 0..height.
+    pub async fn chain(&self) -> Vec<Block> {
+        let h = self.height().await;
+        let mut out = Vec::new();
+        for n in 0..h {
+            out.push(self.block(n).await);
+        }
+        out
+    }
+
+    /// Waits until this OSN's chain holds at least `count` transactions (genesis excluded) and
+    /// returns the chain.
+    pub async fn wait_for_transactions(&self, count: usize, timeout: Duration) -> Vec<Block> {
+        let deadline = Instant::now() + timeout;
+        let (mut next, mut total) = (1u64, 0usize);
+        loop {
+            let height = self.height().await;
+            while next < height {
+                total += self.block(next).await.data.unwrap().data.len();
+                next += 1;
+            }
+            if total >= count {
+                return self.chain().await;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{total}/{count} transactions ordered after {timeout:?}:\n{}",
+                self.log_tail()
+            );
+            actix_rt::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Osn {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn client() -> awc::Client {
+    awc::Client::builder().timeout(Duration::from_secs(30)).finish()
+}
+
+/// Broadcasts one envelope as protobuf; returns the HTTP code and the answer.
+pub async fn broadcast(url: &str, env: &Envelope) -> (u16, BroadcastResponse) {
+    let mut resp = client()
+        .post(url)
+        .insert_header(("Content-Type", "application/x-protobuf"))
+        .insert_header(("Accept", "application/x-protobuf"))
+        .send_body(env.encode_to_vec())
+        .await
+        .expect("broadcast request");
+    let body = resp.body().await.unwrap();
+    (resp.status().as_u16(), BroadcastResponse::decode(body).expect("BroadcastResponse"))
+}
+
+/// Broadcasts `envelopes` with `concurrency` requests in flight; panics on any non-200 answer.
+pub async fn broadcast_all(url: &str, envelopes: &[Envelope], concurrency: usize) {
+    let results: Vec<(u16, BroadcastResponse)> = futures_util::stream::iter(envelopes.iter())
+        .map(|e| broadcast(url, e))
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    for (code, resp) in results {
+        assert_eq!(code, 200, "broadcast answered {resp:?}");
+    }
+}
+
+pub fn envelopes(channel: &str, n: usize, size: usize) -> Vec<Envelope> {
+    (0..n).map(|_| transaction(channel, size)).collect()
+}
+
+/// Opens the deliver websocket, sends `seek`, and collects responses until a status arrives
+/// (or `max_blocks` blocks when the stream would go on).
+pub async fn deliver(base: &str, channel: &str, seek: &SeekInfo, max_blocks: usize) -> (Vec<Block>, Option<i32>) {
+    let url = format!("{}/v1/channels/{channel}/deliver", base.replace("http://", "ws://"));
+    let (_, mut ws) = awc::Client::new().ws(url).max_frame_size(64 << 20).connect().await.expect("ws connect");
+    ws.send(awc::ws::Message::Binary(seek_request(channel, seek).encode_to_vec().into())).await.unwrap();
+    let mut blocks = Vec::new();
+    while blocks.len() < max_blocks {
+        let frame = actix_rt::time::timeout(Duration::from_secs(30), ws.next()).await.expect("deliver frame in time");
+        match frame {
+            Some(Ok(awc::ws::Frame::Binary(b))) => match DeliverResponse::decode(b).unwrap().r#type {
+                Some(deliver_response::Type::Block(block)) => blocks.push(block),
+                Some(deliver_response::Type::Status(s)) => return (blocks, Some(s)),
+                None => panic!("empty DeliverResponse"),
+            },
+            Some(Ok(_)) => continue,
+            other => panic!("deliver stream ended: {other:?}"),
+        }
+    }
+    (blocks, None)
+}
+
+/// What must be identical across OSNs: header, data and the ORDERER metadata slot.
+pub fn consensus_view(block: &Block) -> (osn::proto::BlockHeader, Vec<Bytes>, Option<Bytes>) {
+    (
+        block.header.clone().unwrap(),
+        block.data.clone().unwrap().data,
+        osn::core::block::metadata_value(block, osn::proto::common::BlockMetadataIndex::Orderer),
+    )
+}
+
+/// Checks the hash links, the batch limits, and that every envelope of `sent` is in the chain
+/// exactly once (and nothing else is).
+pub fn check_chain(chain: &[Block], sent: &[Envelope], spec: &OsnSpec) {
+    use std::collections::HashMap;
+    let mut prev = Bytes::new();
+    for (n, block) in chain.iter().enumerate() {
+        let header = block.header.as_ref().unwrap();
+        assert_eq!(header.number, n as u64);
+        assert_eq!(header.previous_hash, prev, "block {n} links to block {}", n.saturating_sub(1));
+        assert_eq!(
+            header.data_hash.to_vec(),
+            osn::core::block::data_hash(&block.data.as_ref().unwrap().data),
+            "data hash of block {n}"
+        );
+        prev = osn::core::block::header_hash(header).into();
+        if n > 0 {
+            let data = &block.data.as_ref().unwrap().data;
+            assert!(!data.is_empty(), "block {n} is empty");
+            assert!(data.len() <= spec.max_message_count as usize, "block {n} has {} messages", data.len());
+            if data.len() > 1 {
+                let bytes: usize = data
+                    .iter()
+                    .map(|d| {
+                        let e = Envelope::decode(d.clone()).unwrap();
+                        e.payload.len() + e.signature.len()
+                    })
+                    .sum();
+                assert!(bytes <= spec.preferred_max_bytes as usize, "block {n} holds {bytes} bytes");
+            }
+        }
+    }
+    let mut counts: HashMap<Bytes, usize> = HashMap::new();
+    for block in &chain[1..] {
+        for d in &block.data.as_ref().unwrap().data {
+            *counts.entry(d.clone()).or_default() += 1;
+        }
+    }
+    for e in sent {
+        let key = Bytes::from(e.encode_to_vec());
+        assert_eq!(counts.get(&key).copied().unwrap_or(0), 1, "an acknowledged envelope appears once");
+    }
+    assert_eq!(counts.values().sum::<usize>(), sent.len(), "nothing but the sent envelopes is ordered");
+}

@@ -1,0 +1,11 @@
+//! Integration tests: real `osn` processes against a real Kafka-protocol broker (librdkafka's
+//! mock cluster on loopback), checked the way a user would check them.
+
+mod harness;
+
+mod bad_input;
+mod cli;
+mod deliver;
+mod ordering;
+mod replicas;
+mod ttc;

@@ -1,0 +1,87 @@
+//! Several OSNs on one partition: identical chains whatever their local batch timeouts, and an
+//! OSN killed mid-stream resumes from its ledger without gap or duplicate.
+
+use std::time::Duration;
+
+use crate::harness::*;
+
+#[actix_rt::test]
+async fn three_osns_with_different_timeouts_cut_identical_chains() {
+    let channel = channel_name("three");
+    let broker = Broker::with_topic(&channel);
+    let base = OsnSpec { max_message_count: 30, ..OsnSpec::new(&channel, &broker) };
+    let mut osns = Vec::new();
+    for timeout in ["20ms", "150ms", "1s"] {
+        osns.push(Osn::start(OsnSpec { batch_timeout: timeout, ..base.clone() }).await);
+    }
+    // Bursts of different sizes through all three at once, with pauses so timeouts cut too.
+    let mut sent = Vec::new();
+    for round in 0..4 {
+        let batch: Vec<_> = (0..3).map(|i| envelopes(&channel, 17 + 13 * round + i, 250)).collect();
+        let urls: Vec<String> = osns.iter().map(|o| o.broadcast_url()).collect();
+        futures_util::future::join_all(batch.iter().zip(&urls).map(|(envs, url)| broadcast_all(url, envs, 8))).await;
+        sent.extend(batch.into_iter().flatten());
+        // Bursts do not fill blocks: waiting for all of them to be ordered makes the 20 ms OSN's
+        // time-to-cut end each burst's last block.
+        osns[0].wait_for_transactions(sent.len(), Duration::from_secs(30)).await;
+    }
+    let mut chains = Vec::new();
+    for osn in &osns {
+        chains.push(osn.wait_for_transactions(sent.len(), Duration::from_secs(60)).await);
+    }
+    check_chain(&chains[0], &sent, &base);
+    let reference: Vec<_> = chains[0].iter().map(consensus_view).collect();
+    assert!(reference.len() > 5, "several blocks were cut");
+    for (i, chain) in chains.iter().enumerate().skip(1) {
+        let view: Vec<_> = chain.iter().map(consensus_view).collect();
+        assert_eq!(view.len(), reference.len(), "OSN {i} height");
+        for (n, (a, b)) in reference.iter().zip(&view).enumerate() {
+            assert_eq!(a, b, "block {n} differs between OSN 0 and OSN {i}");
+        }
+    }
+}
+
+#[actix_rt::test]
+async fn killed_osn_resumes_from_its_ledger_without_gap_or_duplicate() {
+    let channel = channel_name("restart");
+    let broker = Broker::with_topic(&channel);
+    let spec = OsnSpec { max_message_count: 10, batch_timeout: "50ms", ..OsnSpec::new(&channel, &broker) };
+    let a = Osn::start(spec.clone()).await;
+    let mut b = Osn::start(spec.clone()).await;
+
+    let mut sent = Vec::new();
+    for round in 0..3 {
+        // Load keeps flowing through A while B is killed and comes back.
+        let envs = envelopes(&channel, 120, 400);
+        let url = a.broadcast_url();
+        let load = broadcast_all(&url, &envs, 16);
+        if round == 1 {
+            let kill_after = b.height().await + 2;
+            let b = &mut b;
+            futures_util::join!(load, async move {
+                let deadline = std::time::Instant::now() + Duration::from_secs(30);
+                while b.height().await < kill_after {
+                    assert!(std::time::Instant::now() < deadline, "B never ordered");
+                    actix_rt::time::sleep(Duration::from_millis(5)).await;
+                }
+                b.kill();
+            });
+        } else {
+            load.await;
+        }
+        sent.extend(envs);
+        if round == 1 {
+            // More while B is down, then B restarts on its ledger.
+            let envs = envelopes(&channel, 60, 400);
+            broadcast_all(&a.broadcast_url(), &envs, 16).await;
+            sent.extend(envs);
+            b.restart().await;
+        }
+    }
+    let chain_a = a.wait_for_transactions(sent.len(), Duration::from_secs(60)).await;
+    let chain_b = b.wait_for_transactions(sent.len(), Duration::from_secs(60)).await;
+    check_chain(&chain_b, &sent, &spec);
+    let view_a: Vec<_> = chain_a.iter().map(consensus_view).collect();
+    let view_b: Vec<_> = chain_b.iter().map(consensus_view).collect();
+    assert_eq!(view_a, view_b, "same chain on both OSNs");
+}
