@@ -13,7 +13,7 @@ use crate::proto::BatchSize;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file {path}")]
     Read { path: PathBuf, source: std::io::Error },
     #[error("invalid config in {origin}: {message}")]
     Invalid { origin: String, message: String },

@@ -80,14 +80,18 @@ impl Node {
         Ok(())
     }
 
-    /// Stops accepting requests (in-flight ones finish, up to 5 s), stops the channel actors,
-    /// flushes the producer (up to 5 s), and closes the ledger.
+    /// Stops accepting requests (in-flight ones finish, up to 5 s), stops the channel actors and
+    /// their consumers (up to 5 s), flushes the producer (up to 5 s), and closes the ledger.
     pub async fn shutdown(self) {
         tracing::info!("shutting down: stopping the API");
         self.server.stop(true).await;
         let _ = self.server_task.await;
-        tracing::info!("stopping channel actors");
-        self.channels.stop();
+        tracing::info!("stopping channel actors and their consumers");
+        let channels = self.channels.clone();
+        let stopped = actix_rt::task::spawn_blocking(move || channels.stop_and_join());
+        if tokio::time::timeout(Duration::from_secs(5), stopped).await.is_err() {
+            tracing::warn!("channel actors did not stop within 5 s");
+        }
         let producer = self.producer.clone();
         let flushed = actix_rt::task::spawn_blocking(move || producer.flush(Duration::from_secs(5))).await;
         match flushed {

@@ -3,7 +3,7 @@
 //! registry HTTP reads from.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use actix::{Addr, Arbiter};
 use rdkafka::producer::FutureProducer;
@@ -34,7 +34,7 @@ impl ChannelHandle {
 /// The registry of running channels.
 pub struct Channels {
     channels: BTreeMap<String, ChannelHandle>,
-    arbiters: Vec<Arbiter>,
+    arbiters: Mutex<Vec<Arbiter>>,
 }
 
 impl Channels {
@@ -74,7 +74,7 @@ impl Channels {
             );
             arbiters.push(arbiter);
         }
-        Ok(Channels { channels, arbiters })
+        Ok(Channels { channels, arbiters: Mutex::new(arbiters) })
     }
 
     pub fn get(&self, name: &str) -> Option<&ChannelHandle> {
@@ -85,10 +85,16 @@ impl Channels {
         self.channels.values()
     }
 
-    /// Stops every channel actor's arbiter (part of shutdown; actors do not restart after this).
-    pub fn stop(&self) {
-        for a in &self.arbiters {
+    /// Stops every channel actor's arbiter and waits until their threads are gone, so that the
+    /// actors, their consumers and their ledger handles are dropped when this returns. Actors do
+    /// not restart after this. Blocking: call it off the async threads.
+    pub fn stop_and_join(&self) {
+        let arbiters = std::mem::take(&mut *self.arbiters.lock().expect("arbiters lock"));
+        for a in &arbiters {
             a.stop();
+        }
+        for a in arbiters {
+            let _ = a.join();
         }
     }
 }

@@ -6,6 +6,8 @@ pub mod deliver;
 pub mod dev;
 pub mod start;
 
+use std::io::IsTerminal;
+
 use clap::{Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;
 
@@ -40,11 +42,12 @@ pub enum Command {
 impl Cli {
     pub fn init_logging(&self) {
         let default = match self.command {
-            Command::Dev(_) | Command::Start(_) => "info,rdkafka=warn,actix_server=warn",
+            Command::Dev(_) | Command::Start(_) => "info,rdkafka=warn,librdkafka=warn,actix_server=warn",
             _ => "warn",
         };
         let filter = EnvFilter::try_from_env("OSN_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-        let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+        let ansi = std::io::stderr().is_terminal();
+        let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
         match self.log_format {
             LogFormat::Human => builder.init(),
             LogFormat::Json => builder.json().init(),
