@@ -69,8 +69,9 @@ fn consumer_config(cfg: &KafkaConfig) -> ClientConfig {
 }
 
 /// Makes sure the channel's topic exists with a partition 0. Creates it with the configured
-/// replication factor; a broker without the CreateTopics API (librdkafka's mock cluster) leaves
-/// it to the broker's auto-creation, which the first produced record triggers.
+/// replication factor; if the broker does not answer CreateTopics or does not support it
+/// (librdkafka's mock cluster), it is left to the broker's auto-creation, which the first
+/// produced record (the CONNECT) triggers, or fails with a clear reason if that is disabled.
 pub async fn ensure_topic(cfg: &KafkaConfig, topic: &str) -> Result<(), KafkaFailure> {
     let fail = |reason: String| KafkaFailure::Topic { topic: topic.to_owned(), reason };
     let probe: BaseConsumer = consumer_config(cfg).create().map_err(|e| fail(e.to_string()))?;
@@ -89,21 +90,27 @@ pub async fn ensure_topic(cfg: &KafkaConfig, topic: &str) -> Result<(), KafkaFai
     let new = NewTopic::new(topic, 1, TopicReplication::Fixed(cfg.replication_factor))
         .set("unclean.leader.election.enable", "false")
         .set("retention.ms", "-1");
-    let opts =
-        AdminOptions::new().operation_timeout(Some(cfg.connect_timeout)).request_timeout(Some(cfg.connect_timeout));
+    let wait = cfg.connect_timeout.min(Duration::from_secs(10));
+    let opts = AdminOptions::new().operation_timeout(Some(wait)).request_timeout(Some(wait));
+    let fallback = |why: String| {
+        tracing::warn!(topic, %why, "CreateTopics unavailable; relying on the broker's topic auto-creation");
+        Ok(())
+    };
     match admin.create_topics([&new], &opts).await {
         Ok(results) => match results.into_iter().next() {
-            Some(Ok(_)) | None => Ok(()),
-            Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) => Ok(()),
-            Some(Err((_, code))) if unsupported(code) => {
-                tracing::info!(topic, "broker has no CreateTopics; relying on topic auto-creation");
+            Some(Ok(_)) | None => {
+                tracing::info!(topic, replication_factor = cfg.replication_factor, "topic created");
                 Ok(())
             }
-            Some(Err((_, code))) => Err(fail(format!("CreateTopics failed: {code}"))),
+            Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) => Ok(()),
+            Some(Err((_, code))) if unsupported(code) => fallback(code.to_string()),
+            // The broker answered and refused (replication factor, policy, authorisation): say so
+            // rather than let auto-creation make a topic with other settings.
+            Some(Err((_, code))) => Err(fail(format!("the broker refused to create it: {code}"))),
         },
-        Err(KafkaError::AdminOp(code)) if unsupported(code) => {
-            tracing::info!(topic, "broker has no CreateTopics; relying on topic auto-creation");
-            Ok(())
+        // No answer (librdkafka's mock cluster never answers CreateTopics) or not supported.
+        Err(KafkaError::AdminOp(code)) if unsupported(code) || code == RDKafkaErrorCode::OperationTimedOut => {
+            fallback(code.to_string())
         }
         Err(e) => Err(fail(format!("CreateTopics failed: {e}"))),
     }
@@ -144,8 +151,11 @@ pub struct Record {
     pub value: Bytes,
 }
 
-/// A consumer of one channel's partition starting at `offset` (negative = oldest), as a stream
-/// of owned records or errors. The stream owns the consumer; dropping it closes the consumer.
+/// A consumer of one channel's partition starting at `offset` (a new channel starts at 0), as a
+/// stream of owned records or errors. The stream owns the consumer; dropping it closes it.
+///
+/// The start is always an explicit offset, never "oldest": if retention already removed it, the
+/// consumer reports offset-out-of-range instead of silently starting later in the stream.
 pub fn consume_from(
     cfg: &KafkaConfig,
     topic: &str,
@@ -153,8 +163,7 @@ pub fn consume_from(
 ) -> Result<impl Stream<Item = Result<Record, KafkaError>> + 'static, KafkaError> {
     let consumer: StreamConsumer = consumer_config(cfg).create()?;
     let mut tpl = TopicPartitionList::new();
-    let start = if offset < 0 { Offset::Beginning } else { Offset::Offset(offset) };
-    tpl.add_partition_offset(topic, PARTITION, start)?;
+    tpl.add_partition_offset(topic, PARTITION, Offset::Offset(offset.max(0)))?;
     consumer.assign(&tpl)?;
     let consumer = std::sync::Arc::new(consumer);
     Ok(futures_util::stream::unfold(consumer, |consumer| async move {

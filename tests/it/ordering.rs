@@ -24,10 +24,12 @@ async fn thousand_concurrent_envelopes_are_ordered_exactly_once() {
     assert_eq!(osn::core::block::kafka_metadata(&chain[1]).map(|k| k.last_offset_persisted >= 1), Some(true));
 }
 
+/// Also covers a topic that does not exist yet: the OSN sets it up itself (the mock broker has no
+/// CreateTopics, so this goes through the auto-creation fallback).
 #[actix_rt::test]
 async fn graceful_shutdown_on_sigterm_then_resume() {
     let channel = channel_name("term");
-    let broker = Broker::with_topic(&channel);
+    let broker = Broker::start();
     let spec = OsnSpec::new(&channel, &broker);
     let mut osn = Osn::start(spec.clone()).await;
     let first = envelopes(&channel, 30, 200);
