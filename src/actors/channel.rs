@@ -14,6 +14,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 
 use crate::config::{ChannelSettings, KafkaConfig};
+use crate::core::block::{header_hash, hex};
 use crate::core::chain::{Chain, Skip};
 use crate::core::ttc::TtcTimer;
 use crate::kafka::{self, Record, KEY, PARTITION};
@@ -100,6 +101,8 @@ pub struct ChannelActor {
     chain: Option<Chain>,
     timer: TtcTimer,
     timer_handle: Option<SpawnHandle>,
+    /// Header hash of the channel's genesis block, sent in CONNECT.
+    genesis_hash: Bytes,
 }
 
 impl ChannelActor {
@@ -111,6 +114,7 @@ impl ChannelActor {
         status: Arc<ChannelStatus>,
     ) -> Self {
         ChannelActor {
+            genesis_hash: genesis_hash(&ledger),
             name: settings.name.clone(),
             timer: TtcTimer::new(settings.batch_timeout),
             settings,
@@ -146,6 +150,7 @@ impl ChannelActor {
         let producer = self.producer.clone();
         let topic = self.name.clone();
         let backoff = self.backoff();
+        let connect = KafkaMessage::connect(self.genesis_hash.clone()).encode_to_vec();
         let status = self.status.clone();
         ctx.spawn(
             async move {
@@ -154,7 +159,6 @@ impl ChannelActor {
                 loop {
                     let result = async {
                         kafka::ensure_topic(&cfg, &topic).await.map_err(|e| e.to_string())?;
-                        let connect = KafkaMessage::connect().encode_to_vec();
                         tokio::time::timeout(cfg.connect_timeout, kafka::produce(&producer, &topic, &connect))
                             .await
                             .map_err(|_| format!("no acknowledgement of CONNECT within {:?}", cfg.connect_timeout))?
@@ -243,6 +247,15 @@ impl ChannelActor {
     }
 }
 
+/// The header hash of the ledger's genesis block (empty if it cannot be read; the ledger was
+/// opened, so it can).
+fn genesis_hash(ledger: &Ledger) -> Bytes {
+    match ledger.block(0) {
+        Ok(Some(genesis)) => genesis.header.as_ref().map(|h| Bytes::from(header_hash(h))).unwrap_or_default(),
+        _ => Bytes::new(),
+    }
+}
+
 impl Actor for ChannelActor {
     type Context = Context<Self>;
 
@@ -297,7 +310,14 @@ impl StreamHandler<Result<Record, KafkaError>> for ChannelActor {
             tracing::debug!(channel = %self.name, block = header.number, txs = block.data.as_ref().map_or(0, |d| d.data.len()), offset = record.offset, "block committed");
         }
         match out.skip {
-            Some(Skip::Pending) | Some(Skip::Connect) | None => {}
+            Some(Skip::Connect(ref theirs)) if !theirs.is_empty() && *theirs != self.genesis_hash => tracing::error!(
+                channel = %self.name,
+                offset = record.offset,
+                theirs = %hex(theirs),
+                ours = %hex(&self.genesis_hash),
+                "an OSN on this channel has a different genesis block (its batch-size configuration differs): its chain will differ from ours"
+            ),
+            Some(Skip::Pending) | Some(Skip::Connect(_)) | None => {}
             Some(Skip::StaleTtc { .. }) => {
                 tracing::debug!(channel = %self.name, offset = record.offset, skip = ?out.skip, "ignored stale time-to-cut")
             }

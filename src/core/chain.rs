@@ -41,7 +41,8 @@ pub struct ChainTip {
 /// Why a consumed message produced no block, for logs and metrics.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Skip {
-    Connect,
+    /// A CONNECT message, with its payload (the sender's genesis block hash, for OSN senders).
+    Connect(Bytes),
     /// Ordered into the pending batch; nothing to cut yet.
     Pending,
     StaleTtc {
@@ -124,7 +125,7 @@ impl Chain {
         };
         match msg.r#type {
             None => skip(Skip::Undecodable("KafkaMessage without a type".into())),
-            Some(kafka_message::Type::Connect(_)) => skip(Skip::Connect),
+            Some(kafka_message::Type::Connect(c)) => skip(Skip::Connect(c.payload)),
             Some(kafka_message::Type::TimeToCut(ttc)) => self.time_to_cut(offset, ttc.block_number),
             Some(kafka_message::Type::Regular(reg)) => {
                 if reg.original_offset != 0 && reg.original_offset <= self.last_original_offset_processed {
@@ -286,7 +287,8 @@ mod tests {
     #[test]
     fn count_cut_persists_the_offset_of_the_last_message() {
         let mut c = new_chain(batch(2, 500));
-        let (blocks, _) = run(&mut c, &[KafkaMessage::connect().encode_to_vec(), env(1, 10), env(2, 10), env(3, 10)]);
+        let (blocks, _) =
+            run(&mut c, &[KafkaMessage::connect(Bytes::new()).encode_to_vec(), env(1, 10), env(2, 10), env(3, 10)]);
         assert_eq!(blocks, vec![(1, 2, 2)]);
         assert!(c.has_pending());
         assert_eq!(c.resume_offset(), 3, "a restart re-consumes the pending message");

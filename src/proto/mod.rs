@@ -60,8 +60,10 @@ impl KafkaMessage {
         KafkaMessage { r#type: Some(kafka_message::Type::TimeToCut(KafkaMessageTimeToCut { block_number })) }
     }
 
-    pub fn connect() -> Self {
-        KafkaMessage { r#type: Some(kafka_message::Type::Connect(KafkaMessageConnect::default())) }
+    /// A CONNECT message. OSN puts the header hash of the channel's genesis block in the payload
+    /// (Fabric leaves it empty), so OSNs whose channel configurations differ notice each other.
+    pub fn connect(payload: bytes::Bytes) -> Self {
+        KafkaMessage { r#type: Some(kafka_message::Type::Connect(KafkaMessageConnect { payload })) }
     }
 }
 

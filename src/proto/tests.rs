@@ -51,7 +51,7 @@ fn kafka_message_known_bytes() {
     let raw = [0x12, 0x03, 0x08, 0xac, 0x02];
     assert_eq!(KafkaMessage::decode(&raw[..]).unwrap(), KafkaMessage::time_to_cut(300));
     // connect{}: field 3, empty
-    assert_eq!(KafkaMessage::connect().encode_to_vec(), vec![0x1a, 0x00]);
+    assert_eq!(KafkaMessage::connect(Bytes::new()).encode_to_vec(), vec![0x1a, 0x00]);
 
     // KafkaMetadata{last_offset_persisted -1}: int64 -1 is a ten-byte varint
     let raw = [0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01];

@@ -85,3 +85,16 @@ async fn killed_osn_resumes_from_its_ledger_without_gap_or_duplicate() {
     let view_b: Vec<_> = chain_b.iter().map(consensus_view).collect();
     assert_eq!(view_a, view_b, "same chain on both OSNs");
 }
+
+#[actix_rt::test]
+async fn osns_whose_channel_configurations_differ_report_it() {
+    let channel = channel_name("mismatch");
+    let broker = Broker::with_topic(&channel);
+    let a = Osn::start(OsnSpec { max_message_count: 10, ..OsnSpec::new(&channel, &broker) }).await;
+    let b = Osn::start(OsnSpec { max_message_count: 20, ..OsnSpec::new(&channel, &broker) }).await;
+    let said = |osn: &Osn| osn.log().contains("has a different genesis block");
+    wait_for("both OSNs to report the other's genesis block", Duration::from_secs(30), || async {
+        (said(&a) && said(&b)).then_some(())
+    })
+    .await;
+}
