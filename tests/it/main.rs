@@ -8,4 +8,5 @@ mod cli;
 mod deliver;
 mod ordering;
 mod replicas;
+mod supervision;
 mod ttc;

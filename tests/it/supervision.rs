@@ -1,0 +1,118 @@
+//! A ChannelActor that fails — here a ledger write error injected into the third block — is
+//! restarted by the supervisor, rebuilds its state from the ledger, and the chain goes on with no
+//! gap and no duplicate. In-process, so the storage can be made to fail; the broker is real.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use osn::actors::{Broadcast, BroadcastError, Channels, Phase};
+use osn::config::{BatchSizeConfig, ChannelSettings, KafkaConfig};
+use osn::ledger::memory::MemoryStore;
+use osn::ledger::{ChannelStore, LedgerError, Store};
+use prost::Message as _;
+
+use crate::harness::*;
+
+/// A store whose `fail_at`-th append (counting from 0, the genesis block) fails once.
+struct FlakyStore {
+    inner: MemoryStore,
+    appends: Arc<AtomicU64>,
+    fail_at: u64,
+}
+
+struct FlakyChannel {
+    inner: Arc<dyn ChannelStore>,
+    appends: Arc<AtomicU64>,
+    fail_at: u64,
+}
+
+impl Store for FlakyStore {
+    fn channel(&self, channel: &str) -> Result<Arc<dyn ChannelStore>, LedgerError> {
+        Ok(Arc::new(FlakyChannel {
+            inner: self.inner.channel(channel)?,
+            appends: self.appends.clone(),
+            fail_at: self.fail_at,
+        }))
+    }
+
+    fn channels(&self) -> Result<Vec<String>, LedgerError> {
+        self.inner.channels()
+    }
+}
+
+impl ChannelStore for FlakyChannel {
+    fn last(&self) -> Result<Option<(u64, Bytes)>, LedgerError> {
+        self.inner.last()
+    }
+
+    fn get(&self, number: u64) -> Result<Option<Bytes>, LedgerError> {
+        self.inner.get(number)
+    }
+
+    fn append(&self, number: u64, block: &[u8]) -> Result<(), LedgerError> {
+        if self.appends.fetch_add(1, Ordering::SeqCst) == self.fail_at {
+            return Err(LedgerError::Storage { channel: "flaky".into(), message: "injected write failure".into() });
+        }
+        self.inner.append(number, block)
+    }
+}
+
+#[actix_rt::test]
+async fn a_failing_channel_actor_is_restarted_and_resumes_from_its_ledger() {
+    let channel = channel_name("flaky");
+    let broker = Broker::with_topic(&channel);
+    let kafka = KafkaConfig {
+        brokers: broker.servers(),
+        replication_factor: 1,
+        connect_timeout: Duration::from_secs(5),
+        ..Default::default()
+    };
+    let spec = OsnSpec { max_message_count: 5, ..OsnSpec::new(&channel, &broker) };
+    let settings = ChannelSettings {
+        name: channel.clone(),
+        batch_size: BatchSizeConfig {
+            max_message_count: spec.max_message_count,
+            absolute_max_bytes: spec.absolute_max_bytes,
+            preferred_max_bytes: spec.preferred_max_bytes,
+        },
+        batch_timeout: Duration::from_millis(50),
+        ..Default::default()
+    };
+    let store = FlakyStore { inner: MemoryStore::new(), appends: Arc::new(AtomicU64::new(0)), fail_at: 3 };
+    let producer = osn::kafka::producer(&kafka).unwrap();
+    let channels = Arc::new(Channels::start(&[settings], &kafka, &producer, &store).unwrap());
+    let ch = channels.get(&channel).unwrap().clone();
+
+    // Broadcast through the actor, waiting out the restart window when the channel says so.
+    let sent = envelopes(&channel, 30, 200);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for env in &sent {
+        loop {
+            let outcome = match ch.addr.send(Broadcast { envelope: env.encode_to_vec().into() }).await {
+                Ok(Ok(enqueued)) => enqueued.acknowledged().await.map(|_| ()),
+                Ok(Err(e)) => Err(e),
+                Err(e) => panic!("mailbox: {e}"),
+            };
+            match outcome {
+                Ok(()) => break,
+                Err(BroadcastError::NotReady { .. }) => {
+                    assert!(Instant::now() < deadline, "channel never became ready again");
+                    actix_rt::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("broadcast failed: {e}"),
+            }
+        }
+    }
+
+    // 30 envelopes, 5 per block: blocks 1..=6 after the genesis block.
+    wait_for("blocks 1..=6", Duration::from_secs(60), || async { (ch.ledger.height() == 7).then_some(()) }).await;
+    assert_eq!(ch.status.restarts.load(Ordering::SeqCst), 1, "exactly one restart");
+    assert_eq!(ch.status.phase().0, Phase::Ready);
+    let chain: Vec<_> = (0..ch.ledger.height()).map(|n| ch.ledger.block(n).unwrap().unwrap()).collect();
+    check_chain(&chain, &sent, &spec);
+
+    let c = channels.clone();
+    actix_rt::task::spawn_blocking(move || c.stop_and_join()).await.unwrap();
+}
