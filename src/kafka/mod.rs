@@ -5,6 +5,7 @@
 
 pub mod embedded;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -46,10 +47,15 @@ pub fn producer(cfg: &KafkaConfig) -> Result<FutureProducer, KafkaError> {
         .set("linger.ms", "1")
         .set("message.max.bytes", "104857600")
         .set("message.timeout.ms", "30000");
-    for (k, v) in &cfg.producer {
+    with_overrides(c, &cfg.producer).create()
+}
+
+/// Applies the operator's extra librdkafka properties over OSN's defaults.
+fn with_overrides(mut c: ClientConfig, extra: &BTreeMap<String, String>) -> ClientConfig {
+    for (k, v) in extra {
         c.set(k, v);
     }
-    c.create()
+    c
 }
 
 fn consumer_config(cfg: &KafkaConfig) -> ClientConfig {
@@ -62,10 +68,7 @@ fn consumer_config(cfg: &KafkaConfig) -> ClientConfig {
         .set("allow.auto.create.topics", "false")
         .set("auto.offset.reset", "error")
         .set("fetch.wait.max.ms", "20");
-    for (k, v) in &cfg.consumer {
-        c.set(k, v);
-    }
-    c
+    with_overrides(c, &cfg.consumer)
 }
 
 /// Makes sure the channel's topic exists with a partition 0. Creates it with the configured

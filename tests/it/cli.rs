@@ -21,6 +21,23 @@ fn osn(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_osn")).args(args).output().expect("run osn")
 }
 
+/// `osn deliver` of devchannel from the oldest to the newest block.
+fn deliver_all(url: &str, format: &str) -> std::process::Output {
+    osn(&[
+        "deliver",
+        "--url",
+        url,
+        "--channel",
+        "devchannel",
+        "--start",
+        "oldest",
+        "--stop",
+        "newest",
+        "--format",
+        format,
+    ])
+}
+
 #[test]
 fn dev_mode_then_broadcast_then_deliver() {
     let data = tempfile::tempdir().unwrap();
@@ -60,19 +77,7 @@ fn dev_mode_then_broadcast_then_deliver() {
     // Wait until all 100 are in blocks, then read them back as JSON lines.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let out = osn(&[
-            "deliver",
-            "--url",
-            &url,
-            "--channel",
-            "devchannel",
-            "--start",
-            "oldest",
-            "--stop",
-            "newest",
-            "--format",
-            "json",
-        ]);
+        let out = deliver_all(&url, "json");
         assert!(out.status.success(), "deliver failed: {}", String::from_utf8_lossy(&out.stderr));
         let lines: Vec<DeliverResponse> = String::from_utf8_lossy(&out.stdout)
             .lines()
@@ -98,19 +103,7 @@ fn dev_mode_then_broadcast_then_deliver() {
         assert!(Instant::now() < deadline, "only {txs}/100 transactions delivered");
         std::thread::sleep(Duration::from_millis(50)); // a poll interval, not synchronisation
     }
-    let out = osn(&[
-        "deliver",
-        "--url",
-        &url,
-        "--channel",
-        "devchannel",
-        "--start",
-        "oldest",
-        "--stop",
-        "newest",
-        "--format",
-        "summary",
-    ]);
+    let out = deliver_all(&url, "summary");
     let summary = String::from_utf8_lossy(&out.stdout);
     assert!(summary.contains("block      0") && summary.contains("status SUCCESS"), "{summary}");
     drop(dev);
