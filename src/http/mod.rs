@@ -34,6 +34,8 @@ pub struct AppState {
 
 impl AppState {
     /// The channel named in the path, or the 404 response to send.
+    // The error is a ready response on a cold path, handed straight back to actix.
+    #[allow(clippy::result_large_err)]
     pub fn channel(&self, name: &str, format: Format) -> Result<&ChannelHandle, HttpResponse> {
         self.channels.get(name).ok_or_else(|| {
             let known: Vec<&str> = self.channels.iter().map(|c| c.name.as_str()).collect();
