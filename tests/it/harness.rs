@@ -378,3 +378,30 @@ pub fn check_chain(chain: &[Block], sent: &[Envelope], spec: &OsnSpec) {
     }
     assert_eq!(counts.values().sum::<usize>(), sent.len(), "nothing but the sent envelopes is ordered");
 }
+
+/// Broadcasts through a channel actor directly (in-process tests), waiting out a channel that
+/// says it is not ready (starting or restarting); panics on any other failure.
+pub async fn broadcast_via_actor(ch: &osn::actors::ChannelHandle, env: &Envelope) {
+    use osn::actors::{Broadcast, BroadcastError};
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let outcome = match ch.addr.send(Broadcast { envelope: env.encode_to_vec().into() }).await {
+            Ok(Ok(enqueued)) => enqueued.acknowledged().await.map(|_| ()),
+            Ok(Err(e)) => Err(e),
+            Err(e) => panic!("mailbox of {}: {e}", ch.name),
+        };
+        match outcome {
+            Ok(()) => return,
+            Err(BroadcastError::NotReady { .. }) => {
+                assert!(Instant::now() < deadline, "channel {} never became ready", ch.name);
+                actix_rt::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("broadcast failed: {e}"),
+        }
+    }
+}
+
+/// Every block of an in-process channel's ledger.
+pub fn ledger_chain(ch: &osn::actors::ChannelHandle) -> Vec<Block> {
+    (0..ch.ledger.height()).map(|n| ch.ledger.block(n).unwrap().unwrap()).collect()
+}

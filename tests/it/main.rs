@@ -4,6 +4,7 @@
 mod harness;
 
 mod bad_input;
+mod channels;
 mod cli;
 mod deliver;
 mod ordering;

@@ -4,14 +4,13 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
-use osn::actors::{Broadcast, BroadcastError, Channels, Phase};
+use osn::actors::{Channels, Phase};
 use osn::config::{BatchSizeConfig, ChannelSettings, KafkaConfig};
 use osn::ledger::memory::MemoryStore;
 use osn::ledger::{ChannelStore, LedgerError, Store};
-use prost::Message as _;
 
 use crate::harness::*;
 
@@ -85,32 +84,16 @@ async fn a_failing_channel_actor_is_restarted_and_resumes_from_its_ledger() {
     let channels = Arc::new(Channels::start(&[settings], &kafka, &producer, &store).unwrap());
     let ch = channels.get(&channel).unwrap().clone();
 
-    // Broadcast through the actor, waiting out the restart window when the channel says so.
     let sent = envelopes(&channel, 30, 200);
-    let deadline = Instant::now() + Duration::from_secs(60);
     for env in &sent {
-        loop {
-            let outcome = match ch.addr.send(Broadcast { envelope: env.encode_to_vec().into() }).await {
-                Ok(Ok(enqueued)) => enqueued.acknowledged().await.map(|_| ()),
-                Ok(Err(e)) => Err(e),
-                Err(e) => panic!("mailbox: {e}"),
-            };
-            match outcome {
-                Ok(()) => break,
-                Err(BroadcastError::NotReady { .. }) => {
-                    assert!(Instant::now() < deadline, "channel never became ready again");
-                    actix_rt::time::sleep(Duration::from_millis(20)).await;
-                }
-                Err(e) => panic!("broadcast failed: {e}"),
-            }
-        }
+        broadcast_via_actor(&ch, env).await;
     }
 
     // 30 envelopes, 5 per block: blocks 1..=6 after the genesis block.
     wait_for("blocks 1..=6", Duration::from_secs(60), || async { (ch.ledger.height() == 7).then_some(()) }).await;
     assert_eq!(ch.status.restarts.load(Ordering::SeqCst), 1, "exactly one restart");
     assert_eq!(ch.status.phase().0, Phase::Ready);
-    let chain: Vec<_> = (0..ch.ledger.height()).map(|n| ch.ledger.block(n).unwrap().unwrap()).collect();
+    let chain = ledger_chain(&ch);
     check_chain(&chain, &sent, &spec);
 
     let c = channels.clone();
