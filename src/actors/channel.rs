@@ -3,7 +3,7 @@
 //! Kafka records in → `Chain::consume` → blocks appended to the ledger (the commit point) →
 //! height watch. It also relays broadcasts into the partition and proposes time-to-cut.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -62,8 +62,6 @@ pub enum Phase {
 pub struct ChannelStatus {
     phase: Mutex<(Phase, String)>,
     pub restarts: AtomicU32,
-    pub ttc_sent: AtomicU64,
-    pub records_consumed: AtomicU64,
 }
 
 impl Default for ChannelStatus {
@@ -71,8 +69,6 @@ impl Default for ChannelStatus {
         ChannelStatus {
             phase: Mutex::new((Phase::Starting, "connecting to Kafka".into())),
             restarts: AtomicU32::new(0),
-            ttc_sent: AtomicU64::new(0),
-            records_consumed: AtomicU64::new(0),
         }
     }
 }
@@ -234,7 +230,6 @@ impl ChannelActor {
         let value = KafkaMessage::time_to_cut(next).encode_to_vec();
         let producer = self.producer.clone();
         let topic = self.name.clone();
-        self.status.ttc_sent.fetch_add(1, Ordering::Relaxed);
         ctx.spawn(
             async move {
                 match kafka::produce(&producer, &topic, &value).await {
@@ -297,7 +292,6 @@ impl StreamHandler<Result<Record, KafkaError>> for ChannelActor {
                 return;
             }
         };
-        self.status.records_consumed.fetch_add(1, Ordering::Relaxed);
         let Some(chain) = self.chain.as_mut() else { return };
         let out = chain.consume(record.offset, &record.value);
         let pending = chain.has_pending();

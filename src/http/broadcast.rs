@@ -42,14 +42,20 @@ pub async fn broadcast(
         Ok(b) => b,
         Err(info) => return fail(out, Status::RequestEntityTooLarge, info),
     };
-    let envelope: Envelope = match decode(in_format, body, "common.Envelope") {
+    let envelope: Envelope = match decode(in_format, body.clone(), "common.Envelope") {
         Ok(e) => e,
         Err(info) => return fail(out, Status::BadRequest, info),
     };
     if let Err(invalid) = check_broadcast(&envelope, &channel, max) {
         return fail(out, invalid.status(), invalid.to_string());
     }
-    let send = ch.addr.send(Broadcast { envelope: envelope.encode_to_vec().into() });
+    // A protobuf body already is the marshaled envelope: relay it as received (every OSN orders
+    // the bytes in the partition, so nothing depends on re-encoding). JSON is encoded once here.
+    let marshaled = match in_format {
+        Format::Protobuf => body,
+        Format::Json => envelope.encode_to_vec().into(),
+    };
+    let send = ch.addr.send(Broadcast { envelope: marshaled });
     let enqueued = match tokio::time::timeout(state.enqueue_timeout, send).await {
         Err(_) => {
             return fail(

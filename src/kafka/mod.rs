@@ -119,11 +119,10 @@ pub async fn ensure_topic(cfg: &KafkaConfig, topic: &str) -> Result<(), KafkaFai
     }
 }
 
+/// The broker (or librdkafka for it) does not implement CreateTopics. An answer that refuses the
+/// request, such as InvalidRequest, is not this.
 fn unsupported(code: RDKafkaErrorCode) -> bool {
-    matches!(
-        code,
-        RDKafkaErrorCode::UnsupportedVersion | RDKafkaErrorCode::UnsupportedFeature | RDKafkaErrorCode::InvalidRequest
-    )
+    matches!(code, RDKafkaErrorCode::UnsupportedVersion | RDKafkaErrorCode::UnsupportedFeature)
 }
 
 fn topic_has_partition0(client: &BaseConsumer, topic: &str, timeout: Duration) -> Result<bool, KafkaError> {
