@@ -17,6 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "orderer/kafka.proto",
         "orderer/configuration.proto",
         "osn/config.proto",
+        "osn/api.proto",
     ];
     let paths: Vec<PathBuf> = files.iter().map(|f| root.join(f)).collect();
     for p in &paths {

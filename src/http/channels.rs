@@ -1,86 +1,56 @@
 //! `GET /v1/channels` and `GET /v1/channels/{channel}`: what channels this OSN serves and where
-//! each stands (JSON).
+//! each stands, as `osn.ChannelList` and `osn.ChannelInfo` (JSON or protobuf by Accept).
 
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Serialize;
 
-use super::negotiate::{response_format, Format};
+use super::negotiate::{respond, response_format, Format};
 use super::AppState;
 use crate::actors::{ChannelHandle, Phase};
+use crate::proto::osn::{channel_info, ChannelInfo, ChannelList, ChannelSummary, KafkaPosition};
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ChannelSummary {
-    name: String,
-    height: u64,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ChannelInfo {
-    name: String,
-    height: u64,
-    status: Phase,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    status_reason: String,
-    last_config: u64,
-    batch_size: BatchSizeInfo,
-    batch_timeout: String,
-    kafka: KafkaInfo,
-    restarts: u32,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct BatchSizeInfo {
-    max_message_count: u32,
-    absolute_max_bytes: u32,
-    preferred_max_bytes: u32,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct KafkaInfo {
-    topic: String,
-    partition: i32,
-    last_offset_persisted: i64,
-}
-
-pub async fn list(state: web::Data<AppState>) -> HttpResponse {
-    let list: Vec<ChannelSummary> =
-        state.channels.iter().map(|c| ChannelSummary { name: c.name.clone(), height: c.ledger.height() }).collect();
-    HttpResponse::Ok().json(serde_json::json!({ "channels": list }))
+pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let out = response_format(&req, Format::Json);
+    let channels = state
+        .channels
+        .iter()
+        .map(|c| ChannelSummary { name: c.name.clone(), height: c.ledger.height(), status: phase(c.status.phase().0) as i32 })
+        .collect();
+    respond(out, StatusCode::OK, &ChannelList { channels })
 }
 
 pub async fn info(state: web::Data<AppState>, path: web::Path<String>, req: HttpRequest) -> HttpResponse {
     let out = response_format(&req, Format::Json);
     match state.channel(&path, out) {
-        Ok(ch) => HttpResponse::Ok().json(describe(ch)),
+        Ok(ch) => respond(out, StatusCode::OK, &describe(ch)),
         Err(resp) => resp,
+    }
+}
+
+fn phase(p: Phase) -> channel_info::Phase {
+    match p {
+        Phase::Starting => channel_info::Phase::Starting,
+        Phase::Ready => channel_info::Phase::Ready,
+        Phase::Errored => channel_info::Phase::Errored,
     }
 }
 
 fn describe(ch: &ChannelHandle) -> ChannelInfo {
     let tip = ch.ledger.tip();
-    let (phase, reason) = ch.status.phase();
-    let bs = ch.batch_size();
+    let (p, reason) = ch.status.phase();
     ChannelInfo {
         name: ch.name.clone(),
         height: tip.next_number,
-        status: phase,
+        status: phase(p) as i32,
         status_reason: reason,
         last_config: tip.last_config,
-        batch_size: BatchSizeInfo {
-            max_message_count: bs.max_message_count,
-            absolute_max_bytes: bs.absolute_max_bytes,
-            preferred_max_bytes: bs.preferred_max_bytes,
-        },
+        batch_size: Some(ch.batch_size()),
         batch_timeout: humantime::format_duration(ch.settings.batch_timeout).to_string(),
-        kafka: KafkaInfo {
+        kafka: Some(KafkaPosition {
             topic: ch.name.clone(),
             partition: crate::kafka::PARTITION,
             last_offset_persisted: tip.kafka.last_offset_persisted,
-        },
+        }),
         restarts: ch.status.restarts.load(std::sync::atomic::Ordering::Relaxed),
     }
 }

@@ -152,7 +152,7 @@ async fn session_send_block(session: &mut Session, format: Format, raw: Bytes) -
         Format::Protobuf => session.binary(deliver_block_frame(&raw)).await,
         Format::Json => match <Block as prost::Message>::decode(raw) {
             Ok(block) => {
-                let resp = DeliverResponse { r#type: Some(deliver_response::Type::Block(block)) };
+                let resp = DeliverResponse::block(block);
                 session.text(serde_json::to_string(&resp).unwrap_or_default()).await
             }
             Err(_) => send_status(session, format, Status::InternalServerError).await,
@@ -170,7 +170,7 @@ pub fn deliver_block_frame(block: &[u8]) -> Bytes {
 }
 
 async fn send_status(session: &mut Session, format: Format, status: Status) -> Result<(), actix_ws::Closed> {
-    let resp = DeliverResponse { r#type: Some(deliver_response::Type::Status(status as i32)) };
+    let resp = DeliverResponse::status(status, "");
     match format {
         Format::Protobuf => session.binary(prost::Message::encode_to_vec(&resp)).await,
         Format::Json => session.text(serde_json::to_string(&resp).unwrap_or_default()).await,

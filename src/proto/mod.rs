@@ -34,6 +34,17 @@ pub use orderer::{
     KafkaMessageConnect, KafkaMessageRegular, KafkaMessageTimeToCut, KafkaMetadata, SeekInfo, SeekPosition,
 };
 
+impl DeliverResponse {
+    /// A final or error status, with what was wrong in words (empty on SUCCESS).
+    pub fn status(status: Status, info: impl Into<String>) -> Self {
+        DeliverResponse { r#type: Some(orderer::deliver_response::Type::Status(status as i32)), info: info.into() }
+    }
+
+    pub fn block(block: Block) -> Self {
+        DeliverResponse { r#type: Some(orderer::deliver_response::Type::Block(block)), info: String::new() }
+    }
+}
+
 impl Status {
     /// The HTTP status code Fabric's status maps to (the enum's number, except UNKNOWN → 500).
     pub fn http_code(self) -> u16 {

@@ -67,8 +67,12 @@ fn seek_info_and_responses_known_bytes() {
     assert_eq!(seek.stop, Some(crate::core::seek::newest()));
     assert_eq!(seek.encode_to_vec(), raw);
     // DeliverResponse{status NOT_FOUND}: 404 = varint 94 03
-    let resp = DeliverResponse { r#type: Some(orderer::deliver_response::Type::Status(Status::NotFound as i32)) };
+    let resp = DeliverResponse::status(Status::NotFound, "");
     assert_eq!(resp.encode_to_vec(), vec![0x08, 0x94, 0x03]);
+    // OSN's info extension is field 100 (tag 100<<3|2 = varint a2 06), after the oneof.
+    let resp = DeliverResponse::status(Status::NotFound, "x");
+    assert_eq!(resp.encode_to_vec(), vec![0x08, 0x94, 0x03, 0xa2, 0x06, 0x01, b'x']);
+    assert_eq!(serde_json::to_string(&resp).unwrap(), r#"{"info":"x","status":"NOT_FOUND"}"#);
     // BroadcastResponse{status SUCCESS, info "ok"}: 200 = varint c8 01
     let resp = BroadcastResponse { status: Status::Success as i32, info: "ok".into() };
     assert_eq!(resp.encode_to_vec(), vec![0x08, 0xc8, 0x01, 0x12, 0x02, b'o', b'k']);

@@ -175,8 +175,8 @@ impl Osn {
                 }
             } else if let Ok(mut resp) = client().get(format!("{}{info_url}", self.url)).send().await {
                 let info: serde_json::Value = resp.json().await.unwrap_or_default();
-                assert_ne!(info["status"], "errored", "channel errored: {info}\n{}", self.log_tail());
-                if info["status"] == "ready" {
+                assert_ne!(info["status"], "ERRORED", "channel errored: {info}\n{}", self.log_tail());
+                if info["status"] == "READY" {
                     return;
                 }
             }
@@ -217,7 +217,7 @@ impl Osn {
     pub async fn height(&self) -> u64 {
         let mut resp = client().get(format!("{}/v1/channels/{}", self.url, self.spec.channel)).send().await.unwrap();
         let info: serde_json::Value = resp.json().await.unwrap();
-        info["height"].as_u64().unwrap()
+        info["height"].as_str().unwrap().parse().unwrap()
     }
 
     pub async fn block(&self, n: u64) -> Block {

@@ -67,7 +67,8 @@ async fn stale_future_and_empty_ttcs_and_garbage_leave_the_channel_running() {
     for osn in [&a, &b] {
         let mut resp = client().get(format!("{}/v1/channels/{channel}", osn.url)).send().await.unwrap();
         let info: serde_json::Value = resp.json().await.unwrap();
-        assert_eq!(info["status"], "ready", "{info}");
-        assert_eq!(info["restarts"], 0, "{info}");
+        assert_eq!(info["status"], "READY", "{info}");
+        // Canonical JSON omits zero values: no "restarts" means none.
+        assert!(info.get("restarts").is_none(), "{info}");
     }
 }
