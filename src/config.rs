@@ -38,11 +38,26 @@ pub struct HttpConfig {
     /// How long a broadcast may wait for room in a busy channel's mailbox before 503.
     #[serde(with = "humantime_serde")]
     pub enqueue_timeout: Duration,
+    /// Largest `broadcast:batch` request body, in bytes (never less than what one envelope of the
+    /// channel's AbsoluteMaxBytes needs).
+    pub max_batch_bytes: usize,
+    /// Most envelopes in one `broadcast:batch` request.
+    pub max_batch_envelopes: usize,
+    /// Envelopes a broadcast websocket may have waiting for Kafka's acknowledgement at once;
+    /// beyond it the server stops reading the socket until answers go out.
+    pub max_in_flight: usize,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { address: "127.0.0.1:7050".into(), workers: 0, enqueue_timeout: Duration::from_secs(2) }
+        HttpConfig {
+            address: "127.0.0.1:7050".into(),
+            workers: 0,
+            enqueue_timeout: Duration::from_secs(2),
+            max_batch_bytes: 32 * 1024 * 1024,
+            max_batch_envelopes: 10_000,
+            max_in_flight: 1024,
+        }
     }
 }
 
@@ -208,6 +223,9 @@ impl Config {
             if ch.mailbox_capacity == 0 {
                 return Err(format!("channel '{}': mailbox-capacity must be at least 1", ch.name));
             }
+        }
+        if self.http.max_batch_envelopes == 0 || self.http.max_in_flight == 0 {
+            return Err("http.max-batch-envelopes and http.max-in-flight must be at least 1".into());
         }
         if self.kafka.replication_factor < 1 {
             return Err("kafka.replication-factor must be at least 1".into());

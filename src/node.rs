@@ -33,7 +33,7 @@ impl Node {
         let store = RocksStore::open(&config.ledger.path, config.ledger.sync_writes)?;
         let producer = kafka::producer(&config.kafka).context("cannot create the Kafka producer")?;
         let channels = Arc::new(Channels::start(&config.channels, &config.kafka, &producer, &store)?);
-        let state = AppState { channels: channels.clone(), enqueue_timeout: config.http.enqueue_timeout };
+        let state = AppState { channels: channels.clone(), http: config.http.clone() };
         let (server, http_addr) = http::serve(state, &config.http.address, config.http.workers)
             .with_context(|| format!("cannot listen on {}", config.http.address))?;
         let server_handle = server.handle();

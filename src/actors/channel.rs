@@ -4,7 +4,7 @@
 //! height watch. It also relays broadcasts into the partition and proposes time-to-cut.
 
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -32,6 +32,18 @@ use crate::proto::{kafka_message_regular::Class, KafkaMessage};
 #[rtype(result = "Result<Enqueued, BroadcastError>")]
 pub struct Broadcast {
     pub envelope: Bytes,
+    /// A message taken from the mailbox after this instant is refused, not relayed: the client
+    /// was told the channel is busy, so the envelope must not be ordered behind its back.
+    pub deadline: Instant,
+}
+
+/// Relay several envelopes, in order, with one mailbox hop: one answer per envelope.
+#[derive(Message)]
+#[rtype(result = "Vec<Result<Enqueued, BroadcastError>>")]
+pub struct BroadcastBatch {
+    pub envelopes: Vec<Bytes>,
+    /// As [`Broadcast::deadline`].
+    pub deadline: Instant,
 }
 
 /// Why a broadcast was not accepted.
@@ -39,6 +51,8 @@ pub struct Broadcast {
 pub enum BroadcastError {
     #[error("channel '{channel}' is not ready: {reason}")]
     NotReady { channel: String, reason: String },
+    #[error("channel '{channel}' is busy: the envelope waited in its queue past the enqueue timeout, retry later")]
+    Busy { channel: String },
     #[error("channel '{channel}' is overloaded: the Kafka producer queue is full, retry later")]
     Overloaded { channel: String },
     #[error("Kafka did not acknowledge the envelope on channel '{channel}': {reason}")]
@@ -57,17 +71,28 @@ pub enum Phase {
     Errored,
 }
 
-/// What HTTP and operators can see of a channel actor.
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Phase::Starting => "starting",
+            Phase::Ready => "ready",
+            Phase::Errored => "errored",
+        })
+    }
+}
+
+/// What HTTP and operators can see of a channel actor. The phase is a watch, so deliver streams
+/// that must stop when the channel is not ready (STRICT) wait on it instead of polling.
 #[derive(Debug)]
 pub struct ChannelStatus {
-    phase: Mutex<(Phase, String)>,
+    phase: tokio::sync::watch::Sender<(Phase, String)>,
     pub restarts: AtomicU32,
 }
 
 impl Default for ChannelStatus {
     fn default() -> Self {
         ChannelStatus {
-            phase: Mutex::new((Phase::Starting, "connecting to Kafka".into())),
+            phase: tokio::sync::watch::Sender::new((Phase::Starting, "connecting to Kafka".into())),
             restarts: AtomicU32::new(0),
         }
     }
@@ -75,11 +100,16 @@ impl Default for ChannelStatus {
 
 impl ChannelStatus {
     pub fn phase(&self) -> (Phase, String) {
-        self.phase.lock().expect("status lock").clone()
+        self.phase.borrow().clone()
     }
 
-    fn set(&self, phase: Phase, reason: impl Into<String>) {
-        *self.phase.lock().expect("status lock") = (phase, reason.into());
+    /// A receiver that sees every phase change.
+    pub fn watch(&self) -> tokio::sync::watch::Receiver<(Phase, String)> {
+        self.phase.subscribe()
+    }
+
+    pub fn set(&self, phase: Phase, reason: impl Into<String>) {
+        self.phase.send_replace((phase, reason.into()));
     }
 }
 
@@ -327,18 +357,18 @@ impl StreamHandler<Result<Record, KafkaError>> for ChannelActor {
     }
 }
 
-impl Handler<Broadcast> for ChannelActor {
-    type Result = Result<Enqueued, BroadcastError>;
-
-    /// Enqueues the record in the producer and returns at once; the caller awaits the
-    /// acknowledgement outside the actor, so a slow broker never blocks the mailbox.
-    fn handle(&mut self, msg: Broadcast, _ctx: &mut Context<Self>) -> Self::Result {
+impl ChannelActor {
+    /// Hands one envelope to the producer, if the channel is ready.
+    fn enqueue(&self, envelope: Bytes, deadline: Instant) -> Result<Enqueued, BroadcastError> {
         let channel = self.name.clone();
+        if Instant::now() > deadline {
+            return Err(BroadcastError::Busy { channel });
+        }
         let (phase, reason) = self.status.phase();
         if phase != Phase::Ready {
             return Err(BroadcastError::NotReady { channel, reason });
         }
-        let value = KafkaMessage::regular(msg.envelope, 0, Class::Normal).encode_to_vec();
+        let value = KafkaMessage::regular(envelope, 0, Class::Normal).encode_to_vec();
         let record = FutureRecord::to(&self.name).partition(PARTITION).key(KEY).payload(&value);
         match self.producer.send_result(record) {
             Ok(delivery) => Ok(Enqueued { channel, delivery }),
@@ -347,6 +377,25 @@ impl Handler<Broadcast> for ChannelActor {
             }
             Err((e, _)) => Err(BroadcastError::Kafka { channel, reason: e.to_string() }),
         }
+    }
+}
+
+impl Handler<Broadcast> for ChannelActor {
+    type Result = Result<Enqueued, BroadcastError>;
+
+    /// Enqueues the record in the producer and returns at once; the caller awaits the
+    /// acknowledgement outside the actor, so a slow broker never blocks the mailbox.
+    fn handle(&mut self, msg: Broadcast, _ctx: &mut Context<Self>) -> Self::Result {
+        self.enqueue(msg.envelope, msg.deadline)
+    }
+}
+
+impl Handler<BroadcastBatch> for ChannelActor {
+    type Result = Vec<Result<Enqueued, BroadcastError>>;
+
+    /// As [`Broadcast`], for each envelope in order (the partition keeps their order).
+    fn handle(&mut self, msg: BroadcastBatch, _ctx: &mut Context<Self>) -> Self::Result {
+        msg.envelopes.into_iter().map(|e| self.enqueue(e, msg.deadline)).collect()
     }
 }
 

@@ -1,9 +1,11 @@
 //! Resolution of a Deliver `SeekInfo` against a ledger height, with Fabric's semantics:
 //! oldest = block 0, newest = the last block at the time of the request, specified = that number;
 //! a start beyond the next block to be written is NOT_FOUND; a stop before the start is
-//! BAD_REQUEST; with FAIL_IF_NOT_READY a block not yet written is NOT_FOUND when it is reached.
+//! BAD_REQUEST; with FAIL_IF_NOT_READY a block not yet written is NOT_FOUND when it is reached;
+//! with STRICT (the default) a channel that is not consuming Kafka answers SERVICE_UNAVAILABLE,
+//! with BEST_EFFORT the ledger is served regardless.
 
-use crate::proto::orderer::seek_info::SeekBehavior;
+use crate::proto::orderer::seek_info::{SeekBehavior, SeekErrorResponse};
 use crate::proto::{seek_position, SeekInfo, SeekPosition, Status};
 
 /// The blocks a Deliver request asks for.
@@ -14,6 +16,8 @@ pub struct SeekRange {
     pub stop: u64,
     /// Wait for blocks not written yet (BLOCK_UNTIL_READY), or answer NOT_FOUND.
     pub wait: bool,
+    /// STRICT: stop with SERVICE_UNAVAILABLE whenever the channel is not ready.
+    pub strict: bool,
 }
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -28,6 +32,10 @@ pub enum SeekError {
     StopBeforeStart { start: u64, stop: u64 },
     #[error("block {number} is not written yet and the request asked FAIL_IF_NOT_READY")]
     NotReady { number: u64 },
+    #[error(
+        "the channel is not serving consistently ({reason}); retry, or ask BEST_EFFORT to read the ledger as it is"
+    )]
+    Unavailable { reason: String },
 }
 
 impl SeekError {
@@ -35,6 +43,7 @@ impl SeekError {
         match self {
             SeekError::NoStart | SeekError::NoStop | SeekError::StopBeforeStart { .. } => Status::BadRequest,
             SeekError::StartBeyondHeight { .. } | SeekError::NotReady { .. } => Status::NotFound,
+            SeekError::Unavailable { .. } => Status::ServiceUnavailable,
         }
     }
 }
@@ -62,7 +71,17 @@ pub fn resolve(seek: &SeekInfo, height: u64) -> Result<SeekRange, SeekError> {
     if !wait && start >= height {
         return Err(SeekError::NotReady { number: start });
     }
-    Ok(SeekRange { start, stop, wait })
+    let strict = seek.error_response() == SeekErrorResponse::Strict;
+    Ok(SeekRange { start, stop, wait, strict })
+}
+
+/// Whether a request may be served now: a STRICT request needs a channel that is consuming its
+/// partition (`not_ready` is `Some(reason)` when it is not); BEST_EFFORT is always served.
+pub fn check_available(range: &SeekRange, not_ready: Option<&str>) -> Result<(), SeekError> {
+    match not_ready {
+        Some(reason) if range.strict => Err(SeekError::Unavailable { reason: reason.to_owned() }),
+        _ => Ok(()),
+    }
 }
 
 /// A SeekPosition for a block number.
@@ -84,6 +103,20 @@ mod tests {
 
     fn seek(start: SeekPosition, stop: SeekPosition, behavior: SeekBehavior) -> SeekInfo {
         SeekInfo { start: Some(start), stop: Some(stop), behavior: behavior as i32, error_response: 0 }
+    }
+
+    #[test]
+    fn strict_needs_a_ready_channel_best_effort_does_not() {
+        let mut s = seek(oldest(), newest(), SeekBehavior::BlockUntilReady);
+        let strict = resolve(&s, 3).unwrap();
+        assert!(strict.strict, "STRICT is the default (0)");
+        assert_eq!(check_available(&strict, None), Ok(()));
+        let err = check_available(&strict, Some("Kafka unreachable")).unwrap_err();
+        assert_eq!(err.status(), Status::ServiceUnavailable);
+        assert!(err.to_string().contains("Kafka unreachable"), "{err}");
+        s.error_response = SeekErrorResponse::BestEffort as i32;
+        let best_effort = resolve(&s, 3).unwrap();
+        assert_eq!(check_available(&best_effort, Some("Kafka unreachable")), Ok(()));
     }
 
     fn check(s: SeekInfo, height: u64, want: Result<(u64, u64, bool), Status>) {

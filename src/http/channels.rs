@@ -14,7 +14,11 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse 
     let channels = state
         .channels
         .iter()
-        .map(|c| ChannelSummary { name: c.name.clone(), height: c.ledger.height(), status: phase(c.status.phase().0) as i32 })
+        .map(|c| ChannelSummary {
+            name: c.name.clone(),
+            height: c.ledger.height(),
+            status: phase(c.status.phase().0) as i32,
+        })
         .collect();
     respond(out, StatusCode::OK, &ChannelList { channels })
 }

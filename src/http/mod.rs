@@ -3,10 +3,13 @@
 //!
 //! - [`negotiate`]: JSON (canonical protobuf mapping) or protobuf, by Content-Type and Accept;
 //!   bodies read with a limit; errors as Fabric status + HTTP code + info.
-//! - [`broadcast`]: `POST /v1/channels/{channel}/broadcast`.
+//! - [`broadcast`]: `POST /v1/channels/{channel}/broadcast` (one envelope),
+//!   `POST /v1/channels/{channel}/broadcast:batch` (many), and
+//!   `GET /v1/channels/{channel}/broadcast` (a websocket stream of envelopes).
 //! - [`blocks`]: `GET /v1/channels/{channel}/blocks/{number}`.
 //! - [`channels`]: `GET /v1/channels`, `GET /v1/channels/{channel}`.
-//! - [`deliver`]: `GET /v1/channels/{channel}/deliver` (websocket).
+//! - [`deliver`]: `GET /v1/channels/{channel}/deliver` (websocket) and
+//!   `POST /v1/channels/{channel}/deliver` (a streamed response).
 
 pub mod blocks;
 pub mod broadcast;
@@ -16,12 +19,12 @@ pub mod negotiate;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 
 use crate::actors::{ChannelHandle, Channels};
+use crate::config::HttpConfig;
 use crate::proto::Status;
 use negotiate::{fail, Format};
 
@@ -29,7 +32,7 @@ use negotiate::{fail, Format};
 #[derive(Clone)]
 pub struct AppState {
     pub channels: Arc<Channels>,
-    pub enqueue_timeout: Duration,
+    pub http: HttpConfig,
 }
 
 impl AppState {
@@ -53,8 +56,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/channels", web::get().to(channels::list))
         .route("/v1/channels/{channel}", web::get().to(channels::info))
         .route("/v1/channels/{channel}/broadcast", web::post().to(broadcast::broadcast))
+        .route("/v1/channels/{channel}/broadcast", web::get().to(broadcast::websocket::websocket))
+        .route("/v1/channels/{channel}/broadcast:batch", web::post().to(broadcast::batch::batch))
         .route("/v1/channels/{channel}/blocks/{number}", web::get().to(blocks::get_block))
-        .route("/v1/channels/{channel}/deliver", web::get().to(deliver::websocket))
+        .route("/v1/channels/{channel}/deliver", web::get().to(deliver::websocket::websocket))
+        .route("/v1/channels/{channel}/deliver", web::post().to(deliver::stream::stream))
         .default_service(web::to(not_found));
 }
 

@@ -93,8 +93,12 @@ pub fn decode<M: prost::Message + Default + DeserializeOwned>(
 
 /// Reads a request body of at most `limit` bytes. A declared Content-Length over the limit is
 /// refused before anything is read; a chunked body is refused as soon as it passes the limit.
-pub async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<Bytes, String> {
-    let too_large = |n: usize| format!("request body of {n} bytes or more exceeds this route's limit of {limit} bytes");
+/// Errors come with their status: REQUEST_ENTITY_TOO_LARGE, or BAD_REQUEST for a broken body.
+pub async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<Bytes, (Status, String)> {
+    let too_large = |n: usize| {
+        let info = format!("request body of {n} bytes or more exceeds this route's limit of {limit} bytes");
+        (Status::RequestEntityTooLarge, info)
+    };
     if let Some(len) =
         req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok())
     {
@@ -104,7 +108,7 @@ pub async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usiz
     }
     let mut body = BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| format!("error reading the request body: {e}"))?;
+        let chunk = chunk.map_err(|e| (Status::BadRequest, format!("error reading the request body: {e}")))?;
         if body.len() + chunk.len() > limit {
             return Err(too_large(body.len() + chunk.len()));
         }

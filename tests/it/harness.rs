@@ -385,7 +385,14 @@ pub async fn broadcast_via_actor(ch: &osn::actors::ChannelHandle, env: &Envelope
     use osn::actors::{Broadcast, BroadcastError};
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let outcome = match ch.addr.send(Broadcast { envelope: env.encode_to_vec().into() }).await {
+        let outcome = match ch
+            .addr
+            .send(Broadcast {
+                envelope: env.encode_to_vec().into(),
+                deadline: std::time::Instant::now() + Duration::from_secs(5),
+            })
+            .await
+        {
             Ok(Ok(enqueued)) => enqueued.acknowledged().await.map(|_| ()),
             Ok(Err(e)) => Err(e),
             Err(e) => panic!("mailbox of {}: {e}", ch.name),

@@ -1,0 +1,169 @@
+//! Deliver: a client sends a DELIVER_SEEK_INFO Envelope and receives DeliverResponses, the blocks
+//! asked for and then one status. Two transports share the [`Subscription`] below:
+//!
+//! - [`websocket`]: `GET /v1/channels/{channel}/deliver`, several requests one after another;
+//! - [`stream`]: `POST /v1/channels/{channel}/deliver`, one request, a chunked response.
+//!
+//! A subscription reads blocks from the ledger behind the channel's height watch. Nothing is
+//! queued for a subscriber: a slow one falls behind and reads the ledger at its own pace, and the
+//! channel's cost for it is one watch receiver. Dropping it frees everything.
+
+pub mod stream;
+pub mod websocket;
+
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use tokio::sync::watch;
+
+use super::negotiate::{decode, Format};
+use crate::actors::{ChannelHandle, ChannelStatus, Phase};
+use crate::core::envelope::check_seek_request;
+use crate::core::seek::{check_available, resolve, SeekRange};
+use crate::ledger::Ledger;
+use crate::proto::{Block, DeliverResponse, Envelope, Status};
+
+/// Largest deliver request accepted (a SeekInfo envelope is small; signed ones stay well below).
+pub const MAX_REQUEST: usize = 1024 * 1024;
+
+/// What a subscription yields.
+#[derive(Debug)]
+pub enum Item {
+    /// A stored block, as its protobuf bytes.
+    Block(Bytes),
+    /// The final status: SUCCESS after the stop block, or why the stream ended early.
+    End(Status, String),
+}
+
+/// One Deliver request being served.
+pub struct Subscription {
+    ledger: Arc<Ledger>,
+    height: watch::Receiver<u64>,
+    phase: watch::Receiver<(Phase, String)>,
+    range: SeekRange,
+    next: u64,
+    ended: bool,
+}
+
+/// Why the channel cannot serve a STRICT request right now, if it cannot.
+fn not_ready(phase: &(Phase, String)) -> Option<String> {
+    match phase {
+        (Phase::Ready, _) => None,
+        (p, reason) if reason.is_empty() => Some(format!("channel is {p}")),
+        (p, reason) => Some(format!("channel is {p}: {reason}")),
+    }
+}
+
+impl Subscription {
+    /// Checks and resolves a request (a raw Envelope in `format`) against the channel as it is now.
+    pub fn open(ch: &ChannelHandle, format: Format, raw: Bytes) -> Result<Self, (Status, String)> {
+        Self::open_on(&ch.name, &ch.ledger, &ch.status, format, raw)
+    }
+
+    /// [`Subscription::open`] on a channel's parts.
+    pub fn open_on(
+        channel: &str,
+        ledger: &Arc<Ledger>,
+        status: &ChannelStatus,
+        format: Format,
+        raw: Bytes,
+    ) -> Result<Self, (Status, String)> {
+        let envelope: Envelope = decode(format, raw, "common.Envelope").map_err(|info| (Status::BadRequest, info))?;
+        let seek = check_seek_request(&envelope, channel).map_err(|e| (e.status(), e.to_string()))?;
+        let height = ledger.subscribe();
+        let range = resolve(&seek, *height.borrow()).map_err(|e| (e.status(), e.to_string()))?;
+        let phase = status.watch();
+        check_available(&range, not_ready(&phase.borrow()).as_deref()).map_err(|e| (e.status(), e.to_string()))?;
+        Ok(Subscription { ledger: ledger.clone(), height, phase, range, next: range.start, ended: false })
+    }
+
+    /// The next block, or the final status; `None` once the final status was returned.
+    ///
+    /// Cancel-safe: it only awaits watch changes, so dropping the future (to serve a client
+    /// message instead) loses nothing.
+    pub async fn next(&mut self) -> Option<Item> {
+        if self.ended {
+            return None;
+        }
+        loop {
+            let not_ready = not_ready(&self.phase.borrow_and_update());
+            if let Err(e) = check_available(&self.range, not_ready.as_deref()) {
+                return Some(self.end(e.status(), e.to_string()));
+            }
+            if self.next > self.range.stop {
+                return Some(self.end(Status::Success, String::new()));
+            }
+            let height = *self.height.borrow_and_update();
+            if self.next < height {
+                let number = self.next;
+                return Some(match self.ledger.block_bytes(number) {
+                    Ok(Some(raw)) => {
+                        self.next += 1;
+                        Item::Block(raw)
+                    }
+                    Ok(None) => {
+                        self.end(Status::InternalServerError, format!("block {number} is missing from the ledger"))
+                    }
+                    Err(e) => self.end(Status::InternalServerError, format!("cannot read block {number}: {e}")),
+                });
+            }
+            if !self.range.wait {
+                let info = format!(
+                    "block {} is not written yet (height {height}) and the request asked FAIL_IF_NOT_READY",
+                    self.next
+                );
+                return Some(self.end(Status::NotFound, info));
+            }
+            let strict = self.range.strict;
+            tokio::select! {
+                changed = self.height.changed() => if changed.is_err() {
+                    return Some(self.end(Status::ServiceUnavailable, "the channel's ledger was closed".into()));
+                },
+                changed = self.phase.changed(), if strict => if changed.is_err() {
+                    return Some(self.end(Status::ServiceUnavailable, "the channel was stopped".into()));
+                },
+            }
+        }
+    }
+
+    fn end(&mut self, status: Status, info: String) -> Item {
+        self.ended = true;
+        Item::End(status, info)
+    }
+}
+
+/// One DeliverResponse in `format` (protobuf bytes, or JSON text without a newline).
+pub fn encode(format: Format, item: Item) -> Bytes {
+    match (format, item) {
+        // The stored bytes already are the block's encoding: wrap them without decoding.
+        (Format::Protobuf, Item::Block(raw)) => block_frame(&raw),
+        (Format::Json, Item::Block(raw)) => match <Block as prost::Message>::decode(raw) {
+            Ok(block) => json(&DeliverResponse::block(block)),
+            Err(e) => json(&DeliverResponse::status(
+                Status::InternalServerError,
+                format!("a stored block does not decode: {e}"),
+            )),
+        },
+        (Format::Protobuf, Item::End(status, info)) => {
+            prost::Message::encode_to_vec(&DeliverResponse::status(status, info)).into()
+        }
+        (Format::Json, Item::End(status, info)) => json(&DeliverResponse::status(status, info)),
+    }
+}
+
+fn json(resp: &DeliverResponse) -> Bytes {
+    // Generated serde for a message with string/bytes/enum fields cannot fail.
+    serde_json::to_vec(resp).map(Bytes::from).unwrap_or_default()
+}
+
+/// `DeliverResponse{block}` built around the stored block bytes, without decoding them.
+pub fn block_frame(block: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(block.len() + 11);
+    out.put_u8(0x12); // field 2 (block), wire type 2
+    prost::encoding::encode_varint(block.len() as u64, &mut out);
+    out.extend_from_slice(block);
+    out.freeze()
+}
+
+#[cfg(test)]
+mod tests;
