@@ -1,15 +1,38 @@
-//! `osn broadcast`: sends N envelopes of about a given size to a channel, with bounded
-//! concurrency, and reports how many were accepted, how many failed and why.
+//! `osn broadcast`: sends envelopes to a channel — generated ones of a given size, or read from a
+//! file or stdin — one per request, in batches, or over a websocket stream, and reports how many
+//! were accepted, how many were not and why.
 
 use std::collections::BTreeMap;
+use std::io::Read as _;
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
-use futures_util::StreamExt;
+use anyhow::{bail, Context as _};
+use bytes::{Buf, Bytes, BytesMut};
+use futures_util::{SinkExt, StreamExt};
 use prost::Message as _;
 
-use super::client::{base_url, transaction};
-use crate::proto::{BroadcastResponse, Status};
+use super::client::{base_url, http_client, status_name, transaction, transaction_with, unreachable, ws_url};
+use crate::proto::{BroadcastResponse, Envelope, Status};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// One envelope per request (`POST .../broadcast`).
+    Single,
+    /// `--batch-size` envelopes per request (`POST .../broadcast:batch`).
+    Batch,
+    /// One websocket stream of envelopes (`GET .../broadcast`).
+    Ws,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InputFormat {
+    /// One JSON Envelope per line (canonical protobuf JSON mapping).
+    Json,
+    /// Length-delimited protobuf Envelopes (each preceded by its length as a varint).
+    Protobuf,
+    /// Each line of text becomes the data of an unsigned transaction envelope.
+    Lines,
+}
 
 #[derive(clap::Args, Debug)]
 pub struct BroadcastArgs {
@@ -19,63 +42,289 @@ pub struct BroadcastArgs {
     /// Channel to broadcast to.
     #[arg(long)]
     pub channel: String,
-    /// Number of envelopes.
+    /// How envelopes travel.
+    #[arg(long, value_enum, default_value_t = Mode::Single)]
+    pub mode: Mode,
+    /// Read envelopes from this file (`-` for stdin) instead of generating them.
+    #[arg(long)]
+    pub input: Option<String>,
+    /// What --input holds.
+    #[arg(long, value_enum, default_value_t = InputFormat::Json)]
+    pub input_format: InputFormat,
+    /// Number of generated envelopes (without --input).
     #[arg(long, default_value_t = 1)]
     pub count: u64,
-    /// Approximate size of each envelope in bytes.
+    /// Approximate size of each generated envelope in bytes.
     #[arg(long, default_value_t = 256)]
     pub size: usize,
-    /// Requests in flight at once.
+    /// Envelopes per request in batch mode.
+    #[arg(long, default_value_t = 100)]
+    pub batch_size: usize,
+    /// Requests in flight at once (single and batch modes).
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
 }
 
+/// Marshaled envelopes to send, generated lazily or read up front.
+fn source(args: &BroadcastArgs) -> anyhow::Result<Box<dyn Iterator<Item = Bytes> + Send>> {
+    let Some(input) = &args.input else {
+        let (channel, size) = (args.channel.clone(), args.size);
+        return Ok(Box::new((0..args.count).map(move |_| transaction(&channel, size).encode_to_vec().into())));
+    };
+    let mut raw = Vec::new();
+    if input == "-" {
+        std::io::stdin().read_to_end(&mut raw).context("reading envelopes from stdin")?;
+    } else {
+        raw = std::fs::read(input).with_context(|| format!("reading envelopes from {input}"))?;
+    }
+    let envelopes = parse_input(args.input_format, &args.channel, raw.into())?;
+    Ok(Box::new(envelopes.into_iter()))
+}
+
+/// The marshaled envelopes in an input.
+pub fn parse_input(format: InputFormat, channel: &str, mut raw: Bytes) -> anyhow::Result<Vec<Bytes>> {
+    let mut out = Vec::new();
+    match format {
+        InputFormat::Json => {
+            for (i, line) in raw.split(|b| *b == b'\n').enumerate() {
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                let env: Envelope = serde_json::from_slice(line)
+                    .with_context(|| format!("line {} is not a JSON common.Envelope", i + 1))?;
+                out.push(env.encode_to_vec().into());
+            }
+        }
+        InputFormat::Protobuf => {
+            while raw.has_remaining() {
+                let i = out.len();
+                let len = prost::encoding::decode_varint(&mut raw)
+                    .map_err(|e| anyhow::anyhow!("envelope {i}: unreadable length prefix: {e}"))?;
+                if len > raw.remaining() as u64 {
+                    bail!("envelope {i}: length prefix says {len} bytes, only {} remain", raw.remaining());
+                }
+                out.push(raw.split_to(len as usize));
+            }
+        }
+        InputFormat::Lines => {
+            for line in raw.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                out.push(transaction_with(channel, Bytes::copy_from_slice(line)).encode_to_vec().into());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Tally of answers: accepted, and refusals by reason.
+#[derive(Default)]
+struct Tally {
+    sent: u64,
+    accepted: u64,
+    refused: BTreeMap<String, u64>,
+}
+
+impl Tally {
+    fn answer(&mut self, resp: &BroadcastResponse) {
+        self.sent += 1;
+        if resp.status == Status::Success as i32 {
+            self.accepted += 1;
+        } else {
+            *self.refused.entry(format!("{}: {}", status_name(resp.status), resp.info)).or_default() += 1;
+        }
+    }
+
+    fn failed(&mut self, n: u64, reason: String) {
+        self.sent += n;
+        *self.refused.entry(reason).or_default() += n;
+    }
+}
+
 pub async fn run(args: BroadcastArgs) -> anyhow::Result<()> {
-    let client = awc::Client::builder().timeout(Duration::from_secs(60)).finish();
-    let url = format!("{}/v1/channels/{}/broadcast", base_url(&args.url), args.channel);
+    let envelopes = source(&args)?;
+    let base = base_url(&args.url);
     let started = Instant::now();
-    let results: Vec<Result<(), String>> = futures_util::stream::iter(0..args.count)
-        .map(|_| {
-            let body = transaction(&args.channel, args.size).encode_to_vec();
+    let tally = match args.mode {
+        Mode::Single => single(&args, &base, envelopes).await,
+        Mode::Batch => batch(&args, &base, envelopes).await,
+        Mode::Ws => websocket(&args, envelopes).await?,
+    };
+    let elapsed = started.elapsed().as_secs_f64().max(1e-9);
+    println!(
+        "accepted {}/{} envelopes to channel '{}' in {elapsed:.2} s ({:.0} tx/s)",
+        tally.accepted,
+        tally.sent,
+        args.channel,
+        tally.accepted as f64 / elapsed
+    );
+    for (reason, n) in &tally.refused {
+        println!("not accepted {n}: {reason}");
+    }
+    if tally.accepted < tally.sent {
+        bail!("{} of {} envelopes were not accepted", tally.sent - tally.accepted, tally.sent);
+    }
+    Ok(())
+}
+
+async fn single(args: &BroadcastArgs, base: &str, envelopes: Box<dyn Iterator<Item = Bytes> + Send>) -> Tally {
+    let client = http_client(Duration::from_secs(60));
+    let url = format!("{base}/v1/channels/{}/broadcast", args.channel);
+    let answers: Vec<Result<BroadcastResponse, String>> = futures_util::stream::iter(envelopes)
+        .map(|body| {
             let req = client
                 .post(&url)
                 .insert_header(("Content-Type", "application/x-protobuf"))
                 .insert_header(("Accept", "application/x-protobuf"));
+            let url = &url;
             async move {
-                let mut resp = req.send_body(body).await.map_err(|e| format!("request failed: {e}"))?;
+                let mut resp = req.send_body(body).await.map_err(|e| unreachable(url, e).to_string())?;
                 let body = resp.body().await.map_err(|e| format!("reading the answer failed: {e}"))?;
-                let answer = BroadcastResponse::decode(body)
-                    .map_err(|e| format!("HTTP {}: undecodable answer: {e}", resp.status()))?;
-                if answer.status == Status::Success as i32 {
-                    Ok(())
-                } else {
-                    let status = Status::try_from(answer.status).map(|s| s.as_str_name()).unwrap_or("UNKNOWN");
-                    Err(format!("{status}: {}", answer.info))
-                }
+                BroadcastResponse::decode(body).map_err(|e| format!("HTTP {}: undecodable answer: {e}", resp.status()))
             }
         })
         .buffer_unordered(args.concurrency.max(1))
         .collect()
         .await;
-    let elapsed = started.elapsed();
-    let accepted = results.iter().filter(|r| r.is_ok()).count();
-    let mut failures: BTreeMap<String, usize> = BTreeMap::new();
-    for e in results.into_iter().filter_map(Result::err) {
-        *failures.entry(e).or_default() += 1;
+    let mut tally = Tally::default();
+    for a in answers {
+        match a {
+            Ok(resp) => tally.answer(&resp),
+            Err(reason) => tally.failed(1, reason),
+        }
     }
-    println!(
-        "accepted {accepted}/{} envelopes of ~{} bytes to channel '{}' in {:.2} s ({:.0} tx/s)",
-        args.count,
-        args.size,
-        args.channel,
-        elapsed.as_secs_f64(),
-        accepted as f64 / elapsed.as_secs_f64().max(1e-9)
-    );
-    for (reason, n) in &failures {
-        println!("failed {n}: {reason}");
+    tally
+}
+
+async fn batch(args: &BroadcastArgs, base: &str, envelopes: Box<dyn Iterator<Item = Bytes> + Send>) -> Tally {
+    let client = http_client(Duration::from_secs(120));
+    let url = format!("{base}/v1/channels/{}/broadcast:batch", args.channel);
+    let mut envelopes = envelopes.peekable();
+    let size = args.batch_size.max(1);
+    let batches = std::iter::from_fn(move || {
+        envelopes.peek()?;
+        let mut body = BytesMut::new();
+        let mut n = 0u64;
+        for env in envelopes.by_ref().take(size) {
+            prost::encoding::encode_varint(env.len() as u64, &mut body);
+            body.extend_from_slice(&env);
+            n += 1;
+        }
+        Some((n, body.freeze()))
+    });
+    let answers: Vec<(u64, Result<Vec<BroadcastResponse>, String>)> = futures_util::stream::iter(batches)
+        .map(|(n, body)| {
+            let req = client
+                .post(&url)
+                .insert_header(("Content-Type", "application/x-protobuf"))
+                .insert_header(("Accept", "application/x-protobuf"));
+            let url = &url;
+            async move {
+                let result = async {
+                    let mut resp = req.send_body(body).await.map_err(|e| unreachable(url, e).to_string())?;
+                    let mut body =
+                        resp.body().limit(64 << 20).await.map_err(|e| format!("reading the answer failed: {e}"))?;
+                    if !resp.status().is_success() {
+                        let answer = BroadcastResponse::decode(body).unwrap_or_default();
+                        return Err(format!("{}: {}", status_name(answer.status), answer.info));
+                    }
+                    let mut answers = Vec::new();
+                    while body.has_remaining() {
+                        answers.push(
+                            BroadcastResponse::decode_length_delimited(&mut body)
+                                .map_err(|e| format!("undecodable answer: {e}"))?,
+                        );
+                    }
+                    Ok(answers)
+                }
+                .await;
+                (n, result)
+            }
+        })
+        .buffer_unordered(args.concurrency.max(1))
+        .collect()
+        .await;
+    let mut tally = Tally::default();
+    for (n, a) in answers {
+        match a {
+            Ok(resps) if resps.len() as u64 == n => resps.iter().for_each(|r| tally.answer(r)),
+            Ok(resps) => tally.failed(n, format!("a batch of {n} got {} answers", resps.len())),
+            Err(reason) => tally.failed(n, reason),
+        }
     }
-    if !failures.is_empty() {
-        return Err(anyhow::anyhow!("{} envelopes were not accepted", args.count as usize - accepted)).context(url);
+    tally
+}
+
+async fn websocket(args: &BroadcastArgs, envelopes: Box<dyn Iterator<Item = Bytes> + Send>) -> anyhow::Result<Tally> {
+    let url = format!("{}/v1/channels/{}/broadcast", ws_url(&args.url), args.channel);
+    let (_, ws) =
+        awc::Client::new().ws(&url).max_frame_size(64 << 20).connect().await.map_err(|e| unreachable(&url, e))?;
+    let (mut sink, mut stream) = ws.split();
+    let sender = async {
+        let mut sent = 0u64;
+        for env in envelopes {
+            if sink.send(awc::ws::Message::Binary(env)).await.is_err() {
+                break;
+            }
+            sent += 1;
+        }
+        let _ = sink.send(awc::ws::Message::Close(None)).await;
+        sent
+    };
+    let receiver = async {
+        let mut tally = Tally::default();
+        let mut closed = None;
+        while let Some(frame) = stream.next().await {
+            match frame {
+                Ok(awc::ws::Frame::Binary(b)) => match BroadcastResponse::decode(b) {
+                    Ok(resp) => tally.answer(&resp),
+                    Err(e) => tally.failed(1, format!("undecodable answer: {e}")),
+                },
+                Ok(awc::ws::Frame::Close(reason)) => {
+                    closed = reason;
+                    break;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    closed = Some(awc::ws::CloseReason {
+                        code: awc::ws::CloseCode::Abnormal,
+                        description: Some(e.to_string()),
+                    });
+                    break;
+                }
+            }
+        }
+        (tally, closed)
+    };
+    let (sent, (mut tally, closed)) = futures_util::join!(sender, receiver);
+    if tally.sent < sent {
+        let why = closed.and_then(|c| c.description).unwrap_or_else(|| "the stream ended".into());
+        tally.failed(sent - tally.sent, format!("no answer: {why}"));
     }
-    Ok(())
+    Ok(tally)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_every_input_format() {
+        let envs: Vec<Envelope> = (0..3).map(|i| transaction("ch", 200 + i)).collect();
+        let json: String = envs.iter().map(|e| serde_json::to_string(e).unwrap() + "\n").collect();
+        let got = parse_input(InputFormat::Json, "ch", json.into()).unwrap();
+        assert_eq!(got, envs.iter().map(|e| Bytes::from(e.encode_to_vec())).collect::<Vec<_>>());
+
+        let mut delimited = BytesMut::new();
+        envs.iter().for_each(|e| e.encode_length_delimited(&mut delimited).unwrap());
+        let got = parse_input(InputFormat::Protobuf, "ch", delimited.freeze()).unwrap();
+        assert_eq!(got.len(), 3);
+
+        let got = parse_input(InputFormat::Lines, "ch", Bytes::from_static(b"a\nbb\n\nccc")).unwrap();
+        assert_eq!(got.len(), 3);
+        for g in got {
+            crate::core::envelope::check_broadcast(&Envelope::decode(g).unwrap(), "ch", 1 << 20).unwrap();
+        }
+
+        let err = parse_input(InputFormat::Json, "ch", Bytes::from_static(b"{}\nnope\n")).unwrap_err();
+        assert!(format!("{err:#}").contains("line 2"), "{err:#}");
+    }
 }

@@ -1,13 +1,15 @@
 //! What the CLI clients share: building envelopes and seek requests, and URLs.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use prost::Message as _;
 use rand::RngCore;
 
 use crate::core::block::hex;
-use crate::proto::{ChannelHeader, Envelope, Header, HeaderType, Payload, SeekInfo, SignatureHeader};
+use crate::proto::{
+    BroadcastResponse, ChannelHeader, Envelope, Header, HeaderType, Payload, SeekInfo, SignatureHeader, Status,
+};
 
 /// Bytes of an envelope that are not the payload data (headers, framing), roughly.
 const OVERHEAD: usize = 160;
@@ -43,6 +45,12 @@ fn payload(channel: &str, kind: HeaderType, data: Bytes) -> Payload {
     }
 }
 
+/// An unsigned transaction envelope carrying `data`.
+pub fn transaction_with(channel: &str, data: Bytes) -> Envelope {
+    let payload = payload(channel, HeaderType::EndorserTransaction, data);
+    Envelope { payload: payload.encode_to_vec().into(), signature: Bytes::new() }
+}
+
 /// An unsigned transaction envelope of about `size` bytes (signatures come with identities).
 pub fn transaction(channel: &str, size: usize) -> Envelope {
     let mut data = vec![0u8; size.saturating_sub(OVERHEAD)];
@@ -55,6 +63,43 @@ pub fn transaction(channel: &str, size: usize) -> Envelope {
 pub fn seek_request(channel: &str, seek: &SeekInfo) -> Envelope {
     let payload = payload(channel, HeaderType::DeliverSeekInfo, seek.encode_to_vec().into());
     Envelope { payload: payload.encode_to_vec().into(), signature: Bytes::new() }
+}
+
+/// An HTTP client for the OSN's API.
+pub fn http_client(timeout: Duration) -> awc::Client {
+    awc::Client::builder().timeout(timeout).finish()
+}
+
+/// A request that never got an answer: say where, and what to check.
+pub fn unreachable(url: &str, e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::anyhow!("cannot reach the OSN at {url}: {e} (is it running? is --url right?)")
+}
+
+/// A Fabric status number as its name.
+pub fn status_name(status: i32) -> &'static str {
+    Status::try_from(status).map(|s| s.as_str_name()).unwrap_or("UNKNOWN")
+}
+
+/// GETs a message from the API as protobuf. An error answer (a BroadcastResponse with status and
+/// info) becomes an error that says both.
+pub async fn get_message<M: prost::Message + Default>(client: &awc::Client, url: &str) -> anyhow::Result<M> {
+    let mut resp = client
+        .get(url)
+        .insert_header(("Accept", "application/x-protobuf"))
+        .send()
+        .await
+        .map_err(|e| unreachable(url, e))?;
+    let body = resp.body().limit(1 << 30).await.map_err(|e| anyhow::anyhow!("reading the answer of {url}: {e}"))?;
+    if !resp.status().is_success() {
+        let answer = BroadcastResponse::decode(body).unwrap_or_default();
+        anyhow::bail!(
+            "the OSN answered HTTP {} {}: {}",
+            resp.status().as_u16(),
+            status_name(answer.status),
+            answer.info
+        );
+    }
+    M::decode(body).map_err(|e| anyhow::anyhow!("the answer of {url} does not decode: {e}"))
 }
 
 /// `base` without a trailing slash.

@@ -1,19 +1,23 @@
-//! `osn deliver`: streams blocks of a channel over the deliver websocket and prints them, one
-//! DeliverResponse per line in the canonical protobuf JSON mapping, or a one-line summary per
-//! block.
+//! `osn deliver`: streams blocks of a channel (over the deliver websocket or a streamed HTTP
+//! response) and prints them: one DeliverResponse per line as JSON, length-delimited protobuf for
+//! other tools, or a one-line summary per block.
 
 use std::str::FromStr;
 
+use std::io::Write as _;
+use std::time::Duration;
+
 use anyhow::{bail, Context as _};
+use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
 use prost::Message as _;
 
-use super::client::{seek_request, ws_url};
+use super::client::{base_url, http_client, seek_request, unreachable, ws_url};
 use crate::core::block::{header_hash, hex, kafka_metadata};
 use crate::core::seek;
 use crate::proto::orderer::deliver_response;
-use crate::proto::orderer::seek_info::SeekBehavior;
-use crate::proto::{DeliverResponse, SeekInfo, SeekPosition, Status};
+use crate::proto::orderer::seek_info::{SeekBehavior, SeekErrorResponse};
+use crate::proto::{Block, DeliverResponse, SeekInfo, SeekPosition, Status};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Position {
@@ -43,10 +47,22 @@ impl Position {
     }
 }
 
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
+    /// One DeliverResponse per line, canonical protobuf JSON.
     Json,
+    /// Length-delimited protobuf DeliverResponses, as received, for other tools.
+    Protobuf,
+    /// One line per block.
     Summary,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Transport {
+    /// The deliver websocket (`GET .../deliver`).
+    Ws,
+    /// A streamed HTTP response (`POST .../deliver`).
+    Http,
 }
 
 #[derive(clap::Args, Debug)]
@@ -66,74 +82,183 @@ pub struct DeliverArgs {
     /// Keep streaming new blocks as they are cut (ignores --stop).
     #[arg(long)]
     pub follow: bool,
-    /// Output: one DeliverResponse per line as JSON, or a summary line per block.
+    /// Answer NOT_FOUND on reaching a block not written yet instead of waiting for it.
+    #[arg(long)]
+    pub fail_if_not_ready: bool,
+    /// Read the ledger even while the channel is not consuming Kafka (else SERVICE_UNAVAILABLE).
+    #[arg(long)]
+    pub best_effort: bool,
+    /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Summary)]
     pub format: OutputFormat,
+    /// Which deliver route to use.
+    #[arg(long, value_enum, default_value_t = Transport::Ws)]
+    pub transport: Transport,
+}
+
+/// Prints responses as they come and knows when the stream is over.
+struct Printer {
+    format: OutputFormat,
+    blocks: u64,
+    txs: u64,
+}
+
+impl Printer {
+    /// Handles one raw DeliverResponse; `Some` once the final status arrived.
+    fn response(&mut self, raw: Bytes) -> anyhow::Result<Option<()>> {
+        let resp = DeliverResponse::decode(raw.clone()).context("undecodable DeliverResponse")?;
+        match self.format {
+            OutputFormat::Json => println!("{}", serde_json::to_string(&resp)?),
+            OutputFormat::Protobuf => {
+                let mut out = std::io::stdout().lock();
+                let mut len = Vec::with_capacity(10);
+                prost::encoding::encode_varint(raw.len() as u64, &mut len);
+                out.write_all(&len)?;
+                out.write_all(&raw)?;
+                out.flush()?;
+            }
+            OutputFormat::Summary => {}
+        }
+        match resp.r#type {
+            Some(deliver_response::Type::Block(block)) => {
+                self.blocks += 1;
+                let n = block.data.as_ref().map_or(0, |d| d.data.len());
+                self.txs += n as u64;
+                if let OutputFormat::Summary = self.format {
+                    println!("{}", summary(&block));
+                }
+                Ok(None)
+            }
+            Some(deliver_response::Type::Status(s)) => {
+                let status = Status::try_from(s).unwrap_or(Status::Unknown);
+                if let OutputFormat::Summary = self.format {
+                    println!("status {}: {} blocks, {} transactions", status.as_str_name(), self.blocks, self.txs);
+                }
+                if status == Status::Success {
+                    return Ok(Some(()));
+                }
+                bail!("deliver ended with status {}: {}", status.as_str_name(), resp.info);
+            }
+            None => bail!("empty DeliverResponse"),
+        }
+    }
+}
+
+/// One line describing a block.
+pub fn summary(block: &Block) -> String {
+    let header = block.header.clone().unwrap_or_default();
+    let txs = block.data.as_ref().map_or(0, |d| d.data.len());
+    format!(
+        "block {:>6}  txs {:>5}  bytes {:>8}  hash {}  prev {}  kafka-offset {}",
+        header.number,
+        txs,
+        block.encoded_len(),
+        &hex(&header_hash(&header))[..16],
+        if header.previous_hash.is_empty() { "-".to_string() } else { hex(&header.previous_hash)[..16].to_string() },
+        kafka_metadata(block).map_or(-1, |k| k.last_offset_persisted),
+    )
 }
 
 pub async fn run(args: DeliverArgs) -> anyhow::Result<()> {
     let stop = if args.follow { seek::specified(u64::MAX) } else { args.stop.seek() };
+    let behavior = if args.fail_if_not_ready { SeekBehavior::FailIfNotReady } else { SeekBehavior::BlockUntilReady };
+    let errors = if args.best_effort { SeekErrorResponse::BestEffort } else { SeekErrorResponse::Strict };
     let seek = SeekInfo {
         start: Some(args.start.seek()),
         stop: Some(stop),
-        behavior: SeekBehavior::BlockUntilReady as i32,
-        error_response: 0,
+        behavior: behavior as i32,
+        error_response: errors as i32,
     };
+    let request: Bytes = seek_request(&args.channel, &seek).encode_to_vec().into();
+    let mut printer = Printer { format: args.format, blocks: 0, txs: 0 };
+    match args.transport {
+        Transport::Ws => over_websocket(&args, request, &mut printer).await,
+        Transport::Http => over_http(&args, request, &mut printer).await,
+    }
+}
+
+async fn over_websocket(args: &DeliverArgs, request: Bytes, printer: &mut Printer) -> anyhow::Result<()> {
     let url = format!("{}/v1/channels/{}/deliver", ws_url(&args.url), args.channel);
     let (_, mut ws) = awc::Client::new()
         .ws(&url)
         .max_frame_size(256 * 1024 * 1024)
         .connect()
         .await
-        .map_err(|e| anyhow::anyhow!("cannot open the deliver websocket {url}: {e}"))?;
-    ws.send(awc::ws::Message::Binary(seek_request(&args.channel, &seek).encode_to_vec().into()))
-        .await
-        .context("sending the seek request")?;
-    let (mut blocks, mut txs) = (0u64, 0u64);
+        .map_err(|e| unreachable(&url, e))?;
+    ws.send(awc::ws::Message::Binary(request)).await.context("sending the seek request")?;
     while let Some(frame) = ws.next().await {
         let raw = match frame.context("deliver stream broken")? {
             awc::ws::Frame::Binary(b) => b,
             awc::ws::Frame::Close(reason) => bail!("the OSN closed the stream: {reason:?}"),
             _ => continue,
         };
-        let resp = DeliverResponse::decode(raw).context("undecodable DeliverResponse")?;
-        if let OutputFormat::Json = args.format {
-            println!("{}", serde_json::to_string(&resp)?);
-        }
-        match resp.r#type {
-            Some(deliver_response::Type::Block(block)) => {
-                blocks += 1;
-                let n = block.data.as_ref().map_or(0, |d| d.data.len());
-                txs += n as u64;
-                if let OutputFormat::Summary = args.format {
-                    let header = block.header.clone().unwrap_or_default();
-                    println!(
-                        "block {:>6}  txs {:>5}  bytes {:>8}  hash {}  prev {}  kafka-offset {}",
-                        header.number,
-                        n,
-                        block.encoded_len(),
-                        &hex(&header_hash(&header))[..16],
-                        if header.previous_hash.is_empty() {
-                            "-".to_string()
-                        } else {
-                            hex(&header.previous_hash)[..16].to_string()
-                        },
-                        kafka_metadata(&block).map_or(-1, |k| k.last_offset_persisted),
-                    );
-                }
-            }
-            Some(deliver_response::Type::Status(s)) => {
-                let status = Status::try_from(s).unwrap_or(Status::Unknown);
-                if let OutputFormat::Summary = args.format {
-                    println!("status {}: {blocks} blocks, {txs} transactions", status.as_str_name());
-                }
-                if status == Status::Success {
-                    return Ok(());
-                }
-                bail!("deliver ended with status {}", status.as_str_name());
-            }
-            None => bail!("empty DeliverResponse"),
+        if printer.response(raw)?.is_some() {
+            return Ok(());
         }
     }
     bail!("the stream ended without a final status")
+}
+
+async fn over_http(args: &DeliverArgs, request: Bytes, printer: &mut Printer) -> anyhow::Result<()> {
+    let url = format!("{}/v1/channels/{}/deliver", base_url(&args.url), args.channel);
+    let mut resp = http_client(Duration::from_secs(30))
+        .post(&url)
+        .insert_header(("Content-Type", "application/x-protobuf"))
+        .insert_header(("Accept", "application/x-protobuf"))
+        .send_body(request)
+        .await
+        .map_err(|e| unreachable(&url, e))?;
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = resp.next().await {
+        buf.extend_from_slice(&chunk.context("deliver stream broken")?);
+        while let Some(raw) = next_delimited(&mut buf)? {
+            if printer.response(raw)?.is_some() {
+                return Ok(());
+            }
+        }
+    }
+    bail!("the stream ended without a final status (HTTP {})", resp.status())
+}
+
+/// The next complete length-delimited message in `buf`, if it holds one.
+pub fn next_delimited(buf: &mut BytesMut) -> anyhow::Result<Option<Bytes>> {
+    let mut peek = &buf[..];
+    let len = match prost::encoding::decode_varint(&mut peek) {
+        Ok(len) => len as usize,
+        // A varint is at most 10 bytes: shorter means it has not all arrived yet.
+        Err(_) if buf.len() < 10 => return Ok(None),
+        Err(e) => bail!("bad length prefix in the stream: {e}"),
+    };
+    let prefix = buf.len() - peek.len();
+    if peek.len() < len {
+        return Ok(None);
+    }
+    buf.advance(prefix);
+    Ok(Some(buf.split_to(len).freeze()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delimited_messages_are_found_across_chunks() {
+        let mut all = BytesMut::new();
+        for m in [&b"abc"[..], &[7u8; 300][..], b""] {
+            prost::encoding::encode_varint(m.len() as u64, &mut all);
+            all.extend_from_slice(m);
+        }
+        let all = all.freeze();
+        for cut in 0..all.len() {
+            let mut buf = BytesMut::new();
+            let mut got = Vec::new();
+            for part in [&all[..cut], &all[cut..]] {
+                buf.extend_from_slice(part);
+                while let Some(m) = next_delimited(&mut buf).unwrap() {
+                    got.push(m.len());
+                }
+            }
+            assert_eq!(got, vec![3, 300, 0], "cut at {cut}");
+        }
+    }
 }

@@ -1,6 +1,8 @@
 //! The `osn` command line: one module per subcommand.
 
+pub mod block;
 pub mod broadcast;
+pub mod channel;
 pub mod client;
 pub mod deliver;
 pub mod dev;
@@ -33,10 +35,15 @@ pub enum Command {
     Dev(dev::DevArgs),
     /// Run an OSN against a real Kafka cluster, configured by a TOML file.
     Start(start::StartArgs),
-    /// Send envelopes to a channel and report how many were accepted.
+    /// Send envelopes to a channel (one per request, in batches or over a websocket) and report how
+    /// many were accepted.
     Broadcast(broadcast::BroadcastArgs),
     /// Stream blocks of a channel.
     Deliver(deliver::DeliverArgs),
+    /// List the channels of an OSN, or show one.
+    Channel(channel::ChannelArgs),
+    /// Fetch a block.
+    Block(block::BlockArgs),
 }
 
 impl Cli {
@@ -60,6 +67,8 @@ impl Cli {
             Command::Start(args) => start::run(args).await,
             Command::Broadcast(args) => broadcast::run(args).await,
             Command::Deliver(args) => deliver::run(args).await,
+            Command::Channel(args) => channel::run(args).await,
+            Command::Block(args) => block::run(args).await,
         }
     }
 }

@@ -121,7 +121,7 @@ impl Osn {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("osn.toml"), spec.toml(&dir.path().join("ledger"))).unwrap();
         let mut osn = Osn { spec, dir, child: None, url: String::new() };
-        osn.launch().await;
+        osn.launch(true).await;
         osn
     }
 
@@ -141,7 +141,8 @@ impl Osn {
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
 
-    async fn launch(&mut self) {
+    /// Starts the process; waits until it listens and, if `ready`, until its channel is READY.
+    async fn launch(&mut self, ready: bool) {
         self.url.clear();
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_osn"))
@@ -172,6 +173,9 @@ impl Osn {
             if self.url.is_empty() {
                 if let Ok(url) = rx.try_recv() {
                     self.url = url;
+                    if !ready {
+                        return;
+                    }
                 }
             } else if let Ok(mut resp) = client().get(format!("{}{info_url}", self.url)).send().await {
                 let info: serde_json::Value = resp.json().await.unwrap_or_default();
@@ -196,7 +200,13 @@ impl Osn {
     /// Starts the process again on the same configuration and ledger.
     pub async fn restart(&mut self) {
         self.kill();
-        self.launch().await;
+        self.launch(true).await;
+    }
+
+    /// Starts the process again without waiting for its channel to be ready (Kafka may be gone).
+    pub async fn restart_listening(&mut self) {
+        self.kill();
+        self.launch(false).await;
     }
 
     /// SIGTERM, and wait (bounded) for a clean exit.
@@ -411,4 +421,78 @@ pub async fn broadcast_via_actor(ch: &osn::actors::ChannelHandle, env: &Envelope
 /// Every block of an in-process channel's ledger.
 pub fn ledger_chain(ch: &osn::actors::ChannelHandle) -> Vec<Block> {
     (0..ch.ledger.height()).map(|n| ch.ledger.block(n).unwrap().unwrap()).collect()
+}
+
+/// A websocket client speaking raw bytes over TCP, to send what well-behaved clients cannot.
+pub mod raw_ws {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    /// A server frame: opcode and payload.
+    #[derive(Debug)]
+    pub struct Frame {
+        pub opcode: u8,
+        pub payload: Vec<u8>,
+    }
+
+    /// Opens `path` on `base` (http://host:port) with a websocket handshake.
+    pub async fn connect(base: &str, path: &str) -> TcpStream {
+        let addr = base.trim_start_matches("http://");
+        let mut tcp = TcpStream::connect(addr).await.expect("tcp connect");
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        tcp.write_all(req.as_bytes()).await.unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            tcp.read_exact(&mut byte).await.expect("handshake answer");
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head);
+        assert!(head.starts_with("HTTP/1.1 101"), "handshake refused: {head}");
+        tcp
+    }
+
+    /// A masked client frame (FIN set) with `opcode` and `payload`.
+    pub fn masked(opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let mut out = vec![0x80 | opcode];
+        let len = payload.len();
+        if len < 126 {
+            out.push(0x80 | len as u8);
+        } else {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        let mask = [0x12, 0x34, 0x56, 0x78];
+        out.extend_from_slice(&mask);
+        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        out
+    }
+
+    /// Every frame the server sends until it closes the connection (or 10 s pass).
+    pub async fn frames_until_closed(tcp: &mut TcpStream) -> Vec<Frame> {
+        let mut raw = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut raw)).await;
+        let mut frames = Vec::new();
+        let mut at = 0;
+        while at + 2 <= raw.len() {
+            let opcode = raw[at] & 0x0f;
+            let mut len = (raw[at + 1] & 0x7f) as usize;
+            at += 2;
+            if len == 126 {
+                len = u16::from_be_bytes([raw[at], raw[at + 1]]) as usize;
+                at += 2;
+            } else if len == 127 {
+                len = u64::from_be_bytes(raw[at..at + 8].try_into().unwrap()) as usize;
+                at += 8;
+            }
+            frames.push(Frame { opcode, payload: raw[at..(at + len).min(raw.len())].to_vec() });
+            at += len;
+        }
+        frames
+    }
 }

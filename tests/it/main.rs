@@ -4,9 +4,11 @@
 mod harness;
 
 mod bad_input;
+mod broadcast_api;
 mod channels;
 mod cli;
 mod deliver;
+mod deliver_api;
 mod ordering;
 mod replicas;
 mod supervision;

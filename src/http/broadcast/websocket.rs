@@ -16,8 +16,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage as Message, AggregatedMessageStream, CloseCode, CloseReason, Session};
 use bytes::Bytes;
 use futures_util::stream::{FuturesOrdered, StreamExt};
+use futures_util::FutureExt as _;
 
-use super::{acknowledged, answer, body_limit, decode_envelope, enqueue};
+use super::{acknowledged, answer, body_limit, decode_envelope, enqueue_all};
 use crate::actors::ChannelHandle;
 use crate::core::envelope::check_broadcast;
 use crate::http::negotiate::{fail, Format};
@@ -53,6 +54,9 @@ pub async fn websocket(
     Ok(response)
 }
 
+/// Most frames relayed to the channel actor in one message.
+const MAX_COALESCED: usize = 256;
+
 async fn session_loop(
     state: std::sync::Arc<AppState>,
     ch: ChannelHandle,
@@ -62,7 +66,7 @@ async fn session_loop(
     let channel = ch.name.clone();
     tracing::debug!(%channel, "broadcast session opened");
     let mut in_flight: FuturesOrdered<Pending> = FuturesOrdered::new();
-    // Set when the client sent something unusable: answer what came before, then close.
+    // Set when the client is done or sent something unusable: answer what came before, then close.
     let mut closing: Option<CloseReason> = None;
     let max_in_flight = state.http.max_in_flight;
     loop {
@@ -76,36 +80,45 @@ async fn session_loop(
                 }
             }
             msg = stream.recv(), if closing.is_none() && in_flight.len() < max_in_flight => {
-                let (format, raw) = match msg {
-                    Some(Ok(Message::Binary(b))) => (Format::Protobuf, b),
-                    Some(Ok(Message::Text(t))) => (Format::Json, t.into_bytes()),
-                    Some(Ok(Message::Ping(p))) => {
-                        if session.pong(&p).await.is_err() {
-                            return;
+                // Take this frame and every one already received, up to the room left, so a fast
+                // client costs one actor message per group rather than per envelope.
+                let room = (max_in_flight - in_flight.len()).min(MAX_COALESCED);
+                let mut frames = Vec::new();
+                let mut next = Some(msg);
+                while let Some(msg) = next.take() {
+                    match msg {
+                        Some(Ok(Message::Binary(b))) => frames.push((Format::Protobuf, b)),
+                        Some(Ok(Message::Text(t))) => frames.push((Format::Json, t.into_bytes())),
+                        Some(Ok(Message::Ping(p))) => {
+                            if session.pong(&p).await.is_err() {
+                                return;
+                            }
                         }
-                        continue;
+                        Some(Ok(Message::Pong(_))) => {}
+                        Some(Ok(Message::Close(_))) | None => {
+                            closing = Some(CloseReason { code: CloseCode::Normal, description: None });
+                            break;
+                        }
+                        Some(Err(e)) => {
+                            tracing::debug!(%channel, error = %e, "broadcast websocket protocol error");
+                            let info = format!("not a valid websocket message: {e}");
+                            closing = Some(CloseReason { code: CloseCode::Protocol, description: Some(info) });
+                            break;
+                        }
                     }
-                    Some(Ok(Message::Pong(_))) => continue,
-                    Some(Ok(Message::Close(_))) | None => {
-                        // The client is done sending; answer what is in flight, then close.
-                        closing = Some(CloseReason { code: CloseCode::Normal, description: None });
-                        continue;
+                    if frames.len() >= room {
+                        break;
                     }
-                    Some(Err(e)) => {
-                        tracing::debug!(%channel, error = %e, "broadcast websocket protocol error");
-                        let info = format!("not a valid websocket message: {e}");
-                        in_flight.push_back(Box::pin(std::future::ready((Format::Json, answer(Status::BadRequest, info.clone())))));
-                        closing = Some(CloseReason { code: CloseCode::Protocol, description: Some(info) });
-                        continue;
-                    }
-                };
-                match handle(&state, &ch, format, raw).await {
-                    Ok(pending) => in_flight.push_back(pending),
-                    Err(resp) => {
-                        let info = resp.info.clone();
-                        in_flight.push_back(Box::pin(std::future::ready((format, resp))));
-                        closing = Some(CloseReason { code: CloseCode::Invalid, description: Some(info) });
-                    }
+                    next = stream.recv().now_or_never();
+                }
+                let (pending, invalid) = relay(&state, &ch, frames).await;
+                in_flight.extend(pending);
+                if let Some(reason) = invalid {
+                    closing = Some(reason);
+                }
+                if let Some(CloseReason { code: CloseCode::Protocol, description }) = &closing {
+                    let resp = answer(Status::BadRequest, description.clone().unwrap_or_default());
+                    in_flight.push_back(Box::pin(std::future::ready((Format::Json, resp))));
                 }
             }
         }
@@ -114,23 +127,52 @@ async fn session_loop(
     tracing::debug!(%channel, "broadcast session closed");
 }
 
-/// One frame: the future of its answer, or (for a frame that is not an Envelope at all) the
-/// answer after which the session closes.
-async fn handle(
+/// Checks frames in order and relays the valid envelopes in one actor message. Returns the
+/// future answer of each frame, in order; a frame that is not an Envelope at all gets BAD_REQUEST,
+/// ends the group, and its close reason is returned.
+async fn relay(
     state: &AppState,
     ch: &ChannelHandle,
-    format: Format,
-    raw: Bytes,
-) -> Result<Pending, BroadcastResponse> {
-    let (envelope, marshaled) = decode_envelope(format, raw).map_err(|info| answer(Status::BadRequest, info))?;
-    if let Err(invalid) = check_broadcast(&envelope, &ch.name, ch.batch_size().absolute_max_bytes) {
-        let resp = answer(invalid.status(), invalid.to_string());
-        return Ok(Box::pin(std::future::ready((format, resp))));
+    frames: Vec<(Format, Bytes)>,
+) -> (Vec<Pending>, Option<CloseReason>) {
+    let max = ch.batch_size().absolute_max_bytes;
+    let mut slots: Vec<Result<Format, (Format, BroadcastResponse)>> = Vec::with_capacity(frames.len());
+    let mut valid = Vec::with_capacity(frames.len());
+    let mut close = None;
+    for (format, raw) in frames {
+        match decode_envelope(format, raw) {
+            Err(info) => {
+                close = Some(CloseReason { code: CloseCode::Invalid, description: Some(info.clone()) });
+                slots.push(Err((format, answer(Status::BadRequest, info))));
+                break;
+            }
+            Ok((envelope, marshaled)) => match check_broadcast(&envelope, &ch.name, max) {
+                Err(invalid) => slots.push(Err((format, answer(invalid.status(), invalid.to_string())))),
+                Ok(_) => {
+                    slots.push(Ok(format));
+                    valid.push(marshaled);
+                }
+            },
+        }
     }
-    Ok(match enqueue(state, ch, marshaled).await {
-        Ok(enqueued) => Box::pin(async move { (format, acknowledged(enqueued).await) }),
-        Err(resp) => Box::pin(std::future::ready((format, resp))),
-    })
+    let mut enqueued = if valid.is_empty() { Vec::new() } else { enqueue_all(state, ch, valid).await }.into_iter();
+    let pending = slots
+        .into_iter()
+        .map(|slot| -> Pending {
+            match slot {
+                Err(answered) => Box::pin(std::future::ready(answered)),
+                Ok(format) => match enqueued.next() {
+                    Some(Ok(e)) => Box::pin(async move { (format, acknowledged(e).await) }),
+                    Some(Err(resp)) => Box::pin(std::future::ready((format, resp))),
+                    None => Box::pin(std::future::ready((
+                        format,
+                        answer(Status::InternalServerError, "the channel gave no answer for this envelope"),
+                    ))),
+                },
+            }
+        })
+        .collect();
+    (pending, close)
 }
 
 async fn send(session: &mut Session, format: Format, resp: &BroadcastResponse) -> Result<(), actix_ws::Closed> {

@@ -1,0 +1,58 @@
+//! `osn block get`: one block of a channel, by number, `newest` or `oldest`.
+
+use std::io::Write as _;
+use std::time::Duration;
+
+use prost::Message as _;
+
+use super::client::{base_url, get_message, http_client};
+use super::deliver::summary;
+use crate::proto::Block;
+
+#[derive(clap::Args, Debug)]
+pub struct BlockArgs {
+    #[command(subcommand)]
+    pub command: BlockCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum BlockCommand {
+    /// Fetch one block.
+    Get {
+        /// Base URL of the OSN.
+        #[arg(long, default_value = "http://127.0.0.1:7050")]
+        url: String,
+        /// Channel to read.
+        #[arg(long)]
+        channel: String,
+        /// Block number, `newest` or `oldest`.
+        number: String,
+        /// Output: the block as JSON, its protobuf bytes, or a summary line.
+        #[arg(long, value_enum, default_value_t = BlockFormat::Json)]
+        format: BlockFormat,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BlockFormat {
+    Json,
+    Protobuf,
+    Summary,
+}
+
+pub async fn run(args: BlockArgs) -> anyhow::Result<()> {
+    let BlockCommand::Get { url, channel, number, format } = args.command;
+    let client = http_client(Duration::from_secs(30));
+    let url = format!("{}/v1/channels/{channel}/blocks/{number}", base_url(&url));
+    let block: Block = get_message(&client, &url).await?;
+    match format {
+        BlockFormat::Json => println!("{}", serde_json::to_string_pretty(&block)?),
+        BlockFormat::Protobuf => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(&block.encode_to_vec())?;
+            out.flush()?;
+        }
+        BlockFormat::Summary => println!("{}", summary(&block)),
+    }
+    Ok(())
+}
