@@ -439,8 +439,18 @@ pub mod raw_ws {
 
     /// Opens `path` on `base` (http://host:port) with a websocket handshake.
     pub async fn connect(base: &str, path: &str) -> TcpStream {
+        connect_with_buffer(base, path, None).await
+    }
+
+    /// [`connect`] with the socket's receive buffer set to `recv_buffer` bytes (a small one makes
+    /// a client that does not read push back on the server quickly).
+    pub async fn connect_with_buffer(base: &str, path: &str, recv_buffer: Option<u32>) -> TcpStream {
         let addr = base.trim_start_matches("http://");
-        let mut tcp = TcpStream::connect(addr).await.expect("tcp connect");
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        if let Some(size) = recv_buffer {
+            socket.set_recv_buffer_size(size).unwrap();
+        }
+        let mut tcp = socket.connect(addr.parse().expect("host:port")).await.expect("tcp connect");
         let req = format!(
             "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
@@ -471,6 +481,47 @@ pub mod raw_ws {
         out.extend_from_slice(&mask);
         out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
         out
+    }
+
+    /// Reads server frames as they come and hands each to `each` until it returns true.
+    pub async fn read_frames(tcp: &mut TcpStream, timeout: Duration, mut each: impl FnMut(Frame) -> bool) {
+        let mut buf: Vec<u8> = Vec::new();
+        let mut chunk = vec![0u8; 256 * 1024];
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            // Every complete frame in the buffer.
+            loop {
+                if buf.len() < 2 {
+                    break;
+                }
+                let (mut len, mut at) = ((buf[1] & 0x7f) as usize, 2);
+                if len == 126 {
+                    if buf.len() < 4 {
+                        break;
+                    }
+                    len = u16::from_be_bytes([buf[2], buf[3]]) as usize;
+                    at = 4;
+                } else if len == 127 {
+                    if buf.len() < 10 {
+                        break;
+                    }
+                    len = u64::from_be_bytes(buf[2..10].try_into().unwrap()) as usize;
+                    at = 10;
+                }
+                if buf.len() < at + len {
+                    break;
+                }
+                let frame = Frame { opcode: buf[0] & 0x0f, payload: buf[at..at + len].to_vec() };
+                buf.drain(..at + len);
+                if each(frame) {
+                    return;
+                }
+            }
+            let n =
+                tokio::time::timeout_at(deadline, tcp.read(&mut chunk)).await.expect("frames in time").expect("read");
+            assert!(n > 0, "the server closed the connection");
+            buf.extend_from_slice(&chunk[..n]);
+        }
     }
 
     /// Every frame the server sends until it closes the connection (or 10 s pass).

@@ -11,5 +11,6 @@ mod deliver;
 mod deliver_api;
 mod ordering;
 mod replicas;
+mod subscribers;
 mod supervision;
 mod ttc;
