@@ -127,3 +127,95 @@ fn config_and_usage_errors_are_clear() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("'soon' is not oldest, newest or a block number"));
 }
+
+/// Runs `osn` with `stdin` as its input.
+fn osn_with_input(args: &[&str], stdin: &[u8]) -> std::process::Output {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_osn"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run osn");
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(out: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+#[actix_rt::test]
+async fn client_commands_against_a_running_osn() {
+    use crate::harness::*;
+    use osn::proto::Block;
+    use prost::Message as _;
+
+    let channel = channel_name("clicmd");
+    let broker = Broker::with_topic(&channel);
+    let osn_proc = Osn::start(OsnSpec::new(&channel, &broker)).await;
+    let url = osn_proc.url.as_str();
+    let ch = channel.as_str();
+
+    // Three ways to broadcast, generated or from stdin.
+    for mode in ["single", "batch", "ws"] {
+        let out =
+            osn(&["broadcast", "--url", url, "--channel", ch, "--mode", mode, "--count", "150", "--batch-size", "40"]);
+        assert!(out.status.success(), "{mode}: {}", text(&out));
+        assert!(text(&out).contains("accepted 150/150"), "{mode}: {}", text(&out));
+    }
+    let out = osn_with_input(
+        &["broadcast", "--url", url, "--channel", ch, "--input", "-", "--input-format", "lines", "--mode", "ws"],
+        b"first\nsecond\nthird\n",
+    );
+    assert!(text(&out).contains("accepted 3/3"), "{}", text(&out));
+    let chain = osn_proc.wait_for_transactions(453, Duration::from_secs(30)).await;
+
+    // Refusals are reported per reason and fail the command.
+    let out = osn(&["broadcast", "--url", url, "--channel", "nope", "--count", "2"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("not accepted 2: NOT_FOUND: channel 'nope' does not exist"), "{}", text(&out));
+
+    // Channels and blocks.
+    let out = osn(&["channel", "list", "--url", url]);
+    assert!(text(&out).contains(ch) && text(&out).contains("READY"), "{}", text(&out));
+    let out = osn(&["channel", "info", ch, "--url", url, "--json"]);
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+    assert_eq!(info["height"].as_str(), Some(chain.len().to_string().as_str()), "{info}");
+    let out = osn(&["channel", "info", ch, "--url", url]);
+    assert!(text(&out).contains("last offset persisted"), "{}", text(&out));
+    let out = osn(&["block", "get", "--url", url, "--channel", ch, "newest", "--format", "protobuf"]);
+    assert_eq!(Block::decode(&out.stdout[..]).unwrap(), *chain.last().unwrap());
+    let out = osn(&["block", "get", "--url", url, "--channel", ch, "99999"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("HTTP 404 NOT_FOUND: block 99999 does not exist yet"), "{}", text(&out));
+
+    // Deliver over HTTP as raw length-delimited protobuf: exactly the chain, then SUCCESS.
+    let out = osn(&["deliver", "--url", url, "--channel", ch, "--transport", "http", "--format", "protobuf"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let mut raw = bytes::Bytes::from(out.stdout);
+    let mut responses = Vec::new();
+    while !raw.is_empty() {
+        responses.push(DeliverResponse::decode_length_delimited(&mut raw).unwrap());
+    }
+    let blocks: Vec<Block> = responses
+        .iter()
+        .filter_map(|r| match &r.r#type {
+            Some(deliver_response::Type::Block(b)) => Some(b.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(blocks, chain);
+    assert_eq!(responses.last().unwrap().r#type, Some(deliver_response::Type::Status(200)));
+
+    // A refused deliver says why.
+    let out = osn(&["deliver", "--url", url, "--channel", ch, "--start", "99999"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("NOT_FOUND: start block 99999 is beyond"), "{}", text(&out));
+
+    // Nobody listening.
+    let out = osn(&["channel", "list", "--url", "http://127.0.0.1:9"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("cannot reach the OSN at http://127.0.0.1:9"), "{}", text(&out));
+}
