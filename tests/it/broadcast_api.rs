@@ -232,3 +232,61 @@ async fn malformed_websocket_frames_get_an_error_and_a_clean_close() {
     let chain = osn.wait_for_transactions(sent.len(), Duration::from_secs(30)).await;
     check_chain(&chain, &sent, &spec);
 }
+
+/// Sends `head` (request line and headers) and then `chunks` one by one, and returns the status
+/// line of the answer and how many chunks had been written when it arrived.
+async fn answer_while_sending(base: &str, head: String, chunks: usize, chunk: &[u8]) -> (String, usize) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let tcp = tokio::net::TcpStream::connect(base.trim_start_matches("http://")).await.unwrap();
+    let (mut rd, mut tcp) = tcp.into_split();
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = [0u8; 64];
+    for sent in 0..=chunks {
+        tokio::select! {
+            n = rd.read(&mut answer) => {
+                let line = String::from_utf8_lossy(&answer[..n.unwrap()]).lines().next().unwrap_or_default().to_owned();
+                return (line, sent);
+            }
+            written = tcp.write_all(chunk), if sent < chunks => {
+                if written.is_err() {
+                    // The server stopped reading and closed: read what it answered.
+                    let n = rd.read(&mut answer).await.unwrap_or(0);
+                    return (String::from_utf8_lossy(&answer[..n]).lines().next().unwrap_or_default().to_owned(), sent);
+                }
+            }
+        }
+    }
+    let n = actix_rt::time::timeout(Duration::from_secs(10), rd.read(&mut answer)).await.unwrap().unwrap();
+    (String::from_utf8_lossy(&answer[..n]).lines().next().unwrap_or_default().to_owned(), chunks)
+}
+
+#[actix_rt::test]
+async fn oversized_bodies_are_refused_before_they_are_read() {
+    let channel = channel_name("limits");
+    let broker = Broker::with_topic(&channel);
+    let osn = Osn::start(OsnSpec::new(&channel, &broker)).await;
+    let addr = osn.url.trim_start_matches("http://");
+    for route in ["broadcast", "broadcast:batch"] {
+        // A declared length over the limit: answered 413 before a byte of the body is sent.
+        let head = format!(
+            "POST /v1/channels/{channel}/{route} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-protobuf\r\n\
+             Content-Length: 1073741824\r\n\r\n"
+        );
+        let (line, sent) = answer_while_sending(&osn.url, head, 0, b"").await;
+        assert!(line.contains("413"), "{route}: {line}");
+        assert_eq!(sent, 0);
+
+        // A chunked body (no length) is refused once it passes the limit, long before its end.
+        let head = format!(
+            "POST /v1/channels/{channel}/{route} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-protobuf\r\n\
+             Transfer-Encoding: chunked\r\n\r\n"
+        );
+        let mut chunk = format!("{:x}\r\n", 64 * 1024).into_bytes();
+        chunk.extend(std::iter::repeat_n(0u8, 64 * 1024));
+        chunk.extend_from_slice(b"\r\n");
+        // 4 GiB would follow; the limit is 32 MiB (batch) or about 272 KiB (one envelope).
+        let (line, sent) = answer_while_sending(&osn.url, head, 65536, &chunk).await;
+        assert!(line.contains("413"), "{route}: {line}");
+        assert!(sent < 1024, "{route}: answered only after {sent} chunks of 64 KiB");
+    }
+}
