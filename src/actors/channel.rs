@@ -302,10 +302,15 @@ impl StreamHandler<Result<Record, KafkaError>> for ChannelActor {
         let record = match item {
             Ok(r) => r,
             Err(e) => {
+                // With auto.offset.reset=error, librdkafka reports a fetch beyond the partition's
+                // range as AutoOffsetReset; some paths report OffsetOutOfRange itself.
                 let out_of_range = matches!(
                     e,
-                    KafkaError::MessageConsumption(RDKafkaErrorCode::OffsetOutOfRange)
-                        | KafkaError::MessageConsumptionFatal(RDKafkaErrorCode::OffsetOutOfRange)
+                    KafkaError::MessageConsumption(
+                        RDKafkaErrorCode::OffsetOutOfRange | RDKafkaErrorCode::AutoOffsetReset
+                    ) | KafkaError::MessageConsumptionFatal(
+                        RDKafkaErrorCode::OffsetOutOfRange | RDKafkaErrorCode::AutoOffsetReset
+                    )
                 );
                 if out_of_range {
                     // The data we need is gone from the partition (retention, deleted topic). Never

@@ -99,3 +99,33 @@ async fn a_failing_channel_actor_is_restarted_and_resumes_from_its_ledger() {
     let c = channels.clone();
     actix_rt::task::spawn_blocking(move || c.stop_and_join()).await.unwrap();
 }
+
+/// Records the ledger needs were dropped by the broker (the mock cluster keeps about 5 MB per
+/// partition, as retention would): the restarted OSN says ERRORED with the reason instead of
+/// skipping ahead or pretending to be ready.
+#[actix_rt::test]
+async fn records_lost_to_retention_mark_the_channel_errored() {
+    let channel = crate::harness::channel_name("retention");
+    let broker = Broker::with_topic(&channel);
+    let mut osn = Osn::start(OsnSpec { max_message_count: 1, ..OsnSpec::new(&channel, &broker) }).await;
+    broadcast_all(&osn.broadcast_url(), &envelopes(&channel, 2, 200), 1).await;
+    osn.wait_for_transactions(2, Duration::from_secs(30)).await;
+    osn.kill();
+
+    // 12 MB more while it is down: the records right after its last block are dropped.
+    let producer = osn::kafka::producer(&KafkaConfig { brokers: broker.servers(), ..Default::default() }).unwrap();
+    let filler = vec![0u8; 100 * 1024];
+    let sends: Vec<_> = (0..120).map(|_| osn::kafka::produce(&producer, &channel, &filler)).collect();
+    for s in futures_util::future::join_all(sends).await {
+        s.expect("produce filler");
+    }
+
+    osn.restart_listening().await;
+    let info_url = format!("{}/v1/channels/{channel}", osn.url);
+    let info = crate::harness::wait_for("the channel to report the lost records", Duration::from_secs(30), || async {
+        let info: serde_json::Value = client().get(&info_url).send().await.ok()?.json().await.ok()?;
+        (info["status"] == "ERRORED").then_some(info)
+    })
+    .await;
+    assert!(info["statusReason"].as_str().unwrap().contains("out of range"), "{info}");
+}
