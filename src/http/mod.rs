@@ -5,6 +5,8 @@
 //!   bodies read with a limit; errors as Fabric status + HTTP code + info.
 //! - [`broadcast`]: `POST /v1/channels/{channel}/broadcast`.
 //! - [`blocks`]: `GET /v1/channels/{channel}/blocks/{number}`.
+//! - [`docs`]: `GET /openapi.json` (the OpenAPI document of all of these routes), `GET /docs`
+//!   (an interactive page rendering it) and `GET /` (a redirect to `/docs`).
 //! - [`channels`]: `GET /v1/channels`, `GET /v1/channels/{channel}`.
 //! - [`deliver`]: `GET /v1/channels/{channel}/deliver` (websocket).
 
@@ -12,6 +14,7 @@ pub mod blocks;
 pub mod broadcast;
 pub mod channels;
 pub mod deliver;
+pub mod docs;
 pub mod negotiate;
 
 use std::net::SocketAddr;
@@ -50,7 +53,10 @@ impl AppState {
 
 /// Registers every route.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/channels", web::get().to(channels::list))
+    cfg.route("/", web::get().to(docs::root_redirect))
+        .route("/openapi.json", web::get().to(docs::openapi))
+        .route("/docs", web::get().to(docs::page))
+        .route("/v1/channels", web::get().to(channels::list))
         .route("/v1/channels/{channel}", web::get().to(channels::info))
         .route("/v1/channels/{channel}/broadcast", web::post().to(broadcast::broadcast))
         .route("/v1/channels/{channel}/blocks/{number}", web::get().to(blocks::get_block))
