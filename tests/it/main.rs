@@ -11,3 +11,6 @@ mod ordering;
 mod replicas;
 mod supervision;
 mod ttc;
+
+// The API's OpenAPI document and page, against a running OSN.
+mod openapi;
