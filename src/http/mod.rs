@@ -7,6 +7,8 @@
 //!   `POST /v1/channels/{channel}/broadcast:batch` (many), and
 //!   `GET /v1/channels/{channel}/broadcast` (a websocket stream of envelopes).
 //! - [`blocks`]: `GET /v1/channels/{channel}/blocks/{number}`.
+//! - [`docs`]: `GET /openapi.json` (the OpenAPI document of all of these routes), `GET /docs`
+//!   (an interactive page rendering it) and `GET /` (a redirect to `/docs`).
 //! - [`channels`]: `GET /v1/channels`, `GET /v1/channels/{channel}`.
 //! - [`deliver`]: `GET /v1/channels/{channel}/deliver` (websocket) and
 //!   `POST /v1/channels/{channel}/deliver` (a streamed response).
@@ -15,6 +17,7 @@ pub mod blocks;
 pub mod broadcast;
 pub mod channels;
 pub mod deliver;
+pub mod docs;
 pub mod negotiate;
 
 use std::net::SocketAddr;
@@ -53,7 +56,10 @@ impl AppState {
 
 /// Registers every route.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/channels", web::get().to(channels::list))
+    cfg.route("/", web::get().to(docs::root_redirect))
+        .route("/openapi.json", web::get().to(docs::openapi))
+        .route("/docs", web::get().to(docs::page))
+        .route("/v1/channels", web::get().to(channels::list))
         .route("/v1/channels/{channel}", web::get().to(channels::info))
         .route("/v1/channels/{channel}/broadcast", web::post().to(broadcast::broadcast))
         .route("/v1/channels/{channel}/broadcast", web::get().to(broadcast::websocket::websocket))

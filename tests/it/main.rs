@@ -14,3 +14,6 @@ mod replicas;
 mod subscribers;
 mod supervision;
 mod ttc;
+
+// The API's OpenAPI document and page, against a running OSN.
+mod openapi;

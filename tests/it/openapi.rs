@@ -1,0 +1,77 @@
+//! The API documents itself: `GET /openapi.json` is the OpenAPI 3 document, served as built in,
+//! `GET /docs` is the page that renders it, `GET /` leads there, and every plain GET route the
+//! document lists is one the running OSN serves.
+
+use awc::http::header::{CONTENT_TYPE, LOCATION};
+use awc::ClientResponse;
+use serde_json::Value;
+
+use crate::harness::*;
+
+/// The largest body read here (the document and the page are tens of kilobytes).
+const LIMIT: usize = 4 << 20;
+
+fn content_type<S>(resp: &ClientResponse<S>) -> String {
+    resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+}
+
+#[actix_rt::test]
+async fn serves_its_openapi_document_and_the_page_that_renders_it() {
+    let channel = channel_name("docs");
+    let broker = Broker::with_topic(&channel);
+    let osn = Osn::start(OsnSpec::new(&channel, &broker)).await;
+
+    // The document: JSON, exactly the built-in file, and OpenAPI 3.
+    let mut resp = client().get(format!("{}/openapi.json", osn.url)).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(content_type(&resp), "application/json");
+    let body = resp.body().limit(LIMIT).await.unwrap();
+    assert_eq!(body, osn::http::docs::OPENAPI.as_bytes(), "served byte for byte");
+    let api: openapiv3::OpenAPI = serde_json::from_slice(&body).expect("an OpenAPI 3 document");
+    assert_eq!(api.info.version, env!("CARGO_PKG_VERSION"));
+    let doc: Value = serde_json::from_slice(&body).unwrap();
+
+    // The page: HTML that loads the document.
+    let mut resp = client().get(format!("{}/docs", osn.url)).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(content_type(&resp).starts_with("text/html"), "{}", content_type(&resp));
+    let page = String::from_utf8(resp.body().limit(LIMIT).await.unwrap().to_vec()).unwrap();
+    assert!(page.contains("\"/openapi.json\""), "the page loads /openapi.json");
+
+    // The root redirects to the page.
+    let no_follow = awc::Client::builder().disable_redirects().finish();
+    let resp = no_follow.get(format!("{}/", osn.url)).send().await.unwrap();
+    assert!(matches!(resp.status().as_u16(), 302 | 307), "GET / answered {}", resp.status());
+    assert_eq!(resp.headers().get(LOCATION).unwrap(), "/docs");
+
+    // Every GET route of the document that is not a websocket is served by the router, with a
+    // real channel and block: a path the document invents would get the default 404.
+    let mut served = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let Some(get) = item.get("get") else { continue };
+        if get.get("x-websocket").is_some() || get["responses"].get("101").is_some() {
+            continue;
+        }
+        let url = path.replace("{channel}", &channel).replace("{number}", "newest");
+        assert!(!url.contains('{'), "{path}: a path parameter this test cannot fill in");
+        let mut resp = client().get(format!("{}{url}", osn.url)).send().await.unwrap();
+        let code = resp.status().as_u16();
+        let body = resp.body().limit(LIMIT).await.unwrap();
+        let text = String::from_utf8_lossy(&body);
+        // The router's fallback: 404 with `info: "no route for GET …"`.
+        let fallback = code == 404 && text.contains("no route for");
+        assert!(!fallback, "GET {url} is documented but not routed: {text}");
+        assert_eq!(code, 200, "GET {url} (redirects followed): {text}");
+        served.push(path.clone());
+    }
+    served.sort();
+    let want = [
+        "/",
+        "/docs",
+        "/openapi.json",
+        "/v1/channels",
+        "/v1/channels/{channel}",
+        "/v1/channels/{channel}/blocks/{number}",
+    ];
+    assert_eq!(served, want);
+}
