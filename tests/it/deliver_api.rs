@@ -138,7 +138,7 @@ async fn every_transport_and_encoding_gives_the_same_blocks() {
     check_chain(&chain, &sent, &spec);
 
     // GET blocks: JSON and protobuf decode to the same block.
-    for n in 0..chain.len() {
+    for (n, block) in chain.iter().enumerate() {
         let mut resp = client()
             .get(format!("{}/v1/channels/{channel}/blocks/{n}", osn.url))
             .insert_header(("Accept", "application/json"))
@@ -146,7 +146,7 @@ async fn every_transport_and_encoding_gives_the_same_blocks() {
             .await
             .unwrap();
         let from_json: Block = serde_json::from_slice(&resp.body().limit(64 << 20).await.unwrap()).unwrap();
-        assert_eq!(from_json, chain[n], "block {n} as JSON");
+        assert_eq!(&from_json, block, "block {n} as JSON");
     }
 
     // Deliver: POST (NDJSON and delimited protobuf), websocket (binary and text frames).

@@ -97,7 +97,9 @@ async fn every_seek_combination_against_a_ledger_of_known_height() {
     use SeekErrorResponse::*;
     let f = Fixture::new(5); // blocks 0..=4
     let ok = |blocks: Vec<u64>| Ok((blocks, Status::Success));
-    let cases: Vec<(SeekInfo, Result<(Vec<u64>, Status), Status>)> = vec![
+    // (request, Ok((blocks served, final status)) or Err(refusal status))
+    type Want = Result<(Vec<u64>, Status), Status>;
+    let cases: Vec<(SeekInfo, Want)> = vec![
         (seek(oldest(), newest(), BlockUntilReady, Strict), ok(vec![0, 1, 2, 3, 4])),
         (seek(oldest(), oldest(), BlockUntilReady, Strict), ok(vec![0])),
         (seek(newest(), newest(), FailIfNotReady, Strict), ok(vec![4])),
