@@ -116,6 +116,10 @@ pub struct ChannelSettings {
     pub batch_timeout: Duration,
     /// Capacity of the channel actor's mailbox.
     pub mailbox_capacity: usize,
+    /// How far (in bytes of records, estimated) the partition may run ahead of this OSN's
+    /// consumer before broadcasts wait (up to `http.enqueue-timeout`, then 503). Bounds the
+    /// backlog and the latency a fast client can build up; 0 = no bound.
+    pub max_lag_bytes: u64,
 }
 
 impl Default for ChannelSettings {
@@ -125,6 +129,7 @@ impl Default for ChannelSettings {
             batch_size: BatchSizeConfig::default(),
             batch_timeout: Duration::from_secs(2),
             mailbox_capacity: 4096,
+            max_lag_bytes: 256 * 1024 * 1024,
         }
     }
 }

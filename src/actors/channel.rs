@@ -3,7 +3,7 @@
 //! Kafka records in → `Chain::consume` → blocks appended to the ledger (the commit point) →
 //! height watch. It also relays broadcasts into the partition and proposes time-to-cut.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -53,6 +53,10 @@ pub enum BroadcastError {
     NotReady { channel: String, reason: String },
     #[error("channel '{channel}' is busy: the envelope waited in its queue past the enqueue timeout, retry later")]
     Busy { channel: String },
+    #[error(
+        "channel '{channel}' is about {lag} bytes behind its Kafka partition (max-lag-bytes {limit}); retry later"
+    )]
+    Behind { channel: String, lag: u64, limit: u64 },
     #[error("channel '{channel}' is overloaded: the Kafka producer queue is full, retry later")]
     Overloaded { channel: String },
     #[error("Kafka did not acknowledge the envelope on channel '{channel}': {reason}")]
@@ -87,6 +91,15 @@ impl std::fmt::Display for Phase {
 pub struct ChannelStatus {
     phase: tokio::sync::watch::Sender<(Phase, String)>,
     pub restarts: AtomicU32,
+    /// Highest partition offset Kafka acknowledged for a broadcast through this OSN.
+    acked_offset: AtomicI64,
+    /// Offset of the last record this OSN's consumer handed to the chain.
+    consumed_offset: AtomicI64,
+    /// Records and bytes consumed since start, for the average record size.
+    consumed_records: AtomicU64,
+    consumed_bytes: AtomicU64,
+    /// Bytes handed to the producer and not acknowledged (or failed) yet.
+    in_flight_bytes: AtomicU64,
 }
 
 impl Default for ChannelStatus {
@@ -94,6 +107,11 @@ impl Default for ChannelStatus {
         ChannelStatus {
             phase: tokio::sync::watch::Sender::new((Phase::Starting, "connecting to Kafka".into())),
             restarts: AtomicU32::new(0),
+            acked_offset: AtomicI64::new(-1),
+            consumed_offset: AtomicI64::new(-1),
+            consumed_records: AtomicU64::new(0),
+            consumed_bytes: AtomicU64::new(0),
+            in_flight_bytes: AtomicU64::new(0),
         }
     }
 }
@@ -110,6 +128,30 @@ impl ChannelStatus {
 
     pub fn set(&self, phase: Phase, reason: impl Into<String>) {
         self.phase.send_replace((phase, reason.into()));
+    }
+
+    fn note_acked(&self, offset: i64) {
+        self.acked_offset.fetch_max(offset, Ordering::Relaxed);
+    }
+
+    fn note_consumed(&self, offset: i64, size: usize) {
+        self.consumed_offset.store(offset, Ordering::Relaxed);
+        self.consumed_records.fetch_add(1, Ordering::Relaxed);
+        self.consumed_bytes.fetch_add(size as u64, Ordering::Relaxed);
+    }
+
+    /// Estimated bytes this OSN's consumer is behind what its clients sent: records in the
+    /// producer not acknowledged yet (exact), plus records acknowledged and not consumed yet
+    /// (times the average record size seen).
+    pub fn lag_bytes(&self) -> u64 {
+        let in_flight = self.in_flight_bytes.load(Ordering::Relaxed);
+        let behind = self.acked_offset.load(Ordering::Relaxed) - self.consumed_offset.load(Ordering::Relaxed);
+        if behind <= 0 {
+            return in_flight;
+        }
+        let records = self.consumed_records.load(Ordering::Relaxed).max(1);
+        let average = self.consumed_bytes.load(Ordering::Relaxed) / records;
+        in_flight + behind as u64 * average.max(1)
     }
 }
 
@@ -328,6 +370,7 @@ impl StreamHandler<Result<Record, KafkaError>> for ChannelActor {
             }
         };
         let Some(chain) = self.chain.as_mut() else { return };
+        self.status.note_consumed(record.offset, record.value.len());
         let out = chain.consume(record.offset, &record.value);
         let pending = chain.has_pending();
         let cut = !out.blocks.is_empty();
@@ -376,7 +419,11 @@ impl ChannelActor {
         let value = KafkaMessage::regular(envelope, 0, Class::Normal).encode_to_vec();
         let record = FutureRecord::to(&self.name).partition(PARTITION).key(KEY).payload(&value);
         match self.producer.send_result(record) {
-            Ok(delivery) => Ok(Enqueued { channel, delivery }),
+            Ok(delivery) => {
+                let size = value.len() as u64;
+                self.status.in_flight_bytes.fetch_add(size, Ordering::Relaxed);
+                Ok(Enqueued { channel, delivery: Some(delivery), status: self.status.clone(), size })
+            }
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                 Err(BroadcastError::Overloaded { channel })
             }
@@ -400,6 +447,20 @@ impl Handler<BroadcastBatch> for ChannelActor {
 
     /// As [`Broadcast`], for each envelope in order (the partition keeps their order).
     fn handle(&mut self, msg: BroadcastBatch, _ctx: &mut Context<Self>) -> Self::Result {
+        // The backlog bound, checked here where enqueues are serialised: a batch that does not
+        // fit is refused whole (the sender waits and retries), unless nothing is behind at all,
+        // so that a batch larger than the bound still goes through.
+        let limit = self.settings.max_lag_bytes;
+        let lag = self.status.lag_bytes();
+        let size: u64 = msg.envelopes.iter().map(|e| e.len() as u64).sum();
+        if limit > 0 && lag > 0 && lag + size > limit {
+            let channel = self.name.clone();
+            return msg
+                .envelopes
+                .iter()
+                .map(|_| Err(BroadcastError::Behind { channel: channel.clone(), lag, limit }))
+                .collect();
+        }
         msg.envelopes.into_iter().map(|e| self.enqueue(e, msg.deadline)).collect()
     }
 }
@@ -407,16 +468,31 @@ impl Handler<BroadcastBatch> for ChannelActor {
 /// A broadcast record handed to the producer, not yet acknowledged.
 pub struct Enqueued {
     channel: String,
-    delivery: DeliveryFuture,
+    /// Taken when awaited; dropping an `Enqueued` unawaited still settles its in-flight bytes.
+    delivery: Option<DeliveryFuture>,
+    status: Arc<ChannelStatus>,
+    size: u64,
+}
+
+impl Drop for Enqueued {
+    fn drop(&mut self) {
+        self.status.in_flight_bytes.fetch_sub(self.size, Ordering::Relaxed);
+    }
 }
 
 impl Enqueued {
     /// Waits for Kafka's acknowledgement (`acks=all`); bounded by the producer's
     /// `message.timeout.ms`.
-    pub async fn acknowledged(self) -> Result<i64, BroadcastError> {
-        let channel = self.channel;
-        match self.delivery.await {
-            Ok(Ok(d)) => Ok(d.offset),
+    pub async fn acknowledged(mut self) -> Result<i64, BroadcastError> {
+        let channel = self.channel.clone();
+        let Some(delivery) = self.delivery.take() else {
+            return Err(BroadcastError::Kafka { channel, reason: "acknowledgement already awaited".into() });
+        };
+        match delivery.await {
+            Ok(Ok(d)) => {
+                self.status.note_acked(d.offset);
+                Ok(d.offset)
+            }
             Ok(Err((e, _))) => Err(BroadcastError::Kafka { channel, reason: e.to_string() }),
             Err(_) => Err(BroadcastError::Kafka { channel, reason: "the producer shut down".into() }),
         }

@@ -73,6 +73,7 @@ pub async fn run(args: ChannelArgs) -> anyhow::Result<()> {
             );
             println!("batch timeout  {}", info.batch_timeout);
             println!("restarts       {}", info.restarts);
+            println!("lag            {} bytes behind the partition (estimated)", info.lag_bytes);
         }
     }
     Ok(())

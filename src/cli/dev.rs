@@ -12,6 +12,8 @@ use crate::kafka::embedded::EmbeddedKafka;
 use crate::ledger::{rocks::RocksStore, Store};
 use crate::node::Node;
 
+/// Backlog bound for dev mode, well inside the mock broker's 5 MB per partition.
+pub const DEV_MAX_LAG_BYTES: u64 = 2 * 1024 * 1024;
 #[derive(clap::Args, Debug)]
 pub struct DevArgs {
     /// Address of the API.
@@ -56,6 +58,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             name: args.channel.clone(),
             batch_size: BatchSizeConfig { max_message_count: args.max_message_count, ..Default::default() },
             batch_timeout: args.batch_timeout,
+            // The in-memory broker keeps only about 5 MB per partition: records further behind
+            // the consumer than that are dropped, and the channel would stop with them.
+            max_lag_bytes: DEV_MAX_LAG_BYTES,
             ..Default::default()
         }],
     };

@@ -56,5 +56,6 @@ fn describe(ch: &ChannelHandle) -> ChannelInfo {
             last_offset_persisted: tip.kafka.last_offset_persisted,
         }),
         restarts: ch.status.restarts.load(std::sync::atomic::Ordering::Relaxed),
+        lag_bytes: ch.status.lag_bytes(),
     }
 }

@@ -38,17 +38,14 @@ fn deliver_all(url: &str, format: &str) -> std::process::Output {
     ])
 }
 
-#[test]
-fn dev_mode_then_broadcast_then_deliver() {
-    let data = tempfile::tempdir().unwrap();
-    let ledger = data.path().join("ledger");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_osn"))
-        .args(["dev", "--http", "127.0.0.1:0", "--batch-timeout", "50ms", "--max-message-count", "30", "--data-dir"])
-        .arg(&ledger)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+/// Starts `osn dev` with `args` (and `--data-dir`); returns it, its URL and its banner.
+fn start_dev(args: &[&str], data_dir: Option<&std::path::Path>) -> (KillOnDrop, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_osn"));
+    cmd.args(["dev", "--http", "127.0.0.1:0"]).args(args);
+    if let Some(dir) = data_dir {
+        cmd.arg("--data-dir").arg(dir);
+    }
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
     let dev = KillOnDrop(child);
     let (tx, rx) = mpsc::channel();
@@ -66,6 +63,51 @@ fn dev_mode_then_broadcast_then_deliver() {
             break url.to_owned();
         }
     };
+    (dev, url, banner)
+}
+
+/// The dev broker keeps about 5 MB per partition; a client sending far more than the channel
+/// can order at once is slowed to its pace (max-lag-bytes) instead of outrunning the consumer
+/// and losing records.
+#[test]
+fn dev_mode_survives_a_batch_flood() {
+    let (_dev, url, _) = start_dev(&[], None);
+    let out = osn(&[
+        "broadcast",
+        "--url",
+        &url,
+        "--channel",
+        "devchannel",
+        "--mode",
+        "batch",
+        "--count",
+        "20000",
+        "--size",
+        "2048",
+        "--batch-size",
+        "500",
+        "--concurrency",
+        "8",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = osn(&["channel", "info", "devchannel", "--url", &url, "--json"]);
+        let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        assert_ne!(info["status"], "ERRORED", "{info}");
+        if info["kafka"]["lastOffsetPersisted"].as_str() == Some("20000") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not everything ordered: {info}");
+        std::thread::sleep(Duration::from_millis(100)); // a poll interval, not synchronisation
+    }
+}
+
+#[test]
+fn dev_mode_then_broadcast_then_deliver() {
+    let data = tempfile::tempdir().unwrap();
+    let ledger = data.path().join("ledger");
+    let (dev, url, banner) = start_dev(&["--batch-timeout", "50ms", "--max-message-count", "30"], Some(&ledger));
     assert!(banner.contains("IN-MEMORY"), "dev mode says its broker is in memory:\n{banner}");
 
     // Dev mode prints its address only once the channel is ready.

@@ -17,7 +17,7 @@ use super::negotiate::{decode, fail, read_body, request_format, respond, respons
 use super::AppState;
 use std::time::{Duration, Instant};
 
-use crate::actors::{Broadcast, BroadcastBatch, BroadcastError, ChannelHandle, Enqueued};
+use crate::actors::{BroadcastBatch, BroadcastError, ChannelHandle, Enqueued};
 use crate::core::envelope::check_broadcast;
 use crate::proto::{BroadcastResponse, Envelope, Status};
 
@@ -62,56 +62,86 @@ pub fn accept(ch: &ChannelHandle, format: Format, raw: Bytes) -> Result<Bytes, B
 /// on an actor that stopped answering altogether.
 const ACTOR_GRACE: Duration = Duration::from_secs(5);
 
-/// Sends a broadcast message to the channel actor. The actor itself refuses messages it takes
-/// from the mailbox after `deadline` ([`BroadcastError::Busy`]), so a client told "busy" can
-/// retry without its envelope also being ordered behind its back.
-async fn to_actor<M>(
-    state: &AppState,
-    ch: &ChannelHandle,
-    msg: impl FnOnce(Instant) -> M,
-) -> Result<M::Result, BroadcastResponse>
-where
-    M: actix::Message + Send + 'static,
-    M::Result: Send,
-    crate::actors::ChannelActor: actix::Handler<M>,
-{
-    let deadline = Instant::now() + state.http.enqueue_timeout;
-    match tokio::time::timeout(state.http.enqueue_timeout + ACTOR_GRACE, ch.addr.send(msg(deadline))).await {
-        Ok(Ok(result)) => Ok(result),
-        Ok(Err(_)) => {
-            Err(answer(Status::ServiceUnavailable, format!("channel '{}' is restarting; retry later", ch.name)))
-        }
-        Err(_) => Err(answer(
-            Status::ServiceUnavailable,
-            format!(
-                "channel '{}' did not answer within {:?}; the envelope may or may not be ordered",
-                ch.name,
-                state.http.enqueue_timeout + ACTOR_GRACE
-            ),
-        )),
-    }
-}
-
 fn refused(e: BroadcastError) -> BroadcastResponse {
     answer(Status::ServiceUnavailable, e.to_string())
 }
 
-/// Hands one checked envelope to the channel actor (waiting at most `enqueue_timeout` for room).
-pub async fn enqueue(state: &AppState, ch: &ChannelHandle, envelope: Bytes) -> Result<Enqueued, BroadcastResponse> {
-    to_actor(state, ch, |deadline| Broadcast { envelope, deadline }).await?.map_err(refused)
+/// Waits, until `deadline`, while `size` more bytes would take the channel's backlog (what its
+/// consumer is behind what clients sent) over `max-lag-bytes`: a client faster than the channel
+/// orders is slowed to its pace instead of growing a backlog (which the in-memory dev broker
+/// would drop). Returns at once when nothing is behind, so any batch can make progress.
+async fn wait_for_room(ch: &ChannelHandle, size: u64, deadline: Instant) -> Result<(), BroadcastResponse> {
+    let limit = ch.settings.max_lag_bytes;
+    if limit == 0 {
+        return Ok(());
+    }
+    let mut height = ch.ledger.subscribe();
+    loop {
+        let lag = ch.status.lag_bytes();
+        if lag == 0 || lag + size <= limit {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(refused(BroadcastError::Behind { channel: ch.name.clone(), lag, limit }));
+        }
+        // Woken by every block written, and at least every few milliseconds (records are
+        // consumed between blocks too).
+        let wake = tokio::time::Instant::from_std(deadline.min(Instant::now() + Duration::from_millis(5)));
+        let _ = tokio::time::timeout_at(wake, height.changed()).await;
+    }
 }
 
-/// Hands checked envelopes to the channel actor in one message; one result per envelope.
+/// Hands checked envelopes to the channel actor in one message, in order; one result per
+/// envelope. Waits (at most `http.enqueue-timeout`) for room in the channel's backlog and
+/// mailbox. The actor refuses a message it takes from its mailbox after that deadline, so a
+/// client told "busy" can retry without its envelopes also being ordered behind its back.
 pub async fn enqueue_all(
     state: &AppState,
     ch: &ChannelHandle,
     envelopes: Vec<Bytes>,
 ) -> Vec<Result<Enqueued, BroadcastResponse>> {
     let count = envelopes.len();
-    match to_actor(state, ch, |deadline| BroadcastBatch { envelopes, deadline }).await {
-        Ok(results) => results.into_iter().map(|r| r.map_err(refused)).collect(),
-        Err(resp) => (0..count).map(|_| Err(resp.clone())).collect(),
+    let all = |resp: BroadcastResponse| (0..count).map(|_| Err(resp.clone())).collect();
+    let size: u64 = envelopes.iter().map(|e| e.len() as u64).sum();
+    let deadline = Instant::now() + state.http.enqueue_timeout;
+    loop {
+        if let Err(resp) = wait_for_room(ch, size, deadline).await {
+            return all(resp);
+        }
+        let msg = BroadcastBatch { envelopes: envelopes.clone(), deadline };
+        let results = match tokio::time::timeout(state.http.enqueue_timeout + ACTOR_GRACE, ch.addr.send(msg)).await {
+            Ok(Ok(results)) => results,
+            Ok(Err(_)) => {
+                return all(answer(
+                    Status::ServiceUnavailable,
+                    format!("channel '{}' is restarting; retry later", ch.name),
+                ))
+            }
+            Err(_) => {
+                return all(answer(
+                    Status::ServiceUnavailable,
+                    format!(
+                        "channel '{}' did not answer within {:?}; the envelopes may or may not be ordered",
+                        ch.name,
+                        state.http.enqueue_timeout + ACTOR_GRACE
+                    ),
+                ))
+            }
+        };
+        // Another sender took the room first: wait again (the actor refused the whole batch).
+        if matches!(results.first(), Some(Err(BroadcastError::Behind { .. }))) && Instant::now() < deadline {
+            continue;
+        }
+        return results.into_iter().map(|r| r.map_err(refused)).collect();
     }
+}
+
+/// [`enqueue_all`] for one envelope.
+pub async fn enqueue(state: &AppState, ch: &ChannelHandle, envelope: Bytes) -> Result<Enqueued, BroadcastResponse> {
+    enqueue_all(state, ch, vec![envelope])
+        .await
+        .pop()
+        .unwrap_or_else(|| Err(answer(Status::InternalServerError, "the channel gave no answer for the envelope")))
 }
 
 /// Kafka's acknowledgement of an enqueued envelope, as the client's answer.
