@@ -54,6 +54,26 @@ impl AppState {
     }
 }
 
+/// The channel of a websocket route, or the answer to a request that is not a websocket
+/// handshake (`alternative` says what to do instead) or names an unknown channel.
+#[allow(clippy::result_large_err)]
+pub fn websocket_channel(
+    state: &AppState,
+    channel: &str,
+    req: &HttpRequest,
+    alternative: &str,
+) -> Result<ChannelHandle, HttpResponse> {
+    let ch = state.channel(channel, Format::Json)?.clone();
+    if !req.headers().contains_key(actix_web::http::header::UPGRADE) {
+        let info = format!(
+            "GET on {} is a websocket route: connect with a websocket client (Upgrade: websocket), or {alternative}",
+            req.path()
+        );
+        return Err(fail(Format::Json, Status::BadRequest, info));
+    }
+    Ok(ch)
+}
+
 /// Registers every route.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(docs::root_redirect))

@@ -15,8 +15,9 @@ use bytes::{Buf, Bytes, BytesMut};
 use prost::Message as _;
 use serde_json::value::RawValue;
 
-use super::{accept, acknowledged, body_limit, enqueue_all};
-use crate::http::negotiate::{fail, read_body, request_format, response_format, Format};
+use super::{accept, acknowledged, body_limit, enqueue_all, read_request, Request};
+use crate::actors::ChannelHandle;
+use crate::http::negotiate::{fail, Format};
 use crate::http::AppState;
 use crate::proto::{BroadcastResponse, Status};
 
@@ -69,21 +70,12 @@ pub async fn batch(
     req: HttpRequest,
     payload: web::Payload,
 ) -> HttpResponse {
-    let channel = path.into_inner();
-    let in_format = request_format(&req);
-    let out = response_format(&req, *in_format.as_ref().unwrap_or(&Format::Json));
-    let ch = match state.channel(&channel, out) {
-        Ok(c) => c,
+    // Never less than one envelope of the channel's AbsoluteMaxBytes needs.
+    let max_batch = state.http.max_batch_bytes;
+    let limit = |ch: &ChannelHandle, format| max_batch.max(body_limit(ch.batch_size().absolute_max_bytes, format));
+    let Request { ch, format: in_format, out, body } = match read_request(&state, &path, &req, payload, limit).await {
+        Ok(r) => r,
         Err(resp) => return resp,
-    };
-    let in_format = match in_format {
-        Ok(f) => f,
-        Err(info) => return fail(out, Status::BadRequest, info),
-    };
-    let limit = state.http.max_batch_bytes.max(body_limit(ch.batch_size().absolute_max_bytes, in_format));
-    let body = match read_body(&req, payload, limit).await {
-        Ok(b) => b,
-        Err((status, info)) => return fail(out, status, info),
     };
     let raws = match split(in_format, body) {
         Ok(r) if r.is_empty() => return fail(out, Status::BadRequest, "the batch holds no envelope"),

@@ -160,29 +160,43 @@ pub fn http_code(status: i32) -> StatusCode {
         .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
+/// A POST request to a broadcast route, read: its channel, body, and request and answer formats.
+pub struct Request<'a> {
+    pub ch: &'a ChannelHandle,
+    pub format: Format,
+    pub out: Format,
+    pub body: Bytes,
+}
+
+/// Finds the channel, negotiates the formats and reads the body within `limit(channel, format)`;
+/// or the error answer to send.
+pub async fn read_request<'a>(
+    state: &'a AppState,
+    channel: &str,
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: impl Fn(&ChannelHandle, Format) -> usize,
+) -> Result<Request<'a>, HttpResponse> {
+    let format = request_format(req);
+    let out = response_format(req, *format.as_ref().unwrap_or(&Format::Json));
+    let ch = state.channel(channel, out)?;
+    let format = format.map_err(|info| fail(out, Status::BadRequest, info))?;
+    let body = read_body(req, payload, limit(ch, format)).await.map_err(|(status, info)| fail(out, status, info))?;
+    Ok(Request { ch, format, out, body })
+}
+
 pub async fn broadcast(
     state: web::Data<AppState>,
     path: web::Path<String>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> HttpResponse {
-    let channel = path.into_inner();
-    let in_format = request_format(&req);
-    let out = response_format(&req, *in_format.as_ref().unwrap_or(&Format::Json));
-    let ch = match state.channel(&channel, out) {
-        Ok(c) => c,
+    let limit = |ch: &ChannelHandle, format| body_limit(ch.batch_size().absolute_max_bytes, format);
+    let Request { ch, format, out, body } = match read_request(&state, &path, &req, payload, limit).await {
+        Ok(r) => r,
         Err(resp) => return resp,
     };
-    let in_format = match in_format {
-        Ok(f) => f,
-        Err(info) => return fail(out, Status::BadRequest, info),
-    };
-    let limit = body_limit(ch.batch_size().absolute_max_bytes, in_format);
-    let body = match read_body(&req, payload, limit).await {
-        Ok(b) => b,
-        Err((status, info)) => return fail(out, status, info),
-    };
-    let resp = match accept(ch, in_format, body) {
+    let resp = match accept(ch, format, body) {
         Err(refusal) => refusal,
         Ok(envelope) => match enqueue(&state, ch, envelope).await {
             Ok(enqueued) => acknowledged(enqueued).await,

@@ -21,7 +21,8 @@ use futures_util::FutureExt as _;
 use super::{acknowledged, answer, body_limit, decode_envelope, enqueue_all};
 use crate::actors::ChannelHandle;
 use crate::core::envelope::check_broadcast;
-use crate::http::negotiate::{fail, Format};
+use crate::http::negotiate::Format;
+use crate::http::websocket_channel;
 use crate::http::AppState;
 use crate::proto::{BroadcastResponse, Status};
 
@@ -33,19 +34,10 @@ pub async fn websocket(
     req: HttpRequest,
     body: web::Payload,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let channel = path.into_inner();
-    let ch = match state.channel(&channel, Format::Json) {
-        Ok(ch) => ch.clone(),
+    let ch = match websocket_channel(&state, &path, &req, "POST an envelope") {
+        Ok(ch) => ch,
         Err(resp) => return Ok(resp),
     };
-    if !req.headers().contains_key(actix_web::http::header::UPGRADE) {
-        return Ok(fail(
-            Format::Json,
-            Status::BadRequest,
-            "GET on broadcast is a websocket route: connect with a websocket client (Upgrade: websocket), \
-             or POST an envelope",
-        ));
-    }
     // A frame holds one envelope: as large as the channel allows, in either encoding.
     let max_frame = body_limit(ch.batch_size().absolute_max_bytes, Format::Json);
     let (response, session, stream) = actix_ws::handle(&req, body)?;

@@ -12,7 +12,8 @@ use bytes::Bytes;
 
 use super::{encode, Item, Subscription, MAX_REQUEST};
 use crate::actors::ChannelHandle;
-use crate::http::negotiate::{fail, Format};
+use crate::http::negotiate::Format;
+use crate::http::websocket_channel;
 use crate::http::AppState;
 use crate::proto::Status;
 
@@ -25,19 +26,11 @@ pub async fn websocket(
     req: HttpRequest,
     body: web::Payload,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let channel = path.into_inner();
-    let ch = match state.channel(&channel, Format::Json) {
-        Ok(ch) => ch.clone(),
+    let alternative = "POST a DELIVER_SEEK_INFO envelope for a streamed HTTP response";
+    let ch = match websocket_channel(&state, &path, &req, alternative) {
+        Ok(ch) => ch,
         Err(resp) => return Ok(resp),
     };
-    if !req.headers().contains_key(actix_web::http::header::UPGRADE) {
-        return Ok(fail(
-            Format::Json,
-            Status::BadRequest,
-            "GET on deliver is a websocket route: connect with a websocket client (Upgrade: websocket), \
-             or POST a DELIVER_SEEK_INFO envelope for a streamed HTTP response",
-        ));
-    }
     let (response, session, stream) = actix_ws::handle(&req, body)?;
     actix_web::rt::spawn(session_loop(
         ch,
