@@ -15,7 +15,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use prost::Message as _;
 use serde_json::value::RawValue;
 
-use super::{accept, acknowledged, body_limit, enqueue_all, read_request, Request};
+use super::{accept, acknowledged, answer, body_limit, enqueue_all, read_request, Request};
 use crate::actors::ChannelHandle;
 use crate::http::negotiate::{fail, Format};
 use crate::http::AppState;
@@ -94,7 +94,11 @@ pub async fn batch(
     let valid: Vec<Bytes> = checked.iter().filter_map(|c| c.as_ref().ok().cloned()).collect();
     let mut enqueued = if valid.is_empty() { Vec::new() } else { enqueue_all(&state, ch, valid).await }.into_iter();
     let pending = checked.into_iter().map(|c| {
-        let next = c.map(|_| enqueued.next().expect("one answer per relayed envelope"));
+        let next = c.map(|_| {
+            enqueued.next().unwrap_or_else(|| {
+                Err(answer(Status::InternalServerError, "the channel gave no answer for this envelope"))
+            })
+        });
         async move {
             match next {
                 Err(refusal) | Ok(Err(refusal)) => refusal,
