@@ -25,24 +25,16 @@ use crate::proto::{kafka_message_regular::Class, KafkaMessage};
 // Messages
 // ---------------------------------------------------------------------------------------------
 
-/// Relay one structurally valid, marshaled envelope into the channel's partition. Answers as
-/// soon as the producer holds it, with an [`Enqueued`] to await Kafka's acknowledgement. Never
-/// dropped silently: the sender gets an error.
-#[derive(Message)]
-#[rtype(result = "Result<Enqueued, BroadcastError>")]
-pub struct Broadcast {
-    pub envelope: Bytes,
-    /// A message taken from the mailbox after this instant is refused, not relayed: the client
-    /// was told the channel is busy, so the envelope must not be ordered behind its back.
-    pub deadline: Instant,
-}
-
-/// Relay several envelopes, in order, with one mailbox hop: one answer per envelope.
+/// Relay structurally valid, marshaled envelopes into the channel's partition, in order, with
+/// one mailbox hop. Answers as soon as the producer holds them, with one [`Enqueued`] per
+/// envelope to await Kafka's acknowledgement, or the reason it was refused. Never dropped
+/// silently: the sender gets an answer for every envelope.
 #[derive(Message)]
 #[rtype(result = "Vec<Result<Enqueued, BroadcastError>>")]
 pub struct BroadcastBatch {
     pub envelopes: Vec<Bytes>,
-    /// As [`Broadcast::deadline`].
+    /// A message taken from the mailbox after this instant is refused, not relayed: the client
+    /// was told the channel is busy, so the envelopes must not be ordered behind its back.
     pub deadline: Instant,
 }
 
@@ -432,20 +424,12 @@ impl ChannelActor {
     }
 }
 
-impl Handler<Broadcast> for ChannelActor {
-    type Result = Result<Enqueued, BroadcastError>;
-
-    /// Enqueues the record in the producer and returns at once; the caller awaits the
-    /// acknowledgement outside the actor, so a slow broker never blocks the mailbox.
-    fn handle(&mut self, msg: Broadcast, _ctx: &mut Context<Self>) -> Self::Result {
-        self.enqueue(msg.envelope, msg.deadline)
-    }
-}
-
 impl Handler<BroadcastBatch> for ChannelActor {
     type Result = Vec<Result<Enqueued, BroadcastError>>;
 
-    /// As [`Broadcast`], for each envelope in order (the partition keeps their order).
+    /// Enqueues each record in the producer, in order (the partition keeps it), and returns at
+    /// once; the caller awaits the acknowledgements outside the actor, so a slow broker never
+    /// blocks the mailbox.
     fn handle(&mut self, msg: BroadcastBatch, _ctx: &mut Context<Self>) -> Self::Result {
         // The backlog bound, checked here where enqueues are serialised: a batch that does not
         // fit is refused whole (the sender waits and retries), unless nothing is behind at all,

@@ -5,5 +5,5 @@
 pub mod channel;
 pub mod supervisor;
 
-pub use channel::{Broadcast, BroadcastBatch, BroadcastError, ChannelActor, ChannelStatus, Enqueued, Phase};
+pub use channel::{BroadcastBatch, BroadcastError, ChannelActor, ChannelStatus, Enqueued, Phase};
 pub use supervisor::{ChannelHandle, Channels};

@@ -165,21 +165,26 @@ pub async fn run(args: BroadcastArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// POSTs a protobuf body and returns the answer's status and body; an error says what failed.
+async fn post_protobuf(client: &awc::Client, url: &str, body: Bytes) -> Result<(awc::http::StatusCode, Bytes), String> {
+    let mut resp = client
+        .post(url)
+        .insert_header(("Content-Type", "application/x-protobuf"))
+        .insert_header(("Accept", "application/x-protobuf"))
+        .send_body(body)
+        .await
+        .map_err(|e| unreachable(url, e).to_string())?;
+    let body = resp.body().limit(64 << 20).await.map_err(|e| format!("reading the answer failed: {e}"))?;
+    Ok((resp.status(), body))
+}
+
 async fn single(args: &BroadcastArgs, base: &str, envelopes: Box<dyn Iterator<Item = Bytes> + Send>) -> Tally {
     let client = http_client(Duration::from_secs(60));
     let url = format!("{base}/v1/channels/{}/broadcast", args.channel);
     let answers: Vec<Result<BroadcastResponse, String>> = futures_util::stream::iter(envelopes)
-        .map(|body| {
-            let req = client
-                .post(&url)
-                .insert_header(("Content-Type", "application/x-protobuf"))
-                .insert_header(("Accept", "application/x-protobuf"));
-            let url = &url;
-            async move {
-                let mut resp = req.send_body(body).await.map_err(|e| unreachable(url, e).to_string())?;
-                let body = resp.body().await.map_err(|e| format!("reading the answer failed: {e}"))?;
-                BroadcastResponse::decode(body).map_err(|e| format!("HTTP {}: undecodable answer: {e}", resp.status()))
-            }
+        .map(|body| async {
+            let (status, body) = post_protobuf(&client, &url, body).await?;
+            BroadcastResponse::decode(body).map_err(|e| format!("HTTP {status}: undecodable answer: {e}"))
         })
         .buffer_unordered(args.concurrency.max(1))
         .collect()
@@ -212,17 +217,11 @@ async fn batch(args: &BroadcastArgs, base: &str, envelopes: Box<dyn Iterator<Ite
     });
     let answers: Vec<(u64, Result<Vec<BroadcastResponse>, String>)> = futures_util::stream::iter(batches)
         .map(|(n, body)| {
-            let req = client
-                .post(&url)
-                .insert_header(("Content-Type", "application/x-protobuf"))
-                .insert_header(("Accept", "application/x-protobuf"));
-            let url = &url;
+            let (client, url) = (&client, &url);
             async move {
                 let result = async {
-                    let mut resp = req.send_body(body).await.map_err(|e| unreachable(url, e).to_string())?;
-                    let mut body =
-                        resp.body().limit(64 << 20).await.map_err(|e| format!("reading the answer failed: {e}"))?;
-                    if !resp.status().is_success() {
+                    let (status, mut body) = post_protobuf(client, url, body).await?;
+                    if !status.is_success() {
                         let answer = BroadcastResponse::decode(body).unwrap_or_default();
                         return Err(format!("{}: {}", status_name(answer.status), answer.info));
                     }

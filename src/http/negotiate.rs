@@ -32,7 +32,8 @@ impl Format {
     }
 }
 
-fn media_type(value: &str) -> Option<Format> {
+/// The format a media type (with or without parameters) names, if it is one we speak.
+pub fn media_type(value: &str) -> Option<Format> {
     let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     match essence.as_str() {
         "application/json" => Some(Format::Json),

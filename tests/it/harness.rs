@@ -392,19 +392,17 @@ pub fn check_chain(chain: &[Block], sent: &[Envelope], spec: &OsnSpec) {
 /// Broadcasts through a channel actor directly (in-process tests), waiting out a channel that
 /// says it is not ready (starting or restarting); panics on any other failure.
 pub async fn broadcast_via_actor(ch: &osn::actors::ChannelHandle, env: &Envelope) {
-    use osn::actors::{Broadcast, BroadcastError};
+    use osn::actors::{BroadcastBatch, BroadcastError};
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let outcome = match ch
-            .addr
-            .send(Broadcast {
-                envelope: env.encode_to_vec().into(),
-                deadline: std::time::Instant::now() + Duration::from_secs(5),
-            })
-            .await
-        {
-            Ok(Ok(enqueued)) => enqueued.acknowledged().await.map(|_| ()),
-            Ok(Err(e)) => Err(e),
+        let msg = BroadcastBatch {
+            envelopes: vec![env.encode_to_vec().into()],
+            deadline: std::time::Instant::now() + Duration::from_secs(5),
+        };
+        let outcome = match ch.addr.send(msg).await.map(|mut answers| answers.pop()) {
+            Ok(Some(Ok(enqueued))) => enqueued.acknowledged().await.map(|_| ()),
+            Ok(Some(Err(e))) => Err(e),
+            Ok(None) => panic!("no answer from {}", ch.name),
             Err(e) => panic!("mailbox of {}: {e}", ch.name),
         };
         match outcome {

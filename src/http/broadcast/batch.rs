@@ -15,7 +15,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use prost::Message as _;
 use serde_json::value::RawValue;
 
-use super::{accept, acknowledged, answer, body_limit, enqueue_all, read_request, Request};
+use super::{accept, body_limit, read_request, relay_in_order, Request};
 use crate::actors::ChannelHandle;
 use crate::http::negotiate::{fail, Format};
 use crate::http::AppState;
@@ -91,22 +91,7 @@ pub async fn batch(
     // Check every envelope; relay the valid ones in one message, in order.
     let checked: Vec<Result<Bytes, BroadcastResponse>> =
         raws.into_iter().map(|raw| accept(ch, in_format, raw)).collect();
-    let valid: Vec<Bytes> = checked.iter().filter_map(|c| c.as_ref().ok().cloned()).collect();
-    let mut enqueued = if valid.is_empty() { Vec::new() } else { enqueue_all(&state, ch, valid).await }.into_iter();
-    let pending = checked.into_iter().map(|c| {
-        let next = c.map(|_| {
-            enqueued.next().unwrap_or_else(|| {
-                Err(answer(Status::InternalServerError, "the channel gave no answer for this envelope"))
-            })
-        });
-        async move {
-            match next {
-                Err(refusal) | Ok(Err(refusal)) => refusal,
-                Ok(Ok(e)) => acknowledged(e).await,
-            }
-        }
-    });
-    let answers = futures_util::future::join_all(pending).await;
+    let answers = futures_util::future::join_all(relay_in_order(&state, ch, checked).await).await;
     HttpResponse::build(StatusCode::OK).content_type(out.content_type()).body(encode_answers(out, &answers))
 }
 

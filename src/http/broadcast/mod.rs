@@ -15,6 +15,7 @@ use prost::Message as _;
 
 use super::negotiate::{decode, fail, read_body, request_format, respond, response_format, Format};
 use super::AppState;
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use crate::actors::{BroadcastBatch, BroadcastError, ChannelHandle, Enqueued};
@@ -75,7 +76,7 @@ async fn wait_for_room(ch: &ChannelHandle, size: u64, deadline: Instant) -> Resu
     if limit == 0 {
         return Ok(());
     }
-    let mut height = ch.ledger.subscribe();
+    let mut height: Option<tokio::sync::watch::Receiver<u64>> = None;
     loop {
         let lag = ch.status.lag_bytes();
         if lag == 0 || lag + size <= limit {
@@ -87,6 +88,7 @@ async fn wait_for_room(ch: &ChannelHandle, size: u64, deadline: Instant) -> Resu
         // Woken by every block written, and at least every few milliseconds (records are
         // consumed between blocks too).
         let wake = tokio::time::Instant::from_std(deadline.min(Instant::now() + Duration::from_millis(5)));
+        let height = height.get_or_insert_with(|| ch.ledger.subscribe());
         let _ = tokio::time::timeout_at(wake, height.changed()).await;
     }
 }
@@ -134,6 +136,33 @@ pub async fn enqueue_all(
         }
         return results.into_iter().map(|r| r.map_err(refused)).collect();
     }
+}
+
+/// The answers to checked envelopes, in order: each refusal as it is, and every accepted one
+/// relayed (all in one actor message) and answered when Kafka acknowledges it.
+pub async fn relay_in_order(
+    state: &AppState,
+    ch: &ChannelHandle,
+    checked: Vec<Result<Bytes, BroadcastResponse>>,
+) -> Vec<impl Future<Output = BroadcastResponse>> {
+    let valid: Vec<Bytes> = checked.iter().filter_map(|c| c.as_ref().ok().cloned()).collect();
+    let mut enqueued = if valid.is_empty() { Vec::new() } else { enqueue_all(state, ch, valid).await }.into_iter();
+    checked
+        .into_iter()
+        .map(|c| {
+            let next = c.map(|_| {
+                enqueued.next().unwrap_or_else(|| {
+                    Err(answer(Status::InternalServerError, "the channel gave no answer for this envelope"))
+                })
+            });
+            async move {
+                match next {
+                    Err(refusal) | Ok(Err(refusal)) => refusal,
+                    Ok(Ok(e)) => acknowledged(e).await,
+                }
+            }
+        })
+        .collect()
 }
 
 /// [`enqueue_all`] for one envelope.

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use futures_util::FutureExt as _;
 
-use super::{acknowledged, answer, body_limit, decode_envelope, enqueue_all};
+use super::{answer, body_limit, decode_envelope, relay_in_order};
 use crate::actors::ChannelHandle;
 use crate::core::envelope::check_broadcast;
 use crate::http::negotiate::Format;
@@ -128,41 +128,29 @@ async fn relay(
     frames: Vec<(Format, Bytes)>,
 ) -> (Vec<Pending>, Option<CloseReason>) {
     let max = ch.batch_size().absolute_max_bytes;
-    let mut slots: Vec<Result<Format, (Format, BroadcastResponse)>> = Vec::with_capacity(frames.len());
-    let mut valid = Vec::with_capacity(frames.len());
+    let mut formats = Vec::with_capacity(frames.len());
+    let mut checked = Vec::with_capacity(frames.len());
     let mut close = None;
     for (format, raw) in frames {
+        formats.push(format);
         match decode_envelope(format, raw) {
             Err(info) => {
                 close = Some(CloseReason { code: CloseCode::Invalid, description: Some(info.clone()) });
-                slots.push(Err((format, answer(Status::BadRequest, info))));
+                checked.push(Err(answer(Status::BadRequest, info)));
                 break;
             }
-            Ok((envelope, marshaled)) => match check_broadcast(&envelope, &ch.name, max) {
-                Err(invalid) => slots.push(Err((format, answer(invalid.status(), invalid.to_string())))),
-                Ok(_) => {
-                    slots.push(Ok(format));
-                    valid.push(marshaled);
-                }
-            },
+            Ok((envelope, marshaled)) => checked.push(
+                check_broadcast(&envelope, &ch.name, max)
+                    .map(|_| marshaled)
+                    .map_err(|invalid| answer(invalid.status(), invalid.to_string())),
+            ),
         }
     }
-    let mut enqueued = if valid.is_empty() { Vec::new() } else { enqueue_all(state, ch, valid).await }.into_iter();
-    let pending = slots
+    let answers = relay_in_order(state, ch, checked).await;
+    let pending = formats
         .into_iter()
-        .map(|slot| -> Pending {
-            match slot {
-                Err(answered) => Box::pin(std::future::ready(answered)),
-                Ok(format) => match enqueued.next() {
-                    Some(Ok(e)) => Box::pin(async move { (format, acknowledged(e).await) }),
-                    Some(Err(resp)) => Box::pin(std::future::ready((format, resp))),
-                    None => Box::pin(std::future::ready((
-                        format,
-                        answer(Status::InternalServerError, "the channel gave no answer for this envelope"),
-                    ))),
-                },
-            }
-        })
+        .zip(answers)
+        .map(|(format, a)| -> Pending { Box::pin(a.map(move |a| (format, a))) })
         .collect();
     (pending, close)
 }

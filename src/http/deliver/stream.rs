@@ -13,7 +13,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::{Bytes, BytesMut};
 
 use super::{encode, Item, Subscription, MAX_REQUEST};
-use crate::http::negotiate::{read_body, request_format, Format};
+use crate::http::negotiate::{media_type, read_body, request_format, Format};
 use crate::http::AppState;
 use crate::proto::Status;
 
@@ -61,12 +61,14 @@ impl Framing {
 /// else the one matching the request's format.
 pub fn response_framing(req: &HttpRequest, request: Option<Format>) -> Framing {
     let accepted = req.headers().get(header::ACCEPT).and_then(|v: &HeaderValue| v.to_str().ok()).and_then(|v| {
-        v.split(',').find_map(|t| match t.split(';').next().unwrap_or("").trim().to_ascii_lowercase().as_str() {
-            "application/x-ndjson" | "application/json" => Some(Framing::Ndjson),
-            "application/x-protobuf" | "application/protobuf" | "application/vnd.google.protobuf" => {
-                Some(Framing::Delimited)
+        v.split(',').find_map(|t| {
+            if t.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case(NDJSON) {
+                return Some(Framing::Ndjson);
             }
-            _ => None,
+            media_type(t).map(|f| match f {
+                Format::Json => Framing::Ndjson,
+                Format::Protobuf => Framing::Delimited,
+            })
         })
     });
     accepted.unwrap_or(match request {
