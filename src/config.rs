@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::core::policy::Policy;
+use crate::proto::osn::{ChannelConfig, Organization};
 use crate::proto::BatchSize;
 
 #[derive(Debug, thiserror::Error)]
@@ -25,7 +27,68 @@ pub struct Config {
     pub http: HttpConfig,
     pub kafka: KafkaConfig,
     pub ledger: LedgerConfig,
+    pub identity: IdentityConfig,
+    /// Organisations channels may name (their MSP directories).
+    pub organizations: Vec<OrganizationConfig>,
     pub channels: Vec<ChannelSettings>,
+}
+
+/// This OSN's own identity, and how it checks the identities of requests.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct IdentityConfig {
+    /// This OSN's signing identity: a directory written by `osn identity issue --role orderer`
+    /// (`mspid`, `signcerts/`, `keystore/`, `cacerts/`). It signs every block, and its
+    /// organisation is recorded in each new channel's genesis block as the orderer organisation.
+    pub dir: Option<PathBuf>,
+    /// How far a request's ChannelHeader timestamp may be from this OSN's clock (Fabric's
+    /// `General.Authentication.TimeWindow`).
+    #[serde(with = "humantime_serde")]
+    pub time_window: Duration,
+    /// Threads verifying signatures (0 = one per core).
+    pub verify_threads: usize,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        IdentityConfig { dir: None, time_window: Duration::from_secs(15 * 60), verify_threads: 0 }
+    }
+}
+
+/// An organisation: its MSP directory (`mspid`, `cacerts/*.pem`, optional
+/// `intermediatecerts/*.pem`), as `osn identity ca` writes it under `<org>/msp`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct OrganizationConfig {
+    pub msp_dir: PathBuf,
+}
+
+/// A channel policy: `{ members-of = [MSP IDs] }` (a signature of any member of one of them) or
+/// `{ admins-of = [MSP IDs], at-least = N }` (admin signatures of at least N of them; N defaults
+/// to a majority).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct PolicyConfig {
+    pub members_of: Vec<String>,
+    pub admins_of: Vec<String>,
+    pub at_least: Option<u32>,
+}
+
+impl PolicyConfig {
+    pub fn to_policy(&self) -> Result<Policy, String> {
+        let set = |v: &[String]| v.iter().cloned().collect::<std::collections::BTreeSet<_>>();
+        match (self.members_of.is_empty(), self.admins_of.is_empty()) {
+            (false, true) if self.at_least.is_none() => Ok(Policy::AnyMember(set(&self.members_of))),
+            (true, false) => {
+                let at_least = self.at_least.unwrap_or(self.admins_of.len() as u32 / 2 + 1) as usize;
+                if at_least == 0 || at_least > self.admins_of.len() {
+                    return Err(format!("at-least = {at_least} cannot be met by {} organisations", self.admins_of.len()));
+                }
+                Ok(Policy::Admins { orgs: set(&self.admins_of), at_least })
+            }
+            _ => Err("a policy is either { members-of = [...] } or { admins-of = [...], at-least = N }".into()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -120,6 +183,14 @@ pub struct ChannelSettings {
     /// consumer before broadcasts wait (up to `http.enqueue-timeout`, then 503). Bounds the
     /// backlog and the latency a fast client can build up; 0 = no bound.
     pub max_lag_bytes: u64,
+    /// MSP IDs of the channel's organisations (default: every `[[organizations]]` entry).
+    pub organizations: Vec<String>,
+    /// Who may broadcast (default: any member of the channel's organisations).
+    pub writers: Option<PolicyConfig>,
+    /// Who may deliver (default: any member of the channel's organisations).
+    pub readers: Option<PolicyConfig>,
+    /// Who may change the channel (default: admins of a majority of its organisations).
+    pub admins: Option<PolicyConfig>,
 }
 
 impl Default for ChannelSettings {
@@ -130,6 +201,10 @@ impl Default for ChannelSettings {
             batch_timeout: Duration::from_secs(2),
             mailbox_capacity: 4096,
             max_lag_bytes: 256 * 1024 * 1024,
+            organizations: Vec::new(),
+            writers: None,
+            readers: None,
+            admins: None,
         }
     }
 }
@@ -228,6 +303,11 @@ impl Config {
             if ch.mailbox_capacity == 0 {
                 return Err(format!("channel '{}': mailbox-capacity must be at least 1", ch.name));
             }
+            for (name, policy) in [("writers", &ch.writers), ("readers", &ch.readers), ("admins", &ch.admins)] {
+                if let Some(p) = policy {
+                    p.to_policy().map_err(|e| format!("channel '{}': {name}: {e}", ch.name))?;
+                }
+            }
         }
         if self.http.max_batch_envelopes == 0 || self.http.max_in_flight == 0 {
             return Err("http.max-batch-envelopes and http.max-in-flight must be at least 1".into());
@@ -237,6 +317,50 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// The consensus configuration of a new channel (its genesis block): batch size, organisations
+/// (`orgs`, by MSP ID, loaded from `[[organizations]]`), policies, and the orderer organisation.
+pub fn channel_config(
+    ch: &ChannelSettings,
+    orgs: &BTreeMap<String, Organization>,
+    orderer: Option<&Organization>,
+) -> Result<ChannelConfig, String> {
+    let names: Vec<&String> = if ch.organizations.is_empty() { orgs.keys().collect() } else { ch.organizations.iter().collect() };
+    let mut organizations = Vec::new();
+    for name in names {
+        let org = orgs.get(name).ok_or_else(|| {
+            let known: Vec<&str> = orgs.keys().map(String::as_str).collect();
+            format!(
+                "channel '{}' names organisation '{name}', which no [[organizations]] entry defines (defined: {})",
+                ch.name,
+                known.join(", ")
+            )
+        })?;
+        organizations.push(org.clone());
+    }
+    if organizations.is_empty() {
+        return Err(format!(
+            "channel '{}' has no organisations, so nobody could write to or read from it: add [[organizations]] entries",
+            ch.name
+        ));
+    }
+    let policy = |p: &Option<PolicyConfig>| -> Result<_, String> {
+        p.as_ref()
+            .map(|p| p.to_policy().map(|p| p.to_proto()))
+            .transpose()
+            .map_err(|e| format!("channel '{}': {e}", ch.name))
+    };
+    let config = ChannelConfig {
+        sequence: 0,
+        batch_size: Some(ch.batch_size.into()),
+        organizations,
+        writers: policy(&ch.writers)?,
+        readers: policy(&ch.readers)?,
+        admins: policy(&ch.admins)?,
+        orderer_organizations: orderer.cloned().into_iter().collect(),
+    };
+    Ok(config)
 }
 
 /// Fabric's channel ID rule: `[a-z][a-z0-9.-]*`, at most 249 characters (a Kafka topic name).

@@ -13,3 +13,4 @@ pub mod kafka;
 pub mod ledger;
 pub mod node;
 pub mod proto;
+pub mod verify;

@@ -10,11 +10,47 @@ use actix_web::dev::ServerHandle;
 use anyhow::Context as _;
 use rdkafka::producer::{FutureProducer, Producer};
 
-use crate::actors::{Channels, Phase};
-use crate::config::Config;
+use crate::actors::{ChannelSpec, Channels, Phase};
+use crate::config::{channel_config, Config};
+use crate::identity::load_org_msp;
+use crate::proto::osn::Organization;
+use crate::verify::Verifier;
 use crate::http::{self, AppState};
 use crate::kafka;
 use crate::ledger::rocks::RocksStore;
+
+/// Reads every organisation's MSP directory and this OSN's identity, and builds each channel's
+/// genesis configuration from them.
+pub fn channel_specs(config: &Config) -> anyhow::Result<Vec<ChannelSpec>> {
+    let read = |dir: &std::path::Path| -> anyhow::Result<Organization> {
+        let msp = load_org_msp(dir).with_context(|| format!("cannot load the organisation in {}", dir.display()))?;
+        let org = Organization {
+            msp_id: msp.msp_id,
+            root_certs: msp.root_certs_pem.into_iter().map(Into::into).collect(),
+            intermediate_certs: msp.intermediate_certs_pem.into_iter().map(Into::into).collect(),
+        };
+        // Refuse unusable certificates at start, with the file they came from.
+        crate::core::msp::Organization::from_pem(&org.msp_id, &org.root_certs, &org.intermediate_certs)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+        Ok(org)
+    };
+    let mut orgs = std::collections::BTreeMap::new();
+    for o in &config.organizations {
+        let org = read(&o.msp_dir)?;
+        if let Some(other) = orgs.insert(org.msp_id.clone(), org) {
+            anyhow::bail!("organisation '{}' is defined twice in [[organizations]]", other.msp_id);
+        }
+    }
+    let orderer = config.identity.dir.as_deref().map(read).transpose()?;
+    config
+        .channels
+        .iter()
+        .map(|ch| {
+            let genesis = channel_config(ch, &orgs, orderer.as_ref()).map_err(anyhow::Error::msg)?;
+            Ok(ChannelSpec { settings: ch.clone(), genesis })
+        })
+        .collect()
+}
 
 pub struct Node {
     http_addr: SocketAddr,
@@ -31,9 +67,12 @@ impl Node {
         std::fs::create_dir_all(&config.ledger.path)
             .with_context(|| format!("cannot create the ledger directory {}", config.ledger.path.display()))?;
         let store = RocksStore::open(&config.ledger.path, config.ledger.sync_writes)?;
+        let specs = channel_specs(config)?;
         let producer = kafka::producer(&config.kafka).context("cannot create the Kafka producer")?;
-        let channels = Arc::new(Channels::start(&config.channels, &config.kafka, &producer, &store)?);
-        let state = AppState { channels: channels.clone(), http: config.http.clone() };
+        let time_window = config.identity.time_window.as_secs() as i64;
+        let channels = Arc::new(Channels::start(&specs, time_window, &config.kafka, &producer, &store)?);
+        let verifier = Verifier::new(config.identity.verify_threads).context("cannot start the verification pool")?;
+        let state = AppState { channels: channels.clone(), http: config.http.clone(), verifier: Arc::new(verifier) };
         let (server, http_addr) = http::serve(state, &config.http.address, config.http.workers)
             .with_context(|| format!("cannot listen on {}", config.http.address))?;
         let server_handle = server.handle();

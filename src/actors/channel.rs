@@ -92,6 +92,8 @@ pub struct ChannelStatus {
     consumed_bytes: AtomicU64,
     /// Bytes handed to the producer and not acknowledged (or failed) yet.
     in_flight_bytes: AtomicU64,
+    /// Who may write and read, by the channel's current configuration.
+    access: tokio::sync::watch::Sender<std::sync::Arc<crate::core::access::Access>>,
 }
 
 impl Default for ChannelStatus {
@@ -104,6 +106,7 @@ impl Default for ChannelStatus {
             consumed_records: AtomicU64::new(0),
             consumed_bytes: AtomicU64::new(0),
             in_flight_bytes: AtomicU64::new(0),
+            access: tokio::sync::watch::Sender::new(std::sync::Arc::new(crate::core::access::Access::deny_all())),
         }
     }
 }
@@ -116,6 +119,21 @@ impl ChannelStatus {
     /// A receiver that sees every phase change.
     pub fn watch(&self) -> tokio::sync::watch::Receiver<(Phase, String)> {
         self.phase.subscribe()
+    }
+
+    /// The channel's access control as it is now.
+    pub fn access(&self) -> std::sync::Arc<crate::core::access::Access> {
+        self.access.borrow().clone()
+    }
+
+    /// A receiver that sees every change of the channel's access control.
+    pub fn watch_access(&self) -> tokio::sync::watch::Receiver<std::sync::Arc<crate::core::access::Access>> {
+        self.access.subscribe()
+    }
+
+    /// Replaces the channel's access control (its configuration changed).
+    pub fn set_access(&self, access: crate::core::access::Access) {
+        self.access.send_replace(std::sync::Arc::new(access));
     }
 
     pub fn set(&self, phase: Phase, reason: impl Into<String>) {

@@ -6,4 +6,4 @@ pub mod channel;
 pub mod supervisor;
 
 pub use channel::{BroadcastBatch, BroadcastError, ChannelActor, ChannelStatus, Enqueued, Phase};
-pub use supervisor::{ChannelHandle, Channels};
+pub use supervisor::{ChannelHandle, ChannelSpec, Channels};

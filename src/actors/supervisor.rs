@@ -10,7 +10,8 @@ use rdkafka::producer::FutureProducer;
 
 use super::channel::{ChannelActor, ChannelStatus};
 use crate::config::{ChannelSettings, KafkaConfig};
-use crate::ledger::{Ledger, LedgerError, Store};
+use crate::core::access::Access;
+use crate::ledger::{Ledger, Store};
 use crate::proto::osn::ChannelConfig;
 use crate::proto::BatchSize;
 
@@ -31,6 +32,14 @@ impl ChannelHandle {
     }
 }
 
+/// What a channel is started with: its node-local settings and the consensus configuration a
+/// new channel's genesis block records (an existing channel keeps its genesis block's).
+#[derive(Debug, Clone)]
+pub struct ChannelSpec {
+    pub settings: ChannelSettings,
+    pub genesis: ChannelConfig,
+}
+
 /// The registry of running channels.
 pub struct Channels {
     channels: BTreeMap<String, ChannelHandle>,
@@ -38,27 +47,29 @@ pub struct Channels {
 }
 
 impl Channels {
-    /// Opens every channel's ledger and starts its actor.
+    /// Opens every channel's ledger and starts its actor. `time_window` is how far (seconds) a
+    /// request's timestamp may be from this OSN's clock.
     pub fn start(
-        settings: &[ChannelSettings],
+        specs: &[ChannelSpec],
+        time_window: i64,
         kafka: &KafkaConfig,
         producer: &FutureProducer,
         store: &dyn Store,
-    ) -> Result<Self, LedgerError> {
+    ) -> anyhow::Result<Self> {
         let mut channels = BTreeMap::new();
         let mut arbiters = Vec::new();
-        for s in settings {
-            let config = ChannelConfig { sequence: 0, batch_size: Some(s.batch_size.into()) };
-            let ledger = Arc::new(Ledger::open(&s.name, store.channel(&s.name)?, &config)?);
-            if ledger.config() != &config {
+        for ChannelSpec { settings: s, genesis: config } in specs {
+            let ledger = Arc::new(Ledger::open(&s.name, store.channel(&s.name)?, config)?);
+            if ledger.config() != config {
                 tracing::warn!(
                     channel = %s.name,
-                    genesis = ?ledger.config().batch_size,
-                    configured = ?config.batch_size,
-                    "the configured batch size differs from the channel's genesis block; the genesis block's applies"
+                    "the configured batch size, organisations or policies differ from the channel's genesis block; the genesis block's apply"
                 );
             }
+            let access = Access::new(ledger.config(), time_window)
+                .map_err(|e| anyhow::anyhow!("channel '{}': its genesis configuration is unusable: {e}", s.name))?;
             let status = Arc::new(ChannelStatus::default());
+            status.set_access(access);
             let arbiter = Arbiter::new();
             let addr = {
                 let (s, kafka, producer, ledger, status) =

@@ -219,6 +219,7 @@ mod tests {
                 absolute_max_bytes: 1 << 20,
                 preferred_max_bytes: 1 << 19,
             }),
+            ..Default::default()
         };
         let a = genesis_block("mychannel", &config);
         assert_eq!(a, genesis_block("mychannel", &config));

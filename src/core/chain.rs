@@ -237,7 +237,7 @@ mod tests {
     }
 
     fn new_chain(bs: BatchSize) -> Chain {
-        let genesis = genesis_block("ch", &ChannelConfig { sequence: 0, batch_size: Some(bs) });
+        let genesis = genesis_block("ch", &ChannelConfig { sequence: 0, batch_size: Some(bs), ..Default::default() });
         Chain::new(
             ChainTip {
                 next_number: 1,

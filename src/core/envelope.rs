@@ -1,11 +1,11 @@
 //! Structural validation of a broadcast envelope, in Fabric's order of checks: empty payload,
-//! size, payload, header, channel header, channel ID, header type. Signatures, certificates and
-//! policies are checked by the identity layer, after these.
+//! size, payload, header, channel header, channel ID, header type, signature header. Signatures,
+//! certificates and policies are checked by [`super::access`], after these.
 
 use bytes::Bytes;
 use prost::Message as _;
 
-use crate::proto::{ChannelHeader, Envelope, HeaderType, Payload, Status};
+use crate::proto::{ChannelHeader, Envelope, HeaderType, Payload, SignatureHeader, Status};
 
 /// Why an envelope was refused, with the Fabric status it maps to.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -28,6 +28,10 @@ pub enum Invalid {
     WrongType(String, &'static str),
     #[error("header type {0} is not supported by this OSN yet: {1}")]
     Unsupported(String, &'static str),
+    #[error("envelope payload header has no signature header (it names the creator)")]
+    MissingSignatureHeader,
+    #[error("signature header does not decode as a common.SignatureHeader: {0}")]
+    BadSignatureHeader(String),
 }
 
 impl Invalid {
@@ -47,6 +51,29 @@ pub struct Checked {
     pub header_type: HeaderType,
     /// payload + signature length.
     pub size: usize,
+    /// The SignatureHeader's creator (a marshaled `msp.SerializedIdentity`).
+    pub creator: Bytes,
+}
+
+impl Checked {
+    /// The ChannelHeader timestamp in whole seconds since the Unix epoch.
+    pub fn timestamp(&self) -> Option<i64> {
+        self.channel_header.timestamp.as_ref().map(|t| t.seconds)
+    }
+}
+
+/// A Deliver request that passed the structural checks.
+#[derive(Debug, Clone)]
+pub struct SeekRequest {
+    pub seek_info: crate::proto::SeekInfo,
+    pub channel_header: ChannelHeader,
+    pub creator: Bytes,
+}
+
+impl SeekRequest {
+    pub fn timestamp(&self) -> Option<i64> {
+        self.channel_header.timestamp.as_ref().map(|t| t.seconds)
+    }
 }
 
 /// Checks an envelope broadcast to `channel` whose limit is `absolute_max_bytes`.
@@ -80,7 +107,18 @@ pub fn check_broadcast(envelope: &Envelope, channel: &str, absolute_max_bytes: u
         // Fabric orders header types it does not know as plain messages; so do we.
         Err(_) => HeaderType::Message,
     };
-    Ok(Checked { channel_header, header_type, size })
+    let creator = creator(header.signature_header)?;
+    Ok(Checked { channel_header, header_type, size, creator })
+}
+
+/// The creator of a payload header's signature header.
+fn creator(signature_header: Bytes) -> Result<Bytes, Invalid> {
+    if signature_header.is_empty() {
+        return Err(Invalid::MissingSignatureHeader);
+    }
+    SignatureHeader::decode(signature_header)
+        .map(|h| h.creator)
+        .map_err(|e| Invalid::BadSignatureHeader(e.to_string()))
 }
 
 /// Decodes the channel header bytes of a payload header.
@@ -88,8 +126,8 @@ pub fn decode_channel_header(raw: Bytes) -> Result<ChannelHeader, Invalid> {
     ChannelHeader::decode(raw).map_err(|e| Invalid::BadChannelHeader(e.to_string()))
 }
 
-/// Checks a Deliver request envelope and returns its SeekInfo.
-pub fn check_seek_request(envelope: &Envelope, channel: &str) -> Result<crate::proto::SeekInfo, Invalid> {
+/// Checks a Deliver request envelope and returns its SeekInfo, channel header and creator.
+pub fn check_seek_request(envelope: &Envelope, channel: &str) -> Result<SeekRequest, Invalid> {
     if envelope.payload.is_empty() {
         return Err(Invalid::EmptyPayload);
     }
@@ -108,7 +146,10 @@ pub fn check_seek_request(envelope: &Envelope, channel: &str) -> Result<crate::p
             "deliver expects a DELIVER_SEEK_INFO envelope",
         ));
     }
-    crate::proto::SeekInfo::decode(payload.data).map_err(|e| Invalid::BadPayload(format!("SeekInfo: {e}")))
+    let seek_info =
+        crate::proto::SeekInfo::decode(payload.data).map_err(|e| Invalid::BadPayload(format!("SeekInfo: {e}")))?;
+    let creator = creator(header.signature_header)?;
+    Ok(SeekRequest { seek_info, channel_header, creator })
 }
 
 #[cfg(test)]
@@ -120,7 +161,9 @@ mod tests {
         let payload = Payload {
             header: Some(Header {
                 channel_header: channel_header.map(|c| c.encode_to_vec().into()).unwrap_or_default(),
-                signature_header: Bytes::new(),
+                signature_header: SignatureHeader { creator: Bytes::from_static(b"me"), nonce: Bytes::new() }
+                    .encode_to_vec()
+                    .into(),
             }),
             data: Bytes::copy_from_slice(data),
         };
@@ -160,6 +203,19 @@ mod tests {
         check(envelope(header(HeaderType::Message, "other"), b"tx"), 1000, Err(Status::BadRequest));
         check(envelope(header(HeaderType::DeliverSeekInfo, "ch"), b""), 1000, Err(Status::BadRequest));
         check(envelope(header(HeaderType::ConfigUpdate, "ch"), b""), 1000, Err(Status::NotImplemented));
+        let unsigned = Payload {
+            header: Some(Header {
+                channel_header: header(HeaderType::Message, "ch").unwrap().encode_to_vec().into(),
+                signature_header: Bytes::new(),
+            }),
+            data: Bytes::new(),
+        };
+        let unsigned = Envelope { payload: unsigned.encode_to_vec().into(), signature: Bytes::new() };
+        assert_eq!(check_broadcast(&unsigned, "ch", 1000).unwrap_err(), Invalid::MissingSignatureHeader);
+        assert_eq!(
+            check_broadcast(&envelope(header(HeaderType::Message, "ch"), b"tx"), "ch", 1000).unwrap().creator,
+            Bytes::from_static(b"me")
+        );
         let info = check_broadcast(&envelope(header(HeaderType::Message, "other"), b"tx"), "ch", 1000)
             .unwrap_err()
             .to_string();

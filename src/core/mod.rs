@@ -7,11 +7,17 @@
 //! - [`chain`]: the per-channel state machine that turns consumed Kafka messages into blocks.
 //! - [`envelope`]: structural validation of broadcast envelopes.
 //! - [`seek`]: resolution of a Deliver `SeekInfo` against a ledger height.
+//! - [`msp`]: organisations, identities, certificate chains and signature verification.
+//! - [`policy`]: Writers / Readers / Admins rules.
+//! - [`access`]: a channel's access checks of signed requests, in Fabric's order.
 
+pub mod access;
 pub mod block;
 pub mod chain;
 pub mod cutter;
 pub mod envelope;
+pub mod msp;
+pub mod policy;
 pub mod seek;
 pub mod ttc;
 

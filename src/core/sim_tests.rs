@@ -75,7 +75,7 @@ proptest! {
         restart_at in any::<prop::sample::Index>(),
     ) {
         let batch = BatchSize { max_message_count: max_count, absolute_max_bytes: 4000, preferred_max_bytes: preferred };
-        let genesis = genesis_block("sim", &ChannelConfig { sequence: 0, batch_size: Some(batch) });
+        let genesis = genesis_block("sim", &ChannelConfig { sequence: 0, batch_size: Some(batch), ..Default::default() });
         let mut osns: Vec<Sim> = timeouts
             .iter()
             .map(|t| Sim {

@@ -36,6 +36,8 @@ use negotiate::{fail, Format};
 pub struct AppState {
     pub channels: Arc<Channels>,
     pub http: HttpConfig,
+    /// Where signed requests are checked.
+    pub verifier: Arc<crate::verify::Verifier>,
 }
 
 impl AppState {

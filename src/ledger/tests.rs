@@ -14,6 +14,7 @@ fn config() -> ChannelConfig {
     ChannelConfig {
         sequence: 0,
         batch_size: Some(BatchSize { max_message_count: 2, absolute_max_bytes: 1000, preferred_max_bytes: 500 }),
+        ..Default::default()
     }
 }
 

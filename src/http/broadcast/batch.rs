@@ -15,7 +15,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use prost::Message as _;
 use serde_json::value::RawValue;
 
-use super::{accept, body_limit, read_request, relay_in_order, Request};
+use super::{authorise, body_limit, precheck, read_request, relay_in_order, Request};
 use crate::actors::ChannelHandle;
 use crate::http::negotiate::{fail, Format};
 use crate::http::AppState;
@@ -89,8 +89,8 @@ pub async fn batch(
     }
 
     // Check every envelope; relay the valid ones in one message, in order.
-    let checked: Vec<Result<Bytes, BroadcastResponse>> =
-        raws.into_iter().map(|raw| accept(ch, in_format, raw)).collect();
+    let candidates = raws.into_iter().map(|raw| precheck(ch, in_format, raw)).collect();
+    let checked = authorise(&state, ch, candidates).await;
     let answers = futures_util::future::join_all(relay_in_order(&state, ch, checked).await).await;
     HttpResponse::build(StatusCode::OK).content_type(out.content_type()).body(encode_answers(out, &answers))
 }

@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 
 use crate::actors::{BroadcastBatch, BroadcastError, ChannelHandle, Enqueued};
 use crate::core::envelope::check_broadcast;
+use crate::core::policy::PolicyName;
+use crate::verify::Signed;
 use crate::proto::{BroadcastResponse, Envelope, Status};
 
 /// Room for framing and JSON's base64 (4/3) around an envelope of AbsoluteMaxBytes.
@@ -51,12 +53,56 @@ pub fn decode_envelope(format: Format, raw: Bytes) -> Result<(Envelope, Bytes), 
     Ok((envelope, marshaled))
 }
 
-/// Decodes and checks one envelope for `ch`; the bytes to relay, or the answer refusing it.
-pub fn accept(ch: &ChannelHandle, format: Format, raw: Bytes) -> Result<Bytes, BroadcastResponse> {
+/// An envelope that passed the structural checks: the bytes to relay and its signed parts.
+pub struct Candidate {
+    marshaled: Bytes,
+    signed: Signed,
+}
+
+/// Decodes one envelope for `ch` and runs the structural checks; or the answer refusing it.
+pub fn precheck(ch: &ChannelHandle, format: Format, raw: Bytes) -> Result<Candidate, BroadcastResponse> {
     let (envelope, marshaled) = decode_envelope(format, raw).map_err(|info| answer(Status::BadRequest, info))?;
-    check_broadcast(&envelope, &ch.name, ch.batch_size().absolute_max_bytes)
+    checked(ch, envelope, marshaled)
+}
+
+/// The structural checks of a decoded envelope.
+pub fn checked(ch: &ChannelHandle, envelope: Envelope, marshaled: Bytes) -> Result<Candidate, BroadcastResponse> {
+    let checked = check_broadcast(&envelope, &ch.name, ch.batch_size().absolute_max_bytes)
         .map_err(|invalid| answer(invalid.status(), invalid.to_string()))?;
-    Ok(marshaled)
+    let timestamp = checked.timestamp();
+    let signed = Signed { payload: envelope.payload, signature: envelope.signature, creator: checked.creator, timestamp };
+    Ok(Candidate { marshaled, signed })
+}
+
+/// Runs the access checks (certificate, signature, chain, Writers, timestamp) of every candidate
+/// on the verification pool; in order, the bytes to relay or the answer refusing each.
+pub async fn authorise(
+    state: &AppState,
+    ch: &ChannelHandle,
+    candidates: Vec<Result<Candidate, BroadcastResponse>>,
+) -> Vec<Result<Bytes, BroadcastResponse>> {
+    let signed: Vec<Signed> = candidates.iter().filter_map(|c| c.as_ref().ok().map(|c| c.signed.clone())).collect();
+    let mut verdicts = state.verifier.check_all(ch.status.access(), signed, PolicyName::Writers).await.into_iter();
+    candidates
+        .into_iter()
+        .map(|c| {
+            let c = c?;
+            match verdicts.next() {
+                Some(Ok(_)) => Ok(c.marshaled),
+                Some(Err(denied)) => Err(answer(denied.status(), denied.to_string())),
+                None => Err(answer(Status::InternalServerError, "the envelope was not verified")),
+            }
+        })
+        .collect()
+}
+
+/// Decodes and checks one envelope for `ch`; the bytes to relay, or the answer refusing it.
+pub async fn accept(state: &AppState, ch: &ChannelHandle, format: Format, raw: Bytes) -> Result<Bytes, BroadcastResponse> {
+    let candidate = precheck(ch, format, raw);
+    authorise(state, ch, vec![candidate])
+        .await
+        .pop()
+        .unwrap_or_else(|| Err(answer(Status::InternalServerError, "the envelope was not checked")))
 }
 
 /// How long past the enqueue timeout the HTTP side waits for the actor's answer before giving up
@@ -225,7 +271,7 @@ pub async fn broadcast(
         Ok(r) => r,
         Err(resp) => return resp,
     };
-    let resp = match accept(ch, format, body) {
+    let resp = match accept(&state, ch, format, body).await {
         Err(refusal) => refusal,
         Ok(envelope) => match enqueue(&state, ch, envelope).await {
             Ok(enqueued) => acknowledged(enqueued).await,

@@ -18,9 +18,8 @@ use bytes::Bytes;
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use futures_util::FutureExt as _;
 
-use super::{answer, body_limit, decode_envelope, relay_in_order};
+use super::{answer, authorise, body_limit, decode_envelope, relay_in_order};
 use crate::actors::ChannelHandle;
-use crate::core::envelope::check_broadcast;
 use crate::http::negotiate::Format;
 use crate::http::websocket_channel;
 use crate::http::AppState;
@@ -127,7 +126,6 @@ async fn relay(
     ch: &ChannelHandle,
     frames: Vec<(Format, Bytes)>,
 ) -> (Vec<Pending>, Option<CloseReason>) {
-    let max = ch.batch_size().absolute_max_bytes;
     let mut formats = Vec::with_capacity(frames.len());
     let mut checked = Vec::with_capacity(frames.len());
     let mut close = None;
@@ -139,13 +137,10 @@ async fn relay(
                 checked.push(Err(answer(Status::BadRequest, info)));
                 break;
             }
-            Ok((envelope, marshaled)) => checked.push(
-                check_broadcast(&envelope, &ch.name, max)
-                    .map(|_| marshaled)
-                    .map_err(|invalid| answer(invalid.status(), invalid.to_string())),
-            ),
+            Ok((envelope, marshaled)) => checked.push(super::checked(ch, envelope, marshaled)),
         }
     }
+    let checked = authorise(state, ch, checked).await;
     let answers = relay_in_order(state, ch, checked).await;
     let pending = formats
         .into_iter()

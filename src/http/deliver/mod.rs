@@ -4,6 +4,10 @@
 //! - [`websocket`]: `GET /v1/channels/{channel}/deliver`, several requests one after another;
 //! - [`stream`]: `POST /v1/channels/{channel}/deliver`, one request, a chunked response.
 //!
+//! A request is a signed DELIVER_SEEK_INFO envelope whose creator must satisfy the channel's
+//! Readers policy (403 otherwise). A live stream re-checks its creator whenever the channel's
+//! access control changes, and ends with FORBIDDEN when the creator's certificate expires.
+//!
 //! A subscription reads blocks from the ledger behind the channel's height watch. Nothing is
 //! queued for a subscriber: a slow one falls behind and reads the ledger at its own pace, and the
 //! channel's cost for it is one watch receiver. Dropping it frees everything.
@@ -18,7 +22,10 @@ use tokio::sync::watch;
 
 use super::negotiate::{decode, Format};
 use crate::actors::{ChannelHandle, ChannelStatus, Phase};
+use crate::core::access::{Access, Request, Verified};
 use crate::core::envelope::check_seek_request;
+use crate::core::policy::PolicyName;
+use crate::verify::unix_now;
 use crate::core::seek::{check_available, resolve, SeekRange};
 use crate::ledger::Ledger;
 use crate::proto::{Block, DeliverResponse, Envelope, Status};
@@ -40,6 +47,8 @@ pub struct Subscription {
     ledger: Arc<Ledger>,
     height: watch::Receiver<u64>,
     phase: watch::Receiver<(Phase, String)>,
+    access: watch::Receiver<Arc<Access>>,
+    reader: Verified,
     range: SeekRange,
     next: u64,
     ended: bool,
@@ -70,11 +79,41 @@ impl Subscription {
     ) -> Result<Self, (Status, String)> {
         let envelope: Envelope = decode(format, raw, "common.Envelope").map_err(|info| (Status::BadRequest, info))?;
         let seek = check_seek_request(&envelope, channel).map_err(|e| (e.status(), e.to_string()))?;
+        let mut access = status.watch_access();
+        let request = Request {
+            payload: &envelope.payload,
+            signature: &envelope.signature,
+            creator: &seek.creator,
+            timestamp: seek.timestamp(),
+        };
+        let reader = access
+            .borrow_and_update()
+            .check(&request, PolicyName::Readers, unix_now())
+            .map_err(|d| (d.status(), d.to_string()))?;
         let height = ledger.subscribe();
-        let range = resolve(&seek, *height.borrow()).map_err(|e| (e.status(), e.to_string()))?;
+        let range = resolve(&seek.seek_info, *height.borrow()).map_err(|e| (e.status(), e.to_string()))?;
         let phase = status.watch();
         check_available(&range, not_ready(&phase.borrow()).as_deref()).map_err(|e| (e.status(), e.to_string()))?;
-        Ok(Subscription { ledger: ledger.clone(), height, phase, range, next: range.start, ended: false })
+        Ok(Subscription { ledger: ledger.clone(), height, phase, access, reader, range, next: range.start, ended: false })
+    }
+
+    /// Whether the creator may still read: its certificate is valid, and the channel's current
+    /// access control (re-checked when it changed) still lets it.
+    fn still_authorised(&mut self) -> Result<(), String> {
+        let now = unix_now();
+        if now > self.reader.valid_until {
+            return Err(format!(
+                "the creator's certificate (or a CA on its chain) expired at unix time {}",
+                self.reader.valid_until
+            ));
+        }
+        if self.access.has_changed().unwrap_or(false) {
+            let access = self.access.borrow_and_update().clone();
+            self.reader = access
+                .recheck(&self.reader, PolicyName::Readers, now)
+                .map_err(|d| format!("the channel's configuration changed: {d}"))?;
+        }
+        Ok(())
     }
 
     /// The next block, or the final status; `None` once the final status was returned.
@@ -86,6 +125,9 @@ impl Subscription {
             return None;
         }
         loop {
+            if let Err(info) = self.still_authorised() {
+                return Some(self.end(Status::Forbidden, info));
+            }
             let not_ready = not_ready(&self.phase.borrow_and_update());
             if let Err(e) = check_available(&self.range, not_ready.as_deref()) {
                 return Some(self.end(e.status(), e.to_string()));
@@ -115,7 +157,12 @@ impl Subscription {
                 return Some(self.end(Status::NotFound, info));
             }
             let strict = self.range.strict;
+            let expiry = std::time::Duration::from_secs(self.reader.valid_until.saturating_sub(unix_now()).max(0) as u64 + 1);
             tokio::select! {
+                _ = tokio::time::sleep(expiry) => {},
+                changed = self.access.changed() => if changed.is_err() {
+                    return Some(self.end(Status::ServiceUnavailable, "the channel was stopped".into()));
+                },
                 changed = self.height.changed() => if changed.is_err() {
                     return Some(self.end(Status::ServiceUnavailable, "the channel's ledger was closed".into()));
                 },

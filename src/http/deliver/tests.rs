@@ -33,6 +33,7 @@ impl Fixture {
         let config = ChannelConfig {
             sequence: 0,
             batch_size: Some(BatchSize { max_message_count: 1, absolute_max_bytes: 1000, preferred_max_bytes: 500 }),
+            ..Default::default()
         };
         let store = MemoryStore::new();
         let ledger = Arc::new(Ledger::open(CHANNEL, store.channel(CHANNEL).unwrap(), &config).unwrap());

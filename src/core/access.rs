@@ -1,0 +1,323 @@
+//! A channel's access control: who may write (broadcast) and read (deliver), checked in Fabric's
+//! order after the structural checks of [`super::envelope`]:
+//!
+//! creator certificate expired or not yet valid (403) → signature invalid or ECDSA high-S (403)
+//! → creator not issued by a CA of an organisation of the channel (403) → policy not satisfied
+//! (403) → ChannelHeader timestamp outside the time window (400).
+//!
+//! Parsing a creator and validating its chain is done once per distinct creator and cached;
+//! the signature is verified per request, Ed25519 ones in batches. Pure: `now` is passed in.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+
+use super::msp::{ChainError, Identity, Organization, PublicKey, Role, SignatureError, Window};
+use super::policy::{Policy, PolicyName, Signer};
+use crate::proto::osn::ChannelConfig;
+use crate::proto::Status;
+
+/// Distinct creators remembered per channel; the cache is emptied when it reaches this.
+const CACHE_CAPACITY: usize = 16_384;
+
+/// Why a request was refused, with the Fabric status it maps to.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Denied {
+    #[error("the creator is not a valid identity: {0}")]
+    BadCreator(String),
+    #[error("the creator certificate ({subject}) has expired: it was valid until {until} (unix time {now})")]
+    Expired { subject: String, until: String, now: i64 },
+    #[error("the creator certificate ({subject}) is not yet valid: it is valid from {from} (unix time {now})")]
+    NotYetValid { subject: String, from: String, now: i64 },
+    #[error("signature check failed: {0}")]
+    Signature(SignatureError),
+    #[error("the creator (MSP '{msp_id}') is not issued by a CA of an organisation of this channel: {reason}")]
+    NotChained { msp_id: String, reason: ChainError },
+    #[error("the creator ({role} of '{msp_id}') does not satisfy the channel's {policy} policy: {rule}")]
+    Policy { msp_id: String, role: &'static str, policy: PolicyName, rule: String },
+    #[error("the channel header has no timestamp")]
+    NoTimestamp,
+    #[error("the channel header timestamp (unix time {timestamp}) is more than {window}s away from the OSN's time (unix time {now})")]
+    Timestamp { timestamp: i64, now: i64, window: i64 },
+}
+
+impl Denied {
+    pub fn status(&self) -> Status {
+        match self {
+            Denied::NoTimestamp | Denied::Timestamp { .. } => Status::BadRequest,
+            _ => Status::Forbidden,
+        }
+    }
+}
+
+/// The parts of a signed request (a broadcast or deliver envelope) the checks read.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub payload: &'a [u8],
+    pub signature: &'a [u8],
+    /// The SignatureHeader's creator: a marshaled `msp.SerializedIdentity`.
+    pub creator: &'a Bytes,
+    /// The ChannelHeader's timestamp, in seconds since the Unix epoch.
+    pub timestamp: Option<i64>,
+}
+
+/// A creator that passed the checks: enough to re-check it later (for example when a live
+/// deliver stream's channel changes its configuration).
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub creator: Bytes,
+    pub msp_id: String,
+    pub role: Role,
+    /// When the creator's certificate (or a CA on its chain) stops being valid.
+    pub valid_until: i64,
+}
+
+/// A deserialized creator and what this channel's organisations make of it.
+struct Creator {
+    /// The marshaled SerializedIdentity, copied out of the request that first named it.
+    raw: Bytes,
+    identity: Identity,
+    /// A parsed Ed25519 key, for batch verification.
+    ed25519: Option<ed25519_dalek::VerifyingKey>,
+    chain: Result<Window, ChainError>,
+}
+
+/// The access control of one channel configuration.
+pub struct Access {
+    orgs: HashMap<String, Organization>,
+    writers: Policy,
+    readers: Policy,
+    admins: Policy,
+    /// Allowed distance between a request's timestamp and the OSN's clock, in seconds.
+    time_window: i64,
+    cache: Mutex<HashMap<Bytes, Arc<Result<Creator, Denied>>>>,
+}
+
+impl std::fmt::Debug for Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Access")
+            .field("organizations", &self.orgs.keys().collect::<BTreeSet<_>>())
+            .field("writers", &self.writers)
+            .field("readers", &self.readers)
+            .field("admins", &self.admins)
+            .field("time_window", &self.time_window)
+            .finish()
+    }
+}
+
+impl Access {
+    /// The access control of a channel configuration. Without an explicit policy, Writers and
+    /// Readers are "any member of the channel's organisations" and Admins is "admins of a
+    /// majority of them".
+    pub fn new(config: &ChannelConfig, time_window_secs: i64) -> Result<Self, String> {
+        let mut orgs = HashMap::new();
+        for org in &config.organizations {
+            let parsed = Organization::from_pem(&org.msp_id, &org.root_certs, &org.intermediate_certs)?;
+            if orgs.insert(org.msp_id.clone(), parsed).is_some() {
+                return Err(format!("organisation '{}' is listed twice", org.msp_id));
+            }
+        }
+        let all: BTreeSet<String> = orgs.keys().cloned().collect();
+        let policy = |p: &Option<crate::proto::osn::Policy>, default: Policy, name: PolicyName| match p {
+            None => Ok(default),
+            Some(p) => {
+                let p = Policy::from_proto(p).map_err(|e| format!("{name} policy: {e}"))?;
+                if let Some(unknown) = p.organizations().iter().find(|o| !orgs.contains_key(*o)) {
+                    return Err(format!("{name} policy names organisation '{unknown}', which is not in the channel"));
+                }
+                Ok(p)
+            }
+        };
+        let majority = all.len() / 2 + 1;
+        Ok(Access {
+            writers: policy(&config.writers, Policy::AnyMember(all.clone()), PolicyName::Writers)?,
+            readers: policy(&config.readers, Policy::AnyMember(all.clone()), PolicyName::Readers)?,
+            admins: policy(&config.admins, Policy::Admins { orgs: all, at_least: majority }, PolicyName::Admins)?,
+            orgs,
+            time_window: time_window_secs,
+            cache: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Access control that refuses everyone (a channel with no organisations).
+    pub fn deny_all() -> Self {
+        Access {
+            orgs: HashMap::new(),
+            writers: Policy::AnyMember(BTreeSet::new()),
+            readers: Policy::AnyMember(BTreeSet::new()),
+            admins: Policy::Admins { orgs: BTreeSet::new(), at_least: 1 },
+            time_window: 0,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn policy(&self, name: PolicyName) -> &Policy {
+        match name {
+            PolicyName::Writers => &self.writers,
+            PolicyName::Readers => &self.readers,
+            PolicyName::Admins => &self.admins,
+        }
+    }
+
+    /// Checks one signed request against a policy at `now`.
+    pub fn check(&self, request: &Request<'_>, policy: PolicyName, now: i64) -> Result<Verified, Denied> {
+        let creator = self.creator(request.creator);
+        let creator = prelude(&creator, now)?;
+        match (&creator.ed25519, &creator.identity.cert.public_key) {
+            (Some(key), _) => verify_ed25519(key, request.payload, request.signature),
+            (None, key) => key.verify(request.payload, request.signature),
+        }
+        .map_err(Denied::Signature)?;
+        self.conclude(request, creator, policy, now)
+    }
+
+    /// Checks many signed requests, verifying the Ed25519 signatures among them as one batch
+    /// (falling back to one by one only if the batch fails). The answers are in request order.
+    pub fn check_all(&self, requests: &[Request<'_>], policy: PolicyName, now: i64) -> Vec<Result<Verified, Denied>> {
+        let creators: Vec<_> = requests.iter().map(|r| self.creator(r.creator)).collect();
+        let mut results: Vec<Result<(), Denied>> = creators.iter().map(|c| prelude(c, now).map(|_| ())).collect();
+        let mut batch = Vec::new();
+        for (i, (request, creator)) in requests.iter().zip(&creators).enumerate() {
+            let Ok(creator) = creator.as_ref() else { continue };
+            if results[i].is_err() {
+                continue;
+            }
+            match &creator.ed25519 {
+                Some(key) => match ed25519_dalek::Signature::from_slice(request.signature) {
+                    Ok(sig) => batch.push((i, *key, sig)),
+                    Err(_) => results[i] = Err(Denied::Signature(SignatureError::Invalid)),
+                },
+                None => {
+                    if let Err(e) = creator.identity.cert.public_key.verify(request.payload, request.signature) {
+                        results[i] = Err(Denied::Signature(e));
+                    }
+                }
+            }
+        }
+        if !batch.is_empty() {
+            let messages: Vec<&[u8]> = batch.iter().map(|(i, ..)| requests[*i].payload).collect();
+            let signatures: Vec<_> = batch.iter().map(|(_, _, s)| *s).collect();
+            let keys: Vec<_> = batch.iter().map(|(_, k, _)| *k).collect();
+            if ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_err() {
+                for (i, key, _) in &batch {
+                    if let Err(e) = verify_ed25519(key, requests[*i].payload, requests[*i].signature) {
+                        results[*i] = Err(Denied::Signature(e));
+                    }
+                }
+            }
+        }
+        results
+            .into_iter()
+            .zip(requests.iter().zip(&creators))
+            .map(|(result, (request, creator))| {
+                result?;
+                let creator = creator.as_ref().as_ref().map_err(Clone::clone)?;
+                self.conclude(request, creator, policy, now)
+            })
+            .collect()
+    }
+
+    /// Re-checks a creator that passed earlier (its signature is not checked again) against
+    /// this configuration's organisations and policy at `now`.
+    pub fn recheck(&self, verified: &Verified, policy: PolicyName, now: i64) -> Result<Verified, Denied> {
+        let creator = self.creator(&verified.creator);
+        let creator = prelude(&creator, now)?;
+        self.authorise(creator, policy, now)
+    }
+
+    /// Chain, policy, then timestamp.
+    fn conclude(&self, request: &Request<'_>, creator: &Creator, policy: PolicyName, now: i64) -> Result<Verified, Denied> {
+        let verified = self.authorise(creator, policy, now)?;
+        let timestamp = request.timestamp.ok_or(Denied::NoTimestamp)?;
+        if timestamp.abs_diff(now) > self.time_window.unsigned_abs() {
+            return Err(Denied::Timestamp { timestamp, now, window: self.time_window });
+        }
+        Ok(verified)
+    }
+
+    /// Chain and policy.
+    fn authorise(&self, creator: &Creator, policy: PolicyName, now: i64) -> Result<Verified, Denied> {
+        let msp_id = &creator.identity.msp_id;
+        let window = match &creator.chain {
+            Ok(w) if w.contains(now) => *w,
+            Ok(_) => {
+                let subject = self.orgs.get(msp_id).and_then(|o| o.invalid_ca(now)).unwrap_or_default();
+                let reason = ChainError::CaNotValid { msp_id: msp_id.clone(), subject };
+                return Err(Denied::NotChained { msp_id: msp_id.clone(), reason });
+            }
+            Err(reason) => return Err(Denied::NotChained { msp_id: msp_id.clone(), reason: reason.clone() }),
+        };
+        let role = creator.identity.role();
+        let rule = self.policy(policy);
+        if !rule.satisfied_by(&[Signer { msp_id, role }]) {
+            return Err(Denied::Policy { msp_id: msp_id.clone(), role: role.as_str(), policy, rule: rule.to_string() });
+        }
+        Ok(Verified {
+            creator: creator.raw.clone(),
+            msp_id: msp_id.clone(),
+            role,
+            valid_until: window.not_after.min(creator.identity.cert.not_after),
+        })
+    }
+
+    /// The creator, from the cache or parsed and validated now.
+    fn creator(&self, raw: &Bytes) -> Arc<Result<Creator, Denied>> {
+        if let Some(hit) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(raw) {
+            return hit.clone();
+        }
+        // A copy, so the cache does not pin the buffer of the request that named the creator.
+        let raw = Bytes::copy_from_slice(raw);
+        let parsed = Arc::new(self.parse_creator(&raw));
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= CACHE_CAPACITY {
+            cache.clear();
+        }
+        cache.insert(raw, parsed.clone());
+        parsed
+    }
+
+    fn parse_creator(&self, raw: &Bytes) -> Result<Creator, Denied> {
+        let identity = Identity::deserialize(raw).map_err(Denied::BadCreator)?;
+        let ed25519 = match &identity.cert.public_key {
+            PublicKey::Ed25519(key) => {
+                let bytes: [u8; 32] = key.as_ref().try_into().map_err(|_| Denied::BadCreator("bad Ed25519 key".into()))?;
+                Some(
+                    ed25519_dalek::VerifyingKey::from_bytes(&bytes)
+                        .map_err(|e| Denied::BadCreator(format!("bad Ed25519 key: {e}")))?,
+                )
+            }
+            PublicKey::EcdsaP256(_) => None,
+        };
+        let chain = match self.orgs.get(&identity.msp_id) {
+            Some(org) => org.validate(&identity.cert),
+            None => Err(ChainError::UnknownOrganization(identity.msp_id.clone())),
+        };
+        Ok(Creator { raw: raw.clone(), identity, ed25519, chain })
+    }
+}
+
+/// The creator if it deserialized and its certificate is valid at `now`.
+fn prelude(creator: &Result<Creator, Denied>, now: i64) -> Result<&Creator, Denied> {
+    let creator = creator.as_ref().map_err(Clone::clone)?;
+    let cert = &creator.identity.cert;
+    if now > cert.not_after {
+        return Err(Denied::Expired { subject: cert.subject.clone(), until: rfc3339(cert.not_after), now });
+    }
+    if now < cert.not_before {
+        return Err(Denied::NotYetValid { subject: cert.subject.clone(), from: rfc3339(cert.not_before), now });
+    }
+    Ok(creator)
+}
+
+fn verify_ed25519(key: &ed25519_dalek::VerifyingKey, message: &[u8], signature: &[u8]) -> Result<(), SignatureError> {
+    let sig = ed25519_dalek::Signature::from_slice(signature).map_err(|_| SignatureError::Invalid)?;
+    key.verify_strict(message, &sig).map_err(|_| SignatureError::Invalid)
+}
+
+fn rfc3339(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| unix.to_string())
+}
