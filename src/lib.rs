@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod core;
 pub mod http;
+pub mod identity;
 pub mod kafka;
 pub mod ledger;
 pub mod node;

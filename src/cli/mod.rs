@@ -6,6 +6,7 @@ pub mod channel;
 pub mod client;
 pub mod deliver;
 pub mod dev;
+pub mod identity;
 pub mod start;
 
 use std::io::IsTerminal;
@@ -44,6 +45,8 @@ pub enum Command {
     Channel(channel::ChannelArgs),
     /// Fetch a block.
     Block(block::BlockArgs),
+    /// Create organisations (CAs) and identities, or show one (like Fabric's cryptogen).
+    Identity(identity::IdentityArgs),
 }
 
 impl Cli {
@@ -69,6 +72,7 @@ impl Cli {
             Command::Deliver(args) => deliver::run(args).await,
             Command::Channel(args) => channel::run(args).await,
             Command::Block(args) => block::run(args).await,
+            Command::Identity(args) => identity::run(args).await,
         }
     }
 }

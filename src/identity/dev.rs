@@ -1,0 +1,60 @@
+//! The crypto material `osn dev` runs with: an orderer organisation and a client organisation,
+//! created on first use and reused afterwards.
+
+use std::path::{Path, PathBuf};
+
+use super::issue::{create_ca, issue, Validity};
+use super::layout::{IDENTITIES_DIR, MSP_DIR};
+use super::{KeyType, Role};
+
+/// MSP ID of the development orderer organisation.
+pub const DEV_ORDERER_MSP: &str = "OrdererMSP";
+/// MSP ID of the development client organisation.
+pub const DEV_CLIENT_MSP: &str = "DevOrgMSP";
+
+/// Where `dev_crypto` put things.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DevCrypto {
+    /// `root/orderer-org`.
+    pub orderer_org: PathBuf,
+    /// `root/orderer-org/identities/osn`: the OSN's signing identity (role orderer).
+    pub orderer_identity: PathBuf,
+    /// `root/dev-org`.
+    pub client_org: PathBuf,
+    /// `root/dev-org/identities/client` (role client).
+    pub client_identity: PathBuf,
+    /// `root/dev-org/identities/admin` (role admin).
+    pub admin_identity: PathBuf,
+}
+
+/// Creates (if absent) the dev orderer org `OrdererMSP` with identity `osn`, and the dev client
+/// org `DevOrgMSP` with identities `client` and `admin`, under `root`. Idempotent: whatever exists
+/// is reused, whatever is missing is made.
+pub fn dev_crypto(root: &Path) -> anyhow::Result<DevCrypto> {
+    let orderer_org = root.join("orderer-org");
+    let client_org = root.join("dev-org");
+    ensure_org(&orderer_org, DEV_ORDERER_MSP)?;
+    ensure_org(&client_org, DEV_CLIENT_MSP)?;
+    Ok(DevCrypto {
+        orderer_identity: ensure_identity(&orderer_org, "osn", Role::Orderer)?,
+        client_identity: ensure_identity(&client_org, "client", Role::Client)?,
+        admin_identity: ensure_identity(&client_org, "admin", Role::Admin)?,
+        orderer_org,
+        client_org,
+    })
+}
+
+fn ensure_org(dir: &Path, msp_id: &str) -> anyhow::Result<()> {
+    if dir.join(MSP_DIR).is_dir() {
+        return Ok(());
+    }
+    create_ca(msp_id, dir, KeyType::default(), Validity::ca_default())
+}
+
+fn ensure_identity(org: &Path, name: &str, role: Role) -> anyhow::Result<PathBuf> {
+    let dir = org.join(IDENTITIES_DIR).join(name);
+    if dir.is_dir() {
+        return Ok(dir);
+    }
+    issue(org, name, role, KeyType::default(), Validity::leaf_default())
+}

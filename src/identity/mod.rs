@@ -1,0 +1,172 @@
+//! Identities that sign: an MSP ID, an X.509 certificate and its private key, as Fabric's local MSP
+//! directories hold them, plus a small certificate authority to make them (`osn identity`, like
+//! Fabric's cryptogen). Verifying other parties' identities is the verifier's job (`core::msp`).
+
+pub mod cert;
+mod dev;
+pub mod ecdsa;
+mod issue;
+mod key;
+pub mod layout;
+
+use std::fmt;
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use prost::Message;
+use ring::rand::SystemRandom;
+
+pub use cert::CertInfo;
+pub use dev::{dev_crypto, DevCrypto};
+pub use issue::{create_ca, issue, issue_by, issue_intermediate, Validity};
+pub use layout::{load_org_msp, OrgMsp};
+
+use key::PrivateKey;
+use layout::{pick_file, read, read_msp_id, CERT_FILE, KEYSTORE_DIR, KEY_FILE, SIGNCERTS_DIR};
+
+/// The signature scheme of a key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum KeyType {
+    /// ECDSA on P-256 with SHA-256, DER, low-S (what Fabric uses).
+    #[default]
+    #[value(name = "ecdsa")]
+    EcdsaP256,
+    /// Ed25519.
+    #[value(name = "ed25519")]
+    Ed25519,
+}
+
+impl fmt::Display for KeyType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            KeyType::EcdsaP256 => "ecdsa-p256",
+            KeyType::Ed25519 => "ed25519",
+        })
+    }
+}
+
+/// The role of an identity, carried as an OU of its certificate (Fabric NodeOUs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum Role {
+    Client,
+    Admin,
+    Orderer,
+    Peer,
+}
+
+impl Role {
+    /// The OU value: `client`, `admin`, `orderer` or `peer`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Client => "client",
+            Role::Admin => "admin",
+            Role::Orderer => "orderer",
+            Role::Peer => "peer",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> anyhow::Result<Self> {
+        Ok(match s {
+            "client" => Role::Client,
+            "admin" => Role::Admin,
+            "orderer" => Role::Orderer,
+            "peer" => Role::Peer,
+            other => bail!("unknown role {other:?} (client, admin, orderer or peer)"),
+        })
+    }
+}
+
+/// An identity able to sign: MSP ID, certificate and private key.
+pub struct SigningIdentity {
+    msp_id: String,
+    cert_pem: Vec<u8>,
+    serialized: Bytes,
+    key: PrivateKey,
+    rng: SystemRandom,
+}
+
+impl fmt::Debug for SigningIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigningIdentity")
+            .field("msp_id", &self.msp_id)
+            .field("key_type", &self.key_type())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SigningIdentity {
+    /// Loads a local MSP directory: `mspid`, `signcerts/cert.pem`, `keystore/key.pem` (when those
+    /// names are absent, the only file of `signcerts/` or `keystore/`). Errors name the file.
+    pub fn load(dir: &Path) -> anyhow::Result<Self> {
+        let msp_id = read_msp_id(dir)?;
+        let cert_path = pick_file(&dir.join(SIGNCERTS_DIR), CERT_FILE)?;
+        let key_path = pick_file(&dir.join(KEYSTORE_DIR), KEY_FILE)?;
+        let cert_pem = read(&cert_path)?;
+        let key_pem = read(&key_path)?;
+        Self::from_pem(&msp_id, &cert_pem, &key_pem)
+            .with_context(|| format!("{} with {}", cert_path.display(), key_path.display()))
+    }
+
+    /// An identity from PEM text: a certificate and the PKCS#8 private key of its public key.
+    pub fn from_pem(msp_id: &str, cert_pem: &[u8], key_pem: &[u8]) -> anyhow::Result<Self> {
+        let info = CertInfo::from_pem(cert_pem)?;
+        let key = PrivateKey::from_pkcs8_pem(key_pem)?;
+        if info.key_type != Some(key.key_type()) || info.public_key != key.public_key() {
+            bail!("the private key does not belong to the certificate");
+        }
+        let serialized = crate::proto::msp::SerializedIdentity {
+            mspid: msp_id.to_string(),
+            id_bytes: Bytes::copy_from_slice(cert_pem),
+        }
+        .encode_to_vec()
+        .into();
+        Ok(SigningIdentity {
+            msp_id: msp_id.to_string(),
+            cert_pem: cert_pem.to_vec(),
+            serialized,
+            key,
+            rng: SystemRandom::new(),
+        })
+    }
+
+    /// The MSP the identity belongs to.
+    pub fn msp_id(&self) -> &str {
+        &self.msp_id
+    }
+
+    /// The certificate, PEM, exactly as loaded.
+    pub fn cert_pem(&self) -> &[u8] {
+        &self.cert_pem
+    }
+
+    pub fn key_type(&self) -> KeyType {
+        self.key.key_type()
+    }
+
+    /// The marshaled `msp.SerializedIdentity{mspid, id_bytes = certificate PEM}`: the `creator`
+    /// of the headers this identity signs.
+    pub fn serialized(&self) -> Bytes {
+        self.serialized.clone()
+    }
+
+    /// ECDSA: a DER, low-S signature over SHA-256(message). Ed25519: the 64-byte signature.
+    pub fn sign(&self, message: &[u8]) -> Vec<u8> {
+        // ring fails only when the system random source does; nothing sensible can go on then.
+        #[allow(clippy::expect_used)]
+        self.key.sign(&self.rng, message).expect("the system random number generator failed")
+    }
+}
+
+#[cfg(test)]
+mod tests;
