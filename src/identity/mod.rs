@@ -163,7 +163,6 @@ impl SigningIdentity {
     /// ECDSA: a DER, low-S signature over SHA-256(message). Ed25519: the 64-byte signature.
     pub fn sign(&self, message: &[u8]) -> Vec<u8> {
         // ring fails only when the system random source does; nothing sensible can go on then.
-        #[allow(clippy::expect_used)]
         self.key.sign(&self.rng, message).expect("the system random number generator failed")
     }
 }
