@@ -19,7 +19,7 @@ use ring::rand::SystemRandom;
 
 pub use cert::CertInfo;
 pub use dev::{dev_crypto, DevCrypto};
-pub use issue::{create_ca, issue, issue_by, issue_intermediate, Validity};
+pub use issue::{create_ca, issue, issue_by, issue_intermediate, saturating_add, Validity};
 pub use layout::{load_org_msp, OrgMsp};
 
 use key::PrivateKey;
