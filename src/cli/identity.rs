@@ -120,7 +120,7 @@ fn validity_of(
 ) -> anyhow::Result<Validity> {
     let default = Validity::from_now(lifetime);
     let not_before = not_before.unwrap_or(default.not_before);
-    let not_after = not_after.unwrap_or(not_before + lifetime);
+    let not_after = not_after.unwrap_or_else(|| identity::saturating_add(not_before, lifetime));
     Validity::new(not_before, not_after)
 }
 
@@ -180,5 +180,7 @@ mod tests {
         let v = validity_of(year, None, None).unwrap();
         assert!(v.not_before < OffsetDateTime::now_utc() && v.not_after > OffsetDateTime::now_utc());
         assert!(validity_of(year, Some(end), Some(start)).is_err());
+        let v = validity_of(Duration::from_secs(u64::MAX), None, None).unwrap();
+        assert_eq!(v.not_after.year(), 9999);
     }
 }

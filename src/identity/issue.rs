@@ -33,10 +33,10 @@ pub struct Validity {
 }
 
 impl Validity {
-    /// From `now - 5 minutes` to `now + lifetime`.
+    /// From `now - 5 minutes` to `now + lifetime` (at most the end of year 9999).
     pub fn from_now(lifetime: Duration) -> Self {
         let now = OffsetDateTime::now_utc();
-        Validity { not_before: now - BACKDATE, not_after: now + lifetime }
+        Validity { not_before: now - BACKDATE, not_after: saturating_add(now, lifetime) }
     }
 
     /// An explicit period; `not_before` must not be after `not_after`.
@@ -201,6 +201,12 @@ impl Ca {
         params.use_authority_key_identifier_extension = true;
         Ok(params.signed_by(subject, &issuer).context("cannot sign the certificate")?.pem())
     }
+}
+
+/// `t + d`, or the last second of year 9999 when that is later or out of range.
+pub fn saturating_add(t: OffsetDateTime, d: Duration) -> OffsetDateTime {
+    let max = time::PrimitiveDateTime::MAX.assume_utc().replace_nanosecond(0).unwrap_or(t);
+    time::Duration::try_from(d).ok().and_then(|d| t.checked_add(d)).map_or(max, |sum| sum.min(max))
 }
 
 fn base_params(validity: Validity) -> CertificateParams {

@@ -19,7 +19,7 @@ use ring::rand::SystemRandom;
 
 pub use cert::CertInfo;
 pub use dev::{dev_crypto, DevCrypto};
-pub use issue::{create_ca, issue, issue_by, issue_intermediate, Validity};
+pub use issue::{create_ca, issue, issue_by, issue_intermediate, saturating_add, Validity};
 pub use layout::{load_org_msp, OrgMsp};
 
 use key::PrivateKey;
@@ -163,7 +163,6 @@ impl SigningIdentity {
     /// ECDSA: a DER, low-S signature over SHA-256(message). Ed25519: the 64-byte signature.
     pub fn sign(&self, message: &[u8]) -> Vec<u8> {
         // ring fails only when the system random source does; nothing sensible can go on then.
-        #[allow(clippy::expect_used)]
         self.key.sign(&self.rng, message).expect("the system random number generator failed")
     }
 }

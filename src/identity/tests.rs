@@ -273,3 +273,9 @@ fn dev_crypto_is_idempotent() {
         assert_eq!(CertInfo::from_pem(id.cert_pem()).unwrap().role(), Some(role));
     }
 }
+
+#[test]
+fn signing_identity_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<SigningIdentity>();
+}
