@@ -23,12 +23,9 @@ use crate::ledger::rocks::RocksStore;
 /// genesis configuration from them.
 pub fn channel_specs(config: &Config) -> anyhow::Result<Vec<ChannelSpec>> {
     let read = |dir: &std::path::Path| -> anyhow::Result<Organization> {
-        let msp = load_org_msp(dir).with_context(|| format!("cannot load the organisation in {}", dir.display()))?;
-        let org = Organization {
-            msp_id: msp.msp_id,
-            root_certs: msp.root_certs_pem.into_iter().map(Into::into).collect(),
-            intermediate_certs: msp.intermediate_certs_pem.into_iter().map(Into::into).collect(),
-        };
+        let org: Organization = load_org_msp(dir)
+            .with_context(|| format!("cannot load the organisation in {}", dir.display()))?
+            .into();
         // Refuse unusable certificates at start, with the file they came from.
         crate::core::msp::Organization::from_pem(&org.msp_id, &org.root_certs, &org.intermediate_certs)
             .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;

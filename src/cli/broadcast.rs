@@ -11,7 +11,10 @@ use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
 use prost::Message as _;
 
-use super::client::{base_url, http_client, status_name, transaction, transaction_with, unreachable, ws_url};
+use super::client::{
+    base_url, http_client, status_name, transaction, transaction_with, unreachable, ws_url, IdentityArgs,
+};
+use crate::identity::SigningIdentity;
 use crate::proto::{BroadcastResponse, Envelope, Status};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -30,7 +33,7 @@ pub enum InputFormat {
     Json,
     /// Length-delimited protobuf Envelopes (each preceded by its length as a varint).
     Protobuf,
-    /// Each line of text becomes the data of an unsigned transaction envelope.
+    /// Each line of text becomes the data of a transaction envelope, signed with --identity.
     Lines,
 }
 
@@ -63,13 +66,15 @@ pub struct BroadcastArgs {
     /// Requests in flight at once (single and batch modes).
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
 }
 
 /// Marshaled envelopes to send, generated lazily or read up front.
 fn source(args: &BroadcastArgs) -> anyhow::Result<Box<dyn Iterator<Item = Bytes> + Send>> {
     let Some(input) = &args.input else {
-        let (channel, size) = (args.channel.clone(), args.size);
-        return Ok(Box::new((0..args.count).map(move |_| transaction(&channel, size).encode_to_vec().into())));
+        let (channel, size, signer) = (args.channel.clone(), args.size, args.identity.load()?);
+        return Ok(Box::new((0..args.count).map(move |_| transaction(&signer, &channel, size).encode_to_vec().into())));
     };
     let mut raw = Vec::new();
     if input == "-" {
@@ -77,12 +82,21 @@ fn source(args: &BroadcastArgs) -> anyhow::Result<Box<dyn Iterator<Item = Bytes>
     } else {
         raw = std::fs::read(input).with_context(|| format!("reading envelopes from {input}"))?;
     }
-    let envelopes = parse_input(args.input_format, &args.channel, raw.into())?;
+    let signer = match args.input_format {
+        InputFormat::Lines => Some(args.identity.load()?),
+        InputFormat::Json | InputFormat::Protobuf => None,
+    };
+    let envelopes = parse_input(args.input_format, &args.channel, signer.as_ref(), raw.into())?;
     Ok(Box::new(envelopes.into_iter()))
 }
 
-/// The marshaled envelopes in an input.
-pub fn parse_input(format: InputFormat, channel: &str, mut raw: Bytes) -> anyhow::Result<Vec<Bytes>> {
+/// The marshaled envelopes in an input; `lines` are signed by `signer`.
+pub fn parse_input(
+    format: InputFormat,
+    channel: &str,
+    signer: Option<&SigningIdentity>,
+    mut raw: Bytes,
+) -> anyhow::Result<Vec<Bytes>> {
     let mut out = Vec::new();
     match format {
         InputFormat::Json => {
@@ -107,8 +121,9 @@ pub fn parse_input(format: InputFormat, channel: &str, mut raw: Bytes) -> anyhow
             }
         }
         InputFormat::Lines => {
+            let signer = signer.context("lines input needs an identity to sign with")?;
             for line in raw.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-                out.push(transaction_with(channel, Bytes::copy_from_slice(line)).encode_to_vec().into());
+                out.push(transaction_with(signer, channel, Bytes::copy_from_slice(line)).encode_to_vec().into());
             }
         }
     }
@@ -307,23 +322,24 @@ mod tests {
 
     #[test]
     fn reads_every_input_format() {
-        let envs: Vec<Envelope> = (0..3).map(|i| transaction("ch", 200 + i)).collect();
+        let (_dir, signer) = crate::cli::client::tests::signer();
+        let envs: Vec<Envelope> = (0..3).map(|i| transaction(&signer, "ch", 1000 + i)).collect();
         let json: String = envs.iter().map(|e| serde_json::to_string(e).unwrap() + "\n").collect();
-        let got = parse_input(InputFormat::Json, "ch", json.into()).unwrap();
+        let got = parse_input(InputFormat::Json, "ch", None, json.into()).unwrap();
         assert_eq!(got, envs.iter().map(|e| Bytes::from(e.encode_to_vec())).collect::<Vec<_>>());
 
         let mut delimited = BytesMut::new();
         envs.iter().for_each(|e| e.encode_length_delimited(&mut delimited).unwrap());
-        let got = parse_input(InputFormat::Protobuf, "ch", delimited.freeze()).unwrap();
+        let got = parse_input(InputFormat::Protobuf, "ch", None, delimited.freeze()).unwrap();
         assert_eq!(got.len(), 3);
 
-        let got = parse_input(InputFormat::Lines, "ch", Bytes::from_static(b"a\nbb\n\nccc")).unwrap();
+        let got = parse_input(InputFormat::Lines, "ch", Some(&signer), Bytes::from_static(b"a\nbb\n\nccc")).unwrap();
         assert_eq!(got.len(), 3);
         for g in got {
             crate::core::envelope::check_broadcast(&Envelope::decode(g).unwrap(), "ch", 1 << 20).unwrap();
         }
 
-        let err = parse_input(InputFormat::Json, "ch", Bytes::from_static(b"{}\nnope\n")).unwrap_err();
+        let err = parse_input(InputFormat::Json, "ch", None, Bytes::from_static(b"{}\nnope\n")).unwrap_err();
         assert!(format!("{err:#}").contains("line 2"), "{err:#}");
     }
 }

@@ -1,12 +1,16 @@
 //! What the CLI clients share: building envelopes and seek requests, and URLs.
 
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use anyhow::Context as _;
 use bytes::Bytes;
 use prost::Message as _;
 use rand::RngCore;
 
 use crate::core::block::hex;
+use crate::identity::dev::{default_dev_root, dev_client_identity};
+use crate::identity::SigningIdentity;
 use crate::proto::{
     BroadcastResponse, ChannelHeader, Envelope, Header, HeaderType, Payload, SeekInfo, SignatureHeader, Status,
 };
@@ -19,7 +23,44 @@ fn now() -> pbjson_types::Timestamp {
     pbjson_types::Timestamp { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32 }
 }
 
-fn payload(channel: &str, kind: HeaderType, data: Bytes) -> Payload {
+/// `--identity DIR`: who the CLI signs as.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct IdentityArgs {
+    /// Identity to sign with: a directory written by `osn identity issue` (`mspid`, `signcerts/`,
+    /// `keystore/`). Default: the client identity `osn dev` creates.
+    #[arg(long, env = "OSN_IDENTITY")]
+    pub identity: Option<PathBuf>,
+}
+
+impl IdentityArgs {
+    /// Loads the identity, or says how to get one.
+    pub fn load(&self) -> anyhow::Result<SigningIdentity> {
+        let dir = match &self.identity {
+            Some(dir) => dir.clone(),
+            None => {
+                let dir = dev_client_identity(&default_dev_root());
+                if !dir.is_dir() {
+                    anyhow::bail!(
+                        "no identity to sign with: pass --identity DIR (an identity directory from `osn identity issue`), \
+                         or run `osn dev` once, which creates its client identity in {}",
+                        dir.display()
+                    );
+                }
+                dir
+            }
+        };
+        SigningIdentity::load(&dir).with_context(|| format!("cannot load the identity in {}", dir.display()))
+    }
+}
+
+/// A payload's bytes signed by `signer` into an envelope.
+pub fn sign(signer: &SigningIdentity, payload: &Payload) -> Envelope {
+    let payload: Bytes = payload.encode_to_vec().into();
+    let signature = signer.sign(&payload).into();
+    Envelope { payload, signature }
+}
+
+fn payload(signer: &SigningIdentity, channel: &str, kind: HeaderType, data: Bytes) -> Payload {
     let mut rng = rand::rng();
     let mut nonce = [0u8; 24];
     rng.fill_bytes(&mut nonce);
@@ -35,7 +76,7 @@ fn payload(channel: &str, kind: HeaderType, data: Bytes) -> Payload {
         extension: Bytes::new(),
         tls_cert_hash: Bytes::new(),
     };
-    let signature_header = SignatureHeader { creator: Bytes::new(), nonce: Bytes::copy_from_slice(&nonce) };
+    let signature_header = SignatureHeader { creator: signer.serialized(), nonce: Bytes::copy_from_slice(&nonce) };
     Payload {
         header: Some(Header {
             channel_header: channel_header.encode_to_vec().into(),
@@ -45,24 +86,23 @@ fn payload(channel: &str, kind: HeaderType, data: Bytes) -> Payload {
     }
 }
 
-/// An unsigned transaction envelope carrying `data`.
-pub fn transaction_with(channel: &str, data: Bytes) -> Envelope {
-    let payload = payload(channel, HeaderType::EndorserTransaction, data);
-    Envelope { payload: payload.encode_to_vec().into(), signature: Bytes::new() }
+/// A signed transaction envelope carrying `data`.
+pub fn transaction_with(signer: &SigningIdentity, channel: &str, data: Bytes) -> Envelope {
+    sign(signer, &payload(signer, channel, HeaderType::EndorserTransaction, data))
 }
 
-/// An unsigned transaction envelope of about `size` bytes (signatures come with identities).
-pub fn transaction(channel: &str, size: usize) -> Envelope {
-    let mut data = vec![0u8; size.saturating_sub(OVERHEAD)];
+/// A signed transaction envelope of about `size` bytes (payload + signature), random data.
+pub fn transaction(signer: &SigningIdentity, channel: &str, size: usize) -> Envelope {
+    // Headers, the creator's certificate and the signature (at most 72 bytes DER).
+    let overhead = OVERHEAD + signer.serialized().len() + 72;
+    let mut data = vec![0u8; size.saturating_sub(overhead)];
     rand::rng().fill_bytes(&mut data);
-    let payload = payload(channel, HeaderType::EndorserTransaction, data.into());
-    Envelope { payload: payload.encode_to_vec().into(), signature: Bytes::new() }
+    transaction_with(signer, channel, data.into())
 }
 
-/// A DELIVER_SEEK_INFO envelope.
-pub fn seek_request(channel: &str, seek: &SeekInfo) -> Envelope {
-    let payload = payload(channel, HeaderType::DeliverSeekInfo, seek.encode_to_vec().into());
-    Envelope { payload: payload.encode_to_vec().into(), signature: Bytes::new() }
+/// A signed DELIVER_SEEK_INFO envelope.
+pub fn seek_request(signer: &SigningIdentity, channel: &str, seek: &SeekInfo) -> Envelope {
+    sign(signer, &payload(signer, channel, HeaderType::DeliverSeekInfo, seek.encode_to_vec().into()))
 }
 
 /// An HTTP client for the OSN's API.
@@ -120,16 +160,38 @@ pub fn ws_url(base: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
+    /// A client identity of a fresh test organisation.
+    pub fn signer() -> (tempfile::TempDir, SigningIdentity) {
+        let (dir, signer, _) = test_org();
+        (dir, signer)
+    }
+
+    /// A fresh test organisation `TestMSP`: a client identity of it, and its definition.
+    pub fn test_org() -> (tempfile::TempDir, SigningIdentity, crate::proto::osn::Organization) {
+        use crate::identity::{create_ca, issue, load_org_msp, Validity};
+        let dir = tempfile::tempdir().unwrap();
+        let org = dir.path().join("org");
+        create_ca("TestMSP", &org, Default::default(), Validity::ca_default()).unwrap();
+        let id = issue(&org, "client", crate::identity::Role::Client, Default::default(), Validity::leaf_default()).unwrap();
+        let signer = SigningIdentity::load(&id).unwrap();
+        let msp = load_org_msp(&org.join("msp")).unwrap().into();
+        (dir, signer, msp)
+    }
+
     #[test]
-    fn transaction_is_about_the_asked_size_and_valid() {
-        for size in [200, 1024, 4096] {
-            let env = transaction("ch", size);
-            let len = env.encoded_len();
+    fn transaction_is_about_the_asked_size_signed_and_valid() {
+        let (_dir, signer) = signer();
+        for size in [1024, 2048, 4096] {
+            let env = transaction(&signer, "ch", size);
+            let len = env.payload.len() + env.signature.len();
             assert!(len.abs_diff(size) < 64, "asked {size}, got {len}");
-            crate::core::envelope::check_broadcast(&env, "ch", 1 << 20).unwrap();
+            let checked = crate::core::envelope::check_broadcast(&env, "ch", 1 << 20).unwrap();
+            assert_eq!(checked.creator, signer.serialized());
+            let id = crate::core::msp::Identity::deserialize(&checked.creator).unwrap();
+            id.cert.public_key.verify(&env.payload, &env.signature).unwrap();
         }
     }
 

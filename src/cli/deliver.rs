@@ -12,7 +12,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
 use prost::Message as _;
 
-use super::client::{base_url, http_client, seek_request, unreachable, ws_url};
+use super::client::{base_url, http_client, seek_request, unreachable, ws_url, IdentityArgs};
 use crate::core::block::{header_hash, hex, kafka_metadata};
 use crate::core::seek;
 use crate::proto::orderer::deliver_response;
@@ -94,6 +94,8 @@ pub struct DeliverArgs {
     /// Which deliver route to use.
     #[arg(long, value_enum, default_value_t = Transport::Ws)]
     pub transport: Transport,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
 }
 
 /// Prints responses as they come and knows when the stream is over.
@@ -169,7 +171,8 @@ pub async fn run(args: DeliverArgs) -> anyhow::Result<()> {
         behavior: behavior as i32,
         error_response: errors as i32,
     };
-    let request: Bytes = seek_request(&args.channel, &seek).encode_to_vec().into();
+    let signer = args.identity.load()?;
+    let request: Bytes = seek_request(&signer, &args.channel, &seek).encode_to_vec().into();
     let mut printer = Printer { format: args.format, blocks: 0, txs: 0 };
     match args.transport {
         Transport::Ws => over_websocket(&args, request, &mut printer).await,

@@ -7,7 +7,11 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crate::config::{BatchSizeConfig, ChannelSettings, Config, HttpConfig, KafkaConfig, LedgerConfig};
+use crate::config::{
+    BatchSizeConfig, ChannelSettings, Config, HttpConfig, IdentityConfig, KafkaConfig, LedgerConfig, OrganizationConfig,
+};
+use crate::identity::dev::{default_dev_root, dev_crypto, DEV_CLIENT_MSP};
+use crate::identity::layout::MSP_DIR;
 use crate::kafka::embedded::EmbeddedKafka;
 use crate::ledger::{rocks::RocksStore, Store};
 use crate::node::Node;
@@ -31,6 +35,10 @@ pub struct DevArgs {
     /// MaxMessageCount of the channel.
     #[arg(long, default_value_t = 500)]
     pub max_message_count: u32,
+    /// Where the development organisations and identities are created on first start and
+    /// reused afterwards (the CLI's default --identity is the client identity in there).
+    #[arg(long, env = "OSN_DEV_CRYPTO")]
+    pub crypto_dir: Option<PathBuf>,
 }
 
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
@@ -50,8 +58,14 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         }
     };
 
+    let crypto_root = args.crypto_dir.clone().unwrap_or_else(default_dev_root);
+    let crypto = dev_crypto(&crypto_root)
+        .with_context(|| format!("cannot create the development identities in {}", crypto_root.display()))?;
+
     let config = Config {
         http: HttpConfig { address: args.http.clone(), ..Default::default() },
+        identity: IdentityConfig { dir: Some(crypto.orderer_identity.clone()), ..Default::default() },
+        organizations: vec![OrganizationConfig { msp_dir: crypto.client_org.join(MSP_DIR) }],
         kafka: KafkaConfig { brokers: kafka.bootstrap_servers(), replication_factor: 1, ..Default::default() },
         ledger: LedgerConfig { path: ledger_dir.clone(), sync_writes: true },
         channels: vec![ChannelSettings {
@@ -76,6 +90,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
          \n           5 MB per partition and everything vanishes when this process stops. Use `osn start`\
          \n           with a real Kafka cluster for anything that must last.\
          \n  ledger   {ledger}{temp_note}\
+         \n  identity organisation {org} may write and read the channel; the CLI signs as its client\
+         \n           {client} by default (admin: {admin}).\
+         \n           Blocks are signed by {orderer}. All kept in {crypto} and reused.\
          \n\nIn another shell, try:\
          \n  {exe} broadcast --url {url} --channel {ch} --count 1000 --size 1024\
          \n  {exe} deliver --url {url} --channel {ch} --start oldest --stop newest --format summary\
@@ -87,6 +104,11 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         brokers = kafka.bootstrap_servers(),
         ledger = ledger_dir.display(),
         temp_note = if args.data_dir.is_none() { " (temporary, deleted at exit)" } else { "" },
+        org = DEV_CLIENT_MSP,
+        client = crypto.client_identity.display(),
+        admin = crypto.admin_identity.display(),
+        orderer = crypto.orderer_identity.display(),
+        crypto = crypto_root.display(),
     );
     println!("osn listening on {url}");
     node.run_until_signal().await?;

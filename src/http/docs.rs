@@ -354,10 +354,10 @@ mod tests {
             (ws, oldest(), newest()),
             (&post["followFromNewest"]["value"], newest(), specified(u64::MAX)),
         ] {
-            let info = seek(example);
+            let info = seek(example).seek_info;
             assert_eq!((info.start, info.stop), (Some(start), Some(stop)));
         }
-        let forever = resolve(&seek(&post["followFromNewest"]["value"]), 2).unwrap();
+        let forever = resolve(&seek(&post["followFromNewest"]["value"]).seek_info, 2).unwrap();
         assert_eq!((forever.start, forever.stop, forever.wait), (1, u64::MAX, true));
     }
 

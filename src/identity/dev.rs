@@ -30,6 +30,21 @@ pub struct DevCrypto {
 /// Creates (if absent) the dev orderer org `OrdererMSP` with identity `osn`, and the dev client
 /// org `DevOrgMSP` with identities `client` and `admin`, under `root`. Idempotent: whatever exists
 /// is reused, whatever is missing is made.
+/// Where `osn dev` keeps its crypto material, and where the CLI looks for its default identity:
+/// `$OSN_DEV_CRYPTO`, else `$HOME/.osn/dev-crypto`.
+pub fn default_dev_root() -> PathBuf {
+    if let Some(dir) = std::env::var_os("OSN_DEV_CRYPTO") {
+        return PathBuf::from(dir);
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    home.join(".osn").join("dev-crypto")
+}
+
+/// The client identity `dev_crypto` creates under `root`.
+pub fn dev_client_identity(root: &Path) -> PathBuf {
+    root.join("dev-org").join(IDENTITIES_DIR).join("client")
+}
+
 pub fn dev_crypto(root: &Path) -> anyhow::Result<DevCrypto> {
     let orderer_org = root.join("orderer-org");
     let client_org = root.join("dev-org");

@@ -3,7 +3,7 @@
 //! Fabric's cryptogen). Verifying other parties' identities is the verifier's job (`core::msp`).
 
 pub mod cert;
-mod dev;
+pub mod dev;
 pub mod ecdsa;
 mod issue;
 mod key;

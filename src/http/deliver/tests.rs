@@ -21,6 +21,8 @@ use crate::proto::{kafka_message_regular::Class, BatchSize, KafkaMessage, SeekIn
 const CHANNEL: &str = "ch";
 
 struct Fixture {
+    _crypto: tempfile::TempDir,
+    signer: crate::identity::SigningIdentity,
     ledger: Arc<Ledger>,
     status: ChannelStatus,
     chain: Chain,
@@ -30,9 +32,11 @@ struct Fixture {
 impl Fixture {
     /// A ready channel with `height` blocks (each holding one envelope after genesis).
     fn new(height: u64) -> Self {
+        let (crypto, signer, org) = crate::cli::client::tests::test_org();
         let config = ChannelConfig {
             sequence: 0,
             batch_size: Some(BatchSize { max_message_count: 1, absolute_max_bytes: 1000, preferred_max_bytes: 500 }),
+            organizations: vec![org],
             ..Default::default()
         };
         let store = MemoryStore::new();
@@ -40,7 +44,8 @@ impl Fixture {
         let chain = Chain::new(ledger.tip(), config.batch_size.unwrap());
         let status = ChannelStatus::default();
         status.set(Phase::Ready, "");
-        let mut f = Fixture { ledger, status, chain, offset: 0 };
+        status.set_access(crate::core::access::Access::new(&config, 900).unwrap());
+        let mut f = Fixture { _crypto: crypto, signer, ledger, status, chain, offset: 0 };
         while f.ledger.height() < height {
             f.append();
         }
@@ -57,7 +62,7 @@ impl Fixture {
     }
 
     fn open(&self, seek: SeekInfo) -> Result<Subscription, (Status, String)> {
-        let raw = seek_request(CHANNEL, &seek).encode_to_vec().into();
+        let raw = seek_request(&self.signer, CHANNEL, &seek).encode_to_vec().into();
         Subscription::open_on(CHANNEL, &self.ledger, &self.status, Format::Protobuf, raw)
     }
 }
@@ -184,12 +189,12 @@ async fn malformed_requests_are_bad_requests() {
     assert_eq!(bad(Format::Protobuf, b"\xff\xff\xff").0, Status::BadRequest);
     assert_eq!(bad(Format::Json, b"{not json").0, Status::BadRequest);
     // A broadcast envelope is not a deliver request.
-    let tx = crate::cli::client::transaction(CHANNEL, 100).encode_to_vec();
+    let tx = crate::cli::client::transaction(&f.signer, CHANNEL, 100).encode_to_vec();
     let err = Subscription::open_on(CHANNEL, &f.ledger, &f.status, Format::Protobuf, tx.into()).err().unwrap();
     assert_eq!(err.0, Status::BadRequest, "{}", err.1);
     // A request for another channel.
     let other =
-        seek_request("other", &seek(oldest(), newest(), SeekBehavior::BlockUntilReady, SeekErrorResponse::Strict));
+        seek_request(&f.signer, "other", &seek(oldest(), newest(), SeekBehavior::BlockUntilReady, SeekErrorResponse::Strict));
     let err = Subscription::open_on(CHANNEL, &f.ledger, &f.status, Format::Protobuf, other.encode_to_vec().into());
     assert_eq!(err.err().unwrap().0, Status::BadRequest);
 }
