@@ -1,7 +1,12 @@
 //! Typed configuration: a TOML file, then `OSN_<SECTION>_<KEY>` environment overrides
 //! (for example `OSN_KAFKA_BROKERS=k1:9092,k2:9092`, `OSN_HTTP_ADDRESS=0.0.0.0:7050`,
 //! `OSN_LEDGER_SYNC_WRITES=false`). An override's key is the rest of the variable's name,
-//! lower-cased, with `_` read as `-`. Channels are configured in the file only.
+//! lower-cased, with `_` read as `-`. The sub-tables `http.tls`, `kafka.tls` and `kafka.sasl` take
+//! overrides too (`OSN_KAFKA_SASL_PASSWORD`, `OSN_HTTP_TLS_CERT_FILE`); their values are taken
+//! as strings, verbatim. Channels are configured in the file only.
+//!
+//! Secrets (passwords) are [`Secret`]s: they never appear in `Debug`, `Display` or serialized
+//! output, and the free-form librdkafka property maps refuse them.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,6 +17,40 @@ use serde::{Deserialize, Serialize};
 use crate::core::policy::Policy;
 use crate::proto::osn::{ChannelConfig, Organization};
 use crate::proto::BatchSize;
+
+/// A password or other secret. `Debug`, `Display` and `Serialize` show `<redacted>`; only
+/// [`Secret::expose`] gives the value, at the one place that hands it to a library.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"<redacted>\"")
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str("<redacted>")
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -109,6 +148,18 @@ pub struct HttpConfig {
     /// Envelopes a broadcast websocket may have waiting for Kafka's acknowledgement at once;
     /// beyond it the server stops reading the socket until answers go out.
     pub max_in_flight: usize,
+    /// Serve HTTPS (only) with this certificate; absent = plain HTTP.
+    pub tls: Option<HttpTlsConfig>,
+}
+
+/// `[http.tls]`: the API's certificate. (Client certificates would be a `client-ca-file` here.)
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct HttpTlsConfig {
+    /// PEM certificate chain, the server's certificate first.
+    pub cert_file: PathBuf,
+    /// PEM private key (PKCS#8, SEC1 or PKCS#1).
+    pub key_file: PathBuf,
 }
 
 impl Default for HttpConfig {
@@ -120,6 +171,7 @@ impl Default for HttpConfig {
             max_batch_bytes: 32 * 1024 * 1024,
             max_batch_envelopes: 10_000,
             max_in_flight: 1024,
+            tls: None,
         }
     }
 }
@@ -138,6 +190,59 @@ pub struct KafkaConfig {
     pub producer: BTreeMap<String, String>,
     /// Extra librdkafka properties for the consumers.
     pub consumer: BTreeMap<String, String>,
+    /// Connect to the brokers over TLS (`[kafka.tls]`, even empty: TLS with the system's CAs).
+    pub tls: Option<KafkaTlsConfig>,
+    /// Authenticate to the brokers with SASL (`[kafka.sasl]`).
+    pub sasl: Option<KafkaSaslConfig>,
+}
+
+/// `[kafka.tls]`. Every key is optional: no `ca-file` trusts the system's CAs; `cert-file` and
+/// `key-file` (together) authenticate the OSN to the brokers.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct KafkaTlsConfig {
+    /// PEM file of the CA(s) that signed the brokers' certificates.
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of the client certificate.
+    pub key_file: Option<PathBuf>,
+    /// Password of an encrypted `key-file`.
+    pub key_password: Option<Secret>,
+    /// A file holding the key's password (trailing newline ignored), instead of `key-password`.
+    pub key_password_file: Option<PathBuf>,
+}
+
+/// `[kafka.sasl]`: SASL authentication (PLAIN or SCRAM), over TLS when `[kafka.tls]` is present.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct KafkaSaslConfig {
+    pub mechanism: SaslMechanism,
+    pub username: String,
+    pub password: Option<Secret>,
+    /// A file holding the password (trailing newline ignored), instead of `password`.
+    pub password_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum SaslMechanism {
+    #[serde(rename = "PLAIN")]
+    Plain,
+    #[serde(rename = "SCRAM-SHA-256")]
+    ScramSha256,
+    #[serde(rename = "SCRAM-SHA-512")]
+    ScramSha512,
+}
+
+impl SaslMechanism {
+    /// librdkafka's name (`sasl.mechanisms`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SaslMechanism::Plain => "PLAIN",
+            SaslMechanism::ScramSha256 => "SCRAM-SHA-256",
+            SaslMechanism::ScramSha512 => "SCRAM-SHA-512",
+        }
+    }
 }
 
 impl Default for KafkaConfig {
@@ -148,6 +253,8 @@ impl Default for KafkaConfig {
             connect_timeout: Duration::from_secs(30),
             producer: BTreeMap::new(),
             consumer: BTreeMap::new(),
+            tls: None,
+            sasl: None,
         }
     }
 }
@@ -261,16 +368,24 @@ impl Config {
             if !matches!(section.as_str(), "http" | "kafka" | "ledger") {
                 continue;
             }
-            let field = field.to_ascii_lowercase().replace('_', "-");
-            let parsed = toml::from_str::<toml::Table>(&format!("v = {raw}"))
-                .ok()
-                .and_then(|mut t| t.remove("v"))
-                .unwrap_or(toml::Value::String(raw.clone()));
-            let table = value
-                .entry(section.clone())
-                .or_insert_with(|| toml::Value::Table(Default::default()))
-                .as_table_mut()
-                .ok_or_else(|| invalid(format!("[{section}] is not a table")))?;
+            let field = field.to_ascii_lowercase();
+            let mut table =
+                sub_table(&mut value, &section).ok_or_else(|| invalid(format!("[{section}] is not a table")))?;
+            let sub = NESTED
+                .iter()
+                .filter(|(s, _)| *s == section)
+                .find_map(|&(_, sub)| Some((sub, field.strip_prefix(sub)?.strip_prefix('_')?)));
+            let (field, parsed) = if let Some((sub, rest)) = sub {
+                table = sub_table(table, sub).ok_or_else(|| invalid(format!("[{section}.{sub}] is not a table")))?;
+                // Paths, names and secrets: strings as given (a password "1234" stays a string).
+                (rest.replace('_', "-"), toml::Value::String(raw))
+            } else {
+                let parsed = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+                    .ok()
+                    .and_then(|mut t| t.remove("v"))
+                    .unwrap_or(toml::Value::String(raw));
+                (field.replace('_', "-"), parsed)
+            };
             table.insert(field, parsed);
         }
         let config: Config =
@@ -314,6 +429,50 @@ impl Config {
         }
         if self.kafka.replication_factor < 1 {
             return Err("kafka.replication-factor must be at least 1".into());
+        }
+        self.kafka.validate_security()
+    }
+}
+
+/// Sub-tables that take `OSN_<SECTION>_<SUB>_<KEY>` overrides.
+const NESTED: &[(&str, &str)] = &[("http", "tls"), ("kafka", "tls"), ("kafka", "sasl")];
+
+/// `table[key]` as a table, created empty if missing; None if it is something else.
+fn sub_table<'a>(table: &'a mut toml::Table, key: &str) -> Option<&'a mut toml::Table> {
+    table.entry(key).or_insert_with(|| toml::Value::Table(Default::default())).as_table_mut()
+}
+
+impl KafkaConfig {
+    /// TLS and SASL settings that fit together; no secret in the free-form property maps (they
+    /// are printed in `Debug`; secrets belong in `[kafka.tls]` and `[kafka.sasl]`).
+    fn validate_security(&self) -> Result<(), String> {
+        for (section, props) in [("producer", &self.producer), ("consumer", &self.consumer)] {
+            if let Some(key) = props.keys().find(|k| is_secret_property(k)) {
+                return Err(format!(
+                    "kafka.{section}.\"{key}\" is a secret: set it in [kafka.tls] or [kafka.sasl] (key-password, password, \
+                     or their -file forms), which keep it out of logs"
+                ));
+            }
+        }
+        if let Some(tls) = &self.tls {
+            if tls.cert_file.is_some() != tls.key_file.is_some() {
+                return Err("kafka.tls: cert-file and key-file go together".into());
+            }
+            let password = tls.key_password.is_some() || tls.key_password_file.is_some();
+            if password && tls.key_file.is_none() {
+                return Err("kafka.tls: key-password needs a key-file".into());
+            }
+            if tls.key_password.is_some() && tls.key_password_file.is_some() {
+                return Err("kafka.tls: set key-password or key-password-file, not both".into());
+            }
+        }
+        if let Some(sasl) = &self.sasl {
+            if sasl.username.is_empty() {
+                return Err("kafka.sasl.username must not be empty".into());
+            }
+            if sasl.password.is_some() == sasl.password_file.is_some() {
+                return Err("kafka.sasl: set exactly one of password and password-file".into());
+            }
         }
         Ok(())
     }
@@ -361,6 +520,11 @@ pub fn channel_config(
         orderer_organizations: orderer.cloned().into_iter().collect(),
     };
     Ok(config)
+}
+
+/// librdkafka properties that hold secrets.
+fn is_secret_property(key: &str) -> bool {
+    key.contains("password") || key.contains("secret") || key == "ssl.key.pem" || key == "ssl_key"
 }
 
 /// Fabric's channel ID rule: `[a-z][a-z0-9.-]*`, at most 249 characters (a Kafka topic name).
@@ -430,6 +594,73 @@ mod tests {
         );
         check("[kafka]\nbrokerz = \"x\"\n", "unknown field");
         check("[[channels]]\nname = \"a\"\nbatch-timeout = \"soon\"\n", "batch-timeout");
+    }
+
+    #[test]
+    fn nested_env_overrides_apply_as_strings() {
+        let env = [
+            ("OSN_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512"),
+            ("OSN_KAFKA_SASL_USERNAME", "osn"),
+            ("OSN_KAFKA_SASL_PASSWORD", "1234"),
+            ("OSN_KAFKA_TLS_CA_FILE", "/etc/kafka/ca.pem"),
+            ("OSN_HTTP_TLS_CERT_FILE", "/etc/osn/cert.pem"),
+            ("OSN_HTTP_TLS_KEY_FILE", "/etc/osn/key.pem"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        let config = Config::parse("[kafka.sasl]\nmechanism = \"PLAIN\"\n", "test", env).unwrap();
+        let sasl = config.kafka.sasl.unwrap();
+        assert_eq!(sasl.mechanism, SaslMechanism::ScramSha512);
+        assert_eq!(sasl.username, "osn");
+        assert_eq!(sasl.password.unwrap().expose(), "1234");
+        assert_eq!(config.kafka.tls.unwrap().ca_file.unwrap(), Path::new("/etc/kafka/ca.pem"));
+        let tls = config.http.tls.unwrap();
+        assert_eq!(
+            (tls.cert_file.to_str(), tls.key_file.to_str()),
+            (Some("/etc/osn/cert.pem"), Some("/etc/osn/key.pem"))
+        );
+    }
+
+    #[test]
+    fn secrets_never_show() {
+        let text = "[kafka.tls]\nkey-file = \"k\"\ncert-file = \"c\"\nkey-password = \"tls-hunter2\"\n\
+                    [kafka.sasl]\nmechanism = \"PLAIN\"\nusername = \"u\"\npassword = \"sasl-hunter2\"\n";
+        let config = Config::parse(text, "test", std::iter::empty()).unwrap();
+        let shown = [
+            format!("{config:?}"),
+            format!("{config:#?}"),
+            toml::to_string(&config).unwrap(),
+            serde_json::to_string(&config).unwrap(),
+            config.kafka.sasl.as_ref().unwrap().password.as_ref().unwrap().to_string(),
+        ];
+        for text in shown {
+            assert!(!text.contains("hunter2"), "{text}");
+        }
+        assert!(format!("{config:?}").contains("<redacted>"));
+    }
+
+    #[test]
+    fn invalid_security_configs_are_refused_with_reasons() {
+        let check = |text: &str, needle: &str| {
+            let err = Config::parse(text, "t", std::iter::empty()).unwrap_err().to_string();
+            assert!(err.contains(needle), "{text}: {err}");
+        };
+        check("[kafka.producer]\n\"sasl.password\" = \"x\"\n", "is a secret");
+        check("[kafka.consumer]\n\"ssl.key.password\" = \"x\"\n", "is a secret");
+        check("[kafka.tls]\ncert-file = \"c\"\n", "cert-file and key-file go together");
+        check("[kafka.tls]\nkey-password = \"p\"\n", "needs a key-file");
+        check(
+            "[kafka.tls]\nkey-file = \"k\"\ncert-file = \"c\"\nkey-password = \"p\"\nkey-password-file = \"f\"\n",
+            "not both",
+        );
+        check("[kafka.sasl]\nmechanism = \"PLAIN\"\nusername = \"u\"\n", "exactly one of password and password-file");
+        check(
+            "[kafka.sasl]\nmechanism = \"PLAIN\"\nusername = \"u\"\npassword = \"p\"\npassword-file = \"f\"\n",
+            "exactly one",
+        );
+        check("[kafka.sasl]\nmechanism = \"PLAIN\"\nusername = \"\"\npassword = \"p\"\n", "username must not be empty");
+        check("[kafka.sasl]\nmechanism = \"GSSAPI\"\nusername = \"u\"\npassword = \"p\"\n", "unknown variant");
+        check("[kafka.tls]\nca-flie = \"x\"\n", "unknown field");
+        check("[http.tls]\ncert-file = \"c\"\n", "missing field `key-file`");
     }
 
     #[test]

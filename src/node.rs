@@ -51,6 +51,7 @@ pub fn channel_specs(config: &Config) -> anyhow::Result<Vec<ChannelSpec>> {
 
 pub struct Node {
     http_addr: SocketAddr,
+    scheme: &'static str,
     server: ServerHandle,
     server_task: actix_rt::task::JoinHandle<std::io::Result<()>>,
     channels: Arc<Channels>,
@@ -61,6 +62,8 @@ impl Node {
     /// Opens the ledger, starts every channel and binds the API. Must run inside an actix System.
     pub async fn start(config: &Config) -> anyhow::Result<Node> {
         config.validate().map_err(anyhow::Error::msg)?;
+        // Certificate problems are reported before anything else starts.
+        let tls = config.http.tls.as_ref().map(http::tls::server_config).transpose()?;
         std::fs::create_dir_all(&config.ledger.path)
             .with_context(|| format!("cannot create the ledger directory {}", config.ledger.path.display()))?;
         let store = RocksStore::open(&config.ledger.path, config.ledger.sync_writes)?;
@@ -70,16 +73,22 @@ impl Node {
         let channels = Arc::new(Channels::start(&specs, time_window, &config.kafka, &producer, &store)?);
         let verifier = Verifier::new(config.identity.verify_threads).context("cannot start the verification pool")?;
         let state = AppState { channels: channels.clone(), http: config.http.clone(), verifier: Arc::new(verifier) };
-        let (server, http_addr) = http::serve(state, &config.http.address, config.http.workers)
+        let (server, http_addr) = http::serve(state, &config.http.address, config.http.workers, tls)
             .with_context(|| format!("cannot listen on {}", config.http.address))?;
         let server_handle = server.handle();
         let server_task = actix_rt::spawn(server);
-        tracing::info!(%http_addr, channels = config.channels.len(), "OSN started");
-        Ok(Node { http_addr, server: server_handle, server_task, channels, producer })
+        let scheme = if config.http.tls.is_some() { "https" } else { "http" };
+        tracing::info!(url = %format!("{scheme}://{http_addr}"), channels = config.channels.len(), "OSN started");
+        Ok(Node { http_addr, scheme, server: server_handle, server_task, channels, producer })
     }
 
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
+    }
+
+    /// The API's base URL: `https://` when `[http.tls]` is configured.
+    pub fn url(&self) -> String {
+        format!("{}://{}", self.scheme, self.http_addr)
     }
 
     /// Waits until every channel consumes its partition (answers broadcasts), or says which

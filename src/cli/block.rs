@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use prost::Message as _;
 
-use super::client::{base_url, get_message, http_client};
+use super::client::{get_message, Endpoint};
 use super::deliver::summary;
 use crate::proto::Block;
 
@@ -19,9 +19,8 @@ pub struct BlockArgs {
 pub enum BlockCommand {
     /// Fetch one block.
     Get {
-        /// Base URL of the OSN.
-        #[arg(long, default_value = "http://127.0.0.1:7050")]
-        url: String,
+        #[command(flatten)]
+        endpoint: Endpoint,
         /// Channel to read.
         #[arg(long)]
         channel: String,
@@ -41,9 +40,9 @@ pub enum BlockFormat {
 }
 
 pub async fn run(args: BlockArgs) -> anyhow::Result<()> {
-    let BlockCommand::Get { url, channel, number, format } = args.command;
-    let client = http_client(Duration::from_secs(30));
-    let url = format!("{}/v1/channels/{channel}/blocks/{number}", base_url(&url));
+    let BlockCommand::Get { endpoint, channel, number, format } = args.command;
+    let client = endpoint.client(Duration::from_secs(30))?;
+    let url = format!("{}/v1/channels/{channel}/blocks/{number}", endpoint.base());
     let block: Block = get_message(&client, &url).await?;
     match format {
         BlockFormat::Json => println!("{}", serde_json::to_string_pretty(&block)?),

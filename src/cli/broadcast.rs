@@ -11,9 +11,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
 use prost::Message as _;
 
-use super::client::{
-    base_url, http_client, status_name, transaction, transaction_with, unreachable, ws_url, IdentityArgs,
-};
+use super::client::{status_name, transaction, transaction_with, unreachable, Endpoint, IdentityArgs};
 use crate::identity::SigningIdentity;
 use crate::proto::{BroadcastResponse, Envelope, Status};
 
@@ -39,9 +37,8 @@ pub enum InputFormat {
 
 #[derive(clap::Args, Debug)]
 pub struct BroadcastArgs {
-    /// Base URL of the OSN.
-    #[arg(long, default_value = "http://127.0.0.1:7050")]
-    pub url: String,
+    #[command(flatten)]
+    pub endpoint: Endpoint,
     /// Channel to broadcast to.
     #[arg(long)]
     pub channel: String,
@@ -156,11 +153,11 @@ impl Tally {
 
 pub async fn run(args: BroadcastArgs) -> anyhow::Result<()> {
     let envelopes = source(&args)?;
-    let base = base_url(&args.url);
+    let base = args.endpoint.base();
     let started = Instant::now();
     let tally = match args.mode {
-        Mode::Single => single(&args, &base, envelopes).await,
-        Mode::Batch => batch(&args, &base, envelopes).await,
+        Mode::Single => single(&args, &base, args.endpoint.client(Duration::from_secs(60))?, envelopes).await,
+        Mode::Batch => batch(&args, &base, args.endpoint.client(Duration::from_secs(120))?, envelopes).await,
         Mode::Ws => websocket(&args, envelopes).await?,
     };
     let elapsed = started.elapsed().as_secs_f64().max(1e-9);
@@ -193,8 +190,12 @@ async fn post_protobuf(client: &awc::Client, url: &str, body: Bytes) -> Result<(
     Ok((resp.status(), body))
 }
 
-async fn single(args: &BroadcastArgs, base: &str, envelopes: Box<dyn Iterator<Item = Bytes> + Send>) -> Tally {
-    let client = http_client(Duration::from_secs(60));
+async fn single(
+    args: &BroadcastArgs,
+    base: &str,
+    client: awc::Client,
+    envelopes: Box<dyn Iterator<Item = Bytes> + Send>,
+) -> Tally {
     let url = format!("{base}/v1/channels/{}/broadcast", args.channel);
     let answers: Vec<Result<BroadcastResponse, String>> = futures_util::stream::iter(envelopes)
         .map(|body| async {
@@ -214,8 +215,12 @@ async fn single(args: &BroadcastArgs, base: &str, envelopes: Box<dyn Iterator<It
     tally
 }
 
-async fn batch(args: &BroadcastArgs, base: &str, envelopes: Box<dyn Iterator<Item = Bytes> + Send>) -> Tally {
-    let client = http_client(Duration::from_secs(120));
+async fn batch(
+    args: &BroadcastArgs,
+    base: &str,
+    client: awc::Client,
+    envelopes: Box<dyn Iterator<Item = Bytes> + Send>,
+) -> Tally {
     let url = format!("{base}/v1/channels/{}/broadcast:batch", args.channel);
     let mut envelopes = envelopes.peekable();
     let size = args.batch_size.max(1);
@@ -268,9 +273,9 @@ async fn batch(args: &BroadcastArgs, base: &str, envelopes: Box<dyn Iterator<Ite
 }
 
 async fn websocket(args: &BroadcastArgs, envelopes: Box<dyn Iterator<Item = Bytes> + Send>) -> anyhow::Result<Tally> {
-    let url = format!("{}/v1/channels/{}/broadcast", ws_url(&args.url), args.channel);
-    let (_, ws) =
-        awc::Client::new().ws(&url).max_frame_size(64 << 20).connect().await.map_err(|e| unreachable(&url, e))?;
+    let url = format!("{}/v1/channels/{}/broadcast", args.endpoint.ws_base(), args.channel);
+    let client = args.endpoint.client(Duration::from_secs(30))?;
+    let (_, ws) = client.ws(&url).max_frame_size(64 << 20).connect().await.map_err(|e| unreachable(&url, e))?;
     let (mut sink, mut stream) = ws.split();
     let sender = async {
         let mut sent = 0u64;

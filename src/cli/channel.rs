@@ -2,14 +2,13 @@
 
 use std::time::Duration;
 
-use super::client::{base_url, get_message, http_client};
+use super::client::{get_message, Endpoint};
 use crate::proto::osn::{channel_info, ChannelInfo, ChannelList};
 
 #[derive(clap::Args, Debug)]
 pub struct ChannelArgs {
-    /// Base URL of the OSN.
-    #[arg(long, global = true, default_value = "http://127.0.0.1:7050")]
-    pub url: String,
+    #[command(flatten)]
+    pub endpoint: Endpoint,
     /// Print the API's JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,
@@ -33,8 +32,8 @@ fn phase(p: i32) -> &'static str {
 }
 
 pub async fn run(args: ChannelArgs) -> anyhow::Result<()> {
-    let client = http_client(Duration::from_secs(10));
-    let base = base_url(&args.url);
+    let client = args.endpoint.client(Duration::from_secs(10))?;
+    let base = args.endpoint.base();
     match args.command {
         ChannelCommand::List => {
             let list: ChannelList = get_message(&client, &format!("{base}/v1/channels")).await?;

@@ -1,6 +1,8 @@
-//! What the CLI clients share: building envelopes and seek requests, and URLs.
+//! What the CLI clients share: the OSN's URL and the CA to trust for it ([`Endpoint`]), building
+//! envelopes and seek requests.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
@@ -105,14 +107,50 @@ pub fn seek_request(signer: &SigningIdentity, channel: &str, seek: &SeekInfo) ->
     sign(signer, &payload(signer, channel, HeaderType::DeliverSeekInfo, seek.encode_to_vec().into()))
 }
 
-/// An HTTP client for the OSN's API.
-pub fn http_client(timeout: Duration) -> awc::Client {
-    awc::Client::builder().timeout(timeout).finish()
+/// Where the OSN is and whom to trust for it: flattened into every client subcommand.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Endpoint {
+    /// Base URL of the OSN: http://HOST:PORT, or https://HOST:PORT for an OSN with [http.tls].
+    #[arg(long, global = true, default_value = "http://127.0.0.1:7050")]
+    pub url: String,
+    /// PEM file of the CA that signed the OSN's certificate: the only CA trusted for https:// (and
+    /// wss://) URLs.
+    #[arg(long, global = true, env = "OSN_CACERT", value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+}
+
+impl Endpoint {
+    /// The base URL without a trailing slash.
+    pub fn base(&self) -> String {
+        base_url(&self.url)
+    }
+
+    /// The base URL as ws:// or wss://.
+    pub fn ws_base(&self) -> String {
+        ws_url(&self.url)
+    }
+
+    /// An HTTP and websocket client for this OSN; over TLS it trusts `--cacert` only.
+    pub fn client(&self, timeout: Duration) -> anyhow::Result<awc::Client> {
+        let builder = awc::Client::builder().timeout(timeout);
+        let Some(ca) = &self.cacert else {
+            if self.url.starts_with("https://") {
+                anyhow::bail!(
+                    "{} is an https URL: give --cacert FILE (or OSN_CACERT), the PEM of the CA that signed the OSN's certificate",
+                    self.url
+                );
+            }
+            return Ok(builder.finish());
+        };
+        let tls = crate::http::tls::client_config(ca, "--cacert")?;
+        let connector = awc::Connector::new().rustls_0_23(Arc::new(tls));
+        Ok(builder.connector(connector).finish())
+    }
 }
 
 /// A request that never got an answer: say where, and what to check.
 pub fn unreachable(url: &str, e: impl std::fmt::Display) -> anyhow::Error {
-    anyhow::anyhow!("cannot reach the OSN at {url}: {e} (is it running? is --url right?)")
+    anyhow::anyhow!("cannot reach the OSN at {url}: {e} (is it running? is --url right? https needs --cacert)")
 }
 
 /// A Fabric status number as its name.

@@ -12,7 +12,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
 use prost::Message as _;
 
-use super::client::{base_url, http_client, seek_request, unreachable, ws_url, IdentityArgs};
+use super::client::{seek_request, unreachable, Endpoint, IdentityArgs};
 use crate::core::block::{header_hash, hex, kafka_metadata};
 use crate::core::seek;
 use crate::proto::orderer::deliver_response;
@@ -67,9 +67,8 @@ pub enum Transport {
 
 #[derive(clap::Args, Debug)]
 pub struct DeliverArgs {
-    /// Base URL of the OSN.
-    #[arg(long, default_value = "http://127.0.0.1:7050")]
-    pub url: String,
+    #[command(flatten)]
+    pub endpoint: Endpoint,
     /// Channel to read.
     #[arg(long)]
     pub channel: String,
@@ -181,8 +180,10 @@ pub async fn run(args: DeliverArgs) -> anyhow::Result<()> {
 }
 
 async fn over_websocket(args: &DeliverArgs, request: Bytes, printer: &mut Printer) -> anyhow::Result<()> {
-    let url = format!("{}/v1/channels/{}/deliver", ws_url(&args.url), args.channel);
-    let (_, mut ws) = awc::Client::new()
+    let url = format!("{}/v1/channels/{}/deliver", args.endpoint.ws_base(), args.channel);
+    let (_, mut ws) = args
+        .endpoint
+        .client(Duration::from_secs(30))?
         .ws(&url)
         .max_frame_size(256 * 1024 * 1024)
         .connect()
@@ -203,8 +204,10 @@ async fn over_websocket(args: &DeliverArgs, request: Bytes, printer: &mut Printe
 }
 
 async fn over_http(args: &DeliverArgs, request: Bytes, printer: &mut Printer) -> anyhow::Result<()> {
-    let url = format!("{}/v1/channels/{}/deliver", base_url(&args.url), args.channel);
-    let mut resp = http_client(Duration::from_secs(30))
+    let url = format!("{}/v1/channels/{}/deliver", args.endpoint.base(), args.channel);
+    let mut resp = args
+        .endpoint
+        .client(Duration::from_secs(30))?
         .post(&url)
         .insert_header(("Content-Type", "application/x-protobuf"))
         .insert_header(("Accept", "application/x-protobuf"))

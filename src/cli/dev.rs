@@ -80,7 +80,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     };
     let node = Node::start(&config).await?;
     node.wait_ready(Duration::from_secs(30)).await?;
-    let url = format!("http://{}", node.http_addr());
+    let url = node.url();
     let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "osn".into());
     println!(
         "\nOSN dev mode is running.\n\

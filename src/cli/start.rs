@@ -16,6 +16,6 @@ pub async fn run(args: StartArgs) -> anyhow::Result<()> {
     let config = Config::load(&args.config)?;
     let node = Node::start(&config).await?;
     // One line on stdout that scripts (and the tests) wait for.
-    println!("osn listening on http://{}", node.http_addr());
+    println!("osn listening on {}", node.url());
     node.run_until_signal().await
 }

@@ -12,6 +12,7 @@
 //! - [`channels`]: `GET /v1/channels`, `GET /v1/channels/{channel}`.
 //! - [`deliver`]: `GET /v1/channels/{channel}/deliver` (websocket) and
 //!   `POST /v1/channels/{channel}/deliver` (a streamed response).
+//! - [`tls`]: HTTPS (`[http.tls]`) and the client side's trust of one CA file.
 
 pub mod blocks;
 pub mod broadcast;
@@ -19,6 +20,7 @@ pub mod channels;
 pub mod deliver;
 pub mod docs;
 pub mod negotiate;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -97,15 +99,24 @@ async fn not_found(req: HttpRequest) -> HttpResponse {
     fail(format, Status::NotFound, format!("no route for {} {}", req.method(), req.path()))
 }
 
-/// Binds the API and returns the server (not yet awaited) and the address it listens on.
-pub fn serve(state: AppState, address: &str, workers: usize) -> std::io::Result<(Server, SocketAddr)> {
+/// Binds the API, over TLS only when `tls` is given, and returns the server (not yet awaited)
+/// and the address it listens on.
+pub fn serve(
+    state: AppState,
+    address: &str,
+    workers: usize,
+    tls: Option<rustls::ServerConfig>,
+) -> std::io::Result<(Server, SocketAddr)> {
     let mut server = HttpServer::new(move || App::new().app_data(web::Data::new(state.clone())).configure(routes))
         .disable_signals()
         .shutdown_timeout(5);
     if workers > 0 {
         server = server.workers(workers);
     }
-    let server = server.bind(address)?;
+    let server = match tls {
+        Some(tls) => server.bind_rustls_0_23(address, tls)?,
+        None => server.bind(address)?,
+    };
     let addr = *server.addrs().first().ok_or_else(|| std::io::Error::other("bound to no address"))?;
     Ok((server.run(), addr))
 }

@@ -1,4 +1,4 @@
-//! Kafka plumbing: client configuration, topic set-up, the per-channel consumer stream, and the
+//! Kafka plumbing: client configuration (one base for every client, with TLS and SASL), topic set-up, the per-channel consumer stream, and the
 //! producer. Channel `X` is topic `X`, partition 0; records are keyed `"0"` and hold a marshaled
 //! `KafkaMessage`. Consumers are assigned a partition and offset directly: no consumer group, no
 //! offset commits (the position lives in the ledger).
@@ -6,6 +6,7 @@
 pub mod embedded;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,7 +18,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
-use crate::config::KafkaConfig;
+use crate::config::{KafkaConfig, Secret};
 
 /// The only partition of a channel's topic.
 pub const PARTITION: i32 = 0;
@@ -32,16 +33,72 @@ pub enum KafkaFailure {
     Topic { topic: String, reason: String },
 }
 
-fn base_config(cfg: &KafkaConfig) -> ClientConfig {
+/// What every client the OSN builds (producer, consumers, metadata probes, admin) starts from:
+/// the brokers, and the transport and authentication of `[kafka.tls]` and `[kafka.sasl]`.
+fn base_config(cfg: &KafkaConfig) -> Result<ClientConfig, KafkaError> {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &cfg.brokers);
     c.set("client.id", "osn");
-    c
+    for (key, value) in security_properties(cfg).map_err(KafkaError::ClientCreation)? {
+        c.set(key, value);
+    }
+    Ok(c)
+}
+
+/// The librdkafka properties for `[kafka.tls]` and `[kafka.sasl]`: `security.protocol` (`ssl`,
+/// `sasl_plaintext` or `sasl_ssl`; nothing without either table), the TLS files and the SASL
+/// mechanism and credentials. The files are checked and the `*-file` secrets read here, each time
+/// a client is built, so a rotated password reaches the next client. The values include secrets:
+/// they go to librdkafka (which redacts them from its own logs) and nowhere else.
+pub fn security_properties(cfg: &KafkaConfig) -> Result<Vec<(&'static str, String)>, String> {
+    let mut props = Vec::new();
+    let protocol = match (&cfg.tls, &cfg.sasl) {
+        (None, None) => return Ok(props),
+        (Some(_), None) => "ssl",
+        (None, Some(_)) => "sasl_plaintext",
+        (Some(_), Some(_)) => "sasl_ssl",
+    };
+    props.push(("security.protocol", protocol.to_owned()));
+    if let Some(tls) = &cfg.tls {
+        let files = [
+            ("ssl.ca.location", "ca-file", &tls.ca_file),
+            ("ssl.certificate.location", "cert-file", &tls.cert_file),
+            ("ssl.key.location", "key-file", &tls.key_file),
+        ];
+        for (prop, key, path) in files {
+            if let Some(path) = path {
+                std::fs::File::open(path)
+                    .map_err(|e| format!("cannot read kafka.tls.{key} {}: {e}", path.display()))?;
+                props.push((prop, path.display().to_string()));
+            }
+        }
+        if let Some(password) = secret(&tls.key_password, &tls.key_password_file, "kafka.tls.key-password-file")? {
+            props.push(("ssl.key.password", password));
+        }
+    }
+    if let Some(sasl) = &cfg.sasl {
+        props.push(("sasl.mechanisms", sasl.mechanism.as_str().to_owned()));
+        props.push(("sasl.username", sasl.username.clone()));
+        if let Some(password) = secret(&sasl.password, &sasl.password_file, "kafka.sasl.password-file")? {
+            props.push(("sasl.password", password));
+        }
+    }
+    Ok(props)
+}
+
+/// A secret given inline or as a file (its trailing newline dropped).
+fn secret(inline: &Option<Secret>, file: &Option<PathBuf>, key: &str) -> Result<Option<String>, String> {
+    if let Some(s) = inline {
+        return Ok(Some(s.expose().to_owned()));
+    }
+    let Some(path) = file else { return Ok(None) };
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {key} {}: {e}", path.display()))?;
+    Ok(Some(text.trim_end_matches(['\n', '\r']).to_owned()))
 }
 
 /// The shared producer: `acks=all`, idempotent, so a SUCCESS answer means Kafka holds the record.
 pub fn producer(cfg: &KafkaConfig) -> Result<FutureProducer, KafkaError> {
-    let mut c = base_config(cfg);
+    let mut c = base_config(cfg)?;
     c.set("acks", "all")
         .set("enable.idempotence", "true")
         .set("linger.ms", "1")
@@ -58,8 +115,8 @@ fn with_overrides(mut c: ClientConfig, extra: &BTreeMap<String, String>) -> Clie
     c
 }
 
-fn consumer_config(cfg: &KafkaConfig) -> ClientConfig {
-    let mut c = base_config(cfg);
+fn consumer_config(cfg: &KafkaConfig) -> Result<ClientConfig, KafkaError> {
+    let mut c = base_config(cfg)?;
     // A group id is required by librdkafka's consumer but never used: no subscribe, no commits.
     c.set("group.id", "osn")
         .set("enable.auto.commit", "false")
@@ -68,7 +125,7 @@ fn consumer_config(cfg: &KafkaConfig) -> ClientConfig {
         .set("allow.auto.create.topics", "false")
         .set("auto.offset.reset", "error")
         .set("fetch.wait.max.ms", "20");
-    with_overrides(c, &cfg.consumer)
+    Ok(with_overrides(c, &cfg.consumer))
 }
 
 /// Makes sure the channel's topic exists with a partition 0. Creates it with the configured
@@ -77,7 +134,7 @@ fn consumer_config(cfg: &KafkaConfig) -> ClientConfig {
 /// produced record (the CONNECT) triggers, or fails with a clear reason if that is disabled.
 pub async fn ensure_topic(cfg: &KafkaConfig, topic: &str) -> Result<(), KafkaFailure> {
     let fail = |reason: String| KafkaFailure::Topic { topic: topic.to_owned(), reason };
-    let probe: BaseConsumer = consumer_config(cfg).create().map_err(|e| fail(e.to_string()))?;
+    let probe: BaseConsumer = consumer_config(cfg).and_then(|c| c.create()).map_err(|e| fail(e.to_string()))?;
     let exists = {
         let topic = topic.to_owned();
         let timeout = cfg.connect_timeout;
@@ -89,7 +146,8 @@ pub async fn ensure_topic(cfg: &KafkaConfig, topic: &str) -> Result<(), KafkaFai
     if exists {
         return Ok(());
     }
-    let admin: AdminClient<DefaultClientContext> = base_config(cfg).create().map_err(|e| fail(e.to_string()))?;
+    let admin: AdminClient<DefaultClientContext> =
+        base_config(cfg).and_then(|c| c.create()).map_err(|e| fail(e.to_string()))?;
     let new = NewTopic::new(topic, 1, TopicReplication::Fixed(cfg.replication_factor))
         .set("unclean.leader.election.enable", "false")
         .set("retention.ms", "-1");
@@ -163,7 +221,7 @@ pub fn consume_from(
     topic: &str,
     offset: i64,
 ) -> Result<impl Stream<Item = Result<Record, KafkaError>> + 'static, KafkaError> {
-    let consumer: StreamConsumer = consumer_config(cfg).create()?;
+    let consumer: StreamConsumer = consumer_config(cfg)?.create()?;
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, PARTITION, Offset::Offset(offset.max(0)))?;
     consumer.assign(&tpl)?;
@@ -179,6 +237,112 @@ pub fn consume_from(
 
 /// The partition's high watermark (the offset the next record will get).
 pub fn high_watermark(cfg: &KafkaConfig, topic: &str, timeout: Duration) -> Result<i64, KafkaError> {
-    let probe: BaseConsumer = consumer_config(cfg).create()?;
+    let probe: BaseConsumer = consumer_config(cfg)?.create()?;
     probe.fetch_watermarks(topic, PARTITION, timeout).map(|(_, high)| high)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    /// The librdkafka properties of a `[kafka]` configuration (TOML after `[kafka]`).
+    fn check(kafka_toml: &str, expected: &[(&str, &str)]) {
+        let config = Config::parse(&format!("[kafka]\n{kafka_toml}"), "test", std::iter::empty())
+            .unwrap_or_else(|e| panic!("{kafka_toml}: {e}"));
+        let props = security_properties(&config.kafka).unwrap_or_else(|e| panic!("{kafka_toml}: {e}"));
+        let props: Vec<(&str, &str)> = props.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        assert_eq!(props, expected, "{kafka_toml}");
+    }
+
+    #[test]
+    fn security_properties_of_each_combination() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path.display().to_string()
+        };
+        let (ca, cert, key) = (file("ca.pem", "ca"), file("cert.pem", "cert"), file("key.pem", "key"));
+        let password_file = file("password", "from-a-file\n");
+
+        check("brokers = \"k:9092\"", &[]);
+        check("[kafka.tls]", &[("security.protocol", "ssl")]);
+        check(&format!("[kafka.tls]\nca-file = \"{ca}\""), &[("security.protocol", "ssl"), ("ssl.ca.location", &ca)]);
+        check(
+            &format!(
+                "[kafka.tls]\nca-file = \"{ca}\"\ncert-file = \"{cert}\"\nkey-file = \"{key}\"\nkey-password = \"kp\""
+            ),
+            &[
+                ("security.protocol", "ssl"),
+                ("ssl.ca.location", &ca),
+                ("ssl.certificate.location", &cert),
+                ("ssl.key.location", &key),
+                ("ssl.key.password", "kp"),
+            ],
+        );
+        check(
+            &format!(
+                "[kafka.tls]\ncert-file = \"{cert}\"\nkey-file = \"{key}\"\nkey-password-file = \"{password_file}\""
+            ),
+            &[
+                ("security.protocol", "ssl"),
+                ("ssl.certificate.location", &cert),
+                ("ssl.key.location", &key),
+                ("ssl.key.password", "from-a-file"),
+            ],
+        );
+        check(
+            "[kafka.sasl]\nmechanism = \"PLAIN\"\nusername = \"osn\"\npassword = \"pw\"",
+            &[
+                ("security.protocol", "sasl_plaintext"),
+                ("sasl.mechanisms", "PLAIN"),
+                ("sasl.username", "osn"),
+                ("sasl.password", "pw"),
+            ],
+        );
+        check(
+            &format!(
+                "[kafka.sasl]\nmechanism = \"SCRAM-SHA-256\"\nusername = \"osn\"\npassword-file = \"{password_file}\""
+            ),
+            &[
+                ("security.protocol", "sasl_plaintext"),
+                ("sasl.mechanisms", "SCRAM-SHA-256"),
+                ("sasl.username", "osn"),
+                ("sasl.password", "from-a-file"),
+            ],
+        );
+        check(
+            &format!(
+                "[kafka.tls]\nca-file = \"{ca}\"\n[kafka.sasl]\nmechanism = \"SCRAM-SHA-512\"\nusername = \"osn\"\npassword = \"pw\""
+            ),
+            &[
+                ("security.protocol", "sasl_ssl"),
+                ("ssl.ca.location", &ca),
+                ("sasl.mechanisms", "SCRAM-SHA-512"),
+                ("sasl.username", "osn"),
+                ("sasl.password", "pw"),
+            ],
+        );
+    }
+
+    #[test]
+    fn missing_files_are_named() {
+        let check_err = |kafka_toml: &str, needle: &str| {
+            let config = Config::parse(&format!("[kafka]\n{kafka_toml}"), "test", std::iter::empty()).unwrap();
+            let err = security_properties(&config.kafka).unwrap_err();
+            assert!(err.contains(needle), "{err}");
+            // Every client is built from base_config: it fails the same way.
+            let err = producer(&config.kafka).err().expect("no producer without its files").to_string();
+            assert!(err.contains(needle), "{err}");
+        };
+        check_err(
+            "[kafka.tls]\nca-file = \"/nonexistent/ca.pem\"",
+            "cannot read kafka.tls.ca-file /nonexistent/ca.pem",
+        );
+        check_err(
+            "[kafka.sasl]\nmechanism = \"PLAIN\"\nusername = \"u\"\npassword-file = \"/nonexistent/pw\"",
+            "cannot read kafka.sasl.password-file /nonexistent/pw",
+        );
+    }
 }

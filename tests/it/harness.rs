@@ -67,6 +67,50 @@ pub struct OsnSpec {
     pub max_message_count: u32,
     pub preferred_max_bytes: u32,
     pub absolute_max_bytes: u32,
+    /// Serve HTTPS with these files (`[http.tls]`).
+    pub http_tls: Option<TestPki>,
+}
+
+/// Certificate files for an OSN serving HTTPS: a CA, and a certificate it signed for `localhost`
+/// and `127.0.0.1` with its key. The files live as long as the last clone.
+#[derive(Clone)]
+pub struct TestPki {
+    _dir: std::sync::Arc<tempfile::TempDir>,
+    pub ca_file: PathBuf,
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+impl TestPki {
+    pub fn generate() -> TestPki {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose};
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(DnType::CommonName, "OSN test CA");
+        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+        let cert = params.signed_by(&key, &ca).unwrap();
+
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, pem: String| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, pem).unwrap();
+            path
+        };
+        let ca_file = write("ca.pem", ca.pem());
+        let cert_file = write("cert.pem", cert.pem());
+        let key_file = write("key.pem", key.serialize_pem());
+        TestPki { _dir: std::sync::Arc::new(dir), ca_file, cert_file, key_file }
+    }
+
+    /// An HTTP and websocket client that trusts this CA only.
+    pub fn client(&self) -> awc::Client {
+        let tls = osn::http::tls::client_config(&self.ca_file, "ca").unwrap();
+        let connector = awc::Connector::new().rustls_0_23(std::sync::Arc::new(tls));
+        awc::Client::builder().connector(connector).timeout(Duration::from_secs(30)).finish()
+    }
 }
 
 impl OsnSpec {
@@ -78,10 +122,14 @@ impl OsnSpec {
             max_message_count: 50,
             preferred_max_bytes: 64 * 1024,
             absolute_max_bytes: 256 * 1024,
+            http_tls: None,
         }
     }
 
     fn toml(&self, ledger: &Path) -> String {
+        let tls = self.http_tls.as_ref().map_or(String::new(), |pki| {
+            format!("[http.tls]\ncert-file = {:?}\nkey-file = {:?}\n", pki.cert_file, pki.key_file)
+        });
         format!(
             r#"[http]
 address = "127.0.0.1:0"
@@ -104,7 +152,7 @@ batch-size = {{ max-message-count = {count}, absolute-max-bytes = {abs}, preferr
             count = self.max_message_count,
             abs = self.absolute_max_bytes,
             pref = self.preferred_max_bytes,
-        )
+        ) + &tls
     }
 }
 
@@ -177,7 +225,7 @@ impl Osn {
                         return;
                     }
                 }
-            } else if let Ok(mut resp) = client().get(format!("{}{info_url}", self.url)).send().await {
+            } else if let Ok(mut resp) = self.client().get(format!("{}{info_url}", self.url)).send().await {
                 let info: serde_json::Value = resp.json().await.unwrap_or_default();
                 assert_ne!(info["status"], "ERRORED", "channel errored: {info}\n{}", self.log_tail());
                 if info["status"] == "READY" {
@@ -187,6 +235,11 @@ impl Osn {
             assert!(Instant::now() < deadline, "osn not ready within 60 s:\n{}", self.log_tail());
             actix_rt::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// A client for this OSN's API: one trusting its CA when it serves HTTPS.
+    pub fn client(&self) -> awc::Client {
+        self.spec.http_tls.as_ref().map_or_else(client, TestPki::client)
     }
 
     /// SIGKILL: no chance to flush or close anything.
@@ -225,13 +278,15 @@ impl Osn {
     }
 
     pub async fn height(&self) -> u64 {
-        let mut resp = client().get(format!("{}/v1/channels/{}", self.url, self.spec.channel)).send().await.unwrap();
+        let mut resp =
+            self.client().get(format!("{}/v1/channels/{}", self.url, self.spec.channel)).send().await.unwrap();
         let info: serde_json::Value = resp.json().await.unwrap();
         info["height"].as_str().unwrap().parse().unwrap()
     }
 
     pub async fn block(&self, n: u64) -> Block {
-        let mut resp = client()
+        let mut resp = self
+            .client()
             .get(format!("{}/v1/channels/{}/blocks/{n}", self.url, self.spec.channel))
             .insert_header(("Accept", "application/x-protobuf"))
             .send()

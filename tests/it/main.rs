@@ -9,6 +9,7 @@ mod channels;
 mod cli;
 mod deliver;
 mod deliver_api;
+mod https;
 mod ordering;
 mod replicas;
 mod subscribers;

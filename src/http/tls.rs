@@ -1,0 +1,118 @@
+//! TLS for the API: the server's rustls configuration from `[http.tls]`, and the client's (the
+//! CLI, the tests) trusting one CA file. Always rustls with the ring provider, given explicitly:
+//! nothing depends on a process-wide default provider.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
+
+use crate::config::HttpTlsConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read {key} {}", path.display())]
+    Read { key: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("{key} {}: {reason}", path.display())]
+    Invalid { key: &'static str, path: PathBuf, reason: String },
+    #[error("cannot build the TLS configuration")]
+    Rustls(#[from] rustls::Error),
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn read(path: &Path, key: &'static str) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|source| TlsError::Read { key, path: path.to_owned(), source })
+}
+
+fn invalid(path: &Path, key: &'static str, reason: impl Into<String>) -> TlsError {
+    TlsError::Invalid { key, path: path.to_owned(), reason: reason.into() }
+}
+
+/// Every CERTIFICATE block of a PEM file; at least one.
+fn read_certs(path: &Path, key: &'static str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let pem = read(path, key)?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| invalid(path, key, format!("not a PEM certificate file: {e}")))?;
+    if certs.is_empty() {
+        return Err(invalid(path, key, "holds no PEM CERTIFICATE block"));
+    }
+    Ok(certs)
+}
+
+/// The API server's configuration: the certificate chain and key of `[http.tls]`, no client
+/// certificates (a `client-ca-file` would add a client verifier here). ALPN is actix's.
+pub fn server_config(cfg: &HttpTlsConfig) -> Result<ServerConfig, TlsError> {
+    let certs = read_certs(&cfg.cert_file, "http.tls.cert-file")?;
+    let key_pem = read(&cfg.key_file, "http.tls.key-file")?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
+        invalid(&cfg.key_file, "http.tls.key-file", format!("no PEM private key (PKCS#8, SEC1 or PKCS#1): {e}"))
+    })?;
+    ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| invalid(&cfg.key_file, "http.tls.key-file", format!("unusable with http.tls.cert-file: {e}")))
+}
+
+/// A client configuration that trusts exactly the CA certificates of `ca_file` (`key` names the
+/// option it came from, for errors), speaking HTTP/1.1 (websockets included).
+pub fn client_config(ca_file: &Path, key: &'static str) -> Result<ClientConfig, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for cert in read_certs(ca_file, key)? {
+        roots.add(cert).map_err(|e| invalid(ca_file, key, format!("not a usable CA certificate: {e}")))?;
+    }
+    let mut config = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(dir: &Path) -> HttpTlsConfig {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap().self_signed(&key).unwrap();
+        let (cert_file, key_file) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert_file, cert.pem()).unwrap();
+        std::fs::write(&key_file, key.serialize_pem()).unwrap();
+        HttpTlsConfig { cert_file, key_file }
+    }
+
+    #[test]
+    fn server_and_client_configs_load_from_pem() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = files(dir.path());
+        server_config(&cfg).unwrap();
+        let client = client_config(&cfg.cert_file, "--cacert").unwrap();
+        assert_eq!(client.alpn_protocols, vec![b"http/1.1".to_vec()]);
+    }
+
+    #[test]
+    fn unusable_files_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = files(dir.path());
+        let check = |cfg: HttpTlsConfig, needle: &str| {
+            let err = server_config(&cfg).unwrap_err().to_string();
+            assert!(err.contains(needle), "{err}");
+        };
+        let missing = dir.path().join("missing.pem");
+        check(HttpTlsConfig { key_file: missing.clone(), ..good.clone() }, "cannot read http.tls.key-file");
+        check(HttpTlsConfig { cert_file: missing, ..good.clone() }, "cannot read http.tls.cert-file");
+        check(HttpTlsConfig { key_file: good.cert_file.clone(), ..good.clone() }, "no PEM private key");
+        check(HttpTlsConfig { cert_file: good.key_file.clone(), ..good.clone() }, "no PEM CERTIFICATE");
+        // A key of another certificate.
+        let other = tempfile::tempdir().unwrap();
+        check(HttpTlsConfig { key_file: files(other.path()).key_file, ..good }, "unusable with http.tls.cert-file");
+    }
+}
