@@ -62,7 +62,8 @@ pub fn sign(signer: &SigningIdentity, payload: &Payload) -> Envelope {
     Envelope { payload, signature }
 }
 
-fn payload(signer: &SigningIdentity, channel: &str, kind: HeaderType, data: Bytes) -> Payload {
+/// A payload of `kind` for `channel` whose signature header names `signer`, stamped with the current time.
+pub fn payload(signer: &SigningIdentity, channel: &str, kind: HeaderType, data: Bytes) -> Payload {
     let mut rng = rand::rng();
     let mut nonce = [0u8; 24];
     rng.fill_bytes(&mut nonce);

@@ -14,11 +14,11 @@ use osn::cli::client::transaction;
 
 /// A valid envelope whose channel header names `channel`.
 fn for_channel(channel: &str) -> Envelope {
-    transaction(channel, 300)
+    transaction(&crypto().client, channel, 300)
 }
 
 fn oversized(channel: &str, spec: &OsnSpec) -> Envelope {
-    transaction(channel, spec.absolute_max_bytes as usize + 1024)
+    transaction(&crypto().client, channel, spec.absolute_max_bytes as usize + 1024)
 }
 
 fn empty() -> Envelope {

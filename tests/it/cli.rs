@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use osn::proto::orderer::deliver_response;
 use osn::proto::DeliverResponse;
 
+use crate::harness::crypto;
+
 struct KillOnDrop(std::process::Child);
 
 impl Drop for KillOnDrop {
@@ -17,8 +19,15 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// `osn` with the development identities of this test binary (not the user's ~/.osn).
+fn osn_command() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_osn"));
+    cmd.env("OSN_DEV_CRYPTO", crypto().root.join("dev")).env_remove("OSN_IDENTITY");
+    cmd
+}
+
 fn osn(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_osn")).args(args).output().expect("run osn")
+    osn_command().args(args).output().expect("run osn")
 }
 
 /// `osn deliver` of devchannel from the oldest to the newest block.
@@ -40,7 +49,7 @@ fn deliver_all(url: &str, format: &str) -> std::process::Output {
 
 /// Starts `osn dev` with `args` (and `--data-dir`); returns it, its URL and its banner.
 fn start_dev(args: &[&str], data_dir: Option<&std::path::Path>) -> (KillOnDrop, String, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_osn"));
+    let mut cmd = osn_command();
     cmd.args(["dev", "--http", "127.0.0.1:0"]).args(args);
     if let Some(dir) = data_dir {
         cmd.arg("--data-dir").arg(dir);
@@ -173,7 +182,7 @@ fn config_and_usage_errors_are_clear() {
 /// Runs `osn` with `stdin` as its input.
 fn osn_with_input(args: &[&str], stdin: &[u8]) -> std::process::Output {
     use std::io::Write as _;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_osn"))
+    let mut child = osn_command()
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -199,6 +208,10 @@ async fn client_commands_against_a_running_osn() {
     let osn_proc = Osn::start(OsnSpec::new(&channel, &broker)).await;
     let url = osn_proc.url.as_str();
     let ch = channel.as_str();
+    // Sign as Org1's client, a member of the channel.
+    let identity = crypto().org1.join("identities").join("client");
+    let identity = identity.to_str().unwrap();
+    let osn = |args: &[&str]| osn_command().env("OSN_IDENTITY", identity).args(args).output().expect("run osn");
 
     // Three ways to broadcast, generated or from stdin.
     for mode in ["single", "batch", "ws"] {
@@ -208,7 +221,21 @@ async fn client_commands_against_a_running_osn() {
         assert!(text(&out).contains("accepted 150/150"), "{mode}: {}", text(&out));
     }
     let out = osn_with_input(
-        &["broadcast", "--url", url, "--channel", ch, "--input", "-", "--input-format", "lines", "--mode", "ws"],
+        &[
+            "broadcast",
+            "--url",
+            url,
+            "--channel",
+            ch,
+            "--input",
+            "-",
+            "--input-format",
+            "lines",
+            "--mode",
+            "ws",
+            "--identity",
+            identity,
+        ],
         b"first\nsecond\nthird\n",
     );
     assert!(text(&out).contains("accepted 3/3"), "{}", text(&out));

@@ -11,10 +11,85 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use osn::cli::client::{seek_request, transaction};
+use osn::identity::{create_ca, issue, KeyType, Role, SigningIdentity, Validity};
 use osn::kafka::embedded::EmbeddedKafka;
 use osn::proto::orderer::deliver_response;
 use osn::proto::{Block, BroadcastResponse, DeliverResponse, Envelope, SeekInfo};
 use prost::Message as _;
+
+/// Organisations and identities shared by every test of this binary (made once):
+/// `OrdererMSP` (identities osn0, osn1, osn2), `Org1MSP` (client, admin; Ed25519 client `ed`), and
+/// `Org2MSP` (client). OSNs define Org1 and Org2; channels hold Org1 unless a test says otherwise.
+pub struct TestCrypto {
+    pub root: PathBuf,
+    pub orderer_org: PathBuf,
+    pub org1: PathBuf,
+    pub org2: PathBuf,
+    /// Org1's client: what tests sign with unless they say otherwise.
+    pub client: SigningIdentity,
+    pub admin: SigningIdentity,
+    pub ed25519_client: SigningIdentity,
+    /// A client of Org2.
+    pub outsider: SigningIdentity,
+}
+
+impl TestCrypto {
+    /// The directory of orderer identity `osn{n}` (n < 3).
+    pub fn osn_identity(&self, n: usize) -> PathBuf {
+        self.orderer_org.join("identities").join(format!("osn{n}"))
+    }
+
+    /// Issues a new identity of `org` (a directory of this crypto) and loads it.
+    pub fn issue(&self, org: &Path, name: &str, role: Role, key: KeyType, validity: Validity) -> SigningIdentity {
+        SigningIdentity::load(&issue(org, name, role, key, validity).unwrap()).unwrap()
+    }
+}
+
+pub fn crypto() -> &'static TestCrypto {
+    static CRYPTO: std::sync::OnceLock<TestCrypto> = std::sync::OnceLock::new();
+    CRYPTO.get_or_init(|| {
+        // Lives as long as the test process.
+        let root = tempfile::Builder::new().prefix("osn-it-crypto-").tempdir().unwrap().keep();
+        let org = |name: &str, msp: &str| {
+            let dir = root.join(name);
+            create_ca(msp, &dir, KeyType::EcdsaP256, Validity::ca_default()).unwrap();
+            dir
+        };
+        let (orderer_org, org1, org2) = (org("orderer", "OrdererMSP"), org("org1", "Org1MSP"), org("org2", "Org2MSP"));
+        for n in 0..3 {
+            issue(&orderer_org, &format!("osn{n}"), Role::Orderer, KeyType::EcdsaP256, Validity::leaf_default()).unwrap();
+        }
+        let load = |org: &Path, name, role, key| {
+            SigningIdentity::load(&issue(org, name, role, key, Validity::leaf_default()).unwrap()).unwrap()
+        };
+        TestCrypto {
+            client: load(&org1, "client", Role::Client, KeyType::EcdsaP256),
+            admin: load(&org1, "admin", Role::Admin, KeyType::EcdsaP256),
+            ed25519_client: load(&org1, "ed", Role::Client, KeyType::Ed25519),
+            outsider: load(&org2, "client", Role::Client, KeyType::EcdsaP256),
+            root,
+            orderer_org,
+            org1,
+            org2,
+        }
+    })
+}
+
+/// In-process channels' start specs: Org1 as their organisation, OrdererMSP as the orderer's.
+pub fn channel_specs(settings: &[osn::config::ChannelSettings]) -> Vec<osn::actors::ChannelSpec> {
+    use osn::identity::load_org_msp;
+    use osn::proto::osn::Organization;
+    let org1: Organization = load_org_msp(&crypto().org1.join("msp")).unwrap().into();
+    let orderer: Organization = load_org_msp(&crypto().osn_identity(0)).unwrap().into();
+    let orgs = std::collections::BTreeMap::from([(org1.msp_id.clone(), org1)]);
+    settings
+        .iter()
+        .map(|s| osn::actors::ChannelSpec {
+            settings: s.clone(),
+            genesis: osn::config::channel_config(s, &orgs, Some(&orderer)).unwrap(),
+        })
+        .collect()
+}
 
 /// A fresh channel name, also the topic name.
 pub fn channel_name(prefix: &str) -> String {
@@ -69,6 +144,10 @@ pub struct OsnSpec {
     pub absolute_max_bytes: u32,
     /// Serve HTTPS with these files (`[http.tls]`).
     pub http_tls: Option<TestPki>,
+    /// The OSN's signing identity: orderer `osn{n}` of the test crypto.
+    pub osn_identity: usize,
+    /// Extra keys of the channel's `[[channels]]` table (organisations, policies).
+    pub channel_extra: String,
 }
 
 /// Certificate files for an OSN serving HTTPS: a CA, and a certificate it signed for `localhost`
@@ -123,6 +202,8 @@ impl OsnSpec {
             preferred_max_bytes: 64 * 1024,
             absolute_max_bytes: 256 * 1024,
             http_tls: None,
+            osn_identity: 0,
+            channel_extra: "organizations = [\"Org1MSP\"]".into(),
         }
     }
 
@@ -140,11 +221,22 @@ replication-factor = 1
 connect-timeout = "5s"
 [ledger]
 path = "{ledger}"
+[identity]
+dir = "{identity}"
+[[organizations]]
+msp-dir = "{org1}"
+[[organizations]]
+msp-dir = "{org2}"
 [[channels]]
 name = "{channel}"
 batch-timeout = "{timeout}"
 batch-size = {{ max-message-count = {count}, absolute-max-bytes = {abs}, preferred-max-bytes = {pref} }}
+{extra}
 "#,
+            identity = crypto().osn_identity(self.osn_identity).display(),
+            org1 = crypto().org1.join("msp").display(),
+            org2 = crypto().org2.join("msp").display(),
+            extra = self.channel_extra,
             brokers = self.brokers,
             ledger = ledger.display(),
             channel = self.channel,
@@ -365,8 +457,9 @@ pub async fn broadcast_all(url: &str, envelopes: &[Envelope], concurrency: usize
     }
 }
 
+/// `n` transactions of about `size` bytes, signed by Org1's client.
 pub fn envelopes(channel: &str, n: usize, size: usize) -> Vec<Envelope> {
-    (0..n).map(|_| transaction(channel, size)).collect()
+    (0..n).map(|_| transaction(&crypto().client, channel, size)).collect()
 }
 
 /// Opens the deliver websocket, sends `seek`, and collects responses until a status arrives
@@ -374,7 +467,8 @@ pub fn envelopes(channel: &str, n: usize, size: usize) -> Vec<Envelope> {
 pub async fn deliver(base: &str, channel: &str, seek: &SeekInfo, max_blocks: usize) -> (Vec<Block>, Option<i32>) {
     let url = format!("{}/v1/channels/{channel}/deliver", base.replace("http://", "ws://"));
     let (_, mut ws) = awc::Client::new().ws(url).max_frame_size(64 << 20).connect().await.expect("ws connect");
-    ws.send(awc::ws::Message::Binary(seek_request(channel, seek).encode_to_vec().into())).await.unwrap();
+    let request = seek_request(&crypto().client, channel, seek);
+    ws.send(awc::ws::Message::Binary(request.encode_to_vec().into())).await.unwrap();
     let mut blocks = Vec::new();
     while blocks.len() < max_blocks {
         let frame = actix_rt::time::timeout(Duration::from_secs(30), ws.next()).await.expect("deliver frame in time");

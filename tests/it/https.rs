@@ -5,8 +5,15 @@ use std::process::Command;
 
 use crate::harness::*;
 
+/// `osn`, signing as Org1's client.
+fn osn_command() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_osn"));
+    cmd.env("OSN_IDENTITY", crypto().org1.join("identities").join("client"));
+    cmd
+}
+
 fn osn_cli(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_osn")).args(args).output().expect("run osn")
+    osn_command().args(args).output().expect("run osn")
 }
 
 fn stdout(out: &std::process::Output) -> String {
@@ -64,7 +71,7 @@ async fn api_is_served_over_tls_to_clients_that_trust_its_ca() {
     osn.wait_for_transactions(20, std::time::Duration::from_secs(20)).await;
 
     for transport in ["ws", "http"] {
-        let out = Command::new(env!("CARGO_BIN_EXE_osn"))
+        let out = osn_command()
             .args([
                 "deliver",
                 "--url",

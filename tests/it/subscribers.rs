@@ -59,7 +59,7 @@ async fn two_hundred_subscribers_get_every_block_and_a_stalled_one_delays_nobody
     let spec = OsnSpec { max_message_count: 10, ..OsnSpec::new(&channel, &broker) };
     let osn = Osn::start(spec.clone()).await;
     let follow_all = SeekInfo { start: Some(oldest()), stop: Some(specified(u64::MAX)), ..Default::default() };
-    let request: Bytes = seek_request(&channel, &follow_all).encode_to_vec().into();
+    let request: Bytes = seek_request(&crypto().client, &channel, &follow_all).encode_to_vec().into();
 
     // The stalled subscriber: a tiny receive buffer, a request, and then it reads nothing.
     let path = format!("/v1/channels/{channel}/deliver");
