@@ -321,3 +321,155 @@ fn rfc3339(unix: i64) -> String {
         .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
         .unwrap_or_else(|| unix.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::client::{sign, transaction};
+    use crate::identity::{create_ca, issue, issue_by, issue_intermediate, load_org_msp, KeyType, Role, SigningIdentity};
+    use crate::identity::Validity;
+    use crate::proto::osn::Organization as OrgProto;
+    use crate::proto::{ChannelHeader, Envelope};
+    use prost::Message as _;
+
+    struct Org {
+        dir: std::path::PathBuf,
+        proto: OrgProto,
+    }
+
+    fn org(root: &std::path::Path, msp_id: &str, key: KeyType) -> Org {
+        let dir = root.join(msp_id);
+        create_ca(msp_id, &dir, key, Validity::ca_default()).unwrap();
+        issue_intermediate(&dir, "ica", key, Validity::ca_default()).unwrap();
+        Org { proto: load_org_msp(&dir.join("msp")).unwrap().into(), dir }
+    }
+
+    fn identity(org: &Org, name: &str, role: Role, key: KeyType, issuer: Option<&str>) -> SigningIdentity {
+        SigningIdentity::load(&issue_by(&org.dir, issuer, name, role, key, Validity::leaf_default()).unwrap()).unwrap()
+    }
+
+    /// The parts of an envelope `check` reads, and the current time.
+    fn parts(env: &Envelope) -> (Bytes, Option<i64>) {
+        let payload = crate::proto::Payload::decode(env.payload.clone()).unwrap();
+        let header = payload.header.unwrap();
+        let ch = ChannelHeader::decode(header.channel_header).unwrap();
+        let sh = crate::proto::SignatureHeader::decode(header.signature_header).unwrap();
+        (sh.creator, ch.timestamp.map(|t| t.seconds))
+    }
+
+    fn now() -> i64 {
+        crate::verify::unix_now()
+    }
+
+    fn check(access: &Access, env: &Envelope, policy: PolicyName) -> Result<Verified, Denied> {
+        let (creator, timestamp) = parts(env);
+        let req = Request { payload: &env.payload, signature: &env.signature, creator: &creator, timestamp };
+        access.check(&req, policy, now())
+    }
+
+    #[test]
+    fn identities_issued_by_an_intermediate_are_members_and_others_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = org(dir.path(), "A", KeyType::EcdsaP256);
+        let b = org(dir.path(), "B", KeyType::Ed25519);
+        let config = ChannelConfig { organizations: vec![a.proto.clone()], ..Default::default() };
+        let access = Access::new(&config, 900).unwrap();
+
+        let via_ica = identity(&a, "c1", Role::Client, KeyType::Ed25519, Some("ica"));
+        let v = check(&access, &transaction(&via_ica, "ch", 300), PolicyName::Writers).unwrap();
+        assert_eq!((v.msp_id.as_str(), v.role), ("A", super::Role::Client));
+
+        let of_b = identity(&b, "c2", Role::Client, KeyType::EcdsaP256, None);
+        let err = check(&access, &transaction(&of_b, "ch", 300), PolicyName::Writers).unwrap_err();
+        assert!(matches!(err, Denied::NotChained { reason: ChainError::UnknownOrganization(_), .. }), "{err}");
+        // B's certificate presented as A's.
+        let b_dir = b.dir.join("identities").join("c2");
+        let forged = SigningIdentity::from_pem(
+            "A",
+            &std::fs::read(b_dir.join("signcerts/cert.pem")).unwrap(),
+            &std::fs::read(b_dir.join("keystore/key.pem")).unwrap(),
+        )
+        .unwrap();
+        let err = check(&access, &transaction(&forged, "ch", 300), PolicyName::Writers).unwrap_err();
+        assert!(matches!(err, Denied::NotChained { reason: ChainError::NotIssued(_), .. }), "{err}");
+        assert_eq!(err.status(), Status::Forbidden);
+    }
+
+    #[test]
+    fn check_all_agrees_with_check_one_by_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = org(dir.path(), "A", KeyType::EcdsaP256);
+        let config = ChannelConfig { organizations: vec![a.proto.clone()], ..Default::default() };
+        let access = Access::new(&config, 900).unwrap();
+        let ed = identity(&a, "ed", Role::Client, KeyType::Ed25519, None);
+        let ec = identity(&a, "ec", Role::Admin, KeyType::EcdsaP256, None);
+        let mut envs: Vec<Envelope> = (0..40).map(|i| transaction(if i % 3 == 0 { &ec } else { &ed }, "ch", 300)).collect();
+        // A bad Ed25519 signature in the middle makes the batch fail and fall back.
+        envs[10].signature = transaction(&ed, "ch", 300).signature;
+        // An old timestamp.
+        let mut p = crate::cli::client::payload(&ed, "ch", crate::proto::HeaderType::Message, Bytes::new());
+        let h = p.header.as_mut().unwrap();
+        let mut ch = ChannelHeader::decode(h.channel_header.clone()).unwrap();
+        ch.timestamp.as_mut().unwrap().seconds -= 10_000;
+        h.channel_header = ch.encode_to_vec().into();
+        envs[20] = sign(&ed, &p);
+
+        let owned: Vec<_> = envs.iter().map(|e| (e, parts(e))).collect();
+        let reqs: Vec<Request<'_>> = owned
+            .iter()
+            .map(|(e, (c, t))| Request { payload: &e.payload, signature: &e.signature, creator: c, timestamp: *t })
+            .collect();
+        let all = access.check_all(&reqs, PolicyName::Writers, now());
+        for (i, (got, env)) in all.iter().zip(&envs).enumerate() {
+            let one = check(&access, env, PolicyName::Writers);
+            assert_eq!(got.as_ref().map(|v| v.role), one.as_ref().map(|v| v.role), "envelope {i}");
+        }
+        assert_eq!(all[10].as_ref().unwrap_err(), &Denied::Signature(SignatureError::Invalid));
+        assert!(matches!(all[20], Err(Denied::Timestamp { .. })));
+        assert_eq!(all.iter().filter(|r| r.is_ok()).count(), 38);
+        // Admins: only the ECDSA admin identities pass.
+        let admins = access.check_all(&reqs, PolicyName::Admins, now());
+        assert_eq!(admins.iter().filter(|r| r.is_ok()).count(), 14);
+    }
+
+    #[test]
+    fn recheck_follows_the_new_configuration() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = org(dir.path(), "A", KeyType::EcdsaP256);
+        let b = org(dir.path(), "B", KeyType::EcdsaP256);
+        let both = ChannelConfig { organizations: vec![a.proto.clone(), b.proto.clone()], ..Default::default() };
+        let reader = identity(&b, "r", Role::Client, KeyType::EcdsaP256, None);
+        let env = transaction(&reader, "ch", 300);
+        let verified = check(&Access::new(&both, 900).unwrap(), &env, PolicyName::Readers).unwrap();
+
+        let a_only = ChannelConfig { organizations: vec![a.proto.clone()], ..Default::default() };
+        let err = Access::new(&a_only, 900).unwrap().recheck(&verified, PolicyName::Readers, now()).unwrap_err();
+        assert!(matches!(err, Denied::NotChained { .. }), "{err}");
+        let a_readers = ChannelConfig {
+            readers: Some(Policy::AnyMember(["A".to_string()].into()).to_proto()),
+            ..both.clone()
+        };
+        let err = Access::new(&a_readers, 900).unwrap().recheck(&verified, PolicyName::Readers, now()).unwrap_err();
+        assert!(matches!(err, Denied::Policy { policy: PolicyName::Readers, .. }), "{err}");
+        assert!(Access::new(&both, 900).unwrap().recheck(&verified, PolicyName::Readers, now()).is_ok());
+    }
+
+    #[test]
+    fn configurations_that_cannot_work_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = org(dir.path(), "A", KeyType::EcdsaP256);
+        let unknown = ChannelConfig {
+            organizations: vec![a.proto.clone()],
+            writers: Some(Policy::AnyMember(["Z".to_string()].into()).to_proto()),
+            ..Default::default()
+        };
+        assert!(Access::new(&unknown, 900).unwrap_err().contains("'Z'"));
+        let twice = ChannelConfig { organizations: vec![a.proto.clone(), a.proto.clone()], ..Default::default() };
+        assert!(Access::new(&twice, 900).unwrap_err().contains("twice"));
+        let mut leaf_as_root = a.proto.clone();
+        leaf_as_root.root_certs =
+            vec![std::fs::read(issue(&a.dir, "x", Role::Client, KeyType::EcdsaP256, Validity::leaf_default()).unwrap().join("signcerts/cert.pem")).unwrap().into()];
+        let bad = ChannelConfig { organizations: vec![leaf_as_root], ..Default::default() };
+        assert!(Access::new(&bad, 900).unwrap_err().contains("not a self-signed CA"));
+    }
+}

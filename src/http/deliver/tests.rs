@@ -21,7 +21,8 @@ use crate::proto::{kafka_message_regular::Class, BatchSize, KafkaMessage, SeekIn
 const CHANNEL: &str = "ch";
 
 struct Fixture {
-    _crypto: tempfile::TempDir,
+    crypto: tempfile::TempDir,
+    config: ChannelConfig,
     signer: crate::identity::SigningIdentity,
     ledger: Arc<Ledger>,
     status: ChannelStatus,
@@ -41,11 +42,11 @@ impl Fixture {
         };
         let store = MemoryStore::new();
         let ledger = Arc::new(Ledger::open(CHANNEL, store.channel(CHANNEL).unwrap(), &config).unwrap());
-        let chain = Chain::new(ledger.tip(), config.batch_size.unwrap());
+        let chain = Chain::new(ledger.tip(), config.batch_size.unwrap().clone());
         let status = ChannelStatus::default();
         status.set(Phase::Ready, "");
         status.set_access(crate::core::access::Access::new(&config, 900).unwrap());
-        let mut f = Fixture { _crypto: crypto, signer, ledger, status, chain, offset: 0 };
+        let mut f = Fixture { crypto, config, signer, ledger, status, chain, offset: 0 };
         while f.ledger.height() < height {
             f.append();
         }
@@ -218,4 +219,55 @@ fn encodings_carry_the_same_response() {
     assert!(line.ends_with(b"\n") && !line[..line.len() - 1].contains(&b'\n'));
     let parsed: DeliverResponse = serde_json::from_slice(&line).unwrap();
     assert_eq!(parsed, DeliverResponse::status(Status::NotFound, "why"));
+}
+
+#[tokio::test]
+async fn a_live_stream_ends_when_the_channel_stops_letting_its_creator_read() {
+    let mut f = Fixture::new(2);
+    let follow = seek(oldest(), specified(u64::MAX), SeekBehavior::BlockUntilReady, SeekErrorResponse::Strict);
+    let mut sub = f.open(follow.clone()).unwrap();
+    for want in 0..2 {
+        assert_eq!(sub.next().await.as_ref().and_then(number), Some(want));
+    }
+    assert!(pending(&mut sub).await, "the stream waits for block 2");
+
+    // The configuration changes, and the creator (a client) still reads: nothing ends.
+    f.status.set_access(crate::core::access::Access::new(&f.config, 900).unwrap());
+    f.append();
+    assert_eq!(sub.next().await.as_ref().and_then(number), Some(2));
+
+    // Readers becomes "admins of TestMSP": the stream ends with FORBIDDEN, and a new request too.
+    let mut admins_only = f.config.clone();
+    admins_only.readers = Some(crate::core::policy::Policy::Admins {
+        orgs: ["TestMSP".to_string()].into(),
+        at_least: 1,
+    }
+    .to_proto());
+    f.status.set_access(crate::core::access::Access::new(&admins_only, 900).unwrap());
+    match tokio::time::timeout(Duration::from_secs(5), sub.next()).await.expect("the stream reacts") {
+        Some(Item::End(Status::Forbidden, info)) => {
+            assert!(info.contains("configuration changed") && info.contains("Readers"), "{info}")
+        }
+        other => panic!("expected FORBIDDEN, got {other:?}"),
+    }
+    let (status, info) = f.open(follow).err().unwrap();
+    assert_eq!(status, Status::Forbidden, "{info}");
+}
+
+#[tokio::test]
+async fn a_live_stream_ends_when_its_creators_certificate_expires() {
+    use crate::identity::{issue, Role, SigningIdentity, Validity};
+    let mut f = Fixture::new(1);
+    let now = time::OffsetDateTime::now_utc();
+    let brief = Validity::new(now - time::Duration::minutes(1), now + time::Duration::seconds(2)).unwrap();
+    let dir = issue(&f.crypto.path().join("org"), "brief", Role::Client, Default::default(), brief).unwrap();
+    f.signer = SigningIdentity::load(&dir).unwrap();
+    let mut sub = f
+        .open(seek(oldest(), specified(u64::MAX), SeekBehavior::BlockUntilReady, SeekErrorResponse::Strict))
+        .unwrap();
+    assert_eq!(sub.next().await.as_ref().and_then(number), Some(0));
+    match tokio::time::timeout(Duration::from_secs(10), sub.next()).await.expect("the stream ends at expiry") {
+        Some(Item::End(Status::Forbidden, info)) => assert!(info.contains("expired"), "{info}"),
+        other => panic!("expected FORBIDDEN, got {other:?}"),
+    }
 }
