@@ -80,7 +80,7 @@ fn ledger_append(c: &mut Criterion) {
         ("rocksdb_nosync", Arc::new(RocksStore::open(&dir.path().join("nosync"), false).unwrap())),
     ];
     for (name, store) in stores {
-        let ledger = Ledger::open("bench", store.channel("bench").unwrap(), &config).unwrap();
+        let ledger = Ledger::open("bench", store.channel("bench").unwrap(), &config, None).unwrap();
         let mut chain = Chain::new(ledger.tip(), BATCH_100);
         let mut offset = 0i64;
         g.bench_function(name, |b| {

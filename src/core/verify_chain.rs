@@ -31,6 +31,8 @@ use crate::proto::{Block, SignatureHeader};
 pub enum Fault {
     #[error("it does not decode as a block: {0}")]
     Undecodable(String),
+    #[error("it is missing")]
+    Missing,
     #[error("it has no header")]
     NoHeader,
     #[error("its header says it is block {got}, where block {expected} was expected")]
