@@ -65,7 +65,10 @@ fn verify(orgs: &[Organization], blocks: &[Block]) -> Result<u64, BadBlock> {
     Ok(v.next_number())
 }
 
-fn check(f: &Fixture, what: &str, tamper: impl FnOnce(&mut Vec<Block>), want: Result<u64, (u64, fn(&Fault) -> bool)>) {
+/// The expected outcome: the number of good blocks, or the bad block and a test of its fault.
+type Want = Result<u64, (u64, fn(&Fault) -> bool)>;
+
+fn check(f: &Fixture, what: &str, tamper: impl FnOnce(&mut Vec<Block>), want: Want) {
     let mut blocks = chain(&f.orderer, 4);
     tamper(&mut blocks);
     let got = verify(&f.orgs, &blocks);
