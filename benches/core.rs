@@ -69,7 +69,11 @@ fn chain(c: &mut Criterion) {
 
 fn ledger_append(c: &mut Criterion) {
     let record = KafkaMessage::regular(envelope(2048), 0, Class::Normal).encode_to_vec();
-    let config = ChannelConfig { sequence: 0, batch_size: Some(BatchSize { max_message_count: 100, ..BATCH }), ..Default::default() };
+    let config = ChannelConfig {
+        sequence: 0,
+        batch_size: Some(BatchSize { max_message_count: 100, ..BATCH }),
+        ..Default::default()
+    };
     let mut g = c.benchmark_group("ledger_append_100x2KB");
     g.throughput(Throughput::Elements(100));
     g.sample_size(20);

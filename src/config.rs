@@ -601,6 +601,10 @@ mod tests {
         );
         check("[kafka]\nbrokerz = \"x\"\n", "unknown field");
         check("[[channels]]\nname = \"a\"\nbatch-timeout = \"soon\"\n", "batch-timeout");
+        check("[[channels]]\nname = \"a\"\n", "identity.dir is required");
+        check("[[channels]]\nname = \"a\"\n", "osn identity issue");
+        Config::parse("[identity]\ndir = \"id\"\n[[channels]]\nname = \"a\"\n", "t", std::iter::empty()).unwrap();
+        Config::parse("[kafka]\nbrokers = \"x:1\"\n", "no channels, no identity needed", std::iter::empty()).unwrap();
     }
 
     #[test]

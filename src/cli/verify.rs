@@ -50,7 +50,8 @@ impl OrdererMspArgs {
         };
         dirs.iter()
             .map(|dir| {
-                let msp = load_org_msp(dir).with_context(|| format!("cannot load the orderer MSP in {}", dir.display()))?;
+                let msp =
+                    load_org_msp(dir).with_context(|| format!("cannot load the orderer MSP in {}", dir.display()))?;
                 Organization::from_pem(&msp.msp_id, &msp.root_certs_pem, &msp.intermediate_certs_pem)
                     .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))
             })

@@ -133,11 +133,14 @@ impl ChainVerifier {
         for (index, sig) in meta.signatures.iter().enumerate() {
             let sh = SignatureHeader::decode(sig.signature_header.clone())
                 .map_err(|e| Fault::BadSignatureHeader { index, reason: e.to_string() })?;
-            let signer =
-                Identity::deserialize(&sh.creator).map_err(|reason| Fault::BadCreator { index, reason })?;
+            let signer = Identity::deserialize(&sh.creator).map_err(|reason| Fault::BadCreator { index, reason })?;
             self.orderer(&signer).map_err(|reason| Fault::NotOrderer { index, reason })?;
             let input = block::signing_input(&meta.value, &sig.signature_header, header);
-            signer.cert.public_key.verify(&input, &sig.signature).map_err(|error| Fault::BadSignature { index, error })?;
+            signer
+                .cert
+                .public_key
+                .verify(&input, &sig.signature)
+                .map_err(|error| Fault::BadSignature { index, error })?;
         }
         Ok(())
     }

@@ -52,9 +52,10 @@ fn ledger_verify_names_the_corrupted_block() {
     let dir = tempfile::tempdir().unwrap();
     let (org, ledger) = (dir.path().join("orderer-org"), dir.path().join("ledger"));
     create_ca("OrdererMSP", &org, Default::default(), Validity::ca_default()).unwrap();
-    let signer =
-        SigningIdentity::load(&issue(&org, "osn", Role::Orderer, Default::default(), Validity::leaf_default()).unwrap())
-            .unwrap();
+    let signer = SigningIdentity::load(
+        &issue(&org, "osn", Role::Orderer, Default::default(), Validity::leaf_default()).unwrap(),
+    )
+    .unwrap();
     write_ledger(&ledger, &signer, 10);
 
     let (ok, text) = ledger_verify(&ledger, &org.join("msp"));

@@ -232,11 +232,13 @@ fn signing_changes_only_the_signatures() {
 fn resumes_after_a_trusted_block() {
     let f = fixture();
     let blocks = chain(&f.orderer, 4);
-    let mut v =
-        ChainVerifier::resume(f.orgs.clone(), 3, header_hash(blocks[2].header.as_ref().unwrap()).into());
+    let mut v = ChainVerifier::resume(f.orgs.clone(), 3, header_hash(blocks[2].header.as_ref().unwrap()).into());
     v.check(&blocks[3]).unwrap();
     v.check(&blocks[4]).unwrap();
     assert_eq!(v.next_number(), 5);
     let bad = ChainVerifier::resume(f.orgs.clone(), 3, Bytes::from_static(b"x")).check(&blocks[3]).unwrap_err();
-    assert_eq!(bad.to_string(), "block 3 is bad: header link broken: its previous hash is not the header hash of block 2");
+    assert_eq!(
+        bad.to_string(),
+        "block 3 is bad: header link broken: its previous hash is not the header hash of block 2"
+    );
 }
