@@ -69,7 +69,11 @@ fn chain(c: &mut Criterion) {
 
 fn ledger_append(c: &mut Criterion) {
     let record = KafkaMessage::regular(envelope(2048), 0, Class::Normal).encode_to_vec();
-    let config = ChannelConfig { sequence: 0, batch_size: Some(BatchSize { max_message_count: 100, ..BATCH }) };
+    let config = ChannelConfig {
+        sequence: 0,
+        batch_size: Some(BatchSize { max_message_count: 100, ..BATCH }),
+        ..Default::default()
+    };
     let mut g = c.benchmark_group("ledger_append_100x2KB");
     g.throughput(Throughput::Elements(100));
     g.sample_size(20);
@@ -80,7 +84,7 @@ fn ledger_append(c: &mut Criterion) {
         ("rocksdb_nosync", Arc::new(RocksStore::open(&dir.path().join("nosync"), false).unwrap())),
     ];
     for (name, store) in stores {
-        let ledger = Ledger::open("bench", store.channel("bench").unwrap(), &config).unwrap();
+        let ledger = Ledger::open("bench", store.channel("bench").unwrap(), &config, None).unwrap();
         let mut chain = Chain::new(ledger.tip(), BATCH_100);
         let mut offset = 0i64;
         g.bench_function(name, |b| {
@@ -99,5 +103,27 @@ fn ledger_append(c: &mut Criterion) {
 
 const BATCH_100: BatchSize = BatchSize { max_message_count: 100, ..BATCH };
 
-criterion_group!(benches, cutter, blocks, chain, ledger_append);
+/// Signing one block as an OSN does before each ledger write (ECDSA P-256 and Ed25519).
+fn block_signing(c: &mut Criterion) {
+    use osn::identity::{create_ca, issue, KeyType, Role, SigningIdentity, Validity};
+    let dir = tempfile::tempdir().unwrap();
+    let mut g = c.benchmark_group("block_sign");
+    for (name, key_type) in [("ecdsa_p256", KeyType::EcdsaP256), ("ed25519", KeyType::Ed25519)] {
+        let org = dir.path().join(name);
+        create_ca("BenchMSP", &org, key_type, Validity::ca_default()).unwrap();
+        let id = issue(&org, "osn", Role::Orderer, key_type, Validity::leaf_default()).unwrap();
+        let signer = SigningIdentity::load(&id).unwrap();
+        let block = build_block(7, Bytes::from_static(&[0; 32]), vec![envelope(2048)], 0, &KafkaMetadata::default());
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let mut block = block.clone();
+                signer.sign_block(&mut block);
+                block
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, cutter, blocks, block_signing, chain, ledger_append);
 criterion_main!(benches);

@@ -430,6 +430,13 @@ impl Config {
         if self.kafka.replication_factor < 1 {
             return Err("kafka.replication-factor must be at least 1".into());
         }
+        if !self.channels.is_empty() && self.identity.dir.is_none() {
+            return Err("identity.dir is required: this OSN signs every block it writes. Create an orderer identity with \
+                        `osn identity ca --msp-id OrdererMSP --dir orderer-org` and \
+                        `osn identity issue --org orderer-org --name osn1 --role orderer`, then set [identity] \
+                        dir = \"orderer-org/identities/osn1\" (or OSN_IDENTITY_DIR)"
+                .into());
+        }
         self.kafka.validate_security()
     }
 }
@@ -594,6 +601,10 @@ mod tests {
         );
         check("[kafka]\nbrokerz = \"x\"\n", "unknown field");
         check("[[channels]]\nname = \"a\"\nbatch-timeout = \"soon\"\n", "batch-timeout");
+        check("[[channels]]\nname = \"a\"\n", "identity.dir is required");
+        check("[[channels]]\nname = \"a\"\n", "osn identity issue");
+        Config::parse("[identity]\ndir = \"id\"\n[[channels]]\nname = \"a\"\n", "t", std::iter::empty()).unwrap();
+        Config::parse("[kafka]\nbrokers = \"x:1\"\n", "no channels, no identity needed", std::iter::empty()).unwrap();
     }
 
     #[test]

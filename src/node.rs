@@ -12,7 +12,7 @@ use rdkafka::producer::{FutureProducer, Producer};
 
 use crate::actors::{ChannelSpec, Channels, Phase};
 use crate::config::{channel_config, Config};
-use crate::identity::load_org_msp;
+use crate::identity::{load_org_msp, SigningIdentity};
 use crate::proto::osn::Organization;
 use crate::verify::Verifier;
 use crate::http::{self, AppState};
@@ -70,7 +70,17 @@ impl Node {
         let specs = channel_specs(config)?;
         let producer = kafka::producer(&config.kafka).context("cannot create the Kafka producer")?;
         let time_window = config.identity.time_window.as_secs() as i64;
-        let channels = Arc::new(Channels::start(&specs, time_window, &config.kafka, &producer, &store)?);
+        let signer = config
+            .identity
+            .dir
+            .as_deref()
+            .map(|dir| {
+                SigningIdentity::load(dir)
+                    .map(Arc::new)
+                    .with_context(|| format!("cannot load this OSN's identity (identity.dir) in {}", dir.display()))
+            })
+            .transpose()?;
+        let channels = Arc::new(Channels::start(&specs, time_window, &config.kafka, &producer, &store, signer)?);
         let verifier = Verifier::new(config.identity.verify_threads).context("cannot start the verification pool")?;
         let state = AppState { channels: channels.clone(), http: config.http.clone(), verifier: Arc::new(verifier) };
         let (server, http_addr) = http::serve(state, &config.http.address, config.http.workers, tls)

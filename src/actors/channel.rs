@@ -18,6 +18,7 @@ use crate::core::block::{header_hash, hex};
 use crate::core::chain::{Chain, Skip};
 use crate::core::ttc::TtcTimer;
 use crate::kafka::{self, Record, KEY, PARTITION};
+use crate::identity::SigningIdentity;
 use crate::ledger::Ledger;
 use crate::proto::{kafka_message_regular::Class, KafkaMessage};
 
@@ -176,6 +177,8 @@ pub struct ChannelActor {
     producer: FutureProducer,
     ledger: Arc<Ledger>,
     status: Arc<ChannelStatus>,
+    /// This OSN's identity: it signs every block before the ledger write.
+    signer: Arc<SigningIdentity>,
     chain: Option<Chain>,
     timer: TtcTimer,
     timer_handle: Option<SpawnHandle>,
@@ -190,6 +193,7 @@ impl ChannelActor {
         producer: FutureProducer,
         ledger: Arc<Ledger>,
         status: Arc<ChannelStatus>,
+        signer: Arc<SigningIdentity>,
     ) -> Self {
         ChannelActor {
             genesis_hash: genesis_hash(&ledger),
@@ -200,6 +204,7 @@ impl ChannelActor {
             producer,
             ledger,
             status,
+            signer,
             chain: None,
             timer_handle: None,
         }
@@ -384,8 +389,10 @@ impl StreamHandler<Result<Record, KafkaError>> for ChannelActor {
         let out = chain.consume(record.offset, &record.value);
         let pending = chain.has_pending();
         let cut = !out.blocks.is_empty();
-        for block in &out.blocks {
-            if let Err(e) = self.ledger.append(block) {
+        for mut block in out.blocks {
+            // Only the SIGNATURES slot's signatures differ between OSNs.
+            self.signer.sign_block(&mut block);
+            if let Err(e) = self.ledger.append(&block) {
                 return self.stop_with(ctx, e.to_string());
             }
             let header = block.header.as_ref().expect("built with a header");

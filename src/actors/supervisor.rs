@@ -11,6 +11,7 @@ use rdkafka::producer::FutureProducer;
 use super::channel::{ChannelActor, ChannelStatus};
 use crate::config::{ChannelSettings, KafkaConfig};
 use crate::core::access::Access;
+use crate::identity::SigningIdentity;
 use crate::ledger::{Ledger, Store};
 use crate::proto::osn::ChannelConfig;
 use crate::proto::BatchSize;
@@ -48,18 +49,24 @@ pub struct Channels {
 
 impl Channels {
     /// Opens every channel's ledger and starts its actor. `time_window` is how far (seconds) a
-    /// request's timestamp may be from this OSN's clock.
+    /// request's timestamp may be from this OSN's clock. `signer` is this OSN's identity, which
+    /// signs every block it writes (a new channel's genesis block included); there must be one
+    /// when there are channels.
     pub fn start(
         specs: &[ChannelSpec],
         time_window: i64,
         kafka: &KafkaConfig,
         producer: &FutureProducer,
         store: &dyn Store,
+        signer: Option<Arc<SigningIdentity>>,
     ) -> anyhow::Result<Self> {
         let mut channels = BTreeMap::new();
         let mut arbiters = Vec::new();
         for ChannelSpec { settings: s, genesis: config } in specs {
-            let ledger = Arc::new(Ledger::open(&s.name, store.channel(&s.name)?, config)?);
+            let Some(signer) = signer.clone() else {
+                anyhow::bail!("channel '{}': no identity to sign its blocks with (set identity.dir)", s.name);
+            };
+            let ledger = Arc::new(Ledger::open(&s.name, store.channel(&s.name)?, config, Some(&signer))?);
             if ledger.config() != config {
                 tracing::warn!(
                     channel = %s.name,
@@ -75,7 +82,7 @@ impl Channels {
                 let (s, kafka, producer, ledger, status) =
                     (s.clone(), kafka.clone(), producer.clone(), ledger.clone(), status.clone());
                 actix::Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
-                    ChannelActor::new(s, kafka, producer, ledger, status)
+                    ChannelActor::new(s, kafka, producer, ledger, status, signer)
                 })
             };
             tracing::info!(channel = %s.name, height = ledger.height(), "channel started");

@@ -7,7 +7,9 @@ pub mod client;
 pub mod deliver;
 pub mod dev;
 pub mod identity;
+pub mod ledger;
 pub mod start;
+pub mod verify;
 
 use std::io::IsTerminal;
 
@@ -47,6 +49,10 @@ pub enum Command {
     Block(block::BlockArgs),
     /// Create organisations (CAs) and identities, or show one (like Fabric's cryptogen).
     Identity(identity::IdentityArgs),
+    /// Work on a ledger directory offline: `osn ledger verify` checks its hash chains and signatures.
+    Ledger(ledger::LedgerArgs),
+    /// Stream a channel's blocks from an OSN and check their hash chain and orderer signatures.
+    Verify(verify::VerifyArgs),
 }
 
 impl Cli {
@@ -73,6 +79,8 @@ impl Cli {
             Command::Channel(args) => channel::run(args).await,
             Command::Block(args) => block::run(args).await,
             Command::Identity(args) => identity::run(args).await,
+            Command::Ledger(args) => ledger::run(args).await,
+            Command::Verify(args) => verify::run(args).await,
         }
     }
 }

@@ -4,14 +4,15 @@
 //!   previous_hash, OCTET STRING data_hash }`, the number a minimal two's-complement INTEGER;
 //! - data hash = SHA-256 over the concatenated `BlockData.data` entries;
 //! - metadata: one marshaled `Metadata` per `BlockMetadataIndex` value. LAST_CONFIG holds
-//!   `LastConfig`, SIGNATURES holds `OrdererBlockMetadata{last_config}` (block signatures are added
-//!   to it by the signing layer), ORDERER holds `KafkaMetadata`.
+//!   `LastConfig`, SIGNATURES holds `OrdererBlockMetadata{last_config}` and the OSNs' signatures
+//!   over it ([`signing_input`], [`add_signature`]; the key and the nonce live in the shell),
+//!   ORDERER holds `KafkaMetadata`.
 
 use bytes::Bytes;
 use prost::Message as _;
 use sha2::{Digest, Sha256};
 
-use crate::proto::common::BlockMetadataIndex;
+use crate::proto::common::{BlockMetadataIndex, MetadataSignature};
 use crate::proto::osn::ChannelConfig;
 use crate::proto::{
     Block, BlockData, BlockHeader, BlockMetadata, ChannelHeader, Envelope, Header, HeaderType, KafkaMetadata,
@@ -141,6 +142,45 @@ pub fn genesis_block(channel_id: &str, config: &ChannelConfig) -> Block {
 pub fn metadata_value(block: &Block, index: BlockMetadataIndex) -> Option<Bytes> {
     let raw = block.metadata.as_ref()?.metadata.get(index as usize)?;
     Metadata::decode(raw.clone()).ok().map(|m| m.value)
+}
+
+/// The decoded `Metadata` of a block's SIGNATURES slot (value and signatures).
+pub fn signatures_metadata(block: &Block) -> Option<Metadata> {
+    let raw = block.metadata.as_ref()?.metadata.get(BlockMetadataIndex::Signatures as usize)?;
+    Metadata::decode(raw.clone()).ok()
+}
+
+/// The bytes a block signature signs: the SIGNATURES slot's `value`, then the marshaled
+/// `SignatureHeader`, then the header's DER ([`header_der`]), concatenated (Fabric's
+/// `BlockSignature` input).
+pub fn signing_input(value: &[u8], signature_header: &[u8], header: &BlockHeader) -> Vec<u8> {
+    let der = header_der(header);
+    let mut out = Vec::with_capacity(value.len() + signature_header.len() + der.len());
+    out.extend_from_slice(value);
+    out.extend_from_slice(signature_header);
+    out.extend_from_slice(&der);
+    out
+}
+
+/// What an OSN signs for `block` with `signature_header`: [`signing_input`] over its SIGNATURES
+/// value and header. None if the block has no header or no decodable SIGNATURES slot.
+pub fn block_signing_input(block: &Block, signature_header: &[u8]) -> Option<Vec<u8>> {
+    let header = block.header.as_ref()?;
+    let meta = signatures_metadata(block)?;
+    Some(signing_input(&meta.value, signature_header, header))
+}
+
+/// Appends one `MetadataSignature` to the block's SIGNATURES slot. Only that slot's `signatures`
+/// change: the header, the data and the other slots stay byte-identical.
+pub fn add_signature(block: &mut Block, signature_header: Bytes, signature: Bytes) {
+    let slots = &mut block.metadata.get_or_insert_with(Default::default).metadata;
+    if slots.len() < METADATA_SLOTS {
+        slots.resize(METADATA_SLOTS, Bytes::new());
+    }
+    let slot = &mut slots[BlockMetadataIndex::Signatures as usize];
+    let mut meta = Metadata::decode(slot.clone()).unwrap_or_default();
+    meta.signatures.push(MetadataSignature { signature_header, signature });
+    *slot = meta.encode_to_vec().into();
 }
 
 /// The `KafkaMetadata` of a block's ORDERER slot.

@@ -10,6 +10,7 @@
 //! - [`msp`]: organisations, identities, certificate chains and signature verification.
 //! - [`policy`]: Writers / Readers / Admins rules.
 //! - [`access`]: a channel's access checks of signed requests, in Fabric's order.
+//! - [`verify_chain`]: checking a chain of blocks: links, data hashes and orderer signatures.
 
 pub mod access;
 pub mod block;
@@ -20,6 +21,7 @@ pub mod msp;
 pub mod policy;
 pub mod seek;
 pub mod ttc;
+pub mod verify_chain;
 
 #[cfg(test)]
 mod sim_tests;

@@ -15,7 +15,7 @@ use std::path::Path;
 use anyhow::{bail, Context};
 use bytes::Bytes;
 use prost::Message;
-use ring::rand::SystemRandom;
+use ring::rand::{SecureRandom as _, SystemRandom};
 
 pub use cert::CertInfo;
 pub use dev::{dev_crypto, DevCrypto};
@@ -24,6 +24,9 @@ pub use layout::{load_org_msp, OrgMsp};
 
 use key::PrivateKey;
 use layout::{pick_file, read, read_msp_id, CERT_FILE, KEYSTORE_DIR, KEY_FILE, SIGNCERTS_DIR};
+
+/// Length of the random nonce in a block signature's `SignatureHeader` (as Fabric's).
+pub const BLOCK_NONCE_LEN: usize = 24;
 
 /// The signature scheme of a key.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -164,6 +167,24 @@ impl SigningIdentity {
     pub fn sign(&self, message: &[u8]) -> Vec<u8> {
         // ring fails only when the system random source does; nothing sensible can go on then.
         self.key.sign(&self.rng, message).expect("the system random number generator failed")
+    }
+
+    /// Signs a block as an OSN does (WIRE.md, "Hashing and signing"): a `SignatureHeader{creator =
+    /// this identity, nonce = 24 random bytes}` and a signature over
+    /// [`signing_input`](crate::core::block::signing_input), appended to the SIGNATURES slot.
+    /// Nothing else in the block changes.
+    pub fn sign_block(&self, block: &mut crate::proto::Block) {
+        let mut nonce = [0u8; BLOCK_NONCE_LEN];
+        self.rng.fill(&mut nonce).expect("the system random number generator failed");
+        let header: Bytes =
+            crate::proto::SignatureHeader { creator: self.serialized(), nonce: Bytes::copy_from_slice(&nonce) }
+                .encode_to_vec()
+                .into();
+        // Blocks built by core::block always have a header and a SIGNATURES slot; a block without
+        // them gets a signature over an empty value and header, which no verifier accepts.
+        let input = crate::core::block::block_signing_input(block, &header).unwrap_or_else(|| header.to_vec());
+        let signature = self.sign(&input).into();
+        crate::core::block::add_signature(block, header, signature);
     }
 }
 

@@ -20,6 +20,7 @@ use tokio::sync::watch;
 
 use crate::core::block::{genesis_block, header_hash, kafka_metadata, last_config};
 use crate::core::chain::ChainTip;
+use crate::identity::SigningIdentity;
 use crate::proto::osn::ChannelConfig;
 use crate::proto::{Block, Envelope, Payload};
 
@@ -69,14 +70,25 @@ impl std::fmt::Debug for Ledger {
 }
 
 impl Ledger {
-    /// Opens a channel's ledger; a new channel gets its genesis block built from `config`.
-    /// An existing channel keeps the configuration of its genesis block.
-    pub fn open(channel: &str, store: Arc<dyn ChannelStore>, config: &ChannelConfig) -> Result<Self, LedgerError> {
+    /// Opens a channel's ledger; a new channel gets its genesis block built from `config` and
+    /// signed by `signer` (an OSN always passes its identity; None writes an unsigned genesis
+    /// block, for tools and tests). An existing channel keeps the configuration of its genesis
+    /// block.
+    pub fn open(
+        channel: &str,
+        store: Arc<dyn ChannelStore>,
+        config: &ChannelConfig,
+        signer: Option<&SigningIdentity>,
+    ) -> Result<Self, LedgerError> {
         let corrupt = |number, reason: String| LedgerError::Corrupt { channel: channel.to_owned(), number, reason };
         let last = match store.last()? {
             Some(last) => last,
             None => {
-                let genesis = genesis_block(channel, config).encode_to_vec();
+                let mut genesis = genesis_block(channel, config);
+                if let Some(signer) = signer {
+                    signer.sign_block(&mut genesis);
+                }
+                let genesis = genesis.encode_to_vec();
                 store.append(0, &genesis)?;
                 (0, Bytes::from(genesis))
             }

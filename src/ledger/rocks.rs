@@ -45,11 +45,34 @@ impl RocksStore {
             .map_err(|e| err("*", format!("cannot open {}: {e}", path.display())))?;
         Ok(RocksStore { db: Arc::new(db), sync })
     }
+
+    /// Opens an existing database read-only, for offline tools (`osn ledger verify`). RocksDB takes
+    /// no lock for a read-only open, so this works while an OSN holds the database: it sees the
+    /// blocks written when it opened (including the OSN's write-ahead log), and nothing later.
+    /// Writing through a read-only store fails.
+    pub fn open_read_only(path: &Path) -> Result<Self, LedgerError> {
+        if !path.join("CURRENT").exists() {
+            return Err(err("*", format!("{} is not a ledger (no RocksDB database there)", path.display())));
+        }
+        let opts = Options::default();
+        let existing = Db::list_cf(&opts, path).map_err(|e| err("*", e))?;
+        let cfs = existing.into_iter().map(|name| ColumnFamilyDescriptor::new(name, cf_options()));
+        let db = Db::open_cf_descriptors_read_only(&opts, path, cfs, false)
+            .map_err(|e| err("*", format!("cannot open {} read-only: {e}", path.display())))?;
+        Ok(RocksStore { db: Arc::new(db), sync: false })
+    }
+}
+
+impl RocksStore {
+    /// The column family holding a channel's blocks.
+    pub fn cf_name(channel: &str) -> String {
+        format!("{CF_PREFIX}{channel}")
+    }
 }
 
 impl Store for RocksStore {
     fn channel(&self, channel: &str) -> Result<Arc<dyn ChannelStore>, LedgerError> {
-        let cf = format!("{CF_PREFIX}{channel}");
+        let cf = Self::cf_name(channel);
         if self.db.cf_handle(&cf).is_none() {
             self.db.create_cf(&cf, &cf_options()).map_err(|e| err(channel, e))?;
         }

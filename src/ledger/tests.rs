@@ -38,7 +38,7 @@ fn order(ledger: &Ledger, first: i64, count: i64) {
 fn scenarios(reopen: &dyn Fn() -> Arc<dyn Store>) {
     // A new channel starts with its genesis block.
     let store = reopen();
-    let ledger = Ledger::open("ch", store.channel("ch").unwrap(), &config()).unwrap();
+    let ledger = Ledger::open("ch", store.channel("ch").unwrap(), &config(), None).unwrap();
     assert_eq!(ledger.height(), 1);
     assert_eq!(ledger.tip().kafka.last_offset_persisted, -1);
     assert_eq!(ledger.config(), &config());
@@ -70,7 +70,7 @@ fn scenarios(reopen: &dyn Fn() -> Arc<dyn Store>) {
     assert_eq!(store.channels().unwrap(), vec!["ch".to_string()]);
     let mut other = config();
     other.batch_size.as_mut().unwrap().max_message_count = 99;
-    let ledger = Ledger::open("ch", store.channel("ch").unwrap(), &other).unwrap();
+    let ledger = Ledger::open("ch", store.channel("ch").unwrap(), &other, None).unwrap();
     assert_eq!(ledger.height(), 3);
     assert_eq!(ledger.config(), &config(), "the genesis block's config wins");
     order(&ledger, 4, 3);
@@ -83,7 +83,7 @@ fn scenarios(reopen: &dyn Fn() -> Arc<dyn Store>) {
     }
 
     // Channels are independent.
-    let other = Ledger::open("other", store.channel("other").unwrap(), &config()).unwrap();
+    let other = Ledger::open("other", store.channel("other").unwrap(), &config(), None).unwrap();
     assert_eq!(other.height(), 1);
     assert_eq!(ledger.height(), 4);
 }
@@ -109,6 +109,6 @@ fn rocks_store_reports_corrupt_last_block_with_channel_and_number() {
     let store = RocksStore::open(dir.path(), true).unwrap();
     let ch = store.channel("bad").unwrap();
     ch.append(0, b"\xff\xff\xff not a block").unwrap();
-    let err = Ledger::open("bad", ch, &config()).unwrap_err().to_string();
+    let err = Ledger::open("bad", ch, &config(), None).unwrap_err().to_string();
     assert!(err.contains("'bad'") && err.contains("block 0"), "{err}");
 }

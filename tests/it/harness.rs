@@ -91,6 +91,11 @@ pub fn channel_specs(settings: &[osn::config::ChannelSettings]) -> Vec<osn::acto
         .collect()
 }
 
+/// The signing identity of orderer `osn{n}`, for in-process channels.
+pub fn osn_signer(n: usize) -> std::sync::Arc<SigningIdentity> {
+    std::sync::Arc::new(SigningIdentity::load(&crypto().osn_identity(n)).unwrap())
+}
+
 /// A fresh channel name, also the topic name.
 pub fn channel_name(prefix: &str) -> String {
     format!("{prefix}-{:08x}", rand::random::<u32>())

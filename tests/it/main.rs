@@ -17,5 +17,8 @@ mod subscribers;
 mod supervision;
 mod ttc;
 
+// `osn ledger verify` on a ledger written by the library (no broker).
+mod ledger_verify;
+
 // The API's OpenAPI document and page, against a running OSN.
 mod openapi;

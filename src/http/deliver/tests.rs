@@ -41,7 +41,7 @@ impl Fixture {
             ..Default::default()
         };
         let store = MemoryStore::new();
-        let ledger = Arc::new(Ledger::open(CHANNEL, store.channel(CHANNEL).unwrap(), &config).unwrap());
+        let ledger = Arc::new(Ledger::open(CHANNEL, store.channel(CHANNEL).unwrap(), &config, None).unwrap());
         let chain = Chain::new(ledger.tip(), config.batch_size.unwrap().clone());
         let status = ChannelStatus::default();
         status.set(Phase::Ready, "");

@@ -1,0 +1,168 @@
+//! Checking a chain of blocks as a client or an auditor would, block after block: numbers in
+//! sequence from 0, each `previous_hash` the header hash of the block before, each `data_hash`
+//! the hash of the block's data, and each block signed by an orderer.
+//!
+//! A block's SIGNATURES slot must hold at least one signature, and every signature in it must
+//! verify: its `SignatureHeader.creator` deserializes, names one of the orderer organisations
+//! given to [`ChainVerifier::new`], chains to that organisation's CAs, has the orderer role
+//! (certificate OU), and signs `value ‖ signature_header ‖ header DER`
+//! ([`block::signing_input`]).
+//!
+//! Certificate expiry is not checked, for the signer nor for the CAs on its chain: a block carries
+//! no time one could trust, and a block signed while its signer's certificate was valid stays
+//! valid after it expires (Fabric's MSP validates certificate chains the same way, at the
+//! certificate's own `notBefore`). Revocation is not checked either.
+//!
+//! The orderer organisations are the trust anchor and come from the caller, not from the genesis
+//! block being checked: a forger could rewrite that too.
+//!
+//! Incremental: [`ChainVerifier::check`] takes one block at a time, so a ledger or a deliver stream
+//! can be checked without holding it. Pure: no I/O, no clock.
+
+use bytes::Bytes;
+use prost::Message as _;
+
+use super::block::{self, data_hash, header_hash, signatures_metadata};
+use super::msp::{ChainError, Identity, Organization, Role, SignatureError};
+use crate::proto::{Block, SignatureHeader};
+
+/// What is wrong with a block.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Fault {
+    #[error("it does not decode as a block: {0}")]
+    Undecodable(String),
+    #[error("it is missing")]
+    Missing,
+    #[error("it has no header")]
+    NoHeader,
+    #[error("its header says it is block {got}, where block {expected} was expected")]
+    WrongNumber { expected: u64, got: u64 },
+    #[error("header link broken: its previous hash is not the header hash of block {previous}")]
+    BrokenLink { previous: u64 },
+    #[error("the genesis block has a previous hash")]
+    GenesisWithPrevious,
+    #[error("data hash does not match its data")]
+    DataHash,
+    #[error("its SIGNATURES metadata slot is missing or does not decode")]
+    NoSignaturesSlot,
+    #[error("no signature: its SIGNATURES metadata slot holds none")]
+    NoSignature,
+    #[error("signature {index}: its signature header does not decode: {reason}")]
+    BadSignatureHeader { index: usize, reason: String },
+    #[error("signature {index}: its creator is not a valid identity: {reason}")]
+    BadCreator { index: usize, reason: String },
+    #[error("signature {index}: signer not an orderer organisation member: {reason}")]
+    NotOrderer { index: usize, reason: String },
+    #[error("signature {index}: signature invalid: {error}")]
+    BadSignature { index: usize, error: SignatureError },
+}
+
+/// The first bad block of a chain and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("block {number} is bad: {fault}")]
+pub struct BadBlock {
+    pub number: u64,
+    pub fault: Fault,
+}
+
+/// Checks a chain one block at a time. After the first bad block it stays where it was: the
+/// caller stops there.
+#[derive(Debug, Clone)]
+pub struct ChainVerifier {
+    orgs: Vec<Organization>,
+    next_number: u64,
+    /// Header hash of block `next_number - 1`; None before block 0.
+    previous_hash: Option<Bytes>,
+}
+
+impl ChainVerifier {
+    /// A verifier of a chain from its genesis block, trusting blocks signed by orderers of `orgs`.
+    pub fn new(orgs: Vec<Organization>) -> Self {
+        ChainVerifier { orgs, next_number: 0, previous_hash: None }
+    }
+
+    /// A verifier that resumes after a block already trusted: `next_number` is the next block to
+    /// check, `previous_hash` the header hash of the block before it.
+    pub fn resume(orgs: Vec<Organization>, next_number: u64, previous_hash: Bytes) -> Self {
+        ChainVerifier { orgs, next_number, previous_hash: Some(previous_hash) }
+    }
+
+    /// Number of the next block to check (= blocks checked, from a fresh verifier).
+    pub fn next_number(&self) -> u64 {
+        self.next_number
+    }
+
+    /// Decodes and checks the next block's marshaled bytes.
+    pub fn check_bytes(&mut self, raw: Bytes) -> Result<Block, BadBlock> {
+        let block = Block::decode(raw)
+            .map_err(|e| BadBlock { number: self.next_number, fault: Fault::Undecodable(e.to_string()) })?;
+        self.check(&block)?;
+        Ok(block)
+    }
+
+    /// Checks the next block; on success it becomes the block the following one must link to.
+    pub fn check(&mut self, block: &Block) -> Result<(), BadBlock> {
+        let bad = |fault| BadBlock { number: self.next_number, fault };
+        let header = block.header.as_ref().ok_or_else(|| bad(Fault::NoHeader))?;
+        if header.number != self.next_number {
+            return Err(bad(Fault::WrongNumber { expected: self.next_number, got: header.number }));
+        }
+        match &self.previous_hash {
+            None if !header.previous_hash.is_empty() => return Err(bad(Fault::GenesisWithPrevious)),
+            Some(previous) if header.previous_hash != *previous => {
+                return Err(bad(Fault::BrokenLink { previous: self.next_number - 1 }))
+            }
+            _ => {}
+        }
+        let data: &[Bytes] = block.data.as_ref().map_or(&[], |d| &d.data);
+        if header.data_hash.as_ref() != data_hash(data).as_slice() {
+            return Err(bad(Fault::DataHash));
+        }
+        self.check_signatures(block).map_err(bad)?;
+        self.next_number += 1;
+        self.previous_hash = Some(header_hash(header).into());
+        Ok(())
+    }
+
+    fn check_signatures(&self, block: &Block) -> Result<(), Fault> {
+        let header = block.header.as_ref().ok_or(Fault::NoHeader)?;
+        let meta = signatures_metadata(block).ok_or(Fault::NoSignaturesSlot)?;
+        if meta.signatures.is_empty() {
+            return Err(Fault::NoSignature);
+        }
+        for (index, sig) in meta.signatures.iter().enumerate() {
+            let sh = SignatureHeader::decode(sig.signature_header.clone())
+                .map_err(|e| Fault::BadSignatureHeader { index, reason: e.to_string() })?;
+            let signer = Identity::deserialize(&sh.creator).map_err(|reason| Fault::BadCreator { index, reason })?;
+            self.orderer(&signer).map_err(|reason| Fault::NotOrderer { index, reason })?;
+            let input = block::signing_input(&meta.value, &sig.signature_header, header);
+            signer
+                .cert
+                .public_key
+                .verify(&input, &sig.signature)
+                .map_err(|error| Fault::BadSignature { index, error })?;
+        }
+        Ok(())
+    }
+
+    /// Whether `signer` is an orderer of one of the orderer organisations, or why not.
+    fn orderer(&self, signer: &Identity) -> Result<(), String> {
+        let org = self.orgs.iter().find(|o| o.msp_id == signer.msp_id).ok_or_else(|| {
+            let known: Vec<&str> = self.orgs.iter().map(|o| o.msp_id.as_str()).collect();
+            format!("MSP '{}' is not an orderer organisation ({})", signer.msp_id, known.join(", "))
+        })?;
+        org.validate(&signer.cert).map_err(|e: ChainError| format!("{} ({})", e, signer.cert.subject))?;
+        if signer.role() != Role::Orderer {
+            return Err(format!(
+                "{} of '{}' has role {}, not orderer",
+                signer.cert.subject,
+                signer.msp_id,
+                signer.role().as_str()
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
