@@ -1,18 +1,19 @@
-//! Several OSNs on one partition: identical chains whatever their local batch timeouts, and an
-//! OSN killed mid-stream resumes from its ledger without gap or duplicate.
+//! Several OSNs on one partition: identical chains whatever their local batch timeouts, each OSN
+//! signing its blocks with its own key, and an OSN killed mid-stream resumes from its ledger
+//! without gap or duplicate.
 
 use std::time::Duration;
 
 use crate::harness::*;
 
 #[actix_rt::test]
-async fn three_osns_with_different_timeouts_cut_identical_chains() {
+async fn three_osns_with_different_timeouts_and_keys_cut_identical_chains() {
     let channel = channel_name("three");
     let broker = Broker::with_topic(&channel);
     let base = OsnSpec { max_message_count: 30, ..OsnSpec::new(&channel, &broker) };
     let mut osns = Vec::new();
-    for timeout in ["20ms", "150ms", "1s"] {
-        osns.push(Osn::start(OsnSpec { batch_timeout: timeout, ..base.clone() }).await);
+    for (n, timeout) in ["20ms", "150ms", "1s"].into_iter().enumerate() {
+        osns.push(Osn::start(OsnSpec { batch_timeout: timeout, osn_identity: n, ..base.clone() }).await);
     }
     // Bursts of different sizes through all three at once, with pauses so timeouts cut too.
     let mut sent = Vec::new();
@@ -37,6 +38,35 @@ async fn three_osns_with_different_timeouts_cut_identical_chains() {
         assert_eq!(view.len(), reference.len(), "OSN {i} height");
         for (n, (a, b)) in reference.iter().zip(&view).enumerate() {
             assert_eq!(a, b, "block {n} differs between OSN 0 and OSN {i}");
+        }
+    }
+    // Every chain verifies against the orderer organisation, and each block carries exactly its
+    // own OSN's signature: the same signed value, a different signer.
+    let orderer_org = osn::identity::load_org_msp(&crypto().orderer_org.join("msp")).unwrap();
+    let orgs = vec![osn::core::msp::Organization::from_pem(
+        &orderer_org.msp_id,
+        &orderer_org.root_certs_pem,
+        &orderer_org.intermediate_certs_pem,
+    )
+    .unwrap()];
+    for (i, chain) in chains.iter().enumerate() {
+        let mut verifier = osn::core::verify_chain::ChainVerifier::new(orgs.clone());
+        for block in chain {
+            verifier.check(block).unwrap_or_else(|bad| panic!("OSN {i}: {bad}"));
+        }
+    }
+    let signer_of = |block: &osn::proto::Block| {
+        let meta = osn::core::block::signatures_metadata(block).unwrap();
+        assert_eq!(meta.signatures.len(), 1);
+        let header = <osn::proto::SignatureHeader as prost::Message>::decode(meta.signatures[0].signature_header.clone());
+        (meta.value, header.unwrap().creator)
+    };
+    for n in 0..reference.len() {
+        let signed: Vec<_> = chains.iter().map(|c| signer_of(&c[n])).collect();
+        assert!(signed.iter().all(|(value, _)| *value == signed[0].0), "block {n}: the signed value differs");
+        for (i, (_, creator)) in signed.iter().enumerate() {
+            let id = osn::identity::SigningIdentity::load(&crypto().osn_identity(i)).unwrap();
+            assert_eq!(*creator, id.serialized(), "block {n} of OSN {i} is signed by OSN {i}");
         }
     }
 }
