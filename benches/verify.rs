@@ -56,7 +56,12 @@ fn signed(signer: &SigningIdentity, n: usize) -> Vec<Signed> {
 fn requests(signed: &[Signed]) -> Vec<Request<'_>> {
     signed
         .iter()
-        .map(|s| Request { payload: &s.env.payload, signature: &s.env.signature, creator: &s.creator, timestamp: s.timestamp })
+        .map(|s| Request {
+            payload: &s.env.payload,
+            signature: &s.env.signature,
+            creator: &s.creator,
+            timestamp: s.timestamp,
+        })
         .collect()
 }
 

@@ -121,7 +121,10 @@ impl PolicyConfig {
             (true, false) => {
                 let at_least = self.at_least.unwrap_or(self.admins_of.len() as u32 / 2 + 1) as usize;
                 if at_least == 0 || at_least > self.admins_of.len() {
-                    return Err(format!("at-least = {at_least} cannot be met by {} organisations", self.admins_of.len()));
+                    return Err(format!(
+                        "at-least = {at_least} cannot be met by {} organisations",
+                        self.admins_of.len()
+                    ));
                 }
                 Ok(Policy::Admins { orgs: set(&self.admins_of), at_least })
             }
@@ -431,11 +434,13 @@ impl Config {
             return Err("kafka.replication-factor must be at least 1".into());
         }
         if !self.channels.is_empty() && self.identity.dir.is_none() {
-            return Err("identity.dir is required: this OSN signs every block it writes. Create an orderer identity with \
+            return Err(
+                "identity.dir is required: this OSN signs every block it writes. Create an orderer identity with \
                         `osn identity ca --msp-id OrdererMSP --dir orderer-org` and \
                         `osn identity issue --org orderer-org --name osn1 --role orderer`, then set [identity] \
                         dir = \"orderer-org/identities/osn1\" (or OSN_IDENTITY_DIR)"
-                .into());
+                    .into(),
+            );
         }
         self.kafka.validate_security()
     }
@@ -492,7 +497,8 @@ pub fn channel_config(
     orgs: &BTreeMap<String, Organization>,
     orderer: Option<&Organization>,
 ) -> Result<ChannelConfig, String> {
-    let names: Vec<&String> = if ch.organizations.is_empty() { orgs.keys().collect() } else { ch.organizations.iter().collect() };
+    let names: Vec<&String> =
+        if ch.organizations.is_empty() { orgs.keys().collect() } else { ch.organizations.iter().collect() };
     let mut organizations = Vec::new();
     for name in names {
         let org = orgs.get(name).ok_or_else(|| {

@@ -12,20 +12,19 @@ use rdkafka::producer::{FutureProducer, Producer};
 
 use crate::actors::{ChannelSpec, Channels, Phase};
 use crate::config::{channel_config, Config};
-use crate::identity::{load_org_msp, SigningIdentity};
-use crate::proto::osn::Organization;
-use crate::verify::Verifier;
 use crate::http::{self, AppState};
+use crate::identity::{load_org_msp, SigningIdentity};
 use crate::kafka;
 use crate::ledger::rocks::RocksStore;
+use crate::proto::osn::Organization;
+use crate::verify::Verifier;
 
 /// Reads every organisation's MSP directory and this OSN's identity, and builds each channel's
 /// genesis configuration from them.
 pub fn channel_specs(config: &Config) -> anyhow::Result<Vec<ChannelSpec>> {
     let read = |dir: &std::path::Path| -> anyhow::Result<Organization> {
-        let org: Organization = load_org_msp(dir)
-            .with_context(|| format!("cannot load the organisation in {}", dir.display()))?
-            .into();
+        let org: Organization =
+            load_org_msp(dir).with_context(|| format!("cannot load the organisation in {}", dir.display()))?.into();
         // Refuse unusable certificates at start, with the file they came from.
         crate::core::msp::Organization::from_pem(&org.msp_id, &org.root_certs, &org.intermediate_certs)
             .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;

@@ -27,7 +27,12 @@ pub struct Signed {
 
 impl Signed {
     fn request(&self) -> Request<'_> {
-        Request { payload: &self.payload, signature: &self.signature, creator: &self.creator, timestamp: self.timestamp }
+        Request {
+            payload: &self.payload,
+            signature: &self.signature,
+            creator: &self.creator,
+            timestamp: self.timestamp,
+        }
     }
 }
 

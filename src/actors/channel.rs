@@ -17,8 +17,8 @@ use crate::config::{ChannelSettings, KafkaConfig};
 use crate::core::block::{header_hash, hex};
 use crate::core::chain::{Chain, Skip};
 use crate::core::ttc::TtcTimer;
-use crate::kafka::{self, Record, KEY, PARTITION};
 use crate::identity::SigningIdentity;
+use crate::kafka::{self, Record, KEY, PARTITION};
 use crate::ledger::Ledger;
 use crate::proto::{kafka_message_regular::Class, KafkaMessage};
 

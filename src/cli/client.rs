@@ -214,7 +214,8 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let org = dir.path().join("org");
         create_ca("TestMSP", &org, Default::default(), Validity::ca_default()).unwrap();
-        let id = issue(&org, "client", crate::identity::Role::Client, Default::default(), Validity::leaf_default()).unwrap();
+        let id =
+            issue(&org, "client", crate::identity::Role::Client, Default::default(), Validity::leaf_default()).unwrap();
         let signer = SigningIdentity::load(&id).unwrap();
         let msp = load_org_msp(&org.join("msp")).unwrap().into();
         (dir, signer, msp)

@@ -227,7 +227,13 @@ impl Access {
     }
 
     /// Chain, policy, then timestamp.
-    fn conclude(&self, request: &Request<'_>, creator: &Creator, policy: PolicyName, now: i64) -> Result<Verified, Denied> {
+    fn conclude(
+        &self,
+        request: &Request<'_>,
+        creator: &Creator,
+        policy: PolicyName,
+        now: i64,
+    ) -> Result<Verified, Denied> {
         let verified = self.authorise(creator, policy, now)?;
         let timestamp = request.timestamp.ok_or(Denied::NoTimestamp)?;
         if timestamp.abs_diff(now) > self.time_window.unsigned_abs() {
@@ -281,7 +287,8 @@ impl Access {
         let identity = Identity::deserialize(raw).map_err(Denied::BadCreator)?;
         let ed25519 = match &identity.cert.public_key {
             PublicKey::Ed25519(key) => {
-                let bytes: [u8; 32] = key.as_ref().try_into().map_err(|_| Denied::BadCreator("bad Ed25519 key".into()))?;
+                let bytes: [u8; 32] =
+                    key.as_ref().try_into().map_err(|_| Denied::BadCreator("bad Ed25519 key".into()))?;
                 Some(
                     ed25519_dalek::VerifyingKey::from_bytes(&bytes)
                         .map_err(|e| Denied::BadCreator(format!("bad Ed25519 key: {e}")))?,
@@ -326,8 +333,10 @@ fn rfc3339(unix: i64) -> String {
 mod tests {
     use super::*;
     use crate::cli::client::{sign, transaction};
-    use crate::identity::{create_ca, issue, issue_by, issue_intermediate, load_org_msp, KeyType, Role, SigningIdentity};
     use crate::identity::Validity;
+    use crate::identity::{
+        create_ca, issue, issue_by, issue_intermediate, load_org_msp, KeyType, Role, SigningIdentity,
+    };
     use crate::proto::osn::Organization as OrgProto;
     use crate::proto::{ChannelHeader, Envelope};
     use prost::Message as _;
@@ -403,7 +412,8 @@ mod tests {
         let access = Access::new(&config, 900).unwrap();
         let ed = identity(&a, "ed", Role::Client, KeyType::Ed25519, None);
         let ec = identity(&a, "ec", Role::Admin, KeyType::EcdsaP256, None);
-        let mut envs: Vec<Envelope> = (0..40).map(|i| transaction(if i % 3 == 0 { &ec } else { &ed }, "ch", 300)).collect();
+        let mut envs: Vec<Envelope> =
+            (0..40).map(|i| transaction(if i % 3 == 0 { &ec } else { &ed }, "ch", 300)).collect();
         // A bad Ed25519 signature in the middle makes the batch fail and fall back.
         envs[10].signature = transaction(&ed, "ch", 300).signature;
         // An old timestamp.
@@ -445,10 +455,8 @@ mod tests {
         let a_only = ChannelConfig { organizations: vec![a.proto.clone()], ..Default::default() };
         let err = Access::new(&a_only, 900).unwrap().recheck(&verified, PolicyName::Readers, now()).unwrap_err();
         assert!(matches!(err, Denied::NotChained { .. }), "{err}");
-        let a_readers = ChannelConfig {
-            readers: Some(Policy::AnyMember(["A".to_string()].into()).to_proto()),
-            ..both.clone()
-        };
+        let a_readers =
+            ChannelConfig { readers: Some(Policy::AnyMember(["A".to_string()].into()).to_proto()), ..both.clone() };
         let err = Access::new(&a_readers, 900).unwrap().recheck(&verified, PolicyName::Readers, now()).unwrap_err();
         assert!(matches!(err, Denied::Policy { policy: PolicyName::Readers, .. }), "{err}");
         assert!(Access::new(&both, 900).unwrap().recheck(&verified, PolicyName::Readers, now()).is_ok());
@@ -467,8 +475,13 @@ mod tests {
         let twice = ChannelConfig { organizations: vec![a.proto.clone(), a.proto.clone()], ..Default::default() };
         assert!(Access::new(&twice, 900).unwrap_err().contains("twice"));
         let mut leaf_as_root = a.proto.clone();
-        leaf_as_root.root_certs =
-            vec![std::fs::read(issue(&a.dir, "x", Role::Client, KeyType::EcdsaP256, Validity::leaf_default()).unwrap().join("signcerts/cert.pem")).unwrap().into()];
+        leaf_as_root.root_certs = vec![std::fs::read(
+            issue(&a.dir, "x", Role::Client, KeyType::EcdsaP256, Validity::leaf_default())
+                .unwrap()
+                .join("signcerts/cert.pem"),
+        )
+        .unwrap()
+        .into()];
         let bad = ChannelConfig { organizations: vec![leaf_as_root], ..Default::default() };
         assert!(Access::new(&bad, 900).unwrap_err().contains("not a self-signed CA"));
     }

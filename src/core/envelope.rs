@@ -116,9 +116,7 @@ fn creator(signature_header: Bytes) -> Result<Bytes, Invalid> {
     if signature_header.is_empty() {
         return Err(Invalid::MissingSignatureHeader);
     }
-    SignatureHeader::decode(signature_header)
-        .map(|h| h.creator)
-        .map_err(|e| Invalid::BadSignatureHeader(e.to_string()))
+    SignatureHeader::decode(signature_header).map(|h| h.creator).map_err(|e| Invalid::BadSignatureHeader(e.to_string()))
 }
 
 /// Decodes the channel header bytes of a payload header.

@@ -160,8 +160,7 @@ pub struct Certificate {
 impl Certificate {
     /// Parses one DER certificate with an ECDSA P-256 or Ed25519 key.
     pub fn from_der(der: &[u8]) -> Result<Self, String> {
-        let (rest, cert) =
-            X509Certificate::from_der(der).map_err(|e| format!("not an X.509 certificate: {e}"))?;
+        let (rest, cert) = X509Certificate::from_der(der).map_err(|e| format!("not an X.509 certificate: {e}"))?;
         if !rest.is_empty() {
             return Err("trailing bytes after the certificate".into());
         }
@@ -281,7 +280,8 @@ impl Identity {
         if creator.is_empty() {
             return Err("the signature header names no creator".into());
         }
-        let id = SerializedIdentity::decode(creator).map_err(|e| format!("creator is not a msp.SerializedIdentity: {e}"))?;
+        let id =
+            SerializedIdentity::decode(creator).map_err(|e| format!("creator is not a msp.SerializedIdentity: {e}"))?;
         if id.mspid.is_empty() {
             return Err("the creator names no MSP ID".into());
         }
@@ -301,7 +301,9 @@ pub enum ChainError {
     UnknownOrganization(String),
     #[error("the certificate was not issued by a CA of organisation '{0}'")]
     NotIssued(String),
-    #[error("a CA certificate of organisation '{msp_id}' on the creator's chain ({subject}) is expired or not yet valid")]
+    #[error(
+        "a CA certificate of organisation '{msp_id}' on the creator's chain ({subject}) is expired or not yet valid"
+    )]
     CaNotValid { msp_id: String, subject: String },
     #[error("the creator certificate is a CA certificate, not an identity")]
     IsCa,
@@ -331,7 +333,11 @@ impl Window {
 impl Organization {
     /// An organisation from PEM certificates. Roots must be self-signed CA certificates and every
     /// intermediate must chain to a root.
-    pub fn from_pem(msp_id: &str, roots: &[impl AsRef<[u8]>], intermediates: &[impl AsRef<[u8]>]) -> Result<Self, String> {
+    pub fn from_pem(
+        msp_id: &str,
+        roots: &[impl AsRef<[u8]>],
+        intermediates: &[impl AsRef<[u8]>],
+    ) -> Result<Self, String> {
         let roots = parse(roots).map_err(|e| format!("organisation '{msp_id}' root certificate: {e}"))?;
         let intermediates =
             parse(intermediates).map_err(|e| format!("organisation '{msp_id}' intermediate certificate: {e}"))?;
@@ -340,7 +346,10 @@ impl Organization {
         }
         for root in &roots {
             if !root.is_ca || !root.issued_by(root) {
-                return Err(format!("organisation '{msp_id}': root {} is not a self-signed CA certificate", root.subject));
+                return Err(format!(
+                    "organisation '{msp_id}': root {} is not a self-signed CA certificate",
+                    root.subject
+                ));
             }
         }
         let org = Organization { msp_id: msp_id.to_owned(), roots, intermediates: Vec::new() };

@@ -216,7 +216,8 @@ async fn streamed_deliver_refuses_with_status_and_info_and_waits_for_new_blocks(
             (resp.status().as_u16(), line)
         }
     };
-    let request = Bytes::from(serde_json::to_vec(&seek_request(&crypto().client, "nope", &range(oldest(), newest()))).unwrap());
+    let request =
+        Bytes::from(serde_json::to_vec(&seek_request(&crypto().client, "nope", &range(oldest(), newest()))).unwrap());
     let (code, line) = raw("/v1/channels/nope/deliver".into(), "application/json", request).await;
     assert_eq!((code, line["status"].as_str()), (404, Some("NOT_FOUND")), "{line}");
     let (code, line) = raw(format!("/v1/channels/{channel}/deliver"), "application/json", "{oops".into()).await;
@@ -264,7 +265,9 @@ async fn websocket_serves_requests_one_after_another() {
         range(specified(3), specified(1)),
     ];
     for r in &requests {
-        ws.send(awc::ws::Message::Binary(seek_request(&crypto().client, &channel, r).encode_to_vec().into())).await.unwrap();
+        ws.send(awc::ws::Message::Binary(seek_request(&crypto().client, &channel, r).encode_to_vec().into()))
+            .await
+            .unwrap();
     }
     broadcast_all(&osn.broadcast_url(), &envelopes(&channel, 1, 200), 1).await;
     let (blocks, end) = ws_until_status(&mut ws).await;
@@ -279,9 +282,11 @@ async fn websocket_serves_requests_one_after_another() {
     let (_, (status, info)) = ws_until_status(&mut ws).await;
     assert_eq!(status, Status::BadRequest as i32);
     assert!(info.contains("not a valid protobuf"), "{info}");
-    ws.send(awc::ws::Message::Binary(seek_request(&crypto().client, &channel, &range(oldest(), oldest())).encode_to_vec().into()))
-        .await
-        .unwrap();
+    ws.send(awc::ws::Message::Binary(
+        seek_request(&crypto().client, &channel, &range(oldest(), oldest())).encode_to_vec().into(),
+    ))
+    .await
+    .unwrap();
     assert_eq!(ws_until_status(&mut ws).await, (vec![chain[0].clone()], (SUCCESS, String::new())));
 }
 

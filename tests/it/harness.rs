@@ -57,7 +57,8 @@ pub fn crypto() -> &'static TestCrypto {
         };
         let (orderer_org, org1, org2) = (org("orderer", "OrdererMSP"), org("org1", "Org1MSP"), org("org2", "Org2MSP"));
         for n in 0..3 {
-            issue(&orderer_org, &format!("osn{n}"), Role::Orderer, KeyType::EcdsaP256, Validity::leaf_default()).unwrap();
+            issue(&orderer_org, &format!("osn{n}"), Role::Orderer, KeyType::EcdsaP256, Validity::leaf_default())
+                .unwrap();
         }
         let load = |org: &Path, name, role, key| {
             SigningIdentity::load(&issue(org, name, role, key, Validity::leaf_default()).unwrap()).unwrap()

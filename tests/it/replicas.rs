@@ -58,7 +58,8 @@ async fn three_osns_with_different_timeouts_and_keys_cut_identical_chains() {
     let signer_of = |block: &osn::proto::Block| {
         let meta = osn::core::block::signatures_metadata(block).unwrap();
         assert_eq!(meta.signatures.len(), 1);
-        let header = <osn::proto::SignatureHeader as prost::Message>::decode(meta.signatures[0].signature_header.clone());
+        let header =
+            <osn::proto::SignatureHeader as prost::Message>::decode(meta.signatures[0].signature_header.clone());
         (meta.value, header.unwrap().creator)
     };
     for n in 0..reference.len() {

@@ -81,7 +81,9 @@ async fn a_failing_channel_actor_is_restarted_and_resumes_from_its_ledger() {
     };
     let store = FlakyStore { inner: MemoryStore::new(), appends: Arc::new(AtomicU64::new(0)), fail_at: 3 };
     let producer = osn::kafka::producer(&kafka).unwrap();
-    let channels = Arc::new(Channels::start(&channel_specs(&[settings]), 900, &kafka, &producer, &store, Some(osn_signer(0))).unwrap());
+    let channels = Arc::new(
+        Channels::start(&channel_specs(&[settings]), 900, &kafka, &producer, &store, Some(osn_signer(0))).unwrap(),
+    );
     let ch = channels.get(&channel).unwrap().clone();
 
     let sent = envelopes(&channel, 30, 200);

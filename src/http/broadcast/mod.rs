@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 use crate::actors::{BroadcastBatch, BroadcastError, ChannelHandle, Enqueued};
 use crate::core::envelope::check_broadcast;
 use crate::core::policy::PolicyName;
-use crate::verify::Signed;
 use crate::proto::{BroadcastResponse, Envelope, Status};
+use crate::verify::Signed;
 
 /// Room for framing and JSON's base64 (4/3) around an envelope of AbsoluteMaxBytes.
 pub fn body_limit(absolute_max_bytes: u32, format: Format) -> usize {
@@ -70,7 +70,8 @@ pub fn checked(ch: &ChannelHandle, envelope: Envelope, marshaled: Bytes) -> Resu
     let checked = check_broadcast(&envelope, &ch.name, ch.batch_size().absolute_max_bytes)
         .map_err(|invalid| answer(invalid.status(), invalid.to_string()))?;
     let timestamp = checked.timestamp();
-    let signed = Signed { payload: envelope.payload, signature: envelope.signature, creator: checked.creator, timestamp };
+    let signed =
+        Signed { payload: envelope.payload, signature: envelope.signature, creator: checked.creator, timestamp };
     Ok(Candidate { marshaled, signed })
 }
 
@@ -97,7 +98,12 @@ pub async fn authorise(
 }
 
 /// Decodes and checks one envelope for `ch`; the bytes to relay, or the answer refusing it.
-pub async fn accept(state: &AppState, ch: &ChannelHandle, format: Format, raw: Bytes) -> Result<Bytes, BroadcastResponse> {
+pub async fn accept(
+    state: &AppState,
+    ch: &ChannelHandle,
+    format: Format,
+    raw: Bytes,
+) -> Result<Bytes, BroadcastResponse> {
     let candidate = precheck(ch, format, raw);
     authorise(state, ch, vec![candidate])
         .await

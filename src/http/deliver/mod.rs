@@ -25,10 +25,10 @@ use crate::actors::{ChannelHandle, ChannelStatus, Phase};
 use crate::core::access::{Access, Request, Verified};
 use crate::core::envelope::check_seek_request;
 use crate::core::policy::PolicyName;
-use crate::verify::unix_now;
 use crate::core::seek::{check_available, resolve, SeekRange};
 use crate::ledger::Ledger;
 use crate::proto::{Block, DeliverResponse, Envelope, Status};
+use crate::verify::unix_now;
 
 /// Largest deliver request accepted (a SeekInfo envelope is small; signed ones stay well below).
 pub const MAX_REQUEST: usize = 1024 * 1024;
@@ -94,7 +94,16 @@ impl Subscription {
         let range = resolve(&seek.seek_info, *height.borrow()).map_err(|e| (e.status(), e.to_string()))?;
         let phase = status.watch();
         check_available(&range, not_ready(&phase.borrow()).as_deref()).map_err(|e| (e.status(), e.to_string()))?;
-        Ok(Subscription { ledger: ledger.clone(), height, phase, access, reader, range, next: range.start, ended: false })
+        Ok(Subscription {
+            ledger: ledger.clone(),
+            height,
+            phase,
+            access,
+            reader,
+            range,
+            next: range.start,
+            ended: false,
+        })
     }
 
     /// Whether the creator may still read: its certificate is valid, and the channel's current
@@ -157,7 +166,8 @@ impl Subscription {
                 return Some(self.end(Status::NotFound, info));
             }
             let strict = self.range.strict;
-            let expiry = std::time::Duration::from_secs(self.reader.valid_until.saturating_sub(unix_now()).max(0) as u64 + 1);
+            let expiry =
+                std::time::Duration::from_secs(self.reader.valid_until.saturating_sub(unix_now()).max(0) as u64 + 1);
             tokio::select! {
                 _ = tokio::time::sleep(expiry) => {},
                 changed = self.access.changed() => if changed.is_err() {

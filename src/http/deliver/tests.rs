@@ -42,7 +42,7 @@ impl Fixture {
         };
         let store = MemoryStore::new();
         let ledger = Arc::new(Ledger::open(CHANNEL, store.channel(CHANNEL).unwrap(), &config, None).unwrap());
-        let chain = Chain::new(ledger.tip(), config.batch_size.unwrap().clone());
+        let chain = Chain::new(ledger.tip(), config.batch_size.unwrap());
         let status = ChannelStatus::default();
         status.set(Phase::Ready, "");
         status.set_access(crate::core::access::Access::new(&config, 900).unwrap());
@@ -194,8 +194,11 @@ async fn malformed_requests_are_bad_requests() {
     let err = Subscription::open_on(CHANNEL, &f.ledger, &f.status, Format::Protobuf, tx.into()).err().unwrap();
     assert_eq!(err.0, Status::BadRequest, "{}", err.1);
     // A request for another channel.
-    let other =
-        seek_request(&f.signer, "other", &seek(oldest(), newest(), SeekBehavior::BlockUntilReady, SeekErrorResponse::Strict));
+    let other = seek_request(
+        &f.signer,
+        "other",
+        &seek(oldest(), newest(), SeekBehavior::BlockUntilReady, SeekErrorResponse::Strict),
+    );
     let err = Subscription::open_on(CHANNEL, &f.ledger, &f.status, Format::Protobuf, other.encode_to_vec().into());
     assert_eq!(err.err().unwrap().0, Status::BadRequest);
 }
@@ -225,7 +228,7 @@ fn encodings_carry_the_same_response() {
 async fn a_live_stream_ends_when_the_channel_stops_letting_its_creator_read() {
     let mut f = Fixture::new(2);
     let follow = seek(oldest(), specified(u64::MAX), SeekBehavior::BlockUntilReady, SeekErrorResponse::Strict);
-    let mut sub = f.open(follow.clone()).unwrap();
+    let mut sub = f.open(follow).unwrap();
     for want in 0..2 {
         assert_eq!(sub.next().await.as_ref().and_then(number), Some(want));
     }
@@ -238,11 +241,8 @@ async fn a_live_stream_ends_when_the_channel_stops_letting_its_creator_read() {
 
     // Readers becomes "admins of TestMSP": the stream ends with FORBIDDEN, and a new request too.
     let mut admins_only = f.config.clone();
-    admins_only.readers = Some(crate::core::policy::Policy::Admins {
-        orgs: ["TestMSP".to_string()].into(),
-        at_least: 1,
-    }
-    .to_proto());
+    admins_only.readers =
+        Some(crate::core::policy::Policy::Admins { orgs: ["TestMSP".to_string()].into(), at_least: 1 }.to_proto());
     f.status.set_access(crate::core::access::Access::new(&admins_only, 900).unwrap());
     match tokio::time::timeout(Duration::from_secs(5), sub.next()).await.expect("the stream reacts") {
         Some(Item::End(Status::Forbidden, info)) => {
@@ -262,9 +262,8 @@ async fn a_live_stream_ends_when_its_creators_certificate_expires() {
     let brief = Validity::new(now - time::Duration::minutes(1), now + time::Duration::seconds(2)).unwrap();
     let dir = issue(&f.crypto.path().join("org"), "brief", Role::Client, Default::default(), brief).unwrap();
     f.signer = SigningIdentity::load(&dir).unwrap();
-    let mut sub = f
-        .open(seek(oldest(), specified(u64::MAX), SeekBehavior::BlockUntilReady, SeekErrorResponse::Strict))
-        .unwrap();
+    let mut sub =
+        f.open(seek(oldest(), specified(u64::MAX), SeekBehavior::BlockUntilReady, SeekErrorResponse::Strict)).unwrap();
     assert_eq!(sub.next().await.as_ref().and_then(number), Some(0));
     match tokio::time::timeout(Duration::from_secs(10), sub.next()).await.expect("the stream ends at expiry") {
         Some(Item::End(Status::Forbidden, info)) => assert!(info.contains("expired"), "{info}"),
