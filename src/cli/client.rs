@@ -149,6 +149,38 @@ impl Endpoint {
     }
 }
 
+/// Opens the deliver websocket of `channel`, sends `request` (a marshaled seek request), and hands
+/// each DeliverResponse's bytes to `each` until it returns `Some` (the stream is over), which is
+/// returned. A stream that ends before is an error.
+pub async fn deliver_over_websocket<T>(
+    endpoint: &Endpoint,
+    channel: &str,
+    request: Bytes,
+    mut each: impl FnMut(Bytes) -> anyhow::Result<Option<T>>,
+) -> anyhow::Result<T> {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    let url = format!("{}/v1/channels/{channel}/deliver", endpoint.ws_base());
+    let (_, mut ws) = endpoint
+        .client(Duration::from_secs(30))?
+        .ws(&url)
+        .max_frame_size(256 * 1024 * 1024)
+        .connect()
+        .await
+        .map_err(|e| unreachable(&url, e))?;
+    ws.send(awc::ws::Message::Binary(request)).await.context("sending the seek request")?;
+    while let Some(frame) = ws.next().await {
+        let raw = match frame.context("deliver stream broken")? {
+            awc::ws::Frame::Binary(b) => b,
+            awc::ws::Frame::Close(reason) => anyhow::bail!("the OSN closed the stream: {reason:?}"),
+            _ => continue,
+        };
+        if let Some(done) = each(raw)? {
+            return Ok(done);
+        }
+    }
+    anyhow::bail!("the stream ended without a final status")
+}
+
 /// A request that never got an answer: say where, and what to check.
 pub fn unreachable(url: &str, e: impl std::fmt::Display) -> anyhow::Error {
     anyhow::anyhow!("cannot reach the OSN at {url}: {e} (is it running? is --url right? https needs --cacert)")

@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use bytes::{Buf, Bytes, BytesMut};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use prost::Message as _;
 
-use super::client::{seek_request, unreachable, Endpoint, IdentityArgs};
+use super::client::{deliver_over_websocket, seek_request, unreachable, Endpoint, IdentityArgs};
 use crate::core::block::{header_hash, hex, kafka_metadata};
 use crate::core::seek;
 use crate::proto::orderer::deliver_response;
@@ -180,27 +180,7 @@ pub async fn run(args: DeliverArgs) -> anyhow::Result<()> {
 }
 
 async fn over_websocket(args: &DeliverArgs, request: Bytes, printer: &mut Printer) -> anyhow::Result<()> {
-    let url = format!("{}/v1/channels/{}/deliver", args.endpoint.ws_base(), args.channel);
-    let (_, mut ws) = args
-        .endpoint
-        .client(Duration::from_secs(30))?
-        .ws(&url)
-        .max_frame_size(256 * 1024 * 1024)
-        .connect()
-        .await
-        .map_err(|e| unreachable(&url, e))?;
-    ws.send(awc::ws::Message::Binary(request)).await.context("sending the seek request")?;
-    while let Some(frame) = ws.next().await {
-        let raw = match frame.context("deliver stream broken")? {
-            awc::ws::Frame::Binary(b) => b,
-            awc::ws::Frame::Close(reason) => bail!("the OSN closed the stream: {reason:?}"),
-            _ => continue,
-        };
-        if printer.response(raw)?.is_some() {
-            return Ok(());
-        }
-    }
-    bail!("the stream ended without a final status")
+    deliver_over_websocket(&args.endpoint, &args.channel, request, |raw| printer.response(raw)).await
 }
 
 async fn over_http(args: &DeliverArgs, request: Bytes, printer: &mut Printer) -> anyhow::Result<()> {

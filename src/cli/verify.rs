@@ -3,14 +3,12 @@
 //! orderer signatures). Also what `osn ledger verify` shares: `--orderer-msp` and the report line.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
 use prost::Message as _;
 
-use super::client::{seek_request, unreachable, Endpoint, IdentityArgs};
+use super::client::{deliver_over_websocket, seek_request, Endpoint, IdentityArgs};
 use crate::core::msp::Organization;
 use crate::core::seek;
 use crate::core::verify_chain::{BadBlock, ChainVerifier};
@@ -92,30 +90,15 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
         error_response: SeekErrorResponse::BestEffort as i32,
     };
     let request: Bytes = seek_request(&signer, &args.channel, &seek).encode_to_vec().into();
-    let url = format!("{}/v1/channels/{}/deliver", args.endpoint.ws_base(), args.channel);
-    let (_, mut ws) = args
-        .endpoint
-        .client(Duration::from_secs(30))?
-        .ws(&url)
-        .max_frame_size(256 * 1024 * 1024)
-        .connect()
-        .await
-        .map_err(|e| unreachable(&url, e))?;
-    ws.send(awc::ws::Message::Binary(request)).await.context("sending the seek request")?;
-    while let Some(frame) = ws.next().await {
-        let raw = match frame.context("deliver stream broken")? {
-            awc::ws::Frame::Binary(b) => b,
-            awc::ws::Frame::Close(reason) => bail!("the OSN closed the stream: {reason:?}"),
-            _ => continue,
-        };
+    deliver_over_websocket(&args.endpoint, &args.channel, request, |raw| {
         let resp = DeliverResponse::decode(raw).context("undecodable DeliverResponse")?;
         match resp.r#type {
             Some(deliver_response::Type::Block(block)) => {
                 if let Err(bad) = verifier.check(&block) {
-                    let result = Err(bad);
-                    println!("{}", report(&args.channel, &result));
+                    println!("{}", report(&args.channel, &Err(bad)));
                     bail!("channel {} has a bad block", args.channel);
                 }
+                Ok(None)
             }
             Some(deliver_response::Type::Status(s)) => {
                 let status = Status::try_from(s).unwrap_or(Status::Unknown);
@@ -123,10 +106,10 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
                     bail!("deliver ended with status {}: {}", status.as_str_name(), resp.info);
                 }
                 println!("{}", report(&args.channel, &Ok(verifier.next_number())));
-                return Ok(());
+                Ok(Some(()))
             }
             None => bail!("empty DeliverResponse"),
         }
-    }
-    bail!("the stream ended without a final status")
+    })
+    .await
 }

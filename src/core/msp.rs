@@ -130,6 +130,11 @@ pub enum Role {
 }
 
 impl Role {
+    /// The role an organisational unit names (`client`, `admin`, `orderer`, `peer`; any case).
+    pub fn from_ou(ou: &str) -> Option<Role> {
+        [Role::Client, Role::Admin, Role::Orderer, Role::Peer].into_iter().find(|r| ou.eq_ignore_ascii_case(r.as_str()))
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Client => "client",
@@ -191,13 +196,7 @@ impl Certificate {
             .subject()
             .iter_organizational_unit()
             .filter_map(|ou| ou.as_str().ok())
-            .find_map(|ou| match ou.to_ascii_lowercase().as_str() {
-                "client" => Some(Role::Client),
-                "admin" => Some(Role::Admin),
-                "orderer" => Some(Role::Orderer),
-                "peer" => Some(Role::Peer),
-                _ => None,
-            })
+            .find_map(Role::from_ou)
             .unwrap_or(Role::Member);
         Ok(Certificate {
             subject: tbs.subject().to_string(),

@@ -61,11 +61,19 @@ pub enum Role {
 impl Role {
     /// The OU value: `client`, `admin`, `orderer` or `peer`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Client => "client",
-            Role::Admin => "admin",
-            Role::Orderer => "orderer",
-            Role::Peer => "peer",
+        crate::core::msp::Role::from(self).as_str()
+    }
+}
+
+/// The role as the verifier reads it back from the certificate.
+impl From<Role> for crate::core::msp::Role {
+    fn from(role: Role) -> Self {
+        use crate::core::msp::Role as Read;
+        match role {
+            Role::Client => Read::Client,
+            Role::Admin => Read::Admin,
+            Role::Orderer => Read::Orderer,
+            Role::Peer => Read::Peer,
         }
     }
 }
@@ -80,13 +88,8 @@ impl std::str::FromStr for Role {
     type Err = anyhow::Error;
 
     fn from_str(s: &str) -> anyhow::Result<Self> {
-        Ok(match s {
-            "client" => Role::Client,
-            "admin" => Role::Admin,
-            "orderer" => Role::Orderer,
-            "peer" => Role::Peer,
-            other => bail!("unknown role {other:?} (client, admin, orderer or peer)"),
-        })
+        <Role as clap::ValueEnum>::from_str(s, false)
+            .map_err(|_| anyhow::anyhow!("unknown role {s:?} (client, admin, orderer or peer)"))
     }
 }
 
