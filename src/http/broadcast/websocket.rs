@@ -17,6 +17,7 @@ use actix_ws::{AggregatedMessage as Message, AggregatedMessageStream, CloseCode,
 use bytes::Bytes;
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use futures_util::FutureExt as _;
+use tokio::sync::oneshot;
 
 use super::{answer, authorise, body_limit, decode_envelope, relay_in_order};
 use crate::actors::ChannelHandle;
@@ -25,7 +26,8 @@ use crate::http::websocket_channel;
 use crate::http::AppState;
 use crate::proto::{BroadcastResponse, Status};
 
-type Pending = Pin<Box<dyn Future<Output = (Format, BroadcastResponse)>>>;
+/// The answers to one group of frames, in order, each in its frame's format.
+type Pending = Pin<Box<dyn Future<Output = Vec<(Format, BroadcastResponse)>>>>;
 
 pub async fn websocket(
     state: web::Data<AppState>,
@@ -56,7 +58,12 @@ async fn session_loop(
 ) {
     let channel = ch.name.clone();
     tracing::debug!(%channel, "broadcast session opened");
+    // Groups of frames being checked, relayed or awaiting Kafka, and how many frames they hold.
     let mut in_flight: FuturesOrdered<Pending> = FuturesOrdered::new();
+    let mut frames_in_flight = 0;
+    // Fires when the last group handed to the channel was relayed: the next one waits for it, so
+    // envelopes reach the channel in the order they came, while groups are verified concurrently.
+    let mut last_relayed: Option<oneshot::Receiver<()>> = None;
     // Set when the client is done or sent something unusable: answer what came before, then close.
     let mut closing: Option<CloseReason> = None;
     let max_in_flight = state.http.max_in_flight;
@@ -65,15 +72,18 @@ async fn session_loop(
             break;
         }
         tokio::select! {
-            Some((format, resp)) = in_flight.next(), if !in_flight.is_empty() => {
-                if send(&mut session, format, &resp).await.is_err() {
-                    return;
+            Some(answers) = in_flight.next(), if !in_flight.is_empty() => {
+                frames_in_flight -= answers.len();
+                for (format, resp) in answers {
+                    if send(&mut session, format, &resp).await.is_err() {
+                        return;
+                    }
                 }
             }
-            msg = stream.recv(), if closing.is_none() && in_flight.len() < max_in_flight => {
+            msg = stream.recv(), if closing.is_none() && frames_in_flight < max_in_flight => {
                 // Take this frame and every one already received, up to the room left, so a fast
                 // client costs one actor message per group rather than per envelope.
-                let room = (max_in_flight - in_flight.len()).min(MAX_COALESCED);
+                let room = (max_in_flight - frames_in_flight).min(MAX_COALESCED);
                 let mut frames = Vec::new();
                 let mut next = Some(msg);
                 while let Some(msg) = next.take() {
@@ -102,14 +112,20 @@ async fn session_loop(
                     }
                     next = stream.recv().now_or_never();
                 }
-                let (pending, invalid) = relay(&state, &ch, frames).await;
-                in_flight.extend(pending);
-                if let Some(reason) = invalid {
-                    closing = Some(reason);
+                if !frames.is_empty() {
+                    let (relayed, next_relayed) = oneshot::channel();
+                    let after = last_relayed.replace(next_relayed);
+                    let (count, pending, invalid) = relay(state.clone(), ch.clone(), frames, after, relayed);
+                    frames_in_flight += count;
+                    in_flight.push_back(pending);
+                    if let Some(reason) = invalid {
+                        closing = Some(reason);
+                    }
                 }
                 if let Some(CloseReason { code: CloseCode::Protocol, description }) = &closing {
                     let resp = answer(Status::BadRequest, description.clone().unwrap_or_default());
-                    in_flight.push_back(Box::pin(std::future::ready((Format::Json, resp))));
+                    frames_in_flight += 1;
+                    in_flight.push_back(Box::pin(std::future::ready(vec![(Format::Json, resp)])));
                 }
             }
         }
@@ -118,14 +134,18 @@ async fn session_loop(
     tracing::debug!(%channel, "broadcast session closed");
 }
 
-/// Checks frames in order and relays the valid envelopes in one actor message. Returns the
-/// future answer of each frame, in order; a frame that is not an Envelope at all gets BAD_REQUEST,
-/// ends the group, and its close reason is returned.
-async fn relay(
-    state: &AppState,
-    ch: &ChannelHandle,
+/// Decodes and structurally checks a group of frames now, and returns (with the number of
+/// answers to come) the future of their answers, in order: it verifies the group on the
+/// verification pool, waits for `after` (the previous group relayed), relays the valid envelopes
+/// in one actor message, signals `relayed`, and awaits Kafka's acknowledgements. A frame that is
+/// not an Envelope at all gets BAD_REQUEST, ends the group, and its close reason is returned.
+fn relay(
+    state: std::sync::Arc<AppState>,
+    ch: ChannelHandle,
     frames: Vec<(Format, Bytes)>,
-) -> (Vec<Pending>, Option<CloseReason>) {
+    after: Option<oneshot::Receiver<()>>,
+    relayed: oneshot::Sender<()>,
+) -> (usize, Pending, Option<CloseReason>) {
     let mut formats = Vec::with_capacity(frames.len());
     let mut checked = Vec::with_capacity(frames.len());
     let mut close = None;
@@ -137,17 +157,22 @@ async fn relay(
                 checked.push(Err(answer(Status::BadRequest, info)));
                 break;
             }
-            Ok((envelope, marshaled)) => checked.push(super::checked(ch, envelope, marshaled)),
+            Ok((envelope, marshaled)) => checked.push(super::checked(&ch, envelope, marshaled)),
         }
     }
-    let checked = authorise(state, ch, checked).await;
-    let answers = relay_in_order(state, ch, checked).await;
-    let pending = formats
-        .into_iter()
-        .zip(answers)
-        .map(|(format, a)| -> Pending { Box::pin(a.map(move |a| (format, a))) })
-        .collect();
-    (pending, close)
+    let count = formats.len();
+    let pending = async move {
+        let checked = authorise(&state, &ch, checked).await;
+        if let Some(previous) = after {
+            // An error only means the previous group's future was dropped: the session is over.
+            let _ = previous.await;
+        }
+        let answers = relay_in_order(&state, &ch, checked).await;
+        let _ = relayed.send(());
+        let answers = futures_util::future::join_all(answers).await;
+        formats.into_iter().zip(answers).collect()
+    };
+    (count, Box::pin(pending), close)
 }
 
 async fn send(session: &mut Session, format: Format, resp: &BroadcastResponse) -> Result<(), actix_ws::Closed> {
