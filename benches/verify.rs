@@ -1,7 +1,8 @@
 //! The cost of checking a signed envelope, on one thread (so the figures are per core): the
 //! access checks of `osn::core::access` (creator from the cache, certificate validity, signature,
 //! chain, Writers, timestamp) for ECDSA P-256 and Ed25519 creators, Ed25519 in batches, and
-//! the client's cost of signing. Run: `cargo bench --bench verify`.
+//! the client's cost of signing, beside the bare signature verification as the baseline.
+//! Run: `cargo bench --bench verify`.
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -87,6 +88,26 @@ fn check_one(c: &mut Criterion) {
     g.finish();
 }
 
+/// The baseline: the signature verification alone (ring for ECDSA, ed25519-dalek for Ed25519),
+/// with no creator lookup, chain, policy or timestamp.
+fn verify_raw(c: &mut Criterion) {
+    let f = fixture();
+    let mut g = c.benchmark_group("raw_verify_2KB");
+    g.throughput(Throughput::Elements(1));
+    for (name, signer) in [("ecdsa_p256", &f.ecdsa), ("ed25519", &f.ed25519)] {
+        let envs = signed(signer, 256);
+        let key = osn::core::msp::Identity::deserialize(&envs[0].creator).unwrap().cert.public_key;
+        let mut i = 0;
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                i = (i + 1) % envs.len();
+                key.verify(&envs[i].env.payload, &envs[i].env.signature).unwrap()
+            })
+        });
+    }
+    g.finish();
+}
+
 fn check_batch(c: &mut Criterion) {
     let f = fixture();
     let mut g = c.benchmark_group("check_all_2KB");
@@ -117,5 +138,5 @@ fn sign(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, check_one, check_batch, sign);
+criterion_group!(benches, verify_raw, check_one, check_batch, sign);
 criterion_main!(benches);

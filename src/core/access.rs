@@ -78,7 +78,8 @@ struct Creator {
     /// The marshaled SerializedIdentity, copied out of the request that first named it.
     raw: Bytes,
     identity: Identity,
-    /// A parsed Ed25519 key, for batch verification.
+    /// A parsed Ed25519 key, for batch verification (single signatures are verified with ring,
+    /// which measured faster here).
     ed25519: Option<ed25519_dalek::VerifyingKey>,
     chain: Result<Window, ChainError>,
 }
@@ -164,11 +165,7 @@ impl Access {
     pub fn check(&self, request: &Request<'_>, policy: PolicyName, now: i64) -> Result<Verified, Denied> {
         let creator = self.creator(request.creator);
         let creator = prelude(&creator, now)?;
-        match (&creator.ed25519, &creator.identity.cert.public_key) {
-            (Some(key), _) => verify_ed25519(key, request.payload, request.signature),
-            (None, key) => key.verify(request.payload, request.signature),
-        }
-        .map_err(Denied::Signature)?;
+        creator.identity.cert.public_key.verify(request.payload, request.signature).map_err(Denied::Signature)?;
         self.conclude(request, creator, policy, now)
     }
 
@@ -200,8 +197,10 @@ impl Access {
             let signatures: Vec<_> = batch.iter().map(|(_, _, s)| *s).collect();
             let keys: Vec<_> = batch.iter().map(|(_, k, _)| *k).collect();
             if ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_err() {
-                for (i, key, _) in &batch {
-                    if let Err(e) = verify_ed25519(key, requests[*i].payload, requests[*i].signature) {
+                for (i, ..) in &batch {
+                    let (request, creator) = (&requests[*i], creators[*i].as_ref().as_ref());
+                    let key = creator.map(|c| &c.identity.cert.public_key);
+                    if let Some(Err(e)) = key.ok().map(|k| k.verify(request.payload, request.signature)) {
                         results[*i] = Err(Denied::Signature(e));
                     }
                 }
@@ -315,11 +314,6 @@ fn prelude(creator: &Result<Creator, Denied>, now: i64) -> Result<&Creator, Deni
         return Err(Denied::NotYetValid { subject: cert.subject.clone(), from: rfc3339(cert.not_before), now });
     }
     Ok(creator)
-}
-
-fn verify_ed25519(key: &ed25519_dalek::VerifyingKey, message: &[u8], signature: &[u8]) -> Result<(), SignatureError> {
-    let sig = ed25519_dalek::Signature::from_slice(signature).map_err(|_| SignatureError::Invalid)?;
-    key.verify_strict(message, &sig).map_err(|_| SignatureError::Invalid)
 }
 
 fn rfc3339(unix: i64) -> String {
