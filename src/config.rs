@@ -155,7 +155,8 @@ pub struct HttpConfig {
     pub tls: Option<HttpTlsConfig>,
 }
 
-/// `[http.tls]`: the API's certificate. (Client certificates would be a `client-ca-file` here.)
+/// `[http.tls]`: the API's certificate, and optionally the CAs its clients' certificates must
+/// chain to (Fabric's `ClientAuthRequired` with `ClientRootCAs`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct HttpTlsConfig {
@@ -163,6 +164,10 @@ pub struct HttpTlsConfig {
     pub cert_file: PathBuf,
     /// PEM private key (PKCS#8, SEC1 or PKCS#1).
     pub key_file: PathBuf,
+    /// PEM CA certificates: when given, every client must present a certificate issued by one
+    /// of them (mutual TLS), or the handshake fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ca_file: Option<PathBuf>,
 }
 
 impl Default for HttpConfig {

@@ -118,6 +118,13 @@ pub struct Endpoint {
     /// wss://) URLs.
     #[arg(long, global = true, env = "OSN_CACERT", value_name = "FILE")]
     pub cacert: Option<PathBuf>,
+    /// PEM certificate to present to an OSN that requires client certificates
+    /// (`http.tls.client-ca-file`), with --client-key.
+    #[arg(long, global = true, env = "OSN_CLIENT_CERT", value_name = "FILE", requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of --client-cert.
+    #[arg(long, global = true, env = "OSN_CLIENT_KEY", value_name = "FILE", requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
 }
 
 impl Endpoint {
@@ -143,7 +150,8 @@ impl Endpoint {
             }
             return Ok(builder.finish());
         };
-        let tls = crate::http::tls::client_config(ca, "--cacert")?;
+        let client_cert = self.client_cert.as_deref().zip(self.client_key.as_deref());
+        let tls = crate::http::tls::client_config_with(ca, "--cacert", client_cert)?;
         let connector = awc::Connector::new().rustls_0_23(Arc::new(tls));
         Ok(builder.connector(connector).finish())
     }

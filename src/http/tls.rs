@@ -46,17 +46,46 @@ fn read_certs(path: &Path, key: &'static str) -> Result<Vec<CertificateDer<'stat
     Ok(certs)
 }
 
-/// The API server's configuration: the certificate chain and key of `[http.tls]`, no client
-/// certificates (a `client-ca-file` would add a client verifier here). ALPN is actix's.
+/// Every CA certificate of a PEM file, as a root store.
+fn read_roots(path: &Path, key: &'static str) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for cert in read_certs(path, key)? {
+        roots.add(cert).map_err(|e| invalid(path, key, format!("not a usable CA certificate: {e}")))?;
+    }
+    Ok(roots)
+}
+
+/// A PEM certificate chain and its private key.
+fn read_identity(
+    cert_file: &Path,
+    cert_key: &'static str,
+    key_file: &Path,
+    key_key: &'static str,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+    let certs = read_certs(cert_file, cert_key)?;
+    let key_pem = read(key_file, key_key)?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem)
+        .map_err(|e| invalid(key_file, key_key, format!("no PEM private key (PKCS#8, SEC1 or PKCS#1): {e}")))?;
+    Ok((certs, key))
+}
+
+/// The API server's configuration: the certificate chain and key of `[http.tls]`, and, with a
+/// `client-ca-file`, a verifier that requires every client to present a certificate issued by
+/// one of those CAs. ALPN is actix's.
 pub fn server_config(cfg: &HttpTlsConfig) -> Result<ServerConfig, TlsError> {
-    let certs = read_certs(&cfg.cert_file, "http.tls.cert-file")?;
-    let key_pem = read(&cfg.key_file, "http.tls.key-file")?;
-    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
-        invalid(&cfg.key_file, "http.tls.key-file", format!("no PEM private key (PKCS#8, SEC1 or PKCS#1): {e}"))
-    })?;
-    ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
+    let (certs, key) = read_identity(&cfg.cert_file, "http.tls.cert-file", &cfg.key_file, "http.tls.key-file")?;
+    let builder = ServerConfig::builder_with_provider(provider()).with_safe_default_protocol_versions()?;
+    let builder = match &cfg.client_ca_file {
+        None => builder.with_no_client_auth(),
+        Some(path) => {
+            let roots = read_roots(path, "http.tls.client-ca-file")?;
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+                .build()
+                .map_err(|e| invalid(path, "http.tls.client-ca-file", format!("unusable client CAs: {e}")))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    builder
         .with_single_cert(certs, key)
         .map_err(|e| invalid(&cfg.key_file, "http.tls.key-file", format!("unusable with http.tls.cert-file: {e}")))
 }
@@ -64,14 +93,28 @@ pub fn server_config(cfg: &HttpTlsConfig) -> Result<ServerConfig, TlsError> {
 /// A client configuration that trusts exactly the CA certificates of `ca_file` (`key` names the
 /// option it came from, for errors), speaking HTTP/1.1 (websockets included).
 pub fn client_config(ca_file: &Path, key: &'static str) -> Result<ClientConfig, TlsError> {
-    let mut roots = RootCertStore::empty();
-    for cert in read_certs(ca_file, key)? {
-        roots.add(cert).map_err(|e| invalid(ca_file, key, format!("not a usable CA certificate: {e}")))?;
-    }
-    let mut config = ClientConfig::builder_with_provider(provider())
+    client_config_with(ca_file, key, None)
+}
+
+/// [`client_config`], presenting a client certificate (`(cert_file, key_file)`) when given.
+pub fn client_config_with(
+    ca_file: &Path,
+    key: &'static str,
+    client_cert: Option<(&Path, &Path)>,
+) -> Result<ClientConfig, TlsError> {
+    let roots = read_roots(ca_file, key)?;
+    let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let mut config = match client_cert {
+        None => builder.with_no_client_auth(),
+        Some((cert_file, key_file)) => {
+            let (certs, private) = read_identity(cert_file, "--client-cert", key_file, "--client-key")?;
+            builder
+                .with_client_auth_cert(certs, private)
+                .map_err(|e| invalid(key_file, "--client-key", format!("unusable with --client-cert: {e}")))?
+        }
+    };
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
 }
@@ -86,7 +129,7 @@ mod tests {
         let (cert_file, key_file) = (dir.join("cert.pem"), dir.join("key.pem"));
         std::fs::write(&cert_file, cert.pem()).unwrap();
         std::fs::write(&key_file, key.serialize_pem()).unwrap();
-        HttpTlsConfig { cert_file, key_file }
+        HttpTlsConfig { cert_file, key_file, client_ca_file: None }
     }
 
     #[test]

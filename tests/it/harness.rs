@@ -164,6 +164,11 @@ pub struct TestPki {
     pub ca_file: PathBuf,
     pub cert_file: PathBuf,
     pub key_file: PathBuf,
+    /// A client certificate the CA issued, and its key.
+    pub client_cert_file: PathBuf,
+    pub client_key_file: PathBuf,
+    /// Whether the OSN requires client certificates from this CA (`client-ca-file`).
+    pub require_client_certs: bool,
 }
 
 impl TestPki {
@@ -184,15 +189,30 @@ impl TestPki {
             std::fs::write(&path, pem).unwrap();
             path
         };
+        let client_key = KeyPair::generate().unwrap();
+        let mut client_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        client_params.distinguished_name.push(DnType::CommonName, "OSN test client");
+        let client_cert = client_params.signed_by(&client_key, &ca).unwrap();
         let ca_file = write("ca.pem", ca.pem());
         let cert_file = write("cert.pem", cert.pem());
         let key_file = write("key.pem", key.serialize_pem());
-        TestPki { _dir: std::sync::Arc::new(dir), ca_file, cert_file, key_file }
+        let client_cert_file = write("client.pem", client_cert.pem());
+        let client_key_file = write("client-key.pem", client_key.serialize_pem());
+        TestPki {
+            _dir: std::sync::Arc::new(dir),
+            ca_file,
+            cert_file,
+            key_file,
+            client_cert_file,
+            client_key_file,
+            require_client_certs: false,
+        }
     }
 
-    /// An HTTP and websocket client that trusts this CA only.
+    /// An HTTP and websocket client that trusts this CA only, presenting its client certificate.
     pub fn client(&self) -> awc::Client {
-        let tls = osn::http::tls::client_config(&self.ca_file, "ca").unwrap();
+        let cert = Some((self.client_cert_file.as_path(), self.client_key_file.as_path()));
+        let tls = osn::http::tls::client_config_with(&self.ca_file, "ca", cert).unwrap();
         let connector = awc::Connector::new().rustls_0_23(std::sync::Arc::new(tls));
         awc::Client::builder().connector(connector).timeout(Duration::from_secs(30)).finish()
     }
@@ -215,7 +235,9 @@ impl OsnSpec {
 
     fn toml(&self, ledger: &Path) -> String {
         let tls = self.http_tls.as_ref().map_or(String::new(), |pki| {
-            format!("[http.tls]\ncert-file = {:?}\nkey-file = {:?}\n", pki.cert_file, pki.key_file)
+            let client_ca =
+                if pki.require_client_certs { format!("client-ca-file = {:?}\n", pki.ca_file) } else { String::new() };
+            format!("[http.tls]\ncert-file = {:?}\nkey-file = {:?}\n{client_ca}", pki.cert_file, pki.key_file)
         });
         format!(
             r#"[http]

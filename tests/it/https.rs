@@ -116,3 +116,52 @@ fn start_refuses_an_unreadable_key_with_its_path() {
     let expected = format!("cannot read http.tls.key-file {}", missing.display());
     assert!(stderr(&out).contains(&expected), "{}", stderr(&out));
 }
+
+#[actix_rt::test]
+async fn an_osn_with_a_client_ca_requires_client_certificates() {
+    let channel = channel_name("mtls");
+    let broker = Broker::with_topic(&channel);
+    let mut pki = TestPki::generate();
+    pki.require_client_certs = true;
+    let osn = Osn::start(OsnSpec { http_tls: Some(pki.clone()), ..OsnSpec::new(&channel, &broker) }).await;
+
+    // With the client certificate: answered.
+    let resp = pki.client().get(format!("{}/v1/channels", osn.url)).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+
+    // Trusting the server but presenting no certificate: no answer.
+    let bare = osn::http::tls::client_config(&pki.ca_file, "ca").unwrap();
+    let bare = awc::Client::builder()
+        .connector(awc::Connector::new().rustls_0_23(std::sync::Arc::new(bare)))
+        .timeout(std::time::Duration::from_secs(10))
+        .finish();
+    let refused = bare.get(format!("{}/v1/channels", osn.url)).send().await;
+    assert!(refused.is_err(), "answered without a client certificate: {:?}", refused.map(|r| r.status()));
+
+    // A certificate from another CA: no answer either.
+    let stranger = TestPki::generate();
+    let other = osn::http::tls::client_config_with(
+        &pki.ca_file,
+        "ca",
+        Some((stranger.client_cert_file.as_path(), stranger.client_key_file.as_path())),
+    )
+    .unwrap();
+    let other = awc::Client::builder()
+        .connector(awc::Connector::new().rustls_0_23(std::sync::Arc::new(other)))
+        .timeout(std::time::Duration::from_secs(10))
+        .finish();
+    assert!(other.get(format!("{}/v1/channels", osn.url)).send().await.is_err());
+
+    // The CLI with --client-cert/--client-key, over HTTP and websockets.
+    let (ca, cert, key) =
+        (pki.ca_file.to_str().unwrap(), pki.client_cert_file.to_str().unwrap(), pki.client_key_file.to_str().unwrap());
+    let tls = ["--cacert", ca, "--client-cert", cert, "--client-key", key];
+    let out = osn_cli(&[&["channel", "list", "--url", &osn.url][..], &tls].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = osn_cli(
+        &[&["broadcast", "--url", &osn.url, "--channel", &channel, "--mode", "ws", "--count", "5"][..], &tls].concat(),
+    );
+    assert!(stdout(&out).contains("accepted 5/5"), "{}{}", stdout(&out), stderr(&out));
+    let out = osn_cli(&["channel", "list", "--url", &osn.url, "--cacert", ca]);
+    assert!(!out.status.success(), "the CLI without a client certificate was answered");
+}
