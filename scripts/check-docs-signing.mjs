@@ -37,7 +37,7 @@ const page = readFileSync(join(dirname(fileURLToPath(import.meta.url)), "../src/
 const begin = page.indexOf("/* BEGIN envelopes");
 const end = page.indexOf("/* END envelopes */");
 if (begin < 0 || end < begin) throw new Error("api.html has no BEGIN envelopes … END envelopes section");
-const names = ["importIdentity", "transactionEnvelope", "seekEnvelope", "ecdsaDer", "P256_N"];
+const names = ["importIdentity", "transactionEnvelope", "seekEnvelope", "readAuthorization", "ecdsaDer", "P256_N"];
 const lib = new Function(`"use strict";\n${page.slice(begin, end)}\nreturn { ${names.join(", ")} };`)();
 
 const read = (...parts) => readFileSync(join(args.identity, ...parts), "utf8");
@@ -84,4 +84,13 @@ const seek = await lib.seekEnvelope(args.channel, { start: "newest", stop: "newe
 const [code, body] = await post("deliver", seek);
 const lines = body.trim().split("\n");
 report(`deliver newest (${lines.length} messages; last)`, code, lines[lines.length - 1]);
+{
+  const response = await fetch(`${args.osn}/v1/channels/${encodeURIComponent(args.channel)}/blocks/newest`, {
+    headers: { Accept: "application/json", Authorization: await lib.readAuthorization(args.channel, signer) },
+  });
+  const text = await response.text();
+  const ok = response.status === 200 && /"header"/.test(text);
+  if (!ok) failures++;
+  console.log(`${ok ? "ok  " : "FAIL"} GET blocks/newest with the Authorization header: HTTP ${response.status} ${text.slice(0, 120)}`);
+}
 process.exit(failures ? 1 : 0);

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use prost::Message as _;
 
-use super::client::{get_message, Endpoint};
+use super::client::{get_message_as, read_authorization, Endpoint, IdentityArgs};
 use super::deliver::summary;
 use crate::proto::Block;
 
@@ -29,6 +29,8 @@ pub enum BlockCommand {
         /// Output: the block as JSON, its protobuf bytes, or a summary line.
         #[arg(long, value_enum, default_value_t = BlockFormat::Json)]
         format: BlockFormat,
+        #[command(flatten)]
+        identity: IdentityArgs,
     },
 }
 
@@ -40,10 +42,11 @@ pub enum BlockFormat {
 }
 
 pub async fn run(args: BlockArgs) -> anyhow::Result<()> {
-    let BlockCommand::Get { endpoint, channel, number, format } = args.command;
+    let BlockCommand::Get { endpoint, channel, number, format, identity } = args.command;
+    let authorization = read_authorization(&identity.load()?, &channel);
     let client = endpoint.client(Duration::from_secs(30))?;
     let url = format!("{}/v1/channels/{channel}/blocks/{number}", endpoint.base());
-    let block: Block = get_message(&client, &url).await?;
+    let block: Block = get_message_as(&client, &url, Some(&authorization)).await?;
     match format {
         BlockFormat::Json => println!("{}", serde_json::to_string_pretty(&block)?),
         BlockFormat::Protobuf => {

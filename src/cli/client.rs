@@ -108,6 +108,24 @@ pub fn seek_request(signer: &SigningIdentity, channel: &str, seek: &SeekInfo) ->
     sign(signer, &payload(signer, channel, HeaderType::DeliverSeekInfo, seek.encode_to_vec().into()))
 }
 
+/// The `Authorization` header value that lets `signer` read blocks of `channel` with
+/// `GET .../blocks/{n}`: `Envelope ` and a signed DELIVER_SEEK_INFO envelope in base64. It is good
+/// while its timestamp is within the OSN's time window.
+pub fn read_authorization(signer: &SigningIdentity, channel: &str) -> String {
+    use base64::Engine as _;
+    let seek = SeekInfo {
+        start: Some(crate::core::seek::oldest()),
+        stop: Some(crate::core::seek::oldest()),
+        ..Default::default()
+    };
+    let envelope = seek_request(signer, channel, &seek).encode_to_vec();
+    format!(
+        "{} {}",
+        crate::http::blocks::AUTHORIZATION_SCHEME,
+        base64::engine::general_purpose::STANDARD.encode(envelope)
+    )
+}
+
 /// Where the OSN is and whom to trust for it: flattened into every client subcommand.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Endpoint {
@@ -202,12 +220,20 @@ pub fn status_name(status: i32) -> &'static str {
 /// GETs a message from the API as protobuf. An error answer (a BroadcastResponse with status and
 /// info) becomes an error that says both.
 pub async fn get_message<M: prost::Message + Default>(client: &awc::Client, url: &str) -> anyhow::Result<M> {
-    let mut resp = client
-        .get(url)
-        .insert_header(("Accept", "application/x-protobuf"))
-        .send()
-        .await
-        .map_err(|e| unreachable(url, e))?;
+    get_message_as(client, url, None).await
+}
+
+/// [`get_message`] with an `Authorization` header value (see [`read_authorization`]).
+pub async fn get_message_as<M: prost::Message + Default>(
+    client: &awc::Client,
+    url: &str,
+    authorization: Option<&str>,
+) -> anyhow::Result<M> {
+    let mut req = client.get(url).insert_header(("Accept", "application/x-protobuf"));
+    if let Some(value) = authorization {
+        req = req.insert_header(("Authorization", value));
+    }
+    let mut resp = req.send().await.map_err(|e| unreachable(url, e))?;
     let body = resp.body().limit(1 << 30).await.map_err(|e| anyhow::anyhow!("reading the answer of {url}: {e}"))?;
     if !resp.status().is_success() {
         let answer = BroadcastResponse::decode(body).unwrap_or_default();

@@ -1,5 +1,11 @@
 //! `GET /v1/channels/{channel}/blocks/{number}`: one block, where number is an integer, `newest`
 //! or `oldest`; JSON or protobuf by Accept (JSON by default).
+//!
+//! Reading a block needs what Deliver needs: a creator satisfying the channel's Readers policy.
+//! A GET has no body, so the proof travels in a header, `Authorization: Envelope <base64>`: a
+//! signed DELIVER_SEEK_INFO envelope for the channel (its SeekInfo is not used), checked like a
+//! deliver request (certificate, signature, organisation, Readers, timestamp window). One such
+//! envelope serves any number of reads while its timestamp is within the window.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -34,6 +40,9 @@ pub async fn get_block(
             }
         },
     };
+    if let Err((status, info)) = authorise_reader(ch, &req) {
+        return fail(out, status, info);
+    }
     let raw = match ch.ledger.block_bytes(n) {
         Ok(Some(raw)) => raw,
         Ok(None) => {
@@ -52,4 +61,49 @@ pub async fn get_block(
             Err(e) => fail(out, Status::InternalServerError, format!("stored block {n} does not decode: {e}")),
         },
     }
+}
+
+/// The scheme of the `Authorization` header that carries a signed DELIVER_SEEK_INFO envelope.
+pub const AUTHORIZATION_SCHEME: &str = "Envelope";
+
+/// Checks the request's `Authorization: Envelope <base64>` against the channel's Readers.
+fn authorise_reader(ch: &crate::actors::ChannelHandle, req: &HttpRequest) -> Result<(), (Status, String)> {
+    use base64::Engine as _;
+    let how = format!(
+        "reading blocks needs an `Authorization: {AUTHORIZATION_SCHEME} <base64>` header holding a signed \
+         DELIVER_SEEK_INFO envelope for channel '{}' (protobuf, base64)",
+        ch.name
+    );
+    let header = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .ok_or_else(|| (Status::Forbidden, format!("no Authorization header: {how}")))?;
+    let encoded = header
+        .to_str()
+        .ok()
+        .and_then(|h| h.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case(AUTHORIZATION_SCHEME))
+        .map(|(_, value)| value.trim())
+        .ok_or_else(|| {
+            (Status::BadRequest, format!("the Authorization header is not of the Envelope scheme: {how}"))
+        })?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(encoded.trim_end_matches('=')))
+        .map_err(|e| (Status::BadRequest, format!("the Authorization envelope is not base64: {e}")))?;
+    let envelope = <crate::proto::Envelope as prost::Message>::decode(raw.as_slice())
+        .map_err(|e| (Status::BadRequest, format!("the Authorization envelope is not a common.Envelope: {e}")))?;
+    let seek = crate::core::envelope::check_seek_request(&envelope, &ch.name)
+        .map_err(|e| (e.status(), format!("the Authorization envelope: {e}")))?;
+    let request = crate::core::access::Request {
+        payload: &envelope.payload,
+        signature: &envelope.signature,
+        creator: &seek.creator,
+        timestamp: seek.timestamp(),
+    };
+    ch.status
+        .access()
+        .check(&request, crate::core::policy::PolicyName::Readers, crate::verify::unix_now())
+        .map(|_| ())
+        .map_err(|d| (d.status(), d.to_string()))
 }

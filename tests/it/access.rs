@@ -149,6 +149,29 @@ readers = { members-of = ["Org2MSP"] }"#
     let (code, body) = deliver(&c.outsider, true).await;
     assert_eq!(code, 403, "{body}");
     assert!(body.contains("signature"), "{body}");
+
+    // GET blocks needs the same: a signed seek request in the Authorization header.
+    let get = |authorization: Option<String>| {
+        let mut req = client().get(format!("{}/v1/channels/{ch}/blocks/0", osn.url));
+        if let Some(value) = authorization {
+            req = req.insert_header(("Authorization", value));
+        }
+        async move {
+            let mut resp = req.send().await.unwrap();
+            let body = resp.body().limit(64 << 20).await.unwrap();
+            (resp.status().as_u16(), String::from_utf8_lossy(&body).into_owned())
+        }
+    };
+    let (code, body) = get(None).await;
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("Authorization"), "{body}");
+    let (code, body) = get(Some(osn::cli::client::read_authorization(&c.admin, ch))).await;
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("Readers policy"), "{body}");
+    let (code, body) = get(Some("Envelope !!!".into())).await;
+    assert_eq!(code, 400, "{body}");
+    let (code, body) = get(Some(osn::cli::client::read_authorization(&c.outsider, ch))).await;
+    assert_eq!(code, 200, "{body}");
 }
 
 #[actix_rt::test]

@@ -212,7 +212,9 @@ async fn bad_broadcasts_get_fabric_statuses_and_the_channel_keeps_working() {
     for case in &cases {
         let is_get = case.path.contains("/blocks/") || case.path.starts_with("/v2");
         let mut req = if is_get {
-            client.get(format!("{}{}", osn.url, case.path))
+            // Signed as a reader of the channel, so that only the path is wrong.
+            let authorization = osn::cli::client::read_authorization(&crypto().client, &channel);
+            client.get(format!("{}{}", osn.url, case.path)).insert_header(("Authorization", authorization))
         } else {
             client.post(format!("{}{}", osn.url, case.path))
         };

@@ -142,6 +142,7 @@ async fn every_transport_and_encoding_gives_the_same_blocks() {
         let mut resp = client()
             .get(format!("{}/v1/channels/{channel}/blocks/{n}", osn.url))
             .insert_header(("Accept", "application/json"))
+            .insert_header(("Authorization", osn::cli::client::read_authorization(&crypto().client, &channel)))
             .send()
             .await
             .unwrap();

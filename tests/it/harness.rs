@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use osn::cli::client::{seek_request, transaction};
+use osn::cli::client::{read_authorization, seek_request, transaction};
 use osn::identity::{create_ca, issue, KeyType, Role, SigningIdentity, Validity};
 use osn::kafka::embedded::EmbeddedKafka;
 use osn::proto::orderer::deliver_response;
@@ -409,6 +409,7 @@ impl Osn {
             .client()
             .get(format!("{}/v1/channels/{}/blocks/{n}", self.url, self.spec.channel))
             .insert_header(("Accept", "application/x-protobuf"))
+            .insert_header(("Authorization", read_authorization(&crypto().client, &self.spec.channel)))
             .send()
             .await
             .unwrap();
