@@ -48,6 +48,8 @@ impl Verifier {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("osn-verify-{i}"))
+            // A panic that escapes a job would abort the process by default.
+            .panic_handler(|_| tracing::error!("a verification job panicked; its requests were refused"))
             .build()
             .map_err(std::io::Error::other)?;
         let threads = pool.current_num_threads();
@@ -69,18 +71,27 @@ impl Verifier {
         let part = requests.len().div_ceil(self.threads).max(MIN_PART);
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.pool.spawn(move || {
-            let results: Vec<_> = requests
-                .par_chunks(part)
-                .flat_map_iter(|chunk| {
-                    let reqs: Vec<Request<'_>> = chunk.iter().map(Signed::request).collect();
-                    access.check_all(&reqs, policy, now)
-                })
-                .collect();
-            let _ = tx.send(results);
+            // Hostile input must not take the pool (or the process) down: a panic refuses the
+            // requests instead (the sender is dropped).
+            let results = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                requests
+                    .par_chunks(part)
+                    .flat_map_iter(|chunk| {
+                        let reqs: Vec<Request<'_>> = chunk.iter().map(Signed::request).collect();
+                        access.check_all(&reqs, policy, now)
+                    })
+                    .collect::<Vec<_>>()
+            }));
+            match results {
+                Ok(results) => {
+                    let _ = tx.send(results);
+                }
+                Err(_) => tracing::error!(requests = count, "verifying requests panicked; they are refused"),
+            }
         });
         rx.await.unwrap_or_else(|_| {
-            // The pool thread panicked: refuse rather than let an unchecked envelope through.
-            (0..count).map(|_| Err(Denied::BadCreator("the verification pool failed".into()))).collect()
+            // Refuse rather than let an unchecked envelope through.
+            (0..count).map(|_| Err(Denied::Unverified("the verification pool failed".into()))).collect()
         })
     }
 }
@@ -88,4 +99,43 @@ impl Verifier {
 /// Seconds since the Unix epoch, by this machine's clock.
 pub fn unix_now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::client::transaction;
+    use crate::proto::osn::ChannelConfig;
+    use prost::Message as _;
+
+    fn signed(env: &crate::proto::Envelope) -> Signed {
+        let header = crate::proto::Payload::decode(env.payload.clone()).unwrap().header.unwrap();
+        let creator = crate::proto::SignatureHeader::decode(header.signature_header).unwrap().creator;
+        let ch = crate::proto::ChannelHeader::decode(header.channel_header).unwrap();
+        Signed {
+            payload: env.payload.clone(),
+            signature: env.signature.clone(),
+            creator,
+            timestamp: ch.timestamp.map(|t| t.seconds),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_split_across_the_pool_is_answered_in_order() {
+        let (_dir, signer, org) = crate::cli::client::tests::test_org();
+        let config = ChannelConfig { organizations: vec![org], ..Default::default() };
+        let access = Arc::new(Access::new(&config, 900).unwrap());
+        let mut requests: Vec<Signed> = (0..150).map(|_| signed(&transaction(&signer, "ch", 300))).collect();
+        // Every 7th signature belongs to another envelope.
+        for i in (0..150).step_by(7) {
+            requests[i].signature = requests[(i + 1) % 150].signature.clone();
+        }
+        let verifier = Verifier::new(2).unwrap();
+        let verdicts = verifier.check_all(access, requests, PolicyName::Writers).await;
+        assert_eq!(verdicts.len(), 150);
+        for (i, v) in verdicts.iter().enumerate() {
+            assert_eq!(v.is_ok(), i % 7 != 0, "request {i}: {v:?}");
+        }
+        assert!(verifier.check_all(Arc::new(Access::deny_all()), Vec::new(), PolicyName::Writers).await.is_empty());
+    }
 }

@@ -40,12 +40,15 @@ pub enum Denied {
     NoTimestamp,
     #[error("the channel header timestamp (unix time {timestamp}) is more than {window}s away from the OSN's time (unix time {now})")]
     Timestamp { timestamp: i64, now: i64, window: i64 },
+    #[error("the request could not be verified: {0}")]
+    Unverified(String),
 }
 
 impl Denied {
     pub fn status(&self) -> Status {
         match self {
             Denied::NoTimestamp | Denied::Timestamp { .. } => Status::BadRequest,
+            Denied::Unverified(_) => Status::InternalServerError,
             _ => Status::Forbidden,
         }
     }
@@ -383,6 +386,10 @@ mod tests {
         assert_eq!((v.msp_id.as_str(), v.role), ("A", super::Role::Client));
 
         let of_b = identity(&b, "c2", Role::Client, KeyType::EcdsaP256, None);
+        // B (an Ed25519 CA issuing an ECDSA identity) is a fine organisation of another channel.
+        let b_channel = ChannelConfig { organizations: vec![b.proto.clone()], ..Default::default() };
+        let v = check(&Access::new(&b_channel, 900).unwrap(), &transaction(&of_b, "ch", 300), PolicyName::Writers);
+        assert_eq!(v.unwrap().msp_id, "B");
         let err = check(&access, &transaction(&of_b, "ch", 300), PolicyName::Writers).unwrap_err();
         assert!(matches!(err, Denied::NotChained { reason: ChainError::UnknownOrganization(_), .. }), "{err}");
         // B's certificate presented as A's.
