@@ -48,6 +48,8 @@ pub struct Subscription {
     height: watch::Receiver<u64>,
     phase: watch::Receiver<(Phase, String)>,
     access: watch::Receiver<Arc<Access>>,
+    /// The access control `reader` was last checked against.
+    checked: Arc<Access>,
     reader: Verified,
     range: SeekRange,
     next: u64,
@@ -86,10 +88,8 @@ impl Subscription {
             creator: &seek.creator,
             timestamp: seek.timestamp(),
         };
-        let reader = access
-            .borrow_and_update()
-            .check(&request, PolicyName::Readers, unix_now())
-            .map_err(|d| (d.status(), d.to_string()))?;
+        let checked = access.borrow_and_update().clone();
+        let reader = checked.check(&request, PolicyName::Readers, unix_now()).map_err(|d| (d.status(), d.to_string()))?;
         let height = ledger.subscribe();
         let range = resolve(&seek.seek_info, *height.borrow()).map_err(|e| (e.status(), e.to_string()))?;
         let phase = status.watch();
@@ -99,6 +99,7 @@ impl Subscription {
             height,
             phase,
             access,
+            checked,
             reader,
             range,
             next: range.start,
@@ -116,11 +117,14 @@ impl Subscription {
                 self.reader.valid_until
             ));
         }
-        if self.access.has_changed().unwrap_or(false) {
-            let access = self.access.borrow_and_update().clone();
-            self.reader = access
+        // Compared by identity, not by the watch's "changed" flag: awaiting `changed()` while idle
+        // marks the new value seen before this runs.
+        let current = self.access.borrow_and_update().clone();
+        if !Arc::ptr_eq(&current, &self.checked) {
+            self.reader = current
                 .recheck(&self.reader, PolicyName::Readers, now)
                 .map_err(|d| format!("the channel's configuration changed: {d}"))?;
+            self.checked = current;
         }
         Ok(())
     }

@@ -239,12 +239,25 @@ async fn a_live_stream_ends_when_the_channel_stops_letting_its_creator_read() {
     f.append();
     assert_eq!(sub.next().await.as_ref().and_then(number), Some(2));
 
-    // Readers becomes "admins of TestMSP": the stream ends with FORBIDDEN, and a new request too.
+    // Readers becomes "admins of TestMSP" while the stream waits at the tip: it ends with
+    // FORBIDDEN, before any further block, and a new request is refused too.
+    assert!(pending(&mut sub).await, "the stream waits for block 3");
     let mut admins_only = f.config.clone();
     admins_only.readers =
         Some(crate::core::policy::Policy::Admins { orgs: ["TestMSP".to_string()].into(), at_least: 1 }.to_proto());
+    let mut waiting = Box::pin(sub.next());
+    assert!(futures_util::poll!(waiting.as_mut()).is_pending());
     f.status.set_access(crate::core::access::Access::new(&admins_only, 900).unwrap());
-    match tokio::time::timeout(Duration::from_secs(5), sub.next()).await.expect("the stream reacts") {
+    // The waiting stream wakes for the change alone (no block yet); had it not re-checked then,
+    // the block that comes next would reach it.
+    let item = match futures_util::poll!(waiting.as_mut()) {
+        std::task::Poll::Ready(item) => item,
+        std::task::Poll::Pending => {
+            f.append();
+            tokio::time::timeout(Duration::from_secs(5), waiting).await.expect("the stream reacts")
+        }
+    };
+    match item {
         Some(Item::End(Status::Forbidden, info)) => {
             assert!(info.contains("configuration changed") && info.contains("Readers"), "{info}")
         }
