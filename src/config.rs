@@ -373,7 +373,7 @@ impl Config {
             let Some(rest) = key.strip_prefix("OSN_") else { continue };
             let Some((section, field)) = rest.split_once('_') else { continue };
             let section = section.to_ascii_lowercase();
-            if !matches!(section.as_str(), "http" | "kafka" | "ledger") {
+            if !matches!(section.as_str(), "http" | "kafka" | "ledger" | "identity") {
                 continue;
             }
             let field = field.to_ascii_lowercase();
@@ -587,6 +587,8 @@ mod tests {
             ("OSN_KAFKA_BROKERS", "k1:9092,k2:9092"),
             ("OSN_KAFKA_REPLICATION_FACTOR", "2"),
             ("OSN_LEDGER_SYNC_WRITES", "false"),
+            ("OSN_IDENTITY_DIR", "/etc/osn/identity"),
+            ("OSN_IDENTITY_TIME_WINDOW", "5m"),
             ("OSN_HTTP_ENQUEUE_TIMEOUT", "250ms"),
             ("PATH", "/bin"),
         ]
@@ -595,6 +597,8 @@ mod tests {
         assert_eq!(config.kafka.brokers, "k1:9092,k2:9092");
         assert_eq!(config.kafka.replication_factor, 2);
         assert!(!config.ledger.sync_writes);
+        assert_eq!(config.identity.dir.as_deref(), Some(Path::new("/etc/osn/identity")));
+        assert_eq!(config.identity.time_window, Duration::from_secs(300));
         assert_eq!(config.http.enqueue_timeout, Duration::from_millis(250));
     }
 

@@ -20,6 +20,11 @@ use crate::proto::Status;
 
 /// Distinct creators remembered per channel; the cache is emptied when it reaches this.
 const CACHE_CAPACITY: usize = 16_384;
+/// Bytes of creators remembered per channel; the cache is emptied when it would exceed this.
+const CACHE_BYTES: usize = 32 * 1024 * 1024;
+/// Largest creator (a SerializedIdentity holding one PEM certificate) looked at. Real ones are
+/// about 1 KB; a larger one is refused before it is parsed or remembered.
+pub const MAX_CREATOR_BYTES: usize = 16 * 1024;
 
 /// Why a request was refused, with the Fabric status it maps to.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -95,7 +100,15 @@ pub struct Access {
     admins: Policy,
     /// Allowed distance between a request's timestamp and the OSN's clock, in seconds.
     time_window: i64,
-    cache: Mutex<HashMap<Bytes, Arc<Result<Creator, Denied>>>>,
+    cache: Mutex<CreatorCache>,
+}
+
+/// Parsed creators by their bytes, bounded in entries and bytes. Only creators that parse are
+/// remembered (whatever their chain): junk costs a parse each time, not memory.
+#[derive(Default)]
+struct CreatorCache {
+    creators: HashMap<Bytes, Arc<Result<Creator, Denied>>>,
+    bytes: usize,
 }
 
 impl std::fmt::Debug for Access {
@@ -140,7 +153,7 @@ impl Access {
             admins: policy(&config.admins, Policy::Admins { orgs: all, at_least: majority }, PolicyName::Admins)?,
             orgs,
             time_window: time_window_secs,
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(CreatorCache::default()),
         })
     }
 
@@ -152,7 +165,7 @@ impl Access {
             readers: Policy::AnyMember(BTreeSet::new()),
             admins: Policy::Admins { orgs: BTreeSet::new(), at_least: 1 },
             time_window: 0,
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(CreatorCache::default()),
         }
     }
 
@@ -269,19 +282,33 @@ impl Access {
         })
     }
 
+    #[cfg(test)]
+    fn cached(&self) -> (usize, usize) {
+        let cache = self.cache.lock().unwrap();
+        (cache.creators.len(), cache.bytes)
+    }
+
     /// The creator, from the cache or parsed and validated now.
     fn creator(&self, raw: &Bytes) -> Arc<Result<Creator, Denied>> {
-        if let Some(hit) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(raw) {
+        if raw.len() > MAX_CREATOR_BYTES {
+            let reason = format!("the creator is {} bytes, over the {MAX_CREATOR_BYTES} accepted", raw.len());
+            return Arc::new(Err(Denied::BadCreator(reason)));
+        }
+        if let Some(hit) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).creators.get(raw) {
             return hit.clone();
         }
         // A copy, so the cache does not pin the buffer of the request that named the creator.
         let raw = Bytes::copy_from_slice(raw);
         let parsed = Arc::new(self.parse_creator(&raw));
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.len() >= CACHE_CAPACITY {
-            cache.clear();
+        if parsed.is_ok() {
+            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if cache.creators.len() >= CACHE_CAPACITY || cache.bytes + raw.len() > CACHE_BYTES {
+                cache.creators.clear();
+                cache.bytes = 0;
+            }
+            cache.bytes += raw.len();
+            cache.creators.insert(raw, parsed.clone());
         }
-        cache.insert(raw, parsed.clone());
         parsed
     }
 
@@ -461,6 +488,26 @@ mod tests {
         let err = Access::new(&a_readers, 900).unwrap().recheck(&verified, PolicyName::Readers, now()).unwrap_err();
         assert!(matches!(err, Denied::Policy { policy: PolicyName::Readers, .. }), "{err}");
         assert!(Access::new(&both, 900).unwrap().recheck(&verified, PolicyName::Readers, now()).is_ok());
+    }
+
+    #[test]
+    fn junk_and_oversized_creators_are_refused_and_not_remembered() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = org(dir.path(), "A", KeyType::EcdsaP256);
+        let config = ChannelConfig { organizations: vec![a.proto.clone()], ..Default::default() };
+        let access = Access::new(&config, 900).unwrap();
+        let junk = Bytes::from(vec![0xffu8; 500]);
+        let big = Bytes::from(vec![b'x'; MAX_CREATOR_BYTES + 1]);
+        for creator in [&junk, &big] {
+            let req = Request { payload: b"p", signature: b"s", creator, timestamp: Some(now()) };
+            let err = access.check(&req, PolicyName::Writers, now()).unwrap_err();
+            assert!(matches!(err, Denied::BadCreator(_)), "{err}");
+        }
+        assert_eq!(access.cached(), (0, 0));
+        let client = identity(&a, "c", Role::Client, KeyType::EcdsaP256, None);
+        check(&access, &transaction(&client, "ch", 300), PolicyName::Writers).unwrap();
+        check(&access, &transaction(&client, "ch", 300), PolicyName::Writers).unwrap();
+        assert_eq!(access.cached(), (1, client.serialized().len()));
     }
 
     #[test]
