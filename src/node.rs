@@ -48,6 +48,27 @@ pub fn channel_specs(config: &Config) -> anyhow::Result<Vec<ChannelSpec>> {
         .collect()
 }
 
+/// This OSN's identity must be one whose block signatures verify: an orderer of the organisation
+/// its directory names (`mspid`, `cacerts/`), valid now.
+fn check_own_identity(signer: &SigningIdentity, dir: &std::path::Path) -> Result<(), String> {
+    use crate::core::msp::{Identity, Organization as Org, Role};
+    let identity = Identity::deserialize(&signer.serialized())?;
+    let msp = load_org_msp(dir).map_err(|e| format!("{e:#}"))?;
+    let org = Org::from_pem(&msp.msp_id, &msp.root_certs_pem, &msp.intermediate_certs_pem)?;
+    org.validate(&identity.cert).map_err(|e| format!("its certificate does not chain to its cacerts: {e}"))?;
+    if identity.role() != Role::Orderer {
+        return Err(format!(
+            "its certificate's role is {}, not orderer: its block signatures would not verify (issue one with --role orderer)",
+            identity.role().as_str()
+        ));
+    }
+    let now = crate::verify::unix_now();
+    if !identity.cert.valid_at(now) {
+        return Err(format!("its certificate ({}) is not valid now", identity.cert.subject));
+    }
+    Ok(())
+}
+
 pub struct Node {
     http_addr: SocketAddr,
     scheme: &'static str,
@@ -74,9 +95,10 @@ impl Node {
             .dir
             .as_deref()
             .map(|dir| {
-                SigningIdentity::load(dir)
-                    .map(Arc::new)
-                    .with_context(|| format!("cannot load this OSN's identity (identity.dir) in {}", dir.display()))
+                let signer = SigningIdentity::load(dir)
+                    .with_context(|| format!("cannot load this OSN's identity (identity.dir) in {}", dir.display()))?;
+                check_own_identity(&signer, dir).map_err(|e| anyhow::anyhow!("identity.dir {}: {e}", dir.display()))?;
+                Ok::<_, anyhow::Error>(Arc::new(signer))
             })
             .transpose()?;
         let channels = Arc::new(Channels::start(&specs, time_window, &config.kafka, &producer, &store, signer)?);

@@ -192,12 +192,21 @@ impl Certificate {
                 cert.signature_algorithm.algorithm
             ));
         };
-        let role = tbs
+        let roles: Vec<Role> = tbs
             .subject()
             .iter_organizational_unit()
             .filter_map(|ou| ou.as_str().ok())
-            .find_map(Role::from_ou)
-            .unwrap_or(Role::Member);
+            .filter_map(Role::from_ou)
+            .collect();
+        let role = match roles.as_slice() {
+            [] => Role::Member,
+            [role] => *role,
+            // Fabric's NodeOUs refuse an identity with more than one role.
+            _ => return Err(format!("the certificate names {} roles in its OUs; an identity has one", roles.len())),
+        };
+        // A CA is a certificate with basicConstraints CA, whose key usage (if stated) allows
+        // signing certificates.
+        let may_sign_certs = tbs.key_usage().ok().flatten().is_none_or(|ku| ku.value.key_cert_sign());
         Ok(Certificate {
             subject: tbs.subject().to_string(),
             subject_raw: Bytes::copy_from_slice(tbs.subject().as_raw()),
@@ -206,7 +215,7 @@ impl Certificate {
             not_after: tbs.validity().not_after.timestamp(),
             public_key,
             role,
-            is_ca: tbs.is_ca(),
+            is_ca: tbs.is_ca() && may_sign_certs,
             tbs: Bytes::copy_from_slice(tbs.as_ref()),
             signed_with_ed25519,
             signature: Bytes::copy_from_slice(&cert.signature_value.data),
@@ -351,18 +360,24 @@ impl Organization {
                 ));
             }
         }
-        let org = Organization { msp_id: msp_id.to_owned(), roots, intermediates: Vec::new() };
-        let mut checked = Vec::new();
-        for ca in intermediates {
-            if !ca.is_ca || org.chain_window(&ca, &[]).is_none() {
+        let mut org = Organization { msp_id: msp_id.to_owned(), roots, intermediates: Vec::new() };
+        // Accept intermediates issued by a root or by one already accepted, until none is left
+        // (so they may come in any order and chain through each other).
+        let mut pending = intermediates;
+        while !pending.is_empty() {
+            let before = pending.len();
+            let (issued, rest): (Vec<_>, Vec<_>) =
+                pending.into_iter().partition(|ca| ca.is_ca && org.chain_window(ca, &org.intermediates).is_some());
+            org.intermediates.extend(issued);
+            pending = rest;
+            if pending.len() == before {
                 return Err(format!(
                     "organisation '{msp_id}': intermediate {} is not a CA certificate issued by its roots",
-                    ca.subject
+                    pending[0].subject
                 ));
             }
-            checked.push(ca);
         }
-        Ok(Organization { intermediates: checked, ..org })
+        Ok(org)
     }
 
     /// Checks that `cert` was issued by this organisation's CAs, and returns the validity

@@ -213,3 +213,41 @@ async fn a_batch_is_checked_envelope_by_envelope() {
     assert_eq!(statuses, want);
     osn.wait_for_transactions(201, Duration::from_secs(30)).await;
 }
+
+#[test]
+fn start_refuses_an_identity_whose_block_signatures_would_not_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = crypto();
+    let start = |identity: &std::path::Path| {
+        let config = dir.path().join("osn.toml");
+        let text = format!(
+            "[http]\naddress = \"127.0.0.1:0\"\n[kafka]\nbrokers = \"127.0.0.1:9\"\n[ledger]\npath = {:?}\n\
+             [identity]\ndir = {:?}\n[[organizations]]\nmsp-dir = {:?}\n[[channels]]\nname = \"ch\"\n",
+            dir.path().join("ledger"),
+            identity,
+            c.org1.join("msp"),
+        );
+        std::fs::write(&config, text).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_osn"))
+            .args(["start", "--config", config.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    // A client's identity cannot sign blocks.
+    let err = start(&c.org1.join("identities").join("client"));
+    assert!(err.contains("role is client, not orderer"), "{err}");
+    // An orderer certificate next to another organisation's CA.
+    let mixed = dir.path().join("mixed");
+    let osn0 = c.osn_identity(0);
+    for sub in ["signcerts", "keystore", "cacerts"] {
+        std::fs::create_dir_all(mixed.join(sub)).unwrap();
+    }
+    std::fs::copy(osn0.join("signcerts/cert.pem"), mixed.join("signcerts/cert.pem")).unwrap();
+    std::fs::copy(osn0.join("keystore/key.pem"), mixed.join("keystore/key.pem")).unwrap();
+    std::fs::copy(c.org1.join("msp/cacerts/ca.pem"), mixed.join("cacerts/ca.pem")).unwrap();
+    std::fs::write(mixed.join("mspid"), "OrdererMSP\n").unwrap();
+    let err = start(&mixed);
+    assert!(err.contains("does not chain to its cacerts"), "{err}");
+}

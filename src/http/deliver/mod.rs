@@ -89,7 +89,8 @@ impl Subscription {
             timestamp: seek.timestamp(),
         };
         let checked = access.borrow_and_update().clone();
-        let reader = checked.check(&request, PolicyName::Readers, unix_now()).map_err(|d| (d.status(), d.to_string()))?;
+        let reader =
+            checked.check(&request, PolicyName::Readers, unix_now()).map_err(|d| (d.status(), d.to_string()))?;
         let height = ledger.subscribe();
         let range = resolve(&seek.seek_info, *height.borrow()).map_err(|e| (e.status(), e.to_string()))?;
         let phase = status.watch();
