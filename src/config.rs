@@ -542,7 +542,11 @@ pub fn channel_config(
 
 /// librdkafka properties that hold secrets.
 fn is_secret_property(key: &str) -> bool {
-    key.contains("password") || key.contains("secret") || key == "ssl.key.pem" || key == "ssl_key"
+    key.contains("password")
+        || key.contains("secret")
+        || key == "ssl.key.pem"
+        || key == "ssl_key"
+        || key == "sasl.oauthbearer.config"
 }
 
 /// Fabric's channel ID rule: `[a-z][a-z0-9.-]*`, at most 249 characters (a Kafka topic name).
