@@ -67,10 +67,10 @@ pub async fn get_block(
 pub const AUTHORIZATION_SCHEME: &str = "Envelope";
 
 /// Checks the request's `Authorization: Envelope <base64>` against the channel's Readers.
-fn authorise_reader(ch: &crate::actors::ChannelHandle, req: &HttpRequest) -> Result<(), (Status, String)> {
+pub fn authorise_reader(ch: &crate::actors::ChannelHandle, req: &HttpRequest) -> Result<(), (Status, String)> {
     use base64::Engine as _;
     let how = format!(
-        "reading blocks needs an `Authorization: {AUTHORIZATION_SCHEME} <base64>` header holding a signed \
+        "reading a channel's blocks or configuration needs an `Authorization: {AUTHORIZATION_SCHEME} <base64>` header holding a signed \
          DELIVER_SEEK_INFO envelope for channel '{}' (protobuf, base64)",
         ch.name
     );

@@ -1,5 +1,7 @@
 //! `GET /v1/channels` and `GET /v1/channels/{channel}`: what channels this OSN serves and where
-//! each stands, as `osn.ChannelList` and `osn.ChannelInfo` (JSON or protobuf by Accept).
+//! each stands, as `osn.ChannelList` and `osn.ChannelInfo` (JSON or protobuf by Accept); and
+//! `GET /v1/channels/{channel}/config`: the configuration in force (`osn.ChannelConfig`), to a
+//! reader of the channel.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -29,6 +31,21 @@ pub async fn info(state: web::Data<AppState>, path: web::Path<String>, req: Http
         Ok(ch) => respond(out, StatusCode::OK, &describe(ch)),
         Err(resp) => resp,
     }
+}
+
+/// The channel's configuration in force: organisations (with their CA certificates), policies,
+/// batch size, orderer organisations and sequence. Readers only: the request carries the signed
+/// `Authorization` envelope the blocks route takes.
+pub async fn config(state: web::Data<AppState>, path: web::Path<String>, req: HttpRequest) -> HttpResponse {
+    let out = response_format(&req, Format::Json);
+    let ch = match state.channel(&path, out) {
+        Ok(ch) => ch,
+        Err(resp) => return resp,
+    };
+    if let Err((status, info)) = super::blocks::authorise_reader(ch, &req) {
+        return super::negotiate::fail(out, status, info);
+    }
+    respond(out, StatusCode::OK, ch.ledger.config())
 }
 
 fn phase(p: Phase) -> channel_info::Phase {

@@ -64,6 +64,7 @@ mod tests {
     const OPERATIONS: &[(&str, &str)] = &[
         ("GET", "/v1/channels"),
         ("GET", "/v1/channels/{channel}"),
+        ("GET", "/v1/channels/{channel}/config"),
         ("POST", "/v1/channels/{channel}/broadcast"),
         ("POST", "/v1/channels/{channel}/broadcast:batch"),
         ("GET", "/v1/channels/{channel}/broadcast"),
@@ -261,6 +262,9 @@ mod tests {
             "ChannelInfo" => p::<proto::osn::ChannelInfo>(v),
             "KafkaPosition" => p::<proto::osn::KafkaPosition>(v),
             "BatchSize" => p::<proto::BatchSize>(v),
+            "ChannelConfig" => p::<proto::osn::ChannelConfig>(v),
+            "Organization" => p::<proto::osn::Organization>(v),
+            "Policy" => p::<proto::osn::Policy>(v),
             _ => return None,
         })
     }

@@ -9,7 +9,8 @@
 //! - [`blocks`]: `GET /v1/channels/{channel}/blocks/{number}`.
 //! - [`docs`]: `GET /openapi.json` (the OpenAPI document of all of these routes), `GET /docs`
 //!   (an interactive page rendering it) and `GET /` (a redirect to `/docs`).
-//! - [`channels`]: `GET /v1/channels`, `GET /v1/channels/{channel}`.
+//! - [`channels`]: `GET /v1/channels`, `GET /v1/channels/{channel}`,
+//!   `GET /v1/channels/{channel}/config`.
 //! - [`deliver`]: `GET /v1/channels/{channel}/deliver` (websocket) and
 //!   `POST /v1/channels/{channel}/deliver` (a streamed response).
 //! - [`tls`]: HTTPS (`[http.tls]`) and the client side's trust of one CA file.
@@ -85,6 +86,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/docs", web::get().to(docs::page))
         .route("/v1/channels", web::get().to(channels::list))
         .route("/v1/channels/{channel}", web::get().to(channels::info))
+        .route("/v1/channels/{channel}/config", web::get().to(channels::config))
         .route("/v1/channels/{channel}/broadcast", web::post().to(broadcast::broadcast))
         .route("/v1/channels/{channel}/broadcast", web::get().to(broadcast::websocket::websocket))
         .route("/v1/channels/{channel}/broadcast:batch", web::post().to(broadcast::batch::batch))

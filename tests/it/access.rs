@@ -172,6 +172,39 @@ readers = { members-of = ["Org2MSP"] }"#
     assert_eq!(code, 400, "{body}");
     let (code, body) = get(Some(osn::cli::client::read_authorization(&c.outsider, ch))).await;
     assert_eq!(code, 200, "{body}");
+
+    // The configuration in force, to readers only: both organisations and the policies above.
+    let config = |signer: &'static SigningIdentity| {
+        let req = client()
+            .get(format!("{}/v1/channels/{ch}/config", osn.url))
+            .insert_header(("Accept", "application/x-protobuf"))
+            .insert_header(("Authorization", osn::cli::client::read_authorization(signer, ch)));
+        async move {
+            let mut resp = req.send().await.unwrap();
+            (resp.status().as_u16(), resp.body().await.unwrap())
+        }
+    };
+    let (code, body) = config(&c.admin).await;
+    assert_eq!(code, 403, "{body:?}");
+    let (code, body) = config(&c.outsider).await;
+    assert_eq!(code, 200);
+    let got = osn::proto::osn::ChannelConfig::decode(body).unwrap();
+    let orgs: Vec<&str> = got.organizations.iter().map(|o| o.msp_id.as_str()).collect();
+    assert_eq!(orgs, ["Org1MSP", "Org2MSP"]);
+    assert_eq!(got.orderer_organizations[0].msp_id, "OrdererMSP");
+    let writers = osn::core::policy::Policy::from_proto(got.writers.as_ref().unwrap()).unwrap();
+    assert_eq!(writers.to_string(), "admins of at least 1 of [Org1MSP]");
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_osn"))
+        .args(["channel", "config", ch, "--url", &osn.url, "--identity"])
+        .arg(c.org2.join("identities").join("client"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("writers        admins of at least 1 of [Org1MSP]"), "{text}");
+    assert!(text.contains("readers        a member of one of [Org2MSP]"), "{text}");
+    assert!(text.contains("Org2MSP") && text.contains("OrdererMSP"), "{text}");
 }
 
 #[actix_rt::test]

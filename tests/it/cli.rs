@@ -125,6 +125,12 @@ fn dev_mode_then_broadcast_then_deliver() {
     assert!(out.status.success(), "broadcast failed: {stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("accepted 100/100"), "{stdout}");
 
+    // The dev client reads the channel's configuration: its organisation, and the dev orderers'.
+    let out = osn(&["channel", "config", "devchannel", "--url", &url]);
+    let config = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(config.contains("DevOrgMSP") && config.contains("OrdererMSP"), "{config}");
+
     // Wait until all 100 are in blocks, then read them back as JSON lines.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {

@@ -79,6 +79,7 @@ async fn serves_its_openapi_document_and_the_page_that_renders_it() {
         "/v1/channels",
         "/v1/channels/{channel}",
         "/v1/channels/{channel}/blocks/{number}",
+        "/v1/channels/{channel}/config",
     ];
     assert_eq!(served, want);
 }
