@@ -24,7 +24,7 @@ use prost::Message as _;
 
 use super::block::{self, data_hash, header_hash, signatures_metadata};
 use super::msp::{ChainError, Identity, Organization, Role, SignatureError};
-use crate::proto::{Block, SignatureHeader};
+use crate::proto::{Block, OrdererBlockMetadata, SignatureHeader};
 
 /// What is wrong with a block.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -55,6 +55,8 @@ pub enum Fault {
     NotOrderer { index: usize, reason: String },
     #[error("signature {index}: signature invalid: {error}")]
     BadSignature { index: usize, error: SignatureError },
+    #[error("its LAST_CONFIG slot ({slot:?}) does not match the last config its signatures cover ({signed:?})")]
+    LastConfig { slot: Option<u64>, signed: Option<u64> },
 }
 
 /// The first bad block of a chain and what is wrong with it.
@@ -119,6 +121,7 @@ impl ChainVerifier {
             return Err(bad(Fault::DataHash));
         }
         self.check_signatures(block).map_err(bad)?;
+        self.check_last_config(block, header.number).map_err(bad)?;
         self.next_number += 1;
         self.previous_hash = Some(header_hash(header).into());
         Ok(())
@@ -141,6 +144,20 @@ impl ChainVerifier {
                 .public_key
                 .verify(&input, &sig.signature)
                 .map_err(|error| Fault::BadSignature { index, error })?;
+        }
+        Ok(())
+    }
+
+    /// The LAST_CONFIG slot is not signed; the `last_config` of the signed orderer metadata is.
+    /// They must agree, and point at this block or an earlier one.
+    fn check_last_config(&self, block: &Block, number: u64) -> Result<(), Fault> {
+        let signed = signatures_metadata(block)
+            .and_then(|m| OrdererBlockMetadata::decode(m.value).ok())
+            .and_then(|o| o.last_config)
+            .map(|l| l.index);
+        let slot = block::last_config(block);
+        if slot.is_none() || slot != signed || slot.is_some_and(|n| n > number) {
+            return Err(Fault::LastConfig { slot, signed });
         }
         Ok(())
     }

@@ -178,6 +178,18 @@ fn tampering_is_found_at_the_right_block() {
         |b| b[1].header.as_mut().unwrap().number = 7,
         Err((1, |e| *e == Fault::WrongNumber { expected: 1, got: 7 })),
     );
+    // The LAST_CONFIG slot is outside the signature; the signed orderer metadata disagrees.
+    check(
+        &f,
+        "LAST_CONFIG slot changed",
+        |b| {
+            let slot = crate::proto::common::BlockMetadataIndex::LastConfig as usize;
+            let value = crate::proto::LastConfig { index: 1 }.encode_to_vec();
+            b[2].metadata.as_mut().unwrap().metadata[slot] =
+                crate::proto::Metadata { value: value.into(), signatures: Vec::new() }.encode_to_vec().into();
+        },
+        Err((2, |e| *e == Fault::LastConfig { slot: Some(1), signed: Some(0) })),
+    );
 }
 
 #[test]
