@@ -7,6 +7,7 @@
 //! - [`chain`]: the per-channel state machine that turns consumed Kafka messages into blocks.
 //! - [`envelope`]: structural validation of broadcast envelopes.
 //! - [`seek`]: resolution of a Deliver `SeekInfo` against a ledger height.
+//! - [`ecdsa`]: ECDSA P-256 signatures in DER and the low-S rule.
 //! - [`msp`]: organisations, identities, certificate chains and signature verification.
 //! - [`policy`]: Writers / Readers / Admins rules.
 //! - [`access`]: a channel's access checks of signed requests, in Fabric's order.
@@ -16,6 +17,7 @@ pub mod access;
 pub mod block;
 pub mod chain;
 pub mod cutter;
+pub mod ecdsa;
 pub mod envelope;
 pub mod msp;
 pub mod policy;

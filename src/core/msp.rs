@@ -12,12 +12,6 @@ use x509_parser::prelude::{FromDer as _, X509Certificate};
 
 use crate::proto::msp::SerializedIdentity;
 
-/// The order n of the P-256 group, big-endian.
-const P256_ORDER: [u8; 32] = [
-    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xbc, 0xe6, 0xfa,
-    0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
-];
-
 /// Longest CA chain (intermediates) followed from a certificate to a root.
 const MAX_CHAIN: usize = 4;
 
@@ -47,8 +41,8 @@ impl PublicKey {
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), SignatureError> {
         match self {
             PublicKey::EcdsaP256(point) => {
-                let (_, s) = ecdsa_der_parts(signature).ok_or(SignatureError::Malformed)?;
-                if !is_low_s(s) {
+                let (_, s) = super::ecdsa::decode_der(signature).ok_or(SignatureError::Malformed)?;
+                if !super::ecdsa::scalar_is_low(&s) {
                     return Err(SignatureError::HighS);
                 }
                 ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_ASN1, point)
@@ -67,55 +61,6 @@ impl PublicKey {
             PublicKey::Ed25519(_) => "Ed25519",
         }
     }
-}
-
-/// The `r` and `s` INTEGER contents (without leading zero bytes) of a DER
-/// `SEQUENCE { INTEGER r, INTEGER s }`, if the bytes are exactly that.
-pub fn ecdsa_der_parts(sig: &[u8]) -> Option<(&[u8], &[u8])> {
-    fn integer(b: &[u8]) -> Option<(&[u8], &[u8])> {
-        let (&tag, rest) = b.split_first()?;
-        let (&len, rest) = rest.split_first()?;
-        if tag != 0x02 || len == 0 || len > 33 || rest.len() < len as usize {
-            return None;
-        }
-        let (value, rest) = rest.split_at(len as usize);
-        if value[0] & 0x80 != 0 {
-            return None; // negative
-        }
-        Some((trim_zeros(value), rest))
-    }
-    let (&tag, rest) = sig.split_first()?;
-    let (&len, body) = rest.split_first()?;
-    if tag != 0x30 || len as usize != body.len() {
-        return None;
-    }
-    let (r, rest) = integer(body)?;
-    let (s, rest) = integer(rest)?;
-    (rest.is_empty() && r.len() <= 32 && s.len() <= 32).then_some((r, s))
-}
-
-fn trim_zeros(mut b: &[u8]) -> &[u8] {
-    while let [0, rest @ ..] = b {
-        b = rest;
-    }
-    b
-}
-
-/// Whether a big-endian `s` (no leading zeros) is at most n/2.
-pub fn is_low_s(s: &[u8]) -> bool {
-    // n/2 rounded down, big-endian.
-    let mut half = [0u8; 32];
-    let mut carry = 0u8;
-    for (i, byte) in P256_ORDER.iter().enumerate() {
-        half[i] = (byte >> 1) | (carry << 7);
-        carry = byte & 1;
-    }
-    let mut padded = [0u8; 32];
-    if s.len() > 32 {
-        return false;
-    }
-    padded[32 - s.len()..].copy_from_slice(s);
-    padded <= half
 }
 
 /// A creator's role, read from its certificate subject's organisational unit.
@@ -409,36 +354,5 @@ impl Organization {
     /// The subject of the chain's CA that is not valid at `now`, for messages.
     pub fn invalid_ca(&self, now: i64) -> Option<String> {
         self.roots.iter().chain(&self.intermediates).find(|c| !c.valid_at(now)).map(|c| c.subject.clone())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn low_s_boundary() {
-        let mut half = [0u8; 32];
-        let mut carry = 0;
-        for (i, b) in P256_ORDER.iter().enumerate() {
-            half[i] = (b >> 1) | (carry << 7);
-            carry = b & 1;
-        }
-        assert!(is_low_s(&half));
-        assert!(is_low_s(&[1]));
-        let mut above = half;
-        above[31] += 1;
-        assert!(!is_low_s(&above));
-        assert!(!is_low_s(&P256_ORDER));
-    }
-
-    #[test]
-    fn der_parts() {
-        // SEQUENCE { INTEGER 0x00ff (positive, padded), INTEGER 1 }
-        let sig = [0x30, 0x07, 0x02, 0x02, 0x00, 0xff, 0x02, 0x01, 0x01];
-        assert_eq!(ecdsa_der_parts(&sig), Some((&[0xff][..], &[0x01][..])));
-        assert_eq!(ecdsa_der_parts(&sig[..8]), None);
-        assert_eq!(ecdsa_der_parts(&[0x30, 0x03, 0x02, 0x01, 0x80]), None, "negative integer");
-        assert_eq!(ecdsa_der_parts(b""), None);
     }
 }

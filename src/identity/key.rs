@@ -8,7 +8,7 @@ use ring::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, ECDSA_P256_SHA
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::PrivatePkcs8KeyDer;
 
-use super::{ecdsa, KeyType};
+use super::KeyType;
 
 /// A private key of one of the supported types, ready to sign.
 pub(crate) enum PrivateKey {
@@ -66,7 +66,7 @@ impl PrivateKey {
         match self {
             PrivateKey::Ecdsa(k) => {
                 let fixed = k.sign(rng, message)?;
-                ecdsa::fixed_to_low_s_der(fixed.as_ref()).ok_or(ring::error::Unspecified)
+                crate::core::ecdsa::fixed_to_low_s_der(fixed.as_ref()).ok_or(ring::error::Unspecified)
             }
             PrivateKey::Ed25519(k) => Ok(k.sign(message).as_ref().to_vec()),
         }

@@ -4,7 +4,6 @@
 
 pub mod cert;
 pub mod dev;
-pub mod ecdsa;
 mod issue;
 mod key;
 pub mod layout;
@@ -17,6 +16,7 @@ use bytes::Bytes;
 use prost::Message;
 use ring::rand::{SecureRandom as _, SystemRandom};
 
+use crate::core::msp::PublicKey;
 pub use cert::CertInfo;
 pub use dev::{dev_crypto, DevCrypto};
 pub use issue::{create_ca, issue, issue_by, issue_intermediate, saturating_add, Validity};
@@ -126,9 +126,16 @@ impl SigningIdentity {
 
     /// An identity from PEM text: a certificate and the PKCS#8 private key of its public key.
     pub fn from_pem(msp_id: &str, cert_pem: &[u8], key_pem: &[u8]) -> anyhow::Result<Self> {
-        let info = CertInfo::from_pem(cert_pem)?;
+        // Read as the verifier reads it: a certificate it would refuse is refused here, at load.
+        let cert = crate::core::msp::Certificate::from_pem(cert_pem).map_err(anyhow::Error::msg)?;
         let key = PrivateKey::from_pkcs8_pem(key_pem)?;
-        if info.key_type != Some(key.key_type()) || info.public_key != key.public_key() {
+        let matches = match (&cert.public_key, key.key_type()) {
+            (PublicKey::EcdsaP256(public), KeyType::EcdsaP256) | (PublicKey::Ed25519(public), KeyType::Ed25519) => {
+                public.as_ref() == key.public_key()
+            }
+            _ => false,
+        };
+        if !matches {
             bail!("the private key does not belong to the certificate");
         }
         let serialized = crate::proto::msp::SerializedIdentity {

@@ -31,7 +31,7 @@ fn signed_by(cert_pem: &[u8], issuer_pem: &[u8]) -> bool {
     let issuer = CertInfo::from_pem(issuer_pem).unwrap();
     let sig = cert.signature_value.data.as_ref();
     if issuer.key_type == Some(KeyType::EcdsaP256) {
-        assert_eq!(ecdsa::is_low_s(sig), Some(true), "certificate signatures are low-S too");
+        assert_eq!(crate::core::ecdsa::is_low_s(sig), Some(true), "certificate signatures are low-S too");
     }
     verify(&issuer.public_key, issuer.key_type.unwrap(), cert.tbs_certificate.as_ref(), sig)
 }
@@ -92,8 +92,8 @@ fn ecdsa_signatures_are_low_s_der() {
     for i in 0..1000u32 {
         let message = i.to_be_bytes();
         let sig = id.sign(&message);
-        assert_eq!(ecdsa::is_low_s(&sig), Some(true), "signature {i}");
-        assert_eq!(ecdsa::normalize_der(&sig).as_deref(), Some(sig.as_slice()), "DER round trip {i}");
+        assert_eq!(crate::core::ecdsa::is_low_s(&sig), Some(true), "signature {i}");
+        assert_eq!(crate::core::ecdsa::normalize_der(&sig).as_deref(), Some(sig.as_slice()), "DER round trip {i}");
         assert!(verify(&public_key, KeyType::EcdsaP256, &message, &sig), "signature {i}");
     }
 }
@@ -107,11 +107,11 @@ fn high_s_form_of_a_real_signature_is_detected_and_still_verifies() {
             .unwrap();
     let public_key = CertInfo::from_pem(id.cert_pem()).unwrap().public_key;
     let sig = id.sign(b"m");
-    let (r, s) = ecdsa::decode_der(&sig).unwrap();
-    let high = ecdsa::encode_der(&r, &ecdsa::negate_scalar(&s));
-    assert_eq!(ecdsa::is_low_s(&high), Some(false));
+    let (r, s) = crate::core::ecdsa::decode_der(&sig).unwrap();
+    let high = crate::core::ecdsa::encode_der(&r, &crate::core::ecdsa::negate_scalar(&s));
+    assert_eq!(crate::core::ecdsa::is_low_s(&high), Some(false));
     assert!(verify(&public_key, KeyType::EcdsaP256, b"m", &high), "ring accepts both forms");
-    assert_eq!(ecdsa::normalize_der(&high), Some(sig));
+    assert_eq!(crate::core::ecdsa::normalize_der(&high), Some(sig));
 }
 
 #[test]

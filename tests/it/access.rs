@@ -74,8 +74,8 @@ async fn broadcast_refusals_in_fabrics_order() {
     env.signature = transaction(&c.ed25519_client, ch, 1000).signature;
     expect(&osn, &env, Status::Forbidden, "does not verify").await;
     let mut env = transaction(&c.client, ch, 1000);
-    let (r, s) = osn::identity::ecdsa::decode_der(&env.signature).unwrap();
-    env.signature = osn::identity::ecdsa::encode_der(&r, &osn::identity::ecdsa::negate_scalar(&s)).into();
+    let (r, s) = osn::core::ecdsa::decode_der(&env.signature).unwrap();
+    env.signature = osn::core::ecdsa::encode_der(&r, &osn::core::ecdsa::negate_scalar(&s)).into();
     expect(&osn, &env, Status::Forbidden, "low-S").await;
     // 5. Not issued by a CA of an organisation of the channel: a valid client of Org2 (defined on
     //    the OSN, not in the channel), and Org2's certificate claiming to be of Org1.

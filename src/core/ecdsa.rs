@@ -1,4 +1,5 @@
-//! ECDSA P-256 signature encoding: DER `SEQUENCE { INTEGER r, INTEGER s }` and the low-S rule.
+//! ECDSA P-256 signature encoding: DER `SEQUENCE { INTEGER r, INTEGER s }` and the low-S rule,
+//! for the verifier ([`super::msp`]) and for signing identities alike.
 //!
 //! Fabric rejects an ECDSA signature whose `s` is above half the group order (the other of the two
 //! valid signatures for the same message), so every signature we produce is normalised to low-S.
