@@ -93,17 +93,7 @@ pub fn authorise_reader(ch: &crate::actors::ChannelHandle, req: &HttpRequest) ->
         .map_err(|e| (Status::BadRequest, format!("the Authorization envelope is not base64: {e}")))?;
     let envelope = <crate::proto::Envelope as prost::Message>::decode(raw.as_slice())
         .map_err(|e| (Status::BadRequest, format!("the Authorization envelope is not a common.Envelope: {e}")))?;
-    let seek = crate::core::envelope::check_seek_request(&envelope, &ch.name)
-        .map_err(|e| (e.status(), format!("the Authorization envelope: {e}")))?;
-    let request = crate::core::access::Request {
-        payload: &envelope.payload,
-        signature: &envelope.signature,
-        creator: &seek.creator,
-        timestamp: seek.timestamp(),
-    };
-    ch.status
-        .access()
-        .check(&request, crate::core::policy::PolicyName::Readers, crate::verify::unix_now())
-        .map(|_| ())
-        .map_err(|d| (d.status(), d.to_string()))
+    super::deliver::check_reader(&ch.status.access(), &envelope, &ch.name)
+        .map(drop)
+        .map_err(|(status, info)| (status, format!("the Authorization envelope: {info}")))
 }

@@ -82,14 +82,23 @@ pub async fn authorise(
     ch: &ChannelHandle,
     candidates: Vec<Result<Candidate, BroadcastResponse>>,
 ) -> Vec<Result<Bytes, BroadcastResponse>> {
-    let signed: Vec<Signed> = candidates.iter().filter_map(|c| c.as_ref().ok().map(|c| c.signed.clone())).collect();
-    let mut verdicts = state.verifier.check_all(ch.status.access(), signed, PolicyName::Writers).await.into_iter();
-    candidates
+    let mut signed = Vec::with_capacity(candidates.len());
+    let relayable: Vec<Result<Bytes, BroadcastResponse>> = candidates
         .into_iter()
         .map(|c| {
-            let c = c?;
+            c.map(|c| {
+                signed.push(c.signed);
+                c.marshaled
+            })
+        })
+        .collect();
+    let mut verdicts = state.verifier.check_all(ch.status.access(), signed, PolicyName::Writers).await.into_iter();
+    relayable
+        .into_iter()
+        .map(|marshaled| {
+            let marshaled = marshaled?;
             match verdicts.next() {
-                Some(Ok(_)) => Ok(c.marshaled),
+                Some(Ok(_)) => Ok(marshaled),
                 Some(Err(denied)) => Err(answer(denied.status(), denied.to_string())),
                 None => Err(answer(Status::InternalServerError, "the envelope was not verified")),
             }

@@ -23,7 +23,7 @@ use tokio::sync::watch;
 use super::negotiate::{decode, Format};
 use crate::actors::{ChannelHandle, ChannelStatus, Phase};
 use crate::core::access::{Access, Request, Verified};
-use crate::core::envelope::check_seek_request;
+use crate::core::envelope::{check_seek_request, SeekRequest};
 use crate::core::policy::PolicyName;
 use crate::core::seek::{check_available, resolve, SeekRange};
 use crate::ledger::Ledger;
@@ -56,6 +56,25 @@ pub struct Subscription {
     ended: bool,
 }
 
+/// Checks a DELIVER_SEEK_INFO envelope (structure, then its creator against the channel's
+/// Readers under `access`): the seek request and the reader, or the status and info refusing it.
+/// Deliver requests and the `Authorization` envelope of the block and config reads share it.
+pub fn check_reader(
+    access: &Access,
+    envelope: &Envelope,
+    channel: &str,
+) -> Result<(SeekRequest, Verified), (Status, String)> {
+    let seek = check_seek_request(envelope, channel).map_err(|e| (e.status(), e.to_string()))?;
+    let request = Request {
+        payload: &envelope.payload,
+        signature: &envelope.signature,
+        creator: &seek.creator,
+        timestamp: seek.timestamp(),
+    };
+    let reader = access.check(&request, PolicyName::Readers, unix_now()).map_err(|d| (d.status(), d.to_string()))?;
+    Ok((seek, reader))
+}
+
 /// Why the channel cannot serve a STRICT request right now, if it cannot.
 fn not_ready(phase: &(Phase, String)) -> Option<String> {
     match phase {
@@ -80,17 +99,9 @@ impl Subscription {
         raw: Bytes,
     ) -> Result<Self, (Status, String)> {
         let envelope: Envelope = decode(format, raw, "common.Envelope").map_err(|info| (Status::BadRequest, info))?;
-        let seek = check_seek_request(&envelope, channel).map_err(|e| (e.status(), e.to_string()))?;
         let mut access = status.watch_access();
-        let request = Request {
-            payload: &envelope.payload,
-            signature: &envelope.signature,
-            creator: &seek.creator,
-            timestamp: seek.timestamp(),
-        };
         let checked = access.borrow_and_update().clone();
-        let reader =
-            checked.check(&request, PolicyName::Readers, unix_now()).map_err(|d| (d.status(), d.to_string()))?;
+        let (seek, reader) = check_reader(&checked, &envelope, channel)?;
         let height = ledger.subscribe();
         let range = resolve(&seek.seek_info, *height.borrow()).map_err(|e| (e.status(), e.to_string()))?;
         let phase = status.watch();
