@@ -57,7 +57,7 @@ fn chain(c: &mut Criterion) {
     g.bench_function("consume_2KB_blocks_of_500", |b| {
         let tip =
             ChainTip { next_number: 1, previous_hash: Bytes::new(), kafka: KafkaMetadata::default(), last_config: 0 };
-        let mut chain = Chain::new(tip, BATCH);
+        let mut chain = Chain::with_batch_size("ch", tip, BATCH);
         let mut offset = 0i64;
         b.iter(|| {
             offset += 1;
@@ -84,8 +84,14 @@ fn ledger_append(c: &mut Criterion) {
         ("rocksdb_nosync", Arc::new(RocksStore::open(&dir.path().join("nosync"), false).unwrap())),
     ];
     for (name, store) in stores {
-        let ledger = Ledger::open("bench", store.channel("bench").unwrap(), &config, None).unwrap();
-        let mut chain = Chain::new(ledger.tip(), BATCH_100);
+        let ledger = Ledger::open(
+            "bench",
+            store.channel("bench").unwrap(),
+            &osn::core::block::genesis_block("bench", &config),
+            None,
+        )
+        .unwrap();
+        let mut chain = Chain::with_batch_size("ch", ledger.tip(), BATCH_100);
         let mut offset = 0i64;
         g.bench_function(name, |b| {
             b.iter(|| loop {

@@ -69,7 +69,66 @@ pub struct Config {
     pub identity: IdentityConfig,
     /// Organisations channels may name (their MSP directories).
     pub organizations: Vec<OrganizationConfig>,
+    /// Channels declared here: every OSN writes their genesis block from its own file, so every
+    /// OSN must declare them identically. Channels created through the system channel need no
+    /// entry.
     pub channels: Vec<ChannelSettings>,
+    pub system: SystemConfig,
+}
+
+/// The system channel, which every OSN consumes and channels are created through, and what
+/// channels created through it get. Its batch size, timeout, creators and limit are its genesis
+/// configuration: set them identically on every OSN before the first start (later changes go
+/// through config updates of the system channel).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct SystemConfig {
+    /// The system channel's name (and topic).
+    pub channel: String,
+    /// MSP IDs of the organisations whose admins may create channels, and which channels may
+    /// have as members (default: every `[[organizations]]` entry).
+    pub creators: Vec<String>,
+    /// How many channels may be created through the system channel (0 = no limit).
+    pub max_channels: u32,
+    /// The system channel's batch size, and the default of the channels created through it.
+    pub batch_size: BatchSizeConfig,
+    /// The default batch timeout of the channels created through the system channel.
+    #[serde(with = "humantime_serde")]
+    pub batch_timeout: Duration,
+    /// This OSN's mailbox capacity for each channel created through the system channel.
+    pub mailbox_capacity: usize,
+    /// This OSN's `max-lag-bytes` for each channel created through the system channel.
+    pub max_lag_bytes: u64,
+}
+
+impl Default for SystemConfig {
+    fn default() -> Self {
+        let ch = ChannelSettings::default();
+        SystemConfig {
+            channel: "osn-system".into(),
+            creators: Vec::new(),
+            max_channels: 0,
+            batch_size: ch.batch_size,
+            batch_timeout: ch.batch_timeout,
+            mailbox_capacity: ch.mailbox_capacity,
+            max_lag_bytes: ch.max_lag_bytes,
+        }
+    }
+}
+
+impl SystemConfig {
+    /// The node-local settings of a channel created through the system channel (and of the
+    /// system channel itself).
+    pub fn settings(&self, name: &str) -> ChannelSettings {
+        ChannelSettings {
+            name: name.to_owned(),
+            batch_size: self.batch_size,
+            batch_timeout: self.batch_timeout,
+            mailbox_capacity: self.mailbox_capacity,
+            max_lag_bytes: self.max_lag_bytes,
+            ..ChannelSettings::default()
+        }
+    }
 }
 
 /// This OSN's own identity, and how it checks the identities of requests.
@@ -373,7 +432,7 @@ impl Config {
             let Some(rest) = key.strip_prefix("OSN_") else { continue };
             let Some((section, field)) = rest.split_once('_') else { continue };
             let section = section.to_ascii_lowercase();
-            if !matches!(section.as_str(), "http" | "kafka" | "ledger" | "identity") {
+            if !matches!(section.as_str(), "http" | "kafka" | "ledger" | "identity" | "system") {
                 continue;
             }
             let field = field.to_ascii_lowercase();
@@ -404,9 +463,16 @@ impl Config {
 
     /// Checks what serde cannot: names, limits and uniqueness.
     pub fn validate(&self) -> Result<(), String> {
+        validate_channel_id(&self.system.channel).map_err(|e| format!("system.channel: {e}"))?;
+        if self.system.mailbox_capacity == 0 {
+            return Err("system.mailbox-capacity must be at least 1".into());
+        }
         let mut seen = std::collections::HashSet::new();
         for ch in &self.channels {
             validate_channel_id(&ch.name)?;
+            if ch.name == self.system.channel {
+                return Err(format!("channel '{}' is the system channel's name (system.channel)", ch.name));
+            }
             if !seen.insert(&ch.name) {
                 return Err(format!("channel '{}' is configured twice", ch.name));
             }
@@ -495,6 +561,48 @@ impl KafkaConfig {
     }
 }
 
+/// The system channel's genesis configuration: the creators as its organisations (admins of any
+/// one of them may create channels: its Writers policy), its batch size, the default batch
+/// timeout of new channels, the channel limit, and the orderer organisation.
+pub fn system_config(
+    system: &SystemConfig,
+    orgs: &BTreeMap<String, Organization>,
+    orderer: Option<&Organization>,
+) -> Result<ChannelConfig, String> {
+    let mut organizations = Vec::new();
+    if system.creators.is_empty() {
+        organizations.extend(orgs.values().cloned());
+    }
+    for name in &system.creators {
+        let org = orgs
+            .get(name)
+            .ok_or_else(|| format!("system.creators names '{name}', which no [[organizations]] entry defines"))?;
+        organizations.push(org.clone());
+    }
+    let ids: Vec<String> = organizations.iter().map(|o| o.msp_id.clone()).collect();
+    let admins_of_one = PolicyConfig { admins_of: ids.clone(), at_least: Some(1), ..Default::default() };
+    let b = system.batch_size;
+    if b.max_message_count == 0 || b.preferred_max_bytes == 0 || b.preferred_max_bytes > b.absolute_max_bytes {
+        return Err(
+            "system.batch-size: need max-message-count >= 1 and 0 < preferred-max-bytes <= absolute-max-bytes".into()
+        );
+    }
+    if system.batch_timeout.is_zero() {
+        return Err("system.batch-timeout must be positive".into());
+    }
+    Ok(ChannelConfig {
+        sequence: 0,
+        batch_size: Some(system.batch_size.into()),
+        organizations,
+        writers: (!ids.is_empty()).then(|| admins_of_one.to_policy().map(|p| p.to_proto())).transpose()?,
+        readers: None,
+        admins: None,
+        orderer_organizations: orderer.cloned().into_iter().collect(),
+        batch_timeout: humantime::format_duration(system.batch_timeout).to_string(),
+        max_channels: system.max_channels,
+    })
+}
+
 /// The consensus configuration of a new channel (its genesis block): batch size, organisations
 /// (`orgs`, by MSP ID, loaded from `[[organizations]]`), policies, and the orderer organisation.
 pub fn channel_config(
@@ -536,6 +644,9 @@ pub fn channel_config(
         readers: policy(&ch.readers)?,
         admins: policy(&ch.admins)?,
         orderer_organizations: orderer.cloned().into_iter().collect(),
+        // Declared channels keep each OSN's own batch timeout (see ChannelSettings).
+        batch_timeout: String::new(),
+        max_channels: 0,
     };
     Ok(config)
 }
@@ -549,20 +660,7 @@ fn is_secret_property(key: &str) -> bool {
         || key == "sasl.oauthbearer.config"
 }
 
-/// Fabric's channel ID rule: `[a-z][a-z0-9.-]*`, at most 249 characters (a Kafka topic name).
-pub fn validate_channel_id(name: &str) -> Result<(), String> {
-    let mut chars = name.chars();
-    let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase());
-    if !first_ok
-        || name.len() > 249
-        || !chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
-    {
-        return Err(format!(
-            "invalid channel ID '{name}': it must match [a-z][a-z0-9.-]* and be at most 249 characters"
-        ));
-    }
-    Ok(())
-}
+pub use crate::core::config::validate_channel_id;
 
 #[cfg(test)]
 mod tests {

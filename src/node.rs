@@ -10,8 +10,9 @@ use actix_web::dev::ServerHandle;
 use anyhow::Context as _;
 use rdkafka::producer::{FutureProducer, Producer};
 
-use crate::actors::{ChannelSpec, Channels, Phase};
-use crate::config::{channel_config, Config};
+use crate::actors::{ChannelSpec, Channels, Phase, SystemSpec};
+use crate::config::{channel_config, system_config, Config};
+use crate::core::block::genesis_block;
 use crate::http::{self, AppState};
 use crate::identity::{load_org_msp, SigningIdentity};
 use crate::kafka;
@@ -19,9 +20,10 @@ use crate::ledger::rocks::RocksStore;
 use crate::proto::osn::Organization;
 use crate::verify::Verifier;
 
-/// Reads every organisation's MSP directory and this OSN's identity, and builds each channel's
-/// genesis configuration from them.
-pub fn channel_specs(config: &Config) -> anyhow::Result<Vec<ChannelSpec>> {
+/// Reads every organisation's MSP directory and this OSN's identity, and builds the genesis block
+/// of each declared channel and of the system channel (which runs when the OSN has an identity)
+/// from them.
+pub fn channel_specs(config: &Config) -> anyhow::Result<(Vec<ChannelSpec>, Option<SystemSpec>)> {
     let read = |dir: &std::path::Path| -> anyhow::Result<Organization> {
         let org: Organization =
             load_org_msp(dir).with_context(|| format!("cannot load the organisation in {}", dir.display()))?.into();
@@ -38,14 +40,22 @@ pub fn channel_specs(config: &Config) -> anyhow::Result<Vec<ChannelSpec>> {
         }
     }
     let orderer = config.identity.dir.as_deref().map(read).transpose()?;
-    config
+    let specs = config
         .channels
         .iter()
         .map(|ch| {
             let genesis = channel_config(ch, &orgs, orderer.as_ref()).map_err(anyhow::Error::msg)?;
-            Ok(ChannelSpec { settings: ch.clone(), genesis })
+            Ok(ChannelSpec { settings: ch.clone(), genesis: genesis_block(&ch.name, &genesis) })
         })
-        .collect()
+        .collect::<anyhow::Result<_>>()?;
+    let system = match &orderer {
+        None => None,
+        Some(orderer) => {
+            let genesis = system_config(&config.system, &orgs, Some(orderer)).map_err(anyhow::Error::msg)?;
+            Some(SystemSpec { genesis: genesis_block(&config.system.channel, &genesis), config: config.system.clone() })
+        }
+    };
+    Ok((specs, system))
 }
 
 /// This OSN's identity must be one whose block signatures verify: an orderer of the organisation
@@ -87,7 +97,7 @@ impl Node {
         std::fs::create_dir_all(&config.ledger.path)
             .with_context(|| format!("cannot create the ledger directory {}", config.ledger.path.display()))?;
         let store = RocksStore::open(&config.ledger.path, config.ledger.sync_writes)?;
-        let specs = channel_specs(config)?;
+        let (specs, system) = channel_specs(config)?;
         let producer = kafka::producer(&config.kafka).context("cannot create the Kafka producer")?;
         let time_window = config.identity.time_window.as_secs() as i64;
         let signer = config
@@ -101,9 +111,12 @@ impl Node {
                 Ok::<_, anyhow::Error>(Arc::new(signer))
             })
             .transpose()?;
-        let channels = Arc::new(Channels::start(&specs, time_window, &config.kafka, &producer, &store, signer)?);
+        let store: Arc<dyn crate::ledger::Store> = Arc::new(store);
+        let channels =
+            Arc::new(Channels::start(&specs, system, time_window, &config.kafka, &producer, store, signer.clone())?);
         let verifier = Verifier::new(config.identity.verify_threads).context("cannot start the verification pool")?;
-        let state = AppState { channels: channels.clone(), http: config.http.clone(), verifier: Arc::new(verifier) };
+        let state =
+            AppState { channels: channels.clone(), http: config.http.clone(), verifier: Arc::new(verifier), signer };
         let (server, http_addr) = http::serve(state, &config.http.address, config.http.workers, tls)
             .with_context(|| format!("cannot listen on {}", config.http.address))?;
         let server_handle = server.handle();

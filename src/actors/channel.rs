@@ -13,14 +13,17 @@ use prost::Message as _;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 
+use super::supervisor::{created_channels, Starter};
 use crate::config::{ChannelSettings, KafkaConfig};
+use crate::core::access::Access;
 use crate::core::block::{header_hash, hex};
-use crate::core::chain::{Chain, Skip};
+use crate::core::chain::{Applied, Chain, InForce, Outcome, Resubmit, Skip, SystemState};
+use crate::core::config::batch_timeout;
 use crate::core::ttc::TtcTimer;
 use crate::identity::SigningIdentity;
 use crate::kafka::{self, Record, KEY, PARTITION};
 use crate::ledger::Ledger;
-use crate::proto::{kafka_message_regular::Class, KafkaMessage};
+use crate::proto::{kafka_message, kafka_message_regular::Class, KafkaMessage};
 
 // ---------------------------------------------------------------------------------------------
 // Messages
@@ -34,8 +37,21 @@ use crate::proto::{kafka_message_regular::Class, KafkaMessage};
 #[rtype(result = "Vec<Result<Enqueued, BroadcastError>>")]
 pub struct BroadcastBatch {
     pub envelopes: Vec<Bytes>,
+    /// The sequence of the configuration the envelopes were checked by: a record enqueued under
+    /// an older one than the chain's is re-validated when consumed.
+    pub config_seq: u64,
     /// A message taken from the mailbox after this instant is refused, not relayed: the client
     /// was told the channel is busy, so the envelopes must not be ordered behind its back.
+    pub deadline: Instant,
+}
+
+/// Relay one CONFIG-class record (a config update or a channel creation this OSN derived and
+/// signed) into the channel's partition, enqueued under configuration `config_seq`.
+#[derive(Message)]
+#[rtype(result = "Result<Enqueued, BroadcastError>")]
+pub struct EnqueueConfig {
+    pub record: Bytes,
+    pub config_seq: u64,
     pub deadline: Instant,
 }
 
@@ -52,6 +68,10 @@ pub enum BroadcastError {
     Behind { channel: String, lag: u64, limit: u64 },
     #[error("channel '{channel}' is overloaded: the Kafka producer queue is full, retry later")]
     Overloaded { channel: String },
+    #[error(
+        "channel '{channel}' is re-processing a config update that was ordered under an older configuration; retry once it is consumed"
+    )]
+    Reprocessing { channel: String },
     #[error("Kafka did not acknowledge the envelope on channel '{channel}': {reason}")]
     Kafka { channel: String, reason: String },
 }
@@ -95,7 +115,16 @@ pub struct ChannelStatus {
     in_flight_bytes: AtomicU64,
     /// Who may write and read, by the channel's current configuration.
     access: tokio::sync::watch::Sender<std::sync::Arc<crate::core::access::Access>>,
+    /// A config update this OSN re-submitted is waiting to be consumed (broadcasts get 503).
+    reprocessing: std::sync::atomic::AtomicBool,
+    /// What the latest CONFIG-class records came to, by the offset their sender was told, and a
+    /// counter that moves when one is added.
+    outcomes: std::sync::Mutex<std::collections::VecDeque<Outcome>>,
+    outcome_count: tokio::sync::watch::Sender<u64>,
 }
+
+/// CONFIG-class outcomes remembered per channel (senders wait for theirs within seconds).
+const OUTCOMES: usize = 256;
 
 impl Default for ChannelStatus {
     fn default() -> Self {
@@ -108,6 +137,9 @@ impl Default for ChannelStatus {
             consumed_bytes: AtomicU64::new(0),
             in_flight_bytes: AtomicU64::new(0),
             access: tokio::sync::watch::Sender::new(std::sync::Arc::new(crate::core::access::Access::deny_all())),
+            reprocessing: Default::default(),
+            outcomes: Default::default(),
+            outcome_count: tokio::sync::watch::Sender::new(0),
         }
     }
 }
@@ -134,7 +166,46 @@ impl ChannelStatus {
 
     /// Replaces the channel's access control (its configuration changed).
     pub fn set_access(&self, access: crate::core::access::Access) {
-        self.access.send_replace(std::sync::Arc::new(access));
+        self.set_access_arc(std::sync::Arc::new(access));
+    }
+
+    fn set_access_arc(&self, access: Arc<Access>) {
+        if !Arc::ptr_eq(&self.access.borrow(), &access) {
+            self.access.send_replace(access);
+        }
+    }
+
+    fn record_outcome(&self, outcome: Outcome) {
+        let mut outcomes = self.outcomes.lock().unwrap_or_else(|e| e.into_inner());
+        if outcomes.len() >= OUTCOMES {
+            outcomes.pop_front();
+        }
+        outcomes.push_back(outcome);
+        drop(outcomes);
+        self.outcome_count.send_modify(|n| *n += 1);
+    }
+
+    /// Waits until the CONFIG-class record acknowledged at `offset` (or a re-submitted copy of
+    /// it) is consumed, and returns what it came to; None after `timeout`.
+    pub async fn outcome(&self, offset: i64, timeout: Duration) -> Option<Result<Applied, String>> {
+        let mut changes = self.outcome_count.subscribe();
+        let find = || {
+            let outcomes = self.outcomes.lock().unwrap_or_else(|e| e.into_inner());
+            outcomes.iter().rev().find(|o| o.offset == offset).map(|o| o.result.clone())
+        };
+        tokio::time::timeout(timeout, async {
+            loop {
+                if let Some(result) = find() {
+                    return Some(result);
+                }
+                if changes.changed().await.is_err() {
+                    return None;
+                }
+            }
+        })
+        .await
+        .ok()
+        .flatten()
     }
 
     pub fn set(&self, phase: Phase, reason: impl Into<String>) {
@@ -179,6 +250,10 @@ pub struct ChannelActor {
     status: Arc<ChannelStatus>,
     /// This OSN's identity: it signs every block before the ledger write.
     signer: Arc<SigningIdentity>,
+    /// How far (seconds) a request's timestamp may be from this OSN's clock.
+    time_window: i64,
+    /// For the system channel: what starts the channels it creates.
+    starter: Option<Arc<Starter>>,
     chain: Option<Chain>,
     timer: TtcTimer,
     timer_handle: Option<SpawnHandle>,
@@ -194,11 +269,15 @@ impl ChannelActor {
         ledger: Arc<Ledger>,
         status: Arc<ChannelStatus>,
         signer: Arc<SigningIdentity>,
+        time_window: i64,
+        starter: Option<Arc<Starter>>,
     ) -> Self {
         ChannelActor {
             genesis_hash: genesis_hash(&ledger),
             name: settings.name.clone(),
             timer: TtcTimer::new(settings.batch_timeout),
+            time_window,
+            starter,
             settings,
             kafka_config,
             producer,
@@ -223,9 +302,26 @@ impl ChannelActor {
     /// Rebuilds the ordering state from the ledger and starts the connect sequence.
     fn start_up(&mut self, ctx: &mut Context<Self>) {
         let tip = self.ledger.tip();
-        let batch_size = self.ledger.config().batch_size.unwrap_or_else(|| self.settings.batch_size.into());
-        self.chain = Some(Chain::new(tip, batch_size));
-        self.timer = TtcTimer::new(self.settings.batch_timeout);
+        let config = self.ledger.config();
+        let in_force = match InForce::new((*config).clone(), self.time_window) {
+            Ok(f) => f,
+            Err(e) => {
+                // Only a configuration every OSN accepted is ever written; an unusable one is a
+                // different OSN version or a damaged ledger.
+                self.status.set(Phase::Errored, format!("the channel's configuration is unusable: {e}"));
+                tracing::error!(channel = %self.name, error = %e, "the channel's configuration is unusable");
+                return;
+            }
+        };
+        let system = match self.starter.as_ref().map(|_| created_channels(&self.ledger)).transpose() {
+            Ok(created) => created.map(|c| SystemState { channels: c.into_iter().map(|(name, _)| name).collect() }),
+            Err(e) => return self.stop_with(ctx, format!("cannot read the system channel's ledger: {e}")),
+        };
+        self.status.set_access_arc(in_force.access.clone());
+        let chain = Chain::new(&self.name, tip, in_force, self.time_window, system);
+        self.status.reprocessing.store(chain.reprocessing(), Ordering::Relaxed);
+        self.chain = Some(chain);
+        self.timer = TtcTimer::new(batch_timeout(&config).unwrap_or(self.settings.batch_timeout));
         self.timer_handle = None;
         self.status.set(Phase::Starting, "connecting to Kafka");
 
@@ -388,7 +484,19 @@ impl StreamHandler<Result<Record, KafkaError>> for ChannelActor {
         self.status.note_consumed(record.offset, record.value.len());
         let out = chain.consume(record.offset, &record.value);
         let pending = chain.has_pending();
+        self.status.reprocessing.store(chain.reprocessing(), Ordering::Relaxed);
         let cut = !out.blocks.is_empty();
+        // A created channel exists before the system channel's block that records it.
+        if let (Some(Outcome { result: Ok(Applied::Created { channel, genesis_envelope }), .. }), Some(starter)) =
+            (&out.outcome, &self.starter)
+        {
+            match starter.create(channel, genesis_envelope.clone()) {
+                Ok(started) => {
+                    tracing::info!(channel = %channel, started, offset = record.offset, "channel created through the system channel")
+                }
+                Err(e) => return self.stop_with(ctx, format!("cannot create channel '{channel}': {e:#}")),
+            }
+        }
         for mut block in out.blocks {
             // Only the SIGNATURES slot's signatures differ between OSNs.
             self.signer.sign_block(&mut block);
@@ -397,6 +505,26 @@ impl StreamHandler<Result<Record, KafkaError>> for ChannelActor {
             }
             let header = block.header.as_ref().expect("built with a header");
             tracing::debug!(channel = %self.name, block = header.number, txs = block.data.as_ref().map_or(0, |d| d.data.len()), offset = record.offset, "block committed");
+        }
+        if let Some(outcome) = out.outcome {
+            match &outcome.result {
+                Ok(Applied::Config(config)) => {
+                    if let Some(chain) = self.chain.as_ref() {
+                        self.status.set_access_arc(chain.in_force().access.clone());
+                    }
+                    let timeout = batch_timeout(config).unwrap_or(self.settings.batch_timeout);
+                    self.timer.set_timeout(timeout);
+                    tracing::info!(channel = %self.name, sequence = config.sequence, block = self.ledger.height() - 1, "configuration updated");
+                }
+                Ok(Applied::Created { .. }) => {}
+                Err(reason) => {
+                    tracing::warn!(channel = %self.name, offset = record.offset, %reason, "config update refused")
+                }
+            }
+            self.status.record_outcome(outcome);
+        }
+        if let Some(resubmit) = out.resubmit {
+            self.resubmit(ctx, resubmit);
         }
         match out.skip {
             Some(Skip::Connect(ref theirs)) if !theirs.is_empty() && *theirs != self.genesis_hash => tracing::error!(
@@ -407,6 +535,9 @@ impl StreamHandler<Result<Record, KafkaError>> for ChannelActor {
                 "an OSN on this channel has a different genesis block (its batch-size configuration differs): its chain will differ from ours"
             ),
             Some(Skip::Pending) | Some(Skip::Connect(_)) | None => {}
+            Some(Skip::Resubmitted { config_seq }) => {
+                tracing::info!(channel = %self.name, offset = record.offset, config_seq, "re-submitted a record enqueued under an older configuration")
+            }
             Some(Skip::StaleTtc { .. }) => {
                 tracing::debug!(channel = %self.name, offset = record.offset, skip = ?out.skip, "ignored stale time-to-cut")
             }
@@ -423,8 +554,42 @@ impl StreamHandler<Result<Record, KafkaError>> for ChannelActor {
 }
 
 impl ChannelActor {
-    /// Hands one envelope to the producer, if the channel is ready.
-    fn enqueue(&self, envelope: Bytes, deadline: Instant) -> Result<Enqueued, BroadcastError> {
+    /// Puts a record back into the partition (fire and forget, as Fabric: every OSN re-submits
+    /// it, and the first copy consumed wins).
+    fn resubmit(&mut self, ctx: &mut Context<Self>, resubmit: Resubmit) {
+        let message = match resubmit {
+            Resubmit::Normal(message) => message,
+            Resubmit::Config { derived, config_seq, original_offset } => {
+                let system = self.starter.as_ref().and_then(|s| s.system_channel()).unwrap_or(&self.name);
+                let record = crate::identity::envelope::config_record(&self.signer, &derived, system);
+                let mut message = KafkaMessage::regular(record, config_seq, Class::Config);
+                if let Some(kafka_message::Type::Regular(r)) = message.r#type.as_mut() {
+                    r.original_offset = original_offset;
+                }
+                message
+            }
+        };
+        let value = message.encode_to_vec();
+        let producer = self.producer.clone();
+        let topic = self.name.clone();
+        ctx.spawn(
+            async move {
+                if let Err(e) = kafka::produce(&producer, &topic, &value).await {
+                    tracing::warn!(channel = %topic, error = %e, "re-submission not produced (other OSNs re-submit it too)");
+                }
+            }
+            .into_actor(self),
+        );
+    }
+
+    /// Hands one record to the producer, if the channel is ready.
+    fn enqueue(
+        &self,
+        envelope: Bytes,
+        config_seq: u64,
+        class: Class,
+        deadline: Instant,
+    ) -> Result<Enqueued, BroadcastError> {
         let channel = self.name.clone();
         if Instant::now() > deadline {
             return Err(BroadcastError::Busy { channel });
@@ -433,7 +598,10 @@ impl ChannelActor {
         if phase != Phase::Ready {
             return Err(BroadcastError::NotReady { channel, reason });
         }
-        let value = KafkaMessage::regular(envelope, 0, Class::Normal).encode_to_vec();
+        if self.status.reprocessing.load(Ordering::Relaxed) {
+            return Err(BroadcastError::Reprocessing { channel });
+        }
+        let value = KafkaMessage::regular(envelope, config_seq, class).encode_to_vec();
         let record = FutureRecord::to(&self.name).partition(PARTITION).key(KEY).payload(&value);
         match self.producer.send_result(record) {
             Ok(delivery) => {
@@ -470,7 +638,15 @@ impl Handler<BroadcastBatch> for ChannelActor {
                 .map(|_| Err(BroadcastError::Behind { channel: channel.clone(), lag, limit }))
                 .collect();
         }
-        msg.envelopes.into_iter().map(|e| self.enqueue(e, msg.deadline)).collect()
+        msg.envelopes.into_iter().map(|e| self.enqueue(e, msg.config_seq, Class::Normal, msg.deadline)).collect()
+    }
+}
+
+impl Handler<EnqueueConfig> for ChannelActor {
+    type Result = Result<Enqueued, BroadcastError>;
+
+    fn handle(&mut self, msg: EnqueueConfig, _ctx: &mut Context<Self>) -> Self::Result {
+        self.enqueue(msg.record, msg.config_seq, Class::Config, msg.deadline)
     }
 }
 

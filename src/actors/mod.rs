@@ -5,5 +5,5 @@
 pub mod channel;
 pub mod supervisor;
 
-pub use channel::{BroadcastBatch, BroadcastError, ChannelActor, ChannelStatus, Enqueued, Phase};
-pub use supervisor::{ChannelHandle, ChannelSpec, Channels};
+pub use channel::{BroadcastBatch, BroadcastError, ChannelActor, ChannelStatus, EnqueueConfig, Enqueued, Phase};
+pub use supervisor::{created_channels, ChannelHandle, ChannelSpec, Channels, Starter, SystemSpec};

@@ -1,20 +1,25 @@
-//! The supervisor: opens each configured channel's ledger, starts its ChannelActor on its own
-//! arbiter under actix's `Supervisor` (which restarts an actor that stops), and keeps the
-//! registry HTTP reads from.
+//! The supervisor: opens each channel's ledger, starts its ChannelActor on its own arbiter under
+//! actix's `Supervisor` (which restarts an actor that stops), and keeps the registry HTTP reads
+//! from. Channels are the system channel, the channels declared in the configuration file, and
+//! the channels created through the system channel: those found in its ledger at start, and those
+//! its actor creates while it consumes.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use actix::{Addr, Arbiter};
+use bytes::Bytes;
 use rdkafka::producer::FutureProducer;
 
 use super::channel::{ChannelActor, ChannelStatus};
-use crate::config::{ChannelSettings, KafkaConfig};
-use crate::core::access::Access;
+use crate::config::{ChannelSettings, KafkaConfig, SystemConfig};
+use crate::core::block::genesis_block_of;
+use crate::core::config::{batch_timeout, envelope_parts};
 use crate::identity::SigningIdentity;
 use crate::ledger::{Ledger, Store};
 use crate::proto::osn::ChannelConfig;
-use crate::proto::BatchSize;
+use crate::proto::{BatchSize, Block, HeaderType};
 
 /// Everything the HTTP layer needs about one channel.
 #[derive(Clone)]
@@ -24,90 +29,222 @@ pub struct ChannelHandle {
     pub ledger: Arc<Ledger>,
     pub status: Arc<ChannelStatus>,
     pub settings: ChannelSettings,
+    /// Whether this is the system channel.
+    pub system: bool,
 }
 
 impl ChannelHandle {
-    /// The batch size the chain is cut by (from the genesis block).
+    /// The batch size the chain is cut by (of the configuration in force).
     pub fn batch_size(&self) -> BatchSize {
         self.ledger.config().batch_size.unwrap_or_else(|| self.settings.batch_size.into())
     }
+
+    /// The batch timeout in force: the configuration's, or this OSN's for a declared channel
+    /// whose configuration sets none.
+    pub fn batch_timeout(&self) -> std::time::Duration {
+        batch_timeout(&self.ledger.config()).unwrap_or(self.settings.batch_timeout)
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> Arc<ChannelConfig> {
+        self.ledger.config()
+    }
 }
 
-/// What a channel is started with: its node-local settings and the consensus configuration a
-/// new channel's genesis block records (an existing channel keeps its genesis block's).
+/// What a channel is started with: its node-local settings and its genesis block (used when its
+/// ledger is new; an existing channel keeps its own chain).
 #[derive(Debug, Clone)]
 pub struct ChannelSpec {
     pub settings: ChannelSettings,
-    pub genesis: ChannelConfig,
+    pub genesis: Block,
+}
+
+/// The system channel's genesis block and this OSN's settings for channels created through it.
+#[derive(Debug, Clone)]
+pub struct SystemSpec {
+    pub genesis: Block,
+    pub config: SystemConfig,
+}
+
+/// Starts channels, at start and later (the system channel's actor creates channels with it).
+pub struct Starter {
+    kafka: KafkaConfig,
+    producer: FutureProducer,
+    store: Arc<dyn Store>,
+    /// This OSN's identity (none only when there are no channels at all).
+    signer: Option<Arc<SigningIdentity>>,
+    time_window: i64,
+    system: Option<SystemConfig>,
+    channels: RwLock<BTreeMap<String, ChannelHandle>>,
+    arbiters: Mutex<Vec<Arbiter>>,
+    /// Set when the OSN shuts down: no channel starts after that.
+    stopped: AtomicBool,
+}
+
+impl Starter {
+    /// The system channel's name, when there is one.
+    pub fn system_channel(&self) -> Option<&str> {
+        self.system.as_ref().map(|s| s.channel.as_str())
+    }
+
+    /// The channel limit and the system channel's creations are checked by the system channel's
+    /// chain; this opens the ledger of a channel it created (writing the genesis block if new)
+    /// and starts its actor. A channel already running is left alone: true if it was started.
+    pub fn create(&self, name: &str, genesis_envelope: Bytes) -> anyhow::Result<bool> {
+        let Some(system) = &self.system else { anyhow::bail!("no system channel") };
+        if let Some(existing) = self.get(name) {
+            let genesis = existing.ledger.block(0)?.and_then(|b| b.data).and_then(|d| d.data.first().cloned());
+            if genesis.as_ref() != Some(&genesis_envelope) {
+                tracing::error!(channel = %name, "the system channel created a channel this OSN already has with another genesis block (a declared channel of the same name?); keeping this OSN's");
+            }
+            return Ok(false);
+        }
+        self.start(system.settings(name), &genesis_block_of(genesis_envelope), false, None)?;
+        Ok(true)
+    }
+
+    fn start(
+        &self,
+        settings: ChannelSettings,
+        genesis: &Block,
+        system: bool,
+        starter: Option<Arc<Starter>>,
+    ) -> anyhow::Result<ChannelHandle> {
+        let name = settings.name.clone();
+        anyhow::ensure!(!self.stopped.load(Ordering::SeqCst), "channel '{name}': the OSN is shutting down");
+        let Some(signer) = self.signer.clone() else {
+            anyhow::bail!("channel '{name}': no identity to sign its blocks with (set identity.dir)");
+        };
+        let ledger = Arc::new(Ledger::open(&name, self.store.channel(&name)?, genesis, Some(&signer))?);
+        let status = Arc::new(ChannelStatus::default());
+        let arbiter = Arbiter::new();
+        let addr = {
+            let (s, kafka, producer, ledger, status) =
+                (settings.clone(), self.kafka.clone(), self.producer.clone(), ledger.clone(), status.clone());
+            let time_window = self.time_window;
+            actix::Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
+                ChannelActor::new(s, kafka, producer, ledger, status, signer, time_window, starter)
+            })
+        };
+        tracing::info!(channel = %name, height = ledger.height(), system, "channel started");
+        let handle = ChannelHandle { name: name.clone(), addr, ledger, status, settings, system };
+        self.channels.write().unwrap_or_else(|e| e.into_inner()).insert(name, handle.clone());
+        self.arbiters.lock().unwrap_or_else(|e| e.into_inner()).push(arbiter);
+        Ok(handle)
+    }
+
+    fn get(&self, name: &str) -> Option<ChannelHandle> {
+        self.channels.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
+    }
+}
+
+/// The channels created through a system channel's ledger, in order: name and genesis CONFIG
+/// envelope of each ORDERER_TRANSACTION block (the chain only writes valid creations).
+pub fn created_channels(system: &Ledger) -> anyhow::Result<Vec<(String, Bytes)>> {
+    let mut created = Vec::new();
+    for number in 1..system.height() {
+        let Some(block) = system.block(number)? else { continue };
+        let Some(data) = block.data else { continue };
+        let [envelope] = data.data.as_slice() else { continue };
+        let Ok((header, inner)) = envelope_parts(envelope) else { continue };
+        if header.r#type != HeaderType::OrdererTransaction as i32 {
+            continue;
+        }
+        if let Ok((inner_header, _)) = envelope_parts(&inner) {
+            created.push((inner_header.channel_id, inner));
+        }
+    }
+    Ok(created)
 }
 
 /// The registry of running channels.
 pub struct Channels {
-    channels: BTreeMap<String, ChannelHandle>,
-    arbiters: Mutex<Vec<Arbiter>>,
+    starter: Arc<Starter>,
 }
 
 impl Channels {
-    /// Opens every channel's ledger and starts its actor. `time_window` is how far (seconds) a
-    /// request's timestamp may be from this OSN's clock. `signer` is this OSN's identity, which
-    /// signs every block it writes (a new channel's genesis block included); there must be one
-    /// when there are channels.
+    /// Opens the system channel's ledger (if `system`), starts it and every channel created
+    /// through it, then every declared channel. `time_window` is how far (seconds) a request's
+    /// timestamp may be from this OSN's clock. `signer` is this OSN's identity, which signs every
+    /// block it writes (a new channel's genesis block included); there must be one when there
+    /// are channels.
     pub fn start(
         specs: &[ChannelSpec],
+        system: Option<SystemSpec>,
         time_window: i64,
         kafka: &KafkaConfig,
         producer: &FutureProducer,
-        store: &dyn Store,
+        store: Arc<dyn Store>,
         signer: Option<Arc<SigningIdentity>>,
     ) -> anyhow::Result<Self> {
-        let mut channels = BTreeMap::new();
-        let mut arbiters = Vec::new();
-        for ChannelSpec { settings: s, genesis: config } in specs {
-            let Some(signer) = signer.clone() else {
-                anyhow::bail!("channel '{}': no identity to sign its blocks with (set identity.dir)", s.name);
-            };
-            let ledger = Arc::new(Ledger::open(&s.name, store.channel(&s.name)?, config, Some(&signer))?);
-            if ledger.config() != config {
-                tracing::warn!(
-                    channel = %s.name,
-                    "the configured batch size, organisations or policies differ from the channel's genesis block; the genesis block's apply"
+        if signer.is_none() {
+            if let Some(s) = specs.first() {
+                anyhow::bail!("channel '{}': no identity to sign its blocks with (set identity.dir)", s.settings.name);
+            }
+            anyhow::ensure!(system.is_none(), "the system channel needs an identity to sign its blocks with");
+        }
+        let starter = Arc::new(Starter {
+            kafka: kafka.clone(),
+            producer: producer.clone(),
+            store,
+            signer,
+            time_window,
+            system: system.as_ref().map(|s| s.config.clone()),
+            channels: RwLock::default(),
+            arbiters: Mutex::default(),
+            stopped: AtomicBool::new(false),
+        });
+        if let Some(system) = &system {
+            let settings = system.config.settings(&system.config.channel);
+            let handle = starter.start(settings, &system.genesis, true, Some(starter.clone()))?;
+            for (name, genesis) in created_channels(&handle.ledger)? {
+                starter.create(&name, genesis)?;
+            }
+        }
+        for ChannelSpec { settings, genesis } in specs {
+            if starter.get(&settings.name).is_some() {
+                anyhow::bail!(
+                    "channel '{}' is declared in the configuration file and was also created through the system channel: remove its [[channels]] entry",
+                    settings.name
                 );
             }
-            let access = Access::new(ledger.config(), time_window)
-                .map_err(|e| anyhow::anyhow!("channel '{}': its genesis configuration is unusable: {e}", s.name))?;
-            let status = Arc::new(ChannelStatus::default());
-            status.set_access(access);
-            let arbiter = Arbiter::new();
-            let addr = {
-                let (s, kafka, producer, ledger, status) =
-                    (s.clone(), kafka.clone(), producer.clone(), ledger.clone(), status.clone());
-                actix::Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
-                    ChannelActor::new(s, kafka, producer, ledger, status, signer)
-                })
-            };
-            tracing::info!(channel = %s.name, height = ledger.height(), "channel started");
-            channels.insert(
-                s.name.clone(),
-                ChannelHandle { name: s.name.clone(), addr, ledger, status, settings: s.clone() },
-            );
-            arbiters.push(arbiter);
+            let handle = starter.start(settings.clone(), genesis, false, None)?;
+            let stored = handle.ledger.block(0)?.and_then(|b| b.data).map(|d| d.data);
+            if stored != genesis.data.as_ref().map(|d| d.data.clone()) {
+                tracing::warn!(
+                    channel = %settings.name,
+                    "the configured batch size, organisations or policies differ from the channel's genesis block; the chain's configuration applies"
+                );
+            }
         }
-        Ok(Channels { channels, arbiters: Mutex::new(arbiters) })
+        Ok(Channels { starter })
     }
 
-    pub fn get(&self, name: &str) -> Option<&ChannelHandle> {
-        self.channels.get(name)
+    pub fn get(&self, name: &str) -> Option<ChannelHandle> {
+        self.starter.get(name)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &ChannelHandle> {
-        self.channels.values()
+    /// The running channels, by name.
+    pub fn iter(&self) -> std::vec::IntoIter<ChannelHandle> {
+        self.list().into_iter()
+    }
+
+    /// The running channels, by name.
+    pub fn list(&self) -> Vec<ChannelHandle> {
+        self.starter.channels.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
+    }
+
+    /// The system channel, when this OSN runs one.
+    pub fn system(&self) -> Option<ChannelHandle> {
+        self.starter.system_channel().and_then(|name| self.get(name))
     }
 
     /// Stops every channel actor's arbiter and waits until their threads are gone, so that the
     /// actors, their consumers and their ledger handles are dropped when this returns. Actors do
     /// not restart after this. Blocking: call it off the async threads.
     pub fn stop_and_join(&self) {
-        let arbiters = std::mem::take(&mut *self.arbiters.lock().expect("arbiters lock"));
+        self.starter.stopped.store(true, Ordering::SeqCst);
+        let arbiters = std::mem::take(&mut *self.starter.arbiters.lock().unwrap_or_else(|e| e.into_inner()));
         for a in &arbiters {
             a.stop();
         }

@@ -3,27 +3,19 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use bytes::Bytes;
 use prost::Message as _;
 use rand::RngCore;
 
-use crate::core::block::hex;
 use crate::identity::dev::{default_dev_root, dev_client_identity};
 use crate::identity::SigningIdentity;
-use crate::proto::{
-    BroadcastResponse, ChannelHeader, Envelope, Header, HeaderType, Payload, SeekInfo, SignatureHeader, Status,
-};
+use crate::proto::{BroadcastResponse, Envelope, HeaderType, SeekInfo, Status};
 
 /// Bytes of an envelope that are not the payload data (headers, framing), roughly.
 const OVERHEAD: usize = 160;
-
-fn now() -> pbjson_types::Timestamp {
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    pbjson_types::Timestamp { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32 }
-}
 
 /// `--identity DIR`: who the CLI signs as.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -55,39 +47,7 @@ impl IdentityArgs {
     }
 }
 
-/// A payload's bytes signed by `signer` into an envelope.
-pub fn sign(signer: &SigningIdentity, payload: &Payload) -> Envelope {
-    let payload: Bytes = payload.encode_to_vec().into();
-    let signature = signer.sign(&payload).into();
-    Envelope { payload, signature }
-}
-
-/// A payload of `kind` for `channel` whose signature header names `signer`, stamped with the current time.
-pub fn payload(signer: &SigningIdentity, channel: &str, kind: HeaderType, data: Bytes) -> Payload {
-    let mut rng = rand::rng();
-    let mut nonce = [0u8; 24];
-    rng.fill_bytes(&mut nonce);
-    let mut txid = [0u8; 32];
-    rng.fill_bytes(&mut txid);
-    let channel_header = ChannelHeader {
-        r#type: kind as i32,
-        version: 0,
-        timestamp: Some(now()),
-        channel_id: channel.to_owned(),
-        tx_id: hex(&txid),
-        epoch: 0,
-        extension: Bytes::new(),
-        tls_cert_hash: Bytes::new(),
-    };
-    let signature_header = SignatureHeader { creator: signer.serialized(), nonce: Bytes::copy_from_slice(&nonce) };
-    Payload {
-        header: Some(Header {
-            channel_header: channel_header.encode_to_vec().into(),
-            signature_header: signature_header.encode_to_vec().into(),
-        }),
-        data,
-    }
-}
+pub use crate::identity::envelope::{payload, sign};
 
 /// A signed transaction envelope carrying `data`.
 pub fn transaction_with(signer: &SigningIdentity, channel: &str, data: Bytes) -> Envelope {

@@ -7,11 +7,14 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
+use super::channel::{ensure_channel, ChannelCreate};
+use super::client::Endpoint;
 use crate::config::{
-    BatchSizeConfig, ChannelSettings, Config, HttpConfig, IdentityConfig, KafkaConfig, LedgerConfig, OrganizationConfig,
+    BatchSizeConfig, Config, HttpConfig, IdentityConfig, KafkaConfig, LedgerConfig, OrganizationConfig, SystemConfig,
 };
 use crate::identity::dev::{default_dev_root, dev_crypto, DEV_CLIENT_MSP};
 use crate::identity::layout::MSP_DIR;
+use crate::identity::SigningIdentity;
 use crate::kafka::embedded::EmbeddedKafka;
 use crate::ledger::{rocks::RocksStore, Store};
 use crate::node::Node;
@@ -68,19 +71,29 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         organizations: vec![OrganizationConfig { msp_dir: crypto.client_org.join(MSP_DIR) }],
         kafka: KafkaConfig { brokers: kafka.bootstrap_servers(), replication_factor: 1, ..Default::default() },
         ledger: LedgerConfig { path: ledger_dir.clone(), sync_writes: true },
-        channels: vec![ChannelSettings {
-            name: args.channel.clone(),
+        // The dev channel is created through the system channel below, with these defaults.
+        channels: Vec::new(),
+        system: SystemConfig {
             batch_size: BatchSizeConfig { max_message_count: args.max_message_count, ..Default::default() },
             batch_timeout: args.batch_timeout,
             // The in-memory broker keeps only about 5 MB per partition: records further behind
             // the consumer than that are dropped, and the channel would stop with them.
             max_lag_bytes: DEV_MAX_LAG_BYTES,
             ..Default::default()
-        }],
+        },
     };
     let node = Node::start(&config).await?;
     node.wait_ready(Duration::from_secs(30)).await?;
     let url = node.url();
+    // The dev channel, created as an operator would: a config transaction signed by an admin of
+    // DevOrgMSP, posted to this OSN's API.
+    let endpoint = Endpoint { url: url.clone(), cacert: None, client_cert: None, client_key: None };
+    let admin = SigningIdentity::load(&crypto.admin_identity).context("cannot load the development admin identity")?;
+    let create = ChannelCreate { channel: args.channel.clone(), ..Default::default() };
+    ensure_channel(&endpoint, &admin, &create)
+        .await
+        .with_context(|| format!("cannot create the dev channel '{}'", args.channel))?;
+    node.wait_ready(Duration::from_secs(30)).await?;
     let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "osn".into());
     println!(
         "\nOSN dev mode is running.\n\

@@ -47,12 +47,16 @@ pub enum Denied {
     Timestamp { timestamp: i64, now: i64, window: i64 },
     #[error("the request could not be verified: {0}")]
     Unverified(String),
+    #[error("the signers ({signers}) do not satisfy the channel's {policy} policy: {rule}")]
+    PolicySet { signers: String, policy: PolicyName, rule: String },
+    #[error("the envelope is malformed: {0}")]
+    Malformed(String),
 }
 
 impl Denied {
     pub fn status(&self) -> Status {
         match self {
-            Denied::NoTimestamp | Denied::Timestamp { .. } => Status::BadRequest,
+            Denied::NoTimestamp | Denied::Timestamp { .. } | Denied::Malformed(_) => Status::BadRequest,
             Denied::Unverified(_) => Status::InternalServerError,
             _ => Status::Forbidden,
         }
@@ -100,6 +104,8 @@ pub struct Access {
     admins: Policy,
     /// Allowed distance between a request's timestamp and the OSN's clock, in seconds.
     time_window: i64,
+    /// The configuration's sequence number: broadcasts checked by this are enqueued with it.
+    sequence: u64,
     cache: Mutex<CreatorCache>,
 }
 
@@ -153,6 +159,7 @@ impl Access {
             admins: policy(&config.admins, Policy::Admins { orgs: all, at_least: majority }, PolicyName::Admins)?,
             orgs,
             time_window: time_window_secs,
+            sequence: config.sequence,
             cache: Mutex::new(CreatorCache::default()),
         })
     }
@@ -165,8 +172,81 @@ impl Access {
             readers: Policy::AnyMember(BTreeSet::new()),
             admins: Policy::Admins { orgs: BTreeSet::new(), at_least: 1 },
             time_window: 0,
+            sequence: 0,
             cache: Mutex::new(CreatorCache::default()),
         }
+    }
+
+    /// Checks a request's timestamp against the OSN's clock (`now`), within the time window.
+    pub fn check_timestamp(&self, timestamp: Option<i64>, now: i64) -> Result<(), Denied> {
+        let timestamp = timestamp.ok_or(Denied::NoTimestamp)?;
+        if timestamp.abs_diff(now) > self.time_window.unsigned_abs() {
+            return Err(Denied::Timestamp { timestamp, now, window: self.time_window });
+        }
+        Ok(())
+    }
+
+    /// The sequence number of the configuration this checks by.
+    pub fn sequence(&self) -> u64 {
+        self.sequence
+    }
+
+    /// The MSP IDs of the configuration's organisations.
+    pub fn organizations(&self) -> BTreeSet<&str> {
+        self.orgs.keys().map(String::as_str).collect()
+    }
+
+    /// Checks one signature of one signer, without a policy or a timestamp: certificate validity
+    /// at `now`, the signature over `message`, and the chain to an organisation of the channel.
+    /// The signers of a multi-signature request (a config update) are checked one by one with
+    /// this, then [`Access::authorise_signers`] evaluates the policy over all of them.
+    pub fn verify_signer(
+        &self,
+        creator: &Bytes,
+        message: &[u8],
+        signature: &[u8],
+        now: i64,
+    ) -> Result<Verified, Denied> {
+        let creator = self.creator(creator);
+        let creator = prelude(&creator, now)?;
+        creator.identity.cert.public_key.verify(message, signature).map_err(Denied::Signature)?;
+        self.member(creator, now)
+    }
+
+    /// Evaluates a policy over a set of verified signers.
+    pub fn authorise_signers(&self, signers: &[Verified], policy: PolicyName) -> Result<(), Denied> {
+        let rule = self.policy(policy);
+        let set: Vec<Signer<'_>> = signers.iter().map(|v| Signer { msp_id: &v.msp_id, role: v.role }).collect();
+        if rule.satisfied_by(&set) {
+            return Ok(());
+        }
+        let signers =
+            signers.iter().map(|v| format!("{} of {}", v.role.as_str(), v.msp_id)).collect::<Vec<_>>().join(", ");
+        Err(Denied::PolicySet { signers, policy, rule: rule.to_string() })
+    }
+
+    /// Re-validates a marshaled envelope that was accepted under an older configuration, as every
+    /// OSN does when it consumes it: signature, chain and Writers under this configuration, with
+    /// the certificate validity judged at the envelope's own timestamp, so that the verdict
+    /// depends on nothing but the record and the configuration (every OSN reaches the same one).
+    pub fn revalidate(&self, envelope: &[u8]) -> Result<(), Denied> {
+        use prost::Message as _;
+        let env = crate::proto::Envelope::decode(envelope).map_err(|e| Denied::Malformed(format!("Envelope: {e}")))?;
+        let payload = crate::proto::Payload::decode(env.payload.clone())
+            .map_err(|e| Denied::Malformed(format!("Payload: {e}")))?;
+        let header = payload.header.ok_or_else(|| Denied::Malformed("no header".into()))?;
+        let channel_header = crate::proto::ChannelHeader::decode(header.channel_header)
+            .map_err(|e| Denied::Malformed(format!("ChannelHeader: {e}")))?;
+        let signature_header = crate::proto::SignatureHeader::decode(header.signature_header)
+            .map_err(|e| Denied::Malformed(format!("SignatureHeader: {e}")))?;
+        let timestamp = channel_header.timestamp.map(|t| t.seconds).ok_or(Denied::NoTimestamp)?;
+        let request = Request {
+            payload: &env.payload,
+            signature: &env.signature,
+            creator: &signature_header.creator,
+            timestamp: Some(timestamp),
+        };
+        self.check(&request, PolicyName::Writers, timestamp).map(|_| ())
     }
 
     pub fn policy(&self, name: PolicyName) -> &Policy {
@@ -259,6 +339,17 @@ impl Access {
 
     /// Chain and policy.
     fn authorise(&self, creator: &Creator, policy: PolicyName, now: i64) -> Result<Verified, Denied> {
+        let verified = self.member(creator, now)?;
+        let rule = self.policy(policy);
+        if !rule.satisfied_by(&[Signer { msp_id: &verified.msp_id, role: verified.role }]) {
+            let (msp_id, role) = (verified.msp_id, verified.role.as_str());
+            return Err(Denied::Policy { msp_id, role, policy, rule: rule.to_string() });
+        }
+        Ok(verified)
+    }
+
+    /// The chain to an organisation of the channel, valid at `now`.
+    fn member(&self, creator: &Creator, now: i64) -> Result<Verified, Denied> {
         let msp_id = &creator.identity.msp_id;
         let window = match &creator.chain {
             Ok(w) if w.contains(now) => *w,
@@ -269,15 +360,10 @@ impl Access {
             }
             Err(reason) => return Err(Denied::NotChained { msp_id: msp_id.clone(), reason: reason.clone() }),
         };
-        let role = creator.identity.role();
-        let rule = self.policy(policy);
-        if !rule.satisfied_by(&[Signer { msp_id, role }]) {
-            return Err(Denied::Policy { msp_id: msp_id.clone(), role: role.as_str(), policy, rule: rule.to_string() });
-        }
         Ok(Verified {
             creator: creator.raw.clone(),
             msp_id: msp_id.clone(),
-            role,
+            role: creator.identity.role(),
             valid_until: window.not_after.min(creator.identity.cert.not_after),
         })
     }

@@ -13,7 +13,7 @@ use prost::Message as _;
 use sha2::{Digest, Sha256};
 
 use crate::proto::common::{BlockMetadataIndex, MetadataSignature};
-use crate::proto::osn::ChannelConfig;
+use crate::proto::osn::{ChannelConfig, ConfigEnvelope};
 use crate::proto::{
     Block, BlockData, BlockHeader, BlockMetadata, ChannelHeader, Envelope, Header, HeaderType, KafkaMetadata,
     LastConfig, Metadata, OrdererBlockMetadata, Payload,
@@ -115,11 +115,12 @@ pub fn genesis_kafka_metadata() -> KafkaMetadata {
     KafkaMetadata { last_offset_persisted: -1, last_original_offset_processed: 0, last_resubmitted_config_offset: 0 }
 }
 
-/// A channel's genesis block 0: one CONFIG envelope holding the channel configuration, an empty
-/// previous hash. A pure function of the channel ID and its configuration, so every OSN given the
-/// same configuration writes the same block.
+/// A channel's genesis block 0 for a channel declared in an OSN's configuration: one CONFIG
+/// envelope holding `ConfigEnvelope{config}`, an empty previous hash. A pure function of the
+/// channel ID and its configuration, so every OSN given the same configuration writes the same
+/// block.
 pub fn genesis_block(channel_id: &str, config: &ChannelConfig) -> Block {
-    let data = config.encode_to_vec();
+    let data = ConfigEnvelope { config: Some(config.clone()), last_update: None }.encode_to_vec();
     let channel_header = ChannelHeader {
         r#type: HeaderType::Config as i32,
         version: 0,
@@ -135,7 +136,13 @@ pub fn genesis_block(channel_id: &str, config: &ChannelConfig) -> Block {
         data: data.into(),
     };
     let envelope = Envelope { payload: payload.encode_to_vec().into(), signature: Bytes::new() };
-    build_block(0, Bytes::new(), vec![envelope.encode_to_vec().into()], 0, &genesis_kafka_metadata())
+    genesis_block_of(envelope.encode_to_vec().into())
+}
+
+/// The genesis block 0 holding one marshaled CONFIG envelope (a channel created through the
+/// system channel: the envelope as ordered there, so every OSN writes the same block).
+pub fn genesis_block_of(config_envelope: Bytes) -> Block {
+    build_block(0, Bytes::new(), vec![config_envelope], 0, &genesis_kafka_metadata())
 }
 
 /// Reads one metadata slot's value, if the block has it and it decodes.
@@ -278,6 +285,6 @@ mod tests {
         let ch = ChannelHeader::decode(payload.header.unwrap().channel_header).unwrap();
         assert_eq!(ch.r#type, HeaderType::Config as i32);
         assert_eq!(ch.channel_id, "mychannel");
-        assert_eq!(ChannelConfig::decode(payload.data).unwrap(), config);
+        assert_eq!(ConfigEnvelope::decode(payload.data).unwrap().config.unwrap(), config);
     }
 }

@@ -9,20 +9,36 @@
 //! - CONNECT messages are ignored;
 //! - a NORMAL message goes through the block cutter; the block that does not contain the newest
 //!   message persists `offset - 1`, so a restart re-consumes that message into the pending batch;
-//! - a CONFIG message cuts the pending batch, then goes alone in its own block, and becomes the
-//!   LAST_CONFIG of every later block;
+//! - a CONFIG message is re-derived from the signed update it carries under the configuration in
+//!   force (see [`super::config`]); if it was enqueued under that configuration it cuts the pending
+//!   batch, goes alone in its own block, becomes the LAST_CONFIG of every later block, and its
+//!   batch size applies from the next block on; if it was enqueued under an older one it is
+//!   re-submitted (every OSN does so; the first copy consumed wins); if it no longer derives, it
+//!   is dropped;
+//! - on the system channel, an ORDERER_TRANSACTION (a new channel's CONFIG envelope) is isolated
+//!   the same way without becoming LAST_CONFIG, and reports the channel to create;
+//! - a NORMAL message enqueued under an older configuration is re-validated under the current one
+//!   and re-submitted with its offset as original offset if still valid, dropped if not;
 //! - `TimeToCut{N}` cuts the pending batch when N is the next block number; a stale TTC
 //!   (N smaller), a future TTC (N larger) and a TTC with nothing pending are ignored;
 //! - a re-submitted message (original offset ≠ 0) already processed is dropped;
 //! - an undecodable message, or an envelope over `AbsoluteMaxBytes`, is dropped.
 
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
 use bytes::Bytes;
 use prost::Message as _;
 
+use crate::core::access::Access;
 use crate::core::block::{build_block, header_hash};
+use crate::core::config::{self, config_envelope, envelope_parts, UpdateRequest};
 use crate::core::cutter::{BlockCutter, Message};
+use crate::core::policy::PolicyName;
+use crate::proto::osn::ChannelConfig;
 use crate::proto::{
-    kafka_message, kafka_message_regular::Class, BatchSize, Block, Envelope, KafkaMessage, KafkaMetadata,
+    kafka_message, kafka_message_regular::Class, Block, Envelope, HeaderType, KafkaMessage, KafkaMessageRegular,
+    KafkaMetadata,
 };
 
 /// What the chain resumes from: the ledger's last block.
@@ -61,6 +77,65 @@ pub enum Skip {
     },
     Undecodable(String),
     Rejected(String),
+    /// Enqueued under an older configuration and still valid: re-submitted (see `resubmit`).
+    Resubmitted {
+        config_seq: u64,
+    },
+}
+
+/// What a CONFIG-class record derives to under the configuration in force.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Derived {
+    pub kind: DerivedKind,
+    /// The configuration it sets: the channel's next one, or the new channel's genesis one.
+    pub config: ChannelConfig,
+    /// The signed CONFIG_UPDATE envelope it comes from.
+    pub last_update: Envelope,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DerivedKind {
+    /// An update of this channel's configuration.
+    Update { channel: String },
+    /// The creation of a channel, on the system channel.
+    Create { channel: String },
+}
+
+impl DerivedKind {
+    pub fn channel(&self) -> &str {
+        match self {
+            DerivedKind::Update { channel } | DerivedKind::Create { channel } => channel,
+        }
+    }
+}
+
+/// A record to put back into the partition.
+#[derive(Debug, Clone)]
+pub enum Resubmit {
+    /// A NORMAL envelope still valid under the current configuration: the record to produce.
+    Normal(KafkaMessage),
+    /// A config update re-derived under the current configuration: the caller builds and signs
+    /// its CONFIG envelope (see `identity::config_record`) and produces it as a CONFIG record with
+    /// this sequence and original offset.
+    Config { derived: Derived, config_seq: u64, original_offset: i64 },
+}
+
+/// What a CONFIG-class record came to, for the client waiting on it. `offset` is the offset the
+/// client's record was acknowledged at (the original offset of a re-submitted copy).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub offset: i64,
+    pub result: Result<Applied, String>,
+}
+
+/// A configuration change committed by the blocks of a [`Consumed`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Applied {
+    /// The channel's configuration is now this one (its block is among the blocks).
+    Config(Arc<ChannelConfig>),
+    /// A channel was created: its genesis block holds this CONFIG envelope. The caller creates
+    /// it before writing the system channel's block.
+    Created { channel: String, genesis_envelope: Bytes },
 }
 
 /// The outcome of consuming one message.
@@ -70,10 +145,40 @@ pub struct Consumed {
     pub blocks: Vec<Block>,
     /// Why no block was cut, when none was.
     pub skip: Option<Skip>,
+    /// A record to re-submit to the partition.
+    pub resubmit: Option<Resubmit>,
+    /// What a CONFIG-class record came to.
+    pub outcome: Option<Outcome>,
+}
+
+/// The system channel's part of the chain state: the channels created through it so far.
+#[derive(Debug, Clone, Default)]
+pub struct SystemState {
+    pub channels: BTreeSet<String>,
+}
+
+/// The configuration the chain cuts and re-validates by.
+#[derive(Debug, Clone)]
+pub struct InForce {
+    pub config: Arc<ChannelConfig>,
+    pub access: Arc<Access>,
+}
+
+impl InForce {
+    /// The access control of `config` for requests checked against a clock `time_window`
+    /// seconds wide.
+    pub fn new(config: ChannelConfig, time_window: i64) -> Result<Self, String> {
+        let access = Access::new(&config, time_window)?;
+        Ok(InForce { config: Arc::new(config), access: Arc::new(access) })
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct Chain {
+    channel: String,
+    in_force: InForce,
+    time_window: i64,
+    system: Option<SystemState>,
     cutter: BlockCutter,
     next_number: u64,
     previous_hash: Bytes,
@@ -84,8 +189,15 @@ pub struct Chain {
 }
 
 impl Chain {
-    pub fn new(tip: ChainTip, batch_size: BatchSize) -> Self {
+    /// A chain resuming from `tip` under the configuration in force there. `system` is the
+    /// system channel's state, for the system channel.
+    pub fn new(channel: &str, tip: ChainTip, in_force: InForce, time_window: i64, system: Option<SystemState>) -> Self {
+        let batch_size = in_force.config.batch_size.unwrap_or_default();
         Chain {
+            channel: channel.to_owned(),
+            in_force,
+            time_window,
+            system,
             cutter: BlockCutter::new(batch_size),
             next_number: tip.next_number,
             previous_hash: tip.previous_hash,
@@ -94,6 +206,15 @@ impl Chain {
             last_resubmitted_config_offset: tip.kafka.last_resubmitted_config_offset,
             last_config: tip.last_config,
         }
+    }
+
+    /// A chain cut by `batch_size` under a configuration with no organisations (nothing it
+    /// consumes re-validates): for tools, benches and tests of cutting alone.
+    pub fn with_batch_size(channel: &str, tip: ChainTip, batch_size: crate::proto::BatchSize) -> Self {
+        let config = ChannelConfig { batch_size: Some(batch_size), ..Default::default() };
+        let in_force =
+            InForce::new(config, 0).unwrap_or_else(|_| unreachable!("a configuration without organisations is valid"));
+        Chain::new(channel, tip, in_force, 0, None)
     }
 
     /// The Kafka offset to resume consuming from: one past the last offset in a written block.
@@ -113,8 +234,19 @@ impl Chain {
         self.cutter.pending_len()
     }
 
-    pub fn batch_size(&self) -> &BatchSize {
+    pub fn batch_size(&self) -> &crate::proto::BatchSize {
         self.cutter.config()
+    }
+
+    /// The configuration in force.
+    pub fn in_force(&self) -> &InForce {
+        &self.in_force
+    }
+
+    /// Whether a config update this OSN re-submitted is still waiting to be consumed. Broadcasts
+    /// are refused (503) meanwhile, as Fabric does.
+    pub fn reprocessing(&self) -> bool {
+        self.last_resubmitted_config_offset > self.last_original_offset_processed
     }
 
     /// Consumes the record at `offset` whose value is `value` (a marshaled `KafkaMessage`).
@@ -135,13 +267,155 @@ impl Chain {
                     Ok(s) => s,
                     Err(e) => return skip(Skip::Undecodable(e)),
                 };
-                let msg = Message { envelope: reg.payload, size };
                 match Class::try_from(reg.class) {
-                    Ok(Class::Config) => self.config(offset, msg, reg.original_offset),
-                    Ok(Class::Normal) | Ok(Class::Unknown) | Err(_) => self.normal(offset, msg, reg.original_offset),
+                    Ok(Class::Config) => self.config_record(offset, reg, size),
+                    Ok(Class::Normal) | Ok(Class::Unknown) | Err(_) => {
+                        let seq = self.in_force.config.sequence;
+                        if reg.config_seq < seq {
+                            return self.revalidate(offset, reg);
+                        }
+                        let msg = Message { envelope: reg.payload, size };
+                        self.normal(offset, msg, reg.original_offset)
+                    }
                 }
             }
         }
+    }
+
+    /// A NORMAL envelope enqueued under an older configuration: re-submitted if still valid.
+    fn revalidate(&mut self, offset: i64, reg: KafkaMessageRegular) -> Consumed {
+        let seq = self.in_force.config.sequence;
+        if let Err(denied) = self.in_force.access.revalidate(&reg.payload) {
+            let reason = format!("enqueued under configuration {}, not valid under {seq}: {denied}", reg.config_seq);
+            return skip(Skip::Rejected(reason));
+        }
+        let mut message = KafkaMessage::regular(reg.payload, seq, Class::Normal);
+        if let Some(kafka_message::Type::Regular(r)) = message.r#type.as_mut() {
+            r.original_offset = offset;
+        }
+        Consumed {
+            skip: Some(Skip::Resubmitted { config_seq: reg.config_seq }),
+            resubmit: Some(Resubmit::Normal(message)),
+            ..Default::default()
+        }
+    }
+
+    /// A CONFIG-class record (Fabric's `processRegular`, CONFIG case).
+    fn config_record(&mut self, offset: i64, reg: KafkaMessageRegular, size: u32) -> Consumed {
+        let original_offset = reg.original_offset;
+        let key = if original_offset != 0 { original_offset } else { offset };
+        if original_offset != 0 && original_offset > self.last_resubmitted_config_offset {
+            self.last_resubmitted_config_offset = original_offset;
+        }
+        let derivation = self.derive(&reg.payload).and_then(|(derived, enveloped, genesis)| {
+            if reg.config_seq >= self.in_force.config.sequence && derived.config != enveloped {
+                return Err("the configuration in the CONFIG envelope is not the one its update derives to".into());
+            }
+            Ok((derived, genesis))
+        });
+        let (derived, genesis) = match derivation {
+            Ok(d) => d,
+            Err(reason) => {
+                // A re-submitted update that no longer derives counts as processed: broadcasts resume.
+                if original_offset != 0 {
+                    self.last_original_offset_processed = self.last_original_offset_processed.max(original_offset);
+                }
+                return Consumed {
+                    skip: Some(Skip::Rejected(reason.clone())),
+                    outcome: Some(Outcome { offset: key, result: Err(reason) }),
+                    ..Default::default()
+                };
+            }
+        };
+        let seq = self.in_force.config.sequence;
+        if reg.config_seq < seq {
+            self.last_resubmitted_config_offset = offset;
+            return Consumed {
+                skip: Some(Skip::Resubmitted { config_seq: reg.config_seq }),
+                resubmit: Some(Resubmit::Config { derived, config_seq: seq, original_offset: offset }),
+                ..Default::default()
+            };
+        }
+        let msg = Message { envelope: reg.payload, size };
+        match derived.kind {
+            DerivedKind::Update { .. } => {
+                // Derivation validated the configuration, so its access control builds.
+                let in_force = match InForce::new(derived.config, self.time_window) {
+                    Ok(f) => f,
+                    // Derivation validated the configuration, so this does not happen.
+                    Err(e) => return skip(Skip::Rejected(e)),
+                };
+                let mut out = self.isolate(offset, msg, original_offset, true);
+                self.cutter = BlockCutter::new(in_force.config.batch_size.unwrap_or_default());
+                let config = in_force.config.clone();
+                self.in_force = in_force;
+                out.outcome = Some(Outcome { offset: key, result: Ok(Applied::Config(config)) });
+                out
+            }
+            DerivedKind::Create { channel } => {
+                let mut out = self.isolate(offset, msg, original_offset, false);
+                if let Some(system) = self.system.as_mut() {
+                    system.channels.insert(channel.clone());
+                }
+                let created = Applied::Created { channel, genesis_envelope: genesis };
+                out.outcome = Some(Outcome { offset: key, result: Ok(created) });
+                out
+            }
+        }
+    }
+
+    /// Re-derives a CONFIG-class record from the signed update it carries, under the
+    /// configuration in force, with the update's own timestamp as the time. Returns the
+    /// derivation, the configuration the record's envelope holds, and (for a creation) the new
+    /// channel's CONFIG envelope.
+    fn derive(&self, envelope: &Bytes) -> Result<(Derived, ChannelConfig, Bytes), String> {
+        let (header, data) = envelope_parts(envelope)?;
+        let (kind, config_bytes) = match HeaderType::try_from(header.r#type) {
+            Ok(HeaderType::OrdererTransaction) if self.system.is_some() => {
+                let (inner, _) = envelope_parts(&data)?;
+                (DerivedKind::Create { channel: inner.channel_id }, data)
+            }
+            Ok(HeaderType::Config) => (DerivedKind::Update { channel: header.channel_id.clone() }, envelope.clone()),
+            _ => return Err(format!("a CONFIG-class record holds an envelope of header type {}", header.r#type)),
+        };
+        let (config_header, config_env) = config_envelope(&config_bytes)?;
+        let enveloped = config_env.config.ok_or("the CONFIG envelope holds no configuration")?;
+        let last_update = config_env.last_update.ok_or("the CONFIG envelope holds no update")?;
+        let request = UpdateRequest::parse(&last_update)?;
+        let now = request.timestamp().ok_or("the config update has no timestamp")?;
+        let channel = kind.channel();
+        if config_header.channel_id != channel || request.update.channel_id != channel {
+            return Err(format!(
+                "the CONFIG envelope names channel '{}' and its update '{}', not '{channel}'",
+                config_header.channel_id, request.update.channel_id
+            ));
+        }
+        let config = match &kind {
+            DerivedKind::Update { channel } => {
+                if *channel != self.channel {
+                    return Err(format!("a config update of channel '{channel}' on channel '{}'", self.channel));
+                }
+                request.authorise(&self.in_force.access, PolicyName::Admins, now).map_err(|e| e.to_string())?;
+                config::apply(&self.in_force.config, &request.update)?
+            }
+            DerivedKind::Create { channel } => {
+                let system = self.system.as_ref().expect("checked above");
+                if *channel == self.channel {
+                    return Err(format!("'{channel}' is the system channel"));
+                }
+                if system.channels.contains(channel) {
+                    return Err(format!("channel '{channel}' already exists"));
+                }
+                let limit = self.in_force.config.max_channels;
+                if limit > 0 && system.channels.len() >= limit as usize {
+                    return Err(format!("the channel limit of {limit} is reached"));
+                }
+                request.authorise(&self.in_force.access, PolicyName::Writers, now).map_err(|e| e.to_string())?;
+                config::new_channel(&self.in_force.config, &request.update)?
+            }
+        };
+        let genesis = if matches!(kind, DerivedKind::Create { .. }) { config_bytes } else { Bytes::new() };
+        Ok((Derived { kind, config, last_update }, enveloped, genesis))
     }
 
     fn normal(&mut self, offset: i64, msg: Message, original_offset: i64) -> Consumed {
@@ -172,7 +446,9 @@ impl Chain {
         out
     }
 
-    fn config(&mut self, offset: i64, msg: Message, original_offset: i64) -> Consumed {
+    /// Cuts the pending batch, then puts `msg` alone in the next block; `is_config` makes that
+    /// block the LAST_CONFIG of every later block.
+    fn isolate(&mut self, offset: i64, msg: Message, original_offset: i64, is_config: bool) -> Consumed {
         let mut out = Consumed::default();
         let pending = self.cutter.cut();
         if !pending.is_empty() {
@@ -181,7 +457,9 @@ impl Chain {
         if original_offset != 0 {
             self.last_original_offset_processed = original_offset;
         }
-        self.last_config = self.next_number;
+        if is_config {
+            self.last_config = self.next_number;
+        }
         out.blocks.push(self.make_block(vec![msg.envelope], offset));
         out
     }
@@ -198,7 +476,7 @@ impl Chain {
         if batch.is_empty() {
             return skip(Skip::EmptyTtc { ttc });
         }
-        Consumed { blocks: vec![self.make_block(batch, offset)], skip: None }
+        Consumed { blocks: vec![self.make_block(batch, offset)], ..Default::default() }
     }
 
     fn make_block(&mut self, batch: Vec<Bytes>, persisted: i64) -> Block {
@@ -216,7 +494,7 @@ impl Chain {
 }
 
 fn skip(s: Skip) -> Consumed {
-    Consumed { blocks: Vec::new(), skip: Some(s) }
+    Consumed { skip: Some(s), ..Default::default() }
 }
 
 /// Fabric's message size: payload length + signature length of the marshaled envelope.
@@ -229,8 +507,9 @@ pub fn envelope_size(raw: &Bytes) -> Result<u32, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::block::{genesis_block, kafka_metadata, last_config};
+    use crate::core::block::{genesis_block, kafka_metadata};
     use crate::proto::osn::ChannelConfig;
+    use crate::proto::BatchSize;
 
     fn batch(count: u32, preferred: u32) -> BatchSize {
         BatchSize { max_message_count: count, absolute_max_bytes: 1000, preferred_max_bytes: preferred }
@@ -238,7 +517,8 @@ mod tests {
 
     fn new_chain(bs: BatchSize) -> Chain {
         let genesis = genesis_block("ch", &ChannelConfig { sequence: 0, batch_size: Some(bs), ..Default::default() });
-        Chain::new(
+        Chain::with_batch_size(
+            "ch",
             ChainTip {
                 next_number: 1,
                 previous_hash: header_hash(genesis.header.as_ref().unwrap()).into(),
@@ -253,11 +533,6 @@ mod tests {
     fn env(tag: u8, size: usize) -> Vec<u8> {
         let e = Envelope { payload: vec![tag; size].into(), signature: Bytes::new() };
         KafkaMessage::regular(e.encode_to_vec().into(), 0, Class::Normal).encode_to_vec()
-    }
-
-    fn config_env(tag: u8) -> Vec<u8> {
-        let e = Envelope { payload: vec![tag; 3].into(), signature: Bytes::new() };
-        KafkaMessage::regular(e.encode_to_vec().into(), 0, Class::Config).encode_to_vec()
     }
 
     fn ttc(n: u64) -> Vec<u8> {
@@ -326,22 +601,6 @@ mod tests {
                 Skip::Pending,
             ]
         );
-    }
-
-    #[test]
-    fn config_is_isolated_and_becomes_last_config() {
-        let mut c = new_chain(batch(10, 500));
-        let mut all = Vec::new();
-        for (offset, r) in [env(1, 10), config_env(9), env(2, 10), ttc(3)].iter().enumerate() {
-            all.extend(c.consume(offset as i64, r).blocks);
-        }
-        let summary: Vec<_> = all
-            .iter()
-            .map(|b| (b.header.as_ref().unwrap().number, b.data.as_ref().unwrap().data.len(), last_config(b).unwrap()))
-            .collect();
-        assert_eq!(summary, vec![(1, 1, 0), (2, 1, 2), (3, 1, 2)]);
-        assert_eq!(kafka_metadata(&all[0]).unwrap().last_offset_persisted, 0);
-        assert_eq!(kafka_metadata(&all[1]).unwrap().last_offset_persisted, 1);
     }
 
     #[test]

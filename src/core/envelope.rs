@@ -26,8 +26,6 @@ pub enum Invalid {
     WrongChannel { got: String, want: String },
     #[error("header type {0} is not accepted by broadcast: {1}")]
     WrongType(String, &'static str),
-    #[error("header type {0} is not supported by this OSN yet: {1}")]
-    Unsupported(String, &'static str),
     #[error("envelope payload header has no signature header (it names the creator)")]
     MissingSignatureHeader,
     #[error("signature header does not decode as a common.SignatureHeader: {0}")]
@@ -38,7 +36,6 @@ impl Invalid {
     pub fn status(&self) -> Status {
         match self {
             Invalid::TooLarge { .. } => Status::RequestEntityTooLarge,
-            Invalid::Unsupported(..) => Status::NotImplemented,
             _ => Status::BadRequest,
         }
     }
@@ -96,17 +93,25 @@ pub fn check_broadcast(envelope: &Envelope, channel: &str, absolute_max_bytes: u
     }
     let header_type = HeaderType::try_from(channel_header.r#type);
     let name = || header_type.map(|t| t.as_str_name().to_owned()).unwrap_or_else(|_| channel_header.r#type.to_string());
-    let header_type = match header_type {
-        Ok(HeaderType::DeliverSeekInfo) => {
-            return Err(Invalid::WrongType(name(), "send DELIVER_SEEK_INFO envelopes to the deliver route"))
-        }
-        Ok(HeaderType::Config | HeaderType::ConfigUpdate | HeaderType::OrdererTransaction) => {
-            return Err(Invalid::Unsupported(name(), "channel configuration changes are not implemented yet"));
-        }
-        Ok(t) => t,
-        // Fabric orders header types it does not know as plain messages; so do we.
-        Err(_) => HeaderType::Message,
-    };
+    let header_type =
+        match header_type {
+            Ok(HeaderType::DeliverSeekInfo) => {
+                return Err(Invalid::WrongType(name(), "send DELIVER_SEEK_INFO envelopes to the deliver route"))
+            }
+            Ok(HeaderType::ConfigUpdate) => return Err(Invalid::WrongType(
+                name(),
+                "send config updates to POST /v1/channels/{channel}/config, and channel creations to POST /v1/channels",
+            )),
+            Ok(HeaderType::Config | HeaderType::OrdererTransaction) => {
+                return Err(Invalid::WrongType(
+                    name(),
+                    "only OSNs order these; send a CONFIG_UPDATE envelope to POST /v1/channels/{channel}/config",
+                ))
+            }
+            Ok(t) => t,
+            // Fabric orders header types it does not know as plain messages; so do we.
+            Err(_) => HeaderType::Message,
+        };
     let creator = creator(header.signature_header)?;
     Ok(Checked { channel_header, header_type, size, creator })
 }
@@ -200,7 +205,8 @@ mod tests {
         check(envelope(None, b"tx"), 1000, Err(Status::BadRequest));
         check(envelope(header(HeaderType::Message, "other"), b"tx"), 1000, Err(Status::BadRequest));
         check(envelope(header(HeaderType::DeliverSeekInfo, "ch"), b""), 1000, Err(Status::BadRequest));
-        check(envelope(header(HeaderType::ConfigUpdate, "ch"), b""), 1000, Err(Status::NotImplemented));
+        check(envelope(header(HeaderType::ConfigUpdate, "ch"), b""), 1000, Err(Status::BadRequest));
+        check(envelope(header(HeaderType::Config, "ch"), b""), 1000, Err(Status::BadRequest));
         let unsigned = Payload {
             header: Some(Header {
                 channel_header: header(HeaderType::Message, "ch").unwrap().encode_to_vec().into(),

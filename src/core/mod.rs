@@ -4,6 +4,7 @@
 //! - [`cutter`]: Fabric's block cutter (batch size rules).
 //! - [`block`]: block assembly, header and data hashes, metadata slots.
 //! - [`ttc`]: time-to-cut timer bookkeeping (when to *propose* a cut).
+//! - [`config`]: channel configurations: validity, updates, new channels, update signers.
 //! - [`chain`]: the per-channel state machine that turns consumed Kafka messages into blocks.
 //! - [`envelope`]: structural validation of broadcast envelopes.
 //! - [`seek`]: resolution of a Deliver `SeekInfo` against a ledger height.
@@ -16,6 +17,7 @@
 pub mod access;
 pub mod block;
 pub mod chain;
+pub mod config;
 pub mod cutter;
 pub mod ecdsa;
 pub mod envelope;

@@ -79,7 +79,7 @@ proptest! {
         let mut osns: Vec<Sim> = timeouts
             .iter()
             .map(|t| Sim {
-                chain: Chain::new(tip_of(&genesis), batch),
+                chain: Chain::with_batch_size("ch", tip_of(&genesis), batch),
                 timer: TtcTimer::new(Duration::from_millis(*t)),
                 consumed: 0,
                 blocks: vec![genesis.clone()],
@@ -145,7 +145,7 @@ proptest! {
         let blocks = &osns[0].blocks;
         let k = restart_at.index(blocks.len());
         let mut restarted = Sim {
-            chain: Chain::new(tip_of(&blocks[k]), batch),
+            chain: Chain::with_batch_size("ch", tip_of(&blocks[k]), batch),
             timer: TtcTimer::new(Duration::from_secs(1)),
             consumed: 0,
             blocks: blocks[..=k].to_vec(),

@@ -22,6 +22,11 @@ impl TtcTimer {
         self.timeout
     }
 
+    /// A new timeout (the channel's configuration changed); a running deadline is kept.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+    }
+
     /// When the timer next fires, if it runs.
     pub fn deadline(&self) -> Option<Instant> {
         self.deadline

@@ -40,7 +40,7 @@ pub async fn get_block(
             }
         },
     };
-    if let Err((status, info)) = authorise_reader(ch, &req) {
+    if let Err((status, info)) = authorise_reader(&ch, &req) {
         return fail(out, status, info);
     }
     let raw = match ch.ledger.block_bytes(n) {

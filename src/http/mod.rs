@@ -10,7 +10,8 @@
 //! - [`docs`]: `GET /openapi.json` (the OpenAPI document of all of these routes), `GET /docs`
 //!   (an interactive page rendering it) and `GET /` (a redirect to `/docs`).
 //! - [`channels`]: `GET /v1/channels`, `GET /v1/channels/{channel}`,
-//!   `GET /v1/channels/{channel}/config`.
+//!   `GET /v1/channels/{channel}/config`; `POST /v1/channels` (create a channel through the system
+//!   channel) and `POST /v1/channels/{channel}/config` (update a channel's configuration).
 //! - [`deliver`]: `GET /v1/channels/{channel}/deliver` (websocket) and
 //!   `POST /v1/channels/{channel}/deliver` (a streamed response).
 //! - [`tls`]: HTTPS (`[http.tls]`) and the client side's trust of one CA file.
@@ -41,15 +42,17 @@ pub struct AppState {
     pub http: HttpConfig,
     /// Where signed requests are checked.
     pub verifier: Arc<crate::verify::Verifier>,
+    /// This OSN's identity: it signs the CONFIG envelopes it derives from config updates.
+    pub signer: Option<Arc<crate::identity::SigningIdentity>>,
 }
 
 impl AppState {
     /// The channel named in the path, or the 404 response to send.
     // The error is a ready response on a cold path, handed straight back to actix.
     #[allow(clippy::result_large_err)]
-    pub fn channel(&self, name: &str, format: Format) -> Result<&ChannelHandle, HttpResponse> {
+    pub fn channel(&self, name: &str, format: Format) -> Result<ChannelHandle, HttpResponse> {
         self.channels.get(name).ok_or_else(|| {
-            let known: Vec<&str> = self.channels.iter().map(|c| c.name.as_str()).collect();
+            let known: Vec<String> = self.channels.iter().map(|c| c.name).collect();
             fail(
                 format,
                 Status::NotFound,
@@ -68,7 +71,7 @@ pub fn websocket_channel(
     req: &HttpRequest,
     alternative: &str,
 ) -> Result<ChannelHandle, HttpResponse> {
-    let ch = state.channel(channel, Format::Json)?.clone();
+    let ch = state.channel(channel, Format::Json)?;
     if !req.headers().contains_key(actix_web::http::header::UPGRADE) {
         let info = format!(
             "GET on {} is a websocket route: connect with a websocket client (Upgrade: websocket), or {alternative}",
@@ -85,6 +88,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/openapi.json", web::get().to(docs::openapi))
         .route("/docs", web::get().to(docs::page))
         .route("/v1/channels", web::get().to(channels::list))
+        .route("/v1/channels", web::post().to(channels::create))
+        .route("/v1/channels/{channel}/config", web::post().to(channels::update))
         .route("/v1/channels/{channel}", web::get().to(channels::info))
         .route("/v1/channels/{channel}/config", web::get().to(channels::config))
         .route("/v1/channels/{channel}/broadcast", web::post().to(broadcast::broadcast))

@@ -4,6 +4,7 @@
 
 pub mod cert;
 pub mod dev;
+pub mod envelope;
 mod issue;
 mod key;
 pub mod layout;

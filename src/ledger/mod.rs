@@ -12,17 +12,17 @@
 pub mod memory;
 pub mod rocks;
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::Bytes;
 use prost::Message as _;
 use tokio::sync::watch;
 
-use crate::core::block::{genesis_block, header_hash, kafka_metadata, last_config};
+use crate::core::block::{header_hash, kafka_metadata, last_config};
 use crate::core::chain::ChainTip;
 use crate::identity::SigningIdentity;
 use crate::proto::osn::ChannelConfig;
-use crate::proto::{Block, Envelope, Payload};
+use crate::proto::Block;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -60,7 +60,8 @@ pub struct Ledger {
     store: Arc<dyn ChannelStore>,
     tip: Mutex<ChainTip>,
     height: watch::Sender<u64>,
-    config: ChannelConfig,
+    /// The configuration in force: that of the LAST_CONFIG block of the last block.
+    config: RwLock<Arc<ChannelConfig>>,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -70,21 +71,21 @@ impl std::fmt::Debug for Ledger {
 }
 
 impl Ledger {
-    /// Opens a channel's ledger; a new channel gets its genesis block built from `config` and
-    /// signed by `signer` (an OSN always passes its identity; None writes an unsigned genesis
-    /// block, for tools and tests). An existing channel keeps the configuration of its genesis
+    /// Opens a channel's ledger; a new channel gets `genesis` as its block 0, signed by `signer`
+    /// (an OSN always passes its identity; None writes an unsigned genesis block, for tools and
+    /// tests). An existing channel keeps its own chain, and the configuration of its last config
     /// block.
     pub fn open(
         channel: &str,
         store: Arc<dyn ChannelStore>,
-        config: &ChannelConfig,
+        genesis: &Block,
         signer: Option<&SigningIdentity>,
     ) -> Result<Self, LedgerError> {
         let corrupt = |number, reason: String| LedgerError::Corrupt { channel: channel.to_owned(), number, reason };
         let last = match store.last()? {
             Some(last) => last,
             None => {
-                let mut genesis = genesis_block(channel, config);
+                let mut genesis = genesis.clone();
                 if let Some(signer) = signer {
                     signer.sign_block(&mut genesis);
                 }
@@ -106,18 +107,18 @@ impl Ledger {
             kafka,
             last_config: last_config(&block).unwrap_or(0),
         };
-        let genesis = if number == 0 {
+        let config_block = if tip.last_config == number {
             block
         } else {
-            Self::read(&*store, channel, 0)?.ok_or_else(|| corrupt(0, "missing".into()))?
+            Self::read(&*store, channel, tip.last_config)?.ok_or_else(|| corrupt(tip.last_config, "missing".into()))?
         };
-        let stored_config = genesis_config(&genesis).map_err(|e| corrupt(0, e))?;
+        let config = block_config(&config_block).map_err(|e| corrupt(tip.last_config, e))?;
         Ok(Ledger {
             channel: channel.to_owned(),
             store,
             height: watch::Sender::new(tip.next_number),
             tip: Mutex::new(tip),
-            config: stored_config,
+            config: RwLock::new(Arc::new(config)),
         })
     }
 
@@ -136,9 +137,9 @@ impl Ledger {
         &self.channel
     }
 
-    /// The channel configuration of the genesis block.
-    pub fn config(&self) -> &ChannelConfig {
-        &self.config
+    /// The channel configuration in force (of the newest config block).
+    pub fn config(&self) -> Arc<ChannelConfig> {
+        self.config.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Number of blocks (the next block's number).
@@ -189,7 +190,21 @@ impl Ledger {
             number: header.number,
             reason: "block to append has no ORDERER (Kafka) metadata".into(),
         })?;
+        // A block that is its own LAST_CONFIG is a config block: its configuration is in force.
+        let config = match last_config(block) {
+            Some(n) if n == header.number && n > 0 => {
+                Some(block_config(block).map_err(|reason| LedgerError::Corrupt {
+                    channel: self.channel.clone(),
+                    number: n,
+                    reason,
+                })?)
+            }
+            _ => None,
+        };
         self.store.append(header.number, &block.encode_to_vec())?;
+        if let Some(config) = config {
+            *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
+        }
         *tip = ChainTip {
             next_number: header.number + 1,
             previous_hash: header_hash(header).into(),
@@ -201,12 +216,12 @@ impl Ledger {
     }
 }
 
-/// Reads the channel configuration out of a genesis block.
-pub fn genesis_config(genesis: &Block) -> Result<ChannelConfig, String> {
-    let data = genesis.data.as_ref().and_then(|d| d.data.first()).ok_or("genesis block has no data")?;
-    let env = Envelope::decode(data.clone()).map_err(|e| format!("genesis envelope: {e}"))?;
-    let payload = Payload::decode(env.payload).map_err(|e| format!("genesis payload: {e}"))?;
-    ChannelConfig::decode(payload.data).map_err(|e| format!("genesis channel config: {e}"))
+/// Reads the channel configuration out of a config block (the genesis block, or a block whose
+/// LAST_CONFIG is itself): its one CONFIG envelope's ConfigEnvelope.
+pub fn block_config(block: &Block) -> Result<ChannelConfig, String> {
+    let data = block.data.as_ref().and_then(|d| d.data.first()).ok_or("the config block has no data")?;
+    let (_, envelope) = crate::core::config::config_envelope(data)?;
+    envelope.config.ok_or_else(|| "the CONFIG envelope holds no configuration".into())
 }
 
 #[cfg(test)]

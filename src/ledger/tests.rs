@@ -1,5 +1,6 @@
 //! Scenario tests run against every storage implementation.
 
+use crate::proto::Envelope;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -25,7 +26,7 @@ fn record(tag: u8) -> Vec<u8> {
 
 /// Orders `count` records (offsets from `first`) into `ledger` through a chain resumed from it.
 fn order(ledger: &Ledger, first: i64, count: i64) {
-    let mut chain = Chain::new(ledger.tip(), ledger.config().batch_size.unwrap());
+    let mut chain = Chain::with_batch_size("ch", ledger.tip(), ledger.config().batch_size.unwrap());
     assert_eq!(chain.resume_offset(), first, "resumes right after the last persisted offset");
     for offset in first..first + count {
         for block in chain.consume(offset, &record(offset as u8)).blocks {
@@ -38,10 +39,12 @@ fn order(ledger: &Ledger, first: i64, count: i64) {
 fn scenarios(reopen: &dyn Fn() -> Arc<dyn Store>) {
     // A new channel starts with its genesis block.
     let store = reopen();
-    let ledger = Ledger::open("ch", store.channel("ch").unwrap(), &config(), None).unwrap();
+    let ledger =
+        Ledger::open("ch", store.channel("ch").unwrap(), &crate::core::block::genesis_block("ch", &config()), None)
+            .unwrap();
     assert_eq!(ledger.height(), 1);
     assert_eq!(ledger.tip().kafka.last_offset_persisted, -1);
-    assert_eq!(ledger.config(), &config());
+    assert_eq!(*ledger.config(), config());
     let genesis = ledger.block(0).unwrap().unwrap();
     assert!(genesis.header.as_ref().unwrap().previous_hash.is_empty());
 
@@ -70,9 +73,11 @@ fn scenarios(reopen: &dyn Fn() -> Arc<dyn Store>) {
     assert_eq!(store.channels().unwrap(), vec!["ch".to_string()]);
     let mut other = config();
     other.batch_size.as_mut().unwrap().max_message_count = 99;
-    let ledger = Ledger::open("ch", store.channel("ch").unwrap(), &other, None).unwrap();
+    let ledger =
+        Ledger::open("ch", store.channel("ch").unwrap(), &crate::core::block::genesis_block("ch", &other), None)
+            .unwrap();
     assert_eq!(ledger.height(), 3);
-    assert_eq!(ledger.config(), &config(), "the genesis block's config wins");
+    assert_eq!(*ledger.config(), config(), "the genesis block's config wins");
     order(&ledger, 4, 3);
     assert_eq!(ledger.height(), 4, "the pending record 4 is consumed again: block 3 = [4, 5], 6 pending");
     let mut previous = Bytes::new();
@@ -83,7 +88,13 @@ fn scenarios(reopen: &dyn Fn() -> Arc<dyn Store>) {
     }
 
     // Channels are independent.
-    let other = Ledger::open("other", store.channel("other").unwrap(), &config(), None).unwrap();
+    let other = Ledger::open(
+        "other",
+        store.channel("other").unwrap(),
+        &crate::core::block::genesis_block("other", &config()),
+        None,
+    )
+    .unwrap();
     assert_eq!(other.height(), 1);
     assert_eq!(ledger.height(), 4);
 }
@@ -109,6 +120,7 @@ fn rocks_store_reports_corrupt_last_block_with_channel_and_number() {
     let store = RocksStore::open(dir.path(), true).unwrap();
     let ch = store.channel("bad").unwrap();
     ch.append(0, b"\xff\xff\xff not a block").unwrap();
-    let err = Ledger::open("bad", ch, &config(), None).unwrap_err().to_string();
+    let err =
+        Ledger::open("bad", ch, &crate::core::block::genesis_block("bad", &config()), None).unwrap_err().to_string();
     assert!(err.contains("'bad'") && err.contains("block 0"), "{err}");
 }

@@ -87,7 +87,10 @@ pub fn channel_specs(settings: &[osn::config::ChannelSettings]) -> Vec<osn::acto
         .iter()
         .map(|s| osn::actors::ChannelSpec {
             settings: s.clone(),
-            genesis: osn::config::channel_config(s, &orgs, Some(&orderer)).unwrap(),
+            genesis: osn::core::block::genesis_block(
+                &s.name,
+                &osn::config::channel_config(s, &orgs, Some(&orderer)).unwrap(),
+            ),
         })
         .collect()
 }
@@ -575,6 +578,7 @@ pub async fn broadcast_via_actor(ch: &osn::actors::ChannelHandle, env: &Envelope
     loop {
         let msg = BroadcastBatch {
             envelopes: vec![env.encode_to_vec().into()],
+            config_seq: 0,
             deadline: std::time::Instant::now() + Duration::from_secs(5),
         };
         let outcome = match ch.addr.send(msg).await.map(|mut answers| answers.pop()) {

@@ -22,8 +22,10 @@ fn write_ledger(path: &Path, signer: &SigningIdentity, blocks: u64) {
         batch_size: Some(BatchSize { max_message_count: 1, absolute_max_bytes: 1000, preferred_max_bytes: 500 }),
         ..Default::default()
     };
-    let ledger = Ledger::open("ch", store.channel("ch").unwrap(), &config, Some(signer)).unwrap();
-    let mut chain = Chain::new(ledger.tip(), config.batch_size.unwrap());
+    let ledger =
+        Ledger::open("ch", store.channel("ch").unwrap(), &osn::core::block::genesis_block("ch", &config), Some(signer))
+            .unwrap();
+    let mut chain = Chain::with_batch_size("ch", ledger.tip(), config.batch_size.unwrap());
     for offset in 0..blocks as i64 - 1 {
         let env = Envelope { payload: vec![offset as u8; 16].into(), signature: Bytes::new() };
         let record = KafkaMessage::regular(env.encode_to_vec().into(), 0, Class::Normal).encode_to_vec();

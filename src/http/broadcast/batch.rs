@@ -89,9 +89,9 @@ pub async fn batch(
     }
 
     // Check every envelope; relay the valid ones in one message, in order.
-    let candidates = raws.into_iter().map(|raw| precheck(ch, in_format, raw)).collect();
-    let checked = authorise(&state, ch, candidates).await;
-    let answers = futures_util::future::join_all(relay_in_order(&state, ch, checked).await).await;
+    let candidates = raws.into_iter().map(|raw| precheck(&ch, in_format, raw)).collect();
+    let checked = authorise(&state, &ch, candidates).await;
+    let answers = futures_util::future::join_all(relay_in_order(&state, &ch, checked).await).await;
     HttpResponse::build(StatusCode::OK).content_type(out.content_type()).body(encode_answers(out, &answers))
 }
 

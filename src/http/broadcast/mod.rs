@@ -75,13 +75,20 @@ pub fn checked(ch: &ChannelHandle, envelope: Envelope, marshaled: Bytes) -> Resu
     Ok(Candidate { marshaled, signed })
 }
 
+/// Envelopes checked by one configuration: in order, the bytes to relay or the answer refusing
+/// each, and the sequence of the configuration (they are enqueued under it).
+pub struct Authorised {
+    pub config_seq: u64,
+    pub results: Vec<Result<Bytes, BroadcastResponse>>,
+}
+
 /// Runs the access checks (certificate, signature, chain, Writers, timestamp) of every candidate
-/// on the verification pool; in order, the bytes to relay or the answer refusing each.
+/// on the verification pool, by the channel's configuration in force.
 pub async fn authorise(
     state: &AppState,
     ch: &ChannelHandle,
     candidates: Vec<Result<Candidate, BroadcastResponse>>,
-) -> Vec<Result<Bytes, BroadcastResponse>> {
+) -> Authorised {
     let mut signed = Vec::with_capacity(candidates.len());
     let relayable: Vec<Result<Bytes, BroadcastResponse>> = candidates
         .into_iter()
@@ -92,8 +99,10 @@ pub async fn authorise(
             })
         })
         .collect();
-    let mut verdicts = state.verifier.check_all(ch.status.access(), signed, PolicyName::Writers).await.into_iter();
-    relayable
+    let access = ch.status.access();
+    let config_seq = access.sequence();
+    let mut verdicts = state.verifier.check_all(access, signed, PolicyName::Writers).await.into_iter();
+    let results = relayable
         .into_iter()
         .map(|marshaled| {
             let marshaled = marshaled?;
@@ -103,21 +112,23 @@ pub async fn authorise(
                 None => Err(answer(Status::InternalServerError, "the envelope was not verified")),
             }
         })
-        .collect()
+        .collect();
+    Authorised { config_seq, results }
 }
 
-/// Decodes and checks one envelope for `ch`; the bytes to relay, or the answer refusing it.
+/// Decodes and checks one envelope for `ch`; the bytes to relay and the configuration sequence
+/// they were checked by, or the answer refusing it.
 pub async fn accept(
     state: &AppState,
     ch: &ChannelHandle,
     format: Format,
     raw: Bytes,
-) -> Result<Bytes, BroadcastResponse> {
+) -> Result<(Bytes, u64), BroadcastResponse> {
     let candidate = precheck(ch, format, raw);
-    authorise(state, ch, vec![candidate])
-        .await
-        .pop()
-        .unwrap_or_else(|| Err(answer(Status::InternalServerError, "the envelope was not checked")))
+    let Authorised { config_seq, mut results } = authorise(state, ch, vec![candidate]).await;
+    let envelope =
+        results.pop().unwrap_or_else(|| Err(answer(Status::InternalServerError, "the envelope was not checked")))?;
+    Ok((envelope, config_seq))
 }
 
 /// How long past the enqueue timeout the HTTP side waits for the actor's answer before giving up
@@ -162,6 +173,7 @@ pub async fn enqueue_all(
     state: &AppState,
     ch: &ChannelHandle,
     envelopes: Vec<Bytes>,
+    config_seq: u64,
 ) -> Vec<Result<Enqueued, BroadcastResponse>> {
     let count = envelopes.len();
     let all = |resp: BroadcastResponse| (0..count).map(|_| Err(resp.clone())).collect();
@@ -171,7 +183,7 @@ pub async fn enqueue_all(
         if let Err(resp) = wait_for_room(ch, size, deadline).await {
             return all(resp);
         }
-        let msg = BroadcastBatch { envelopes: envelopes.clone(), deadline };
+        let msg = BroadcastBatch { envelopes: envelopes.clone(), config_seq, deadline };
         let results = match tokio::time::timeout(state.http.enqueue_timeout + ACTOR_GRACE, ch.addr.send(msg)).await {
             Ok(Ok(results)) => results,
             Ok(Err(_)) => {
@@ -204,10 +216,12 @@ pub async fn enqueue_all(
 pub async fn relay_in_order(
     state: &AppState,
     ch: &ChannelHandle,
-    checked: Vec<Result<Bytes, BroadcastResponse>>,
+    checked: Authorised,
 ) -> Vec<impl Future<Output = BroadcastResponse>> {
+    let Authorised { config_seq, results: checked } = checked;
     let valid: Vec<Bytes> = checked.iter().filter_map(|c| c.as_ref().ok().cloned()).collect();
-    let mut enqueued = if valid.is_empty() { Vec::new() } else { enqueue_all(state, ch, valid).await }.into_iter();
+    let mut enqueued =
+        if valid.is_empty() { Vec::new() } else { enqueue_all(state, ch, valid, config_seq).await }.into_iter();
     checked
         .into_iter()
         .map(|c| {
@@ -227,8 +241,13 @@ pub async fn relay_in_order(
 }
 
 /// [`enqueue_all`] for one envelope.
-pub async fn enqueue(state: &AppState, ch: &ChannelHandle, envelope: Bytes) -> Result<Enqueued, BroadcastResponse> {
-    enqueue_all(state, ch, vec![envelope])
+pub async fn enqueue(
+    state: &AppState,
+    ch: &ChannelHandle,
+    envelope: Bytes,
+    config_seq: u64,
+) -> Result<Enqueued, BroadcastResponse> {
+    enqueue_all(state, ch, vec![envelope], config_seq)
         .await
         .pop()
         .unwrap_or_else(|| Err(answer(Status::InternalServerError, "the channel gave no answer for the envelope")))
@@ -251,8 +270,8 @@ pub fn http_code(status: i32) -> StatusCode {
 }
 
 /// A POST request to a broadcast route, read: its channel, body, and request and answer formats.
-pub struct Request<'a> {
-    pub ch: &'a ChannelHandle,
+pub struct Request {
+    pub ch: ChannelHandle,
     pub format: Format,
     pub out: Format,
     pub body: Bytes,
@@ -260,18 +279,18 @@ pub struct Request<'a> {
 
 /// Finds the channel, negotiates the formats and reads the body within `limit(channel, format)`;
 /// or the error answer to send.
-pub async fn read_request<'a>(
-    state: &'a AppState,
+pub async fn read_request(
+    state: &AppState,
     channel: &str,
     req: &HttpRequest,
     payload: web::Payload,
     limit: impl Fn(&ChannelHandle, Format) -> usize,
-) -> Result<Request<'a>, HttpResponse> {
+) -> Result<Request, HttpResponse> {
     let format = request_format(req);
     let out = response_format(req, *format.as_ref().unwrap_or(&Format::Json));
     let ch = state.channel(channel, out)?;
     let format = format.map_err(|info| fail(out, Status::BadRequest, info))?;
-    let body = read_body(req, payload, limit(ch, format)).await.map_err(|(status, info)| fail(out, status, info))?;
+    let body = read_body(req, payload, limit(&ch, format)).await.map_err(|(status, info)| fail(out, status, info))?;
     Ok(Request { ch, format, out, body })
 }
 
@@ -286,9 +305,9 @@ pub async fn broadcast(
         Ok(r) => r,
         Err(resp) => return resp,
     };
-    let resp = match accept(&state, ch, format, body).await {
+    let resp = match accept(&state, &ch, format, body).await {
         Err(refusal) => refusal,
-        Ok(envelope) => match enqueue(&state, ch, envelope).await {
+        Ok((envelope, config_seq)) => match enqueue(&state, &ch, envelope, config_seq).await {
             Ok(enqueued) => acknowledged(enqueued).await,
             Err(refusal) => refusal,
         },

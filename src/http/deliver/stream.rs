@@ -91,7 +91,7 @@ pub async fn stream(
         HttpResponse::build(code).content_type(framing.content_type()).body(framing.frame(Item::End(status, info)))
     };
     let Some(ch) = state.channels.get(&channel) else {
-        let known: Vec<&str> = state.channels.iter().map(|c| c.name.as_str()).collect();
+        let known: Vec<String> = state.channels.iter().map(|c| c.name).collect();
         let info = format!("channel '{channel}' does not exist on this OSN (channels: {})", known.join(", "));
         return refuse(Status::NotFound, info);
     };
@@ -103,7 +103,7 @@ pub async fn stream(
         Ok(b) => b,
         Err((status, info)) => return refuse(status, info),
     };
-    let sub = match Subscription::open(ch, format, body) {
+    let sub = match Subscription::open(&ch, format, body) {
         Ok(sub) => sub,
         Err((status, info)) => return refuse(status, info),
     };

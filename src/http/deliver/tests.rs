@@ -41,8 +41,16 @@ impl Fixture {
             ..Default::default()
         };
         let store = MemoryStore::new();
-        let ledger = Arc::new(Ledger::open(CHANNEL, store.channel(CHANNEL).unwrap(), &config, None).unwrap());
-        let chain = Chain::new(ledger.tip(), config.batch_size.unwrap());
+        let ledger = Arc::new(
+            Ledger::open(
+                CHANNEL,
+                store.channel(CHANNEL).unwrap(),
+                &crate::core::block::genesis_block(CHANNEL, &config),
+                None,
+            )
+            .unwrap(),
+        );
+        let chain = Chain::with_batch_size("ch", ledger.tip(), config.batch_size.unwrap());
         let status = ChannelStatus::default();
         status.set(Phase::Ready, "");
         status.set_access(crate::core::access::Access::new(&config, 900).unwrap());

@@ -1,0 +1,94 @@
+//! Building signed envelopes: transactions, seek requests, config updates (with the approvals of
+//! other admins), and the CONFIG envelopes an OSN derives from an update and orders.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use prost::Message as _;
+use rand::RngCore;
+
+use super::SigningIdentity;
+use crate::core::block::hex;
+use crate::core::chain::{Derived, DerivedKind};
+use crate::core::config::config_signature_input;
+use crate::proto::osn::{ConfigEnvelope, ConfigSignature, ConfigUpdate, ConfigUpdateEnvelope};
+use crate::proto::{ChannelHeader, Envelope, Header, HeaderType, Payload, SignatureHeader};
+
+fn now() -> pbjson_types::Timestamp {
+    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    pbjson_types::Timestamp { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32 }
+}
+
+fn random<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes
+}
+
+/// Signs a payload: the envelope holding it and the signer's signature over its bytes.
+pub fn sign(signer: &SigningIdentity, payload: &Payload) -> Envelope {
+    let payload: Bytes = payload.encode_to_vec().into();
+    let signature = signer.sign(&payload).into();
+    Envelope { payload, signature }
+}
+
+/// The signature header naming `signer`, with a fresh nonce.
+pub fn signature_header(signer: &SigningIdentity) -> SignatureHeader {
+    SignatureHeader { creator: signer.serialized(), nonce: Bytes::copy_from_slice(&random::<24>()) }
+}
+
+/// A payload of `kind` for `channel`, created by `signer` now, with a random transaction ID.
+pub fn payload(signer: &SigningIdentity, channel: &str, kind: HeaderType, data: Bytes) -> Payload {
+    let channel_header = ChannelHeader {
+        r#type: kind as i32,
+        version: 0,
+        timestamp: Some(now()),
+        channel_id: channel.to_owned(),
+        tx_id: hex(&random::<32>()),
+        epoch: 0,
+        extension: Bytes::new(),
+        tls_cert_hash: Bytes::new(),
+    };
+    Payload {
+        header: Some(Header {
+            channel_header: channel_header.encode_to_vec().into(),
+            signature_header: signature_header(signer).encode_to_vec().into(),
+        }),
+        data,
+    }
+}
+
+/// One approval of a marshaled config update.
+pub fn config_signature(signer: &SigningIdentity, config_update: &[u8]) -> ConfigSignature {
+    let header: Bytes = signature_header(signer).encode_to_vec().into();
+    let signature = signer.sign(&config_signature_input(&header, config_update)).into();
+    ConfigSignature { signature_header: header, signature }
+}
+
+/// A CONFIG_UPDATE envelope for `update.channel_id`, created and signed by `signer`, approved
+/// also by each of `approvers`.
+pub fn config_update(signer: &SigningIdentity, update: &ConfigUpdate, approvers: &[&SigningIdentity]) -> Envelope {
+    let config_update: Bytes = update.encode_to_vec().into();
+    let signatures = approvers.iter().map(|a| config_signature(a, &config_update)).collect();
+    let data = ConfigUpdateEnvelope { config_update, signatures }.encode_to_vec().into();
+    sign(signer, &payload(signer, &update.channel_id, HeaderType::ConfigUpdate, data))
+}
+
+/// The record an OSN orders for a derived config update, signed by the OSN: the channel's CONFIG
+/// envelope `ConfigEnvelope{config, last_update}`; for a channel creation, that envelope (the new
+/// channel's, which becomes its genesis block's) wrapped in an ORDERER_TRANSACTION envelope of
+/// the system channel `system_channel`.
+pub fn config_record(signer: &SigningIdentity, derived: &Derived, system_channel: &str) -> Bytes {
+    let data: Bytes =
+        ConfigEnvelope { config: Some(derived.config.clone()), last_update: Some(derived.last_update.clone()) }
+            .encode_to_vec()
+            .into();
+    let config = sign(signer, &payload(signer, derived.kind.channel(), HeaderType::Config, data)).encode_to_vec();
+    match derived.kind {
+        DerivedKind::Update { .. } => config.into(),
+        DerivedKind::Create { .. } => {
+            let wrapped = payload(signer, system_channel, HeaderType::OrdererTransaction, config.into());
+            sign(signer, &wrapped).encode_to_vec().into()
+        }
+    }
+}
