@@ -569,17 +569,27 @@ impl ChannelActor {
                 message
             }
         };
+        // Handed to the producer here, in consumption order (a spawned future could run later
+        // than the next one): a copy of a later record ahead of an earlier one would make every
+        // OSN drop the earlier one as already processed.
         let value = message.encode_to_vec();
-        let producer = self.producer.clone();
+        let record = FutureRecord::to(&self.name).partition(PARTITION).key(KEY).payload(&value);
         let topic = self.name.clone();
-        ctx.spawn(
-            async move {
-                if let Err(e) = kafka::produce(&producer, &topic, &value).await {
-                    tracing::warn!(channel = %topic, error = %e, "re-submission not produced (other OSNs re-submit it too)");
-                }
+        match self.producer.send_result(record) {
+            Ok(delivery) => {
+                ctx.spawn(
+                    async move {
+                        if !matches!(delivery.await, Ok(Ok(_))) {
+                            tracing::warn!(channel = %topic, "re-submission not acknowledged (other OSNs re-submit it too)");
+                        }
+                    }
+                    .into_actor(self),
+                );
             }
-            .into_actor(self),
-        );
+            Err((e, _)) => {
+                tracing::warn!(channel = %topic, error = %e, "re-submission not produced (other OSNs re-submit it too)")
+            }
+        }
     }
 
     /// Hands one record to the producer, if the channel is ready.

@@ -196,7 +196,7 @@ readers = { members-of = ["Org2MSP"] }"#
     assert_eq!(writers.to_string(), "admins of at least 1 of [Org1MSP]");
 
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_osn"))
-        .args(["channel", "config", ch, "--url", &osn.url, "--identity"])
+        .args(["channel", "config", "get", "--channel", ch, "--url", &osn.url, "--identity"])
         .arg(c.org2.join("identities").join("client"))
         .output()
         .unwrap();

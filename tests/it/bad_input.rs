@@ -140,9 +140,9 @@ async fn bad_broadcasts_get_fabric_statuses_and_the_channel_keeps_working() {
             path: bc.clone(),
             content_type: pb,
             body: good(header(HeaderType::ConfigUpdate, &channel)),
-            code: 501,
-            status: "NOT_IMPLEMENTED",
-            info_contains: "not implemented yet",
+            code: 400,
+            status: "BAD_REQUEST",
+            info_contains: "POST /v1/channels/{channel}/config",
         },
         Case {
             name: "envelope over AbsoluteMaxBytes",

@@ -126,7 +126,7 @@ fn dev_mode_then_broadcast_then_deliver() {
     assert!(stdout.contains("accepted 100/100"), "{stdout}");
 
     // The dev client reads the channel's configuration: its organisation, and the dev orderers'.
-    let out = osn(&["channel", "config", "devchannel", "--url", &url]);
+    let out = osn(&["channel", "config", "get", "--channel", "devchannel", "--url", &url]);
     let config = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(config.contains("DevOrgMSP") && config.contains("OrdererMSP"), "{config}");

@@ -157,6 +157,11 @@ pub struct OsnSpec {
     pub osn_identity: usize,
     /// Extra keys of the channel's `[[channels]]` table (organisations, policies).
     pub channel_extra: String,
+    /// Whether `channel` is declared in `[[channels]]` (else it is the system channel's name, or
+    /// a channel the test creates).
+    pub declared: bool,
+    /// Keys of the `[system]` table.
+    pub system_extra: String,
 }
 
 /// Certificate files for an OSN serving HTTPS: a CA, and a certificate it signed for `localhost`
@@ -233,7 +238,15 @@ impl OsnSpec {
             http_tls: None,
             osn_identity: 0,
             channel_extra: "organizations = [\"Org1MSP\"]".into(),
+            declared: true,
+            system_extra: String::new(),
         }
+    }
+
+    /// OSNs with no declared channel: `channel` is the system channel, whose readiness the
+    /// harness waits for; the test creates its channels.
+    pub fn system_only(broker: &Broker, system_extra: &str) -> Self {
+        OsnSpec { declared: false, system_extra: system_extra.into(), ..OsnSpec::new("osn-system", broker) }
     }
 
     fn toml(&self, ledger: &Path) -> String {
@@ -258,24 +271,37 @@ dir = "{identity}"
 msp-dir = "{org1}"
 [[organizations]]
 msp-dir = "{org2}"
-[[channels]]
+[system]
+{system}
+"#,
+            identity = crypto().osn_identity(self.osn_identity).display(),
+            org1 = crypto().org1.join("msp").display(),
+            org2 = crypto().org2.join("msp").display(),
+            system = self.system_extra,
+            brokers = self.brokers,
+            ledger = ledger.display(),
+        ) + &self.declared_channel()
+            + &tls
+    }
+
+    fn declared_channel(&self) -> String {
+        if !self.declared {
+            return String::new();
+        }
+        format!(
+            r#"[[channels]]
 name = "{channel}"
 batch-timeout = "{timeout}"
 batch-size = {{ max-message-count = {count}, absolute-max-bytes = {abs}, preferred-max-bytes = {pref} }}
 {extra}
 "#,
-            identity = crypto().osn_identity(self.osn_identity).display(),
-            org1 = crypto().org1.join("msp").display(),
-            org2 = crypto().org2.join("msp").display(),
             extra = self.channel_extra,
-            brokers = self.brokers,
-            ledger = ledger.display(),
             channel = self.channel,
             timeout = self.batch_timeout,
             count = self.max_message_count,
             abs = self.absolute_max_bytes,
             pref = self.preferred_max_bytes,
-        ) + &tls
+        )
     }
 }
 
@@ -401,31 +427,44 @@ impl Osn {
     }
 
     pub async fn height(&self) -> u64 {
-        let mut resp =
-            self.client().get(format!("{}/v1/channels/{}", self.url, self.spec.channel)).send().await.unwrap();
+        self.height_of(&self.spec.channel).await
+    }
+
+    pub async fn height_of(&self, channel: &str) -> u64 {
+        let mut resp = self.client().get(format!("{}/v1/channels/{channel}", self.url)).send().await.unwrap();
         let info: serde_json::Value = resp.json().await.unwrap();
         info["height"].as_str().unwrap().parse().unwrap()
     }
 
     pub async fn block(&self, n: u64) -> Block {
+        self.block_of(&self.spec.channel, n).await
+    }
+
+    /// Block `n` of `channel`, read as Org1's client.
+    pub async fn block_of(&self, channel: &str, n: u64) -> Block {
         let mut resp = self
             .client()
-            .get(format!("{}/v1/channels/{}/blocks/{n}", self.url, self.spec.channel))
+            .get(format!("{}/v1/channels/{channel}/blocks/{n}", self.url))
             .insert_header(("Accept", "application/x-protobuf"))
-            .insert_header(("Authorization", read_authorization(&crypto().client, &self.spec.channel)))
+            .insert_header(("Authorization", read_authorization(&crypto().client, channel)))
             .send()
             .await
             .unwrap();
-        assert_eq!(resp.status(), 200, "block {n}");
+        assert_eq!(resp.status(), 200, "block {n} of {channel}");
         Block::decode(resp.body().limit(64 << 20).await.unwrap()).unwrap()
     }
 
     /// Every block, 0..height.
     pub async fn chain(&self) -> Vec<Block> {
-        let h = self.height().await;
+        self.chain_of(&self.spec.channel).await
+    }
+
+    /// Every block of `channel`, 0..height.
+    pub async fn chain_of(&self, channel: &str) -> Vec<Block> {
+        let h = self.height_of(channel).await;
         let mut out = Vec::new();
         for n in 0..h {
-            out.push(self.block(n).await);
+            out.push(self.block_of(channel, n).await);
         }
         out
     }

@@ -11,6 +11,7 @@ mod cli;
 mod deliver;
 mod deliver_api;
 mod https;
+mod lifecycle;
 mod ordering;
 mod replicas;
 mod subscribers;

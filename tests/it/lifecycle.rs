@@ -1,0 +1,358 @@
+//! Channel lifecycle on three OSNs: channels created through the system channel, config updates
+//! applied at the same block everywhere, and revalidation of records enqueued under an older
+//! configuration.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use osn::cli::channel::ChannelCreate;
+use osn::identity::envelope::config_update;
+use osn::identity::{KeyType, Role, SigningIdentity, Validity};
+use osn::proto::osn::ConfigUpdate;
+use osn::proto::{kafka_message_regular::Class, BatchSize, Block, Envelope, KafkaMessage};
+use prost::Message as _;
+
+use crate::harness::*;
+
+/// An admin of Org2 (the shared crypto has only Org2's client).
+fn org2_admin() -> &'static SigningIdentity {
+    static ADMIN: OnceLock<SigningIdentity> = OnceLock::new();
+    ADMIN.get_or_init(|| {
+        crypto().issue(&crypto().org2, "lifecycle-admin", Role::Admin, KeyType::EcdsaP256, Validity::leaf_default())
+    })
+}
+
+async fn three(broker: &Broker, system: &str) -> Vec<Osn> {
+    let mut osns = Vec::new();
+    for n in 0..3 {
+        osns.push(Osn::start(OsnSpec { osn_identity: n, ..OsnSpec::system_only(broker, system) }).await);
+    }
+    osns
+}
+
+/// POSTs a signed config transaction (protobuf in, JSON out): the HTTP code and the JSON answer.
+async fn post(url: String, envelope: &Envelope) -> (u16, serde_json::Value) {
+    let mut resp = client()
+        .post(url)
+        .insert_header(("Content-Type", "application/x-protobuf"))
+        .insert_header(("Accept", "application/json"))
+        .send_body(envelope.encode_to_vec())
+        .await
+        .expect("config request");
+    let body = resp.json().limit(16 << 20).await.unwrap_or_default();
+    (resp.status().as_u16(), body)
+}
+
+async fn create(osn: &Osn, create: &ChannelCreate, signer: &SigningIdentity) -> (u16, serde_json::Value) {
+    post(format!("{}/v1/channels", osn.url), &config_update(signer, &create.update(signer), &[])).await
+}
+
+async fn update(
+    osn: &Osn,
+    update: &ConfigUpdate,
+    signer: &SigningIdentity,
+    approvers: &[&SigningIdentity],
+) -> (u16, serde_json::Value) {
+    let url = format!("{}/v1/channels/{}/config", osn.url, update.channel_id);
+    post(url, &config_update(signer, update, approvers)).await
+}
+
+fn channel(name: &str, orgs: &[&str]) -> ChannelCreate {
+    ChannelCreate {
+        channel: name.into(),
+        organizations: orgs.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    }
+}
+
+/// Waits until `channel` is READY on `osn`.
+async fn wait_ready(osn: &Osn, channel: &str) {
+    let url = format!("{}/v1/channels/{channel}", osn.url);
+    wait_for(&format!("{channel} ready on {}", osn.url), Duration::from_secs(30), || {
+        let url = url.clone();
+        async move {
+            let mut resp = client().get(url).send().await.ok()?;
+            let info: serde_json::Value = resp.json().await.ok()?;
+            (info["status"] == "READY").then_some(())
+        }
+    })
+    .await
+}
+
+/// Waits until every OSN holds `count` transactions on `channel`; their chains.
+async fn chains(osns: &[Osn], channel: &str, count: usize) -> Vec<Vec<Block>> {
+    let mut out = Vec::new();
+    for osn in osns {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let chain = osn.chain_of(channel).await;
+            let txs: usize = chain.iter().skip(1).map(|b| b.data.as_ref().unwrap().data.len()).sum();
+            if txs >= count {
+                out.push(chain);
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{txs}/{count} transactions on {} after 60 s:\n{}",
+                osn.url,
+                osn.log_tail()
+            );
+            actix_rt::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    out
+}
+
+/// The chains are identical in everything but the signatures, and verify.
+fn assert_identical(chains: &[Vec<Block>]) {
+    let reference: Vec<_> = chains[0].iter().map(consensus_view).collect();
+    for (i, chain) in chains.iter().enumerate().skip(1) {
+        let view: Vec<_> = chain.iter().map(consensus_view).collect();
+        assert_eq!(view.len(), reference.len(), "OSN {i} height");
+        for (n, (a, b)) in reference.iter().zip(&view).enumerate() {
+            assert_eq!(a, b, "block {n} differs between OSN 0 and OSN {i}");
+        }
+    }
+    let orderer = osn::identity::load_org_msp(&crypto().orderer_org.join("msp")).unwrap();
+    let orgs = vec![osn::core::msp::Organization::from_pem(
+        &orderer.msp_id,
+        &orderer.root_certs_pem,
+        &orderer.intermediate_certs_pem,
+    )
+    .unwrap()];
+    for (i, chain) in chains.iter().enumerate() {
+        let mut verifier = osn::core::verify_chain::ChainVerifier::new(orgs.clone());
+        for block in chain {
+            verifier.check(block).unwrap_or_else(|bad| panic!("OSN {i}: {bad}"));
+        }
+    }
+}
+
+/// The number of the one config block after genesis (a block that is its own LAST_CONFIG).
+fn config_block(chain: &[Block]) -> usize {
+    let blocks: Vec<usize> = chain
+        .iter()
+        .enumerate()
+        .skip(1)
+        .filter(|(n, b)| osn::core::block::last_config(b) == Some(*n as u64))
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(blocks.len(), 1, "one config block: {blocks:?}");
+    assert_eq!(chain[blocks[0]].data.as_ref().unwrap().data.len(), 1, "a config update is alone in its block");
+    blocks[0]
+}
+
+fn creator_msp(envelope: &[u8]) -> String {
+    let env = Envelope::decode(envelope).unwrap();
+    let payload = osn::proto::Payload::decode(env.payload).unwrap();
+    let sh = osn::proto::SignatureHeader::decode(payload.header.unwrap().signature_header).unwrap();
+    osn::proto::msp::SerializedIdentity::decode(sh.creator).unwrap().mspid
+}
+
+#[actix_rt::test]
+async fn channels_created_through_one_osn_appear_on_all_three_with_identical_genesis_blocks() {
+    let broker = Broker::start();
+    let mut osns = three(&broker, "max-channels = 2").await;
+    let c = crypto();
+
+    // Created through OSN 0 with the CLI, signed by Org1's admin.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_osn"))
+        .args(["channel", "create", "--channel", "alpha", "--batch-size", "5", "--batch-timeout", "200ms"])
+        .args(["--url", &osns[0].url, "--identity"])
+        .arg(c.org1.join("identities").join("admin"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("created channel alpha (status READY"), "{text}");
+    for osn in &osns {
+        wait_ready(osn, "alpha").await;
+    }
+    let sent = envelopes("alpha", 12, 300);
+    broadcast_all(&format!("{}/v1/channels/alpha/broadcast", osns[2].url), &sent, 4).await;
+    let chains = chains(&osns, "alpha", 12).await;
+    assert_identical(&chains);
+    let genesis = osn::ledger::block_config(&chains[0][0]).unwrap();
+    assert_eq!(genesis.batch_size.unwrap().max_message_count, 5);
+    assert_eq!((genesis.batch_timeout.as_str(), genesis.organizations.len()), ("200ms", 1));
+    assert!(chains[0].iter().skip(1).all(|b| b.data.as_ref().unwrap().data.len() <= 5));
+
+    // The same channel through OSN 1 and OSN 2 at once: one wins, the other is told why.
+    let beta = channel("beta", &["Org1MSP", "Org2MSP"]);
+    let (a, b) = futures_util::join!(create(&osns[1], &beta, &c.admin), create(&osns[2], &beta, org2_admin()));
+    let mut codes = [a.0, b.0];
+    codes.sort();
+    assert_eq!(codes, [201, 409], "{a:?} {b:?}");
+    let loser = if a.0 == 409 { &a.1 } else { &b.1 };
+    assert_eq!(loser["status"], "BAD_REQUEST");
+    assert!(loser["info"].as_str().unwrap().contains("channel 'beta' already exists"), "{loser}");
+    for osn in &osns {
+        wait_ready(osn, "beta").await;
+    }
+    let geneses: Vec<Block> = futures_util::future::join_all(osns.iter().map(|o| o.block_of("beta", 0))).await;
+    assert!(geneses.iter().all(|g| consensus_view(g) == consensus_view(&geneses[0])), "identical genesis blocks");
+
+    // The channel limit (2), the ID rule, the system channel's name, and who may create.
+    let (code, body) = create(&osns[0], &channel("gamma", &[]), &c.admin).await;
+    assert_eq!((code, body["status"].as_str()), (403, Some("FORBIDDEN")), "{body}");
+    assert!(body["info"].as_str().unwrap().contains("channel limit of 2"), "{body}");
+    for (name, code, info) in [
+        ("Bad_Name", 400, "[a-z][a-z0-9.-]*"),
+        (&"a".repeat(250), 400, "at most 249"),
+        ("osn-system", 400, "system channel"),
+        ("alpha", 409, "already exists"),
+    ] {
+        let (got, body) = create(&osns[1], &channel(name, &[]), &c.admin).await;
+        assert_eq!(got, code, "{name}: {body}");
+        assert!(body["info"].as_str().unwrap().contains(info), "{name}: {body}");
+    }
+    let (code, body) = create(&osns[1], &channel("delta", &[]), &c.client).await;
+    assert_eq!(code, 403, "a client may not create channels: {body}");
+    assert!(body["info"].as_str().unwrap().contains("Writers"), "{body}");
+
+    // A restarted OSN still has the channels the system channel created.
+    osns[1].restart().await;
+    wait_ready(&osns[1], "alpha").await;
+    assert_eq!(osns[1].chain_of("alpha").await.len(), chains[0].len());
+    let mut resp = client().get(format!("{}/v1/channels", osns[1].url)).send().await.unwrap();
+    let list: serde_json::Value = resp.json().await.unwrap();
+    let names: Vec<&str> = list["channels"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["alpha", "beta", "osn-system"]);
+}
+
+#[actix_rt::test]
+async fn a_batch_size_change_mid_load_takes_effect_at_the_same_block_on_every_osn() {
+    let broker = Broker::start();
+    let osns = three(&broker, "").await;
+    let c = crypto();
+    let mut create_load = channel("load", &["Org1MSP"]);
+    create_load.batch.batch_size = Some(40);
+    create_load.batch.batch_timeout = Some("100ms".into());
+    let (code, body) = create(&osns[0], &create_load, &c.admin).await;
+    assert_eq!(code, 201, "{body}");
+    for osn in &osns {
+        wait_ready(osn, "load").await;
+    }
+    let urls: Vec<String> = osns.iter().map(|o| format!("{}/v1/channels/load/broadcast", o.url)).collect();
+    let first: Vec<Vec<Envelope>> = (0..3).map(|_| envelopes("load", 150, 200)).collect();
+    let second: Vec<Vec<Envelope>> = (0..3).map(|_| envelopes("load", 100, 200)).collect();
+    let seven = ConfigUpdate {
+        channel_id: "load".into(),
+        batch_size: Some(BatchSize { max_message_count: 7, ..Default::default() }),
+        ..Default::default()
+    };
+    // The update goes in while the first wave is being broadcast through all three.
+    let load = futures_util::future::join_all(first.iter().zip(&urls).map(|(envs, url)| broadcast_all(url, envs, 6)));
+    let change = async {
+        actix_rt::time::sleep(Duration::from_millis(150)).await;
+        update(&osns[1], &seven, &c.admin, &[]).await
+    };
+    let (_, (code, body)) = futures_util::join!(load, change);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!((body["sequence"].as_str(), body["batchSize"]["maxMessageCount"].as_u64()), (Some("1"), Some(7)));
+    futures_util::future::join_all(second.iter().zip(&urls).map(|(envs, url)| broadcast_all(url, envs, 6))).await;
+
+    let chains = chains(&osns, "load", 750).await;
+    assert_identical(&chains);
+    let k = config_block(&chains[0]);
+    let sizes: Vec<usize> = chains[0].iter().map(|b| b.data.as_ref().unwrap().data.len()).collect();
+    assert!(sizes[1..k].iter().all(|&n| n <= 40), "{sizes:?}");
+    assert!(sizes[1..k].iter().any(|&n| n > 7), "the old batch size was in force before block {k}: {sizes:?}");
+    assert!(sizes[k + 1..].iter().all(|&n| n <= 7), "the new batch size from block {} on: {sizes:?}", k + 1);
+    assert!(sizes[k + 1..].iter().filter(|&&n| n == 7).count() > 10, "full blocks of 7: {sizes:?}");
+    for block in &chains[0][k + 1..] {
+        assert_eq!(osn::core::block::last_config(block), Some(k as u64), "LAST_CONFIG points at the config block");
+    }
+    let sent: usize = 750;
+    let ordered: usize = sizes[1..].iter().sum::<usize>() - 1;
+    assert_eq!(ordered, sent, "every envelope ordered once");
+}
+
+#[actix_rt::test]
+async fn a_removed_organisation_can_no_longer_write_and_its_stale_envelopes_are_dropped_on_every_osn() {
+    let broker = Broker::start();
+    let osns = three(&broker, "").await;
+    let c = crypto();
+    let (code, body) = create(&osns[0], &channel("orgs", &["Org1MSP", "Org2MSP"]), &c.admin).await;
+    assert_eq!(code, 201, "{body}");
+    for osn in &osns {
+        wait_ready(osn, "orgs").await;
+    }
+    let org2_tx = |n: usize| -> Vec<Envelope> {
+        (0..n).map(|_| osn::cli::client::transaction(&c.outsider, "orgs", 200)).collect()
+    };
+    broadcast_all(&format!("{}/v1/channels/orgs/broadcast", osns[2].url), &org2_tx(5), 2).await;
+
+    // Admins of a majority of two organisations: both. Org1's admin alone is not enough.
+    let remove =
+        ConfigUpdate { channel_id: "orgs".into(), remove_organizations: vec!["Org2MSP".into()], ..Default::default() };
+    let (code, body) = update(&osns[0], &remove, &c.admin, &[]).await;
+    assert_eq!((code, body["status"].as_str()), (403, Some("FORBIDDEN")), "{body}");
+    assert!(body["info"].as_str().unwrap().contains("Admins"), "{body}");
+    // Org2 floods through OSN 2 while the update (approved by Org2's admin) goes through OSN 0.
+    let flood = org2_tx(300);
+    let url2 = format!("{}/v1/channels/orgs/broadcast", osns[2].url);
+    let flooding = futures_util::future::join_all(flood.iter().map(|e| broadcast(&url2, e)));
+    let change = async {
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+        update(&osns[0], &remove, &c.admin, &[org2_admin()]).await
+    };
+    let (answers, (code, body)) = futures_util::join!(flooding, change);
+    assert_eq!(code, 200, "{body}");
+    let accepted = answers.iter().filter(|(code, _)| *code == 200).count();
+    assert!(answers.iter().all(|(code, _)| *code == 200 || *code == 403), "{answers:?}");
+
+    // Envelopes enqueued under the old configuration and consumed after the update: written to
+    // the partition as an OSN would have (config sequence 0), one of each organisation.
+    let producer =
+        osn::kafka::producer(&osn::config::KafkaConfig { brokers: broker.servers(), ..Default::default() }).unwrap();
+    let stale_org1 = envelopes("orgs", 1, 200).remove(0);
+    for env in [org2_tx(1).remove(0), stale_org1.clone()] {
+        let record = KafkaMessage::regular(env.encode_to_vec().into(), 0, Class::Normal).encode_to_vec();
+        osn::kafka::produce(&producer, "orgs", &record).await.unwrap();
+    }
+    // Org2 can no longer write, through any OSN.
+    for osn in &osns {
+        let (code, resp) = broadcast(&format!("{}/v1/channels/orgs/broadcast", osn.url), &org2_tx(1)[0]).await;
+        assert_eq!(code, 403, "{resp:?}");
+    }
+    let after = envelopes("orgs", 3, 200);
+    broadcast_all(&format!("{}/v1/channels/orgs/broadcast", osns[1].url), &after, 3).await;
+
+    let chains = chains(&osns, "orgs", 5 + 1 + 3).await;
+    // Wait until the re-submitted Org1 envelope is in, on every OSN.
+    let marker = stale_org1.encode_to_vec();
+    let chains = {
+        let mut out = Vec::new();
+        for (osn, _) in osns.iter().zip(&chains) {
+            out.push(
+                wait_for("the re-submitted envelope", Duration::from_secs(30), || async {
+                    let chain = osn.chain_of("orgs").await;
+                    chain
+                        .iter()
+                        .any(|b| b.data.as_ref().unwrap().data.iter().any(|d| d[..] == marker[..]))
+                        .then_some(chain)
+                })
+                .await,
+            );
+        }
+        out
+    };
+    let height = chains.iter().map(Vec::len).min().unwrap();
+    let chains: Vec<Vec<Block>> = chains.into_iter().map(|c| c[..height].to_vec()).collect();
+    assert_identical(&chains);
+    let k = config_block(&chains[0]);
+    let data: Vec<&bytes::Bytes> = chains[0][k + 1..].iter().flat_map(|b| &b.data.as_ref().unwrap().data).collect();
+    assert!(data.iter().all(|d| creator_msp(d) == "Org1MSP"), "no Org2 envelope after the config block {k}");
+    let resubmitted = data.iter().filter(|d| d[..] == marker[..]).count();
+    assert_eq!(resubmitted, 1, "the stale Org1 envelope is re-ordered exactly once (three OSNs re-submitted it)");
+    let org2_before: usize = chains[0][1..k]
+        .iter()
+        .flat_map(|b| &b.data.as_ref().unwrap().data)
+        .filter(|d| creator_msp(d) == "Org2MSP")
+        .count();
+    assert!(org2_before <= 5 + accepted, "{org2_before} Org2 envelopes ordered for {} accepted", 5 + accepted);
+    for osn in &osns {
+        assert!(osn.log().contains("not valid under 1"), "every OSN dropped the stale Org2 envelope");
+    }
+}
