@@ -78,8 +78,9 @@ pub struct Config {
 
 /// The system channel, which every OSN consumes and channels are created through, and what
 /// channels created through it get. Its batch size, timeout, creators and limit are its genesis
-/// configuration: set them identically on every OSN before the first start (later changes go
-/// through config updates of the system channel).
+/// configuration: set them identically on every OSN before the first start. Later changes of its
+/// batch size, timeout and creators go through config updates of the system channel (signed by
+/// admins of a majority of the creators); the channel limit cannot be changed yet.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
 pub struct SystemConfig {

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use prost::Message as _;
 
 use super::client::{
-    get_message, get_message_as, read_authorization, status_name, unreachable, Endpoint, IdentityArgs,
+    decode_answer, get_message, get_message_as, read_authorization, unreachable, Endpoint, IdentityArgs,
 };
 use crate::config::PolicyConfig;
 use crate::core::msp::Certificate;
@@ -18,7 +18,7 @@ use crate::core::policy::Policy;
 use crate::identity::envelope::config_update;
 use crate::identity::{load_org_msp, SigningIdentity};
 use crate::proto::osn::{channel_info, ChannelConfig, ChannelInfo, ChannelList, ConfigUpdate, Organization};
-use crate::proto::{BatchSize, BroadcastResponse};
+use crate::proto::BatchSize;
 
 #[derive(clap::Args, Debug)]
 pub struct ChannelArgs {
@@ -197,24 +197,14 @@ pub async fn post_config<M: prost::Message + Default>(
     url: &str,
     envelope: Bytes,
 ) -> anyhow::Result<M> {
-    let mut resp = client
+    let resp = client
         .post(url)
         .insert_header(("Content-Type", "application/x-protobuf"))
         .insert_header(("Accept", "application/x-protobuf"))
         .send_body(envelope)
         .await
         .map_err(|e| unreachable(url, e))?;
-    let body = resp.body().limit(64 << 20).await.map_err(|e| anyhow::anyhow!("reading the answer of {url}: {e}"))?;
-    if !resp.status().is_success() {
-        let answer = BroadcastResponse::decode(body).unwrap_or_default();
-        anyhow::bail!(
-            "the OSN answered HTTP {} {}: {}",
-            resp.status().as_u16(),
-            status_name(answer.status),
-            answer.info
-        );
-    }
-    M::decode(body).map_err(|e| anyhow::anyhow!("the answer of {url} does not decode: {e}"))
+    decode_answer(resp, url, 64 << 20).await
 }
 
 /// Creates a channel through `endpoint`: `POST /v1/channels` with a config transaction signed by
@@ -279,7 +269,7 @@ pub async fn run(args: ChannelArgs) -> anyhow::Result<()> {
                 if info.status_reason.is_empty() { String::new() } else { format!(" ({})", info.status_reason) }
             );
             println!("height         {}", info.height);
-            println!("last config    block {}", info.last_config);
+            println!("last config    block {} (configuration sequence {})", info.last_config, info.config_sequence);
             println!(
                 "kafka          topic {} partition {}, last offset persisted {}",
                 kafka.topic, kafka.partition, kafka.last_offset_persisted

@@ -193,8 +193,20 @@ pub async fn get_message_as<M: prost::Message + Default>(
     if let Some(value) = authorization {
         req = req.insert_header(("Authorization", value));
     }
-    let mut resp = req.send().await.map_err(|e| unreachable(url, e))?;
-    let body = resp.body().limit(1 << 30).await.map_err(|e| anyhow::anyhow!("reading the answer of {url}: {e}"))?;
+    let resp = req.send().await.map_err(|e| unreachable(url, e))?;
+    decode_answer(resp, url, 1 << 30).await
+}
+
+/// An API answer decoded as `M`, or the error it carries (`{status, info}`) in words.
+pub async fn decode_answer<M: prost::Message + Default, S>(
+    mut resp: awc::ClientResponse<S>,
+    url: &str,
+    limit: usize,
+) -> anyhow::Result<M>
+where
+    S: futures_util::Stream<Item = Result<Bytes, awc::error::PayloadError>> + Unpin,
+{
+    let body = resp.body().limit(limit).await.map_err(|e| anyhow::anyhow!("reading the answer of {url}: {e}"))?;
     if !resp.status().is_success() {
         let answer = BroadcastResponse::decode(body).unwrap_or_default();
         anyhow::bail!(

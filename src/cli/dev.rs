@@ -48,6 +48,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     crate::config::validate_channel_id(&args.channel).map_err(anyhow::Error::msg)?;
     let kafka = EmbeddedKafka::start(1).context("cannot start the embedded Kafka broker")?;
     kafka.create_topic(&args.channel, 1)?;
+    kafka.create_topic(&SystemConfig::default().channel, 1)?;
 
     let temp;
     let ledger_dir = match &args.data_dir {

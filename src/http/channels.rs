@@ -93,6 +93,7 @@ fn describe(ch: &ChannelHandle) -> ChannelInfo {
         }),
         restarts: ch.status.restarts.load(std::sync::atomic::Ordering::Relaxed),
         lag_bytes: ch.status.lag_bytes(),
+        config_sequence: ch.config().sequence,
     }
 }
 
@@ -127,8 +128,9 @@ fn authorise_update(
 ) -> Result<u64, HttpResponse> {
     let access = ch.status.access();
     let now = unix_now();
-    access.check_timestamp(request.timestamp(), now).map_err(|d| refuse(out, d.status(), d.to_string()))?;
+    // Fabric's order: certificates, signatures, chains and the policy, then the timestamp.
     request.authorise(&access, policy, now).map_err(|d| refuse(out, d.status(), d.to_string()))?;
+    access.check_timestamp(request.timestamp(), now).map_err(|d| refuse(out, d.status(), d.to_string()))?;
     Ok(access.sequence())
 }
 

@@ -146,6 +146,13 @@ pub async fn ensure_topic(cfg: &KafkaConfig, topic: &str) -> Result<(), KafkaFai
     if exists {
         return Ok(());
     }
+    // A cluster that did not answer CreateTopics once (librdkafka's mock cluster) is not asked
+    // again by this process: each new channel would wait for the timeout.
+    static UNANSWERED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    if UNANSWERED.lock().unwrap_or_else(|e| e.into_inner()).contains(&cfg.brokers) {
+        tracing::debug!(topic, "relying on the broker's topic auto-creation");
+        return Ok(());
+    }
     let admin: AdminClient<DefaultClientContext> =
         base_config(cfg).and_then(|c| c.create()).map_err(|e| fail(e.to_string()))?;
     let new = NewTopic::new(topic, 1, TopicReplication::Fixed(cfg.replication_factor))
@@ -155,6 +162,7 @@ pub async fn ensure_topic(cfg: &KafkaConfig, topic: &str) -> Result<(), KafkaFai
     let opts = AdminOptions::new().operation_timeout(Some(wait)).request_timeout(Some(wait));
     let fallback = |why: String| {
         tracing::warn!(topic, %why, "CreateTopics unavailable; relying on the broker's topic auto-creation");
+        UNANSWERED.lock().unwrap_or_else(|e| e.into_inner()).push(cfg.brokers.clone());
         Ok(())
     };
     match admin.create_topics([&new], &opts).await {

@@ -127,8 +127,12 @@ pub struct Broker {
 }
 
 impl Broker {
+    /// The mock cluster, with the system channel's topic (the mock cluster never answers
+    /// CreateTopics: an OSN would wait for the timeout, then rely on auto-creation).
     pub fn start() -> Broker {
-        Broker { kafka: EmbeddedKafka::start(1).expect("mock cluster") }
+        let kafka = EmbeddedKafka::start(1).expect("mock cluster");
+        kafka.create_topic("osn-system", 1).expect("create the system topic");
+        Broker { kafka }
     }
 
     pub fn with_topic(channel: &str) -> Broker {
@@ -607,6 +611,31 @@ pub fn check_chain(chain: &[Block], sent: &[Envelope], spec: &OsnSpec) {
         assert_eq!(counts.get(&key).copied().unwrap_or(0), 1, "an acknowledged envelope appears once");
     }
     assert_eq!(counts.values().sum::<usize>(), sent.len(), "nothing but the sent envelopes is ordered");
+}
+
+/// The chains are identical in everything but the signatures, and verify.
+pub fn assert_identical(chains: &[Vec<Block>]) {
+    let reference: Vec<_> = chains[0].iter().map(consensus_view).collect();
+    for (i, chain) in chains.iter().enumerate().skip(1) {
+        let view: Vec<_> = chain.iter().map(consensus_view).collect();
+        assert_eq!(view.len(), reference.len(), "OSN {i} height");
+        for (n, (a, b)) in reference.iter().zip(&view).enumerate() {
+            assert_eq!(a, b, "block {n} differs between OSN 0 and OSN {i}");
+        }
+    }
+    let orderer = osn::identity::load_org_msp(&crypto().orderer_org.join("msp")).unwrap();
+    let orgs = vec![osn::core::msp::Organization::from_pem(
+        &orderer.msp_id,
+        &orderer.root_certs_pem,
+        &orderer.intermediate_certs_pem,
+    )
+    .unwrap()];
+    for (i, chain) in chains.iter().enumerate() {
+        let mut verifier = osn::core::verify_chain::ChainVerifier::new(orgs.clone());
+        for block in chain {
+            verifier.check(block).unwrap_or_else(|bad| panic!("OSN {i}: {bad}"));
+        }
+    }
 }
 
 /// Broadcasts through a channel actor directly (in-process tests), waiting out a channel that

@@ -103,31 +103,6 @@ async fn chains(osns: &[Osn], channel: &str, count: usize) -> Vec<Vec<Block>> {
     out
 }
 
-/// The chains are identical in everything but the signatures, and verify.
-fn assert_identical(chains: &[Vec<Block>]) {
-    let reference: Vec<_> = chains[0].iter().map(consensus_view).collect();
-    for (i, chain) in chains.iter().enumerate().skip(1) {
-        let view: Vec<_> = chain.iter().map(consensus_view).collect();
-        assert_eq!(view.len(), reference.len(), "OSN {i} height");
-        for (n, (a, b)) in reference.iter().zip(&view).enumerate() {
-            assert_eq!(a, b, "block {n} differs between OSN 0 and OSN {i}");
-        }
-    }
-    let orderer = osn::identity::load_org_msp(&crypto().orderer_org.join("msp")).unwrap();
-    let orgs = vec![osn::core::msp::Organization::from_pem(
-        &orderer.msp_id,
-        &orderer.root_certs_pem,
-        &orderer.intermediate_certs_pem,
-    )
-    .unwrap()];
-    for (i, chain) in chains.iter().enumerate() {
-        let mut verifier = osn::core::verify_chain::ChainVerifier::new(orgs.clone());
-        for block in chain {
-            verifier.check(block).unwrap_or_else(|bad| panic!("OSN {i}: {bad}"));
-        }
-    }
-}
-
 /// The number of the one config block after genesis (a block that is its own LAST_CONFIG).
 fn config_block(chain: &[Block]) -> usize {
     let blocks: Vec<usize> = chain
