@@ -49,6 +49,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let kafka = EmbeddedKafka::start(1).context("cannot start the embedded Kafka broker")?;
     kafka.create_topic(&args.channel, 1)?;
     kafka.create_topic(&SystemConfig::default().channel, 1)?;
+    crate::kafka::rely_on_auto_creation(&kafka.bootstrap_servers());
 
     let temp;
     let ledger_dir = match &args.data_dir {

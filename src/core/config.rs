@@ -22,7 +22,9 @@ pub const MAX_CHANNEL_ID: usize = 249;
 pub const MAX_ABSOLUTE_BYTES: u32 = 100 * 1024 * 1024;
 /// Longest batch timeout accepted.
 pub const MAX_BATCH_TIMEOUT: Duration = Duration::from_secs(3600);
-/// The batch size and timeout of a channel whose configuration and system channel name none.
+/// Most approvals (config signatures) a config update may carry: each is verified by every OSN.
+pub const MAX_CONFIG_SIGNATURES: usize = 64;
+/// The batch timeout of a channel whose update and system channel name none.
 pub const DEFAULT_BATCH_TIMEOUT: &str = "2s";
 
 /// Fabric's channel ID rule: `[a-z][a-z0-9.-]*`, at most 249 characters.
@@ -239,6 +241,12 @@ impl UpdateRequest {
             return Err(format!(
                 "the config update names channel '{}' but its channel header names '{}'",
                 update.channel_id, channel_header.channel_id
+            ));
+        }
+        if update_env.signatures.len() > MAX_CONFIG_SIGNATURES {
+            return Err(format!(
+                "the update carries {} signatures, over the {MAX_CONFIG_SIGNATURES} accepted",
+                update_env.signatures.len()
             ));
         }
         let mut signatures = Vec::new();

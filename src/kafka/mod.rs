@@ -146,9 +146,6 @@ pub async fn ensure_topic(cfg: &KafkaConfig, topic: &str) -> Result<(), KafkaFai
     if exists {
         return Ok(());
     }
-    // A cluster that did not answer CreateTopics once (librdkafka's mock cluster) is not asked
-    // again by this process: each new channel would wait for the timeout.
-    static UNANSWERED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     if UNANSWERED.lock().unwrap_or_else(|e| e.into_inner()).contains(&cfg.brokers) {
         tracing::debug!(topic, "relying on the broker's topic auto-creation");
         return Ok(());
@@ -197,6 +194,17 @@ fn topic_has_partition0(client: &BaseConsumer, topic: &str, timeout: Duration) -
         .topics()
         .iter()
         .any(|t| t.name() == topic && t.error().is_none() && t.partitions().iter().any(|p| p.id() == PARTITION)))
+}
+
+/// Clusters (by bootstrap servers) that did not answer CreateTopics once (librdkafka's mock
+/// cluster never does): this process does not ask them again, or each new channel would wait for
+/// the timeout.
+static UNANSWERED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Tells [`ensure_topic`] that the cluster at `brokers` creates topics on first use and does not
+/// answer CreateTopics (the embedded broker), so channels created later do not wait for it.
+pub fn rely_on_auto_creation(brokers: &str) {
+    UNANSWERED.lock().unwrap_or_else(|e| e.into_inner()).push(brokers.to_owned());
 }
 
 /// Sends one record to a channel's partition and waits for the broker's acknowledgement.

@@ -131,6 +131,26 @@ fn dev_mode_then_broadcast_then_deliver() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(config.contains("DevOrgMSP") && config.contains("OrdererMSP"), "{config}");
 
+    // The dev admin creates another channel and changes its batch size; the client may not.
+    let admin = crypto().root.join("dev").join("dev-org").join("identities").join("admin");
+    let admin = admin.to_str().unwrap();
+    let started = Instant::now();
+    let out = osn(&["channel", "create", "--channel", "second", "--url", &url, "--identity", admin]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("created channel second (status READY"), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(5), "creation took {:?}", started.elapsed());
+    let out = osn(&["channel", "config", "update", "--channel", "second", "--batch-size", "3", "--url", &url]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("HTTP 403 FORBIDDEN") && err.contains("Admins"), "{err}");
+    let update =
+        ["channel", "config", "update", "--channel", "second", "--batch-size", "3", "--batch-timeout", "250ms"];
+    let out = osn(&[&update[..], &["--url", &url, "--identity", admin]].concat());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("configuration sequence 1") && text.contains("3 messages"), "{text}");
+    assert!(text.contains("batch timeout  250ms"), "{text}");
+
     // Wait until all 100 are in blocks, then read them back as JSON lines.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {

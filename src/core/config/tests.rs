@@ -372,3 +372,13 @@ fn updates_validate_what_they_change() {
     let zero = ConfigUpdate { channel_id: "ch".into(), batch_timeout: "0s".into(), ..Default::default() };
     assert!(apply(&config, &zero).is_err());
 }
+
+#[test]
+fn an_update_with_too_many_approvals_is_refused_before_any_is_verified() {
+    let w = world();
+    let approvers: Vec<&SigningIdentity> = (0..=MAX_CONFIG_SIGNATURES).map(|_| &w.org2.admin).collect();
+    let envelope = config_update(&w.org1.admin, &set_batch(2), &approvers);
+    assert!(UpdateRequest::parse(&envelope).unwrap_err().contains("signatures, over the 64 accepted"));
+    let envelope = config_update(&w.org1.admin, &set_batch(2), &approvers[1..]);
+    assert!(UpdateRequest::parse(&envelope).is_ok());
+}
