@@ -254,6 +254,19 @@ pub struct KafkaConfig {
     /// How long start-up waits for a channel's topic and first CONNECT before retrying.
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
+    /// A channel whose producer or consumer fails for this long is marked errored (broadcasts
+    /// get 503 naming Kafka, STRICT deliveries end) until Kafka answers again.
+    #[serde(with = "humantime_serde")]
+    pub error_timeout: Duration,
+    /// The in-sync replicas each channel's partition needs (the brokers' `min.insync.replicas`):
+    /// `/healthz` reports a partition with fewer.
+    pub min_insync_replicas: i32,
+    /// How a channel retries Kafka after trouble (Fabric's `Kafka.Retry`).
+    pub retry: RetryConfig,
+    /// How often librdkafka reports its statistics (the `consensus_kafka_*` gauges and each
+    /// channel's consumer lag).
+    #[serde(with = "humantime_serde")]
+    pub statistics_interval: Duration,
     /// Extra librdkafka properties for the producer (they override OSN's defaults).
     pub producer: BTreeMap<String, String>,
     /// Extra librdkafka properties for the consumers.
@@ -319,6 +332,10 @@ impl Default for KafkaConfig {
             brokers: "127.0.0.1:9092".into(),
             replication_factor: 3,
             connect_timeout: Duration::from_secs(30),
+            statistics_interval: Duration::from_secs(2),
+            error_timeout: Duration::from_secs(10),
+            min_insync_replicas: 1,
+            retry: RetryConfig::default(),
             producer: BTreeMap::new(),
             consumer: BTreeMap::new(),
             tls: None,
@@ -340,6 +357,43 @@ pub struct LedgerConfig {
 impl Default for LedgerConfig {
     fn default() -> Self {
         LedgerConfig { path: PathBuf::from("osn-data/ledger"), sync_writes: true }
+    }
+}
+
+/// Fabric's retry schedule: every `short-interval` for `short-total`, then every
+/// `long-interval`; after `long-total` OSN keeps retrying (Fabric halts) and says so.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RetryConfig {
+    #[serde(with = "humantime_serde")]
+    pub short_interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub short_total: Duration,
+    #[serde(with = "humantime_serde")]
+    pub long_interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub long_total: Duration,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            short_interval: Duration::from_secs(5),
+            short_total: Duration::from_secs(600),
+            long_interval: Duration::from_secs(300),
+            long_total: Duration::from_secs(12 * 3600),
+        }
+    }
+}
+
+impl From<RetryConfig> for crate::core::retry::RetrySchedule {
+    fn from(r: RetryConfig) -> Self {
+        crate::core::retry::RetrySchedule {
+            short_interval: r.short_interval,
+            short_total: r.short_total,
+            long_interval: r.long_interval,
+            long_total: r.long_total,
+        }
     }
 }
 
@@ -502,6 +556,10 @@ impl Config {
         if self.http.max_batch_envelopes == 0 || self.http.max_in_flight == 0 {
             return Err("http.max-batch-envelopes and http.max-in-flight must be at least 1".into());
         }
+        let r = &self.kafka.retry;
+        if r.short_interval.is_zero() || r.long_interval.is_zero() {
+            return Err("kafka.retry: short-interval and long-interval must be positive".into());
+        }
         if self.kafka.replication_factor < 1 {
             return Err("kafka.replication-factor must be at least 1".into());
         }
@@ -519,7 +577,7 @@ impl Config {
 }
 
 /// Sub-tables that take `OSN_<SECTION>_<SUB>_<KEY>` overrides.
-const NESTED: &[(&str, &str)] = &[("http", "tls"), ("kafka", "tls"), ("kafka", "sasl")];
+const NESTED: &[(&str, &str)] = &[("http", "tls"), ("kafka", "tls"), ("kafka", "sasl"), ("kafka", "retry")];
 
 /// `table[key]` as a table, created empty if missing; None if it is something else.
 fn sub_table<'a>(table: &'a mut toml::Table, key: &str) -> Option<&'a mut toml::Table> {

@@ -6,9 +6,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::kafka::Producer;
 use actix_web::dev::ServerHandle;
 use anyhow::Context as _;
-use rdkafka::producer::{FutureProducer, Producer};
+use rdkafka::producer::Producer as _;
 
 use crate::actors::{ChannelSpec, Channels, Phase, SystemSpec};
 use crate::config::{channel_config, system_config, Config};
@@ -85,7 +86,7 @@ pub struct Node {
     server: ServerHandle,
     server_task: actix_rt::task::JoinHandle<std::io::Result<()>>,
     channels: Arc<Channels>,
-    producer: FutureProducer,
+    producer: Producer,
 }
 
 impl Node {
@@ -115,8 +116,14 @@ impl Node {
         let channels =
             Arc::new(Channels::start(&specs, system, time_window, &config.kafka, &producer, store, signer.clone())?);
         let verifier = Verifier::new(config.identity.verify_threads).context("cannot start the verification pool")?;
-        let state =
-            AppState { channels: channels.clone(), http: config.http.clone(), verifier: Arc::new(verifier), signer };
+        let kafka_health = Arc::new(http::health::KafkaHealth::new(config.kafka.clone()));
+        let state = AppState {
+            channels: channels.clone(),
+            http: config.http.clone(),
+            verifier: Arc::new(verifier),
+            signer,
+            kafka_health,
+        };
         let (server, http_addr) = http::serve(state, &config.http.address, config.http.workers, tls)
             .with_context(|| format!("cannot listen on {}", config.http.address))?;
         let server_handle = server.handle();

@@ -73,6 +73,7 @@ impl Verifier {
         self.pool.spawn(move || {
             // Hostile input must not take the pool (or the process) down: a panic refuses the
             // requests instead (the sender is dropped).
+            let started = std::time::Instant::now();
             let results = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 requests
                     .par_chunks(part)
@@ -82,6 +83,11 @@ impl Verifier {
                     })
                     .collect::<Vec<_>>()
             }));
+            let label = policy.to_string();
+            crate::metrics::metrics()
+                .verify_duration
+                .with_label_values(&[&label])
+                .observe(started.elapsed().as_secs_f64());
             match results {
                 Ok(results) => {
                     let _ = tx.send(results);

@@ -7,11 +7,12 @@ use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::kafka::Producer;
 use actix::prelude::*;
 use bytes::Bytes;
 use prost::Message as _;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::producer::{DeliveryFuture, FutureRecord};
 
 use super::supervisor::{created_channels, Starter};
 use crate::config::{ChannelSettings, KafkaConfig};
@@ -23,6 +24,7 @@ use crate::core::ttc::TtcTimer;
 use crate::identity::SigningIdentity;
 use crate::kafka::{self, Record, KEY, PARTITION};
 use crate::ledger::Ledger;
+use crate::metrics::{metrics, secs};
 use crate::proto::{kafka_message, kafka_message_regular::Class, KafkaMessage};
 
 // ---------------------------------------------------------------------------------------------
@@ -36,6 +38,8 @@ use crate::proto::{kafka_message, kafka_message_regular::Class, KafkaMessage};
 #[derive(Message)]
 #[rtype(result = "Vec<Result<Enqueued, BroadcastError>>")]
 pub struct BroadcastBatch {
+    /// Counts the message in its channel's mailbox depth until it is handled (or dropped).
+    pub slot: MailboxSlot,
     pub envelopes: Vec<Bytes>,
     /// The sequence of the configuration the envelopes were checked by: a record enqueued under
     /// an older one than the chain's is re-validated when consumed.
@@ -50,9 +54,32 @@ pub struct BroadcastBatch {
 #[derive(Message)]
 #[rtype(result = "Result<Enqueued, BroadcastError>")]
 pub struct EnqueueConfig {
+    pub slot: MailboxSlot,
     pub record: Bytes,
     pub config_seq: u64,
     pub deadline: Instant,
+}
+
+/// One message in a channel actor's mailbox: counted in `osn_channel_mailbox_depth` from its
+/// creation until it is dropped (handled, refused by a full mailbox, or never sent).
+#[derive(Debug)]
+pub struct MailboxSlot {
+    status: Arc<ChannelStatus>,
+}
+
+impl MailboxSlot {
+    pub fn new(status: &Arc<ChannelStatus>) -> Self {
+        status.mailbox_depth.fetch_add(1, Ordering::Relaxed);
+        metrics().channel_mailbox_depth.with_label_values(&[&status.name]).inc();
+        MailboxSlot { status: status.clone() }
+    }
+}
+
+impl Drop for MailboxSlot {
+    fn drop(&mut self) {
+        self.status.mailbox_depth.fetch_sub(1, Ordering::Relaxed);
+        metrics().channel_mailbox_depth.with_label_values(&[&self.status.name]).dec();
+    }
 }
 
 /// Why a broadcast was not accepted.
@@ -72,7 +99,9 @@ pub enum BroadcastError {
         "channel '{channel}' is re-processing a config update that was ordered under an older configuration; retry once it is consumed"
     )]
     Reprocessing { channel: String },
-    #[error("Kafka did not acknowledge the envelope on channel '{channel}': {reason}")]
+    #[error(
+        "Kafka did not acknowledge the envelope on channel '{channel}': {reason} (are the partition's brokers reachable, with at least min.insync.replicas in sync?)"
+    )]
     Kafka { channel: String, reason: String },
 }
 
@@ -102,7 +131,11 @@ impl std::fmt::Display for Phase {
 /// that must stop when the channel is not ready (STRICT) wait on it instead of polling.
 #[derive(Debug)]
 pub struct ChannelStatus {
+    /// The channel's name (metric labels).
+    pub name: String,
     phase: tokio::sync::watch::Sender<(Phase, String)>,
+    /// Messages in the actor's mailbox (see [`MailboxSlot`]).
+    pub mailbox_depth: AtomicI64,
     pub restarts: AtomicU32,
     /// Highest partition offset Kafka acknowledged for a broadcast through this OSN.
     acked_offset: AtomicI64,
@@ -121,14 +154,18 @@ pub struct ChannelStatus {
     /// counter that moves when one is added.
     outcomes: std::sync::Mutex<std::collections::VecDeque<Outcome>>,
     outcome_count: tokio::sync::watch::Sender<u64>,
+    /// The last produce failure not yet seen by the actor (set where acknowledgements are awaited).
+    produce_failure: std::sync::Mutex<Option<String>>,
 }
 
 /// CONFIG-class outcomes remembered per channel (senders wait for theirs within seconds).
 const OUTCOMES: usize = 256;
 
-impl Default for ChannelStatus {
-    fn default() -> Self {
+impl ChannelStatus {
+    pub fn new(name: &str) -> Self {
         ChannelStatus {
+            name: name.to_owned(),
+            mailbox_depth: AtomicI64::new(0),
             phase: tokio::sync::watch::Sender::new((Phase::Starting, "connecting to Kafka".into())),
             restarts: AtomicU32::new(0),
             acked_offset: AtomicI64::new(-1),
@@ -140,6 +177,7 @@ impl Default for ChannelStatus {
             reprocessing: Default::default(),
             outcomes: Default::default(),
             outcome_count: tokio::sync::watch::Sender::new(0),
+            produce_failure: Default::default(),
         }
     }
 }
@@ -209,7 +247,23 @@ impl ChannelStatus {
     }
 
     pub fn set(&self, phase: Phase, reason: impl Into<String>) {
+        let value = match phase {
+            Phase::Starting => 0,
+            Phase::Ready => 1,
+            Phase::Errored => 2,
+        };
+        metrics().channel_status.with_label_values(&[&self.name]).set(value);
         self.phase.send_replace((phase, reason.into()));
+    }
+
+    /// Kafka did not acknowledge a record: the actor marks the channel errored and probes Kafka
+    /// until it answers.
+    fn note_produce_failure(&self, reason: String) {
+        *self.produce_failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
+    }
+
+    fn take_produce_failure(&self) -> Option<String> {
+        self.produce_failure.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
     fn note_acked(&self, offset: i64) {
@@ -245,7 +299,7 @@ pub struct ChannelActor {
     name: String,
     settings: ChannelSettings,
     kafka_config: KafkaConfig,
-    producer: FutureProducer,
+    producer: Producer,
     ledger: Arc<Ledger>,
     status: Arc<ChannelStatus>,
     /// This OSN's identity: it signs every block before the ledger write.
@@ -259,13 +313,24 @@ pub struct ChannelActor {
     timer_handle: Option<SpawnHandle>,
     /// Header hash of the channel's genesis block, sent in CONNECT.
     genesis_hash: Bytes,
+    /// Since when a batch is pending (blockcutter_block_fill_duration).
+    pending_since: Option<Instant>,
+    /// Whether the consumer runs (the connect sequence finished).
+    connected: bool,
+    /// Since when, and why, the consumer has been failing (cleared by the next record).
+    consumer_trouble: Option<(Instant, String)>,
+    /// Whether a probe of Kafka (CONNECT records on the retry schedule) is running.
+    probing: bool,
+    /// The channel stopped on something only an operator can fix (offset out of range): no
+    /// probe clears it.
+    fatal: bool,
 }
 
 impl ChannelActor {
     pub fn new(
         settings: ChannelSettings,
         kafka_config: KafkaConfig,
-        producer: FutureProducer,
+        producer: Producer,
         ledger: Arc<Ledger>,
         status: Arc<ChannelStatus>,
         signer: Arc<SigningIdentity>,
@@ -286,6 +351,11 @@ impl ChannelActor {
             signer,
             chain: None,
             timer_handle: None,
+            pending_since: None,
+            connected: false,
+            consumer_trouble: None,
+            probing: false,
+            fatal: false,
         }
     }
 
@@ -318,6 +388,15 @@ impl ChannelActor {
             Err(e) => return self.stop_with(ctx, format!("cannot read the system channel's ledger: {e}")),
         };
         self.status.set_access_arc(in_force.access.clone());
+        let m = metrics();
+        m.channel_config_sequence.with_label_values(&[&self.name]).set(config.sequence as i64);
+        m.ledger_blockchain_height.with_label_values(&[&self.name]).set(self.ledger.height() as i64);
+        m.consensus_kafka_last_offset_persisted.with_label_values(&[&self.name]).set(tip.kafka.last_offset_persisted);
+        self.pending_since = None;
+        self.connected = false;
+        self.consumer_trouble = None;
+        self.probing = false;
+        self.fatal = false;
         let chain = Chain::new(&self.name, tip, in_force, self.time_window, system);
         self.status.reprocessing.store(chain.reprocessing(), Ordering::Relaxed);
         self.chain = Some(chain);
@@ -334,37 +413,66 @@ impl ChannelActor {
         ctx.spawn(
             async move {
                 tokio::time::sleep(backoff).await;
-                let mut attempt = 0u32;
-                loop {
-                    let result = async {
-                        kafka::ensure_topic(&cfg, &topic).await.map_err(|e| e.to_string())?;
-                        tokio::time::timeout(cfg.connect_timeout, kafka::produce(&producer, &topic, &connect))
-                            .await
-                            .map_err(|_| format!("no acknowledgement of CONNECT within {:?}", cfg.connect_timeout))?
-                            .map_err(|e| format!("CONNECT not acknowledged: {e}"))
-                    }
-                    .await;
-                    match result {
-                        Ok(offset) => {
-                            tracing::info!(channel = %topic, offset, "connected to Kafka");
-                            break;
-                        }
-                        Err(reason) => {
-                            attempt += 1;
-                            tracing::warn!(channel = %topic, attempt, %reason, "cannot reach the channel's partition; retrying");
-                            status.set(Phase::Starting, format!("Kafka unreachable, retrying: {reason}"));
-                            tokio::time::sleep(Duration::from_millis(500u64 << attempt.min(4))).await;
-                        }
-                    }
-                }
+                reach_kafka(&cfg, &producer, &topic, &connect, &status, true).await;
             }
             .into_actor(self)
             .map(|(), act, ctx| act.connected(ctx)),
         );
     }
 
+    /// Kafka failed this channel (a record not acknowledged, a consumer failing past the error
+    /// timeout): the channel is errored, so broadcasts get 503 naming Kafka and STRICT deliveries
+    /// end, and a probe produces CONNECT records on the retry schedule until Kafka answers.
+    fn kafka_trouble(&mut self, ctx: &mut Context<Self>, reason: String) {
+        if self.fatal {
+            return;
+        }
+        let (phase, _) = self.status.phase();
+        if phase == Phase::Ready || !self.probing {
+            tracing::error!(channel = %self.name, %reason, "Kafka trouble: the channel is errored until Kafka answers again");
+            self.status.set(Phase::Errored, format!("Kafka: {reason}; retrying"));
+        }
+        if self.probing {
+            return;
+        }
+        self.probing = true;
+        let (cfg, producer, topic, status) =
+            (self.kafka_config.clone(), self.producer.clone(), self.name.clone(), self.status.clone());
+        let connect = KafkaMessage::connect(self.genesis_hash.clone()).encode_to_vec();
+        ctx.spawn(
+            async move { reach_kafka(&cfg, &producer, &topic, &connect, &status, false).await }.into_actor(self).map(
+                |(), act, _ctx| {
+                    act.probing = false;
+                    act.consumer_trouble = None;
+                    if !act.fatal {
+                        tracing::info!(channel = %act.name, "Kafka answers again: the channel is ready");
+                        act.status.set(Phase::Ready, "");
+                    }
+                },
+            ),
+        );
+    }
+
+    /// Looks at Kafka's health as this channel sees it (every half second).
+    fn check_kafka(&mut self, ctx: &mut Context<Self>) {
+        if !self.connected || self.fatal {
+            return;
+        }
+        if let Some(reason) = self.status.take_produce_failure() {
+            self.kafka_trouble(ctx, format!("a record was not acknowledged: {reason}"));
+        }
+        let timeout = self.kafka_config.error_timeout;
+        if let Some((since, reason)) = self.consumer_trouble.clone() {
+            if since.elapsed() >= timeout {
+                let secs = since.elapsed().as_secs();
+                self.kafka_trouble(ctx, format!("the consumer has been failing for {secs}s: {reason}"));
+            }
+        }
+    }
+
     /// The partition accepted our CONNECT: start consuming where the ledger ends.
     fn connected(&mut self, ctx: &mut Context<Self>) {
+        self.connected = true;
         let Some(chain) = self.chain.as_ref() else { return };
         let from = chain.resume_offset();
         match kafka::consume_from(&self.kafka_config, &self.name, from) {
@@ -396,11 +504,13 @@ impl ChannelActor {
             let wait = deadline.saturating_duration_since(Instant::now());
             self.timer_handle = Some(ctx.run_later(wait, |act, ctx| {
                 act.timer_handle = None;
+                let started = Instant::now();
                 let before = act.timer.deadline();
                 if act.timer.fire(Instant::now()) {
                     act.send_time_to_cut(ctx);
                 }
                 act.arm_timer(ctx, before);
+                act.handled("ttc_timer", started);
             }));
         }
     }
@@ -411,6 +521,7 @@ impl ChannelActor {
         let Some(chain) = self.chain.as_ref() else { return };
         let next = chain.next_number();
         let value = KafkaMessage::time_to_cut(next).encode_to_vec();
+        metrics().channel_time_to_cut.with_label_values(&[&self.name, "sent"]).inc();
         let producer = self.producer.clone();
         let topic = self.name.clone();
         ctx.spawn(
@@ -422,6 +533,56 @@ impl ChannelActor {
             }
             .into_actor(self),
         );
+    }
+}
+
+/// Produces CONNECT records on the retry schedule until Kafka acknowledges one. At start-up it
+/// also sets the topic up, and reports the channel STARTING, then ERRORED once the trouble lasts
+/// past `kafka.error-timeout`. Never gives up: past the schedule's long total it says so and goes
+/// on at the long interval.
+async fn reach_kafka(
+    cfg: &KafkaConfig,
+    producer: &Producer,
+    topic: &str,
+    connect: &[u8],
+    status: &ChannelStatus,
+    starting: bool,
+) {
+    let schedule: crate::core::retry::RetrySchedule = cfg.retry.into();
+    let began = Instant::now();
+    let mut attempt = 0u32;
+    loop {
+        let result = async {
+            if starting {
+                kafka::ensure_topic(cfg, topic).await.map_err(|e| e.to_string())?;
+            }
+            tokio::time::timeout(cfg.connect_timeout, kafka::produce(producer, topic, connect))
+                .await
+                .map_err(|_| format!("no acknowledgement of CONNECT within {:?}", cfg.connect_timeout))?
+                .map_err(|e| format!("CONNECT not acknowledged: {e}"))
+        }
+        .await;
+        let reason = match result {
+            Ok(offset) => {
+                tracing::info!(channel = %topic, offset, attempts = attempt + 1, "connected to Kafka");
+                return;
+            }
+            Err(reason) => reason,
+        };
+        attempt += 1;
+        metrics().kafka_errors.with_label_values(&[topic, "connect"]).inc();
+        let elapsed = began.elapsed();
+        let delay = schedule.delay(elapsed);
+        if schedule.exhausted(elapsed) {
+            tracing::error!(channel = %topic, attempt, %reason, elapsed = ?elapsed, "Kafka has been unreachable past kafka.retry.long-total; still retrying");
+        } else {
+            tracing::warn!(channel = %topic, attempt, %reason, retry_in = ?delay, "cannot reach the channel's partition; retrying");
+        }
+        if starting {
+            let phase = if elapsed >= cfg.error_timeout { Phase::Errored } else { Phase::Starting };
+            status.set(phase, format!("Kafka unreachable, retrying every {delay:?}: {reason}"));
+        }
+        tokio::time::sleep(delay).await;
     }
 }
 
@@ -439,6 +600,8 @@ impl Actor for ChannelActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(self.settings.mailbox_capacity);
+        ctx.run_interval(Duration::from_millis(500), |act, ctx| act.check_kafka(ctx));
+        metrics().channel_mailbox_capacity.with_label_values(&[&self.name]).set(self.settings.mailbox_capacity as i64);
         self.start_up(ctx);
     }
 }
@@ -446,12 +609,33 @@ impl Actor for ChannelActor {
 impl Supervised for ChannelActor {
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
         let n = self.status.restarts.fetch_add(1, Ordering::Relaxed) + 1;
+        metrics().channel_restarts.with_label_values(&[&self.name]).set(i64::from(n));
         tracing::warn!(channel = %self.name, restarts = n, "restarting channel actor");
     }
 }
 
 impl StreamHandler<Result<Record, KafkaError>> for ChannelActor {
     fn handle(&mut self, item: Result<Record, KafkaError>, ctx: &mut Context<Self>) {
+        let started = Instant::now();
+        self.consume(item, ctx);
+        self.handled("record", started);
+    }
+
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        self.stop_with(ctx, "the consumer stream ended".into());
+    }
+}
+
+impl ChannelActor {
+    /// Counts a handled message and its handling time.
+    fn handled(&self, kind: &str, started: Instant) {
+        let m = metrics();
+        m.channel_messages_handled.with_label_values(&[&self.name, kind]).inc();
+        m.channel_handler_duration.with_label_values(&[&self.name, kind]).observe(secs(started.elapsed()));
+    }
+
+    /// One consumed record (or consumer error): chain, create, commit, apply, re-submit.
+    fn consume(&mut self, item: Result<Record, KafkaError>, ctx: &mut Context<Self>) {
         let record = match item {
             Ok(r) => r,
             Err(e) => {
@@ -465,9 +649,15 @@ impl StreamHandler<Result<Record, KafkaError>> for ChannelActor {
                         RDKafkaErrorCode::OffsetOutOfRange | RDKafkaErrorCode::AutoOffsetReset
                     )
                 );
+                let operation = if out_of_range { "offset_out_of_range" } else { "consume" };
+                if !out_of_range {
+                    self.consumer_trouble.get_or_insert_with(|| (Instant::now(), e.to_string()));
+                }
+                metrics().kafka_errors.with_label_values(&[&self.name, operation]).inc();
                 if out_of_range {
                     // The data we need is gone from the partition (retention, deleted topic). Never
                     // skip ahead silently: stay errored and say so loudly.
+                    self.fatal = true;
                     let resume = self.chain.as_ref().map(|c| c.resume_offset()).unwrap_or(-1);
                     tracing::error!(channel = %self.name, resume_offset = resume, "offset out of range: the partition no longer holds the records this ledger needs");
                     self.status.set(
@@ -481,11 +671,13 @@ impl StreamHandler<Result<Record, KafkaError>> for ChannelActor {
             }
         };
         let Some(chain) = self.chain.as_mut() else { return };
+        self.consumer_trouble = None;
         self.status.note_consumed(record.offset, record.value.len());
         let out = chain.consume(record.offset, &record.value);
         let pending = chain.has_pending();
         self.status.reprocessing.store(chain.reprocessing(), Ordering::Relaxed);
         let cut = !out.blocks.is_empty();
+        self.observe_consumed(&out, pending);
         // A created channel exists before the system channel's block that records it.
         if let (Some(Outcome { result: Ok(Applied::Created { channel, genesis_envelope }), .. }), Some(starter)) =
             (&out.outcome, &self.starter)
@@ -497,12 +689,18 @@ impl StreamHandler<Result<Record, KafkaError>> for ChannelActor {
                 Err(e) => return self.stop_with(ctx, format!("cannot create channel '{channel}': {e:#}")),
             }
         }
+        let m = metrics();
         for mut block in out.blocks {
             // Only the SIGNATURES slot's signatures differ between OSNs.
             self.signer.sign_block(&mut block);
+            let writing = Instant::now();
             if let Err(e) = self.ledger.append(&block) {
                 return self.stop_with(ctx, e.to_string());
             }
+            m.ledger_blockstorage_commit_time.with_label_values(&[&self.name]).observe(secs(writing.elapsed()));
+            m.ledger_blockchain_height.with_label_values(&[&self.name]).set(self.ledger.height() as i64);
+            let persisted = crate::core::block::kafka_metadata(&block).map_or(-1, |k| k.last_offset_persisted);
+            m.consensus_kafka_last_offset_persisted.with_label_values(&[&self.name]).set(persisted);
             let header = block.header.as_ref().expect("built with a header");
             tracing::debug!(channel = %self.name, block = header.number, txs = block.data.as_ref().map_or(0, |d| d.data.len()), offset = record.offset, "block committed");
         }
@@ -514,6 +712,7 @@ impl StreamHandler<Result<Record, KafkaError>> for ChannelActor {
                     }
                     let timeout = batch_timeout(config).unwrap_or(self.settings.batch_timeout);
                     self.timer.set_timeout(timeout);
+                    m.channel_config_sequence.with_label_values(&[&self.name]).set(config.sequence as i64);
                     tracing::info!(channel = %self.name, sequence = config.sequence, block = self.ledger.height() - 1, "configuration updated");
                 }
                 Ok(Applied::Created { .. }) => {}
@@ -548,8 +747,45 @@ impl StreamHandler<Result<Record, KafkaError>> for ChannelActor {
         self.arm_timer(ctx, before);
     }
 
-    fn finished(&mut self, ctx: &mut Context<Self>) {
-        self.stop_with(ctx, "the consumer stream ended".into());
+    /// The metrics of one consumed record: blocks cut and why, time-to-cut outcomes, skips,
+    /// re-submissions, and how long the batch was pending.
+    fn observe_consumed(&mut self, out: &crate::core::chain::Consumed, pending: bool) {
+        let m = metrics();
+        let name = self.name.as_str();
+        for reason in &out.reasons {
+            m.channel_blocks_cut.with_label_values(&[name, reason.as_str()]).inc();
+        }
+        if out.reasons.contains(&crate::core::cutter::CutReason::TimeToCut) {
+            m.channel_time_to_cut.with_label_values(&[name, "won"]).inc();
+        }
+        let skip = match &out.skip {
+            Some(Skip::StaleTtc { .. }) => Some(("ttc", "stale")),
+            Some(Skip::FutureTtc { .. }) => Some(("ttc", "future")),
+            Some(Skip::EmptyTtc { .. }) => Some(("ttc", "empty")),
+            Some(Skip::AlreadyProcessed { .. }) => Some(("skip", "already_processed")),
+            Some(Skip::Undecodable(_)) => Some(("skip", "undecodable")),
+            Some(Skip::Rejected(_)) => Some(("skip", "rejected")),
+            Some(Skip::Resubmitted { .. }) | Some(Skip::Pending) | Some(Skip::Connect(_)) | None => None,
+        };
+        match skip {
+            Some(("ttc", event)) => m.channel_time_to_cut.with_label_values(&[name, event]).inc(),
+            Some((_, reason)) => m.channel_records_skipped.with_label_values(&[name, reason]).inc(),
+            None => {}
+        }
+        match &out.resubmit {
+            Some(Resubmit::Normal(_)) => m.channel_resubmitted.with_label_values(&[name, "normal"]).inc(),
+            Some(Resubmit::Config { .. }) => m.channel_resubmitted.with_label_values(&[name, "config"]).inc(),
+            None => {}
+        }
+        let now = Instant::now();
+        if !out.blocks.is_empty() {
+            if let Some(since) = self.pending_since.take() {
+                m.blockcutter_block_fill_duration.with_label_values(&[name]).observe(secs(now - since));
+            }
+        }
+        if pending && self.pending_since.is_none() {
+            self.pending_since = Some(now);
+        }
     }
 }
 
@@ -617,7 +853,8 @@ impl ChannelActor {
             Ok(delivery) => {
                 let size = value.len() as u64;
                 self.status.in_flight_bytes.fetch_add(size, Ordering::Relaxed);
-                Ok(Enqueued { channel, delivery: Some(delivery), status: self.status.clone(), size })
+                let status = self.status.clone();
+                Ok(Enqueued { channel, delivery: Some(delivery), status, size, sent: Instant::now() })
             }
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                 Err(BroadcastError::Overloaded { channel })
@@ -634,6 +871,15 @@ impl Handler<BroadcastBatch> for ChannelActor {
     /// once; the caller awaits the acknowledgements outside the actor, so a slow broker never
     /// blocks the mailbox.
     fn handle(&mut self, msg: BroadcastBatch, _ctx: &mut Context<Self>) -> Self::Result {
+        let started = Instant::now();
+        let answers = self.enqueue_batch(msg);
+        self.handled("broadcast", started);
+        answers
+    }
+}
+
+impl ChannelActor {
+    fn enqueue_batch(&mut self, msg: BroadcastBatch) -> Vec<Result<Enqueued, BroadcastError>> {
         // The backlog bound, checked here where enqueues are serialised: a batch that does not
         // fit is refused whole (the sender waits and retries), unless nothing is behind at all,
         // so that a batch larger than the bound still goes through.
@@ -656,7 +902,10 @@ impl Handler<EnqueueConfig> for ChannelActor {
     type Result = Result<Enqueued, BroadcastError>;
 
     fn handle(&mut self, msg: EnqueueConfig, _ctx: &mut Context<Self>) -> Self::Result {
-        self.enqueue(msg.record, msg.config_seq, Class::Config, msg.deadline)
+        let started = Instant::now();
+        let answer = self.enqueue(msg.record, msg.config_seq, Class::Config, msg.deadline);
+        self.handled("config", started);
+        answer
     }
 }
 
@@ -667,6 +916,8 @@ pub struct Enqueued {
     delivery: Option<DeliveryFuture>,
     status: Arc<ChannelStatus>,
     size: u64,
+    /// When the record was handed to the producer.
+    sent: Instant,
 }
 
 impl Drop for Enqueued {
@@ -683,12 +934,19 @@ impl Enqueued {
         let Some(delivery) = self.delivery.take() else {
             return Err(BroadcastError::Kafka { channel, reason: "acknowledgement already awaited".into() });
         };
-        match delivery.await {
+        let result = delivery.await;
+        let m = metrics();
+        m.kafka_produce_latency.with_label_values(&[&channel]).observe(secs(self.sent.elapsed()));
+        match result {
             Ok(Ok(d)) => {
                 self.status.note_acked(d.offset);
                 Ok(d.offset)
             }
-            Ok(Err((e, _))) => Err(BroadcastError::Kafka { channel, reason: e.to_string() }),
+            Ok(Err((e, _))) => {
+                m.kafka_errors.with_label_values(&[&channel, "produce"]).inc();
+                self.status.note_produce_failure(e.to_string());
+                Err(BroadcastError::Kafka { channel, reason: e.to_string() })
+            }
             Err(_) => Err(BroadcastError::Kafka { channel, reason: "the producer shut down".into() }),
         }
     }

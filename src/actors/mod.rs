@@ -5,5 +5,7 @@
 pub mod channel;
 pub mod supervisor;
 
-pub use channel::{BroadcastBatch, BroadcastError, ChannelActor, ChannelStatus, EnqueueConfig, Enqueued, Phase};
+pub use channel::{
+    BroadcastBatch, BroadcastError, ChannelActor, ChannelStatus, EnqueueConfig, Enqueued, MailboxSlot, Phase,
+};
 pub use supervisor::{created_channels, ChannelHandle, ChannelSpec, Channels, Starter, SystemSpec};

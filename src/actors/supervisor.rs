@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+use crate::kafka::Producer;
 use actix::{Addr, Arbiter};
 use bytes::Bytes;
-use rdkafka::producer::FutureProducer;
 
 use super::channel::{ChannelActor, ChannelStatus};
 use crate::config::{ChannelSettings, KafkaConfig, SystemConfig};
@@ -69,7 +69,7 @@ pub struct SystemSpec {
 /// Starts channels, at start and later (the system channel's actor creates channels with it).
 pub struct Starter {
     kafka: KafkaConfig,
-    producer: FutureProducer,
+    producer: Producer,
     store: Arc<dyn Store>,
     /// This OSN's identity (none only when there are no channels at all).
     signer: Option<Arc<SigningIdentity>>,
@@ -116,7 +116,7 @@ impl Starter {
             anyhow::bail!("channel '{name}': no identity to sign its blocks with (set identity.dir)");
         };
         let ledger = Arc::new(Ledger::open(&name, self.store.channel(&name)?, genesis, Some(&signer))?);
-        let status = Arc::new(ChannelStatus::default());
+        let status = Arc::new(ChannelStatus::new(&name));
         let arbiter = Arbiter::new();
         let addr = {
             let (s, kafka, producer, ledger, status) =
@@ -173,7 +173,7 @@ impl Channels {
         system: Option<SystemSpec>,
         time_window: i64,
         kafka: &KafkaConfig,
-        producer: &FutureProducer,
+        producer: &Producer,
         store: Arc<dyn Store>,
         signer: Option<Arc<SigningIdentity>>,
     ) -> anyhow::Result<Self> {

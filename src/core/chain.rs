@@ -33,7 +33,7 @@ use prost::Message as _;
 use crate::core::access::Access;
 use crate::core::block::{build_block, header_hash};
 use crate::core::config::{self, config_envelope, envelope_parts, UpdateRequest};
-use crate::core::cutter::{BlockCutter, Message};
+use crate::core::cutter::{BlockCutter, CutReason, Message};
 use crate::core::policy::PolicyName;
 use crate::proto::osn::ChannelConfig;
 use crate::proto::{
@@ -143,6 +143,8 @@ pub enum Applied {
 pub struct Consumed {
     /// Blocks to write, in order (zero, one or two).
     pub blocks: Vec<Block>,
+    /// Why each block was cut.
+    pub reasons: Vec<CutReason>,
     /// Why no block was cut, when none was.
     pub skip: Option<Skip>,
     /// A record to re-submit to the partition.
@@ -430,6 +432,7 @@ impl Chain {
         }
         let last = ordered.batches.len() - 1;
         let mut out = Consumed::default();
+        out.reasons = ordered.reasons;
         for (i, batch) in ordered.batches.into_iter().enumerate() {
             // The newest message is in the last batch unless it is still pending; a block without
             // it persists the offset before it, so a restart consumes the message again.
@@ -450,10 +453,13 @@ impl Chain {
     /// block the LAST_CONFIG of every later block.
     fn isolate(&mut self, offset: i64, msg: Message, original_offset: i64, is_config: bool) -> Consumed {
         let mut out = Consumed::default();
+        let reason = if is_config { CutReason::Config } else { CutReason::ChannelCreation };
         let pending = self.cutter.cut();
         if !pending.is_empty() {
             out.blocks.push(self.make_block(pending, offset - 1));
+            out.reasons.push(reason);
         }
+        out.reasons.push(reason);
         if original_offset != 0 {
             self.last_original_offset_processed = original_offset;
         }
@@ -476,7 +482,11 @@ impl Chain {
         if batch.is_empty() {
             return skip(Skip::EmptyTtc { ttc });
         }
-        Consumed { blocks: vec![self.make_block(batch, offset)], ..Default::default() }
+        Consumed {
+            blocks: vec![self.make_block(batch, offset)],
+            reasons: vec![CutReason::TimeToCut],
+            ..Default::default()
+        }
     }
 
     fn make_block(&mut self, batch: Vec<Bytes>, persisted: i64) -> Block {

@@ -23,11 +23,43 @@ pub struct Message {
     pub size: u32,
 }
 
+/// Why a batch was cut (for metrics; every OSN cuts for the same reasons).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CutReason {
+    /// The batch reached MaxMessageCount.
+    MaxMessageCount,
+    /// The next message would have taken the batch past PreferredMaxBytes.
+    PreferredMaxBytes,
+    /// A message larger than PreferredMaxBytes, alone in its batch.
+    Oversized,
+    /// A time-to-cut for the block was consumed.
+    TimeToCut,
+    /// A config update: the pending batch before it, and the update alone.
+    Config,
+    /// A channel creation on the system channel: the pending batch before it, and the creation.
+    ChannelCreation,
+}
+
+impl CutReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CutReason::MaxMessageCount => "max_message_count",
+            CutReason::PreferredMaxBytes => "preferred_max_bytes",
+            CutReason::Oversized => "oversized",
+            CutReason::TimeToCut => "time_to_cut",
+            CutReason::Config => "config",
+            CutReason::ChannelCreation => "channel_creation",
+        }
+    }
+}
+
 /// What one call to [`BlockCutter::ordered`] decided.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Ordered {
     /// Zero, one or two batches to turn into blocks, in order.
     pub batches: Vec<Vec<Bytes>>,
+    /// Why each batch was cut.
+    pub reasons: Vec<CutReason>,
     /// Whether messages remain pending after these batches.
     pub pending: bool,
 }
@@ -80,14 +112,17 @@ impl BlockCutter {
         if msg.size > preferred_max_bytes {
             if self.has_pending() {
                 out.batches.push(self.cut());
+                out.reasons.push(CutReason::PreferredMaxBytes);
             }
             out.batches.push(vec![msg.envelope]);
+            out.reasons.push(CutReason::Oversized);
             out.pending = false;
             return Ok(out);
         }
 
         if self.pending_bytes + u64::from(msg.size) > u64::from(preferred_max_bytes) {
             out.batches.push(self.cut());
+            out.reasons.push(CutReason::PreferredMaxBytes);
         }
 
         self.pending.push(msg.envelope);
@@ -95,6 +130,7 @@ impl BlockCutter {
 
         if self.pending.len() as u64 >= u64::from(max_message_count.max(1)) {
             out.batches.push(self.cut());
+            out.reasons.push(CutReason::MaxMessageCount);
         }
         out.pending = self.has_pending();
         Ok(out)

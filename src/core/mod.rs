@@ -7,6 +7,7 @@
 //! - [`config`]: channel configurations: validity, updates, new channels, update signers.
 //! - [`chain`]: the per-channel state machine that turns consumed Kafka messages into blocks.
 //! - [`envelope`]: structural validation of broadcast envelopes.
+//! - [`retry`]: the short/long retry schedule for Kafka trouble.
 //! - [`seek`]: resolution of a Deliver `SeekInfo` against a ledger height.
 //! - [`ecdsa`]: ECDSA P-256 signatures in DER and the low-S rule.
 //! - [`msp`]: organisations, identities, certificate chains and signature verification.
@@ -23,6 +24,7 @@ pub mod ecdsa;
 pub mod envelope;
 pub mod msp;
 pub mod policy;
+pub mod retry;
 pub mod seek;
 pub mod ttc;
 pub mod verify_chain;

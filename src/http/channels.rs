@@ -14,7 +14,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use super::broadcast::decode_envelope;
 use super::negotiate::{fail, read_body, request_format, respond, response_format, Format};
 use super::AppState;
-use crate::actors::{created_channels, ChannelHandle, EnqueueConfig, Phase};
+use crate::actors::{created_channels, ChannelHandle, EnqueueConfig, MailboxSlot, Phase};
 use crate::core::chain::{Applied, Derived, DerivedKind};
 use crate::core::config::{self, UpdateRequest};
 use crate::core::policy::PolicyName;
@@ -148,7 +148,8 @@ async fn order_config(
     };
     let system = state.channels.system().map(|s| s.name).unwrap_or_default();
     let record = config_record(signer, derived, &system);
-    let msg = EnqueueConfig { record, config_seq, deadline: Instant::now() + state.http.enqueue_timeout };
+    let deadline = Instant::now() + state.http.enqueue_timeout;
+    let msg = EnqueueConfig { slot: MailboxSlot::new(&ch.status), record, config_seq, deadline };
     let unavailable = |info: String| refuse(out, Status::ServiceUnavailable, info);
     let enqueued = match ch.addr.send(msg).await {
         Ok(Ok(e)) => e,

@@ -21,6 +21,7 @@ pub mod broadcast;
 pub mod channels;
 pub mod deliver;
 pub mod docs;
+pub mod health;
 pub mod negotiate;
 pub mod tls;
 
@@ -44,6 +45,8 @@ pub struct AppState {
     pub verifier: Arc<crate::verify::Verifier>,
     /// This OSN's identity: it signs the CONFIG envelopes it derives from config updates.
     pub signer: Option<Arc<crate::identity::SigningIdentity>>,
+    /// The Kafka side of `/healthz`.
+    pub kafka_health: Arc<health::KafkaHealth>,
 }
 
 impl AppState {
@@ -87,6 +90,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(docs::root_redirect))
         .route("/openapi.json", web::get().to(docs::openapi))
         .route("/docs", web::get().to(docs::page))
+        .route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(health::metrics))
         .route("/v1/channels", web::get().to(channels::list))
         .route("/v1/channels", web::post().to(channels::create))
         .route("/v1/channels/{channel}/config", web::post().to(channels::update))

@@ -4,6 +4,9 @@
 //! offset commits (the position lives in the ledger).
 
 pub mod embedded;
+pub mod stats;
+
+pub use stats::Producer;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,7 +18,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
 use crate::config::{KafkaConfig, Secret};
@@ -97,14 +100,15 @@ fn secret(inline: &Option<Secret>, file: &Option<PathBuf>, key: &str) -> Result<
 }
 
 /// The shared producer: `acks=all`, idempotent, so a SUCCESS answer means Kafka holds the record.
-pub fn producer(cfg: &KafkaConfig) -> Result<FutureProducer, KafkaError> {
+pub fn producer(cfg: &KafkaConfig) -> Result<Producer, KafkaError> {
     let mut c = base_config(cfg)?;
     c.set("acks", "all")
         .set("enable.idempotence", "true")
         .set("linger.ms", "1")
         .set("message.max.bytes", "104857600")
-        .set("message.timeout.ms", "30000");
-    with_overrides(c, &cfg.producer).create()
+        .set("message.timeout.ms", "30000")
+        .set("statistics.interval.ms", cfg.statistics_interval.as_millis().to_string());
+    with_overrides(c, &cfg.producer).create_with_context(stats::ProducerStats::default())
 }
 
 /// Applies the operator's extra librdkafka properties over OSN's defaults.
@@ -196,6 +200,51 @@ fn topic_has_partition0(client: &BaseConsumer, topic: &str, timeout: Duration) -
         .any(|t| t.name() == topic && t.error().is_none() && t.partitions().iter().any(|p| p.id() == PARTITION)))
 }
 
+/// What the cluster's metadata says of each channel's partition 0: None when it has a leader and
+/// at least `min_insync` in-sync replicas, else why not. One metadata request for all topics; an
+/// error when the cluster cannot be reached within `timeout`.
+pub struct MetadataProbe {
+    client: BaseConsumer,
+}
+
+impl MetadataProbe {
+    pub fn new(cfg: &KafkaConfig) -> Result<Self, KafkaError> {
+        Ok(MetadataProbe { client: consumer_config(cfg)?.create()? })
+    }
+
+    /// Blocking: call it off the async threads.
+    pub fn check(
+        &self,
+        topics: &[String],
+        min_insync: i32,
+        timeout: Duration,
+    ) -> Result<Vec<(String, Option<String>)>, KafkaError> {
+        let md = self.client.fetch_metadata(None, timeout)?;
+        let alive: std::collections::HashSet<i32> = md.brokers().iter().map(|b| b.id()).collect();
+        Ok(topics
+            .iter()
+            .map(|topic| {
+                let problem = match md.topics().iter().find(|t| t.name() == topic) {
+                    None => Some("the topic does not exist".to_owned()),
+                    Some(t) if t.error().is_some() => Some(format!("topic error {:?}", t.error())),
+                    Some(t) => match t.partitions().iter().find(|p| p.id() == PARTITION) {
+                        None => Some("partition 0 does not exist".to_owned()),
+                        Some(p) if p.leader() < 0 || !alive.contains(&p.leader()) => {
+                            Some("partition 0 has no leader".to_owned())
+                        }
+                        Some(p) if (p.isr().len() as i32) < min_insync => Some(format!(
+                            "partition 0 has {} in-sync replicas, fewer than min.insync.replicas = {min_insync}",
+                            p.isr().len()
+                        )),
+                        Some(_) => None,
+                    },
+                };
+                (topic.clone(), problem)
+            })
+            .collect())
+    }
+}
+
 /// Clusters (by bootstrap servers) that did not answer CreateTopics once (librdkafka's mock
 /// cluster never does): this process does not ask them again, or each new channel would wait for
 /// the timeout.
@@ -208,7 +257,7 @@ pub fn rely_on_auto_creation(brokers: &str) {
 }
 
 /// Sends one record to a channel's partition and waits for the broker's acknowledgement.
-pub async fn produce(producer: &FutureProducer, topic: &str, value: &[u8]) -> Result<i64, KafkaError> {
+pub async fn produce(producer: &Producer, topic: &str, value: &[u8]) -> Result<i64, KafkaError> {
     let record = FutureRecord::to(topic).partition(PARTITION).key(KEY).payload(value);
     match producer.send_result(record) {
         Ok(delivery) => match delivery.await {
@@ -237,7 +286,10 @@ pub fn consume_from(
     topic: &str,
     offset: i64,
 ) -> Result<impl Stream<Item = Result<Record, KafkaError>> + 'static, KafkaError> {
-    let consumer: StreamConsumer = consumer_config(cfg)?.create()?;
+    let mut config = consumer_config(cfg)?;
+    config.set("statistics.interval.ms", cfg.statistics_interval.as_millis().to_string());
+    let consumer: StreamConsumer<stats::ConsumerStats> =
+        config.create_with_context(stats::ConsumerStats { channel: topic.to_owned() })?;
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, PARTITION, Offset::Offset(offset.max(0)))?;
     consumer.assign(&tpl)?;

@@ -135,6 +135,16 @@ impl Broker {
         Broker { kafka }
     }
 
+    /// A cluster of `brokers` brokers whose topics (the system channel's and `channel`) have
+    /// `brokers` replicas.
+    pub fn replicated(brokers: i32, channel: &str) -> Broker {
+        let kafka = EmbeddedKafka::start(brokers).expect("mock cluster");
+        for topic in ["osn-system", channel] {
+            kafka.cluster().create_topic(topic, 1, brokers).expect("create topic");
+        }
+        Broker { kafka }
+    }
+
     pub fn with_topic(channel: &str) -> Broker {
         let b = Broker::start();
         b.kafka.create_topic(channel, 1).expect("create topic");
@@ -166,6 +176,8 @@ pub struct OsnSpec {
     pub declared: bool,
     /// Keys of the `[system]` table.
     pub system_extra: String,
+    /// More keys of the `[kafka]` table.
+    pub kafka_extra: String,
 }
 
 /// Certificate files for an OSN serving HTTPS: a CA, and a certificate it signed for `localhost`
@@ -244,6 +256,7 @@ impl OsnSpec {
             channel_extra: "organizations = [\"Org1MSP\"]".into(),
             declared: true,
             system_extra: String::new(),
+            kafka_extra: String::new(),
         }
     }
 
@@ -267,6 +280,7 @@ workers = 2
 brokers = "{brokers}"
 replication-factor = 1
 connect-timeout = "5s"
+{kafka_extra}
 [ledger]
 path = "{ledger}"
 [identity]
@@ -282,6 +296,7 @@ msp-dir = "{org2}"
             org1 = crypto().org1.join("msp").display(),
             org2 = crypto().org2.join("msp").display(),
             system = self.system_extra,
+            kafka_extra = self.kafka_extra,
             brokers = self.brokers,
             ledger = ledger.display(),
         ) + &self.declared_channel()
@@ -645,6 +660,7 @@ pub async fn broadcast_via_actor(ch: &osn::actors::ChannelHandle, env: &Envelope
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let msg = BroadcastBatch {
+            slot: osn::actors::MailboxSlot::new(&ch.status),
             envelopes: vec![env.encode_to_vec().into()],
             config_seq: 0,
             deadline: std::time::Instant::now() + Duration::from_secs(5),

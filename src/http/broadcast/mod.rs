@@ -18,9 +18,10 @@ use super::AppState;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use crate::actors::{BroadcastBatch, BroadcastError, ChannelHandle, Enqueued};
+use crate::actors::{BroadcastBatch, BroadcastError, ChannelHandle, Enqueued, MailboxSlot};
 use crate::core::envelope::check_broadcast;
 use crate::core::policy::PolicyName;
+use crate::metrics::{metrics, secs};
 use crate::proto::{BroadcastResponse, Envelope, Status};
 use crate::verify::Signed;
 
@@ -57,6 +58,8 @@ pub fn decode_envelope(format: Format, raw: Bytes) -> Result<(Envelope, Bytes), 
 pub struct Candidate {
     marshaled: Bytes,
     signed: Signed,
+    /// The header type's name (metric label).
+    kind: &'static str,
 }
 
 /// Decodes one envelope for `ch` and runs the structural checks; or the answer refusing it.
@@ -72,7 +75,7 @@ pub fn checked(ch: &ChannelHandle, envelope: Envelope, marshaled: Bytes) -> Resu
     let timestamp = checked.timestamp();
     let signed =
         Signed { payload: envelope.payload, signature: envelope.signature, creator: checked.creator, timestamp };
-    Ok(Candidate { marshaled, signed })
+    Ok(Candidate { marshaled, signed, kind: checked.header_type.as_str_name() })
 }
 
 /// Envelopes checked by one configuration: in order, the bytes to relay or the answer refusing
@@ -80,6 +83,8 @@ pub fn checked(ch: &ChannelHandle, envelope: Envelope, marshaled: Bytes) -> Resu
 pub struct Authorised {
     pub config_seq: u64,
     pub results: Vec<Result<Bytes, BroadcastResponse>>,
+    /// Each envelope's header type (UNKNOWN when it did not decode), for metrics.
+    pub kinds: Vec<&'static str>,
 }
 
 /// Runs the access checks (certificate, signature, chain, Writers, timestamp) of every candidate
@@ -90,6 +95,7 @@ pub async fn authorise(
     candidates: Vec<Result<Candidate, BroadcastResponse>>,
 ) -> Authorised {
     let mut signed = Vec::with_capacity(candidates.len());
+    let kinds: Vec<&'static str> = candidates.iter().map(|c| c.as_ref().map_or("UNKNOWN", |c| c.kind)).collect();
     let relayable: Vec<Result<Bytes, BroadcastResponse>> = candidates
         .into_iter()
         .map(|c| {
@@ -101,8 +107,10 @@ pub async fn authorise(
         .collect();
     let access = ch.status.access();
     let config_seq = access.sequence();
+    let started = Instant::now();
     let mut verdicts = state.verifier.check_all(access, signed, PolicyName::Writers).await.into_iter();
-    let results = relayable
+    let validated = started.elapsed();
+    let results: Vec<Result<Bytes, BroadcastResponse>> = relayable
         .into_iter()
         .map(|marshaled| {
             let marshaled = marshaled?;
@@ -113,22 +121,17 @@ pub async fn authorise(
             }
         })
         .collect();
-    Authorised { config_seq, results }
+    let m = metrics();
+    for (result, kind) in results.iter().zip(&kinds) {
+        let status = result.as_ref().err().map_or("SUCCESS", status_label);
+        m.broadcast_validate_duration.with_label_values(&[ch.name.as_str(), kind, status]).observe(secs(validated));
+    }
+    Authorised { config_seq, results, kinds }
 }
 
-/// Decodes and checks one envelope for `ch`; the bytes to relay and the configuration sequence
-/// they were checked by, or the answer refusing it.
-pub async fn accept(
-    state: &AppState,
-    ch: &ChannelHandle,
-    format: Format,
-    raw: Bytes,
-) -> Result<(Bytes, u64), BroadcastResponse> {
-    let candidate = precheck(ch, format, raw);
-    let Authorised { config_seq, mut results } = authorise(state, ch, vec![candidate]).await;
-    let envelope =
-        results.pop().unwrap_or_else(|| Err(answer(Status::InternalServerError, "the envelope was not checked")))?;
-    Ok((envelope, config_seq))
+/// The status name of an answer, as a metric label.
+fn status_label(resp: &BroadcastResponse) -> &'static str {
+    Status::try_from(resp.status).map_or("UNKNOWN", |s| s.as_str_name())
 }
 
 /// How long past the enqueue timeout the HTTP side waits for the actor's answer before giving up
@@ -183,7 +186,8 @@ pub async fn enqueue_all(
         if let Err(resp) = wait_for_room(ch, size, deadline).await {
             return all(resp);
         }
-        let msg = BroadcastBatch { envelopes: envelopes.clone(), config_seq, deadline };
+        let msg =
+            BroadcastBatch { slot: MailboxSlot::new(&ch.status), envelopes: envelopes.clone(), config_seq, deadline };
         let results = match tokio::time::timeout(state.http.enqueue_timeout + ACTOR_GRACE, ch.addr.send(msg)).await {
             Ok(Ok(results)) => results,
             Ok(Err(_)) => {
@@ -218,39 +222,38 @@ pub async fn relay_in_order(
     ch: &ChannelHandle,
     checked: Authorised,
 ) -> Vec<impl Future<Output = BroadcastResponse>> {
-    let Authorised { config_seq, results: checked } = checked;
+    let Authorised { config_seq, results: checked, kinds } = checked;
     let valid: Vec<Bytes> = checked.iter().filter_map(|c| c.as_ref().ok().cloned()).collect();
+    let started = Instant::now();
     let mut enqueued =
         if valid.is_empty() { Vec::new() } else { enqueue_all(state, ch, valid, config_seq).await }.into_iter();
     checked
         .into_iter()
-        .map(|c| {
+        .zip(kinds)
+        .map(|(c, kind)| {
             let next = c.map(|_| {
                 enqueued.next().unwrap_or_else(|| {
                     Err(answer(Status::InternalServerError, "the channel gave no answer for this envelope"))
                 })
             });
+            let channel = ch.name.clone();
             async move {
-                match next {
-                    Err(refusal) | Ok(Err(refusal)) => refusal,
-                    Ok(Ok(e)) => acknowledged(e).await,
+                let (resp, enqueue) = match next {
+                    Err(refusal) => (refusal, false),
+                    Ok(Err(refusal)) => (refusal, true),
+                    Ok(Ok(e)) => (acknowledged(e).await, true),
+                };
+                let m = metrics();
+                let status = status_label(&resp);
+                if enqueue {
+                    let elapsed = secs(started.elapsed());
+                    m.broadcast_enqueue_duration.with_label_values(&[channel.as_str(), kind, status]).observe(elapsed);
                 }
+                m.broadcast_processed_count.with_label_values(&[channel.as_str(), kind, status]).inc();
+                resp
             }
         })
         .collect()
-}
-
-/// [`enqueue_all`] for one envelope.
-pub async fn enqueue(
-    state: &AppState,
-    ch: &ChannelHandle,
-    envelope: Bytes,
-    config_seq: u64,
-) -> Result<Enqueued, BroadcastResponse> {
-    enqueue_all(state, ch, vec![envelope], config_seq)
-        .await
-        .pop()
-        .unwrap_or_else(|| Err(answer(Status::InternalServerError, "the channel gave no answer for the envelope")))
 }
 
 /// Kafka's acknowledgement of an enqueued envelope, as the client's answer.
@@ -305,12 +308,11 @@ pub async fn broadcast(
         Ok(r) => r,
         Err(resp) => return resp,
     };
-    let resp = match accept(&state, &ch, format, body).await {
-        Err(refusal) => refusal,
-        Ok((envelope, config_seq)) => match enqueue(&state, &ch, envelope, config_seq).await {
-            Ok(enqueued) => acknowledged(enqueued).await,
-            Err(refusal) => refusal,
-        },
+    let candidate = precheck(&ch, format, body);
+    let authorised = authorise(&state, &ch, vec![candidate]).await;
+    let resp = match relay_in_order(&state, &ch, authorised).await.pop() {
+        Some(answer) => answer.await,
+        None => answer(Status::InternalServerError, "the envelope was not checked"),
     };
     respond(out, http_code(resp.status), &resp)
 }

@@ -27,6 +27,7 @@ use crate::core::envelope::{check_seek_request, SeekRequest};
 use crate::core::policy::PolicyName;
 use crate::core::seek::{check_available, resolve, SeekRange};
 use crate::ledger::Ledger;
+use crate::metrics::metrics;
 use crate::proto::{Block, DeliverResponse, Envelope, Status};
 use crate::verify::unix_now;
 
@@ -44,6 +45,7 @@ pub enum Item {
 
 /// One Deliver request being served.
 pub struct Subscription {
+    channel: String,
     ledger: Arc<Ledger>,
     height: watch::Receiver<u64>,
     phase: watch::Receiver<(Phase, String)>,
@@ -84,6 +86,39 @@ fn not_ready(phase: &(Phase, String)) -> Option<String> {
     }
 }
 
+/// One deliver stream (a websocket session or a streamed POST): counted in
+/// `deliver_streams_opened` when made and `deliver_streams_closed` when dropped; a websocket one
+/// also in `osn_deliver_websocket_subscribers`.
+pub struct StreamGuard {
+    websocket: Option<String>,
+}
+
+impl StreamGuard {
+    pub fn new(websocket_channel: Option<&str>) -> Self {
+        let m = metrics();
+        m.deliver_streams_opened.inc();
+        if let Some(channel) = websocket_channel {
+            m.deliver_websocket_subscribers.with_label_values(&[channel]).inc();
+        }
+        StreamGuard { websocket: websocket_channel.map(str::to_owned) }
+    }
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        let m = metrics();
+        m.deliver_streams_closed.inc();
+        if let Some(channel) = &self.websocket {
+            m.deliver_websocket_subscribers.with_label_values(&[channel]).dec();
+        }
+    }
+}
+
+/// Fabric's labels of a deliver request: blocks, not filtered.
+fn request_labels(channel: &str) -> [&str; 3] {
+    [channel, "false", "block"]
+}
+
 impl Subscription {
     /// Checks and resolves a request (a raw Envelope in `format`) against the channel as it is now.
     pub fn open(ch: &ChannelHandle, format: Format, raw: Bytes) -> Result<Self, (Status, String)> {
@@ -92,6 +127,23 @@ impl Subscription {
 
     /// [`Subscription::open`] on a channel's parts.
     pub fn open_on(
+        channel: &str,
+        ledger: &Arc<Ledger>,
+        status: &ChannelStatus,
+        format: Format,
+        raw: Bytes,
+    ) -> Result<Self, (Status, String)> {
+        let m = metrics();
+        m.deliver_requests_received.with_label_values(&request_labels(channel)).inc();
+        let opened = Self::check_and_resolve(channel, ledger, status, format, raw);
+        if opened.is_err() {
+            let [c, filtered, data_type] = request_labels(channel);
+            m.deliver_requests_completed.with_label_values(&[c, filtered, data_type, "false"]).inc();
+        }
+        opened
+    }
+
+    fn check_and_resolve(
         channel: &str,
         ledger: &Arc<Ledger>,
         status: &ChannelStatus,
@@ -107,6 +159,7 @@ impl Subscription {
         let phase = status.watch();
         check_available(&range, not_ready(&phase.borrow()).as_deref()).map_err(|e| (e.status(), e.to_string()))?;
         Ok(Subscription {
+            channel: channel.to_owned(),
             ledger: ledger.clone(),
             height,
             phase,
@@ -166,6 +219,7 @@ impl Subscription {
                 return Some(match self.ledger.block_bytes(number) {
                     Ok(Some(raw)) => {
                         self.next += 1;
+                        metrics().deliver_blocks_sent.with_label_values(&request_labels(&self.channel)).inc();
                         Item::Block(raw)
                     }
                     Ok(None) => {
@@ -201,6 +255,9 @@ impl Subscription {
 
     fn end(&mut self, status: Status, info: String) -> Item {
         self.ended = true;
+        let [c, filtered, data_type] = request_labels(&self.channel);
+        let success = if status == Status::Success { "true" } else { "false" };
+        metrics().deliver_requests_completed.with_label_values(&[c, filtered, data_type, success]).inc();
         Item::End(status, info)
     }
 }

@@ -107,11 +107,12 @@ pub async fn stream(
         Ok(sub) => sub,
         Err((status, info)) => return refuse(status, info),
     };
-    let body = futures_util::stream::unfold(Some(sub), move |sub| async move {
-        let mut sub = sub?;
+    let guard = super::StreamGuard::new(None);
+    let body = futures_util::stream::unfold(Some((sub, guard)), move |state| async move {
+        let (mut sub, guard) = state?;
         let item = sub.next().await?;
         let last = matches!(item, Item::End(..));
-        Some((Ok::<_, std::convert::Infallible>(framing.frame(item)), (!last).then_some(sub)))
+        Some((Ok::<_, std::convert::Infallible>(framing.frame(item)), (!last).then_some((sub, guard))))
     });
     HttpResponse::Ok()
         .content_type(framing.content_type())

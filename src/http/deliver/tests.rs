@@ -51,7 +51,7 @@ impl Fixture {
             .unwrap(),
         );
         let chain = Chain::with_batch_size("ch", ledger.tip(), config.batch_size.unwrap());
-        let status = ChannelStatus::default();
+        let status = ChannelStatus::new(CHANNEL);
         status.set(Phase::Ready, "");
         status.set_access(crate::core::access::Access::new(&config, 900).unwrap());
         let mut f = Fixture { crypto, config, signer, ledger, status, chain, offset: 0 };

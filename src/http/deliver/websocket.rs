@@ -42,6 +42,7 @@ pub async fn websocket(
 
 async fn session_loop(ch: ChannelHandle, mut session: Session, mut stream: AggregatedMessageStream) {
     let channel = ch.name.clone();
+    let _stream = super::StreamGuard::new(Some(&channel));
     tracing::debug!(%channel, "deliver session opened");
     let mut queued: VecDeque<(Format, Bytes)> = VecDeque::new();
     let mut current: Option<(Format, Subscription)> = None;

@@ -1,0 +1,156 @@
+//! `GET /healthz`, `GET /readyz` and `GET /metrics`, in Fabric's conventions.
+//!
+//! `/healthz` is 200 `{"status":"OK","time":...}`, or 503 `{"status":"Service Unavailable",
+//! "time":..., "failed_checks":[{"component":..., "reason":...}]}` naming each failing channel
+//! (`<channel>/0`, its partition) or `kafka`: a channel errored, the cluster unreachable, or a
+//! partition without a leader or with fewer in-sync replicas than `kafka.min-insync-replicas`.
+//! The Kafka part is one metadata request (no record is written), cached for a second so a
+//! flood of probes cannot flood the cluster. `/readyz` answers 503 until every channel consumes.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_web::{web, HttpResponse};
+use serde::Serialize;
+
+use super::AppState;
+use crate::actors::Phase;
+use crate::config::KafkaConfig;
+use crate::kafka::MetadataProbe;
+
+/// How long a metadata answer is reused.
+const CACHE: Duration = Duration::from_secs(1);
+/// How long `/healthz` waits for the cluster's metadata.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(3);
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct FailedCheck {
+    pub component: String,
+    pub reason: String,
+}
+
+#[derive(Serialize)]
+struct Health<'a> {
+    status: &'a str,
+    time: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    failed_checks: Vec<FailedCheck>,
+}
+
+/// The Kafka side of `/healthz`: a metadata client, made on first use, and the last answer.
+pub struct KafkaHealth {
+    kafka: KafkaConfig,
+    probe: Mutex<Option<Arc<MetadataProbe>>>,
+    last: Mutex<Option<(Instant, Vec<String>, Vec<FailedCheck>)>>,
+}
+
+impl KafkaHealth {
+    pub fn new(kafka: KafkaConfig) -> Self {
+        KafkaHealth { kafka, probe: Mutex::new(None), last: Mutex::new(None) }
+    }
+
+    /// The failed Kafka checks for these channels' topics.
+    async fn check(&self, topics: Vec<String>) -> Vec<FailedCheck> {
+        if let Some((at, checked, failed)) = self.last.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            if at.elapsed() < CACHE && *checked == topics {
+                return failed.clone();
+            }
+        }
+        let probe = {
+            let mut probe = self.probe.lock().unwrap_or_else(|e| e.into_inner());
+            if probe.is_none() {
+                match MetadataProbe::new(&self.kafka) {
+                    Ok(p) => *probe = Some(Arc::new(p)),
+                    Err(e) => {
+                        return vec![FailedCheck {
+                            component: "kafka".into(),
+                            reason: format!("cannot create a client: {e}"),
+                        }]
+                    }
+                }
+            }
+            probe.clone().expect("set above")
+        };
+        let min_insync = self.kafka.min_insync_replicas;
+        let asked = topics.clone();
+        let answer =
+            actix_web::rt::task::spawn_blocking(move || probe.check(&asked, min_insync, METADATA_TIMEOUT)).await;
+        let failed = match answer {
+            Ok(Ok(partitions)) => partitions
+                .into_iter()
+                .filter_map(|(topic, problem)| {
+                    problem.map(|reason| FailedCheck { component: format!("{topic}/0"), reason })
+                })
+                .collect(),
+            Ok(Err(e)) => {
+                let reason = format!("Kafka unreachable ({}): {e}", self.kafka.brokers);
+                let mut failed = vec![FailedCheck { component: "kafka".into(), reason: reason.clone() }];
+                failed
+                    .extend(topics.iter().map(|t| FailedCheck { component: format!("{t}/0"), reason: reason.clone() }));
+                failed
+            }
+            Err(e) => {
+                vec![FailedCheck { component: "kafka".into(), reason: format!("the metadata probe failed: {e}") }]
+            }
+        };
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), topics, failed.clone()));
+        failed
+    }
+}
+
+fn now() -> String {
+    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+fn answer(failed: Vec<FailedCheck>) -> HttpResponse {
+    if failed.is_empty() {
+        HttpResponse::Ok().json(Health { status: "OK", time: now(), failed_checks: failed })
+    } else {
+        HttpResponse::ServiceUnavailable().json(Health {
+            status: "Service Unavailable",
+            time: now(),
+            failed_checks: failed,
+        })
+    }
+}
+
+/// `GET /healthz`.
+pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
+    let channels = state.channels.list();
+    let mut failed: Vec<FailedCheck> = channels
+        .iter()
+        .filter_map(|c| {
+            let (phase, reason) = c.status.phase();
+            (phase == Phase::Errored).then(|| FailedCheck { component: format!("{}/0", c.name), reason })
+        })
+        .collect();
+    let topics: Vec<String> = channels.iter().map(|c| c.name.clone()).collect();
+    for check in state.kafka_health.check(topics).await {
+        if !failed.iter().any(|f| f.component == check.component) {
+            failed.push(check);
+        }
+    }
+    answer(failed)
+}
+
+/// `GET /readyz`: every channel consumes its partition and accepts broadcasts.
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let failed = state
+        .channels
+        .list()
+        .into_iter()
+        .filter_map(|c| {
+            let (phase, reason) = c.status.phase();
+            (phase != Phase::Ready).then(|| FailedCheck {
+                component: format!("{}/0", c.name),
+                reason: if reason.is_empty() { phase.to_string() } else { format!("{phase}: {reason}") },
+            })
+        })
+        .collect();
+    answer(failed)
+}
+
+/// `GET /metrics`: Prometheus' text format.
+pub async fn metrics() -> HttpResponse {
+    HttpResponse::Ok().content_type(crate::metrics::CONTENT_TYPE).body(crate::metrics::gather())
+}

@@ -1,0 +1,103 @@
+//! librdkafka's statistics as metrics: the producer's per-broker and per-topic figures as Fabric's
+//! `consensus_kafka_*` gauges, and each channel consumer's lag (high watermark − position).
+//! librdkafka emits them every `kafka.statistics-interval` on its own thread.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use rdkafka::consumer::ConsumerContext;
+use rdkafka::producer::FutureProducer;
+use rdkafka::{ClientContext, Statistics};
+
+use super::PARTITION;
+use crate::metrics::metrics;
+
+/// The shared producer, with its statistics context.
+pub type Producer = FutureProducer<ProducerStats>;
+
+/// Counters of the previous statistics, to turn totals into rates.
+#[derive(Default)]
+struct Previous {
+    /// By broker id: (ts µs, requests sent, bytes sent, responses, bytes received).
+    brokers: HashMap<String, (i64, u64, u64, u64, u64)>,
+    /// By topic: (ts µs, records sent).
+    topics: HashMap<String, (i64, u64)>,
+}
+
+/// The producer's statistics context.
+#[derive(Default)]
+pub struct ProducerStats {
+    previous: Mutex<Previous>,
+}
+
+impl ClientContext for ProducerStats {
+    fn stats(&self, stats: Statistics) {
+        let m = &metrics().kafka;
+        let mut previous = self.previous.lock().unwrap_or_else(|e| e.into_inner());
+        for broker in stats.brokers.values() {
+            if broker.nodeid < 0 {
+                continue; // bootstrap and internal handles
+            }
+            let id = broker.nodeid.to_string();
+            let now = (stats.ts, broker.tx, broker.txbytes, broker.rx, broker.rxbytes);
+            if let Some(&(ts, tx, txbytes, rx, rxbytes)) = previous.brokers.get(&id) {
+                let secs = (now.0 - ts) as f64 / 1e6;
+                if secs > 0.0 {
+                    let rate = |new: u64, old: u64| new.saturating_sub(old) as f64 / secs;
+                    let avg = |bytes: u64, old_bytes: u64, n: u64, old_n: u64| {
+                        let n = n.saturating_sub(old_n);
+                        if n == 0 {
+                            0.0
+                        } else {
+                            bytes.saturating_sub(old_bytes) as f64 / n as f64
+                        }
+                    };
+                    m.outgoing_byte_rate.with_label_values(&[&id]).set(rate(now.2, txbytes));
+                    m.incoming_byte_rate.with_label_values(&[&id]).set(rate(now.4, rxbytes));
+                    m.request_rate.with_label_values(&[&id]).set(rate(now.1, tx));
+                    m.response_rate.with_label_values(&[&id]).set(rate(now.3, rx));
+                    m.request_size.with_label_values(&[&id]).set(avg(now.2, txbytes, now.1, tx));
+                    m.response_size.with_label_values(&[&id]).set(avg(now.4, rxbytes, now.3, rx));
+                }
+            }
+            if let Some(rtt) = &broker.rtt {
+                m.request_latency.with_label_values(&[&id]).set(rtt.avg as f64 / 1000.0);
+            }
+            previous.brokers.insert(id, now);
+        }
+        for (name, topic) in &stats.topics {
+            let sent: u64 = topic.partitions.values().filter(|p| p.partition >= 0).map(|p| p.txmsgs).sum();
+            if let Some(&(ts, old)) = previous.topics.get(name) {
+                let secs = (stats.ts - ts) as f64 / 1e6;
+                if secs > 0.0 {
+                    m.record_send_rate.with_label_values(&[name]).set(sent.saturating_sub(old) as f64 / secs);
+                }
+            }
+            m.batch_size.with_label_values(&[name]).set(topic.batchsize.avg as f64);
+            m.records_per_request.with_label_values(&[name]).set(topic.batchcnt.avg as f64);
+            previous.topics.insert(name.clone(), (stats.ts, sent));
+        }
+    }
+}
+
+/// A channel consumer's statistics context: its lag.
+pub struct ConsumerStats {
+    pub channel: String,
+}
+
+impl ClientContext for ConsumerStats {
+    fn stats(&self, stats: Statistics) {
+        let Some(partition) = stats.topics.get(&self.channel).and_then(|t| t.partitions.get(&PARTITION)) else {
+            return;
+        };
+        // app_offset: the offset after the last record handed to the application (−1001 before
+        // any); then the offset the consumer fetches next.
+        let position = if partition.app_offset >= 0 { partition.app_offset } else { partition.next_offset };
+        if partition.hi_offset >= 0 && position >= 0 {
+            let lag = (partition.hi_offset - position).max(0);
+            metrics().kafka_consumer_lag.with_label_values(&[&self.channel]).set(lag);
+        }
+    }
+}
+
+impl ConsumerContext for ConsumerStats {}

@@ -1,0 +1,317 @@
+//! The OSN's Prometheus metrics: Fabric's names where Fabric has the metric (so existing
+//! dashboards work), and per-channel actor metrics no orderer has (`osn_channel_*`, `osn_kafka_*`,
+//! `osn_deliver_*`, `osn_verify_*`). One process-wide registry; [`gather`] renders the text
+//! exposition format for `GET /metrics`.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use prometheus::{
+    exponential_buckets, Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+/// Every metric, registered once.
+pub struct Metrics {
+    registry: Registry,
+    // Fabric's.
+    pub broadcast_processed_count: IntCounterVec,
+    pub broadcast_validate_duration: HistogramVec,
+    pub broadcast_enqueue_duration: HistogramVec,
+    pub blockcutter_block_fill_duration: HistogramVec,
+    pub deliver_streams_opened: IntCounter,
+    pub deliver_streams_closed: IntCounter,
+    pub deliver_requests_received: IntCounterVec,
+    pub deliver_requests_completed: IntCounterVec,
+    pub deliver_blocks_sent: IntCounterVec,
+    pub ledger_blockchain_height: IntGaugeVec,
+    pub ledger_blockstorage_commit_time: HistogramVec,
+    pub consensus_kafka_last_offset_persisted: IntGaugeVec,
+    pub kafka: KafkaClientMetrics,
+    // OSN's per-channel actor metrics.
+    pub channel_status: IntGaugeVec,
+    pub channel_restarts: IntGaugeVec,
+    pub channel_config_sequence: IntGaugeVec,
+    pub channel_mailbox_depth: IntGaugeVec,
+    pub channel_mailbox_capacity: IntGaugeVec,
+    pub channel_messages_handled: IntCounterVec,
+    pub channel_handler_duration: HistogramVec,
+    pub channel_blocks_cut: IntCounterVec,
+    pub channel_time_to_cut: IntCounterVec,
+    pub channel_records_skipped: IntCounterVec,
+    pub channel_resubmitted: IntCounterVec,
+    pub kafka_produce_latency: HistogramVec,
+    pub kafka_consumer_lag: IntGaugeVec,
+    pub kafka_errors: IntCounterVec,
+    pub deliver_websocket_subscribers: IntGaugeVec,
+    pub verify_duration: HistogramVec,
+}
+
+/// Fabric's `consensus_kafka_*` gauges, from librdkafka's statistics (per broker and per topic).
+pub struct KafkaClientMetrics {
+    pub outgoing_byte_rate: prometheus::GaugeVec,
+    pub incoming_byte_rate: prometheus::GaugeVec,
+    pub request_rate: prometheus::GaugeVec,
+    pub request_size: prometheus::GaugeVec,
+    pub request_latency: prometheus::GaugeVec,
+    pub response_rate: prometheus::GaugeVec,
+    pub response_size: prometheus::GaugeVec,
+    pub batch_size: prometheus::GaugeVec,
+    pub record_send_rate: prometheus::GaugeVec,
+    pub records_per_request: prometheus::GaugeVec,
+}
+
+/// Seconds buckets from 100 µs to about 52 s.
+fn seconds() -> Vec<f64> {
+    exponential_buckets(0.0001, 2.0, 20).expect("valid buckets")
+}
+
+impl Metrics {
+    fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        macro_rules! reg {
+            ($metric:expr) => {{
+                let m = $metric;
+                registry.register(Box::new(m.clone()))?;
+                m
+            }};
+        }
+        let counter = |name: &str, help: &str, labels: &[&str]| IntCounterVec::new(Opts::new(name, help), labels);
+        let gauge = |name: &str, help: &str, labels: &[&str]| IntGaugeVec::new(Opts::new(name, help), labels);
+        let fgauge = |name: &str, help: &str, labels: &[&str]| prometheus::GaugeVec::new(Opts::new(name, help), labels);
+        let histogram = |name: &str, help: &str, labels: &[&str]| {
+            HistogramVec::new(HistogramOpts::new(name, help).buckets(seconds()), labels)
+        };
+        let kafka = KafkaClientMetrics {
+            outgoing_byte_rate: reg!(fgauge(
+                "consensus_kafka_outgoing_byte_rate",
+                "Bytes/second written to a broker (librdkafka statistics).",
+                &["broker_id"]
+            )?),
+            incoming_byte_rate: reg!(fgauge(
+                "consensus_kafka_incoming_byte_rate",
+                "Bytes/second read from a broker.",
+                &["broker_id"]
+            )?),
+            request_rate: reg!(fgauge(
+                "consensus_kafka_request_rate",
+                "Requests/second sent to a broker.",
+                &["broker_id"]
+            )?),
+            request_size: reg!(fgauge(
+                "consensus_kafka_request_size",
+                "Average size in bytes of the requests sent to a broker.",
+                &["broker_id"]
+            )?),
+            request_latency: reg!(fgauge(
+                "consensus_kafka_request_latency",
+                "Average request round-trip time to a broker, in milliseconds.",
+                &["broker_id"]
+            )?),
+            response_rate: reg!(fgauge(
+                "consensus_kafka_response_rate",
+                "Responses/second received from a broker.",
+                &["broker_id"]
+            )?),
+            response_size: reg!(fgauge(
+                "consensus_kafka_response_size",
+                "Average size in bytes of the responses received from a broker.",
+                &["broker_id"]
+            )?),
+            batch_size: reg!(fgauge(
+                "consensus_kafka_batch_size",
+                "Average number of bytes sent per partition per request (producer batches).",
+                &["topic"]
+            )?),
+            record_send_rate: reg!(fgauge(
+                "consensus_kafka_record_send_rate",
+                "Records/second sent to a topic.",
+                &["topic"]
+            )?),
+            records_per_request: reg!(fgauge(
+                "consensus_kafka_records_per_request",
+                "Average number of records per producer batch to a topic.",
+                &["topic"]
+            )?),
+        };
+        Ok(Metrics {
+            broadcast_processed_count: reg!(counter(
+                "broadcast_processed_count",
+                "Envelopes broadcast, by channel, header type and answer status.",
+                &["channel", "type", "status"]
+            )?),
+            broadcast_validate_duration: reg!(histogram(
+                "broadcast_validate_duration",
+                "Seconds spent checking a broadcast envelope (structure, signature, policy).",
+                &["channel", "type", "status"]
+            )?),
+            broadcast_enqueue_duration: reg!(histogram(
+                "broadcast_enqueue_duration",
+                "Seconds from handing a checked envelope to the channel until Kafka acknowledged it (or refused).",
+                &["channel", "type", "status"]
+            )?),
+            blockcutter_block_fill_duration: reg!(histogram(
+                "blockcutter_block_fill_duration",
+                "Seconds from the first envelope of a batch being pending to the batch being cut, on this OSN.",
+                &["channel"]
+            )?),
+            deliver_streams_opened: reg!(IntCounter::new(
+                "deliver_streams_opened",
+                "Deliver streams opened (websocket sessions and streamed POSTs)."
+            )?),
+            deliver_streams_closed: reg!(IntCounter::new("deliver_streams_closed", "Deliver streams closed.")?),
+            deliver_requests_received: reg!(counter(
+                "deliver_requests_received",
+                "Deliver requests received.",
+                &["channel", "filtered", "data_type"]
+            )?),
+            deliver_requests_completed: reg!(counter(
+                "deliver_requests_completed",
+                "Deliver requests completed, by whether they ended with SUCCESS.",
+                &["channel", "filtered", "data_type", "success"]
+            )?),
+            deliver_blocks_sent: reg!(counter(
+                "deliver_blocks_sent",
+                "Blocks sent by Deliver.",
+                &["channel", "filtered", "data_type"]
+            )?),
+            ledger_blockchain_height: reg!(gauge(
+                "ledger_blockchain_height",
+                "Number of blocks in the channel's ledger.",
+                &["channel"]
+            )?),
+            ledger_blockstorage_commit_time: reg!(histogram(
+                "ledger_blockstorage_commit_time",
+                "Seconds to commit a block to the ledger (one RocksDB write batch).",
+                &["channel"]
+            )?),
+            consensus_kafka_last_offset_persisted: reg!(gauge(
+                "consensus_kafka_last_offset_persisted",
+                "Offset of the last Kafka record included in a committed block.",
+                &["channel"]
+            )?),
+            kafka,
+            channel_status: reg!(gauge(
+                "osn_channel_status",
+                "The channel actor's phase: 0 starting, 1 ready, 2 errored.",
+                &["channel"]
+            )?),
+            channel_restarts: reg!(gauge(
+                "osn_channel_restarts",
+                "How many times the channel actor restarted since the OSN started.",
+                &["channel"]
+            )?),
+            channel_config_sequence: reg!(gauge(
+                "osn_channel_config_sequence",
+                "Sequence number of the channel's configuration in force.",
+                &["channel"]
+            )?),
+            channel_mailbox_depth: reg!(gauge(
+                "osn_channel_mailbox_depth",
+                "Messages waiting in the channel actor's mailbox.",
+                &["channel"]
+            )?),
+            channel_mailbox_capacity: reg!(gauge(
+                "osn_channel_mailbox_capacity",
+                "Capacity of the channel actor's mailbox.",
+                &["channel"]
+            )?),
+            channel_messages_handled: reg!(counter(
+                "osn_channel_messages_handled_total",
+                "Messages the channel actor handled, by type (broadcast, config, record, ttc_timer).",
+                &["channel", "type"]
+            )?),
+            channel_handler_duration: reg!(histogram(
+                "osn_channel_handler_duration_seconds",
+                "Seconds the channel actor spent handling one message, by type.",
+                &["channel", "type"]
+            )?),
+            channel_blocks_cut: reg!(counter(
+                "osn_channel_blocks_cut_total",
+                "Blocks cut, by reason (max_message_count, preferred_max_bytes, oversized, time_to_cut, config, channel_creation).",
+                &["channel", "reason"]
+            )?),
+            channel_time_to_cut: reg!(counter(
+                "osn_channel_time_to_cut_total",
+                "Time-to-cut messages: sent by this OSN, and consumed: won (cut the block) or ignored (stale, future, empty).",
+                &["channel", "event"]
+            )?),
+            channel_records_skipped: reg!(counter(
+                "osn_channel_records_skipped_total",
+                "Consumed records that made no block, by reason.",
+                &["channel", "reason"]
+            )?),
+            channel_resubmitted: reg!(counter(
+                "osn_channel_resubmitted_total",
+                "Records re-submitted because they were enqueued under an older configuration, by class.",
+                &["channel", "class"]
+            )?),
+            kafka_produce_latency: reg!(histogram(
+                "osn_kafka_produce_latency_seconds",
+                "Seconds from handing a record to the producer until Kafka acknowledged it (acks=all).",
+                &["channel"]
+            )?),
+            kafka_consumer_lag: reg!(gauge(
+                "osn_kafka_consumer_lag",
+                "Records in the channel's partition not consumed yet (high watermark - position).",
+                &["channel"]
+            )?),
+            kafka_errors: reg!(counter(
+                "osn_kafka_errors_total",
+                "Kafka errors seen by a channel, by operation (produce, consume, connect, offset_out_of_range).",
+                &["channel", "operation"]
+            )?),
+            deliver_websocket_subscribers: reg!(gauge(
+                "osn_deliver_websocket_subscribers",
+                "Open deliver websockets.",
+                &["channel"]
+            )?),
+            verify_duration: reg!(histogram(
+                "osn_verify_duration_seconds",
+                "Seconds the verification pool spent on one job (a batch of envelopes checked together).",
+                &["policy"]
+            )?),
+            registry,
+        })
+    }
+}
+
+/// The process's metrics.
+pub fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(|| Metrics::new().expect("metric definitions are valid and registered once"))
+}
+
+/// Every metric in Prometheus' text exposition format (version 0.0.4).
+pub fn gather() -> Vec<u8> {
+    let mut out = Vec::new();
+    // Encoding into a Vec cannot fail but for invalid metric families, which the registry refuses.
+    let _ = TextEncoder::new().encode(&metrics().registry.gather(), &mut out);
+    out
+}
+
+/// The content type of [`gather`]'s output.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// A duration in seconds, for histograms.
+pub fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_metric_registers_and_renders() {
+        let m = super::metrics();
+        m.broadcast_processed_count.with_label_values(&["ch", "ENDORSER_TRANSACTION", "SUCCESS"]).inc();
+        m.ledger_blockchain_height.with_label_values(&["ch"]).set(3);
+        let text = String::from_utf8(super::gather()).unwrap();
+        assert!(
+            text.contains(
+                "broadcast_processed_count{channel=\"ch\",status=\"SUCCESS\",type=\"ENDORSER_TRANSACTION\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("ledger_blockchain_height{channel=\"ch\"} 3"), "{text}");
+    }
+}

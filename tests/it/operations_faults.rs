@@ -1,0 +1,328 @@
+//! Operations under Kafka trouble: `/healthz` and `/readyz` follow the cluster and the channels,
+//! a channel errored by Kafka answers 503 naming it and recovers by itself with nothing lost, and
+//! `/metrics` carries every metric named by the issue and moves when it should.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use osn::proto::orderer::seek_info::{SeekBehavior, SeekErrorResponse};
+use osn::proto::{Block, Envelope, SeekInfo};
+use prost::Message as _;
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+
+use crate::harness::*;
+
+/// Quick trouble detection and retries, and a producer that gives up on a record after 3 s.
+const FAST: &str = r#"error-timeout = "1s"
+statistics-interval = "200ms"
+producer = { "message.timeout.ms" = "3000" }
+[kafka.retry]
+short-interval = "200ms"
+"#;
+
+/// Blocks `start..=stop`.
+fn seek_range(start: u64, stop: u64) -> SeekInfo {
+    use osn::core::seek::specified;
+    SeekInfo { start: Some(specified(start)), stop: Some(specified(stop)), behavior: 0, error_response: 0 }
+}
+
+async fn get_json(url: String) -> (u16, serde_json::Value) {
+    let mut resp = client().get(url).send().await.expect("request");
+    let code = resp.status().as_u16();
+    (code, resp.json().await.unwrap_or_default())
+}
+
+/// Broadcasts each envelope once, concurrently; the envelopes Kafka acknowledged, and the
+/// refusals' infos.
+async fn try_all(url: &str, envelopes: &[Envelope]) -> (Vec<Envelope>, Vec<String>) {
+    let answers =
+        futures_util::future::join_all(envelopes.iter().map(|e| async move { (e.clone(), broadcast(url, e).await) }))
+            .await;
+    let mut acked = Vec::new();
+    let mut refused = Vec::new();
+    for (env, (code, resp)) in answers {
+        if code == 200 {
+            acked.push(env);
+        } else {
+            assert_eq!(code, 503, "{resp:?}");
+            refused.push(resp.info);
+        }
+    }
+    (acked, refused)
+}
+
+/// Every acknowledged envelope is in the chain exactly once.
+fn assert_all_once(chain: &[Block], acked: &[Envelope]) {
+    let mut seen: HashMap<Vec<u8>, usize> = HashMap::new();
+    for b in chain.iter().skip(1) {
+        for d in &b.data.as_ref().unwrap().data {
+            *seen.entry(d.to_vec()).or_default() += 1;
+        }
+    }
+    for env in acked {
+        assert_eq!(seen.get(&env.encode_to_vec()), Some(&1), "an acknowledged envelope is missing or duplicated");
+    }
+}
+
+async fn wait_health(osn: &Osn, want: u16) -> serde_json::Value {
+    let url = format!("{}/healthz", osn.url);
+    wait_for(&format!("/healthz {want}"), Duration::from_secs(30), || {
+        let url = url.clone();
+        async move {
+            let (code, body) = get_json(url).await;
+            (code == want).then_some(body)
+        }
+    })
+    .await
+}
+
+async fn wait_status(osn: &Osn, want: &str) -> serde_json::Value {
+    let url = format!("{}/v1/channels/{}", osn.url, osn.spec.channel);
+    wait_for(&format!("channel {want}"), Duration::from_secs(30), || {
+        let url = url.clone();
+        async move {
+            let (_, info) = get_json(url).await;
+            (info["status"] == want).then_some(info)
+        }
+    })
+    .await
+}
+
+#[actix_rt::test]
+async fn healthz_follows_kafka_and_an_errored_channel_recovers_by_itself() {
+    let channel = channel_name("health");
+    let broker = Broker::with_topic(&channel);
+    let mut spec = OsnSpec { max_message_count: 5, ..OsnSpec::new(&channel, &broker) };
+    spec.kafka_extra = FAST.into();
+    let osn = Osn::start(spec).await;
+    let body = wait_health(&osn, 200).await;
+    assert_eq!(body["status"], "OK");
+    assert!(body["time"].as_str().unwrap().contains('T'), "{body}");
+    wait_for("/readyz 200", Duration::from_secs(30), || async {
+        (get_json(format!("{}/readyz", osn.url)).await.0 == 200).then_some(())
+    })
+    .await;
+    let (mut acked, _) = try_all(&osn.broadcast_url(), &envelopes(&channel, 10, 200)).await;
+    assert_eq!(acked.len(), 10);
+    osn.wait_for_transactions(10, Duration::from_secs(30)).await;
+
+    // The only broker goes down.
+    broker.kafka.cluster().broker_down(1).unwrap();
+    let body = wait_health(&osn, 503).await;
+    assert_eq!(body["status"], "Service Unavailable");
+    let failed = body["failed_checks"].as_array().unwrap();
+    let ours = failed.iter().find(|c| c["component"] == format!("{channel}/0")).unwrap_or_else(|| panic!("{body}"));
+    assert!(ours["reason"].as_str().unwrap().contains("Kafka"), "{body}");
+    // Broadcasts are refused naming Kafka (the first ones after the producer gives up on them).
+    let (during, refused) = try_all(&osn.broadcast_url(), &envelopes(&channel, 5, 200)).await;
+    assert!(during.is_empty(), "nothing is acknowledged while the broker is down");
+    assert!(refused.iter().all(|info| info.contains("Kafka")), "{refused:?}");
+    let info = wait_status(&osn, "ERRORED").await;
+    assert!(info["statusReason"].as_str().unwrap().contains("Kafka"), "{info}");
+    let (code, ready) = get_json(format!("{}/readyz", osn.url)).await;
+    assert_eq!(code, 503, "{ready}");
+    // STRICT deliveries are refused; BEST_EFFORT ones read the ledger.
+    let seek = |error_response: SeekErrorResponse| SeekInfo {
+        error_response: error_response as i32,
+        behavior: SeekBehavior::FailIfNotReady as i32,
+        ..seek_range(0, 1)
+    };
+    let (blocks, status) = deliver(&osn.url, &channel, &seek(SeekErrorResponse::Strict), 10).await;
+    assert_eq!((blocks.len(), status), (0, Some(503)));
+    let (blocks, status) = deliver(&osn.url, &channel, &seek(SeekErrorResponse::BestEffort), 10).await;
+    assert_eq!((blocks.len(), status), (2, Some(200)));
+
+    // Back: health, readiness and broadcasts recover without a restart; nothing acknowledged is lost.
+    broker.kafka.cluster().broker_up(1).unwrap();
+    wait_health(&osn, 200).await;
+    wait_status(&osn, "READY").await;
+    let (after, _) = try_all(&osn.broadcast_url(), &envelopes(&channel, 10, 200)).await;
+    assert_eq!(after.len(), 10);
+    acked.extend(after);
+    assert_all_once(&osn.wait_for_transactions(acked.len(), Duration::from_secs(30)).await, &acked);
+}
+
+#[actix_rt::test]
+async fn with_three_brokers_one_down_keeps_ordering_and_two_down_refuse_until_they_return() {
+    let channel = channel_name("isr");
+    let broker = Broker::replicated(3, &channel);
+    let cluster = broker.kafka.cluster();
+    cluster.partition_leader(&channel, 0, Some(1)).unwrap();
+    let mut spec = OsnSpec { max_message_count: 5, ..OsnSpec::new(&channel, &broker) };
+    spec.kafka_extra = format!("min-insync-replicas = 2\n{FAST}");
+    let osn = Osn::start(spec).await;
+    wait_health(&osn, 200).await;
+    let url = osn.broadcast_url();
+    let (mut acked, _) = try_all(&url, &envelopes(&channel, 10, 200)).await;
+    assert_eq!(acked.len(), 10);
+
+    // One follower down: ordering goes on.
+    cluster.broker_down(3).unwrap();
+    let (more, refused) = try_all(&url, &envelopes(&channel, 10, 200)).await;
+    assert_eq!(more.len(), 10, "{refused:?}");
+    acked.extend(more);
+
+    // Two down: the leader alone is fewer in-sync replicas than min.insync.replicas = 2, which a
+    // Kafka broker answers with NOT_ENOUGH_REPLICAS (the mock cluster is told to).
+    cluster.broker_down(2).unwrap();
+    cluster.request_errors(RDKafkaApiKey::Produce, &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS; 2000]);
+    let (during, refused) = try_all(&url, &envelopes(&channel, 5, 200)).await;
+    assert!(during.is_empty(), "nothing acknowledged without enough replicas");
+    assert!(refused.iter().all(|i| i.contains("Kafka")), "{refused:?}");
+    assert!(refused.iter().any(|i| i.contains("min.insync.replicas")), "the info says what to check: {refused:?}");
+    let body = wait_health(&osn, 503).await;
+    assert!(
+        body["failed_checks"].as_array().unwrap().iter().any(|c| c["component"] == format!("{channel}/0")),
+        "{body}"
+    );
+    let (code, _) = broadcast(&url, &envelopes(&channel, 1, 200)[0]).await;
+    assert_eq!(code, 503);
+
+    // They return: the channel recovers by itself and nothing acknowledged is lost or duplicated.
+    cluster.clear_request_errors(RDKafkaApiKey::Produce);
+    cluster.broker_up(2).unwrap();
+    cluster.broker_up(3).unwrap();
+    wait_status(&osn, "READY").await;
+    wait_health(&osn, 200).await;
+    let (after, refused) = try_all(&url, &envelopes(&channel, 10, 200)).await;
+    assert_eq!(after.len(), 10, "{refused:?}");
+    acked.extend(after);
+    assert_all_once(&osn.wait_for_transactions(acked.len(), Duration::from_secs(30)).await, &acked);
+}
+
+#[actix_rt::test]
+async fn sigterm_during_a_load_loses_no_acknowledged_envelope() {
+    let channel = channel_name("sigterm");
+    let broker = Broker::with_topic(&channel);
+    let mut osn = Osn::start(OsnSpec { max_message_count: 20, ..OsnSpec::new(&channel, &broker) }).await;
+    let sent = envelopes(&channel, 3000, 300);
+    let url = osn.broadcast_url();
+    // Four requests in flight at a time, so the load is still going when the SIGTERM comes.
+    let load = futures_util::StreamExt::collect::<Vec<_>>(futures_util::StreamExt::buffer_unordered(
+        futures_util::StreamExt::map(futures_util::stream::iter(sent.iter()), |e| {
+            let url = url.clone();
+            async move { (e.clone(), broadcast_or_fail(&url, e).await) }
+        }),
+        4,
+    ));
+    let stop = async {
+        // SIGTERM once the load is under way (some envelopes in blocks).
+        wait_for("a few blocks", Duration::from_secs(30), || async { (osn.height().await > 3).then_some(()) }).await;
+        osn.terminate().await
+    };
+    let (answers, exit) = futures_util::join!(load, stop);
+    assert!(exit.success(), "a clean exit after SIGTERM: {exit}");
+    let acked: Vec<Envelope> = answers.into_iter().filter(|(_, ok)| *ok).map(|(e, _)| e).collect();
+    assert!(!acked.is_empty() && acked.len() < sent.len(), "the SIGTERM came during the load ({})", acked.len());
+    osn.restart().await;
+    assert_all_once(&osn.wait_for_transactions(acked.len(), Duration::from_secs(30)).await, &acked);
+}
+
+/// Broadcasts one envelope; whether it was acknowledged (a refused or cut-off request is not).
+async fn broadcast_or_fail(url: &str, env: &Envelope) -> bool {
+    let resp = client()
+        .post(url)
+        .insert_header(("Content-Type", "application/x-protobuf"))
+        .send_body(env.encode_to_vec())
+        .await;
+    matches!(resp, Ok(r) if r.status() == 200)
+}
+
+/// The samples of the metric families of `/metrics`: name{labels} → value.
+async fn scrape(osn: &Osn) -> HashMap<String, f64> {
+    let mut resp = client().get(format!("{}/metrics", osn.url)).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let ct = resp.headers().get("content-type").unwrap().to_str().unwrap().to_owned();
+    assert!(ct.starts_with("text/plain; version=0.0.4"), "{ct}");
+    let text = String::from_utf8(resp.body().limit(16 << 20).await.unwrap().to_vec()).unwrap();
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| l.rsplit_once(' ').map(|(k, v)| (k.to_owned(), v.parse().unwrap_or(f64::NAN))))
+        .collect()
+}
+
+/// The sum of a family's samples whose labels mention `channel` (all samples when None).
+fn total(samples: &HashMap<String, f64>, family: &str, channel: Option<&str>) -> f64 {
+    samples
+        .iter()
+        .filter(|(k, _)| k.split('{').next() == Some(family))
+        .filter(|(k, _)| channel.is_none_or(|c| k.contains(&format!("channel=\"{c}\""))))
+        .map(|(_, v)| *v)
+        .sum()
+}
+
+#[actix_rt::test]
+async fn every_metric_is_exported_and_moves_with_a_run() {
+    let channel = channel_name("metrics");
+    let broker = Broker::with_topic(&channel);
+    let mut spec = OsnSpec { max_message_count: 5, batch_timeout: "50ms", ..OsnSpec::new(&channel, &broker) };
+    spec.kafka_extra = "statistics-interval = \"200ms\"".into();
+    let osn = Osn::start(spec).await;
+    let before = scrape(&osn).await;
+    let sent = envelopes(&channel, 23, 300);
+    broadcast_all(&osn.broadcast_url(), &sent, 4).await;
+    osn.wait_for_transactions(sent.len(), Duration::from_secs(30)).await;
+    let (blocks, _) = deliver(&osn.url, &channel, &seek_range(0, 2), 10).await;
+    assert_eq!(blocks.len(), 3);
+    // librdkafka's statistics arrive every 200 ms.
+    let after = wait_for("librdkafka statistics", Duration::from_secs(10), || async {
+        let s = scrape(&osn).await;
+        (total(&s, "consensus_kafka_request_rate", None) > 0.0).then_some(s)
+    })
+    .await;
+    let ch = Some(channel.as_str());
+    // Counters and histogram counts that must have grown with the run.
+    for (family, scope) in [
+        ("broadcast_processed_count", ch),
+        ("broadcast_validate_duration_count", ch),
+        ("broadcast_enqueue_duration_count", ch),
+        ("blockcutter_block_fill_duration_count", ch),
+        ("deliver_streams_opened", None),
+        ("deliver_streams_closed", None),
+        ("deliver_requests_received", ch),
+        ("deliver_requests_completed", ch),
+        ("deliver_blocks_sent", ch),
+        ("ledger_blockchain_height", ch),
+        ("ledger_blockstorage_commit_time_count", ch),
+        ("consensus_kafka_last_offset_persisted", ch),
+        ("osn_channel_messages_handled_total", ch),
+        ("osn_channel_handler_duration_seconds_count", ch),
+        ("osn_channel_blocks_cut_total", ch),
+        ("osn_channel_time_to_cut_total", ch),
+        ("osn_kafka_produce_latency_seconds_count", ch),
+        ("osn_verify_duration_seconds_count", None),
+    ] {
+        let (b, a) = (total(&before, family, scope), total(&after, family, scope));
+        assert!(a > b, "{family} did not move: {b} → {a}");
+    }
+    assert_eq!(total(&after, "broadcast_processed_count", ch) - total(&before, "broadcast_processed_count", ch), 23.0);
+    assert!(after.keys().any(|k| k.contains("broadcast_processed_count")
+        && k.contains("status=\"SUCCESS\"")
+        && k.contains("type=\"ENDORSER_TRANSACTION\"")));
+    assert!(after
+        .keys()
+        .any(|k| k.starts_with("osn_channel_blocks_cut_total") && k.contains("reason=\"max_message_count\"")));
+    // Gauges that exist.
+    for family in [
+        "osn_channel_status",
+        "osn_channel_mailbox_depth",
+        "osn_channel_mailbox_capacity",
+        "osn_channel_config_sequence",
+        "osn_kafka_consumer_lag",
+        "osn_deliver_websocket_subscribers",
+        "consensus_kafka_outgoing_byte_rate",
+        "consensus_kafka_incoming_byte_rate",
+        "consensus_kafka_request_size",
+        "consensus_kafka_request_latency",
+        "consensus_kafka_response_rate",
+        "consensus_kafka_response_size",
+        "consensus_kafka_batch_size",
+        "consensus_kafka_record_send_rate",
+        "consensus_kafka_records_per_request",
+    ] {
+        assert!(after.keys().any(|k| k.split('{').next() == Some(family)), "{family} is missing");
+    }
+    assert_eq!(total(&after, "osn_channel_status", ch), 1.0, "READY");
+    assert_eq!(total(&after, "osn_channel_mailbox_capacity", ch), 4096.0);
+    assert_eq!(total(&after, "ledger_blockchain_height", ch), osn.height().await as f64);
+}
