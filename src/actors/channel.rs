@@ -13,6 +13,7 @@ use bytes::Bytes;
 use prost::Message as _;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{DeliveryFuture, FutureRecord};
+use tracing::Instrument as _;
 
 use super::supervisor::{created_channels, Starter};
 use crate::config::{ChannelSettings, KafkaConfig};
@@ -313,6 +314,8 @@ pub struct ChannelActor {
     timer_handle: Option<SpawnHandle>,
     /// Header hash of the channel's genesis block, sent in CONNECT.
     genesis_hash: Bytes,
+    /// Every log line of the actor is inside this span, which carries `channel`.
+    span: tracing::Span,
     /// Since when a batch is pending (blockcutter_block_fill_duration).
     pending_since: Option<Instant>,
     /// Whether the consumer runs (the connect sequence finished).
@@ -338,6 +341,7 @@ impl ChannelActor {
         starter: Option<Arc<Starter>>,
     ) -> Self {
         ChannelActor {
+            span: tracing::info_span!("channel", channel = %settings.name),
             genesis_hash: genesis_hash(&ledger),
             name: settings.name.clone(),
             timer: TtcTimer::new(settings.batch_timeout),
@@ -415,6 +419,7 @@ impl ChannelActor {
                 tokio::time::sleep(backoff).await;
                 reach_kafka(&cfg, &producer, &topic, &connect, &status, true).await;
             }
+            .instrument(self.span.clone())
             .into_actor(self)
             .map(|(), act, ctx| act.connected(ctx)),
         );
@@ -440,21 +445,23 @@ impl ChannelActor {
             (self.kafka_config.clone(), self.producer.clone(), self.name.clone(), self.status.clone());
         let connect = KafkaMessage::connect(self.genesis_hash.clone()).encode_to_vec();
         ctx.spawn(
-            async move { reach_kafka(&cfg, &producer, &topic, &connect, &status, false).await }.into_actor(self).map(
-                |(), act, _ctx| {
+            async move { reach_kafka(&cfg, &producer, &topic, &connect, &status, false).await }
+                .instrument(self.span.clone())
+                .into_actor(self)
+                .map(|(), act, _ctx| {
                     act.probing = false;
                     act.consumer_trouble = None;
                     if !act.fatal {
                         tracing::info!(channel = %act.name, "Kafka answers again: the channel is ready");
                         act.status.set(Phase::Ready, "");
                     }
-                },
-            ),
+                }),
         );
     }
 
     /// Looks at Kafka's health as this channel sees it (every half second).
     fn check_kafka(&mut self, ctx: &mut Context<Self>) {
+        let _span = self.span.clone().entered();
         if !self.connected || self.fatal {
             return;
         }
@@ -504,6 +511,7 @@ impl ChannelActor {
             let wait = deadline.saturating_duration_since(Instant::now());
             self.timer_handle = Some(ctx.run_later(wait, |act, ctx| {
                 act.timer_handle = None;
+                let _span = act.span.clone().entered();
                 let started = Instant::now();
                 let before = act.timer.deadline();
                 if act.timer.fire(Instant::now()) {
@@ -599,6 +607,7 @@ impl Actor for ChannelActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        let _span = self.span.clone().entered();
         ctx.set_mailbox_capacity(self.settings.mailbox_capacity);
         ctx.run_interval(Duration::from_millis(500), |act, ctx| act.check_kafka(ctx));
         metrics().channel_mailbox_capacity.with_label_values(&[&self.name]).set(self.settings.mailbox_capacity as i64);
@@ -616,6 +625,7 @@ impl Supervised for ChannelActor {
 
 impl StreamHandler<Result<Record, KafkaError>> for ChannelActor {
     fn handle(&mut self, item: Result<Record, KafkaError>, ctx: &mut Context<Self>) {
+        let _span = self.span.clone().entered();
         let started = Instant::now();
         self.consume(item, ctx);
         self.handled("record", started);
@@ -871,6 +881,7 @@ impl Handler<BroadcastBatch> for ChannelActor {
     /// once; the caller awaits the acknowledgements outside the actor, so a slow broker never
     /// blocks the mailbox.
     fn handle(&mut self, msg: BroadcastBatch, _ctx: &mut Context<Self>) -> Self::Result {
+        let _span = self.span.clone().entered();
         let started = Instant::now();
         let answers = self.enqueue_batch(msg);
         self.handled("broadcast", started);
@@ -902,6 +913,7 @@ impl Handler<EnqueueConfig> for ChannelActor {
     type Result = Result<Enqueued, BroadcastError>;
 
     fn handle(&mut self, msg: EnqueueConfig, _ctx: &mut Context<Self>) -> Self::Result {
+        let _span = self.span.clone().entered();
         let started = Instant::now();
         let answer = self.enqueue(msg.record, msg.config_seq, Class::Config, msg.deadline);
         self.handled("config", started);

@@ -652,6 +652,23 @@ mod tests {
     }
 
     #[test]
+    fn each_block_says_why_it_was_cut() {
+        let mut c = new_chain(batch(2, 100));
+        let mut reasons = Vec::new();
+        for (offset, r) in
+            [env(1, 10), env(2, 10), env(3, 60), env(4, 60), env(5, 500), env(6, 10), ttc(5)].iter().enumerate()
+        {
+            let out = c.consume(offset as i64, r);
+            assert_eq!(out.reasons.len(), out.blocks.len());
+            reasons.extend(out.reasons.iter().map(|r| r.as_str()));
+        }
+        assert_eq!(
+            reasons,
+            ["max_message_count", "preferred_max_bytes", "preferred_max_bytes", "oversized", "time_to_cut"]
+        );
+    }
+
+    #[test]
     fn chain_is_linked_by_header_hashes() {
         let mut c = new_chain(batch(1, 500));
         let mut prev = c.previous_hash.clone();
