@@ -131,4 +131,19 @@ async fn records_lost_to_retention_mark_the_channel_errored() {
     })
     .await;
     assert!(info["statusReason"].as_str().unwrap().contains("out of range"), "{info}");
+    // Loudly: in health and metrics too, and it stays so (no probe clears it).
+    let mut resp = client().get(format!("{}/healthz", osn.url)).send().await.unwrap();
+    assert_eq!(resp.status(), 503);
+    let health: serde_json::Value = resp.json().await.unwrap();
+    let failed = health["failed_checks"].as_array().unwrap();
+    assert!(
+        failed.iter().any(|c| c["component"] == format!("{channel}/0")
+            && c["reason"].as_str().unwrap().contains("out of range")),
+        "{health}"
+    );
+    let mut resp = client().get(format!("{}/metrics", osn.url)).send().await.unwrap();
+    let text = String::from_utf8(resp.body().limit(16 << 20).await.unwrap().to_vec()).unwrap();
+    let counted = format!("osn_kafka_errors_total{{channel=\"{channel}\",operation=\"offset_out_of_range\"}}");
+    assert!(text.lines().any(|l| l.starts_with(&counted)), "{counted} in /metrics");
+    assert!(text.contains(&format!("osn_channel_status{{channel=\"{channel}\"}} 2")), "ERRORED in /metrics");
 }
