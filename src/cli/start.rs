@@ -17,5 +17,8 @@ pub async fn run(args: StartArgs) -> anyhow::Result<()> {
     let node = Node::start(&config).await?;
     // One line on stdout that scripts (and the tests) wait for.
     println!("osn listening on {}", node.url());
+    if let Some(url) = node.operations_url() {
+        println!("osn operations listening on {url}");
+    }
     node.run_until_signal().await
 }
