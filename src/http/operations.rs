@@ -29,6 +29,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 /// The body of `GET /version`.
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
 pub struct Version {
     /// The crate's version.
     pub version: String,
