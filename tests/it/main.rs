@@ -12,6 +12,7 @@ mod deliver;
 mod deliver_api;
 mod https;
 mod lifecycle;
+mod operations;
 mod ordering;
 mod replicas;
 mod subscribers;
