@@ -9,7 +9,6 @@
 //! Their bodies are JSON only, whatever `Content-Type` and `Accept` say (a `curl -d` sends a
 //! form type), and their errors the API's `{status, info}`.
 
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
@@ -51,20 +50,16 @@ pub struct LogSpec {
     pub spec: String,
 }
 
-fn json<T: Serialize>(code: StatusCode, body: &T) -> HttpResponse {
-    HttpResponse::build(code).json(body)
-}
-
 /// `GET /version`.
 pub async fn version() -> HttpResponse {
-    json(StatusCode::OK, &Version::current())
+    HttpResponse::Ok().json(Version::current())
 }
 
 /// `GET /logspec`: the spec in force; empty in a process whose logging is not reloadable.
 pub async fn get_logspec() -> HttpResponse {
     let spec = logging::spec().unwrap_or_default();
     tracing::trace!(spec = %spec, "log spec read");
-    json(StatusCode::OK, &LogSpec { spec })
+    HttpResponse::Ok().json(LogSpec { spec })
 }
 
 /// `PUT /logspec`.
