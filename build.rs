@@ -1,10 +1,13 @@
 //! Compiles `src/proto/**/*.proto` with prost, using the protoc that ships in the
 //! `protoc-bin-vendored` crate (a fresh machine has no system protoc), and generates serde
-//! implementations that follow the canonical protobuf JSON mapping with pbjson.
+//! implementations that follow the canonical protobuf JSON mapping with pbjson; and records the
+//! git commit being built as `OSN_GIT_COMMIT` (what `GET /version` answers).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    git_commit();
     let protoc = protoc_bin_vendored::protoc_bin_path()?;
     let include = protoc_bin_vendored::include_path()?;
     std::env::set_var("PROTOC", protoc);
@@ -37,4 +40,37 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .register_descriptors(&std::fs::read(&descriptors)?)?
         .build(&[".common", ".msp", ".orderer", ".osn"])?;
     Ok(())
+}
+
+/// Exports `OSN_GIT_COMMIT`: the variable of the same name when the build sets it (a build from
+/// a source archive), else `git rev-parse --short HEAD`, else `unknown` (no git, or not a
+/// repository). Never fails the build. Reruns when HEAD moves: on the files git keeps HEAD and
+/// the checked-out branch in (asked of git, so a worktree's own HEAD is the one watched), those
+/// of them that exist (cargo reruns every time for a file that does not).
+fn git_commit() {
+    println!("cargo:rerun-if-env-changed=OSN_GIT_COMMIT");
+    if let Some(commit) = std::env::var("OSN_GIT_COMMIT").ok().filter(|c| !c.is_empty()) {
+        println!("cargo:rustc-env=OSN_GIT_COMMIT={commit}");
+        return;
+    }
+    let dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into()));
+    let git = |args: &[&str]| -> Option<String> {
+        let out = Command::new("git").args(args).current_dir(&dir).output().ok()?;
+        let text = String::from_utf8(out.stdout).ok()?.trim().to_owned();
+        (out.status.success() && !text.is_empty()).then_some(text)
+    };
+    let commit = git(&["rev-parse", "--short", "HEAD"]);
+    if commit.is_some() {
+        let mut watched = vec![git(&["rev-parse", "--git-path", "HEAD"])];
+        if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
+            watched.push(git(&["rev-parse", "--git-path", &branch]));
+            watched.push(git(&["rev-parse", "--git-path", "packed-refs"]));
+        }
+        for path in watched.into_iter().flatten().map(|p| dir.join(Path::new(&p))) {
+            if path.is_file() {
+                println!("cargo:rerun-if-changed={}", path.display());
+            }
+        }
+    }
+    println!("cargo:rustc-env=OSN_GIT_COMMIT={}", commit.as_deref().unwrap_or("unknown"));
 }

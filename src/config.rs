@@ -1,9 +1,10 @@
 //! Typed configuration: a TOML file, then `OSN_<SECTION>_<KEY>` environment overrides
 //! (for example `OSN_KAFKA_BROKERS=k1:9092,k2:9092`, `OSN_HTTP_ADDRESS=0.0.0.0:7050`,
-//! `OSN_LEDGER_SYNC_WRITES=false`). An override's key is the rest of the variable's name,
-//! lower-cased, with `_` read as `-`. The sub-tables `http.tls`, `kafka.tls` and `kafka.sasl` take
-//! overrides too (`OSN_KAFKA_SASL_PASSWORD`, `OSN_HTTP_TLS_CERT_FILE`); their values are taken
-//! as strings, verbatim. Channels are configured in the file only.
+//! `OSN_LEDGER_SYNC_WRITES=false`, `OSN_OPERATIONS_ADDRESS=10.0.0.5:9443`). An override's key is
+//! the rest of the variable's name, lower-cased, with `_` read as `-`. The sub-tables `http.tls`,
+//! `kafka.tls` and `kafka.sasl` take overrides too (`OSN_KAFKA_SASL_PASSWORD`,
+//! `OSN_HTTP_TLS_CERT_FILE`); their values are taken as strings, verbatim. Channels are
+//! configured in the file only.
 //!
 //! Secrets (passwords) are [`Secret`]s: they never appear in `Debug`, `Display` or serialized
 //! output, and the free-form librdkafka property maps refuse them.
@@ -64,6 +65,7 @@ pub enum ConfigError {
 #[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
 pub struct Config {
     pub http: HttpConfig,
+    pub operations: OperationsConfig,
     pub kafka: KafkaConfig,
     pub ledger: LedgerConfig,
     pub identity: IdentityConfig,
@@ -242,6 +244,17 @@ impl Default for HttpConfig {
             tls: None,
         }
     }
+}
+
+/// `[operations]`: where the operations routes (`/version`, `/logspec`, `/healthz`, `/readyz`,
+/// `/metrics`, Fabric's operations service) are served.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct OperationsConfig {
+    /// Address of a separate listener for the operations routes, plain HTTP without
+    /// authentication: bind it to a private network or loopback (`PUT /logspec` changes what the
+    /// OSN logs). Empty (the default): the API's own listener serves them.
+    pub address: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -487,7 +500,7 @@ impl Config {
             let Some(rest) = key.strip_prefix("OSN_") else { continue };
             let Some((section, field)) = rest.split_once('_') else { continue };
             let section = section.to_ascii_lowercase();
-            if !matches!(section.as_str(), "http" | "kafka" | "ledger" | "identity" | "system") {
+            if !matches!(section.as_str(), "http" | "operations" | "kafka" | "ledger" | "identity" | "system") {
                 continue;
             }
             let field = field.to_ascii_lowercase();
@@ -751,6 +764,7 @@ mod tests {
             ("OSN_IDENTITY_DIR", "/etc/osn/identity"),
             ("OSN_IDENTITY_TIME_WINDOW", "5m"),
             ("OSN_HTTP_ENQUEUE_TIMEOUT", "250ms"),
+            ("OSN_OPERATIONS_ADDRESS", "10.0.0.5:9443"),
             ("PATH", "/bin"),
         ]
         .map(|(k, v)| (k.to_string(), v.to_string()));
@@ -761,6 +775,8 @@ mod tests {
         assert_eq!(config.identity.dir.as_deref(), Some(Path::new("/etc/osn/identity")));
         assert_eq!(config.identity.time_window, Duration::from_secs(300));
         assert_eq!(config.http.enqueue_timeout, Duration::from_millis(250));
+        assert_eq!(config.operations.address, "10.0.0.5:9443");
+        assert_eq!(Config::default().operations.address, "", "the API's listener by default");
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod http;
 pub mod identity;
 pub mod kafka;
 pub mod ledger;
+pub mod logging;
 pub mod metrics;
 pub mod node;
 pub mod proto;

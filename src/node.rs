@@ -1,6 +1,7 @@
 //! One running OSN: the ledger store, the shared Kafka producer, the channel actors and the HTTP
-//! server, and the one shutdown path (stop accepting, stop the channels, flush the producer,
-//! close the ledger), bounded in time.
+//! servers (the API's, and the operations routes' own when `[operations] address` is set), and
+//! the one shutdown path (stop accepting, stop the channels, flush the producer, close the
+//! ledger), bounded in time.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -80,11 +81,30 @@ fn check_own_identity(signer: &SigningIdentity, dir: &std::path::Path) -> Result
     Ok(())
 }
 
+/// A running actix-web server: how to stop it, and the task to await once stopped.
+struct RunningServer {
+    handle: ServerHandle,
+    task: actix_rt::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    fn spawn(server: actix_web::dev::Server) -> Self {
+        RunningServer { handle: server.handle(), task: actix_rt::spawn(server) }
+    }
+
+    /// Stops accepting; in-flight requests finish (up to the server's shutdown timeout).
+    async fn stop(self) {
+        self.handle.stop(true).await;
+        let _ = self.task.await;
+    }
+}
+
 pub struct Node {
     http_addr: SocketAddr,
     scheme: &'static str,
-    server: ServerHandle,
-    server_task: actix_rt::task::JoinHandle<std::io::Result<()>>,
+    server: RunningServer,
+    /// The operations routes' own listener, when `[operations] address` is set.
+    operations: Option<(SocketAddr, RunningServer)>,
     channels: Arc<Channels>,
     producer: Producer,
 }
@@ -124,13 +144,22 @@ impl Node {
             signer,
             kafka_health,
         };
-        let (server, http_addr) = http::serve(state, &config.http.address, config.http.workers, tls)
-            .with_context(|| format!("cannot listen on {}", config.http.address))?;
-        let server_handle = server.handle();
-        let server_task = actix_rt::spawn(server);
+        let ops_address = &config.operations.address;
+        let operations = if ops_address.is_empty() {
+            None
+        } else {
+            let (server, addr) = http::serve_operations(state.clone(), ops_address)
+                .with_context(|| format!("cannot listen on {ops_address} (operations.address)"))?;
+            tracing::info!(url = %format!("http://{addr}"), "operations routes listening");
+            Some((addr, RunningServer::spawn(server)))
+        };
+        let (server, http_addr) =
+            http::serve(state, &config.http.address, config.http.workers, tls, operations.is_none())
+                .with_context(|| format!("cannot listen on {}", config.http.address))?;
+        let server = RunningServer::spawn(server);
         let scheme = if config.http.tls.is_some() { "https" } else { "http" };
         tracing::info!(url = %format!("{scheme}://{http_addr}"), channels = config.channels.len(), "OSN started");
-        Ok(Node { http_addr, scheme, server: server_handle, server_task, channels, producer })
+        Ok(Node { http_addr, scheme, server, operations, channels, producer })
     }
 
     pub fn http_addr(&self) -> SocketAddr {
@@ -140,6 +169,12 @@ impl Node {
     /// The API's base URL: `https://` when `[http.tls]` is configured.
     pub fn url(&self) -> String {
         format!("{}://{}", self.scheme, self.http_addr)
+    }
+
+    /// The operations routes' base URL when they have their own listener (`[operations]
+    /// address`); else they are served at [`Node::url`].
+    pub fn operations_url(&self) -> Option<String> {
+        self.operations.as_ref().map(|(addr, _)| format!("http://{addr}"))
     }
 
     /// Waits until every channel consumes its partition (answers broadcasts), or says which
@@ -176,12 +211,17 @@ impl Node {
         Ok(())
     }
 
-    /// Stops accepting requests (in-flight ones finish, up to 5 s), stops the channel actors and
-    /// their consumers (up to 5 s), flushes the producer (up to 5 s), and closes the ledger.
+    /// Stops accepting requests on the API and the operations listener (in-flight ones finish, up
+    /// to 5 s), stops the channel actors and their consumers (up to 5 s), flushes the producer
+    /// (up to 5 s), and closes the ledger.
     pub async fn shutdown(self) {
         tracing::info!("shutting down: stopping the API");
-        self.server.stop(true).await;
-        let _ = self.server_task.await;
+        match self.operations {
+            Some((_, operations)) => {
+                futures_util::join!(self.server.stop(), operations.stop());
+            }
+            None => self.server.stop().await,
+        }
         tracing::info!("stopping channel actors and their consumers");
         let channels = self.channels.clone();
         let stopped = actix_rt::task::spawn_blocking(move || channels.stop_and_join());

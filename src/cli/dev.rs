@@ -69,6 +69,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
 
     let config = Config {
         http: HttpConfig { address: args.http.clone(), ..Default::default() },
+        // The operations routes on the API's listener.
+        operations: Default::default(),
         identity: IdentityConfig { dir: Some(crypto.orderer_identity.clone()), ..Default::default() },
         organizations: vec![OrganizationConfig { msp_dir: crypto.client_org.join(MSP_DIR) }],
         kafka: KafkaConfig { brokers: kafka.bootstrap_servers(), replication_factor: 1, ..Default::default() },

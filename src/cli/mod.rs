@@ -11,10 +11,9 @@ pub mod ledger;
 pub mod start;
 pub mod verify;
 
-use std::io::IsTerminal;
+use clap::{Parser, Subcommand};
 
-use clap::{Parser, Subcommand, ValueEnum};
-use tracing_subscriber::EnvFilter;
+pub use crate::logging::LogFormat;
 
 #[derive(Parser, Debug)]
 #[command(name = "osn", version, about = "A Kafka-based ordering service node for permissioned blockchains")]
@@ -24,12 +23,6 @@ pub struct Cli {
     pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum LogFormat {
-    Human,
-    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -56,18 +49,14 @@ pub enum Command {
 }
 
 impl Cli {
+    /// Logs to stderr in the chosen format, filtered by `OSN_LOG` or the subcommand's default; the
+    /// filter can be changed while the process runs (`PUT /logspec`).
     pub fn init_logging(&self) {
         let default = match self.command {
             Command::Dev(_) | Command::Start(_) => "info,rdkafka=warn,librdkafka=warn,actix_server=warn",
             _ => "warn",
         };
-        let filter = EnvFilter::try_from_env("OSN_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-        let ansi = std::io::stderr().is_terminal();
-        let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
-        match self.log_format {
-            LogFormat::Human => builder.init(),
-            LogFormat::Json => builder.json().init(),
-        }
+        crate::logging::init(self.log_format, default);
     }
 
     pub async fn run(self) -> anyhow::Result<()> {

@@ -15,7 +15,10 @@ pub struct StartArgs {
 pub async fn run(args: StartArgs) -> anyhow::Result<()> {
     let config = Config::load(&args.config)?;
     let node = Node::start(&config).await?;
-    // One line on stdout that scripts (and the tests) wait for.
+    // One line on stdout that scripts (and the tests) wait for, after the operations listener's.
+    if let Some(url) = node.operations_url() {
+        println!("osn operations listening on {url}");
+    }
     println!("osn listening on {}", node.url());
     node.run_until_signal().await
 }

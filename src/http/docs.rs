@@ -76,6 +76,12 @@ mod tests {
         ("GET", "/openapi.json"),
         ("GET", "/docs"),
         ("GET", "/"),
+        ("GET", "/version"),
+        ("GET", "/logspec"),
+        ("PUT", "/logspec"),
+        ("GET", "/healthz"),
+        ("GET", "/readyz"),
+        ("GET", "/metrics"),
     ];
 
     const METHODS: &[&str] = &["get", "put", "post", "delete", "options", "head", "patch", "trace"];
@@ -271,6 +277,8 @@ mod tests {
             "ConfigUpdateEnvelope" => p::<proto::osn::ConfigUpdateEnvelope>(v),
             "ConfigSignature" => p::<proto::osn::ConfigSignature>(v),
             "ConfigEnvelope" => p::<proto::osn::ConfigEnvelope>(v),
+            "Version" => p::<crate::http::operations::Version>(v),
+            "LogSpec" => p::<crate::http::operations::LogSpec>(v),
             _ => return None,
         })
     }

@@ -14,6 +14,9 @@
 //!   channel) and `POST /v1/channels/{channel}/config` (update a channel's configuration).
 //! - [`deliver`]: `GET /v1/channels/{channel}/deliver` (websocket) and
 //!   `POST /v1/channels/{channel}/deliver` (a streamed response).
+//! - [`operations`]: `GET /version`, `GET` and `PUT /logspec` (Fabric's operations service), on
+//!   the API's listener or, with `[operations] address`, on a plain-HTTP listener of their own
+//!   ([`serve_operations`]).
 //! - [`tls`]: HTTPS (`[http.tls]`) and the client side's trust of one CA file.
 
 pub mod blocks;
@@ -23,6 +26,7 @@ pub mod deliver;
 pub mod docs;
 pub mod health;
 pub mod negotiate;
+pub mod operations;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -85,14 +89,11 @@ pub fn websocket_channel(
     Ok(ch)
 }
 
-/// Registers every route.
+/// Registers every route of the API (the operations routes are registered apart).
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(docs::root_redirect))
         .route("/openapi.json", web::get().to(docs::openapi))
         .route("/docs", web::get().to(docs::page))
-        .route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(health::metrics))
         .route("/v1/channels", web::get().to(channels::list))
         .route("/v1/channels", web::post().to(channels::create))
         .route("/v1/channels/{channel}/config", web::post().to(channels::update))
@@ -112,17 +113,25 @@ async fn not_found(req: HttpRequest) -> HttpResponse {
     fail(format, Status::NotFound, format!("no route for {} {}", req.method(), req.path()))
 }
 
-/// Binds the API, over TLS only when `tls` is given, and returns the server (not yet awaited)
-/// and the address it listens on.
+/// Binds the API, over TLS only when `tls` is given, with the operations routes too when
+/// `operations` is set, and returns the server (not yet awaited) and the address it listens on.
 pub fn serve(
     state: AppState,
     address: &str,
     workers: usize,
     tls: Option<rustls::ServerConfig>,
+    operations: bool,
 ) -> std::io::Result<(Server, SocketAddr)> {
-    let mut server = HttpServer::new(move || App::new().app_data(web::Data::new(state.clone())).configure(routes))
-        .disable_signals()
-        .shutdown_timeout(5);
+    let mut server = HttpServer::new(move || {
+        App::new().app_data(web::Data::new(state.clone())).configure(|cfg| {
+            if operations {
+                operations::routes(cfg);
+            }
+            routes(cfg);
+        })
+    })
+    .disable_signals()
+    .shutdown_timeout(5);
     if workers > 0 {
         server = server.workers(workers);
     }
@@ -130,6 +139,24 @@ pub fn serve(
         Some(tls) => server.bind_rustls_0_23(address, tls)?,
         None => server.bind(address)?,
     };
+    let addr = *server.addrs().first().ok_or_else(|| std::io::Error::other("bound to no address"))?;
+    Ok((server.run(), addr))
+}
+
+/// Binds the operations routes alone, over plain HTTP, on their own listener (`[operations]
+/// address`), and returns the server (not yet awaited) and the address it listens on. They get
+/// the API's state; two workers, so a slow check does not hold up the others.
+pub fn serve_operations(state: AppState, address: &str) -> std::io::Result<(Server, SocketAddr)> {
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new(state.clone()))
+            .configure(operations::routes)
+            .default_service(web::to(not_found))
+    })
+    .disable_signals()
+    .shutdown_timeout(5)
+    .workers(2)
+    .bind(address)?;
     let addr = *server.addrs().first().ok_or_else(|| std::io::Error::other("bound to no address"))?;
     Ok((server.run(), addr))
 }

@@ -178,6 +178,11 @@ pub struct OsnSpec {
     pub system_extra: String,
     /// More keys of the `[kafka]` table.
     pub kafka_extra: String,
+    /// `[operations] address`: empty (the default) serves the operations routes on the API's
+    /// listener.
+    pub operations_address: String,
+    /// Environment variables of the process besides `OSN_LOG` (`OSN_LOG_FORMAT`, for example).
+    pub env: Vec<(&'static str, String)>,
 }
 
 /// Certificate files for an OSN serving HTTPS: a CA, and a certificate it signed for `localhost`
@@ -257,6 +262,8 @@ impl OsnSpec {
             declared: true,
             system_extra: String::new(),
             kafka_extra: String::new(),
+            operations_address: String::new(),
+            env: Vec::new(),
         }
     }
 
@@ -291,12 +298,15 @@ msp-dir = "{org1}"
 msp-dir = "{org2}"
 [system]
 {system}
+[operations]
+address = "{operations}"
 "#,
             identity = crypto().osn_identity(self.osn_identity).display(),
             org1 = crypto().org1.join("msp").display(),
             org2 = crypto().org2.join("msp").display(),
             system = self.system_extra,
             kafka_extra = self.kafka_extra,
+            operations = self.operations_address,
             brokers = self.brokers,
             ledger = ledger.display(),
         ) + &self.declared_channel()
@@ -330,13 +340,15 @@ pub struct Osn {
     dir: tempfile::TempDir,
     child: Option<Child>,
     pub url: String,
+    /// Where the operations routes are served: `url`, or the listener of `[operations] address`.
+    pub operations_url: String,
 }
 
 impl Osn {
     pub async fn start(spec: OsnSpec) -> Osn {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("osn.toml"), spec.toml(&dir.path().join("ledger"))).unwrap();
-        let mut osn = Osn { spec, dir, child: None, url: String::new() };
+        let mut osn = Osn { spec, dir, child: None, url: String::new(), operations_url: String::new() };
         osn.launch(true).await;
         osn
     }
@@ -360,11 +372,13 @@ impl Osn {
     /// Starts the process; waits until it listens and, if `ready`, until its channel is READY.
     async fn launch(&mut self, ready: bool) {
         self.url.clear();
+        self.operations_url.clear();
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_osn"))
             .args(["start", "--config"])
             .arg(self.dir.path().join("osn.toml"))
             .env("OSN_LOG", "info,osn=debug,rdkafka=warn")
+            .envs(self.spec.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
@@ -372,9 +386,13 @@ impl Osn {
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
+            // The operations listener's line comes first, when there is one.
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("osn operations listening on ") {
+                    let _ = tx.send((true, url.to_owned()));
+                }
                 if let Some(url) = line.strip_prefix("osn listening on ") {
-                    let _ = tx.send(url.to_owned());
+                    let _ = tx.send((false, url.to_owned()));
                 }
             }
         });
@@ -387,7 +405,14 @@ impl Osn {
                 panic!("osn exited with {status} while starting:\n{}", self.log_tail());
             }
             if self.url.is_empty() {
-                if let Ok(url) = rx.try_recv() {
+                if let Ok((operations, url)) = rx.try_recv() {
+                    if operations {
+                        self.operations_url = url;
+                        continue;
+                    }
+                    if self.operations_url.is_empty() {
+                        self.operations_url = url.clone();
+                    }
                     self.url = url;
                     if !ready {
                         return;

@@ -227,7 +227,8 @@ async fn a_batch_size_change_mid_load_takes_effect_at_the_same_block_on_every_os
     assert_eq!((body["sequence"].as_str(), body["batchSize"]["maxMessageCount"].as_u64()), (Some("1"), Some(7)));
     futures_util::future::join_all(second.iter().zip(&urls).map(|(envs, url)| broadcast_all(url, envs, 6))).await;
 
-    let chains = chains(&osns, "load", 750).await;
+    // 750 envelopes and the config update.
+    let chains = chains(&osns, "load", 751).await;
     assert_identical(&chains);
     let k = config_block(&chains[0]);
     let sizes: Vec<usize> = chains[0].iter().map(|b| b.data.as_ref().unwrap().data.len()).collect();

@@ -12,6 +12,7 @@ mod deliver;
 mod deliver_api;
 mod https;
 mod lifecycle;
+mod operations;
 mod operations_faults;
 mod ordering;
 mod replicas;

@@ -75,11 +75,16 @@ async fn serves_its_openapi_document_and_the_page_that_renders_it() {
     let want = [
         "/",
         "/docs",
+        "/healthz",
+        "/logspec",
+        "/metrics",
         "/openapi.json",
+        "/readyz",
         "/v1/channels",
         "/v1/channels/{channel}",
         "/v1/channels/{channel}/blocks/{number}",
         "/v1/channels/{channel}/config",
+        "/version",
     ];
     assert_eq!(served, want);
 }
