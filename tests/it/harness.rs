@@ -421,7 +421,12 @@ impl Osn {
             } else if let Ok(mut resp) = self.client().get(format!("{}{info_url}", self.url)).send().await {
                 let info: serde_json::Value = resp.json().await.unwrap_or_default();
                 assert_ne!(info["status"], "ERRORED", "channel errored: {info}\n{}", self.log_tail());
-                if info["status"] == "READY" {
+                // Its channel, and every other one (the system channel) too.
+                let all_ready = || async {
+                    let resp = self.client().get(format!("{}/readyz", self.operations_url)).send().await;
+                    resp.is_ok_and(|r| r.status() == 200)
+                };
+                if info["status"] == "READY" && all_ready().await {
                     return;
                 }
             }

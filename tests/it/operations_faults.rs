@@ -264,10 +264,21 @@ async fn every_metric_is_exported_and_moves_with_a_run() {
     osn.wait_for_transactions(sent.len(), Duration::from_secs(30)).await;
     let (blocks, _) = deliver(&osn.url, &channel, &seek_range(0, 2), 10).await;
     assert_eq!(blocks.len(), 3);
-    // librdkafka's statistics arrive every 200 ms.
-    let after = wait_for("librdkafka statistics", Duration::from_secs(10), || async {
-        let s = scrape(&osn).await;
-        (total(&s, "consensus_kafka_request_rate", None) > 0.0).then_some(s)
+    // librdkafka's statistics arrive every 200 ms; its rates are over the last interval, so the
+    // producer is kept busy while waiting for them.
+    let mut extra = 0;
+    let after = wait_for("librdkafka statistics", Duration::from_secs(10), || {
+        extra += 1;
+        let url = osn.broadcast_url();
+        let env = envelopes(&channel, 1, 300).remove(0);
+        let osn = &osn;
+        async move {
+            broadcast(&url, &env).await;
+            let s = scrape(osn).await;
+            (total(&s, "consensus_kafka_request_rate", None) > 0.0
+                && total(&s, "consensus_kafka_outgoing_byte_rate", None) > 0.0)
+                .then_some(s)
+        }
     })
     .await;
     let ch = Some(channel.as_str());
@@ -295,7 +306,8 @@ async fn every_metric_is_exported_and_moves_with_a_run() {
         let (b, a) = (total(&before, family, scope), total(&after, family, scope));
         assert!(a > b, "{family} did not move: {b} → {a}");
     }
-    assert_eq!(total(&after, "broadcast_processed_count", ch) - total(&before, "broadcast_processed_count", ch), 23.0);
+    let processed = total(&after, "broadcast_processed_count", ch) - total(&before, "broadcast_processed_count", ch);
+    assert_eq!(processed, (23 + extra) as f64);
     assert!(after.keys().any(|k| k.contains("broadcast_processed_count")
         && k.contains("status=\"SUCCESS\"")
         && k.contains("type=\"ENDORSER_TRANSACTION\"")));
@@ -324,5 +336,6 @@ async fn every_metric_is_exported_and_moves_with_a_run() {
     }
     assert_eq!(total(&after, "osn_channel_status", ch), 1.0, "READY");
     assert_eq!(total(&after, "osn_channel_mailbox_capacity", ch), 4096.0);
-    assert_eq!(total(&after, "ledger_blockchain_height", ch), osn.height().await as f64);
+    let height = total(&after, "ledger_blockchain_height", ch);
+    assert!(height >= 6.0 && height <= osn.height().await as f64, "ledger_blockchain_height {height}");
 }
