@@ -83,10 +83,14 @@ impl Verifier {
                     })
                     .collect::<Vec<_>>()
             }));
-            let label = policy.to_string();
+            let label = match policy {
+                PolicyName::Writers => "Writers",
+                PolicyName::Readers => "Readers",
+                PolicyName::Admins => "Admins",
+            };
             crate::metrics::metrics()
                 .verify_duration
-                .with_label_values(&[&label])
+                .with_label_values(&[label])
                 .observe(started.elapsed().as_secs_f64());
             match results {
                 Ok(results) => {

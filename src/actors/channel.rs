@@ -71,7 +71,7 @@ pub struct MailboxSlot {
 impl MailboxSlot {
     pub fn new(status: &Arc<ChannelStatus>) -> Self {
         status.mailbox_depth.fetch_add(1, Ordering::Relaxed);
-        metrics().channel_mailbox_depth.with_label_values(&[&status.name]).inc();
+        status.metrics.mailbox_depth.inc();
         MailboxSlot { status: status.clone() }
     }
 }
@@ -79,7 +79,7 @@ impl MailboxSlot {
 impl Drop for MailboxSlot {
     fn drop(&mut self) {
         self.status.mailbox_depth.fetch_sub(1, Ordering::Relaxed);
-        metrics().channel_mailbox_depth.with_label_values(&[&self.status.name]).dec();
+        self.status.metrics.mailbox_depth.dec();
     }
 }
 
@@ -134,6 +134,8 @@ impl std::fmt::Display for Phase {
 pub struct ChannelStatus {
     /// The channel's name (metric labels).
     pub name: String,
+    /// Its hot-path metrics.
+    pub metrics: crate::metrics::ChannelMetrics,
     phase: tokio::sync::watch::Sender<(Phase, String)>,
     /// Messages in the actor's mailbox (see [`MailboxSlot`]).
     pub mailbox_depth: AtomicI64,
@@ -166,6 +168,7 @@ impl ChannelStatus {
     pub fn new(name: &str) -> Self {
         ChannelStatus {
             name: name.to_owned(),
+            metrics: metrics().channel(name),
             mailbox_depth: AtomicI64::new(0),
             phase: tokio::sync::watch::Sender::new((Phase::Starting, "connecting to Kafka".into())),
             restarts: AtomicU32::new(0),
@@ -628,7 +631,9 @@ impl StreamHandler<Result<Record, KafkaError>> for ChannelActor {
         let _span = self.span.clone().entered();
         let started = Instant::now();
         self.consume(item, ctx);
-        self.handled("record", started);
+        let m = &self.status.metrics;
+        m.handled_record.inc();
+        m.handler_record.observe(secs(started.elapsed()));
     }
 
     fn finished(&mut self, ctx: &mut Context<Self>) {
@@ -700,6 +705,7 @@ impl ChannelActor {
             }
         }
         let m = metrics();
+        let cm = self.status.metrics.clone();
         for mut block in out.blocks {
             // Only the SIGNATURES slot's signatures differ between OSNs.
             self.signer.sign_block(&mut block);
@@ -707,10 +713,10 @@ impl ChannelActor {
             if let Err(e) = self.ledger.append(&block) {
                 return self.stop_with(ctx, e.to_string());
             }
-            m.ledger_blockstorage_commit_time.with_label_values(&[&self.name]).observe(secs(writing.elapsed()));
-            m.ledger_blockchain_height.with_label_values(&[&self.name]).set(self.ledger.height() as i64);
+            cm.commit_time.observe(secs(writing.elapsed()));
+            cm.height.set(self.ledger.height() as i64);
             let persisted = crate::core::block::kafka_metadata(&block).map_or(-1, |k| k.last_offset_persisted);
-            m.consensus_kafka_last_offset_persisted.with_label_values(&[&self.name]).set(persisted);
+            cm.last_offset_persisted.set(persisted);
             let header = block.header.as_ref().expect("built with a header");
             tracing::debug!(channel = %self.name, block = header.number, txs = block.data.as_ref().map_or(0, |d| d.data.len()), offset = record.offset, "block committed");
         }
@@ -762,11 +768,12 @@ impl ChannelActor {
     fn observe_consumed(&mut self, out: &crate::core::chain::Consumed, pending: bool) {
         let m = metrics();
         let name = self.name.as_str();
+        let cm = &self.status.metrics;
         for reason in &out.reasons {
-            m.channel_blocks_cut.with_label_values(&[name, reason.as_str()]).inc();
+            cm.blocks_cut[reason.index()].inc();
         }
         if out.reasons.contains(&crate::core::cutter::CutReason::TimeToCut) {
-            m.channel_time_to_cut.with_label_values(&[name, "won"]).inc();
+            cm.ttc_won.inc();
         }
         let skip = match &out.skip {
             Some(Skip::StaleTtc { .. }) => Some(("ttc", "stale")),
@@ -790,7 +797,7 @@ impl ChannelActor {
         let now = Instant::now();
         if !out.blocks.is_empty() {
             if let Some(since) = self.pending_since.take() {
-                m.blockcutter_block_fill_duration.with_label_values(&[name]).observe(secs(now - since));
+                cm.block_fill.observe(secs(now - since));
             }
         }
         if pending && self.pending_since.is_none() {
@@ -884,7 +891,9 @@ impl Handler<BroadcastBatch> for ChannelActor {
         let _span = self.span.clone().entered();
         let started = Instant::now();
         let answers = self.enqueue_batch(msg);
-        self.handled("broadcast", started);
+        let m = &self.status.metrics;
+        m.handled_broadcast.inc();
+        m.handler_broadcast.observe(secs(started.elapsed()));
         answers
     }
 }
@@ -947,8 +956,8 @@ impl Enqueued {
             return Err(BroadcastError::Kafka { channel, reason: "acknowledgement already awaited".into() });
         };
         let result = delivery.await;
+        self.status.metrics.produce_latency.observe(secs(self.sent.elapsed()));
         let m = metrics();
-        m.kafka_produce_latency.with_label_values(&[&channel]).observe(secs(self.sent.elapsed()));
         match result {
             Ok(Ok(d)) => {
                 self.status.note_acked(d.offset);

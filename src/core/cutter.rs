@@ -41,6 +41,11 @@ pub enum CutReason {
 }
 
 impl CutReason {
+    /// Its position among the reasons (metrics keep one counter per reason).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             CutReason::MaxMessageCount => "max_message_count",

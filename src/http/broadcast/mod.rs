@@ -121,10 +121,16 @@ pub async fn authorise(
             }
         })
         .collect();
-    let m = metrics();
+    let validated = secs(validated);
     for (result, kind) in results.iter().zip(&kinds) {
-        let status = result.as_ref().err().map_or("SUCCESS", status_label);
-        m.broadcast_validate_duration.with_label_values(&[ch.name.as_str(), kind, status]).observe(secs(validated));
+        match result {
+            Ok(_) if *kind == "ENDORSER_TRANSACTION" => ch.status.metrics.transaction_validate.observe(validated),
+            _ => {
+                let status = result.as_ref().err().map_or("SUCCESS", status_label);
+                let labels = [ch.name.as_str(), kind, status];
+                metrics().broadcast_validate_duration.with_label_values(&labels).observe(validated);
+            }
+        }
     }
     Authorised { config_seq, results, kinds }
 }
@@ -236,20 +242,25 @@ pub async fn relay_in_order(
                     Err(answer(Status::InternalServerError, "the channel gave no answer for this envelope"))
                 })
             });
-            let channel = ch.name.clone();
+            let channel = ch.status.clone();
             async move {
                 let (resp, enqueue) = match next {
                     Err(refusal) => (refusal, false),
                     Ok(Err(refusal)) => (refusal, true),
                     Ok(Ok(e)) => (acknowledged(e).await, true),
                 };
-                let m = metrics();
-                let status = status_label(&resp);
-                if enqueue {
-                    let elapsed = secs(started.elapsed());
-                    m.broadcast_enqueue_duration.with_label_values(&[channel.as_str(), kind, status]).observe(elapsed);
+                let elapsed = secs(started.elapsed());
+                if kind == "ENDORSER_TRANSACTION" && resp.status == Status::Success as i32 {
+                    channel.metrics.transaction_enqueue.observe(elapsed);
+                    channel.metrics.transaction_processed.inc();
+                } else {
+                    let m = metrics();
+                    let labels = [channel.name.as_str(), kind, status_label(&resp)];
+                    if enqueue {
+                        m.broadcast_enqueue_duration.with_label_values(&labels).observe(elapsed);
+                    }
+                    m.broadcast_processed_count.with_label_values(&labels).inc();
                 }
-                m.broadcast_processed_count.with_label_values(&[channel.as_str(), kind, status]).inc();
                 resp
             }
         })
