@@ -930,6 +930,26 @@ impl Handler<EnqueueConfig> for ChannelActor {
     }
 }
 
+/// Whether a produce error means the partition is unavailable (rather than the record refused).
+fn unavailable(e: &KafkaError) -> bool {
+    use RDKafkaErrorCode::*;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            MessageTimedOut
+                | RequestTimedOut
+                | AllBrokersDown
+                | BrokerTransportFailure
+                | NotEnoughReplicas
+                | NotEnoughReplicasAfterAppend
+                | LeaderNotAvailable
+                | NotLeaderForPartition
+                | UnknownTopicOrPartition
+                | NetworkException
+        )
+    )
+}
+
 /// A broadcast record handed to the producer, not yet acknowledged.
 pub struct Enqueued {
     channel: String,
@@ -965,7 +985,11 @@ impl Enqueued {
             }
             Ok(Err((e, _))) => {
                 m.kafka_errors.with_label_values(&[&channel, "produce"]).inc();
-                self.status.note_produce_failure(e.to_string());
+                // Only Kafka being unavailable errors the channel: a record the broker refuses
+                // (too large for its message.max.bytes, say) is that record's problem.
+                if unavailable(&e) {
+                    self.status.note_produce_failure(e.to_string());
+                }
                 Err(BroadcastError::Kafka { channel, reason: e.to_string() })
             }
             Err(_) => Err(BroadcastError::Kafka { channel, reason: "the producer shut down".into() }),
