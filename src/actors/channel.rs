@@ -996,3 +996,17 @@ impl Enqueued {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_unavailability_errors_a_channel() {
+        let produce = |code| KafkaError::MessageProduction(code);
+        assert!(unavailable(&produce(RDKafkaErrorCode::MessageTimedOut)));
+        assert!(unavailable(&produce(RDKafkaErrorCode::NotEnoughReplicas)));
+        assert!(!unavailable(&produce(RDKafkaErrorCode::MessageSizeTooLarge)));
+        assert!(!unavailable(&produce(RDKafkaErrorCode::InvalidRecord)));
+    }
+}
