@@ -8,6 +8,7 @@ pub mod deliver;
 pub mod dev;
 pub mod identity;
 pub mod ledger;
+pub mod load;
 pub mod start;
 pub mod verify;
 
@@ -46,6 +47,9 @@ pub enum Command {
     Ledger(ledger::LedgerArgs),
     /// Stream a channel's blocks from an OSN and check their hash chain and orderer signatures.
     Verify(verify::VerifyArgs),
+    /// Load-test an OSN (or an `osn dev` it starts with --embedded): accepted and ordered tx/s,
+    /// broadcast and delivery latency percentiles, refusals, and the channel's actor metrics.
+    Load(load::LoadArgs),
 }
 
 impl Cli {
@@ -70,6 +74,7 @@ impl Cli {
             Command::Identity(args) => identity::run(args).await,
             Command::Ledger(args) => ledger::run(args).await,
             Command::Verify(args) => verify::run(args).await,
+            Command::Load(args) => load::run(args).await,
         }
     }
 }

@@ -314,3 +314,24 @@ async fn client_commands_against_a_running_osn() {
     assert!(!out.status.success());
     assert!(text(&out).contains("cannot reach the OSN at http://127.0.0.1:9"), "{}", text(&out));
 }
+
+#[test]
+fn load_against_an_embedded_osn_reports_ordered_throughput_as_json() {
+    let out = osn(&["load", "--embedded", "--count", "2000", "--size", "512", "--json"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_str(&text).expect("JSON summary");
+    assert_eq!(summary["accepted"], 2000, "{summary}");
+    assert_eq!(summary["ordered"], 2000, "{summary}");
+    assert!(summary["ordered_tps"].as_f64().unwrap() > 0.0, "{summary}");
+    assert!(summary["delivered_latency_ms"]["p99"].as_f64().unwrap() > 0.0, "{summary}");
+    assert!(summary["refused"].as_object().unwrap().is_empty(), "{summary}");
+    let cut = summary["channel_metrics"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| k.starts_with("osn_channel_blocks_cut_total"))
+        .map(|(_, v)| v.as_f64().unwrap())
+        .sum::<f64>();
+    assert!(cut > 0.0, "the channel's actor metrics, before and after: {summary}");
+}

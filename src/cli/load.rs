@@ -1,0 +1,409 @@
+//! `osn load`: a load test of a running OSN (or of an `osn dev` it starts, with `--embedded`).
+//! Envelopes are signed before the clock starts. A Deliver subscription opened before the first
+//! broadcast sees every envelope arrive in a block, so the figures are what users care about:
+//! accepted and **ordered** transactions per second, the latency of the broadcast answer and of
+//! broadcast → delivered in a block (p50/p90/p99/p99.9), and refusals by status; with the
+//! channel's `osn_channel_*` metrics before and after.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use hdrhistogram::Histogram;
+use prost::Message as _;
+use serde::Serialize;
+
+use super::broadcast::Mode;
+use super::client::{
+    deliver_over_websocket, seek_request, status_name, transaction, unreachable, Endpoint, IdentityArgs,
+};
+use crate::core::seek::{newest, specified};
+use crate::proto::{BroadcastResponse, ChannelHeader, DeliverResponse, Envelope, Payload, SeekInfo};
+
+#[derive(clap::Args, Debug)]
+pub struct LoadArgs {
+    #[command(flatten)]
+    pub endpoint: Endpoint,
+    /// Start `osn dev` (embedded broker) on a free loopback port, load it, and stop it.
+    #[arg(long)]
+    pub embedded: bool,
+    /// Channel to load.
+    #[arg(long, default_value = "devchannel")]
+    pub channel: String,
+    /// Envelopes to send.
+    #[arg(long, default_value_t = 10_000)]
+    pub count: usize,
+    /// Approximate size of each envelope in bytes.
+    #[arg(long, default_value_t = 2048)]
+    pub size: usize,
+    /// How envelopes travel: single (one per request) or batch (--batch-size per request).
+    #[arg(long, value_enum, default_value_t = Mode::Batch)]
+    pub mode: Mode,
+    /// Envelopes per request in batch mode.
+    #[arg(long, default_value_t = 200)]
+    pub batch_size: usize,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// How long to wait, after the last broadcast, for every accepted envelope to be delivered.
+    #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
+}
+
+/// Latency percentiles in milliseconds.
+#[derive(Debug, Serialize, Default)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+}
+
+impl Percentiles {
+    fn of(h: &Histogram<u64>) -> Self {
+        let ms = |us: u64| us as f64 / 1000.0;
+        if h.is_empty() {
+            return Percentiles::default();
+        }
+        Percentiles {
+            p50: ms(h.value_at_quantile(0.50)),
+            p90: ms(h.value_at_quantile(0.90)),
+            p99: ms(h.value_at_quantile(0.99)),
+            p999: ms(h.value_at_quantile(0.999)),
+            max: ms(h.max()),
+        }
+    }
+}
+
+/// What the deliver subscription saw of the load's envelopes.
+struct Delivered {
+    ordered: usize,
+    /// When the last one was delivered, since the clock started.
+    last: Duration,
+    /// Broadcast → delivered, in microseconds.
+    latency: Histogram<u64>,
+}
+
+/// What `osn load` reports.
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub channel: String,
+    pub mode: String,
+    pub count: usize,
+    pub size: usize,
+    pub accepted: usize,
+    pub ordered: usize,
+    /// Accepted envelopes per second, from the first broadcast to the last answer.
+    pub accepted_tps: f64,
+    /// Envelopes delivered in blocks per second, from the first broadcast to the last delivery.
+    pub ordered_tps: f64,
+    /// Broadcast sent → SUCCESS answer (Kafka acknowledged it).
+    pub ack_latency_ms: Percentiles,
+    /// Broadcast sent → delivered in a block.
+    pub delivered_latency_ms: Percentiles,
+    /// Refused envelopes by status (and transport failures as `UNREACHABLE`).
+    pub refused: BTreeMap<String, usize>,
+    /// The channel's `osn_channel_*` counters, after minus before.
+    pub channel_metrics: BTreeMap<String, f64>,
+}
+
+pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
+    let mut dev = None;
+    let endpoint = if args.embedded {
+        let (child, url) = start_dev().await?;
+        dev = Some(child);
+        Endpoint { url, cacert: None, client_cert: None, client_key: None }
+    } else {
+        args.endpoint.clone()
+    };
+    let result = load(&args, &endpoint).await;
+    if let Some(mut child) = dev {
+        // SIGINT: `osn dev` shuts down cleanly and deletes its temporary ledger.
+        let _ = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+        let _ = child.wait();
+    }
+    let summary = result?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print_summary(&summary);
+    }
+    Ok(())
+}
+
+/// Starts `osn dev` on a free loopback port; its process and URL once it listens.
+async fn start_dev() -> anyhow::Result<(std::process::Child, String)> {
+    use std::io::BufRead as _;
+    let exe = std::env::current_exe().context("cannot find the osn executable")?;
+    let mut child = std::process::Command::new(exe)
+        .args(["dev", "--http", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .context("cannot start osn dev")?;
+    let stdout = child.stdout.take().context("no stdout of osn dev")?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("osn listening on ") {
+                if let Some(tx) = tx.take() {
+                    let _ = tx.send(url.to_owned());
+                }
+            }
+        }
+    });
+    match tokio::time::timeout(Duration::from_secs(60), rx).await {
+        Ok(Ok(url)) => Ok((child, url)),
+        _ => {
+            let _ = child.kill();
+            anyhow::bail!("osn dev did not start within 60 s")
+        }
+    }
+}
+
+/// The transaction ID of a marshaled envelope.
+fn tx_id(envelope: &[u8]) -> Option<String> {
+    let env = Envelope::decode(envelope).ok()?;
+    let payload = Payload::decode(env.payload).ok()?;
+    Some(ChannelHeader::decode(payload.header?.channel_header).ok()?.tx_id)
+}
+
+async fn load(args: &LoadArgs, endpoint: &Endpoint) -> anyhow::Result<Summary> {
+    anyhow::ensure!(
+        args.count > 0 && args.concurrency > 0 && args.batch_size > 0,
+        "count, concurrency and batch size must be positive"
+    );
+    let signer = args.identity.load()?;
+    let channel = args.channel.clone();
+    // Signed before the clock starts.
+    let envelopes: Vec<Bytes> =
+        (0..args.count).map(|_| Bytes::from(transaction(&signer, &channel, args.size).encode_to_vec())).collect();
+    let index: Arc<HashMap<String, usize>> =
+        Arc::new(envelopes.iter().enumerate().filter_map(|(i, e)| Some((tx_id(e)?, i))).collect());
+    let before = scrape(endpoint, &channel).await.unwrap_or_default();
+
+    // The subscription, from the newest block on, before the first broadcast.
+    let t0 = Instant::now();
+    let sent: Arc<Vec<AtomicU64>> = Arc::new((0..args.count).map(|_| AtomicU64::new(0)).collect());
+    let seek = SeekInfo { start: Some(newest()), stop: Some(specified(u64::MAX)), behavior: 0, error_response: 0 };
+    let request = Bytes::from(seek_request(&signer, &channel, &seek).encode_to_vec());
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
+    let progress = Arc::new(std::sync::Mutex::new(Delivered {
+        ordered: 0,
+        last: Duration::ZERO,
+        latency: Histogram::<u64>::new(3).expect("valid histogram"),
+    }));
+    let deliveries = {
+        let (endpoint, channel, index, sent, progress) =
+            (endpoint.clone(), channel.clone(), index.clone(), sent.clone(), progress.clone());
+        let count = args.count;
+        actix_rt::spawn(async move {
+            let mut ready = Some(ready_tx);
+            let mut seen = vec![false; count];
+            deliver_over_websocket(&endpoint, &channel, request, |raw| {
+                if let Some(tx) = ready.take() {
+                    let _ = tx.send(());
+                }
+                let now = t0.elapsed();
+                let resp = DeliverResponse::decode(raw).context("a deliver answer does not decode")?;
+                let block = match resp.r#type {
+                    Some(crate::proto::orderer::deliver_response::Type::Block(block)) => block,
+                    Some(crate::proto::orderer::deliver_response::Type::Status(status)) => {
+                        anyhow::bail!("the deliver stream ended: {} {}", status_name(status), resp.info)
+                    }
+                    None => return Ok(None),
+                };
+                let mut p = progress.lock().unwrap_or_else(|e| e.into_inner());
+                for data in block.data.map(|d| d.data).unwrap_or_default() {
+                    let Some(i) = tx_id(&data).and_then(|id| index.get(&id).copied()) else { continue };
+                    if std::mem::replace(&mut seen[i], true) {
+                        continue;
+                    }
+                    p.ordered += 1;
+                    p.last = now;
+                    let at = sent[i].load(Ordering::Relaxed);
+                    if at > 0 {
+                        let us = (now.as_nanos() as u64).saturating_sub(at - 1) / 1000;
+                        let _ = p.latency.record(us.max(1));
+                    }
+                }
+                Ok((p.ordered == count).then_some(()))
+            })
+            .await
+        })
+    };
+    // The subscription answers with the newest block first: it is open.
+    let _ = tokio::time::timeout(Duration::from_secs(30), ready_rx).await;
+
+    let client = endpoint.client(Duration::from_secs(60))?;
+    let base = endpoint.base();
+    let started = Instant::now();
+    let mut requests: Vec<Vec<usize>> = Vec::new();
+    match args.mode {
+        Mode::Single | Mode::Ws => requests.extend((0..args.count).map(|i| vec![i])),
+        Mode::Batch => {
+            requests.extend((0..args.count).collect::<Vec<_>>().chunks(args.batch_size).map(<[usize]>::to_vec))
+        }
+    }
+    let answers: Vec<(Vec<usize>, Result<Vec<BroadcastResponse>, String>, Duration)> =
+        futures_util::stream::iter(requests)
+            .map(|ids| {
+                let (client, base, channel, envelopes, sent) =
+                    (client.clone(), base.clone(), channel.clone(), &envelopes, sent.clone());
+                let mode = args.mode;
+                async move {
+                    let at = t0.elapsed();
+                    for &i in &ids {
+                        sent[i].store(at.as_nanos() as u64 + 1, Ordering::Relaxed);
+                    }
+                    let result = send(&client, &base, &channel, mode, &ids, envelopes).await;
+                    (ids, result, t0.elapsed() - at)
+                }
+            })
+            .buffer_unordered(args.concurrency)
+            .collect()
+            .await;
+    let sending = started.elapsed();
+    let mut accepted = 0usize;
+    let mut refused: BTreeMap<String, usize> = BTreeMap::new();
+    let mut ack = Histogram::<u64>::new(3).expect("valid histogram");
+    for (ids, result, took) in answers {
+        match result {
+            Ok(responses) => {
+                for resp in responses {
+                    if resp.status == crate::proto::Status::Success as i32 {
+                        accepted += 1;
+                        let _ = ack.record((took.as_micros() as u64).max(1));
+                    } else {
+                        *refused.entry(status_name(resp.status).to_owned()).or_default() += 1;
+                    }
+                }
+            }
+            Err(_) => *refused.entry("UNREACHABLE".into()).or_default() += ids.len(),
+        }
+    }
+
+    // Wait until every accepted envelope is delivered (or the timeout, or the stream failed).
+    let deadline = Instant::now() + args.timeout;
+    loop {
+        let ordered = progress.lock().unwrap_or_else(|e| e.into_inner()).ordered;
+        if ordered >= accepted || deliveries.is_finished() || Instant::now() >= deadline {
+            break;
+        }
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    deliveries.abort();
+    let Delivered { ordered, last, latency: delivered } = std::mem::replace(
+        &mut *progress.lock().unwrap_or_else(|e| e.into_inner()),
+        Delivered { ordered: 0, last: Duration::ZERO, latency: Histogram::new(3).expect("valid histogram") },
+    );
+    let after = scrape(endpoint, &channel).await.unwrap_or_default();
+    let channel_metrics = after
+        .iter()
+        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0.0)))
+        .filter(|(k, _)| k.starts_with("osn_channel_") && !k.contains("_bucket{"))
+        .collect();
+    let secs = |d: Duration| d.as_secs_f64().max(1e-9);
+    Ok(Summary {
+        channel,
+        mode: format!("{:?}", args.mode).to_lowercase(),
+        count: args.count,
+        size: args.size,
+        accepted,
+        ordered,
+        accepted_tps: accepted as f64 / secs(sending),
+        ordered_tps: ordered as f64 / secs(last.saturating_sub(started - t0)),
+        ack_latency_ms: Percentiles::of(&ack),
+        delivered_latency_ms: Percentiles::of(&delivered),
+        refused,
+        channel_metrics,
+    })
+}
+
+/// Sends the envelopes `ids` in one request; their answers in order.
+async fn send(
+    client: &awc::Client,
+    base: &str,
+    channel: &str,
+    mode: Mode,
+    ids: &[usize],
+    envelopes: &[Bytes],
+) -> Result<Vec<BroadcastResponse>, String> {
+    let (url, body) = match mode {
+        Mode::Batch => {
+            let mut body = bytes::BytesMut::new();
+            for &i in ids {
+                prost::encoding::encode_varint(envelopes[i].len() as u64, &mut body);
+                body.extend_from_slice(&envelopes[i]);
+            }
+            (format!("{base}/v1/channels/{channel}/broadcast:batch"), body.freeze())
+        }
+        Mode::Single | Mode::Ws => (format!("{base}/v1/channels/{channel}/broadcast"), envelopes[ids[0]].clone()),
+    };
+    let mut resp = client
+        .post(&url)
+        .insert_header(("Content-Type", "application/x-protobuf"))
+        .insert_header(("Accept", "application/x-protobuf"))
+        .send_body(body)
+        .await
+        .map_err(|e| unreachable(&url, e).to_string())?;
+    let body = resp.body().limit(64 << 20).await.map_err(|e| e.to_string())?;
+    if mode == Mode::Batch && resp.status().is_success() {
+        let mut buf = body;
+        let mut out = Vec::new();
+        while !buf.is_empty() {
+            out.push(BroadcastResponse::decode_length_delimited(&mut buf).map_err(|e| e.to_string())?);
+        }
+        Ok(out)
+    } else {
+        let answer = BroadcastResponse::decode(body).map_err(|e| e.to_string())?;
+        Ok(ids.iter().map(|_| answer.clone()).collect())
+    }
+}
+
+/// The channel's samples of `/metrics` (name{labels} → value), when the OSN serves them there.
+async fn scrape(endpoint: &Endpoint, channel: &str) -> Option<HashMap<String, f64>> {
+    let client = endpoint.client(Duration::from_secs(10)).ok()?;
+    let mut resp = client.get(format!("{}/metrics", endpoint.base())).send().await.ok()?;
+    let text = String::from_utf8(resp.body().limit(64 << 20).await.ok()?.to_vec()).ok()?;
+    let label = format!("channel=\"{channel}\"");
+    Some(
+        text.lines()
+            .filter(|l| !l.starts_with('#') && l.contains(&label))
+            .filter_map(|l| l.rsplit_once(' ').and_then(|(k, v)| Some((k.to_owned(), v.parse().ok()?))))
+            .collect(),
+    )
+}
+
+fn print_summary(s: &Summary) {
+    println!("channel {} · {} envelopes of {} bytes · mode {}", s.channel, s.count, s.size, s.mode);
+    println!("accepted   {:>8}   {:>10.0} tx/s", s.accepted, s.accepted_tps);
+    println!("ordered    {:>8}   {:>10.0} tx/s", s.ordered, s.ordered_tps);
+    let p = |name: &str, l: &Percentiles| {
+        println!(
+            "{name:<10} p50 {:.1} ms · p90 {:.1} ms · p99 {:.1} ms · p99.9 {:.1} ms · max {:.1} ms",
+            l.p50, l.p90, l.p99, l.p999, l.max
+        )
+    };
+    p("ack", &s.ack_latency_ms);
+    p("delivered", &s.delivered_latency_ms);
+    for (status, n) in &s.refused {
+        println!("refused    {n:>8}   {status}");
+    }
+    for (name, delta) in &s.channel_metrics {
+        if *delta != 0.0 {
+            println!("  {name} +{delta}");
+        }
+    }
+}
