@@ -333,6 +333,8 @@ pub struct ChannelActor {
 }
 
 impl ChannelActor {
+    // Each is a different thing the actor owns or shares; a struct around them would only move the list.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         settings: ChannelSettings,
         kafka_config: KafkaConfig,

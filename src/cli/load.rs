@@ -256,24 +256,23 @@ async fn load(args: &LoadArgs, endpoint: &Endpoint) -> anyhow::Result<Summary> {
             requests.extend((0..args.count).collect::<Vec<_>>().chunks(args.batch_size).map(<[usize]>::to_vec))
         }
     }
-    let answers: Vec<(Vec<usize>, Result<Vec<BroadcastResponse>, String>, Duration)> =
-        futures_util::stream::iter(requests)
-            .map(|ids| {
-                let (client, base, channel, envelopes, sent) =
-                    (client.clone(), base.clone(), channel.clone(), &envelopes, sent.clone());
-                let mode = args.mode;
-                async move {
-                    let at = t0.elapsed();
-                    for &i in &ids {
-                        sent[i].store(at.as_nanos() as u64 + 1, Ordering::Relaxed);
-                    }
-                    let result = send(&client, &base, &channel, mode, &ids, envelopes).await;
-                    (ids, result, t0.elapsed() - at)
+    let answers: Vec<Answer> = futures_util::stream::iter(requests)
+        .map(|ids| {
+            let (client, base, channel, envelopes, sent) =
+                (client.clone(), base.clone(), channel.clone(), &envelopes, sent.clone());
+            let mode = args.mode;
+            async move {
+                let at = t0.elapsed();
+                for &i in &ids {
+                    sent[i].store(at.as_nanos() as u64 + 1, Ordering::Relaxed);
                 }
-            })
-            .buffer_unordered(args.concurrency)
-            .collect()
-            .await;
+                let result = send(&client, &base, &channel, mode, &ids, envelopes).await;
+                (ids, result, t0.elapsed() - at)
+            }
+        })
+        .buffer_unordered(args.concurrency)
+        .collect()
+        .await;
     let sending = started.elapsed();
     let mut accepted = 0usize;
     let mut refused: BTreeMap<String, usize> = BTreeMap::new();
@@ -330,6 +329,9 @@ async fn load(args: &LoadArgs, endpoint: &Endpoint) -> anyhow::Result<Summary> {
         channel_metrics,
     })
 }
+
+/// One request's envelopes, their answers (or why the request failed), and how long it took.
+type Answer = (Vec<usize>, Result<Vec<BroadcastResponse>, String>, Duration);
 
 /// Sends the envelopes `ids` in one request; their answers in order.
 async fn send(

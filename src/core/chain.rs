@@ -117,7 +117,7 @@ pub enum Resubmit {
     /// A config update re-derived under the current configuration: the caller builds and signs
     /// its CONFIG envelope (see `identity::config_record`) and produces it as a CONFIG record with
     /// this sequence and original offset.
-    Config { derived: Derived, config_seq: u64, original_offset: i64 },
+    Config { derived: Box<Derived>, config_seq: u64, original_offset: i64 },
 }
 
 /// What a CONFIG-class record came to, for the client waiting on it. `offset` is the offset the
@@ -334,7 +334,11 @@ impl Chain {
             self.last_resubmitted_config_offset = offset;
             return Consumed {
                 skip: Some(Skip::Resubmitted { config_seq: reg.config_seq }),
-                resubmit: Some(Resubmit::Config { derived, config_seq: seq, original_offset: offset }),
+                resubmit: Some(Resubmit::Config {
+                    derived: Box::new(derived),
+                    config_seq: seq,
+                    original_offset: offset,
+                }),
                 ..Default::default()
             };
         }
@@ -431,8 +435,7 @@ impl Chain {
             return skip(Skip::Pending);
         }
         let last = ordered.batches.len() - 1;
-        let mut out = Consumed::default();
-        out.reasons = ordered.reasons;
+        let mut out = Consumed { reasons: ordered.reasons, ..Default::default() };
         for (i, batch) in ordered.batches.into_iter().enumerate() {
             // The newest message is in the last batch unless it is still pending; a block without
             // it persists the offset before it, so a restart consumes the message again.

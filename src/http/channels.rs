@@ -118,6 +118,7 @@ async fn read_update(req: &HttpRequest, payload: web::Payload, out: Format) -> R
         .map_err(|info| refuse(out, Status::BadRequest, format!("not a valid config update: {info}")))
 }
 
+#[allow(clippy::result_large_err)] // a ready response on a cold path, as AppState::channel
 /// Checks the update's timestamp and signatures against `ch`'s configuration in force and its
 /// `policy`; the sequence of that configuration.
 fn authorise_update(

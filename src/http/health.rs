@@ -41,8 +41,11 @@ struct Health<'a> {
 pub struct KafkaHealth {
     kafka: KafkaConfig,
     probe: Mutex<Option<Arc<MetadataProbe>>>,
-    last: Mutex<Option<(Instant, Vec<String>, Vec<FailedCheck>)>>,
+    last: Mutex<Option<Snapshot>>,
 }
+
+/// When, for which topics, and what the last Kafka check found.
+type Snapshot = (Instant, Vec<String>, Vec<FailedCheck>);
 
 impl KafkaHealth {
     pub fn new(kafka: KafkaConfig) -> Self {
