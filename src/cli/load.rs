@@ -55,8 +55,22 @@ pub struct LoadArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Also measure the broker alone in the same run: produce and consume as many records of the
+    /// same size straight to a new topic with the same client library, and give the OSN's
+    /// ordered throughput as a ratio of it.
+    #[arg(long, value_enum)]
+    pub baseline: Option<Baseline>,
+    /// The Kafka bootstrap servers for --baseline (with --embedded: the embedded broker's).
+    #[arg(long)]
+    pub brokers: Option<String>,
     #[command(flatten)]
     pub identity: IdentityArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Baseline {
+    /// Produce (acks=all, idempotent, as the OSN) and consume the same records with librdkafka.
+    Kafka,
 }
 
 /// Latency percentiles in milliseconds.
@@ -115,18 +129,40 @@ pub struct Summary {
     pub refused: BTreeMap<String, usize>,
     /// The channel's `osn_channel_*` counters, after minus before.
     pub channel_metrics: BTreeMap<String, f64>,
+    /// With `--baseline kafka`: records/second produced and consumed through the broker alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline_kafka_tps: Option<f64>,
+    /// `ordered_tps / baseline_kafka_tps`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline_ratio: Option<f64>,
 }
 
 pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let mut dev = None;
+    let mut brokers = args.brokers.clone();
     let endpoint = if args.embedded {
-        let (child, url) = start_dev().await?;
+        let (child, url, embedded) = start_dev().await?;
         dev = Some(child);
+        brokers = brokers.or(Some(embedded));
+        if let Some(b) = &brokers {
+            crate::kafka::rely_on_auto_creation(b);
+        }
         Endpoint { url, cacert: None, client_cert: None, client_key: None }
     } else {
         args.endpoint.clone()
     };
-    let result = load(&args, &endpoint).await;
+    let mut result = load(&args, &endpoint).await;
+    if let (Ok(summary), Some(Baseline::Kafka)) = (result.as_mut(), args.baseline) {
+        let brokers = brokers.context("--baseline kafka needs --brokers (or --embedded)")?;
+        let envelope_len = transaction(&args.identity.load()?, &args.channel, args.size).encoded_len();
+        match kafka_baseline(&brokers, args.count, envelope_len).await {
+            Ok(tps) => {
+                summary.baseline_kafka_tps = Some(tps);
+                summary.baseline_ratio = Some(summary.ordered_tps / tps);
+            }
+            Err(e) => result = Err(e.context("the Kafka baseline failed")),
+        }
+    }
     if let Some(mut child) = dev {
         // SIGINT: `osn dev` shuts down cleanly and deletes its temporary ledger.
         let _ = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status();
@@ -141,8 +177,57 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts `osn dev` on a free loopback port; its process and URL once it listens.
-async fn start_dev() -> anyhow::Result<(std::process::Child, String)> {
+/// Produces `count` records of `size` bytes to a new topic and consumes them, with the OSN's
+/// producer and consumer settings; records/second from the first send to the last record read.
+/// The producer stays at most about 2 MB ahead of the consumer (the embedded broker keeps about
+/// 5 MB per partition, as `osn dev`'s channel bound).
+async fn kafka_baseline(brokers: &str, count: usize, size: usize) -> anyhow::Result<f64> {
+    use std::sync::atomic::AtomicUsize;
+    let cfg = crate::config::KafkaConfig { brokers: brokers.to_owned(), replication_factor: 1, ..Default::default() };
+    let topic = format!("osn-load-baseline-{}", crate::core::block::hex(&rand::random::<[u8; 6]>()));
+    crate::kafka::ensure_topic(&cfg, &topic).await?;
+    let producer = crate::kafka::producer(&cfg)?;
+    // The topic is there once a record is acknowledged.
+    crate::kafka::produce(&producer, &topic, b"warm-up").await?;
+    let consumed = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let reader = {
+        let (cfg, topic, consumed) = (cfg.clone(), topic.clone(), consumed.clone());
+        actix_rt::spawn(async move {
+            let mut stream = Box::pin(crate::kafka::consume_from(&cfg, &topic, 1)?);
+            while let Some(record) = stream.next().await {
+                record?;
+                if consumed.fetch_add(1, Ordering::Relaxed) + 1 == count {
+                    return Ok::<_, anyhow::Error>(started.elapsed());
+                }
+            }
+            anyhow::bail!("the consumer stream ended")
+        })
+    };
+    let value = vec![0x5a; size];
+    let window = (2 * 1024 * 1024 / size.max(1)).max(16);
+    let sends = futures_util::stream::iter(0..count).map(|i| {
+        let (producer, topic, value, consumed) = (producer.clone(), topic.clone(), &value, consumed.clone());
+        async move {
+            while i > consumed.load(Ordering::Relaxed) + window {
+                actix_rt::time::sleep(Duration::from_micros(200)).await;
+            }
+            crate::kafka::produce(&producer, &topic, value).await
+        }
+    });
+    let results: Vec<_> = sends.buffer_unordered(window.min(1024)).collect().await;
+    if let Some(Err(e)) = results.into_iter().find(Result::is_err) {
+        anyhow::bail!("producing: {e}");
+    }
+    let elapsed = tokio::time::timeout(Duration::from_secs(300), reader)
+        .await
+        .context("the consumer did not read every record within 300 s")?
+        .context("the consumer task failed")??;
+    Ok(count as f64 / elapsed.as_secs_f64().max(1e-9))
+}
+
+/// Starts `osn dev` on a free loopback port; its process, URL and embedded broker once it listens.
+async fn start_dev() -> anyhow::Result<(std::process::Child, String, String)> {
     use std::io::BufRead as _;
     let exe = std::env::current_exe().context("cannot find the osn executable")?;
     let mut child = std::process::Command::new(exe)
@@ -155,16 +240,23 @@ async fn start_dev() -> anyhow::Result<(std::process::Child, String)> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::spawn(move || {
         let mut tx = Some(tx);
+        let mut brokers = String::new();
         for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            // The banner: "  Kafka    HOST:PORT: an EMBEDDED IN-MEMORY broker ...".
+            if let Some(rest) = line.trim_start().strip_prefix("Kafka") {
+                if let Some((servers, _)) = rest.trim_start().split_once(": an EMBEDDED") {
+                    brokers = servers.to_owned();
+                }
+            }
             if let Some(url) = line.strip_prefix("osn listening on ") {
                 if let Some(tx) = tx.take() {
-                    let _ = tx.send(url.to_owned());
+                    let _ = tx.send((url.to_owned(), brokers.clone()));
                 }
             }
         }
     });
     match tokio::time::timeout(Duration::from_secs(60), rx).await {
-        Ok(Ok(url)) => Ok((child, url)),
+        Ok(Ok((url, brokers))) => Ok((child, url, brokers)),
         _ => {
             let _ = child.kill();
             anyhow::bail!("osn dev did not start within 60 s")
@@ -327,6 +419,8 @@ async fn load(args: &LoadArgs, endpoint: &Endpoint) -> anyhow::Result<Summary> {
         delivered_latency_ms: Percentiles::of(&delivered),
         refused,
         channel_metrics,
+        baseline_kafka_tps: None,
+        baseline_ratio: None,
     })
 }
 
@@ -400,6 +494,9 @@ fn print_summary(s: &Summary) {
     };
     p("ack", &s.ack_latency_ms);
     p("delivered", &s.delivered_latency_ms);
+    if let (Some(tps), Some(ratio)) = (s.baseline_kafka_tps, s.baseline_ratio) {
+        println!("kafka      {tps:>19.0} rec/s alone (the OSN orders {:.0} % of it)", ratio * 100.0);
+    }
     for (status, n) in &s.refused {
         println!("refused    {n:>8}   {status}");
     }

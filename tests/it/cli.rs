@@ -317,7 +317,7 @@ async fn client_commands_against_a_running_osn() {
 
 #[test]
 fn load_against_an_embedded_osn_reports_ordered_throughput_as_json() {
-    let out = osn(&["load", "--embedded", "--count", "2000", "--size", "512", "--json"]);
+    let out = osn(&["load", "--embedded", "--count", "2000", "--size", "512", "--baseline", "kafka", "--json"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
     let summary: serde_json::Value = serde_json::from_str(&text).expect("JSON summary");
@@ -326,6 +326,10 @@ fn load_against_an_embedded_osn_reports_ordered_throughput_as_json() {
     assert!(summary["ordered_tps"].as_f64().unwrap() > 0.0, "{summary}");
     assert!(summary["delivered_latency_ms"]["p99"].as_f64().unwrap() > 0.0, "{summary}");
     assert!(summary["refused"].as_object().unwrap().is_empty(), "{summary}");
+    // The broker alone, in the same run, and the OSN's share of it.
+    let baseline = summary["baseline_kafka_tps"].as_f64().unwrap();
+    let ratio = summary["baseline_ratio"].as_f64().unwrap();
+    assert!(baseline > 0.0 && (ratio - summary["ordered_tps"].as_f64().unwrap() / baseline).abs() < 1e-9, "{summary}");
     let cut = summary["channel_metrics"]
         .as_object()
         .unwrap()
