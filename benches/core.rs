@@ -1,6 +1,7 @@
 //! Benchmarks of the ordering hot path that does not need a broker: the block cutter, block
-//! assembly and hashing, the chain state machine, and ledger appends (RocksDB with and without
-//! fsync, and in memory). Run: `cargo bench --bench core`.
+//! assembly and hashing, the chain state machine, ledger appends (RocksDB with and without fsync,
+//! and in memory, for blocks of 10, 100 and 500 envelopes), and protobuf encoding and decoding of
+//! envelopes and blocks. Run: `cargo bench --bench core`.
 
 use std::sync::Arc;
 
@@ -69,45 +70,59 @@ fn chain(c: &mut Criterion) {
 
 fn ledger_append(c: &mut Criterion) {
     let record = KafkaMessage::regular(envelope(2048), 0, Class::Normal).encode_to_vec();
-    let config = ChannelConfig {
-        sequence: 0,
-        batch_size: Some(BatchSize { max_message_count: 100, ..BATCH }),
-        ..Default::default()
-    };
-    let mut g = c.benchmark_group("ledger_append_100x2KB");
-    g.throughput(Throughput::Elements(100));
-    g.sample_size(20);
     let dir = tempfile::tempdir().unwrap();
     let stores: Vec<(&str, Arc<dyn Store>)> = vec![
         ("memory", Arc::new(MemoryStore::new())),
         ("rocksdb_sync", Arc::new(RocksStore::open(&dir.path().join("sync"), true).unwrap())),
         ("rocksdb_nosync", Arc::new(RocksStore::open(&dir.path().join("nosync"), false).unwrap())),
     ];
-    for (name, store) in stores {
-        let ledger = Ledger::open(
-            "bench",
-            store.channel("bench").unwrap(),
-            &osn::core::block::genesis_block("bench", &config),
-            None,
-        )
-        .unwrap();
-        let mut chain = Chain::with_batch_size("ch", ledger.tip(), BATCH_100);
-        let mut offset = 0i64;
-        g.bench_function(name, |b| {
-            b.iter(|| loop {
-                offset += 1;
-                let out = chain.consume(offset, &record);
-                if let Some(block) = out.blocks.first() {
-                    ledger.append(block).unwrap();
-                    break;
-                }
-            })
-        });
+    let mut g = c.benchmark_group("ledger_append_2KB");
+    g.sample_size(20);
+    for per_block in [10u32, 100, 500] {
+        let batch = BatchSize { max_message_count: per_block, ..BATCH };
+        let config = ChannelConfig { sequence: 0, batch_size: Some(batch), ..Default::default() };
+        g.throughput(Throughput::Elements(u64::from(per_block)));
+        for (name, store) in &stores {
+            let channel = format!("bench{per_block}");
+            let ledger = Ledger::open(
+                &channel,
+                store.channel(&channel).unwrap(),
+                &osn::core::block::genesis_block(&channel, &config),
+                None,
+            )
+            .unwrap();
+            let mut chain = Chain::with_batch_size("ch", ledger.tip(), batch);
+            let mut offset = 0i64;
+            g.bench_function(BenchmarkId::new(*name, per_block), |b| {
+                b.iter(|| loop {
+                    offset += 1;
+                    let out = chain.consume(offset, &record);
+                    if let Some(block) = out.blocks.first() {
+                        ledger.append(block).unwrap();
+                        break;
+                    }
+                })
+            });
+        }
     }
     g.finish();
 }
 
-const BATCH_100: BatchSize = BatchSize { max_message_count: 100, ..BATCH };
+/// Protobuf encoding and decoding of a 2 KB envelope and of a block of 500 of them.
+fn protobuf(c: &mut Criterion) {
+    let raw = envelope(2048);
+    let env = Envelope::decode(raw.clone()).unwrap();
+    let block = build_block(1, Bytes::from(vec![1u8; 32]), vec![raw.clone(); 500], 0, &KafkaMetadata::default());
+    let block_raw = Bytes::from(block.encode_to_vec());
+    let mut g = c.benchmark_group("protobuf");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("envelope_2KB_encode", |b| b.iter(|| env.encode_to_vec()));
+    g.bench_function("envelope_2KB_decode", |b| b.iter(|| Envelope::decode(raw.clone()).unwrap()));
+    g.throughput(Throughput::Elements(500));
+    g.bench_function("block_500x2KB_encode", |b| b.iter(|| block.encode_to_vec()));
+    g.bench_function("block_500x2KB_decode", |b| b.iter(|| osn::proto::Block::decode(block_raw.clone()).unwrap()));
+    g.finish();
+}
 
 /// Signing one block as an OSN does before each ledger write (ECDSA P-256 and Ed25519).
 fn block_signing(c: &mut Criterion) {
@@ -131,5 +146,5 @@ fn block_signing(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, cutter, blocks, block_signing, chain, ledger_append);
+criterion_group!(benches, cutter, blocks, block_signing, chain, ledger_append, protobuf);
 criterion_main!(benches);
