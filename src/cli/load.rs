@@ -24,7 +24,7 @@ use super::client::{
 use crate::core::seek::{newest, specified};
 use crate::proto::{BroadcastResponse, ChannelHeader, DeliverResponse, Envelope, Payload, SeekInfo};
 
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Debug, Clone)]
 pub struct LoadArgs {
     #[command(flatten)]
     pub endpoint: Endpoint,
@@ -37,6 +37,14 @@ pub struct LoadArgs {
     /// Envelopes to send.
     #[arg(long, default_value_t = 10_000)]
     pub count: usize,
+    /// Send at this rate (envelopes per second) instead of as fast as the OSN answers: each
+    /// request goes at its scheduled time, and latencies count from that time, so a slow answer
+    /// is not hidden by the requests it delayed. `--concurrency` must allow the rate.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// With --rate: send for this long (the count is rate × duration).
+    #[arg(long, requires = "rate", value_parser = humantime::parse_duration)]
+    pub duration: Option<Duration>,
     /// Approximate size of each envelope in bytes.
     #[arg(long, default_value_t = 2048)]
     pub size: usize,
@@ -117,6 +125,9 @@ pub struct Summary {
     pub size: usize,
     pub accepted: usize,
     pub ordered: usize,
+    /// The target rate, if one was set (envelopes per second).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
     /// Accepted envelopes per second, from the first broadcast to the last answer.
     pub accepted_tps: f64,
     /// Envelopes delivered in blocks per second, from the first broadcast to the last delivery.
@@ -155,7 +166,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     if let (Ok(summary), Some(Baseline::Kafka)) = (result.as_mut(), args.baseline) {
         let brokers = brokers.context("--baseline kafka needs --brokers (or --embedded)")?;
         let envelope_len = transaction(&args.identity.load()?, &args.channel, args.size).encoded_len();
-        match kafka_baseline(&brokers, args.count, envelope_len).await {
+        match kafka_baseline(&brokers, summary.count, envelope_len).await {
             Ok(tps) => {
                 summary.baseline_kafka_tps = Some(tps);
                 summary.baseline_ratio = Some(summary.ordered_tps / tps);
@@ -272,10 +283,15 @@ fn tx_id(envelope: &[u8]) -> Option<String> {
 }
 
 async fn load(args: &LoadArgs, endpoint: &Endpoint) -> anyhow::Result<Summary> {
+    let count = match (args.rate, args.duration) {
+        (Some(rate), Some(d)) => (rate * d.as_secs_f64()).ceil() as usize,
+        _ => args.count,
+    };
     anyhow::ensure!(
-        args.count > 0 && args.concurrency > 0 && args.batch_size > 0,
-        "count, concurrency and batch size must be positive"
+        count > 0 && args.concurrency > 0 && args.batch_size > 0 && args.rate.is_none_or(|r| r > 0.0),
+        "count, rate, concurrency and batch size must be positive"
     );
+    let args = &LoadArgs { count, ..args.clone() };
     let signer = args.identity.load()?;
     let channel = args.channel.clone();
     // Signed before the clock starts.
@@ -348,13 +364,19 @@ async fn load(args: &LoadArgs, endpoint: &Endpoint) -> anyhow::Result<Summary> {
             requests.extend((0..args.count).collect::<Vec<_>>().chunks(args.batch_size).map(<[usize]>::to_vec))
         }
     }
-    let answers: Vec<Answer> = futures_util::stream::iter(requests)
-        .map(|ids| {
+    let per_request = requests.first().map_or(1, Vec::len) as f64;
+    let answers: Vec<Answer> = futures_util::stream::iter(requests.into_iter().enumerate())
+        .map(|(n, ids)| {
             let (client, base, channel, envelopes, sent) =
                 (client.clone(), base.clone(), channel.clone(), &envelopes, sent.clone());
             let mode = args.mode;
+            // At a target rate, request n is due n × (envelopes per request) / rate after the start.
+            let due = args.rate.map(|rate| started + Duration::from_secs_f64(n as f64 * per_request / rate));
             async move {
-                let at = t0.elapsed();
+                if let Some(due) = due {
+                    tokio::time::sleep_until(due.into()).await;
+                }
+                let at = due.map_or_else(|| t0.elapsed(), |due| due - t0);
                 for &i in &ids {
                     sent[i].store(at.as_nanos() as u64 + 1, Ordering::Relaxed);
                 }
@@ -409,6 +431,7 @@ async fn load(args: &LoadArgs, endpoint: &Endpoint) -> anyhow::Result<Summary> {
     Ok(Summary {
         channel,
         mode: format!("{:?}", args.mode).to_lowercase(),
+        rate: args.rate,
         count: args.count,
         size: args.size,
         accepted,

@@ -338,4 +338,14 @@ fn load_against_an_embedded_osn_reports_ordered_throughput_as_json() {
         .map(|(_, v)| v.as_f64().unwrap())
         .sum::<f64>();
     assert!(cut > 0.0, "the channel's actor metrics, before and after: {summary}");
+
+    // At a target rate for a duration: rate × duration envelopes, sent on schedule.
+    let started = Instant::now();
+    let out = osn(&["load", "--embedded", "--rate", "1000", "--duration", "2s", "--mode", "single", "--json"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_str(&text).expect("JSON summary");
+    assert_eq!((summary["count"].as_u64(), summary["ordered"].as_u64()), (Some(2000), Some(2000)), "{summary}");
+    assert!(summary["accepted_tps"].as_f64().unwrap() <= 1100.0, "paced at the rate: {summary}");
+    assert!(started.elapsed() >= Duration::from_secs(2), "it took the duration");
 }
