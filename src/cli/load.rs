@@ -31,6 +31,10 @@ pub struct LoadArgs {
     /// Start `osn dev` (embedded broker) on a free loopback port, load it, and stop it.
     #[arg(long)]
     pub embedded: bool,
+    /// With --embedded: the dev channel's MaxMessageCount (`osn dev --max-message-count`); a
+    /// batch that fills in a few milliseconds at the load's rate keeps the latency down.
+    #[arg(long, requires = "embedded")]
+    pub embedded_max_message_count: Option<u32>,
     /// Channel to load.
     #[arg(long, default_value = "devchannel")]
     pub channel: String,
@@ -152,7 +156,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let mut dev = None;
     let mut brokers = args.brokers.clone();
     let endpoint = if args.embedded {
-        let (child, url, embedded) = start_dev().await?;
+        let (child, url, embedded) = start_dev(args.embedded_max_message_count).await?;
         dev = Some(child);
         brokers = brokers.or(Some(embedded));
         if let Some(b) = &brokers {
@@ -238,11 +242,15 @@ async fn kafka_baseline(brokers: &str, count: usize, size: usize) -> anyhow::Res
 }
 
 /// Starts `osn dev` on a free loopback port; its process, URL and embedded broker once it listens.
-async fn start_dev() -> anyhow::Result<(std::process::Child, String, String)> {
+async fn start_dev(max_message_count: Option<u32>) -> anyhow::Result<(std::process::Child, String, String)> {
     use std::io::BufRead as _;
     let exe = std::env::current_exe().context("cannot find the osn executable")?;
-    let mut child = std::process::Command::new(exe)
-        .args(["dev", "--http", "127.0.0.1:0"])
+    let mut command = std::process::Command::new(exe);
+    command.args(["dev", "--http", "127.0.0.1:0"]);
+    if let Some(n) = max_message_count {
+        command.args(["--max-message-count", &n.to_string()]);
+    }
+    let mut child = command
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
