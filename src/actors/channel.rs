@@ -707,7 +707,8 @@ impl ChannelActor {
             }
         }
         let m = metrics();
-        let cm = self.status.metrics.clone();
+        let status = self.status.clone();
+        let cm = &status.metrics;
         for mut block in out.blocks {
             // Only the SIGNATURES slot's signatures differ between OSNs.
             self.signer.sign_block(&mut block);

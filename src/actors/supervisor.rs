@@ -79,6 +79,8 @@ pub struct Starter {
     arbiters: Mutex<Vec<Arbiter>>,
     /// Set when the OSN shuts down: no channel starts after that.
     stopped: AtomicBool,
+    /// The channels the system channel created (so far as this OSN has consumed it).
+    created: Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl Starter {
@@ -92,6 +94,7 @@ impl Starter {
     /// and starts its actor. A channel already running is left alone: true if it was started.
     pub fn create(&self, name: &str, genesis_envelope: Bytes) -> anyhow::Result<bool> {
         let Some(system) = &self.system else { anyhow::bail!("no system channel") };
+        self.created.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_owned());
         if let Some(existing) = self.get(name) {
             let genesis = existing.ledger.block(0)?.and_then(|b| b.data).and_then(|d| d.data.first().cloned());
             if genesis.as_ref() != Some(&genesis_envelope) {
@@ -193,6 +196,7 @@ impl Channels {
             channels: RwLock::default(),
             arbiters: Mutex::default(),
             stopped: AtomicBool::new(false),
+            created: Mutex::default(),
         });
         if let Some(system) = &system {
             let settings = system.config.settings(&system.config.channel);
@@ -232,6 +236,11 @@ impl Channels {
     /// The running channels, by name.
     pub fn list(&self) -> Vec<ChannelHandle> {
         self.starter.channels.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
+    }
+
+    /// How many channels the system channel created, as far as this OSN has consumed it.
+    pub fn created_count(&self) -> usize {
+        self.starter.created.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     /// The system channel, when this OSN runs one.

@@ -21,8 +21,9 @@ use super::broadcast::Mode;
 use super::client::{
     deliver_over_websocket, seek_request, status_name, transaction, unreachable, Endpoint, IdentityArgs,
 };
+use crate::core::config::envelope_parts;
 use crate::core::seek::{newest, specified};
-use crate::proto::{BroadcastResponse, ChannelHeader, DeliverResponse, Envelope, Payload, SeekInfo};
+use crate::proto::{BroadcastResponse, DeliverResponse, SeekInfo};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct LoadArgs {
@@ -285,9 +286,7 @@ async fn start_dev(max_message_count: Option<u32>) -> anyhow::Result<(std::proce
 
 /// The transaction ID of a marshaled envelope.
 fn tx_id(envelope: &[u8]) -> Option<String> {
-    let env = Envelope::decode(envelope).ok()?;
-    let payload = Payload::decode(env.payload).ok()?;
-    Some(ChannelHeader::decode(payload.header?.channel_header).ok()?.tx_id)
+    envelope_parts(envelope).ok().map(|(header, _)| header.tx_id)
 }
 
 async fn load(args: &LoadArgs, endpoint: &Endpoint) -> anyhow::Result<Summary> {

@@ -49,14 +49,12 @@ pub enum Denied {
     Unverified(String),
     #[error("the signers ({signers}) do not satisfy the channel's {policy} policy: {rule}")]
     PolicySet { signers: String, policy: PolicyName, rule: String },
-    #[error("the envelope is malformed: {0}")]
-    Malformed(String),
 }
 
 impl Denied {
     pub fn status(&self) -> Status {
         match self {
-            Denied::NoTimestamp | Denied::Timestamp { .. } | Denied::Malformed(_) => Status::BadRequest,
+            Denied::NoTimestamp | Denied::Timestamp { .. } => Status::BadRequest,
             Denied::Unverified(_) => Status::InternalServerError,
             _ => Status::Forbidden,
         }
@@ -225,28 +223,13 @@ impl Access {
         Err(Denied::PolicySet { signers, policy, rule: rule.to_string() })
     }
 
-    /// Re-validates a marshaled envelope that was accepted under an older configuration, as every
-    /// OSN does when it consumes it: signature, chain and Writers under this configuration, with
-    /// the certificate validity judged at the envelope's own timestamp, so that the verdict
-    /// depends on nothing but the record and the configuration (every OSN reaches the same one).
-    pub fn revalidate(&self, envelope: &[u8]) -> Result<(), Denied> {
-        use prost::Message as _;
-        let env = crate::proto::Envelope::decode(envelope).map_err(|e| Denied::Malformed(format!("Envelope: {e}")))?;
-        let payload = crate::proto::Payload::decode(env.payload.clone())
-            .map_err(|e| Denied::Malformed(format!("Payload: {e}")))?;
-        let header = payload.header.ok_or_else(|| Denied::Malformed("no header".into()))?;
-        let channel_header = crate::proto::ChannelHeader::decode(header.channel_header)
-            .map_err(|e| Denied::Malformed(format!("ChannelHeader: {e}")))?;
-        let signature_header = crate::proto::SignatureHeader::decode(header.signature_header)
-            .map_err(|e| Denied::Malformed(format!("SignatureHeader: {e}")))?;
-        let timestamp = channel_header.timestamp.map(|t| t.seconds).ok_or(Denied::NoTimestamp)?;
-        let request = Request {
-            payload: &env.payload,
-            signature: &env.signature,
-            creator: &signature_header.creator,
-            timestamp: Some(timestamp),
-        };
-        self.check(&request, PolicyName::Writers, timestamp).map(|_| ())
+    /// Re-validates a request accepted under an older configuration, as every OSN does when it
+    /// consumes it: signature, chain and Writers under this configuration, with the certificate
+    /// validity judged at the request's own timestamp, so that the verdict depends on nothing but
+    /// the record and the configuration (every OSN reaches the same one).
+    pub fn revalidate(&self, request: &Request<'_>) -> Result<(), Denied> {
+        let timestamp = request.timestamp.ok_or(Denied::NoTimestamp)?;
+        self.check(request, PolicyName::Writers, timestamp).map(|_| ())
     }
 
     pub fn policy(&self, name: PolicyName) -> &Policy {

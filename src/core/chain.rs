@@ -30,10 +30,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 use prost::Message as _;
 
-use crate::core::access::Access;
+use crate::core::access::{Access, Request};
 use crate::core::block::{build_block, header_hash};
 use crate::core::config::{self, config_envelope, envelope_parts, UpdateRequest};
 use crate::core::cutter::{BlockCutter, CutReason, Message};
+use crate::core::envelope::check_broadcast;
 use crate::core::policy::PolicyName;
 use crate::proto::osn::ChannelConfig;
 use crate::proto::{
@@ -287,7 +288,18 @@ impl Chain {
     /// A NORMAL envelope enqueued under an older configuration: re-submitted if still valid.
     fn revalidate(&mut self, offset: i64, reg: KafkaMessageRegular) -> Consumed {
         let seq = self.in_force.config.sequence;
-        if let Err(denied) = self.in_force.access.revalidate(&reg.payload) {
+        // The broadcast checks again, structure first (as the receiving OSN ran them).
+        let verdict = Envelope::decode(reg.payload.clone()).map_err(|e| e.to_string()).and_then(|env| {
+            let checked = check_broadcast(&env, &self.channel, u32::MAX).map_err(|e| e.to_string())?;
+            let request = Request {
+                payload: &env.payload,
+                signature: &env.signature,
+                creator: &checked.creator,
+                timestamp: checked.timestamp(),
+            };
+            self.in_force.access.revalidate(&request).map_err(|e| e.to_string())
+        });
+        if let Err(denied) = verdict {
             let reason = format!("enqueued under configuration {}, not valid under {seq}: {denied}", reg.config_seq);
             return skip(Skip::Rejected(reason));
         }

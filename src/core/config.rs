@@ -298,18 +298,15 @@ pub fn config_signature_input(signature_header: &[u8], config_update: &[u8]) -> 
 
 /// Reads the ConfigEnvelope out of a marshaled CONFIG envelope, with its channel header.
 pub fn config_envelope(envelope: &[u8]) -> Result<(ChannelHeader, ConfigEnvelope), String> {
-    let env = Envelope::decode(envelope).map_err(|e| format!("Envelope: {e}"))?;
-    let payload = Payload::decode(env.payload).map_err(|e| format!("Payload: {e}"))?;
-    let header = payload.header.ok_or("no payload header")?;
-    let channel_header = ChannelHeader::decode(header.channel_header).map_err(|e| format!("ChannelHeader: {e}"))?;
+    let (channel_header, data) = envelope_parts(envelope)?;
     if channel_header.r#type != HeaderType::Config as i32 {
         return Err(format!("header type {} is not CONFIG", channel_header.r#type));
     }
     // Ledgers written before ConfigEnvelope held the ChannelConfig itself as the data.
-    let config_envelope = match ConfigEnvelope::decode(payload.data.clone()) {
+    let config_envelope = match ConfigEnvelope::decode(data.clone()) {
         Ok(c) if c.config.is_some() => c,
         _ => ConfigEnvelope {
-            config: Some(ChannelConfig::decode(payload.data).map_err(|e| format!("ConfigEnvelope: {e}"))?),
+            config: Some(ChannelConfig::decode(data).map_err(|e| format!("ConfigEnvelope: {e}"))?),
             last_update: None,
         },
     };

@@ -14,7 +14,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use super::broadcast::decode_envelope;
 use super::negotiate::{fail, read_body, request_format, respond, response_format, Format};
 use super::AppState;
-use crate::actors::{created_channels, ChannelHandle, EnqueueConfig, MailboxSlot, Phase};
+use crate::actors::{ChannelHandle, EnqueueConfig, MailboxSlot, Phase};
 use crate::core::chain::{Applied, Derived, DerivedKind};
 use crate::core::config::{self, UpdateRequest};
 use crate::core::policy::PolicyName;
@@ -201,7 +201,8 @@ pub async fn create(state: web::Data<AppState>, req: HttpRequest, payload: web::
     };
     let system_config = system.config();
     if system_config.max_channels > 0 {
-        let created = created_channels(&system.ledger).map(|c| c.len()).unwrap_or(0);
+        // A quick refusal; the system channel's chain enforces the limit for every OSN.
+        let created = state.channels.created_count();
         if created >= system_config.max_channels as usize {
             let info =
                 format!("the channel limit of {} is reached ({created} channels created)", system_config.max_channels);
