@@ -148,11 +148,21 @@ pub struct IdentityConfig {
     pub time_window: Duration,
     /// Threads verifying signatures (0 = one per core).
     pub verify_threads: usize,
+    /// Benchmarks only, never read from a file or the environment: broadcast envelopes are
+    /// accepted without checking their signatures (their creator's certificate, chain, policy
+    /// and timestamp are still checked). Set by `osn dev --skip-signature-verification`.
+    #[serde(skip)]
+    pub skip_signature_verification: bool,
 }
 
 impl Default for IdentityConfig {
     fn default() -> Self {
-        IdentityConfig { dir: None, time_window: Duration::from_secs(15 * 60), verify_threads: 0 }
+        IdentityConfig {
+            dir: None,
+            time_window: Duration::from_secs(15 * 60),
+            verify_threads: 0,
+            skip_signature_verification: false,
+        }
     }
 }
 

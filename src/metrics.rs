@@ -44,6 +44,10 @@ pub struct Metrics {
     pub kafka_consumer_lag: IntGaugeVec,
     pub kafka_errors: IntCounterVec,
     pub deliver_websocket_subscribers: IntGaugeVec,
+    // The process (read from /proc/self when scraped; Linux only).
+    pub process_resident_memory_bytes: IntGauge,
+    pub process_threads: IntGauge,
+    pub process_open_fds: IntGauge,
     pub verify_duration: HistogramVec,
 }
 
@@ -271,8 +275,33 @@ impl Metrics {
                 "Seconds the verification pool spent on one job (a batch of envelopes checked together).",
                 &["policy"]
             )?),
+            process_resident_memory_bytes: reg!(IntGauge::new(
+                "process_resident_memory_bytes",
+                "Resident memory of the OSN process, in bytes (read from /proc when scraped)."
+            )?),
+            process_threads: reg!(IntGauge::new("process_threads", "Threads of the OSN process.")?),
+            process_open_fds: reg!(IntGauge::new("process_open_fds", "Open file descriptors of the OSN process.")?),
             registry,
         })
+    }
+
+    /// Reads the process gauges from `/proc/self` (left as they are where there is no /proc).
+    fn read_process(&self) {
+        if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
+            for line in status.lines() {
+                let field = |prefix: &str| {
+                    line.strip_prefix(prefix).and_then(|v| v.split_whitespace().next()?.parse::<i64>().ok())
+                };
+                if let Some(kb) = field("VmRSS:") {
+                    self.process_resident_memory_bytes.set(kb * 1024);
+                } else if let Some(n) = field("Threads:") {
+                    self.process_threads.set(n);
+                }
+            }
+        }
+        if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+            self.process_open_fds.set(fds.count() as i64);
+        }
     }
 }
 
@@ -347,6 +376,7 @@ pub fn metrics() -> &'static Metrics {
 /// Every metric in Prometheus' text exposition format (version 0.0.4).
 pub fn gather() -> Vec<u8> {
     let mut out = Vec::new();
+    metrics().read_process();
     // Encoding into a Vec cannot fail but for invalid metric families, which the registry refuses.
     let _ = TextEncoder::new().encode(&metrics().registry.gather(), &mut out);
     out
@@ -368,6 +398,12 @@ mod tests {
         m.broadcast_processed_count.with_label_values(&["ch", "ENDORSER_TRANSACTION", "SUCCESS"]).inc();
         m.ledger_blockchain_height.with_label_values(&["ch"]).set(3);
         let text = String::from_utf8(super::gather()).unwrap();
+        let rss: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("process_resident_memory_bytes "))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        assert!(rss > 1e6, "the process's resident memory, from /proc: {rss}");
         assert!(
             text.contains(
                 "broadcast_processed_count{channel=\"ch\",status=\"SUCCESS\",type=\"ENDORSER_TRANSACTION\"} 1"

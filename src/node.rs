@@ -135,7 +135,12 @@ impl Node {
         let store: Arc<dyn crate::ledger::Store> = Arc::new(store);
         let channels =
             Arc::new(Channels::start(&specs, system, time_window, &config.kafka, &producer, store, signer.clone())?);
-        let verifier = Verifier::new(config.identity.verify_threads).context("cannot start the verification pool")?;
+        let verifier = if config.identity.skip_signature_verification {
+            Verifier::skipping_signatures(config.identity.verify_threads)
+        } else {
+            Verifier::new(config.identity.verify_threads)
+        }
+        .context("cannot start the verification pool")?;
         let kafka_health = Arc::new(http::health::KafkaHealth::new(config.kafka.clone()));
         let state = AppState {
             channels: channels.clone(),

@@ -40,11 +40,24 @@ impl Signed {
 pub struct Verifier {
     pool: rayon::ThreadPool,
     threads: usize,
+    /// Benchmarks only: signatures are not verified (see `IdentityConfig`).
+    skip_signatures: bool,
 }
 
 impl Verifier {
     /// A pool of `threads` threads (0 = one per core).
     pub fn new(threads: usize) -> std::io::Result<Self> {
+        Self::build(threads, false)
+    }
+
+    /// A pool that does not verify signatures, for benchmarks that measure the OSN without its
+    /// crypto (`osn dev --skip-signature-verification`). Everything else is checked.
+    pub fn skipping_signatures(threads: usize) -> std::io::Result<Self> {
+        tracing::warn!("signatures of broadcast envelopes are NOT verified (a benchmark setting)");
+        Self::build(threads, true)
+    }
+
+    fn build(threads: usize, skip_signatures: bool) -> std::io::Result<Self> {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("osn-verify-{i}"))
@@ -53,7 +66,7 @@ impl Verifier {
             .build()
             .map_err(std::io::Error::other)?;
         let threads = pool.current_num_threads();
-        Ok(Verifier { pool, threads })
+        Ok(Verifier { pool, threads, skip_signatures })
     }
 
     /// Checks every request against `policy` of `access` at the current time; answers in order.
@@ -68,6 +81,7 @@ impl Verifier {
         }
         let now = unix_now();
         let count = requests.len();
+        let skip_signatures = self.skip_signatures;
         let part = requests.len().div_ceil(self.threads).max(MIN_PART);
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.pool.spawn(move || {
@@ -79,7 +93,11 @@ impl Verifier {
                     .par_chunks(part)
                     .flat_map_iter(|chunk| {
                         let reqs: Vec<Request<'_>> = chunk.iter().map(Signed::request).collect();
-                        access.check_all(&reqs, policy, now)
+                        if skip_signatures {
+                            access.check_all_unsigned(&reqs, policy, now)
+                        } else {
+                            access.check_all(&reqs, policy, now)
+                        }
                     })
                     .collect::<Vec<_>>()
             }));
@@ -147,5 +165,23 @@ mod tests {
             assert_eq!(v.is_ok(), i % 7 != 0, "request {i}: {v:?}");
         }
         assert!(verifier.check_all(Arc::new(Access::deny_all()), Vec::new(), PolicyName::Writers).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_pool_skipping_signatures_still_checks_the_creator_and_the_policy() {
+        let (_dir, signer, org) = crate::cli::client::tests::test_org();
+        let (_other_dir, stranger) = crate::cli::client::tests::signer();
+        let config = ChannelConfig { organizations: vec![org], ..Default::default() };
+        let access = Arc::new(Access::new(&config, 900).unwrap());
+        let mut forged = signed(&transaction(&signer, "ch", 300));
+        forged.signature = Bytes::from_static(b"not a signature");
+        let outsider = signed(&transaction(&stranger, "ch", 300));
+        let requests = vec![forged.clone(), outsider];
+        let skipping = Verifier::skipping_signatures(1).unwrap();
+        let verdicts = skipping.check_all(access.clone(), requests, PolicyName::Writers).await;
+        assert!(verdicts[0].is_ok(), "the signature is not verified: {:?}", verdicts[0]);
+        assert!(verdicts[1].is_err(), "a certificate that does not chain to the organisation's CA is still refused");
+        let verifying = Verifier::new(1).unwrap();
+        assert!(verifying.check_all(access, vec![forged], PolicyName::Writers).await[0].is_err());
     }
 }

@@ -42,6 +42,12 @@ pub struct DevArgs {
     /// reused afterwards (the CLI's default --identity is the client identity in there).
     #[arg(long, env = "OSN_DEV_CRYPTO")]
     pub crypto_dir: Option<PathBuf>,
+    /// BENCHMARKS ONLY: accept broadcast envelopes without verifying their signatures (the
+    /// creator's certificate, organisation, policy and timestamp are still checked), to measure
+    /// the OSN without its crypto (`osn load --embedded --no-verify`). `osn start` has no such
+    /// setting.
+    #[arg(long)]
+    pub skip_signature_verification: bool,
 }
 
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
@@ -71,7 +77,11 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         http: HttpConfig { address: args.http.clone(), ..Default::default() },
         // The operations routes on the API's listener.
         operations: Default::default(),
-        identity: IdentityConfig { dir: Some(crypto.orderer_identity.clone()), ..Default::default() },
+        identity: IdentityConfig {
+            dir: Some(crypto.orderer_identity.clone()),
+            skip_signature_verification: args.skip_signature_verification,
+            ..Default::default()
+        },
         organizations: vec![OrganizationConfig { msp_dir: crypto.client_org.join(MSP_DIR) }],
         kafka: KafkaConfig { brokers: kafka.bootstrap_servers(), replication_factor: 1, ..Default::default() },
         ledger: LedgerConfig { path: ledger_dir.clone(), sync_writes: true },
@@ -109,7 +119,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
          \n  ledger   {ledger}{temp_note}\
          \n  identity organisation {org} may write and read the channel; the CLI signs as its client\
          \n           {client} by default (admin: {admin}).\
-         \n           Blocks are signed by {orderer}. All kept in {crypto} and reused.\
+         \n           Blocks are signed by {orderer}. All kept in {crypto} and reused.{skip_note}\
          \n\nIn another shell, try:\
          \n  {exe} broadcast --url {url} --channel {ch} --count 1000 --size 1024\
          \n  {exe} deliver --url {url} --channel {ch} --start oldest --stop newest --format summary\
@@ -126,6 +136,11 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         admin = crypto.admin_identity.display(),
         orderer = crypto.orderer_identity.display(),
         crypto = crypto_root.display(),
+        skip_note = if args.skip_signature_verification {
+            "\n  WARNING  broadcast signatures are NOT verified (--skip-signature-verification, for benchmarks)."
+        } else {
+            ""
+        },
     );
     println!("osn listening on {url}");
     node.run_until_signal().await?;

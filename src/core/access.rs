@@ -296,6 +296,25 @@ impl Access {
             .collect()
     }
 
+    /// [`Access::check_all`] without verifying the signatures: the creator's certificate, chain,
+    /// policy and timestamp only. For benchmark runs that measure the OSN without its crypto
+    /// (`osn dev --skip-signature-verification`); nothing else calls it.
+    pub fn check_all_unsigned(
+        &self,
+        requests: &[Request<'_>],
+        policy: PolicyName,
+        now: i64,
+    ) -> Vec<Result<Verified, Denied>> {
+        requests
+            .iter()
+            .map(|request| {
+                let creator = self.creator(request.creator);
+                let creator = prelude(&creator, now)?;
+                self.conclude(request, creator, policy, now)
+            })
+            .collect()
+    }
+
     /// Re-checks a creator that passed earlier (its signature is not checked again) against
     /// this configuration's organisations and policy at `now`.
     pub fn recheck(&self, verified: &Verified, policy: PolicyName, now: i64) -> Result<Verified, Denied> {
