@@ -1,28 +1,37 @@
 //! `osn load`: a load test of a running OSN (or of an `osn dev` it starts, with `--embedded`).
-//! Envelopes are signed before the clock starts. A Deliver subscription opened before the first
-//! broadcast sees every envelope arrive in a block, so the figures are what users care about:
+//! Envelopes are signed before the clock starts. Deliver subscriptions opened before the first
+//! broadcast see every envelope arrive in a block, so the figures are what users care about:
 //! accepted and **ordered** transactions per second, the latency of the broadcast answer and of
-//! broadcast → delivered in a block (p50/p90/p99/p99.9), and refusals by status; with the
-//! channel's `osn_channel_*` metrics before and after.
+//! broadcast → delivered in a block (p50/p90/p99/p99.9), refusals by status, whether every
+//! subscriber received every block, the server's resident memory, and the channels'
+//! `osn_channel_*` metrics before and after.
+//!
+//! One channel or many (`--channel` repeated, or `--create-channels N`): envelope `i` goes to
+//! channel `i mod N`. Single and batch requests are interleaved across the channels; in websocket
+//! mode each channel gets its share of the `--concurrency` streams.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use bytes::Bytes;
-use futures_util::StreamExt as _;
+use futures_util::{SinkExt as _, StreamExt as _};
 use hdrhistogram::Histogram;
 use prost::Message as _;
 use serde::Serialize;
 
 use super::broadcast::Mode;
+use super::channel::{create_channel, ChannelCreate};
 use super::client::{
     deliver_over_websocket, seek_request, status_name, transaction, unreachable, Endpoint, IdentityArgs,
 };
 use crate::core::config::envelope_parts;
 use crate::core::seek::{newest, specified};
+use crate::identity::SigningIdentity;
 use crate::proto::{BroadcastResponse, DeliverResponse, SeekInfo};
 
 #[derive(clap::Args, Debug, Clone)]
@@ -32,19 +41,37 @@ pub struct LoadArgs {
     /// Start `osn dev` (embedded broker) on a free loopback port, load it, and stop it.
     #[arg(long)]
     pub embedded: bool,
-    /// With --embedded: the dev channel's MaxMessageCount (`osn dev --max-message-count`); a
-    /// batch that fills in a few milliseconds at the load's rate keeps the latency down.
+    /// With --embedded: the dev channel's MaxMessageCount (`osn dev --max-message-count`), also
+    /// the default of channels created with --create-channels; a batch that fills in a few
+    /// milliseconds at the load's rate keeps the latency down.
     #[arg(long, requires = "embedded")]
     pub embedded_max_message_count: Option<u32>,
-    /// Channel to load.
-    #[arg(long, default_value = "devchannel")]
-    pub channel: String,
-    /// Envelopes to send.
+    /// With --embedded: BENCHMARKS ONLY, the OSN does not verify broadcast signatures (`osn dev
+    /// --skip-signature-verification`), to measure it without its crypto.
+    #[arg(long, requires = "embedded")]
+    pub no_verify: bool,
+    /// Channel to load; repeat for several (envelope i goes to the (i mod N)th).
+    #[arg(long = "channel", default_value = "devchannel")]
+    pub channels: Vec<String>,
+    /// Create this many new channels (`load-XXXXXX-NNN`, signed by --admin) and load them instead
+    /// of --channel.
+    #[arg(long, value_name = "N")]
+    pub create_channels: Option<usize>,
+    /// Identity that creates the channels of --create-channels. Default: the admin identity
+    /// `osn dev` creates.
+    #[arg(long, value_name = "DIR")]
+    pub admin: Option<PathBuf>,
+    /// Deliver websocket subscriptions per channel, opened before the load; each must receive
+    /// every block (the first one also measures the delivered latency).
+    #[arg(long, default_value_t = 1)]
+    pub subscribers: usize,
+    /// Envelopes to send (over all channels).
     #[arg(long, default_value_t = 10_000)]
     pub count: usize,
-    /// Send at this rate (envelopes per second) instead of as fast as the OSN answers: each
-    /// request goes at its scheduled time, and latencies count from that time, so a slow answer
-    /// is not hidden by the requests it delayed. `--concurrency` must allow the rate.
+    /// Send at this rate (envelopes per second, over all channels) instead of as fast as the OSN
+    /// answers: each request goes at its scheduled time, and latencies count from that time, so
+    /// a slow answer is not hidden by the requests it delayed. `--concurrency` must allow the
+    /// rate; a rate above what the OSN sustains is an open-loop overload.
     #[arg(long)]
     pub rate: Option<f64>,
     /// With --rate: send for this long (the count is rate × duration).
@@ -53,13 +80,14 @@ pub struct LoadArgs {
     /// Approximate size of each envelope in bytes.
     #[arg(long, default_value_t = 2048)]
     pub size: usize,
-    /// How envelopes travel: single (one per request) or batch (--batch-size per request).
+    /// How envelopes travel: single (one per request), batch (--batch-size per request) or ws
+    /// (websocket streams, one answer per envelope).
     #[arg(long, value_enum, default_value_t = Mode::Batch)]
     pub mode: Mode,
     /// Envelopes per request in batch mode.
     #[arg(long, default_value_t = 200)]
     pub batch_size: usize,
-    /// Requests in flight at once.
+    /// Requests in flight at once (single and batch), or websocket streams (ws).
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
     /// How long to wait, after the last broadcast, for every accepted envelope to be delivered.
@@ -112,19 +140,43 @@ impl Percentiles {
     }
 }
 
-/// What the deliver subscription saw of the load's envelopes.
-struct Delivered {
-    ordered: usize,
-    /// When the last one was delivered, since the clock started.
-    last: Duration,
-    /// Broadcast → delivered, in microseconds.
-    latency: Histogram<u64>,
+/// One channel's share of the load.
+#[derive(Debug, Serialize)]
+pub struct ChannelFigures {
+    pub name: String,
+    pub accepted: usize,
+    pub ordered: usize,
+    /// Blocks holding the load's envelopes.
+    pub blocks: u64,
+}
+
+/// The deliver subscriptions.
+#[derive(Debug, Serialize, Default)]
+pub struct Subscribers {
+    /// Subscriptions opened per channel.
+    pub per_channel: usize,
+    /// Subscriptions open when the load started (over all channels).
+    pub opened: usize,
+    /// Subscriptions that received every block from before the load's first envelope to its
+    /// last, in order, without a gap.
+    pub received_every_block: usize,
+    /// Why subscriptions failed, with how many failed so (empty when none did).
+    pub failures: BTreeMap<String, usize>,
+}
+
+/// The OSN process's resident memory (`process_resident_memory_bytes` of `/metrics`), in MiB.
+#[derive(Debug, Serialize)]
+pub struct Rss {
+    pub before: f64,
+    /// The most seen while loading (sampled every 500 ms).
+    pub max: f64,
+    pub after: f64,
 }
 
 /// What `osn load` reports.
 #[derive(Debug, Serialize)]
 pub struct Summary {
-    pub channel: String,
+    pub channels: Vec<ChannelFigures>,
     pub mode: String,
     pub count: usize,
     pub size: usize,
@@ -143,7 +195,12 @@ pub struct Summary {
     pub delivered_latency_ms: Percentiles,
     /// Refused envelopes by status (and transport failures as `UNREACHABLE`).
     pub refused: BTreeMap<String, usize>,
-    /// The channel's `osn_channel_*` counters, after minus before.
+    pub subscribers: Subscribers,
+    /// When the OSN serves `process_resident_memory_bytes` on `/metrics`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_rss_mib: Option<Rss>,
+    /// The loaded channels' `osn_channel_*` counters, after minus before, summed over the
+    /// channels (the channel label removed).
     pub channel_metrics: BTreeMap<String, f64>,
     /// With `--baseline kafka`: records/second produced and consumed through the broker alone.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -157,7 +214,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let mut dev = None;
     let mut brokers = args.brokers.clone();
     let endpoint = if args.embedded {
-        let (child, url, embedded) = start_dev(args.embedded_max_message_count).await?;
+        let (child, url, embedded) = start_dev(args.embedded_max_message_count, args.no_verify).await?;
         dev = Some(child);
         brokers = brokers.or(Some(embedded));
         if let Some(b) = &brokers {
@@ -170,7 +227,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let mut result = load(&args, &endpoint).await;
     if let (Ok(summary), Some(Baseline::Kafka)) = (result.as_mut(), args.baseline) {
         let brokers = brokers.context("--baseline kafka needs --brokers (or --embedded)")?;
-        let envelope_len = transaction(&args.identity.load()?, &args.channel, args.size).encoded_len();
+        let envelope_len = transaction(&args.identity.load()?, &args.channels[0], args.size).encoded_len();
         match kafka_baseline(&brokers, summary.count, envelope_len).await {
             Ok(tps) => {
                 summary.baseline_kafka_tps = Some(tps);
@@ -198,7 +255,6 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
 /// The producer stays at most about 2 MB ahead of the consumer (the embedded broker keeps about
 /// 5 MB per partition, as `osn dev`'s channel bound).
 async fn kafka_baseline(brokers: &str, count: usize, size: usize) -> anyhow::Result<f64> {
-    use std::sync::atomic::AtomicUsize;
     let cfg = crate::config::KafkaConfig { brokers: brokers.to_owned(), replication_factor: 1, ..Default::default() };
     let topic = format!("osn-load-baseline-{}", crate::core::block::hex(&rand::random::<[u8; 6]>()));
     crate::kafka::ensure_topic(&cfg, &topic).await?;
@@ -243,13 +299,19 @@ async fn kafka_baseline(brokers: &str, count: usize, size: usize) -> anyhow::Res
 }
 
 /// Starts `osn dev` on a free loopback port; its process, URL and embedded broker once it listens.
-async fn start_dev(max_message_count: Option<u32>) -> anyhow::Result<(std::process::Child, String, String)> {
+async fn start_dev(
+    max_message_count: Option<u32>,
+    no_verify: bool,
+) -> anyhow::Result<(std::process::Child, String, String)> {
     use std::io::BufRead as _;
     let exe = std::env::current_exe().context("cannot find the osn executable")?;
     let mut command = std::process::Command::new(exe);
     command.args(["dev", "--http", "127.0.0.1:0"]);
     if let Some(n) = max_message_count {
         command.args(["--max-message-count", &n.to_string()]);
+    }
+    if no_verify {
+        command.arg("--skip-signature-verification");
     }
     let mut child = command
         .stdout(std::process::Stdio::piped())
@@ -284,10 +346,160 @@ async fn start_dev(max_message_count: Option<u32>) -> anyhow::Result<(std::proce
     }
 }
 
+/// Creates `n` channels through the OSN's API, a few at a time; their names.
+async fn create_channels(endpoint: &Endpoint, admin: &SigningIdentity, n: usize) -> anyhow::Result<Vec<String>> {
+    let run = crate::core::block::hex(&rand::random::<[u8; 3]>());
+    let names: Vec<String> = (0..n).map(|i| format!("load-{run}-{i:03}")).collect();
+    let results: Vec<anyhow::Result<()>> = futures_util::stream::iter(names.iter())
+        .map(|name| async move {
+            let create = ChannelCreate { channel: name.clone(), ..Default::default() };
+            create_channel(endpoint, admin, &[], &create)
+                .await
+                .map(|_| ())
+                .with_context(|| format!("cannot create channel {name}"))
+        })
+        .buffer_unordered(4)
+        .collect()
+        .await;
+    results.into_iter().collect::<anyhow::Result<()>>()?;
+    Ok(names)
+}
+
 /// The transaction ID of a marshaled envelope.
 fn tx_id(envelope: &[u8]) -> Option<String> {
     envelope_parts(envelope).ok().map(|(header, _)| header.tx_id)
 }
+
+/// What the load shares with its subscriptions, broadcasters and progress bar.
+struct Shared {
+    t0: Instant,
+    channels: usize,
+    /// Transaction ID → envelope number.
+    index: HashMap<String, usize>,
+    /// When each envelope was sent (ns since `t0`, plus one; 0 = not yet).
+    sent: Vec<AtomicU64>,
+    answered: AtomicUsize,
+    accepted: AtomicUsize,
+    ordered: AtomicUsize,
+}
+
+/// What one deliver subscription saw of its channel's blocks.
+#[derive(Default)]
+struct Stream {
+    first: Option<u64>,
+    last: u64,
+    /// A block number that did not follow the one before.
+    gap: bool,
+    failed: Option<String>,
+}
+
+/// What a channel's first subscription saw of the load's envelopes.
+struct Tracked {
+    ordered: usize,
+    /// When its last envelope was delivered, since `t0`.
+    last: Duration,
+    /// The blocks holding the load's envelopes.
+    first_block: Option<u64>,
+    last_block: u64,
+    /// Broadcast → delivered, in microseconds.
+    latency: Histogram<u64>,
+}
+
+impl Tracked {
+    fn new() -> Self {
+        Tracked {
+            ordered: 0,
+            last: Duration::ZERO,
+            first_block: None,
+            last_block: 0,
+            latency: Histogram::new(3).expect("valid histogram"),
+        }
+    }
+}
+
+/// One subscription: its stream state, its task, and (for a channel's first) the tracking.
+struct Subscription {
+    channel: usize,
+    stream: Arc<Mutex<Stream>>,
+    tracked: Option<Arc<Mutex<Tracked>>>,
+    task: actix_rt::task::JoinHandle<()>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Opens a deliver subscription of channel `c` from its newest block; `ready` fires with its
+/// first block.
+fn subscribe(
+    endpoint: &Endpoint,
+    name: &str,
+    c: usize,
+    request: Bytes,
+    shared: Arc<Shared>,
+    track: bool,
+    ready: tokio::sync::oneshot::Sender<()>,
+) -> Subscription {
+    let stream = Arc::new(Mutex::new(Stream::default()));
+    let tracked = track.then(|| Arc::new(Mutex::new(Tracked::new())));
+    let (endpoint, name) = (endpoint.clone(), name.to_owned());
+    let (state, tracking) = (stream.clone(), tracked.clone());
+    let task = actix_rt::spawn(async move {
+        let mut ready = Some(ready);
+        // Envelope i of this channel is its (i / channels)th.
+        let mut seen = vec![false; shared.sent.len() / shared.channels + 1];
+        let result = deliver_over_websocket(&endpoint, &name, request, |raw| {
+            if let Some(tx) = ready.take() {
+                let _ = tx.send(());
+            }
+            let now = shared.t0.elapsed();
+            let resp = DeliverResponse::decode(raw).context("a deliver answer does not decode")?;
+            let block = match resp.r#type {
+                Some(crate::proto::orderer::deliver_response::Type::Block(block)) => block,
+                Some(crate::proto::orderer::deliver_response::Type::Status(status)) => {
+                    anyhow::bail!("the deliver stream ended: {} {}", status_name(status), resp.info)
+                }
+                None => return Ok(None),
+            };
+            let number = block.header.as_ref().map_or(0, |h| h.number);
+            {
+                let mut s = lock(&state);
+                if s.first.is_some() && number != s.last + 1 {
+                    s.gap = true;
+                }
+                s.first.get_or_insert(number);
+                s.last = number;
+            }
+            let Some(tracked) = &tracking else { return Ok(None) };
+            let mut t = lock(tracked);
+            for data in block.data.map(|d| d.data).unwrap_or_default() {
+                let Some(i) = tx_id(&data).and_then(|id| shared.index.get(&id).copied()) else { continue };
+                if i % shared.channels != c || std::mem::replace(&mut seen[i / shared.channels], true) {
+                    continue;
+                }
+                t.ordered += 1;
+                t.last = now;
+                t.first_block.get_or_insert(number);
+                t.last_block = number;
+                shared.ordered.fetch_add(1, Ordering::Relaxed);
+                let at = shared.sent[i].load(Ordering::Relaxed);
+                if at > 0 {
+                    let us = (now.as_nanos() as u64).saturating_sub(at - 1) / 1000;
+                    let _ = t.latency.record(us.max(1));
+                }
+            }
+            Ok(None::<()>)
+        })
+        .await;
+        if let Err(e) = result {
+            lock(&state).failed = Some(format!("{e:#}"));
+        }
+    });
+    Subscription { channel: c, stream, tracked, task }
+}
+
+/// Every envelope's outcome: its number, its status (None: no answer) and how long it took.
+type Outcome = (usize, Option<i32>, Duration);
 
 async fn load(args: &LoadArgs, endpoint: &Endpoint) -> anyhow::Result<Summary> {
     let count = match (args.rate, args.duration) {
@@ -295,167 +507,253 @@ async fn load(args: &LoadArgs, endpoint: &Endpoint) -> anyhow::Result<Summary> {
         _ => args.count,
     };
     anyhow::ensure!(
-        count > 0 && args.concurrency > 0 && args.batch_size > 0 && args.rate.is_none_or(|r| r > 0.0),
-        "count, rate, concurrency and batch size must be positive"
+        count > 0
+            && args.concurrency > 0
+            && args.batch_size > 0
+            && args.subscribers > 0
+            && args.create_channels != Some(0)
+            && args.rate.is_none_or(|r| r > 0.0),
+        "count, rate, concurrency, batch size, subscribers and channels must be positive"
     );
-    let args = &LoadArgs { count, ..args.clone() };
     let signer = args.identity.load()?;
-    let channel = args.channel.clone();
-    // Signed before the clock starts.
-    let envelopes: Vec<Bytes> =
-        (0..args.count).map(|_| Bytes::from(transaction(&signer, &channel, args.size).encode_to_vec())).collect();
-    let index: Arc<HashMap<String, usize>> =
-        Arc::new(envelopes.iter().enumerate().filter_map(|(i, e)| Some((tx_id(e)?, i))).collect());
-    let before = scrape(endpoint, &channel).await.unwrap_or_default();
-
-    // The subscription, from the newest block on, before the first broadcast.
-    let t0 = Instant::now();
-    let sent: Arc<Vec<AtomicU64>> = Arc::new((0..args.count).map(|_| AtomicU64::new(0)).collect());
-    let seek = SeekInfo { start: Some(newest()), stop: Some(specified(u64::MAX)), behavior: 0, error_response: 0 };
-    let request = Bytes::from(seek_request(&signer, &channel, &seek).encode_to_vec());
-    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
-    let progress = Arc::new(std::sync::Mutex::new(Delivered {
-        ordered: 0,
-        last: Duration::ZERO,
-        latency: Histogram::<u64>::new(3).expect("valid histogram"),
-    }));
-    let deliveries = {
-        let (endpoint, channel, index, sent, progress) =
-            (endpoint.clone(), channel.clone(), index.clone(), sent.clone(), progress.clone());
-        let count = args.count;
-        actix_rt::spawn(async move {
-            let mut ready = Some(ready_tx);
-            let mut seen = vec![false; count];
-            deliver_over_websocket(&endpoint, &channel, request, |raw| {
-                if let Some(tx) = ready.take() {
-                    let _ = tx.send(());
-                }
-                let now = t0.elapsed();
-                let resp = DeliverResponse::decode(raw).context("a deliver answer does not decode")?;
-                let block = match resp.r#type {
-                    Some(crate::proto::orderer::deliver_response::Type::Block(block)) => block,
-                    Some(crate::proto::orderer::deliver_response::Type::Status(status)) => {
-                        anyhow::bail!("the deliver stream ended: {} {}", status_name(status), resp.info)
-                    }
-                    None => return Ok(None),
-                };
-                let mut p = progress.lock().unwrap_or_else(|e| e.into_inner());
-                for data in block.data.map(|d| d.data).unwrap_or_default() {
-                    let Some(i) = tx_id(&data).and_then(|id| index.get(&id).copied()) else { continue };
-                    if std::mem::replace(&mut seen[i], true) {
-                        continue;
-                    }
-                    p.ordered += 1;
-                    p.last = now;
-                    let at = sent[i].load(Ordering::Relaxed);
-                    if at > 0 {
-                        let us = (now.as_nanos() as u64).saturating_sub(at - 1) / 1000;
-                        let _ = p.latency.record(us.max(1));
-                    }
-                }
-                Ok((p.ordered == count).then_some(()))
-            })
-            .await
-        })
+    let channels = match args.create_channels {
+        Some(n) => {
+            let admin = match &args.admin {
+                Some(dir) => SigningIdentity::load(dir),
+                None => SigningIdentity::load(&crate::identity::dev::dev_admin_identity(
+                    &crate::identity::dev::default_dev_root(),
+                )),
+            }
+            .context("cannot load the identity that creates channels (--admin)")?;
+            create_channels(endpoint, &admin, n).await?
+        }
+        None => args.channels.clone(),
     };
-    // The subscription answers with the newest block first: it is open.
-    let _ = tokio::time::timeout(Duration::from_secs(30), ready_rx).await;
+    let args = &LoadArgs { count, channels, ..args.clone() };
+    let n = args.channels.len();
+    // Signed before the clock starts.
+    let envelopes: Vec<Bytes> = (0..count)
+        .map(|i| Bytes::from(transaction(&signer, &args.channels[i % n], args.size).encode_to_vec()))
+        .collect();
+    let shared = Arc::new(Shared {
+        t0: Instant::now(),
+        channels: n,
+        index: envelopes.iter().enumerate().filter_map(|(i, e)| Some((tx_id(e)?, i))).collect(),
+        sent: (0..count).map(|_| AtomicU64::new(0)).collect(),
+        answered: AtomicUsize::new(0),
+        accepted: AtomicUsize::new(0),
+        ordered: AtomicUsize::new(0),
+    });
+    let before = scrape(endpoint).await.unwrap_or_default();
 
-    let client = endpoint.client(Duration::from_secs(60))?;
-    let base = endpoint.base();
-    let started = Instant::now();
-    let mut requests: Vec<Vec<usize>> = Vec::new();
-    match args.mode {
-        Mode::Single | Mode::Ws => requests.extend((0..args.count).map(|i| vec![i])),
-        Mode::Batch => {
-            requests.extend((0..args.count).collect::<Vec<_>>().chunks(args.batch_size).map(<[usize]>::to_vec))
+    // The subscriptions, from the newest block on, before the first broadcast: open once they
+    // answer with the newest block.
+    let seek = SeekInfo { start: Some(newest()), stop: Some(specified(u64::MAX)), behavior: 0, error_response: 0 };
+    let mut subscriptions = Vec::new();
+    let mut readiness = Vec::new();
+    for (c, name) in args.channels.iter().enumerate() {
+        let request = Bytes::from(seek_request(&signer, name, &seek).encode_to_vec());
+        for s in 0..args.subscribers {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            subscriptions.push(subscribe(endpoint, name, c, request.clone(), shared.clone(), s == 0, tx));
+            readiness.push(rx);
         }
     }
-    let per_request = requests.first().map_or(1, Vec::len) as f64;
-    let answers: Vec<Answer> = futures_util::stream::iter(requests.into_iter().enumerate())
-        .map(|(n, ids)| {
-            let (client, base, channel, envelopes, sent) =
-                (client.clone(), base.clone(), channel.clone(), &envelopes, sent.clone());
-            let mode = args.mode;
-            // At a target rate, request n is due n × (envelopes per request) / rate after the start.
-            let due = args.rate.map(|rate| started + Duration::from_secs_f64(n as f64 * per_request / rate));
-            async move {
-                if let Some(due) = due {
-                    tokio::time::sleep_until(due.into()).await;
-                }
-                let at = due.map_or_else(|| t0.elapsed(), |due| due - t0);
-                for &i in &ids {
-                    sent[i].store(at.as_nanos() as u64 + 1, Ordering::Relaxed);
-                }
-                let result = send(&client, &base, &channel, mode, &ids, envelopes).await;
-                (ids, result, t0.elapsed() - at)
-            }
-        })
-        .buffer_unordered(args.concurrency)
-        .collect()
-        .await;
+    let opened = tokio::time::timeout(Duration::from_secs(60), futures_util::future::join_all(readiness))
+        .await
+        .map_or(0, |all| all.iter().filter(|r| r.is_ok()).count());
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let rss = Arc::new(AtomicU64::new(0));
+    let sampler = actix_rt::spawn(sample_rss(endpoint.clone(), rss.clone(), stop.clone()));
+    let bar =
+        std::io::stderr().is_terminal().then(|| actix_rt::spawn(progress_bar(shared.clone(), count, stop.clone())));
+
+    let started = Instant::now();
+    let outcomes = match args.mode {
+        Mode::Ws => broadcast_ws(args, endpoint, &envelopes, &shared, started).await?,
+        Mode::Single | Mode::Batch => broadcast_http(args, endpoint, &envelopes, &shared, started).await?,
+    };
     let sending = started.elapsed();
-    let mut accepted = 0usize;
+    let mut accepted = vec![0usize; n];
     let mut refused: BTreeMap<String, usize> = BTreeMap::new();
     let mut ack = Histogram::<u64>::new(3).expect("valid histogram");
-    for (ids, result, took) in answers {
-        match result {
-            Ok(responses) => {
-                for resp in responses {
-                    if resp.status == crate::proto::Status::Success as i32 {
-                        accepted += 1;
-                        let _ = ack.record((took.as_micros() as u64).max(1));
-                    } else {
-                        *refused.entry(status_name(resp.status).to_owned()).or_default() += 1;
-                    }
-                }
+    for (i, status, took) in outcomes {
+        match status {
+            Some(s) if s == crate::proto::Status::Success as i32 => {
+                accepted[i % n] += 1;
+                let _ = ack.record((took.as_micros() as u64).max(1));
             }
-            Err(_) => *refused.entry("UNREACHABLE".into()).or_default() += ids.len(),
+            Some(s) => *refused.entry(status_name(s).to_owned()).or_default() += 1,
+            None => *refused.entry("UNREACHABLE".into()).or_default() += 1,
         }
     }
 
-    // Wait until every accepted envelope is delivered (or the timeout, or the stream failed).
+    // Wait until every accepted envelope is delivered and every subscription has the blocks that
+    // hold them (or the timeout, or every subscription failed).
     let deadline = Instant::now() + args.timeout;
+    let mut trackers: Vec<Option<Arc<Mutex<Tracked>>>> = vec![None; n];
+    for sub in &subscriptions {
+        if let Some(t) = &sub.tracked {
+            trackers[sub.channel] = Some(t.clone());
+        }
+    }
     loop {
-        let ordered = progress.lock().unwrap_or_else(|e| e.into_inner()).ordered;
-        if ordered >= accepted || deliveries.is_finished() || Instant::now() >= deadline {
+        // (ordered, last block) per channel, then every subscription against its channel's.
+        let progress: Vec<(usize, u64)> = trackers
+            .iter()
+            .map(|t| {
+                t.as_ref().map_or((usize::MAX, 0), |t| {
+                    let t = lock(t);
+                    (t.ordered, t.last_block)
+                })
+            })
+            .collect();
+        let done = subscriptions.iter().all(|sub| {
+            let (ordered, last_block) = progress[sub.channel];
+            ordered >= accepted[sub.channel] && (ordered == 0 || lock(&sub.stream).last >= last_block)
+        });
+        let failed = subscriptions.iter().all(|s| s.task.is_finished());
+        if done || failed || Instant::now() >= deadline {
             break;
         }
         actix_rt::time::sleep(Duration::from_millis(20)).await;
     }
-    deliveries.abort();
-    let Delivered { ordered, last, latency: delivered } = std::mem::replace(
-        &mut *progress.lock().unwrap_or_else(|e| e.into_inner()),
-        Delivered { ordered: 0, last: Duration::ZERO, latency: Histogram::new(3).expect("valid histogram") },
-    );
-    let after = scrape(endpoint, &channel).await.unwrap_or_default();
-    let channel_metrics = after
+    stop.store(true, Ordering::Relaxed);
+    if let Some(bar) = bar {
+        let _ = bar.await;
+    }
+    let _ = sampler.await;
+
+    let mut figures: Vec<ChannelFigures> = args
+        .channels
         .iter()
-        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0.0)))
-        .filter(|(k, _)| k.starts_with("osn_channel_") && !k.contains("_bucket{"))
+        .zip(&accepted)
+        .map(|(name, &accepted)| ChannelFigures { name: name.clone(), accepted, ordered: 0, blocks: 0 })
         .collect();
+    let mut delivered = Histogram::<u64>::new(3).expect("valid histogram");
+    let mut last = Duration::ZERO;
+    let mut subscribers = Subscribers { per_channel: args.subscribers, opened, ..Default::default() };
+    let mut ranges = vec![None; n];
+    for (c, tracked) in trackers.iter().enumerate() {
+        let Some(tracked) = tracked else { continue };
+        let t = lock(tracked);
+        figures[c].ordered = t.ordered;
+        figures[c].blocks = t.first_block.map_or(0, |first| t.last_block - first + 1);
+        ranges[c] = t.first_block.map(|first| (first, t.last_block));
+        last = last.max(t.last);
+        delivered.add(&t.latency).expect("same histogram bounds");
+    }
+    for sub in &subscriptions {
+        sub.task.abort();
+        let s = lock(&sub.stream);
+        if let Some(why) = &s.failed {
+            *subscribers.failures.entry(why.clone()).or_default() += 1;
+        }
+        let complete = match (ranges[sub.channel], s.first) {
+            (Some((first, last)), Some(from)) => !s.gap && from < first && s.last >= last,
+            _ => false,
+        };
+        subscribers.received_every_block += usize::from(complete);
+    }
+    let after = scrape(endpoint).await.unwrap_or_default();
+    let mib = |bytes: f64| bytes / (1024.0 * 1024.0);
+    let server_rss_mib = after.get(RSS).map(|&end| Rss {
+        before: mib(before.get(RSS).copied().unwrap_or(0.0)),
+        max: mib((rss.load(Ordering::Relaxed) as f64).max(end)),
+        after: mib(end),
+    });
     let secs = |d: Duration| d.as_secs_f64().max(1e-9);
+    let ordered = figures.iter().map(|f| f.ordered).sum::<usize>();
+    let accepted = accepted.iter().sum::<usize>();
     Ok(Summary {
-        channel,
+        channel_metrics: channel_metrics(&before, &after, &args.channels),
+        channels: figures,
         mode: format!("{:?}", args.mode).to_lowercase(),
         rate: args.rate,
-        count: args.count,
+        count,
         size: args.size,
         accepted,
         ordered,
         accepted_tps: accepted as f64 / secs(sending),
-        ordered_tps: ordered as f64 / secs(last.saturating_sub(started - t0)),
+        ordered_tps: ordered as f64 / secs(last.saturating_sub(started - shared.t0)),
         ack_latency_ms: Percentiles::of(&ack),
         delivered_latency_ms: Percentiles::of(&delivered),
         refused,
-        channel_metrics,
+        subscribers,
+        server_rss_mib,
         baseline_kafka_tps: None,
         baseline_ratio: None,
     })
 }
 
-/// One request's envelopes, their answers (or why the request failed), and how long it took.
-type Answer = (Vec<usize>, Result<Vec<BroadcastResponse>, String>, Duration);
+/// When request `n` of `per_request` envelopes is due at a target rate.
+fn due(args: &LoadArgs, started: Instant, n: usize, per_request: usize) -> Option<Instant> {
+    args.rate.map(|rate| started + Duration::from_secs_f64((n * per_request) as f64 / rate))
+}
+
+/// Records that envelopes `ids` leave now (or at their scheduled time); that time since `t0`.
+fn mark_sent(shared: &Shared, ids: &[usize], due: Option<Instant>) -> Duration {
+    let at = due.map_or_else(|| shared.t0.elapsed(), |due| due - shared.t0);
+    for &i in ids {
+        shared.sent[i].store(at.as_nanos() as u64 + 1, Ordering::Relaxed);
+    }
+    at
+}
+
+fn count_answer(shared: &Shared, status: Option<i32>) {
+    shared.answered.fetch_add(1, Ordering::Relaxed);
+    if status == Some(crate::proto::Status::Success as i32) {
+        shared.accepted.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Single and batch mode: requests of one channel's envelopes each, interleaved across the
+/// channels, `--concurrency` in flight.
+async fn broadcast_http(
+    args: &LoadArgs,
+    endpoint: &Endpoint,
+    envelopes: &[Bytes],
+    shared: &Arc<Shared>,
+    started: Instant,
+) -> anyhow::Result<Vec<Outcome>> {
+    let n = args.channels.len();
+    let per_request = if args.mode == Mode::Batch { args.batch_size } else { 1 };
+    let per_channel: Vec<Vec<Vec<usize>>> = (0..n)
+        .map(|c| {
+            (c..envelopes.len()).step_by(n).collect::<Vec<_>>().chunks(per_request).map(<[usize]>::to_vec).collect()
+        })
+        .collect();
+    let rounds = per_channel.iter().map(Vec::len).max().unwrap_or(0);
+    let requests: Vec<Vec<usize>> =
+        (0..rounds).flat_map(|r| per_channel.iter().filter_map(move |reqs| reqs.get(r).cloned())).collect();
+    let client = endpoint.client(Duration::from_secs(60))?;
+    let base = endpoint.base();
+    let answers: Vec<Vec<Outcome>> = futures_util::stream::iter(requests.into_iter().enumerate())
+        .map(|(r, ids)| {
+            let (client, base, shared) = (&client, &base, shared.clone());
+            let due = due(args, started, r, per_request);
+            let channel = &args.channels[ids[0] % n];
+            async move {
+                if let Some(due) = due {
+                    tokio::time::sleep_until(due.into()).await;
+                }
+                let at = mark_sent(&shared, &ids, due);
+                let result = send(client, base, channel, args.mode, &ids, envelopes).await;
+                let took = shared.t0.elapsed() - at;
+                let statuses: Vec<Option<i32>> = match result {
+                    Ok(responses) => responses.iter().map(|r| Some(r.status)).collect(),
+                    Err(_) => vec![None; ids.len()],
+                };
+                statuses.iter().for_each(|&s| count_answer(&shared, s));
+                ids.into_iter().zip(statuses).map(|(i, s)| (i, s, took)).collect()
+            }
+        })
+        .buffer_unordered(args.concurrency)
+        .collect()
+        .await;
+    Ok(answers.into_iter().flatten().collect())
+}
 
 /// Sends the envelopes `ids` in one request; their answers in order.
 async fn send(
@@ -498,22 +796,170 @@ async fn send(
     }
 }
 
-/// The channel's samples of `/metrics` (name{labels} → value), when the OSN serves them there.
-async fn scrape(endpoint: &Endpoint, channel: &str) -> Option<HashMap<String, f64>> {
+/// Websocket mode: each channel gets its share of `--concurrency` broadcast streams (at least
+/// one), and each stream its share of the channel's envelopes, sent in order (on schedule at a
+/// target rate) and answered in order.
+async fn broadcast_ws(
+    args: &LoadArgs,
+    endpoint: &Endpoint,
+    envelopes: &[Bytes],
+    shared: &Arc<Shared>,
+    started: Instant,
+) -> anyhow::Result<Vec<Outcome>> {
+    let n = args.channels.len();
+    let streams = args.concurrency.div_ceil(n).max(1);
+    let client = endpoint.client(Duration::from_secs(60))?;
+    let tasks = (0..n).flat_map(|c| (0..streams).map(move |k| (c, k))).map(|(c, k)| {
+        let ids: Vec<usize> = (c + k * n..envelopes.len()).step_by(n * streams).collect();
+        let url = format!("{}/v1/channels/{}/broadcast", endpoint.ws_base(), args.channels[c]);
+        ws_stream(&client, url, ids, envelopes, shared, args.rate.map(|r| (r, started)))
+    });
+    Ok(futures_util::future::join_all(tasks).await.into_iter().flatten().collect())
+}
+
+/// One broadcast websocket: sends `ids` in order and pairs each answer with the oldest envelope
+/// not answered yet.
+async fn ws_stream(
+    client: &awc::Client,
+    url: String,
+    ids: Vec<usize>,
+    envelopes: &[Bytes],
+    shared: &Shared,
+    rate: Option<(f64, Instant)>,
+) -> Vec<Outcome> {
+    let ws = match client.ws(&url).max_frame_size(64 << 20).connect().await {
+        Ok((_, ws)) => ws,
+        Err(_) => {
+            ids.iter().for_each(|_| count_answer(shared, None));
+            return ids.into_iter().map(|i| (i, None, Duration::ZERO)).collect();
+        }
+    };
+    let (mut sink, mut stream) = ws.split();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, Duration)>();
+    let sender = async move {
+        for &i in &ids {
+            let due = rate.map(|(rate, started)| started + Duration::from_secs_f64(i as f64 / rate));
+            if let Some(due) = due {
+                tokio::time::sleep_until(due.into()).await;
+            }
+            let _ = tx.send((i, mark_sent(shared, &[i], due)));
+            if sink.send(awc::ws::Message::Binary(envelopes[i].clone())).await.is_err() {
+                break;
+            }
+        }
+        let _ = sink.send(awc::ws::Message::Close(None)).await;
+    };
+    let receiver = async {
+        let mut outcomes = Vec::new();
+        while let Some(Ok(frame)) = stream.next().await {
+            match frame {
+                awc::ws::Frame::Binary(b) => {
+                    let status = BroadcastResponse::decode(b).ok().map(|r| r.status);
+                    let Ok((i, at)) = rx.try_recv() else { break };
+                    count_answer(shared, status);
+                    outcomes.push((i, status, shared.t0.elapsed() - at));
+                }
+                awc::ws::Frame::Close(_) => break,
+                _ => {}
+            }
+        }
+        outcomes
+    };
+    let ((), mut outcomes) = futures_util::join!(sender, receiver);
+    // Envelopes sent but never answered.
+    while let Ok((i, _)) = rx.try_recv() {
+        count_answer(shared, None);
+        outcomes.push((i, None, Duration::ZERO));
+    }
+    outcomes
+}
+
+/// The `/metrics` sample of the OSN's resident memory.
+const RSS: &str = "process_resident_memory_bytes";
+
+/// Keeps the most resident memory the OSN reports, every 500 ms until `stop`.
+async fn sample_rss(endpoint: Endpoint, max: Arc<AtomicU64>, stop: Arc<AtomicBool>) {
+    while !stop.load(Ordering::Relaxed) {
+        if let Some(rss) = scrape(&endpoint).await.and_then(|m| m.get(RSS).copied()) {
+            max.fetch_max(rss as u64, Ordering::Relaxed);
+        }
+        actix_rt::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// A progress bar on stderr (a terminal): answered and ordered envelopes, ordered per second.
+async fn progress_bar(shared: Arc<Shared>, total: usize, stop: Arc<AtomicBool>) {
+    const WIDTH: usize = 30;
+    let started = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        let (answered, accepted, ordered) = (
+            shared.answered.load(Ordering::Relaxed),
+            shared.accepted.load(Ordering::Relaxed),
+            shared.ordered.load(Ordering::Relaxed),
+        );
+        let filled = ordered * WIDTH / total.max(1);
+        eprint!(
+            "\r[{}{}] {:>3}% · answered {answered}/{total} · accepted {accepted} · ordered {ordered} · {:.0} tx/s ",
+            "#".repeat(filled.min(WIDTH)),
+            ".".repeat(WIDTH - filled.min(WIDTH)),
+            ordered * 100 / total.max(1),
+            ordered as f64 / started.elapsed().as_secs_f64().max(1e-3),
+        );
+        actix_rt::time::sleep(Duration::from_millis(250)).await;
+    }
+    eprint!("\r{:120}\r", "");
+}
+
+/// Every sample of the OSN's `/metrics` (name{labels} → value), when it serves them there.
+async fn scrape(endpoint: &Endpoint) -> Option<HashMap<String, f64>> {
     let client = endpoint.client(Duration::from_secs(10)).ok()?;
     let mut resp = client.get(format!("{}/metrics", endpoint.base())).send().await.ok()?;
     let text = String::from_utf8(resp.body().limit(64 << 20).await.ok()?.to_vec()).ok()?;
-    let label = format!("channel=\"{channel}\"");
     Some(
         text.lines()
-            .filter(|l| !l.starts_with('#') && l.contains(&label))
+            .filter(|l| !l.starts_with('#'))
             .filter_map(|l| l.rsplit_once(' ').and_then(|(k, v)| Some((k.to_owned(), v.parse().ok()?))))
             .collect(),
     )
 }
 
+/// The loaded channels' `osn_channel_*` samples (no histogram buckets), after minus before, with
+/// the channel label removed and summed over the channels.
+fn channel_metrics(
+    before: &HashMap<String, f64>,
+    after: &HashMap<String, f64>,
+    channels: &[String],
+) -> BTreeMap<String, f64> {
+    let channels: HashSet<&str> = channels.iter().map(String::as_str).collect();
+    let mut out = BTreeMap::new();
+    for (key, value) in after {
+        if !key.starts_with("osn_channel_") || key.contains("_bucket{") {
+            continue;
+        }
+        if let Some(name) = without_channel(key, &channels) {
+            *out.entry(name).or_default() += value - before.get(key).copied().unwrap_or(0.0);
+        }
+    }
+    out
+}
+
+/// `key` without its `channel="…"` label, if that label names one of `channels`.
+fn without_channel(key: &str, channels: &HashSet<&str>) -> Option<String> {
+    const LABEL: &str = "channel=\"";
+    let start = key.find(LABEL)?;
+    let rest = &key[start + LABEL.len()..];
+    let end = rest.find('"')?;
+    if !channels.contains(&rest[..end]) {
+        return None;
+    }
+    let joined = format!("{}{}", &key[..start], &rest[end + 1..]);
+    Some(joined.replace("{,", "{").replace(",}", "}").replace("{}", ""))
+}
+
 fn print_summary(s: &Summary) {
-    println!("channel {} · {} envelopes of {} bytes · mode {}", s.channel, s.count, s.size, s.mode);
+    let names: Vec<&str> = s.channels.iter().map(|c| c.name.as_str()).collect();
+    let shown = if names.len() > 4 { format!("{} channels", names.len()) } else { names.join(", ") };
+    println!("{shown} · {} envelopes of {} bytes · mode {}", s.count, s.size, s.mode);
     println!("accepted   {:>8}   {:>10.0} tx/s", s.accepted, s.accepted_tps);
     println!("ordered    {:>8}   {:>10.0} tx/s", s.ordered, s.ordered_tps);
     let p = |name: &str, l: &Percentiles| {
@@ -530,9 +976,51 @@ fn print_summary(s: &Summary) {
     for (status, n) in &s.refused {
         println!("refused    {n:>8}   {status}");
     }
+    let subs = &s.subscribers;
+    println!(
+        "subscribers {} per channel · {} opened · {} received every block",
+        subs.per_channel, subs.opened, subs.received_every_block
+    );
+    for (why, n) in &subs.failures {
+        println!("  {n} failed: {why}");
+    }
+    if let Some(rss) = &s.server_rss_mib {
+        println!("server RSS {:.0} MiB before · {:.0} MiB at most · {:.0} MiB after", rss.before, rss.max, rss.after);
+    }
     for (name, delta) in &s.channel_metrics {
         if *delta != 0.0 {
             println!("  {name} +{delta}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_labels_are_removed_from_the_loaded_channels_samples_only() {
+        let channels: HashSet<&str> = ["a", "b"].into_iter().collect();
+        assert_eq!(
+            without_channel("osn_channel_blocks_cut_total{channel=\"a\",reason=\"time_to_cut\"}", &channels).unwrap(),
+            "osn_channel_blocks_cut_total{reason=\"time_to_cut\"}"
+        );
+        assert_eq!(
+            without_channel("osn_channel_x{reason=\"r\",channel=\"b\"}", &channels).unwrap(),
+            "osn_channel_x{reason=\"r\"}"
+        );
+        assert_eq!(without_channel("osn_channel_status{channel=\"a\"}", &channels).unwrap(), "osn_channel_status");
+        assert_eq!(without_channel("osn_channel_status{channel=\"c\"}", &channels), None);
+        let before: HashMap<String, f64> = [("osn_channel_y{channel=\"a\"}".to_owned(), 2.0)].into_iter().collect();
+        let after: HashMap<String, f64> = [
+            ("osn_channel_y{channel=\"a\"}".to_owned(), 5.0),
+            ("osn_channel_y{channel=\"b\"}".to_owned(), 1.0),
+            ("osn_channel_y{channel=\"c\"}".to_owned(), 100.0),
+            ("osn_channel_h_bucket{channel=\"a\",le=\"1\"}".to_owned(), 9.0),
+        ]
+        .into_iter()
+        .collect();
+        let summed = channel_metrics(&before, &after, &["a".to_owned(), "b".to_owned()]);
+        assert_eq!(summed, [("osn_channel_y".to_owned(), 4.0)].into_iter().collect());
     }
 }

@@ -45,6 +45,11 @@ pub fn dev_client_identity(root: &Path) -> PathBuf {
     root.join("dev-org").join(IDENTITIES_DIR).join("client")
 }
 
+/// The admin identity `dev_crypto` creates under `root` (it may create channels).
+pub fn dev_admin_identity(root: &Path) -> PathBuf {
+    root.join("dev-org").join(IDENTITIES_DIR).join("admin")
+}
+
 pub fn dev_crypto(root: &Path) -> anyhow::Result<DevCrypto> {
     let orderer_org = root.join("orderer-org");
     let client_org = root.join("dev-org");

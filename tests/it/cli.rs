@@ -348,4 +348,40 @@ fn load_against_an_embedded_osn_reports_ordered_throughput_as_json() {
     assert_eq!((summary["count"].as_u64(), summary["ordered"].as_u64()), (Some(2000), Some(2000)), "{summary}");
     assert!(summary["accepted_tps"].as_f64().unwrap() <= 1100.0, "paced at the rate: {summary}");
     assert!(started.elapsed() >= Duration::from_secs(2), "it took the duration");
+
+    // Websocket streams into two new channels, three subscribers each, signatures not verified.
+    let out = osn(&[
+        "load",
+        "--embedded",
+        "--no-verify",
+        "--create-channels",
+        "2",
+        "--subscribers",
+        "3",
+        "--mode",
+        "ws",
+        "--concurrency",
+        "4",
+        "--count",
+        "1000",
+        "--size",
+        "300",
+        "--json",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_str(&text).expect("JSON summary");
+    assert_eq!((summary["accepted"].as_u64(), summary["ordered"].as_u64()), (Some(1000), Some(1000)), "{summary}");
+    let channels = summary["channels"].as_array().unwrap();
+    assert_eq!(channels.len(), 2, "{summary}");
+    for ch in channels {
+        assert!(ch["name"].as_str().unwrap().starts_with("load-"), "{summary}");
+        assert_eq!((ch["accepted"].as_u64(), ch["ordered"].as_u64()), (Some(500), Some(500)), "{summary}");
+        assert!(ch["blocks"].as_u64().unwrap() >= 1, "{summary}");
+    }
+    let subscribers = &summary["subscribers"];
+    assert_eq!((subscribers["opened"].as_u64(), subscribers["received_every_block"].as_u64()), (Some(6), Some(6)));
+    assert!(summary["ack_latency_ms"]["p50"].as_f64().unwrap() > 0.0, "{summary}");
+    let rss = &summary["server_rss_mib"];
+    assert!(rss["before"].as_f64().unwrap() > 1.0 && rss["max"].as_f64() >= rss["after"].as_f64(), "{summary}");
 }
