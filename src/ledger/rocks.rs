@@ -38,6 +38,11 @@ impl RocksStore {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
+        // Memtable flushes and compactions sync their files every megabyte as they go. Left to
+        // the kernel, a flush's 64 MB of dirty pages are written back in one burst, and the
+        // write-ahead log's fsync of the next block waits behind it: commits of 0.2-0.8 s, twice
+        // per 10 s at 12,500 envelopes/s, each stalling the channel.
+        opts.set_bytes_per_sync(1 << 20);
         let existing =
             if path.join("CURRENT").exists() { Db::list_cf(&opts, path).map_err(|e| err("*", e))? } else { vec![] };
         let cfs = existing.into_iter().map(|name| ColumnFamilyDescriptor::new(name, cf_options()));
