@@ -42,6 +42,12 @@ pub struct DevArgs {
     /// reused afterwards (the CLI's default --identity is the client identity in there).
     #[arg(long, env = "OSN_DEV_CRYPTO")]
     pub crypto_dir: Option<PathBuf>,
+    /// How long the channels' consumers let the broker hold a fetch that finds no new record
+    /// (librdkafka's `fetch.wait.max.ms`). The embedded broker answers such a fetch only when
+    /// this time is up, even if records arrive meanwhile (a real broker answers at once), so it
+    /// bounds the extra latency of dev mode; each idle channel polls the broker this often.
+    #[arg(long, default_value = "20ms", value_parser = humantime::parse_duration)]
+    pub fetch_wait_max: Duration,
     /// BENCHMARKS ONLY: accept broadcast envelopes without verifying their signatures (the
     /// creator's certificate, organisation, policy and timestamp are still checked), to measure
     /// the OSN without its crypto (`osn load --embedded --no-verify`). `osn start` has no such
@@ -83,7 +89,12 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             ..Default::default()
         },
         organizations: vec![OrganizationConfig { msp_dir: crypto.client_org.join(MSP_DIR) }],
-        kafka: KafkaConfig { brokers: kafka.bootstrap_servers(), replication_factor: 1, ..Default::default() },
+        kafka: KafkaConfig {
+            brokers: kafka.bootstrap_servers(),
+            replication_factor: 1,
+            consumer: [("fetch.wait.max.ms".to_owned(), args.fetch_wait_max.as_millis().max(1).to_string())].into(),
+            ..Default::default()
+        },
         ledger: LedgerConfig { path: ledger_dir.clone(), sync_writes: true },
         // The dev channel is created through the system channel below, with these defaults.
         channels: Vec::new(),

@@ -46,6 +46,10 @@ pub struct LoadArgs {
     /// milliseconds at the load's rate keeps the latency down.
     #[arg(long, requires = "embedded")]
     pub embedded_max_message_count: Option<u32>,
+    /// With --embedded: one more argument for `osn dev` (repeat for more), e.g.
+    /// `--embedded-arg=--fetch-wait-max=2ms`.
+    #[arg(long, requires = "embedded", allow_hyphen_values = true, value_name = "ARG")]
+    pub embedded_arg: Vec<String>,
     /// With --embedded: BENCHMARKS ONLY, the OSN does not verify broadcast signatures (`osn dev
     /// --skip-signature-verification`), to measure it without its crypto.
     #[arg(long, requires = "embedded")]
@@ -214,7 +218,14 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let mut dev = None;
     let mut brokers = args.brokers.clone();
     let endpoint = if args.embedded {
-        let (child, url, embedded) = start_dev(args.embedded_max_message_count, args.no_verify).await?;
+        let mut dev_args = args.embedded_arg.clone();
+        if let Some(n) = args.embedded_max_message_count {
+            dev_args.push(format!("--max-message-count={n}"));
+        }
+        if args.no_verify {
+            dev_args.push("--skip-signature-verification".into());
+        }
+        let (child, url, embedded) = start_dev(&dev_args).await?;
         dev = Some(child);
         brokers = brokers.or(Some(embedded));
         if let Some(b) = &brokers {
@@ -299,23 +310,16 @@ async fn kafka_baseline(brokers: &str, count: usize, size: usize) -> anyhow::Res
 }
 
 /// Starts `osn dev` on a free loopback port; its process, URL and embedded broker once it listens.
-async fn start_dev(
-    max_message_count: Option<u32>,
-    no_verify: bool,
-) -> anyhow::Result<(std::process::Child, String, String)> {
+async fn start_dev(dev_args: &[String]) -> anyhow::Result<(std::process::Child, String, String)> {
     use std::io::BufRead as _;
     let exe = std::env::current_exe().context("cannot find the osn executable")?;
     let mut command = std::process::Command::new(exe);
-    command.args(["dev", "--http", "127.0.0.1:0"]);
-    if let Some(n) = max_message_count {
-        command.args(["--max-message-count", &n.to_string()]);
-    }
-    if no_verify {
-        command.arg("--skip-signature-verification");
-    }
+    command.args(["dev", "--http", "127.0.0.1:0"]).args(dev_args);
+    // Its log, kept to explain a failed start.
+    let mut log = tempfile::tempfile().context("cannot create a temporary file")?;
     let mut child = command
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(log.try_clone()?)
         .spawn()
         .context("cannot start osn dev")?;
     let stdout = child.stdout.take().context("no stdout of osn dev")?;
@@ -339,9 +343,14 @@ async fn start_dev(
     });
     match tokio::time::timeout(Duration::from_secs(60), rx).await {
         Ok(Ok((url, brokers))) => Ok((child, url, brokers)),
-        _ => {
+        Ok(Err(_)) | Err(_) => {
+            use std::io::{Read as _, Seek as _};
             let _ = child.kill();
-            anyhow::bail!("osn dev did not start within 60 s")
+            let _ = child.wait();
+            let mut text = String::new();
+            let _ = log.rewind().and_then(|()| log.read_to_string(&mut text));
+            let tail: Vec<&str> = text.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect();
+            anyhow::bail!("osn dev did not start (within 60 s); its last words:\n{}", tail.join("\n"))
         }
     }
 }
