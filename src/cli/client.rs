@@ -126,11 +126,12 @@ impl Endpoint {
                     self.url
                 );
             }
-            return Ok(builder.finish());
+            // No cap on connections (awc's default is 100): `osn load --concurrency` decides.
+            return Ok(builder.connector(awc::Connector::new().limit(0)).finish());
         };
         let client_cert = self.client_cert.as_deref().zip(self.client_key.as_deref());
         let tls = crate::http::tls::client_config_with(ca, "--cacert", client_cert)?;
-        let connector = awc::Connector::new().rustls_0_23(Arc::new(tls));
+        let connector = awc::Connector::new().rustls_0_23(Arc::new(tls)).limit(0);
         Ok(builder.connector(connector).finish())
     }
 }
