@@ -147,6 +147,10 @@ pub struct ChannelStatus {
     /// Records and bytes consumed since start, for the average record size.
     consumed_records: AtomicU64,
     consumed_bytes: AtomicU64,
+    /// Records and bytes of this OSN's broadcasts Kafka acknowledged since start: the average
+    /// record size before anything is consumed.
+    acked_records: AtomicU64,
+    acked_bytes: AtomicU64,
     /// Bytes handed to the producer and not acknowledged (or failed) yet.
     in_flight_bytes: AtomicU64,
     /// Who may write and read, by the channel's current configuration.
@@ -176,6 +180,8 @@ impl ChannelStatus {
             consumed_offset: AtomicI64::new(-1),
             consumed_records: AtomicU64::new(0),
             consumed_bytes: AtomicU64::new(0),
+            acked_records: AtomicU64::new(0),
+            acked_bytes: AtomicU64::new(0),
             in_flight_bytes: AtomicU64::new(0),
             access: tokio::sync::watch::Sender::new(std::sync::Arc::new(crate::core::access::Access::deny_all())),
             reprocessing: Default::default(),
@@ -270,8 +276,10 @@ impl ChannelStatus {
         self.produce_failure.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
-    fn note_acked(&self, offset: i64) {
+    fn note_acked(&self, offset: i64, size: u64) {
         self.acked_offset.fetch_max(offset, Ordering::Relaxed);
+        self.acked_records.fetch_add(1, Ordering::Relaxed);
+        self.acked_bytes.fetch_add(size, Ordering::Relaxed);
     }
 
     fn note_consumed(&self, offset: i64, size: usize) {
@@ -282,16 +290,21 @@ impl ChannelStatus {
 
     /// Estimated bytes this OSN's consumer is behind what its clients sent: records in the
     /// producer not acknowledged yet (exact), plus records acknowledged and not consumed yet
-    /// (times the average record size seen).
+    /// (times the larger of the average sizes consumed and acknowledged, so that the estimate
+    /// holds before the consumer has read anything: a new channel's first burst).
     pub fn lag_bytes(&self) -> u64 {
         let in_flight = self.in_flight_bytes.load(Ordering::Relaxed);
         let behind = self.acked_offset.load(Ordering::Relaxed) - self.consumed_offset.load(Ordering::Relaxed);
         if behind <= 0 {
             return in_flight;
         }
-        let records = self.consumed_records.load(Ordering::Relaxed).max(1);
-        let average = self.consumed_bytes.load(Ordering::Relaxed) / records;
-        in_flight + behind as u64 * average.max(1)
+        let average = |bytes: &AtomicU64, records: &AtomicU64| {
+            bytes.load(Ordering::Relaxed) / records.load(Ordering::Relaxed).max(1)
+        };
+        let average = average(&self.consumed_bytes, &self.consumed_records)
+            .max(average(&self.acked_bytes, &self.acked_records))
+            .max(1);
+        in_flight + behind as u64 * average
     }
 }
 
@@ -983,7 +996,7 @@ impl Enqueued {
         let m = metrics();
         match result {
             Ok(Ok(d)) => {
-                self.status.note_acked(d.offset);
+                self.status.note_acked(d.offset, self.size);
                 Ok(d.offset)
             }
             Ok(Err((e, _))) => {
@@ -1011,5 +1024,27 @@ mod tests {
         assert!(unavailable(&produce(RDKafkaErrorCode::NotEnoughReplicas)));
         assert!(!unavailable(&produce(RDKafkaErrorCode::MessageSizeTooLarge)));
         assert!(!unavailable(&produce(RDKafkaErrorCode::InvalidRecord)));
+    }
+
+    #[test]
+    fn the_backlog_counts_acknowledged_records_at_their_size_before_anything_is_consumed() {
+        let status = ChannelStatus::new("lag");
+        assert_eq!(status.lag_bytes(), 0);
+        // A new channel's first burst: 3,000 records of 2 KB acknowledged, none consumed yet
+        // (it used to count 1 byte each, so the bound never engaged and the embedded broker
+        // dropped the records before the consumer read them).
+        for offset in 0..3000 {
+            status.note_acked(offset, 2048);
+        }
+        assert_eq!(status.lag_bytes(), 3000 * 2048);
+        // Consumed records of another size (other OSNs' broadcasts): the larger average counts.
+        for offset in 0..1000 {
+            status.note_consumed(offset, 4096);
+        }
+        assert_eq!(status.lag_bytes(), 2000 * 4096);
+        for offset in 1000..3000 {
+            status.note_consumed(offset, 4096);
+        }
+        assert_eq!(status.lag_bytes(), 0);
     }
 }
