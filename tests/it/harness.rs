@@ -156,6 +156,130 @@ impl Broker {
     }
 }
 
+/// An independent Kafka-protocol broker process: tansu, storing to sqlite so that it keeps its
+/// records across a restart. `scripts/install-tansu` installs it (`scripts/test` runs that);
+/// `OSN_TANSU` names another executable. Killed when dropped.
+pub struct Tansu {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Tansu {
+    /// Starts tansu on a free loopback port with a new sqlite database.
+    pub fn start() -> Tansu {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut tansu = Tansu { child: None, port, dir: tempfile::tempdir().unwrap() };
+        tansu.launch();
+        tansu
+    }
+
+    fn executable() -> PathBuf {
+        if let Some(exe) = std::env::var_os("OSN_TANSU") {
+            return exe.into();
+        }
+        let home = std::env::var_os("CARGO_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo"));
+        home.join("bin").join("tansu")
+    }
+
+    /// Starts the process on this port and database; returns once it accepts connections.
+    fn launch(&mut self) {
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let log =
+            std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("tansu.log")).unwrap();
+        let exe = Self::executable();
+        let child = Command::new(&exe)
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine"])
+            // tansu takes the database path relative to its working directory.
+            .arg("sqlite://tansu.db")
+            .current_dir(self.dir.path())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {} ({e}): install it with scripts/install-tansu", exe.display()));
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("tansu exited with {status}:\n{}", self.log());
+            }
+            assert!(Instant::now() < deadline, "tansu does not listen after 30 s:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("tansu.log")).unwrap_or_default()
+    }
+
+    pub fn servers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILL: whatever it has not written to its database is gone.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port and database.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.launch();
+    }
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Quick Kafka trouble detection and retries, and a producer that gives up on a record after 3 s
+/// (`[kafka]` keys of an [`OsnSpec`]).
+pub const FAST_KAFKA: &str = r#"error-timeout = "1s"
+statistics-interval = "200ms"
+producer = { "message.timeout.ms" = "3000" }
+[kafka.retry]
+short-interval = "200ms"
+"#;
+
+/// Broadcasts each envelope once, concurrently; the envelopes Kafka acknowledged, and the
+/// refusals' infos (every refusal must be a 503).
+pub async fn try_all(url: &str, envelopes: &[Envelope]) -> (Vec<Envelope>, Vec<String>) {
+    let answers =
+        futures_util::future::join_all(envelopes.iter().map(|e| async move { (e.clone(), broadcast(url, e).await) }))
+            .await;
+    let mut acked = Vec::new();
+    let mut refused = Vec::new();
+    for (env, (code, resp)) in answers {
+        if code == 200 {
+            acked.push(env);
+        } else {
+            assert_eq!(code, 503, "{resp:?}");
+            refused.push(resp.info);
+        }
+    }
+    (acked, refused)
+}
+
+/// Every acknowledged envelope is in the chain exactly once.
+pub fn assert_all_once(chain: &[Block], acked: &[Envelope]) {
+    let mut seen: std::collections::HashMap<Vec<u8>, usize> = std::collections::HashMap::new();
+    for b in chain.iter().skip(1) {
+        for d in &b.data.as_ref().unwrap().data {
+            *seen.entry(d.to_vec()).or_default() += 1;
+        }
+    }
+    for env in acked {
+        assert_eq!(seen.get(&env.encode_to_vec()), Some(&1), "an acknowledged envelope is missing or duplicated");
+    }
+}
+
 /// Settings of one OSN process.
 #[derive(Clone)]
 pub struct OsnSpec {
@@ -249,9 +373,14 @@ impl TestPki {
 
 impl OsnSpec {
     pub fn new(channel: &str, broker: &Broker) -> Self {
+        Self::on(channel, broker.servers())
+    }
+
+    /// An OSN of `channel` on the brokers `servers` (a [`Tansu`], say).
+    pub fn on(channel: &str, servers: String) -> Self {
         OsnSpec {
             channel: channel.into(),
-            brokers: broker.servers(),
+            brokers: servers,
             batch_timeout: "100ms",
             max_message_count: 50,
             preferred_max_bytes: 64 * 1024,

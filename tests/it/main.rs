@@ -20,6 +20,9 @@ mod subscribers;
 mod supervision;
 mod ttc;
 
+// Against an independent broker process (tansu, sqlite storage; scripts/install-tansu).
+mod tansu;
+
 // `osn ledger verify` on a ledger written by the library (no broker).
 mod ledger_verify;
 

@@ -6,19 +6,11 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use osn::proto::orderer::seek_info::{SeekBehavior, SeekErrorResponse};
-use osn::proto::{Block, Envelope, SeekInfo};
+use osn::proto::{Envelope, SeekInfo};
 use prost::Message as _;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
 use crate::harness::*;
-
-/// Quick trouble detection and retries, and a producer that gives up on a record after 3 s.
-const FAST: &str = r#"error-timeout = "1s"
-statistics-interval = "200ms"
-producer = { "message.timeout.ms" = "3000" }
-[kafka.retry]
-short-interval = "200ms"
-"#;
 
 /// Blocks `start..=stop`.
 fn seek_range(start: u64, stop: u64) -> SeekInfo {
@@ -30,38 +22,6 @@ async fn get_json(url: String) -> (u16, serde_json::Value) {
     let mut resp = client().get(url).send().await.expect("request");
     let code = resp.status().as_u16();
     (code, resp.json().await.unwrap_or_default())
-}
-
-/// Broadcasts each envelope once, concurrently; the envelopes Kafka acknowledged, and the
-/// refusals' infos.
-async fn try_all(url: &str, envelopes: &[Envelope]) -> (Vec<Envelope>, Vec<String>) {
-    let answers =
-        futures_util::future::join_all(envelopes.iter().map(|e| async move { (e.clone(), broadcast(url, e).await) }))
-            .await;
-    let mut acked = Vec::new();
-    let mut refused = Vec::new();
-    for (env, (code, resp)) in answers {
-        if code == 200 {
-            acked.push(env);
-        } else {
-            assert_eq!(code, 503, "{resp:?}");
-            refused.push(resp.info);
-        }
-    }
-    (acked, refused)
-}
-
-/// Every acknowledged envelope is in the chain exactly once.
-fn assert_all_once(chain: &[Block], acked: &[Envelope]) {
-    let mut seen: HashMap<Vec<u8>, usize> = HashMap::new();
-    for b in chain.iter().skip(1) {
-        for d in &b.data.as_ref().unwrap().data {
-            *seen.entry(d.to_vec()).or_default() += 1;
-        }
-    }
-    for env in acked {
-        assert_eq!(seen.get(&env.encode_to_vec()), Some(&1), "an acknowledged envelope is missing or duplicated");
-    }
 }
 
 async fn wait_health(osn: &Osn, want: u16) -> serde_json::Value {
@@ -93,7 +53,7 @@ async fn healthz_follows_kafka_and_an_errored_channel_recovers_by_itself() {
     let channel = channel_name("health");
     let broker = Broker::with_topic(&channel);
     let mut spec = OsnSpec { max_message_count: 5, ..OsnSpec::new(&channel, &broker) };
-    spec.kafka_extra = FAST.into();
+    spec.kafka_extra = FAST_KAFKA.into();
     let osn = Osn::start(spec).await;
     let body = wait_health(&osn, 200).await;
     assert_eq!(body["status"], "OK");
@@ -149,7 +109,7 @@ async fn with_three_brokers_one_down_keeps_ordering_and_two_down_refuse_until_th
     let cluster = broker.kafka.cluster();
     cluster.partition_leader(&channel, 0, Some(1)).unwrap();
     let mut spec = OsnSpec { max_message_count: 5, ..OsnSpec::new(&channel, &broker) };
-    spec.kafka_extra = format!("min-insync-replicas = 2\n{FAST}");
+    spec.kafka_extra = format!("min-insync-replicas = 2\n{FAST_KAFKA}");
     let osn = Osn::start(spec).await;
     wait_health(&osn, 200).await;
     let url = osn.broadcast_url();
