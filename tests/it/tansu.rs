@@ -5,9 +5,10 @@
 //!
 //! tansu 0.6.0 does not survive its own restart for producers that outlive it: the first
 //! idempotent produce of an existing producer panics in its sqlite storage ("more or less than
-//! one row", `producer_select_for_update`), and every produce fails from then on. So the OSNs
-//! are restarted after the broker (new producers); their recovery by themselves from a broker
-//! that goes away and comes back is tested on the mock cluster (`operations_faults`).
+//! one row", `producer_select_for_update`), and its storage fails every request from then on,
+//! for every client. So the OSNs are killed before the broker restarts and started after it (new
+//! producers); their recovery by themselves from a broker that goes away and comes back is
+//! tested on the mock cluster (`operations_faults`).
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -59,7 +60,11 @@ async fn three_osns_on_tansu_order_identically_and_lose_nothing_acknowledged_acr
     .await;
     assert!(infos.iter().all(|info| info.contains("Kafka")), "{infos:?}");
 
-    // It comes back on the same database; the OSNs restart (see above) and take load again.
+    // The OSNs go down too (SIGKILL: their producers must not outlive the broker, see above),
+    // the broker comes back on the same database, then the OSNs, which take load again.
+    for osn in osns.iter_mut() {
+        osn.kill();
+    }
     tansu.restart();
     for osn in osns.iter_mut() {
         osn.restart().await; // waits until it is READY
