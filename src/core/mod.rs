@@ -30,4 +30,6 @@ pub mod ttc;
 pub mod verify_chain;
 
 #[cfg(test)]
+mod fuzz_tests;
+#[cfg(test)]
 mod sim_tests;
