@@ -375,11 +375,15 @@ pub struct LedgerConfig {
     /// fsync every block write (the default; turn off only if losing the last blocks on a power
     /// failure is acceptable: they are re-ordered from Kafka on restart).
     pub sync_writes: bool,
+    /// At start, check every block of every channel (numbers, header links, data hashes) before
+    /// serving or extending it: a ledger altered on disk stops the start, naming the channel and
+    /// the block. Reads the whole ledger once; `false` checks only the last block.
+    pub check_on_start: bool,
 }
 
 impl Default for LedgerConfig {
     fn default() -> Self {
-        LedgerConfig { path: PathBuf::from("osn-data/ledger"), sync_writes: true }
+        LedgerConfig { path: PathBuf::from("osn-data/ledger"), sync_writes: true, check_on_start: true }
     }
 }
 

@@ -133,8 +133,16 @@ impl Node {
             })
             .transpose()?;
         let store: Arc<dyn crate::ledger::Store> = Arc::new(store);
-        let channels =
-            Arc::new(Channels::start(&specs, system, time_window, &config.kafka, &producer, store, signer.clone())?);
+        let channels = Arc::new(Channels::start(
+            &specs,
+            system,
+            time_window,
+            &config.kafka,
+            &producer,
+            store,
+            signer.clone(),
+            config.ledger.check_on_start,
+        )?);
         let verifier = if config.identity.skip_signature_verification {
             Verifier::skipping_signatures(config.identity.verify_threads)
         } else {

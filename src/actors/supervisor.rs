@@ -74,6 +74,8 @@ pub struct Starter {
     /// This OSN's identity (none only when there are no channels at all).
     signer: Option<Arc<SigningIdentity>>,
     time_window: i64,
+    /// Check every stored block of a channel before starting it (`ledger.check-on-start`).
+    check_ledgers: bool,
     system: Option<SystemConfig>,
     channels: RwLock<BTreeMap<String, ChannelHandle>>,
     arbiters: Mutex<Vec<Arbiter>>,
@@ -119,6 +121,11 @@ impl Starter {
             anyhow::bail!("channel '{name}': no identity to sign its blocks with (set identity.dir)");
         };
         let ledger = Arc::new(Ledger::open(&name, self.store.channel(&name)?, genesis, Some(&signer))?);
+        if self.check_ledgers {
+            let started = std::time::Instant::now();
+            let blocks = ledger.check_stored()?;
+            tracing::info!(channel = %name, blocks, took_ms = started.elapsed().as_millis() as u64, "ledger checked");
+        }
         let status = Arc::new(ChannelStatus::new(&name));
         let arbiter = Arbiter::new();
         let addr = {
@@ -170,7 +177,9 @@ impl Channels {
     /// through it, then every declared channel. `time_window` is how far (seconds) a request's
     /// timestamp may be from this OSN's clock. `signer` is this OSN's identity, which signs every
     /// block it writes (a new channel's genesis block included); there must be one when there
-    /// are channels.
+    /// are channels. With `check_ledgers`, every stored block of a channel is checked before it
+    /// starts (`ledger.check-on-start`).
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         specs: &[ChannelSpec],
         system: Option<SystemSpec>,
@@ -179,6 +188,7 @@ impl Channels {
         producer: &Producer,
         store: Arc<dyn Store>,
         signer: Option<Arc<SigningIdentity>>,
+        check_ledgers: bool,
     ) -> anyhow::Result<Self> {
         if signer.is_none() {
             if let Some(s) = specs.first() {
@@ -192,6 +202,7 @@ impl Channels {
             store,
             signer,
             time_window,
+            check_ledgers,
             system: system.as_ref().map(|s| s.config.clone()),
             channels: RwLock::default(),
             arbiters: Mutex::default(),

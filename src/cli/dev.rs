@@ -95,7 +95,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             consumer: [("fetch.wait.max.ms".to_owned(), args.fetch_wait_max.as_millis().max(1).to_string())].into(),
             ..Default::default()
         },
-        ledger: LedgerConfig { path: ledger_dir.clone(), sync_writes: true },
+        ledger: LedgerConfig { path: ledger_dir.clone(), ..Default::default() },
         // The dev channel is created through the system channel below, with these defaults.
         channels: Vec::new(),
         system: SystemConfig {

@@ -26,6 +26,28 @@ use super::block::{self, data_hash, header_hash, signatures_metadata};
 use super::msp::{ChainError, Identity, Organization, Role, SignatureError};
 use crate::proto::{Block, OrdererBlockMetadata, SignatureHeader};
 
+/// The checks of block `number` that need no trust anchor: its number, its link to the block
+/// before (`previous`, that block's header hash; None for block 0) and its data hash. Its own
+/// header hash when they pass.
+pub fn check_structure(block: &Block, number: u64, previous: Option<&Bytes>) -> Result<Bytes, Fault> {
+    let header = block.header.as_ref().ok_or(Fault::NoHeader)?;
+    if header.number != number {
+        return Err(Fault::WrongNumber { expected: number, got: header.number });
+    }
+    match previous {
+        None if !header.previous_hash.is_empty() => return Err(Fault::GenesisWithPrevious),
+        Some(previous) if header.previous_hash != *previous => {
+            return Err(Fault::BrokenLink { previous: number.saturating_sub(1) })
+        }
+        _ => {}
+    }
+    let data: &[Bytes] = block.data.as_ref().map_or(&[], |d| &d.data);
+    if header.data_hash.as_ref() != data_hash(data).as_slice() {
+        return Err(Fault::DataHash);
+    }
+    Ok(header_hash(header).into())
+}
+
 /// What is wrong with a block.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Fault {
@@ -105,25 +127,11 @@ impl ChainVerifier {
     /// Checks the next block; on success it becomes the block the following one must link to.
     pub fn check(&mut self, block: &Block) -> Result<(), BadBlock> {
         let bad = |fault| BadBlock { number: self.next_number, fault };
-        let header = block.header.as_ref().ok_or_else(|| bad(Fault::NoHeader))?;
-        if header.number != self.next_number {
-            return Err(bad(Fault::WrongNumber { expected: self.next_number, got: header.number }));
-        }
-        match &self.previous_hash {
-            None if !header.previous_hash.is_empty() => return Err(bad(Fault::GenesisWithPrevious)),
-            Some(previous) if header.previous_hash != *previous => {
-                return Err(bad(Fault::BrokenLink { previous: self.next_number - 1 }))
-            }
-            _ => {}
-        }
-        let data: &[Bytes] = block.data.as_ref().map_or(&[], |d| &d.data);
-        if header.data_hash.as_ref() != data_hash(data).as_slice() {
-            return Err(bad(Fault::DataHash));
-        }
+        let hash = check_structure(block, self.next_number, self.previous_hash.as_ref()).map_err(bad)?;
         self.check_signatures(block).map_err(bad)?;
-        self.check_last_config(block, header.number).map_err(bad)?;
+        self.check_last_config(block, self.next_number).map_err(bad)?;
         self.next_number += 1;
-        self.previous_hash = Some(header_hash(header).into());
+        self.previous_hash = Some(hash);
         Ok(())
     }
 

@@ -124,3 +124,56 @@ fn rocks_store_reports_corrupt_last_block_with_channel_and_number() {
         Ledger::open("bad", ch, &crate::core::block::genesis_block("bad", &config()), None).unwrap_err().to_string();
     assert!(err.contains("'bad'") && err.contains("block 0"), "{err}");
 }
+
+#[test]
+fn a_ledger_altered_on_disk_is_refused_naming_the_channel_and_the_block() {
+    let genesis = crate::core::block::genesis_block("alt", &config());
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = RocksStore::open(dir.path(), true).unwrap();
+        let ledger = Ledger::open("alt", store.channel("alt").unwrap(), &genesis, None).unwrap();
+        order(&ledger, 0, 10);
+        assert_eq!(ledger.height(), 6);
+        assert_eq!(ledger.check_stored().unwrap(), 6, "an intact ledger passes");
+    }
+    let reopen = || {
+        let store = RocksStore::open(dir.path(), true).unwrap();
+        let ledger = Ledger::open("alt", store.channel("alt").unwrap(), &genesis, None).unwrap();
+        ledger.check_stored().map(|_| ()).map_err(|e| e.to_string())
+    };
+    let rewrite = |number: u64, alter: &dyn Fn(Vec<u8>) -> Vec<u8>| {
+        let store = RocksStore::open(dir.path(), true).unwrap();
+        let ch = store.channel("alt").unwrap();
+        let raw = ch.get(number).unwrap().unwrap().to_vec();
+        ch.append(number, &alter(raw)).unwrap();
+    };
+    let original = RocksStore::open(dir.path(), true).unwrap().channel("alt").unwrap().get(2).unwrap().unwrap();
+
+    // A flipped byte in an envelope of block 2: it still decodes, but its data hash does not match.
+    let envelope = Envelope::decode(Block::decode(original.clone()).unwrap().data.unwrap().data[0].clone()).unwrap();
+    rewrite(2, &|raw| {
+        let mut block = Block::decode(Bytes::from(raw)).unwrap();
+        let mut altered = envelope.clone();
+        altered.payload = Bytes::from(vec![0xAA; altered.payload.len()]);
+        block.data.as_mut().unwrap().data[0] = altered.encode_to_vec().into();
+        block.encode_to_vec()
+    });
+    let err = reopen().unwrap_err();
+    assert!(err.contains("'alt'") && err.contains("block 2") && err.contains("data hash"), "{err}");
+
+    // Block 2 cut in half: it no longer decodes.
+    let half = original.len() / 2;
+    rewrite(2, &|_| original[..half].to_vec());
+    let err = reopen().unwrap_err();
+    assert!(err.contains("'alt'") && err.contains("block 2") && err.contains("does not decode"), "{err}");
+
+    // Block 2 replaced by block 3: its number, then its link, are wrong.
+    let three = RocksStore::open(dir.path(), true).unwrap().channel("alt").unwrap().get(3).unwrap().unwrap();
+    rewrite(2, &|_| three.to_vec());
+    let err = reopen().unwrap_err();
+    assert!(err.contains("block 2") && err.contains("block 3"), "{err}");
+
+    // Put back: intact again.
+    rewrite(2, &|_| original.to_vec());
+    reopen().unwrap();
+}

@@ -39,8 +39,17 @@ async fn channels_order_independently_in_their_own_column_families() {
     let store = Arc::new(RocksStore::open(dir.path(), true).unwrap());
     let producer = osn::kafka::producer(&kafka).unwrap();
     let channels = Arc::new(
-        Channels::start(&channel_specs(&settings), None, 900, &kafka, &producer, store.clone(), Some(osn_signer(0)))
-            .unwrap(),
+        Channels::start(
+            &channel_specs(&settings),
+            None,
+            900,
+            &kafka,
+            &producer,
+            store.clone(),
+            Some(osn_signer(0)),
+            true,
+        )
+        .unwrap(),
     );
     assert_eq!(store.channels().unwrap(), names, "one column family per channel");
 

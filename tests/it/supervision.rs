@@ -82,8 +82,17 @@ async fn a_failing_channel_actor_is_restarted_and_resumes_from_its_ledger() {
     let store = Arc::new(FlakyStore { inner: MemoryStore::new(), appends: Arc::new(AtomicU64::new(0)), fail_at: 3 });
     let producer = osn::kafka::producer(&kafka).unwrap();
     let channels = Arc::new(
-        Channels::start(&channel_specs(&[settings]), None, 900, &kafka, &producer, store.clone(), Some(osn_signer(0)))
-            .unwrap(),
+        Channels::start(
+            &channel_specs(&[settings]),
+            None,
+            900,
+            &kafka,
+            &producer,
+            store.clone(),
+            Some(osn_signer(0)),
+            true,
+        )
+        .unwrap(),
     );
     let ch = channels.get(&channel).unwrap().clone();
 
