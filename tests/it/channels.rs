@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use osn::actors::Channels;
 use osn::config::{BatchSizeConfig, ChannelSettings, KafkaConfig};
 use osn::ledger::rocks::RocksStore;
 use osn::ledger::Store;
@@ -37,20 +36,7 @@ async fn channels_order_independently_in_their_own_column_families() {
         .collect();
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(RocksStore::open(dir.path(), true).unwrap());
-    let producer = osn::kafka::producer(&kafka).unwrap();
-    let channels = Arc::new(
-        Channels::start(
-            &channel_specs(&settings),
-            None,
-            900,
-            &kafka,
-            &producer,
-            store.clone(),
-            Some(osn_signer(0)),
-            true,
-        )
-        .unwrap(),
-    );
+    let channels = start_channels(&settings, &kafka, store.clone());
     assert_eq!(store.channels().unwrap(), names, "one column family per channel");
 
     // Different amounts to each channel, interleaved.

@@ -76,6 +76,19 @@ pub fn crypto() -> &'static TestCrypto {
     })
 }
 
+/// Starts channels of `settings` in this process (no system channel) on `store`, signed by OSN 0,
+/// with their ledgers checked at start.
+pub fn start_channels(
+    settings: &[osn::config::ChannelSettings],
+    kafka: &osn::config::KafkaConfig,
+    store: std::sync::Arc<dyn osn::ledger::Store>,
+) -> std::sync::Arc<osn::actors::Channels> {
+    let producer = osn::kafka::producer(kafka).unwrap();
+    let specs = channel_specs(settings);
+    let channels = osn::actors::Channels::start(&specs, None, 900, kafka, &producer, store, Some(osn_signer(0)), true);
+    std::sync::Arc::new(channels.unwrap())
+}
+
 /// In-process channels' start specs: Org1 as their organisation, OrdererMSP as the orderer's.
 pub fn channel_specs(settings: &[osn::config::ChannelSettings]) -> Vec<osn::actors::ChannelSpec> {
     use osn::identity::load_org_msp;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use osn::actors::{Channels, Phase};
+use osn::actors::Phase;
 use osn::config::{BatchSizeConfig, ChannelSettings, KafkaConfig};
 use osn::ledger::memory::MemoryStore;
 use osn::ledger::{ChannelStore, LedgerError, Store};
@@ -80,20 +80,7 @@ async fn a_failing_channel_actor_is_restarted_and_resumes_from_its_ledger() {
         ..Default::default()
     };
     let store = Arc::new(FlakyStore { inner: MemoryStore::new(), appends: Arc::new(AtomicU64::new(0)), fail_at: 3 });
-    let producer = osn::kafka::producer(&kafka).unwrap();
-    let channels = Arc::new(
-        Channels::start(
-            &channel_specs(&[settings]),
-            None,
-            900,
-            &kafka,
-            &producer,
-            store.clone(),
-            Some(osn_signer(0)),
-            true,
-        )
-        .unwrap(),
-    );
+    let channels = start_channels(&[settings], &kafka, store.clone());
     let ch = channels.get(&channel).unwrap().clone();
 
     let sent = envelopes(&channel, 30, 200);
