@@ -845,18 +845,20 @@ async fn ws_stream(
     };
     let (mut sink, mut stream) = ws.split();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, Duration)>();
-    let sender = async move {
-        for &i in &ids {
+    let sender = async {
+        for (n, &i) in ids.iter().enumerate() {
             let due = rate.map(|(rate, started)| started + Duration::from_secs_f64(i as f64 / rate));
             if let Some(due) = due {
                 tokio::time::sleep_until(due.into()).await;
             }
             let _ = tx.send((i, mark_sent(shared, &[i], due)));
             if sink.send(awc::ws::Message::Binary(envelopes[i].clone())).await.is_err() {
-                break;
+                return n + 1;
             }
         }
         let _ = sink.send(awc::ws::Message::Close(None)).await;
+        drop(tx);
+        ids.len()
     };
     let receiver = async {
         let mut outcomes = Vec::new();
@@ -874,9 +876,10 @@ async fn ws_stream(
         }
         outcomes
     };
-    let ((), mut outcomes) = futures_util::join!(sender, receiver);
-    // Envelopes sent but never answered.
-    while let Ok((i, _)) = rx.try_recv() {
+    let (sent, mut outcomes) = futures_util::join!(sender, receiver);
+    // Envelopes sent but never answered, and those never sent (the stream broke first).
+    let unanswered = std::iter::from_fn(|| rx.try_recv().ok().map(|(i, _)| i));
+    for i in unanswered.collect::<Vec<_>>().into_iter().chain(ids[sent..].iter().copied()) {
         count_answer(shared, None);
         outcomes.push((i, None, Duration::ZERO));
     }
