@@ -256,3 +256,85 @@ async fn bad_broadcasts_get_fabric_statuses_and_the_channel_keeps_working() {
     let chain = osn.wait_for_transactions(sent.len(), Duration::from_secs(30)).await;
     check_chain(&chain, &sent, &spec);
 }
+
+/// The websocket subscribers the OSN counts on `channel` (`osn_deliver_websocket_subscribers`).
+async fn subscribers(osn: &Osn, channel: &str) -> Option<f64> {
+    let mut resp = client().get(format!("{}/metrics", osn.url)).send().await.ok()?;
+    let text = String::from_utf8(resp.body().limit(16 << 20).await.ok()?.to_vec()).ok()?;
+    let sample = format!("osn_deliver_websocket_subscribers{{channel=\"{channel}\"}} ");
+    text.lines().find_map(|l| l.strip_prefix(sample.as_str())).and_then(|v| v.parse().ok())
+}
+
+#[actix_rt::test]
+async fn abrupt_disconnects_and_truncated_bodies_leave_the_osn_serving() {
+    use osn::core::seek::{oldest, specified};
+    use osn::proto::SeekInfo;
+    use tokio::io::AsyncWriteExt;
+
+    let channel = channel_name("abrupt");
+    let broker = Broker::with_topic(&channel);
+    let osn = Osn::start(OsnSpec::new(&channel, &broker)).await;
+    let first = envelopes(&channel, 200, 500);
+    broadcast_all(&osn.broadcast_url(), &first, 16).await;
+    osn.wait_for_transactions(first.len(), Duration::from_secs(30)).await;
+    let addr = osn.url.trim_start_matches("http://").to_owned();
+
+    // Twenty deliver websockets asking for every block from the oldest on, each dropped (no close
+    // frame) after its first two frames.
+    let seek = SeekInfo { start: Some(oldest()), stop: Some(specified(u64::MAX)), behavior: 0, error_response: 0 };
+    let request = osn::cli::client::seek_request(&crypto().client, &channel, &seek).encode_to_vec();
+    let deliver = format!("/v1/channels/{channel}/deliver");
+    for _ in 0..20 {
+        let mut tcp = raw_ws::connect(&osn.url, &deliver).await;
+        tcp.write_all(&raw_ws::masked(2, &request)).await.unwrap();
+        let mut frames = 0;
+        raw_ws::read_frames(&mut tcp, Duration::from_secs(10), |_| {
+            frames += 1;
+            frames == 2
+        })
+        .await;
+        assert_eq!(frames, 2, "blocks were streaming");
+        drop(tcp);
+    }
+
+    // A broadcast websocket cut in the middle of a frame.
+    let mut tcp = raw_ws::connect(&osn.url, &format!("/v1/channels/{channel}/broadcast")).await;
+    let frame = raw_ws::masked(2, &envelopes(&channel, 1, 500)[0].encode_to_vec());
+    tcp.write_all(&frame[..frame.len() / 2]).await.unwrap();
+    drop(tcp);
+
+    // HTTP requests whose bodies stop short of their Content-Length, then the connection closes:
+    // a single broadcast, a batch, and a JSON one.
+    let envelope = envelopes(&channel, 1, 500)[0].encode_to_vec();
+    for (path, content_type) in [
+        ("broadcast", "application/x-protobuf"),
+        ("broadcast:batch", "application/x-protobuf"),
+        ("broadcast", "application/json"),
+    ] {
+        let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let head = format!(
+            "POST /v1/channels/{channel}/{path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\n\
+             Content-Length: {}\r\n\r\n",
+            envelope.len() * 4
+        );
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        tcp.write_all(&envelope[..envelope.len() / 2]).await.unwrap();
+        drop(tcp);
+    }
+
+    // The OSN let go of every subscriber, is healthy, never panicked, and keeps ordering.
+    wait_for("every dropped subscriber released", Duration::from_secs(30), || async {
+        (subscribers(&osn, &channel).await == Some(0.0)).then_some(())
+    })
+    .await;
+    let (code, _) = {
+        let mut resp = client().get(format!("{}/healthz", osn.url)).send().await.unwrap();
+        (resp.status().as_u16(), resp.body().await.unwrap())
+    };
+    assert_eq!(code, 200);
+    let second = envelopes(&channel, 50, 500);
+    broadcast_all(&osn.broadcast_url(), &second, 8).await;
+    let chain = osn.wait_for_transactions(first.len() + second.len(), Duration::from_secs(30)).await;
+    assert_all_once(&chain, &[first, second].concat());
+    assert!(!osn.log().contains("panicked"), "{}", osn.log_tail());
+}
