@@ -218,8 +218,13 @@ async fn a_batch_size_change_mid_load_takes_effect_at_the_same_block_on_every_os
     };
     // The update goes in while the first wave is being broadcast through all three.
     let load = futures_util::future::join_all(first.iter().zip(&urls).map(|(envs, url)| broadcast_all(url, envs, 6)));
+    let before = osns[1].height_of("load").await;
     let change = async {
-        actix_rt::time::sleep(Duration::from_millis(150)).await;
+        // Once the first wave has started to be ordered (a block of 40 beyond the start).
+        wait_for("the first wave ordering", Duration::from_secs(30), || async {
+            (osns[1].height_of("load").await > before).then_some(())
+        })
+        .await;
         update(&osns[1], &seven, &c.admin, &[]).await
     };
     let (_, (code, body)) = futures_util::join!(load, change);
@@ -269,8 +274,13 @@ async fn a_removed_organisation_can_no_longer_write_and_its_stale_envelopes_are_
     let flood = org2_tx(300);
     let url2 = format!("{}/v1/channels/orgs/broadcast", osns[2].url);
     let flooding = futures_util::future::join_all(flood.iter().map(|e| broadcast(&url2, e)));
+    let before = osns[0].height_of("orgs").await;
     let change = async {
-        actix_rt::time::sleep(Duration::from_millis(100)).await;
+        // Once the flood has started to be ordered.
+        wait_for("the flood ordering", Duration::from_secs(30), || async {
+            (osns[0].height_of("orgs").await > before).then_some(())
+        })
+        .await;
         update(&osns[0], &remove, &c.admin, &[org2_admin()]).await
     };
     let (answers, (code, body)) = futures_util::join!(flooding, change);
