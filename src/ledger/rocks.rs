@@ -73,6 +73,16 @@ impl RocksStore {
     pub fn cf_name(channel: &str) -> String {
         format!("{CF_PREFIX}{channel}")
     }
+
+    /// Writes every channel's memtable to table files (tests that need blocks in SST files).
+    #[cfg(test)]
+    pub fn flush(&self) {
+        for name in Db::list_cf(&Options::default(), self.db.path()).unwrap() {
+            if let Some(cf) = self.db.cf_handle(&name) {
+                self.db.flush_cf(&cf).unwrap();
+            }
+        }
+    }
 }
 
 impl Store for RocksStore {
