@@ -8,6 +8,7 @@ pub mod actors;
 pub mod cli;
 pub mod config;
 pub mod core;
+pub mod faults;
 pub mod http;
 pub mod identity;
 pub mod kafka;

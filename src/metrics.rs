@@ -262,7 +262,7 @@ impl Metrics {
             )?),
             kafka_errors: reg!(counter(
                 "osn_kafka_errors_total",
-                "Kafka errors seen by a channel, by operation (produce, consume, connect, offset_out_of_range).",
+                "Kafka errors seen by a channel, by operation (produce, consume, consumer_stalled, connect, offset_out_of_range).",
                 &["channel", "operation"]
             )?),
             deliver_websocket_subscribers: reg!(gauge(

@@ -282,6 +282,17 @@ impl ChannelStatus {
         self.acked_bytes.fetch_add(size, Ordering::Relaxed);
     }
 
+    /// A record of ours other than a broadcast (a time-to-cut) is in the partition at `offset`.
+    fn note_written(&self, offset: i64) {
+        self.acked_offset.fetch_max(offset, Ordering::Relaxed);
+    }
+
+    /// The last offset known written to the partition (acknowledged to this OSN's producer) and
+    /// the last one consumed.
+    fn offsets(&self) -> (i64, i64) {
+        (self.acked_offset.load(Ordering::Relaxed), self.consumed_offset.load(Ordering::Relaxed))
+    }
+
     fn note_consumed(&self, offset: i64, size: usize) {
         self.consumed_offset.store(offset, Ordering::Relaxed);
         self.consumed_records.fetch_add(1, Ordering::Relaxed);
@@ -338,6 +349,9 @@ pub struct ChannelActor {
     connected: bool,
     /// Since when, and why, the consumer has been failing (cleared by the next record).
     consumer_trouble: Option<(Instant, String)>,
+    /// The offset the consumer had last delivered when records beyond it were first seen
+    /// written to the partition, and when (see `check_consumer_progress`).
+    stalled_at: Option<(i64, Instant)>,
     /// Whether a probe of Kafka (CONNECT records on the retry schedule) is running.
     probing: bool,
     /// The channel stopped on something only an operator can fix (offset out of range): no
@@ -376,6 +390,7 @@ impl ChannelActor {
             pending_since: None,
             connected: false,
             consumer_trouble: None,
+            stalled_at: None,
             probing: false,
             fatal: false,
         }
@@ -493,6 +508,39 @@ impl ChannelActor {
                 self.kafka_trouble(ctx, format!("the consumer has been failing for {secs}s: {reason}"));
             }
         }
+        self.check_consumer_progress(ctx);
+    }
+
+    /// A consumer that delivers nothing for `kafka.error-timeout` (at least [`MIN_CONSUMER_STALL`]) while the partition holds
+    /// records beyond the last one it delivered (Kafka acknowledged them to this OSN's producer)
+    /// is stuck: for example on a fetch sent to a broker that went away and came back, which
+    /// librdkafka only gives up after `socket.timeout.ms` (a minute), all the while this OSN cuts
+    /// no block. The actor then stops, and the supervisor restarts it from the ledger with a new
+    /// consumer.
+    fn check_consumer_progress(&mut self, ctx: &mut Context<Self>) {
+        let (written, consumed) = self.status.offsets();
+        // A failing consumer, or Kafka trouble, has its own path (`kafka_trouble`).
+        let failing = self.consumer_trouble.is_some() || self.probing || self.status.phase().0 != Phase::Ready;
+        if written <= consumed || failing {
+            self.stalled_at = None;
+            return;
+        }
+        match self.stalled_at {
+            Some((at, since)) if at == consumed => {
+                if since.elapsed() >= self.kafka_config.error_timeout.max(MIN_CONSUMER_STALL) {
+                    self.stalled_at = None;
+                    metrics().kafka_errors.with_label_values(&[&self.name, "consumer_stalled"]).inc();
+                    let secs = since.elapsed().as_secs_f64();
+                    self.stop_with(
+                        ctx,
+                        format!(
+                            "the consumer delivered nothing for {secs:.1}s while the partition holds records up to offset {written}, beyond offset {consumed}: restarting it"
+                        ),
+                    );
+                }
+            }
+            _ => self.stalled_at = Some((consumed, Instant::now())),
+        }
     }
 
     /// The partition accepted our CONNECT: start consuming where the ledger ends.
@@ -550,10 +598,14 @@ impl ChannelActor {
         metrics().channel_time_to_cut.with_label_values(&[&self.name, "sent"]).inc();
         let producer = self.producer.clone();
         let topic = self.name.clone();
+        let status = self.status.clone();
         ctx.spawn(
             async move {
                 match kafka::produce(&producer, &topic, &value).await {
-                    Ok(offset) => tracing::debug!(channel = %topic, block = next, offset, "time-to-cut posted"),
+                    Ok(offset) => {
+                        status.note_written(offset);
+                        tracing::debug!(channel = %topic, block = next, offset, "time-to-cut posted")
+                    }
                     Err(e) => tracing::warn!(channel = %topic, block = next, error = %e, "time-to-cut not posted"),
                 }
             }
@@ -561,6 +613,10 @@ impl ChannelActor {
         );
     }
 }
+
+/// The shortest silence of a consumer that is taken for a stall (a consumer created or
+/// reconnecting takes a few seconds before its first fetch answers).
+const MIN_CONSUMER_STALL: Duration = Duration::from_secs(5);
 
 /// Produces CONNECT records on the retry schedule until Kafka acknowledges one. At start-up it
 /// also sets the topic up, and reports the channel STARTING, then ERRORED once the trouble lasts
@@ -714,7 +770,8 @@ impl ChannelActor {
         {
             match starter.create(channel, genesis_envelope.clone()) {
                 Ok(started) => {
-                    tracing::info!(channel = %channel, started, offset = record.offset, "channel created through the system channel")
+                    tracing::info!(channel = %channel, started, offset = record.offset, "channel created through the system channel");
+                    crate::faults::crash_point("system.after-create");
                 }
                 Err(e) => return self.stop_with(ctx, format!("cannot create channel '{channel}': {e:#}")),
             }
@@ -735,6 +792,9 @@ impl ChannelActor {
             cm.last_offset_persisted.set(persisted);
             let header = block.header.as_ref().expect("built with a header");
             tracing::debug!(channel = %self.name, block = header.number, txs = block.data.as_ref().map_or(0, |d| d.data.len()), offset = record.offset, "block committed");
+        }
+        if cut {
+            crate::faults::crash_point("channel.after-commit");
         }
         if let Some(outcome) = out.outcome {
             match &outcome.result {

@@ -82,7 +82,13 @@ impl Ledger {
         signer: Option<&SigningIdentity>,
     ) -> Result<Self, LedgerError> {
         let corrupt = |number, reason: String| LedgerError::Corrupt { channel: channel.to_owned(), number, reason };
-        let last = match store.last()? {
+        let last = store.last().map_err(|e| match e {
+            LedgerError::Storage { channel, message } => {
+                LedgerError::Storage { channel, message: format!("its last block cannot be read: {message}") }
+            }
+            e => e,
+        })?;
+        let last = match last {
             Some(last) => last,
             None => {
                 let mut genesis = genesis.clone();
@@ -220,7 +226,9 @@ impl Ledger {
             }
             _ => None,
         };
+        crate::faults::crash_point("ledger.before-write");
         self.store.append(header.number, &block.encode_to_vec())?;
+        crate::faults::crash_point("ledger.after-write");
         if let Some(config) = config {
             *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
         }

@@ -511,8 +511,9 @@ impl Osn {
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
 
-    /// Starts the process; waits until it listens and, if `ready`, until its channel is READY.
-    async fn launch(&mut self, ready: bool) {
+    /// Spawns the process (with `extra_env` besides the spec's); the receiver gets its listeners'
+    /// URLs as it prints them (true: the operations listener).
+    fn spawn(&mut self, extra_env: &[(&str, String)]) -> mpsc::Receiver<(bool, String)> {
         self.url.clear();
         self.operations_url.clear();
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).unwrap();
@@ -521,6 +522,7 @@ impl Osn {
             .arg(self.dir.path().join("osn.toml"))
             .env("OSN_LOG", "info,osn=debug,rdkafka=warn")
             .envs(self.spec.env.iter().map(|(k, v)| (k, v)))
+            .envs(extra_env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
@@ -539,6 +541,12 @@ impl Osn {
             }
         });
         self.child = Some(child);
+        rx
+    }
+
+    /// Starts the process; waits until it listens and, if `ready`, until its channel is READY.
+    async fn launch(&mut self, ready: bool) {
+        let rx = self.spawn(&[]);
         // Listening, then ready: the channel consumes (it answers broadcasts only from then on).
         let deadline = Instant::now() + Duration::from_secs(60);
         let info_url = format!("/v1/channels/{}", self.spec.channel);
@@ -600,6 +608,37 @@ impl Osn {
     pub async fn restart_listening(&mut self) {
         self.kill();
         self.launch(false).await;
+    }
+
+    /// Starts the process again with `OSN_CRASH_AT=<crash>` (`src/faults.rs`) and waits (60 s at
+    /// most) until it has killed itself there; its API is not used meanwhile.
+    pub async fn crash_at(&mut self, crash: &str) {
+        self.spawn_to_crash(crash);
+        self.wait_for_crash(crash).await;
+    }
+
+    /// Starts the process again with `OSN_CRASH_AT=<crash>`, and returns at once.
+    pub fn spawn_to_crash(&mut self, crash: &str) {
+        self.kill();
+        let _ = self.spawn(&[("OSN_CRASH_AT", crash.to_owned())]);
+    }
+
+    /// Waits (60 s at most) until a process started by `spawn_to_crash` has killed itself at
+    /// `crash`.
+    pub async fn wait_for_crash(&mut self, crash: &str) {
+        let mut child = self.child.take().expect("running");
+        let status = wait_for(&format!("the OSN to crash at {crash}"), Duration::from_secs(60), || {
+            let status = child.try_wait().unwrap();
+            async move { status }
+        })
+        .await;
+        use std::os::unix::process::ExitStatusExt as _;
+        let point = crash.split(':').next().unwrap();
+        assert!(
+            status.signal() == Some(9) && self.log().contains(&format!("crash point {point} reached")),
+            "the OSN exited with {status}, not at crash point {point}:\n{}",
+            self.log_tail()
+        );
     }
 
     /// SIGTERM, and wait (bounded) for a clean exit.

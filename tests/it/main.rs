@@ -20,8 +20,9 @@ mod subscribers;
 mod supervision;
 mod ttc;
 
-// Against an independent broker process (tansu, sqlite storage; scripts/install-tansu).
-mod tansu;
+// The crash suite and broker outages under load, on the mock cluster and on an independent
+// broker process (tansu, sqlite storage; scripts/install-tansu).
+mod crash;
 
 // `osn ledger verify` on a ledger written by the library (no broker).
 mod ledger_verify;
