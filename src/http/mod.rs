@@ -54,18 +54,22 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// The channel named in the path, or the 404 response to send.
+    /// The channel named in the path, or the response to send: 400 for a name that is not a
+    /// channel ID, 404 for a channel this OSN does not have.
     // The error is a ready response on a cold path, handed straight back to actix.
     #[allow(clippy::result_large_err)]
     pub fn channel(&self, name: &str, format: Format) -> Result<ChannelHandle, HttpResponse> {
-        self.channels.get(name).ok_or_else(|| {
-            let known: Vec<String> = self.channels.iter().map(|c| c.name).collect();
-            fail(
-                format,
-                Status::NotFound,
-                format!("channel '{name}' does not exist on this OSN (channels: {})", known.join(", ")),
-            )
-        })
+        self.lookup(name).map_err(|(status, info)| fail(format, status, info))
+    }
+
+    /// The channel named in the path, or the status and info to answer with.
+    pub fn lookup(&self, name: &str) -> Result<ChannelHandle, (Status, String)> {
+        if let Some(ch) = self.channels.get(name) {
+            return Ok(ch);
+        }
+        crate::core::config::validate_channel_id(name).map_err(|info| (Status::BadRequest, info))?;
+        let known: Vec<String> = self.channels.iter().map(|c| c.name).collect();
+        Err((Status::NotFound, format!("channel '{name}' does not exist on this OSN (channels: {})", known.join(", "))))
     }
 }
 

@@ -338,3 +338,130 @@ async fn abrupt_disconnects_and_truncated_bodies_leave_the_osn_serving() {
     assert_all_once(&chain, &[first, second].concat());
     assert!(!osn.log().contains("panicked"), "{}", osn.log_tail());
 }
+
+/// Every route naming a channel: a name that cannot be a channel ID gets 400 saying the ID rule,
+/// one that could be but is not on this OSN gets 404 naming the channels it has, whatever the
+/// method, body or websocket; and a well-formed envelope of the wrong type gets 400 on each
+/// route that takes envelopes. The channel keeps ordering afterwards.
+#[actix_rt::test]
+async fn every_route_refuses_invalid_and_unknown_channel_ids_and_envelopes_of_the_wrong_type() {
+    let channel = channel_name("ids");
+    let broker = Broker::with_topic(&channel);
+    let osn = Osn::start(OsnSpec::new(&channel, &broker)).await;
+    let client = client();
+    let long = "a".repeat(300);
+    let ids: [(&str, u16, &str); 7] = [
+        ("Bad_Name", 400, "invalid channel ID 'Bad_Name'"),
+        ("-leading-dash", 400, "invalid channel ID"),
+        ("with%20space", 400, "invalid channel ID 'with space'"),
+        ("%C3%A9t%C3%A9", 400, "invalid channel ID 'été'"),
+        ("a%00b", 400, "invalid channel ID"),
+        (&long, 400, "at most 249 characters"),
+        ("nosuchchannel", 404, "'nosuchchannel' does not exist on this OSN (channels: "),
+    ];
+    // (method, route after /v1/channels/{id}, what the body is)
+    let routes = [
+        ("GET", "", ""),
+        ("GET", "/config", ""),
+        ("POST", "/config", "config update"),
+        ("POST", "/broadcast", "message"),
+        ("GET", "/broadcast", "websocket"),
+        ("POST", "/broadcast:batch", "batch"),
+        ("GET", "/blocks/0", ""),
+        ("GET", "/deliver", "websocket"),
+        ("POST", "/deliver", "seek"),
+    ];
+    let mut tried = 0;
+    for (id, code, info) in &ids {
+        let decoded = percent_decode(id);
+        for (method, route, body) in routes {
+            let url = format!("{}/v1/channels/{id}{route}", osn.url);
+            let envelope = |t| envelope_with(header(t, &decoded), 10).encode_to_vec();
+            let body: Vec<u8> = match body {
+                "config update" => envelope(HeaderType::ConfigUpdate),
+                "message" => envelope(HeaderType::Message),
+                "batch" => envelope_with(header(HeaderType::Message, &decoded), 10).encode_length_delimited_to_vec(),
+                "seek" => envelope(HeaderType::DeliverSeekInfo),
+                _ => Vec::new(),
+            };
+            let mut req = if method == "GET" { client.get(&url) } else { client.post(&url) };
+            req = req
+                .insert_header(("Accept", "application/json"))
+                .insert_header(("Authorization", osn::cli::client::read_authorization(&crypto().client, &channel)));
+            if route.ends_with("broadcast") && method == "GET" || route == "/deliver" && method == "GET" {
+                req = req
+                    .insert_header(("Upgrade", "websocket"))
+                    .insert_header(("Connection", "Upgrade"))
+                    .insert_header(("Sec-WebSocket-Version", "13"))
+                    .insert_header(("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="));
+            }
+            let sent = if method == "GET" {
+                req.send().await
+            } else {
+                req.insert_header(("Content-Type", "application/x-protobuf")).send_body(body).await
+            };
+            let mut resp = sent.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+            let text = String::from_utf8_lossy(&resp.body().limit(1 << 20).await.unwrap()).into_owned();
+            assert_eq!(resp.status().as_u16(), *code, "{method} {url}: {text}");
+            assert!(text.contains(info), "{method} {url}: {text:?} should say {info:?}");
+            assert!(text.len() < 2048, "{method} {url}: the answer echoes too much ({} bytes)", text.len());
+            tried += 1;
+        }
+    }
+    assert_eq!(tried, 63);
+
+    // The right channel, the wrong kind of envelope for the route.
+    let here = |t| envelope_with(header(t, &channel), 10).encode_to_vec();
+    // (A batch answers 200 with each envelope's own status.)
+    let seek_in_batch =
+        envelope_with(header(HeaderType::DeliverSeekInfo, &channel), 10).encode_length_delimited_to_vec();
+    for (route, body, code, info) in [
+        ("/config", here(HeaderType::Message), 400, "CONFIG_UPDATE"),
+        ("/broadcast:batch", seek_in_batch, 200, "deliver route"),
+        ("/deliver", here(HeaderType::Message), 400, "DELIVER_SEEK_INFO"),
+    ] {
+        let url = format!("{}/v1/channels/{channel}{route}", osn.url);
+        let mut resp = client
+            .post(&url)
+            .insert_header(("Content-Type", "application/x-protobuf"))
+            .insert_header(("Accept", "application/json"))
+            .send_body(body)
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&resp.body().await.unwrap()).into_owned();
+        assert_eq!(resp.status().as_u16(), code, "POST {route}: {text}");
+        assert!(text.contains(info), "POST {route}: {text:?} should say {info:?}");
+    }
+    let mut resp = client
+        .post(format!("{}/v1/channels", osn.url))
+        .insert_header(("Content-Type", "application/x-protobuf"))
+        .insert_header(("Accept", "application/json"))
+        .send_body(here(HeaderType::Message))
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&resp.body().await.unwrap()).into_owned();
+    assert_eq!(resp.status().as_u16(), 400, "POST /v1/channels: {text}");
+    assert!(text.contains("CONFIG_UPDATE"), "POST /v1/channels: {text}");
+
+    let sent = envelopes(&channel, 5, 200);
+    broadcast_all(&osn.broadcast_url(), &sent, 5).await;
+    assert_all_once(&osn.wait_for_transactions(5, Duration::from_secs(30)).await, &sent);
+    assert!(!osn.log().contains("panicked"), "{}", osn.log_tail());
+}
+
+/// Decodes %XX escapes (what the server sees of a path segment).
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}

@@ -90,10 +90,9 @@ pub async fn stream(
         let code = StatusCode::from_u16(status.http_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         HttpResponse::build(code).content_type(framing.content_type()).body(framing.frame(Item::End(status, info)))
     };
-    let Some(ch) = state.channels.get(&channel) else {
-        let known: Vec<String> = state.channels.iter().map(|c| c.name).collect();
-        let info = format!("channel '{channel}' does not exist on this OSN (channels: {})", known.join(", "));
-        return refuse(Status::NotFound, info);
+    let ch = match state.lookup(&channel) {
+        Ok(ch) => ch,
+        Err((status, info)) => return refuse(status, info),
     };
     let format = match format {
         Ok(f) => f,
