@@ -2,8 +2,14 @@
 //! inserted or overwritten, through every decoder a client reaches (protobuf and JSON), the
 //! structural check of a broadcast, the access check (certificate parsing and signature) and
 //! SeekInfo resolution. Nothing may panic. A mutated envelope passes the access check only if its
-//! signed content is the original's. Bounded by proptest's case counts, so it runs in every
-//! `cargo test`; a failing case is kept in `proptest-regressions/core/fuzz_tests.txt`.
+//! signed content is the original's. Kafka records as anyone with access to a channel's topic
+//! could write them go through the chain that cuts blocks: garbage is skipped, never a panic.
+//!
+//! The committed corpus, `tests/corpus/` (valid inputs of every kind a client or the partition
+//! hands the OSN, and the edge cases found so far), is decoded as is and mutated. Bounded by
+//! proptest's case count, 4,096 per property, so it runs in every `cargo test`; `OSN_FUZZ_CASES=N`
+//! runs N (`scripts/fuzz`). A failing case is kept in `proptest-regressions/core/fuzz_tests.txt`,
+//! to be committed, and its input belongs in the corpus.
 
 use std::sync::{Arc, OnceLock};
 
@@ -22,6 +28,51 @@ use crate::proto::{
 };
 
 const CHANNEL: &str = "fuzz";
+
+/// The committed corpus.
+const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus");
+
+/// Cases per property: `OSN_FUZZ_CASES`, or 4,096.
+fn cases() -> u32 {
+    std::env::var("OSN_FUZZ_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(4096)
+}
+
+/// The corpus's inputs, by file name.
+fn corpus() -> &'static [(String, Vec<u8>)] {
+    static CORPUS_FILES: OnceLock<Vec<(String, Vec<u8>)>> = OnceLock::new();
+    CORPUS_FILES.get_or_init(|| {
+        let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(CORPUS)
+            .expect("tests/corpus")
+            .map(|e| e.expect("a corpus entry").path())
+            .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).expect("a corpus file")))
+            .collect();
+        files.sort();
+        files
+    })
+}
+
+/// A chain of the channel with nothing ordered yet, batches of 10.
+fn fresh_chain() -> crate::core::chain::Chain {
+    let tip = crate::core::chain::ChainTip {
+        next_number: 1,
+        previous_hash: Bytes::from_static(&[1; 32]),
+        kafka: Default::default(),
+        last_config: 0,
+    };
+    let batch =
+        crate::proto::BatchSize { max_message_count: 10, absolute_max_bytes: 1 << 20, preferred_max_bytes: 1 << 19 };
+    crate::core::chain::Chain::with_batch_size(CHANNEL, tip, batch)
+}
+
+/// Bytes as a record of the channel's partition: whatever they are, the chain consumes them
+/// without panicking, and what it cuts is well-formed and numbered in order.
+fn consume_as_record(chain: &mut crate::core::chain::Chain, offset: i64, raw: &[u8]) {
+    let next = chain.next_number();
+    let out = chain.consume(offset, raw);
+    for (i, block) in out.blocks.iter().enumerate() {
+        assert_eq!(block.header.as_ref().map(|h| h.number), Some(next + i as u64));
+    }
+}
 
 /// A valid signed envelope of the channel, and the channel's access rules (its organisation).
 struct Seed {
@@ -95,7 +146,10 @@ fn decode_everything(raw: &[u8]) {
     let _ = crate::proto::msp::SerializedIdentity::decode(b.clone());
     let _ = crate::core::config::envelope_parts(raw);
     let _ = crate::http::broadcast::decode_envelope(Format::Protobuf, b.clone());
-    let _ = crate::http::broadcast::decode_envelope(Format::Json, b);
+    let _ = crate::http::broadcast::decode_envelope(Format::Json, b.clone());
+    let _ = crate::http::broadcast::batch::split(Format::Protobuf, b.clone());
+    let _ = crate::http::broadcast::batch::split(Format::Json, b);
+    consume_as_record(&mut fresh_chain(), 0, raw);
 }
 
 /// The broadcast path past decoding: structural check, then the access check of what passes.
@@ -136,8 +190,88 @@ fn the_unaltered_seed_passes_every_check() {
     assert!(check(&envelope).is_some());
 }
 
+/// Writes the corpus's generated inputs (run with `OSN_WRITE_CORPUS=1` after a wire change;
+/// hand-made edge cases in the directory are kept).
+fn write_corpus() {
+    use crate::proto::kafka_message_regular::Class;
+    let s = seed();
+    let envelope = s.marshaled.to_vec();
+    let json = serde_json::to_vec(&s.envelope).unwrap();
+    let mut batch = Vec::new();
+    for _ in 0..3 {
+        s.envelope.encode_length_delimited(&mut batch).unwrap();
+    }
+    let config = ChannelConfig {
+        batch_size: Some(crate::proto::BatchSize {
+            max_message_count: 10,
+            absolute_max_bytes: 1 << 20,
+            preferred_max_bytes: 1 << 19,
+        }),
+        ..Default::default()
+    };
+    let genesis = crate::core::block::genesis_block(CHANNEL, &config).encode_to_vec();
+    let seek = SeekInfo {
+        start: Some(crate::core::seek::oldest()),
+        stop: Some(crate::core::seek::newest()),
+        ..Default::default()
+    };
+    let files: Vec<(&str, Vec<u8>)> = vec![
+        ("envelope.pb", envelope.clone()),
+        ("envelope.json", json.clone()),
+        ("batch.pb", batch),
+        (
+            "batch.json",
+            format!("[{}, {}]", String::from_utf8_lossy(&json), String::from_utf8_lossy(&json)).into_bytes(),
+        ),
+        ("genesis-block.pb", genesis),
+        ("seek-info.pb", seek.encode_to_vec()),
+        ("record-regular.pb", KafkaMessage::regular(envelope.clone().into(), 0, Class::Normal).encode_to_vec()),
+        ("record-config.pb", KafkaMessage::regular(envelope.into(), 0, Class::Config).encode_to_vec()),
+        ("record-time-to-cut.pb", KafkaMessage::time_to_cut(1).encode_to_vec()),
+        ("record-connect.pb", KafkaMessage::connect(Bytes::from_static(&[7; 32])).encode_to_vec()),
+    ];
+    std::fs::create_dir_all(CORPUS).unwrap();
+    for (name, bytes) in files {
+        std::fs::write(format!("{CORPUS}/{name}"), bytes).unwrap();
+    }
+}
+
+#[test]
+fn every_corpus_input_decodes_and_is_consumed_without_panicking() {
+    if std::env::var_os("OSN_WRITE_CORPUS").is_some() {
+        write_corpus();
+    }
+    let corpus = corpus();
+    assert!(corpus.len() >= 10, "the corpus is in tests/corpus ({} files)", corpus.len());
+    let mut chain = fresh_chain();
+    for (offset, (name, raw)) in corpus.iter().enumerate() {
+        decode_everything(raw);
+        consume_as_record(&mut chain, offset as i64, raw);
+        if let Ok(envelope) = Envelope::decode(raw.as_slice()) {
+            if name != "envelope.pb" {
+                assert!(check(&envelope).is_none(), "{name} passed the access check");
+            }
+        }
+    }
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 4096, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+
+    #[test]
+    fn a_mutated_corpus_input_never_panics_a_decoder_or_the_chain(
+        pick in any::<prop::sample::Index>(),
+        mutations in proptest::collection::vec(mutation(), 1..8),
+    ) {
+        let (_, raw) = pick.get(corpus());
+        let raw = mutate(raw.clone(), &mutations);
+        decode_everything(&raw);
+        // After a valid record, so that a cut is possible.
+        let mut chain = fresh_chain();
+        let (_, good) = corpus().iter().find(|(n, _)| n == "record-regular.pb").expect("record-regular.pb");
+        consume_as_record(&mut chain, 0, good);
+        consume_as_record(&mut chain, 1, &raw);
+    }
 
     #[test]
     fn arbitrary_bytes_never_panic_a_decoder(raw in proptest::collection::vec(any::<u8>(), 0..2048)) {

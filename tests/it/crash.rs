@@ -1,9 +1,10 @@
 //! The crash suite: three `osn start` processes on one broker take load through all three while
 //! one of them at a time dies and is restarted, some cycles at each crash point of the write path
 //! (`OSN_CRASH_AT`, `src/faults.rs`), the others by SIGKILL from outside at a random moment.
-//! Afterwards every envelope acknowledged with SUCCESS is in the chain exactly once, nothing is
-//! in it twice, and the three chains are identical (headers, data, ORDERER metadata) and verify
-//! block by block (numbers, links, data hashes, signatures).
+//! The last cycle kills all three at once. Afterwards every envelope acknowledged with SUCCESS
+//! is in the chain exactly once, nothing is in it twice, and the three chains are identical
+//! (headers, data, ORDERER metadata) and verify block by block (numbers, links, data hashes,
+//! signatures).
 //!
 //! Ten cycles per broker by default; `OSN_SOAK=N` runs N. `OSN_CRASH_SEED` replays a run (every
 //! run prints its seed). Each run prints a `reliability:` line with its figures (RELIABILITY.md).
@@ -172,6 +173,8 @@ struct Figures {
     lost: usize,
     duplicated: usize,
     blocks: usize,
+    /// "panicked" in the OSNs' logs, across all their restarts.
+    panics: usize,
     seconds: u64,
 }
 
@@ -260,10 +263,11 @@ impl Run {
             lost,
             duplicated: counts.values().filter(|n| **n > 1).count(),
             blocks: chains[0].len(),
+            panics: self.osns.iter().map(|o| o.log().matches("panicked").count()).sum(),
             seconds: self.started.elapsed().as_secs(),
         };
         eprintln!("reliability: {}", serde_json::to_string(&figures).unwrap());
-        assert_eq!((figures.lost, figures.duplicated), (0, 0), "{figures:?}");
+        assert_eq!((figures.lost, figures.duplicated, figures.panics), (0, 0, 0), "{figures:?}");
         assert_all_once(&chains[0], &acked);
         figures
     }
@@ -281,19 +285,36 @@ async fn crash_cycles(broker: &'static str, servers: String, channel: String) ->
     let (mut crash_points, mut sigkills) = (0, 0);
     for cycle in 0..cycles {
         let victim = rng.random_range(0..run.osns.len());
-        run.down(victim);
+        if cycle + 1 == cycles && cycles >= 5 {
+            // The last cycle takes all three down at once, as a power cut of the whole service would.
+            until_acked(&run.load, rng.random_range(1..=300)).await;
+            eprintln!("cycle {cycle}: all three OSNs SIGKILLed at once");
+            for n in 0..run.osns.len() {
+                run.down(n);
+                run.osns[n].kill();
+            }
+            for n in 0..run.osns.len() {
+                run.osns[n].restart().await;
+                run.up(n);
+            }
+            sigkills += 1;
+            continue;
+        }
         match points.get(cycle) {
             Some(point) => {
                 // Dies on its n-th pass, while the other two take the load.
+                run.down(victim);
                 let crash = format!("{point}:{}", rng.random_range(2..=8));
                 eprintln!("cycle {cycle}: OSN {victim} crashes at {crash}");
                 run.osns[victim].crash_at(&crash).await;
                 crash_points += 1;
             }
             None => {
+                // Dies with requests of its own in flight.
                 let after = rng.random_range(1..=300);
                 until_acked(&run.load, after).await;
                 eprintln!("cycle {cycle}: OSN {victim} SIGKILLed after {after} more acknowledgements");
+                run.down(victim);
                 run.osns[victim].kill();
                 sigkills += 1;
             }
