@@ -374,10 +374,10 @@ async fn every_route_refuses_invalid_and_unknown_channel_ids_and_envelopes_of_th
     let mut tried = 0;
     for (id, code, info) in &ids {
         let decoded = percent_decode(id);
-        for (method, route, body) in routes {
+        for (method, route, kind) in routes {
             let url = format!("{}/v1/channels/{id}{route}", osn.url);
             let envelope = |t| envelope_with(header(t, &decoded), 10).encode_to_vec();
-            let body: Vec<u8> = match body {
+            let body: Vec<u8> = match kind {
                 "config update" => envelope(HeaderType::ConfigUpdate),
                 "message" => envelope(HeaderType::Message),
                 "batch" => envelope_with(header(HeaderType::Message, &decoded), 10).encode_length_delimited_to_vec(),
@@ -388,7 +388,7 @@ async fn every_route_refuses_invalid_and_unknown_channel_ids_and_envelopes_of_th
             req = req
                 .insert_header(("Accept", "application/json"))
                 .insert_header(("Authorization", osn::cli::client::read_authorization(&crypto().client, &channel)));
-            if route.ends_with("broadcast") && method == "GET" || route == "/deliver" && method == "GET" {
+            if kind == "websocket" {
                 req = req
                     .insert_header(("Upgrade", "websocket"))
                     .insert_header(("Connection", "Upgrade"))
