@@ -349,6 +349,10 @@ pub struct ChannelActor {
     connected: bool,
     /// Since when, and why, the consumer has been failing (cleared by the next record).
     consumer_trouble: Option<(Instant, String)>,
+    /// The consumer stream, while one runs.
+    consumer: Option<SpawnHandle>,
+    /// The offset after the last record handled (what a new consumer starts at).
+    next_offset: Option<i64>,
     /// The offset the consumer had last delivered when records beyond it were first seen
     /// written to the partition, and when (see `check_consumer_progress`).
     stalled_at: Option<(i64, Instant)>,
@@ -391,6 +395,8 @@ impl ChannelActor {
             connected: false,
             consumer_trouble: None,
             stalled_at: None,
+            consumer: None,
+            next_offset: None,
             probing: false,
             fatal: false,
         }
@@ -481,12 +487,15 @@ impl ChannelActor {
             async move { reach_kafka(&cfg, &producer, &topic, &connect, &status, false).await }
                 .instrument(self.span.clone())
                 .into_actor(self)
-                .map(|(), act, _ctx| {
+                .map(|(), act, ctx| {
                     act.probing = false;
                     act.consumer_trouble = None;
                     if !act.fatal {
                         tracing::info!(channel = %act.name, "Kafka answers again: the channel is ready");
                         act.status.set(Phase::Ready, "");
+                        // The consumer may hold a fetch lost in the outage, which librdkafka
+                        // would wait out for `socket.timeout.ms`: start afresh where it was.
+                        act.replace_consumer(ctx, "Kafka answers again after trouble");
                     }
                 }),
         );
@@ -511,12 +520,11 @@ impl ChannelActor {
         self.check_consumer_progress(ctx);
     }
 
-    /// A consumer that delivers nothing for `kafka.error-timeout` (at least [`MIN_CONSUMER_STALL`]) while the partition holds
-    /// records beyond the last one it delivered (Kafka acknowledged them to this OSN's producer)
-    /// is stuck: for example on a fetch sent to a broker that went away and came back, which
-    /// librdkafka only gives up after `socket.timeout.ms` (a minute), all the while this OSN cuts
-    /// no block. The actor then stops, and the supervisor restarts it from the ledger with a new
-    /// consumer.
+    /// A consumer that delivers nothing for `kafka.error-timeout` (at least [`MIN_CONSUMER_STALL`])
+    /// while the partition holds records beyond the last one it delivered (Kafka acknowledged
+    /// them to this OSN's producer) is stuck: for example on a fetch sent to a broker that went
+    /// away and came back, which librdkafka only gives up after `socket.timeout.ms` (a minute),
+    /// all the while this OSN cuts no block. It is replaced.
     fn check_consumer_progress(&mut self, ctx: &mut Context<Self>) {
         let (written, consumed) = self.status.offsets();
         // A failing consumer, or Kafka trouble, has its own path (`kafka_trouble`).
@@ -528,15 +536,12 @@ impl ChannelActor {
         match self.stalled_at {
             Some((at, since)) if at == consumed => {
                 if since.elapsed() >= self.kafka_config.error_timeout.max(MIN_CONSUMER_STALL) {
-                    self.stalled_at = None;
                     metrics().kafka_errors.with_label_values(&[&self.name, "consumer_stalled"]).inc();
                     let secs = since.elapsed().as_secs_f64();
-                    self.stop_with(
-                        ctx,
-                        format!(
-                            "the consumer delivered nothing for {secs:.1}s while the partition holds records up to offset {written}, beyond offset {consumed}: restarting it"
-                        ),
+                    let why = format!(
+                        "it delivered nothing for {secs:.1}s while the partition holds records up to offset {written}, beyond offset {consumed}"
                     );
+                    self.replace_consumer(ctx, &why);
                 }
             }
             _ => self.stalled_at = Some((consumed, Instant::now())),
@@ -548,13 +553,38 @@ impl ChannelActor {
         self.connected = true;
         let Some(chain) = self.chain.as_ref() else { return };
         let from = chain.resume_offset();
+        if self.start_consumer(ctx, from) {
+            tracing::info!(channel = %self.name, from_offset = from, height = self.ledger.height(), "consuming");
+            self.status.set(Phase::Ready, "");
+        }
+    }
+
+    /// Starts a consumer of the partition at `from`; false if it cannot be created (the actor
+    /// is then stopping).
+    fn start_consumer(&mut self, ctx: &mut Context<Self>, from: i64) -> bool {
         match kafka::consume_from(&self.kafka_config, &self.name, from) {
             Ok(stream) => {
-                tracing::info!(channel = %self.name, from_offset = from, height = self.ledger.height(), "consuming");
-                self.status.set(Phase::Ready, "");
-                ctx.add_stream(stream);
+                self.consumer = Some(ctx.add_stream(stream));
+                true
             }
-            Err(e) => self.stop_with(ctx, format!("cannot create the consumer: {e}")),
+            Err(e) => {
+                self.stop_with(ctx, format!("cannot create the consumer: {e}"));
+                false
+            }
+        }
+    }
+
+    /// Drops the consumer and starts a new one right after the last record handled: nothing is
+    /// skipped or read twice, and the pending batch is kept.
+    fn replace_consumer(&mut self, ctx: &mut Context<Self>, why: &str) {
+        let Some(chain) = self.chain.as_ref() else { return };
+        let from = self.next_offset.unwrap_or_else(|| chain.resume_offset());
+        if let Some(old) = self.consumer.take() {
+            ctx.cancel_future(old);
+        }
+        self.stalled_at = None;
+        if self.start_consumer(ctx, from) {
+            tracing::warn!(channel = %self.name, from_offset = from, reason = why, "consumer replaced");
         }
     }
 
@@ -758,6 +788,7 @@ impl ChannelActor {
         };
         let Some(chain) = self.chain.as_mut() else { return };
         self.consumer_trouble = None;
+        self.next_offset = Some(record.offset + 1);
         self.status.note_consumed(record.offset, record.value.len());
         let out = chain.consume(record.offset, &record.value);
         let pending = chain.has_pending();

@@ -1,6 +1,7 @@
 //! The crash suite: three `osn start` processes on one broker take load through all three while
-//! one of them at a time dies and is restarted, some cycles at each crash point of the write path
-//! (`OSN_CRASH_AT`, `src/faults.rs`), the others by SIGKILL from outside at a random moment.
+//! one of them at a time dies and is restarted: at each crash point of the write path in turn
+//! (`OSN_CRASH_AT`, `src/faults.rs`) in the first cycles and one cycle in five after them, by
+//! SIGKILL from outside at a random moment in the others.
 //! The last cycle kills all three at once. Afterwards every envelope acknowledged with SUCCESS
 //! is in the chain exactly once, nothing is in it twice, and the three chains are identical
 //! (headers, data, ORDERER metadata) and verify block by block (numbers, links, data hashes,
@@ -46,6 +47,8 @@ struct Load {
     unexpected: Mutex<Vec<String>>,
     sent: AtomicU64,
     stop: AtomicBool,
+    /// The shortest time between two requests of one worker (none: back to back).
+    pace: Option<Duration>,
 }
 
 impl Load {
@@ -65,6 +68,9 @@ async fn worker(load: Arc<Load>, osn: usize, channel: String) {
         if url.is_empty() {
             actix_rt::time::sleep(Duration::from_millis(20)).await;
             continue;
+        }
+        if let Some(pace) = load.pace {
+            actix_rt::time::sleep(pace).await;
         }
         let env = transaction(&crypto().client, &channel, 300);
         load.sent.fetch_add(1, Ordering::SeqCst);
@@ -198,7 +204,7 @@ struct Run {
 impl Run {
     /// Three OSNs of `channel` on the brokers at `servers`, taking load through all three once
     /// 100 envelopes are acknowledged.
-    async fn start(broker: &'static str, servers: String, channel: String) -> Run {
+    async fn start(broker: &'static str, servers: String, channel: String, pace: Option<Duration>) -> Run {
         let spec = |n| OsnSpec {
             osn_identity: n,
             max_message_count: 20,
@@ -206,8 +212,11 @@ impl Run {
             ..OsnSpec::on(&channel, servers.clone())
         };
         let osns = [Osn::start(spec(0)).await, Osn::start(spec(1)).await, Osn::start(spec(2)).await];
-        let load =
-            Arc::new(Load { urls: osns.iter().map(|o| Mutex::new(o.broadcast_url())).collect(), ..Load::default() });
+        let load = Arc::new(Load {
+            urls: osns.iter().map(|o| Mutex::new(o.broadcast_url())).collect(),
+            pace,
+            ..Load::default()
+        });
         let mut workers = Vec::new();
         for osn in 0..osns.len() {
             for _ in 0..WORKERS_PER_OSN {
@@ -230,10 +239,10 @@ impl Run {
 
     /// Stops the load once 100 more envelopes are acknowledged, checks the three chains, and
     /// tells what the run came to (`seed`, the cycles: for the report).
-    async fn finish(self, seed: u64, cycles: (usize, usize)) -> Figures {
+    async fn finish(mut self, seed: u64, cycles: (usize, usize)) -> Figures {
         until_acked(&self.load, 100).await;
         self.load.stop.store(true, Ordering::SeqCst);
-        for w in self.workers {
+        for w in std::mem::take(&mut self.workers) {
             w.await.unwrap();
         }
         let load = &self.load;
@@ -273,14 +282,27 @@ impl Run {
     }
 }
 
+impl Drop for Run {
+    /// On a failure, what the OSNs were saying (the whole logs go to the temp dir).
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for (n, osn) in self.osns.iter().enumerate() {
+                let path = std::env::temp_dir().join(format!("osn-crash-{}-{n}.log", std::process::id()));
+                let _ = std::fs::write(&path, osn.log());
+                eprintln!("--- OSN {n} (whole log: {}):\n{}", path.display(), osn.log_tail());
+            }
+        }
+    }
+}
+
 /// The crash cycles on the brokers at `servers`, on `channel`.
 async fn crash_cycles(broker: &'static str, servers: String, channel: String) -> Figures {
     let (cycles, seed) = (cycles(), seed());
     eprintln!("crash suite on {broker}: {cycles} cycles, OSN_CRASH_SEED={seed}");
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut run = Run::start(broker, servers, channel).await;
+    let mut run = Run::start(broker, servers, channel, None).await;
 
-    // The first cycles go through the write path's crash points in turn; the rest are SIGKILLs.
+    // Cycles at the write path's crash points, the others SIGKILLs from outside.
     let points: Vec<&str> = osn::faults::POINTS.iter().copied().filter(|p| !p.starts_with("system.")).collect();
     let (mut crash_points, mut sigkills) = (0, 0);
     for cycle in 0..cycles {
@@ -300,7 +322,13 @@ async fn crash_cycles(broker: &'static str, servers: String, channel: String) ->
             sigkills += 1;
             continue;
         }
-        match points.get(cycle) {
+        // Each crash point in turn first, then one cycle in five.
+        let point = match cycle {
+            c if c < points.len() => Some(points[c]),
+            c if c % 5 == 0 => Some(points[(c / 5) % points.len()]),
+            _ => None,
+        };
+        match point {
             Some(point) => {
                 // Dies on its n-th pass, while the other two take the load.
                 run.down(victim);
@@ -343,17 +371,36 @@ async fn three_osns_killed_one_at_a_time_under_load_lose_and_duplicate_nothing_o
 async fn the_broker_going_down_twice_under_load_is_answered_503_and_the_osns_recover_by_themselves() {
     let channel = channel_name("outage");
     let broker = Broker::with_topic(&channel);
-    let run = Run::start("mock-cluster", broker.servers(), channel).await;
+    // At most 300 envelopes a second (about 0.3 MB/s): an OSN that needs a few seconds more to
+    // recover must still find its records in the mock cluster's 5 MB of partition.
+    let run = Run::start("mock-cluster", broker.servers(), channel, Some(Duration::from_millis(30))).await;
     for _ in 0..2 {
         until_acked(&run.load, 200).await;
         broker.kafka.cluster().broker_down(1).unwrap();
         let down = Instant::now();
         refused_while_down(&run.load).await;
+        let mut heights = Vec::new();
+        for osn in &run.osns {
+            heights.push(osn.height().await);
+        }
         broker.kafka.cluster().broker_up(1).unwrap();
         let up = Instant::now();
-        // No OSN is restarted: each channel recovers by itself and takes load again.
+        // No OSN is restarted: each channel recovers by itself, takes load again and cuts
+        // blocks again, well before librdkafka would give up a fetch lost in the outage (60 s).
         until_acked(&run.load, 300).await;
-        eprintln!("broker down for {:?}, ordering again {:?} after it is back", up - down, up.elapsed());
+        wait_for("every OSN cutting blocks again", Duration::from_secs(20), || {
+            let (osns, heights) = (&run.osns, &heights);
+            async move {
+                for (osn, before) in osns.iter().zip(heights) {
+                    if osn.height().await < before + 3 {
+                        return None;
+                    }
+                }
+                Some(())
+            }
+        })
+        .await;
+        eprintln!("broker down for {:?}, every OSN cutting again {:?} after it is back", up - down, up.elapsed());
     }
     run.finish(0, (0, 0)).await;
 }
@@ -367,7 +414,7 @@ async fn the_broker_going_down_twice_under_load_is_answered_503_and_the_osns_rec
 #[actix_rt::test]
 async fn tansu_killed_under_load_is_answered_503_and_nothing_acknowledged_is_lost() {
     let mut tansu = Tansu::start();
-    let mut run = Run::start("tansu", tansu.servers(), channel_name("tansu")).await;
+    let mut run = Run::start("tansu", tansu.servers(), channel_name("tansu"), None).await;
     until_acked(&run.load, 200).await;
     tansu.kill();
     refused_while_down(&run.load).await;
