@@ -386,9 +386,10 @@ async fn the_broker_going_down_twice_under_load_is_answered_503_and_the_osns_rec
         broker.kafka.cluster().broker_up(1).unwrap();
         let up = Instant::now();
         // No OSN is restarted: each channel recovers by itself, takes load again and cuts
-        // blocks again, well before librdkafka would give up a fetch lost in the outage (60 s).
+        // blocks again, well before librdkafka would give up a fetch lost in the outage (60 s;
+        // 3-9 s measured, the deadline leaves room for a loaded CI machine).
         until_acked(&run.load, 300).await;
-        wait_for("every OSN cutting blocks again", Duration::from_secs(20), || {
+        wait_for("every OSN cutting blocks again", Duration::from_secs(30), || {
             let (osns, heights) = (&run.osns, &heights);
             async move {
                 for (osn, before) in osns.iter().zip(heights) {
