@@ -7,7 +7,7 @@
 //! (headers, data, ORDERER metadata) and verify block by block (numbers, links, data hashes,
 //! signatures).
 //!
-//! Ten cycles per broker by default; `OSN_SOAK=N` runs N. `OSN_CRASH_SEED` replays a run (every
+//! Ten cycles per broker by default; `OSN_SOAK=1` runs a hundred, `OSN_SOAK=N` (N > 1) runs N. `OSN_CRASH_SEED` replays a run (every
 //! run prints its seed). Each run prints a `reliability:` line with its figures (RELIABILITY.md).
 
 use std::collections::HashMap;
@@ -184,8 +184,13 @@ struct Figures {
     seconds: u64,
 }
 
+/// Ten; with `OSN_SOAK=1`, a hundred; with `OSN_SOAK=N` (N > 1), N.
 fn cycles() -> usize {
-    std::env::var("OSN_SOAK").ok().and_then(|n| n.parse().ok()).unwrap_or(10)
+    match std::env::var("OSN_SOAK").ok().and_then(|n| n.parse::<usize>().ok()) {
+        None | Some(0) => 10,
+        Some(1) => 100,
+        Some(n) => n,
+    }
 }
 
 fn seed() -> u64 {
