@@ -12,12 +12,18 @@
 //! - `ledger.before-write`: a block is cut, signed and checked against the tip, not yet written;
 //! - `ledger.after-write`: RocksDB's write returned (the commit point), before the ledger's tip,
 //!   height watch and configuration are updated;
+//! - `ledger.after-config-write`: the same, for config blocks only;
 //! - `channel.after-commit`: every block cut from one record is committed, before the record's
 //!   config outcome is published and the time-to-cut timer re-armed.
 
 /// Every crash point, for tests and documentation.
-pub const POINTS: &[&str] =
-    &["system.after-create", "ledger.before-write", "ledger.after-write", "channel.after-commit"];
+pub const POINTS: &[&str] = &[
+    "system.after-create",
+    "ledger.before-write",
+    "ledger.after-write",
+    "ledger.after-config-write",
+    "channel.after-commit",
+];
 
 /// Kills the process if `OSN_CRASH_AT` names this point and this is the pass it names.
 #[inline]

@@ -230,6 +230,7 @@ impl Ledger {
         self.store.append(header.number, &block.encode_to_vec())?;
         crate::faults::crash_point("ledger.after-write");
         if let Some(config) = config {
+            crate::faults::crash_point("ledger.after-config-write");
             *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
         }
         *tip = ChainTip {

@@ -308,7 +308,9 @@ async fn crash_cycles(broker: &'static str, servers: String, channel: String) ->
     let mut run = Run::start(broker, servers, channel, None).await;
 
     // Cycles at the write path's crash points, the others SIGKILLs from outside.
-    let points: Vec<&str> = osn::faults::POINTS.iter().copied().filter(|p| !p.starts_with("system.")).collect();
+    // (The system channel's and the config block's points have tests of their own.)
+    let points = ["ledger.before-write", "ledger.after-write", "channel.after-commit"];
+    assert!(points.iter().all(|p| osn::faults::POINTS.contains(p)));
     let (mut crash_points, mut sigkills) = (0, 0);
     for cycle in 0..cycles {
         let victim = rng.random_range(0..run.osns.len());
@@ -489,4 +491,59 @@ async fn an_osn_killed_between_creating_a_channel_and_recording_it_has_the_chann
     assert_identical(&channel_chains);
     assert_identical(&system_chains);
     assert_all_once(&channel_chains[0], &sent);
+}
+
+/// A config block is committed, and the OSN dies before the new configuration is in force in
+/// memory: restarted, it reads it from the ledger and cuts the next blocks with it, as the other
+/// two do. Envelopes enqueued under the old configuration and re-submitted are ordered once.
+#[actix_rt::test]
+async fn an_osn_killed_right_after_writing_a_config_block_restarts_under_that_configuration() {
+    use osn::proto::osn::ConfigUpdate;
+    use osn::proto::BatchSize;
+
+    let channel = channel_name("config");
+    let broker = Broker::with_topic(&channel);
+    let mut run = Run::start("mock-cluster", broker.servers(), channel.clone(), None).await;
+    run.down(2);
+    run.osns[2].spawn_to_crash("ledger.after-config-write");
+    until_acked(&run.load, 200).await;
+    let seven = ConfigUpdate {
+        channel_id: channel.clone(),
+        batch_size: Some(BatchSize { max_message_count: 7, ..Default::default() }),
+        ..Default::default()
+    };
+    let admin = &crypto().admin;
+    let mut resp = client()
+        .post(format!("{}/v1/channels/{channel}/config", run.osns[0].url))
+        .insert_header(("Content-Type", "application/x-protobuf"))
+        .insert_header(("Accept", "application/json"))
+        .send_body(osn::identity::envelope::config_update(admin, &seven, &[]).encode_to_vec())
+        .await
+        .unwrap();
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(resp.status(), 200, "{body}");
+    run.osns[2].wait_for_crash("ledger.after-config-write").await;
+    run.osns[2].restart().await;
+    run.up(2);
+    until_acked(&run.load, 300).await;
+
+    let mut resp = client()
+        .get(format!("{}/v1/channels/{channel}/config", run.osns[2].url))
+        .insert_header(("Authorization", osn::cli::client::read_authorization(&crypto().client, &channel)))
+        .send()
+        .await
+        .unwrap();
+    let config: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(config["batchSize"]["maxMessageCount"].as_u64(), Some(7), "{config}");
+    let chain = run.osns[2].chain().await;
+    let config_blocks: Vec<usize> =
+        (1..chain.len()).filter(|&n| osn::core::block::last_config(&chain[n]) == Some(n as u64)).collect();
+    assert_eq!(config_blocks.len(), 1, "one config block: {config_blocks:?}");
+    let sizes: Vec<usize> = chain.iter().map(|b| b.data.as_ref().unwrap().data.len()).collect();
+    let k = config_blocks[0];
+    assert!(sizes[1..k].iter().any(|&n| n > 7), "20 per block before block {k}: {sizes:?}");
+    assert!(sizes[k + 1..].iter().all(|&n| n <= 7), "7 per block after block {k}: {sizes:?}");
+    assert!(sizes[k + 1..].iter().filter(|&&n| n == 7).count() > 10, "full blocks of 7: {sizes:?}");
+    // The chains are identical, so the other two cut the same blocks under the same configuration.
+    run.finish(0, (1, 0)).await;
 }
