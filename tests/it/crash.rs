@@ -49,6 +49,10 @@ struct Load {
     stop: AtomicBool,
     /// The shortest time between two requests of one worker (none: back to back).
     pace: Option<Duration>,
+    /// Tells the subscribers to stop (they outlive the load until they have every block).
+    stop_subscribers: AtomicBool,
+    /// Deliver subscriptions opened again after their OSN went away or ended them.
+    resubscriptions: AtomicU64,
 }
 
 impl Load {
@@ -107,6 +111,72 @@ async fn worker(load: Arc<Load>, osn: usize, channel: String) {
             }
             Some((code, body)) => load.unexpected.lock().unwrap().push(format!("{code}: {body:?}")),
         }
+    }
+}
+
+/// A deliver websocket subscriber of OSN `osn` (STRICT, from block 0 on): follows the chain and,
+/// whenever its OSN goes away or ends the stream, subscribes again from the next block it lacks. Every
+/// block must come in order, numbered right after the one before (else `unexpected`).
+async fn subscriber(load: Arc<Load>, osn: usize, channel: String, received: Arc<Mutex<Vec<Block>>>) {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use osn::proto::orderer::deliver_response::Type;
+    let mut first = true;
+    while !load.stop_subscribers.load(Ordering::SeqCst) {
+        let url = load.urls[osn].lock().unwrap().replace("http://", "ws://").replace("/broadcast", "/deliver");
+        if url.is_empty() {
+            actix_rt::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        }
+        let Ok((_, mut ws)) = awc::Client::new().ws(url).max_frame_size(64 << 20).connect().await else {
+            actix_rt::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        };
+        if !std::mem::take(&mut first) {
+            load.resubscriptions.fetch_add(1, Ordering::SeqCst);
+        }
+        let next = received.lock().unwrap().len() as u64;
+        let seek = osn::proto::SeekInfo {
+            start: Some(osn::core::seek::specified(next)),
+            stop: Some(osn::core::seek::specified(u64::MAX)),
+            ..Default::default()
+        };
+        let request = osn::cli::client::seek_request(&crypto().client, &channel, &seek);
+        if ws.send(awc::ws::Message::Binary(request.encode_to_vec().into())).await.is_err() {
+            continue;
+        }
+        loop {
+            if load.stop_subscribers.load(Ordering::SeqCst) {
+                return;
+            }
+            let frame = match actix_rt::time::timeout(Duration::from_millis(200), ws.next()).await {
+                Err(_) => continue, // Nothing new yet.
+                Ok(frame) => frame,
+            };
+            let response = match frame {
+                Some(Ok(awc::ws::Frame::Binary(b))) => osn::proto::DeliverResponse::decode(b).ok(),
+                Some(Ok(awc::ws::Frame::Ping(_) | awc::ws::Frame::Pong(_))) => continue,
+                _ => None, // Closed, cut by a kill, or ended: subscribe again.
+            };
+            match response.and_then(|r| r.r#type) {
+                Some(Type::Block(block)) => {
+                    let mut received = received.lock().unwrap();
+                    let number = block.header.as_ref().map_or(u64::MAX, |h| h.number);
+                    if number != received.len() as u64 {
+                        let want = received.len();
+                        load.unexpected
+                            .lock()
+                            .unwrap()
+                            .push(format!("OSN {osn}'s subscriber got block {number}, not {want}"));
+                        return;
+                    }
+                    received.push(block);
+                }
+                _ => break,
+            }
+        }
+        // As a client would, back off a little before subscribing again (while the channel is
+        // not READY, a STRICT subscription ends at once with 503).
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -179,6 +249,9 @@ struct Figures {
     lost: usize,
     duplicated: usize,
     blocks: usize,
+    /// Blocks received by the three deliver subscribers (each has the whole chain).
+    delivered: usize,
+    resubscriptions: u64,
     /// "panicked" in the OSNs' logs, across all their restarts.
     panics: usize,
     seconds: u64,
@@ -204,6 +277,9 @@ struct Run {
     osns: [Osn; 3],
     load: Arc<Load>,
     workers: Vec<actix_rt::task::JoinHandle<()>>,
+    /// What each OSN's deliver subscriber received.
+    delivered: Vec<Arc<Mutex<Vec<Block>>>>,
+    subscribers: Vec<actix_rt::task::JoinHandle<()>>,
 }
 
 impl Run {
@@ -223,13 +299,18 @@ impl Run {
             ..Load::default()
         });
         let mut workers = Vec::new();
+        let mut delivered = Vec::new();
+        let mut subscribers = Vec::new();
         for osn in 0..osns.len() {
+            let received = Arc::new(Mutex::new(Vec::new()));
+            subscribers.push(actix_rt::spawn(subscriber(load.clone(), osn, channel.clone(), received.clone())));
+            delivered.push(received);
             for _ in 0..WORKERS_PER_OSN {
                 workers.push(actix_rt::spawn(worker(load.clone(), osn, channel.clone())));
             }
         }
         until_acked(&load, 100).await;
-        Run { broker, started: Instant::now(), osns, load, workers }
+        Run { broker, started: Instant::now(), osns, load, workers, delivered, subscribers }
     }
 
     /// Takes OSN `n` out of the load.
@@ -256,6 +337,25 @@ impl Run {
         let acked = load.acked.lock().unwrap().clone();
         let chains = settled_chains(&self.osns, acked.len()).await;
         assert_identical(&chains);
+        // Each OSN's subscriber, through every kill and restart, got every block once, in order.
+        let height = chains[0].len();
+        wait_for("every subscriber to have every block", Duration::from_secs(60), || {
+            let delivered = &self.delivered;
+            async move { delivered.iter().all(|d| d.lock().unwrap().len() >= height).then_some(()) }
+        })
+        .await;
+        load.stop_subscribers.store(true, Ordering::SeqCst);
+        for s in std::mem::take(&mut self.subscribers) {
+            s.await.unwrap();
+        }
+        let unexpected = load.unexpected.lock().unwrap().clone();
+        assert!(unexpected.is_empty(), "{unexpected:?}");
+        for (n, delivered) in self.delivered.iter().enumerate() {
+            let delivered = delivered.lock().unwrap();
+            let views: Vec<_> = delivered.iter().map(consensus_view).collect();
+            let chain: Vec<_> = chains[0].iter().map(consensus_view).collect();
+            assert!(views == chain, "OSN {n}'s subscriber received blocks other than the chain's");
+        }
         let mut counts: HashMap<Bytes, usize> = HashMap::new();
         for block in chains[0].iter().skip(1) {
             for d in &block.data.as_ref().unwrap().data {
@@ -277,6 +377,8 @@ impl Run {
             lost,
             duplicated: counts.values().filter(|n| **n > 1).count(),
             blocks: chains[0].len(),
+            delivered: self.delivered.iter().map(|d| d.lock().unwrap().len()).sum(),
+            resubscriptions: load.resubscriptions.load(Ordering::SeqCst),
             panics: self.osns.iter().map(|o| o.log().matches("panicked").count()).sum(),
             seconds: self.started.elapsed().as_secs(),
         };
