@@ -148,7 +148,6 @@ impl Ledger {
         self.config.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Number of blocks (the next block's number).
     /// Checks every stored block, from the genesis block to the tip: its number, its link to the
     /// block before and its data hash (`core::verify_chain::check_structure`). A ledger altered on
     /// disk (a block truncated, changed or gone) is refused, naming the channel and the first bad
@@ -168,6 +167,7 @@ impl Ledger {
         Ok(height)
     }
 
+    /// Number of blocks (the next block's number).
     pub fn height(&self) -> u64 {
         *self.height.borrow()
     }

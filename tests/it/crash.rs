@@ -29,12 +29,15 @@ use crate::harness::*;
 const WORKERS_PER_OSN: usize = 3;
 /// No run sends more than this, whatever happens (the load is otherwise stopped by the test).
 const MAX_ENVELOPES: u64 = 1_000_000;
+/// How long a client waits before trying again after a 503, or after its deliver stream ended:
+/// the behaviour of a polite client, not a synchronisation of the test.
+const CLIENT_BACKOFF: Duration = Duration::from_millis(20);
 
 /// The load: workers broadcasting one envelope per request to their OSN, and what came of it.
 #[derive(Default)]
 struct Load {
     /// Each OSN's broadcast URL; empty while it is down.
-    urls: Vec<Mutex<String>>,
+    urls: Vec<tokio::sync::watch::Sender<String>>,
     acked: Mutex<Vec<Envelope>>,
     /// Answered 503 (Kafka unavailable, backlog full, the channel restarting): not acknowledged,
     /// though it may be ordered (Kafka took the record but its acknowledgement never came).
@@ -61,20 +64,42 @@ impl Load {
     }
 
     fn set_url(&self, osn: usize, url: String) {
-        *self.urls[osn].lock().unwrap() = url;
+        self.urls[osn].send_replace(url);
+    }
+
+    /// OSN `osn`'s broadcast URL once it is up, woken when the test sets it; None once `stop`
+    /// is set (checked every second).
+    async fn url_when_up(&self, osn: usize, stop: &AtomicBool) -> Option<String> {
+        let mut urls = self.urls[osn].subscribe();
+        while !stop.load(Ordering::SeqCst) {
+            let url = urls.borrow_and_update().clone();
+            if !url.is_empty() {
+                return Some(url);
+            }
+            let _ = actix_rt::time::timeout(Duration::from_secs(1), urls.changed()).await;
+        }
+        None
+    }
+
+    /// After a request to `url` went unanswered (its OSN killed, the test about to say so):
+    /// waits until the test changes OSN `osn`'s URL, for a second at most.
+    async fn until_url_changes(&self, osn: usize, url: &str) {
+        let mut urls = self.urls[osn].subscribe();
+        let _ = actix_rt::time::timeout(Duration::from_secs(1), urls.wait_for(|now| now != url)).await;
     }
 }
 
 async fn worker(load: Arc<Load>, osn: usize, channel: String) {
     let client = awc::Client::builder().timeout(Duration::from_secs(10)).finish();
-    while !load.stop.load(Ordering::SeqCst) && load.sent.load(Ordering::SeqCst) < MAX_ENVELOPES {
-        let url = load.urls[osn].lock().unwrap().clone();
-        if url.is_empty() {
-            actix_rt::time::sleep(Duration::from_millis(20)).await;
-            continue;
-        }
-        if let Some(pace) = load.pace {
-            actix_rt::time::sleep(pace).await;
+    let mut pace = load.pace.map(|every| {
+        let mut pace = tokio::time::interval(every);
+        pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        pace
+    });
+    while load.sent.load(Ordering::SeqCst) < MAX_ENVELOPES {
+        let Some(url) = load.url_when_up(osn, &load.stop).await else { return };
+        if let Some(pace) = pace.as_mut() {
+            pace.tick().await;
         }
         let env = transaction(&crypto().client, &channel, 300);
         load.sent.fetch_add(1, Ordering::SeqCst);
@@ -91,7 +116,7 @@ async fn worker(load: Arc<Load>, osn: usize, channel: String) {
             None => {
                 load.unanswered.fetch_add(1, Ordering::SeqCst);
                 // A refused connection fails at once: do not spin while the URL is stale.
-                actix_rt::time::sleep(Duration::from_millis(20)).await;
+                load.until_url_changes(osn, &url).await;
             }
             Some((200, body)) if BroadcastResponse::decode(body.clone()).is_ok_and(|r| r.status == 200) => {
                 load.acked.lock().unwrap().push(env);
@@ -106,8 +131,7 @@ async fn worker(load: Arc<Load>, osn: usize, channel: String) {
                         refusals.pop_front();
                     }
                 }
-                // As a client would, back off a little before the next try.
-                actix_rt::time::sleep(Duration::from_millis(20)).await;
+                actix_rt::time::sleep(CLIENT_BACKOFF).await;
             }
             Some((code, body)) => load.unexpected.lock().unwrap().push(format!("{code}: {body:?}")),
         }
@@ -121,14 +145,10 @@ async fn subscriber(load: Arc<Load>, osn: usize, channel: String, received: Arc<
     use futures_util::{SinkExt as _, StreamExt as _};
     use osn::proto::orderer::deliver_response::Type;
     let mut first = true;
-    while !load.stop_subscribers.load(Ordering::SeqCst) {
-        let url = load.urls[osn].lock().unwrap().replace("http://", "ws://").replace("/broadcast", "/deliver");
-        if url.is_empty() {
-            actix_rt::time::sleep(Duration::from_millis(20)).await;
-            continue;
-        }
+    while let Some(broadcast_url) = load.url_when_up(osn, &load.stop_subscribers).await {
+        let url = broadcast_url.replace("http://", "ws://").replace("/broadcast", "/deliver");
         let Ok((_, mut ws)) = awc::Client::new().ws(url).max_frame_size(64 << 20).connect().await else {
-            actix_rt::time::sleep(Duration::from_millis(20)).await;
+            load.until_url_changes(osn, &broadcast_url).await;
             continue;
         };
         if !std::mem::take(&mut first) {
@@ -174,9 +194,8 @@ async fn subscriber(load: Arc<Load>, osn: usize, channel: String, received: Arc<
                 _ => break,
             }
         }
-        // As a client would, back off a little before subscribing again (while the channel is
-        // not READY, a STRICT subscription ends at once with 503).
-        actix_rt::time::sleep(Duration::from_millis(50)).await;
+        // While the channel is not READY, a STRICT subscription ends at once with 503.
+        actix_rt::time::sleep(CLIENT_BACKOFF).await;
     }
 }
 
@@ -294,7 +313,7 @@ impl Run {
         };
         let osns = [Osn::start(spec(0)).await, Osn::start(spec(1)).await, Osn::start(spec(2)).await];
         let load = Arc::new(Load {
-            urls: osns.iter().map(|o| Mutex::new(o.broadcast_url())).collect(),
+            urls: osns.iter().map(|o| tokio::sync::watch::Sender::new(o.broadcast_url())).collect(),
             pace,
             ..Load::default()
         });
@@ -544,7 +563,6 @@ async fn tansu_killed_under_load_is_answered_503_and_nothing_acknowledged_is_los
 #[actix_rt::test]
 async fn an_osn_killed_between_creating_a_channel_and_recording_it_has_the_channel_after_its_restart() {
     use osn::cli::channel::ChannelCreate;
-    use osn::identity::envelope::config_update;
 
     let broker = Broker::start();
     let spec = |n| OsnSpec { osn_identity: n, ..OsnSpec::system_only(&broker, "") };
@@ -554,40 +572,19 @@ async fn an_osn_killed_between_creating_a_channel_and_recording_it_has_the_chann
     osns[1].spawn_to_crash("system.after-create");
     let create =
         ChannelCreate { channel: "crashed".into(), organizations: vec!["Org1MSP".into()], ..Default::default() };
-    let admin = &crypto().admin;
-    let mut resp = client()
-        .post(format!("{}/v1/channels", osns[0].url))
-        .insert_header(("Content-Type", "application/x-protobuf"))
-        .send_body(config_update(admin, &create.update(admin), &[]).encode_to_vec())
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201, "{:?}", resp.body().await);
+    let (code, body) = create_channel(&osns[0], &create, &crypto().admin).await;
+    assert_eq!(code, 201, "{body}");
     osns[1].wait_for_crash("system.after-create").await;
 
     osns[1].restart().await;
     let sent = envelopes("crashed", 10, 200);
     for osn in &osns {
-        wait_for(&format!("channel crashed READY on {}", osn.url), Duration::from_secs(30), || async {
-            let mut resp = client().get(format!("{}/v1/channels/crashed", osn.url)).send().await.ok()?;
-            let info: serde_json::Value = resp.json().await.ok()?;
-            (info["status"] == "READY").then_some(())
-        })
-        .await;
+        wait_ready(osn, "crashed").await;
     }
     broadcast_all(&format!("{}/v1/channels/crashed/broadcast", osns[1].url), &sent, 4).await;
-    let mut channel_chains = Vec::new();
+    let channel_chains = chains_holding(&osns, "crashed", sent.len()).await;
     let mut system_chains = Vec::new();
     for osn in &osns {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let chain = osn.chain_of("crashed").await;
-            if chain.iter().skip(1).map(|b| b.data.as_ref().unwrap().data.len()).sum::<usize>() >= sent.len() {
-                channel_chains.push(chain);
-                break;
-            }
-            assert!(Instant::now() < deadline, "the created channel does not order on {}", osn.url);
-            actix_rt::time::sleep(Duration::from_millis(50)).await;
-        }
         system_chains.push(osn.chain_of("osn-system").await);
     }
     assert_identical(&channel_chains);
@@ -614,16 +611,8 @@ async fn an_osn_killed_right_after_writing_a_config_block_restarts_under_that_co
         batch_size: Some(BatchSize { max_message_count: 7, ..Default::default() }),
         ..Default::default()
     };
-    let admin = &crypto().admin;
-    let mut resp = client()
-        .post(format!("{}/v1/channels/{channel}/config", run.osns[0].url))
-        .insert_header(("Content-Type", "application/x-protobuf"))
-        .insert_header(("Accept", "application/json"))
-        .send_body(osn::identity::envelope::config_update(admin, &seven, &[]).encode_to_vec())
-        .await
-        .unwrap();
-    let body: serde_json::Value = resp.json().await.unwrap();
-    assert_eq!(resp.status(), 200, "{body}");
+    let (code, body) = update_config(&run.osns[0], &seven, &crypto().admin, &[]).await;
+    assert_eq!(code, 200, "{body}");
     run.osns[2].wait_for_crash("ledger.after-config-write").await;
     run.osns[2].restart().await;
     run.up(2);

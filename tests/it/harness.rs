@@ -1022,3 +1022,67 @@ pub mod raw_ws {
         frames
     }
 }
+
+/// POSTs a signed config transaction (protobuf in, JSON out): the HTTP code and the JSON answer.
+pub async fn post_config_tx(url: String, envelope: &Envelope) -> (u16, serde_json::Value) {
+    let mut resp = client()
+        .post(url)
+        .insert_header(("Content-Type", "application/x-protobuf"))
+        .insert_header(("Accept", "application/json"))
+        .send_body(envelope.encode_to_vec())
+        .await
+        .expect("config request");
+    let body = resp.json().limit(16 << 20).await.unwrap_or_default();
+    (resp.status().as_u16(), body)
+}
+
+/// Creates a channel through `osn`'s system channel, signed by `signer`.
+pub async fn create_channel(
+    osn: &Osn,
+    create: &osn::cli::channel::ChannelCreate,
+    signer: &SigningIdentity,
+) -> (u16, serde_json::Value) {
+    let envelope = osn::identity::envelope::config_update(signer, &create.update(signer), &[]);
+    post_config_tx(format!("{}/v1/channels", osn.url), &envelope).await
+}
+
+/// Updates a channel's configuration through `osn`, signed by `signer` and approved by `approvers`.
+pub async fn update_config(
+    osn: &Osn,
+    update: &osn::proto::osn::ConfigUpdate,
+    signer: &SigningIdentity,
+    approvers: &[&SigningIdentity],
+) -> (u16, serde_json::Value) {
+    let url = format!("{}/v1/channels/{}/config", osn.url, update.channel_id);
+    post_config_tx(url, &osn::identity::envelope::config_update(signer, update, approvers)).await
+}
+
+/// Waits until `channel` is READY on `osn`.
+pub async fn wait_ready(osn: &Osn, channel: &str) {
+    let url = format!("{}/v1/channels/{channel}", osn.url);
+    wait_for(&format!("{channel} ready on {}", osn.url), Duration::from_secs(30), || {
+        let url = url.clone();
+        async move {
+            let mut resp = client().get(url).send().await.ok()?;
+            let info: serde_json::Value = resp.json().await.ok()?;
+            (info["status"] == "READY").then_some(())
+        }
+    })
+    .await
+}
+
+/// Waits (60 s at most each) until every OSN holds `count` transactions on `channel`; their chains.
+pub async fn chains_holding(osns: &[Osn], channel: &str, count: usize) -> Vec<Vec<Block>> {
+    let mut out = Vec::new();
+    for osn in osns {
+        let what = format!("{count} transactions on {}", osn.url);
+        let chain = wait_for(&what, Duration::from_secs(60), || async move {
+            let chain = osn.chain_of(channel).await;
+            let txs: usize = chain.iter().skip(1).map(|b| b.data.as_ref().unwrap().data.len()).sum();
+            (txs >= count).then_some(chain)
+        })
+        .await;
+        out.push(chain);
+    }
+    out
+}

@@ -6,7 +6,6 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use osn::cli::channel::ChannelCreate;
-use osn::identity::envelope::config_update;
 use osn::identity::{KeyType, Role, SigningIdentity, Validity};
 use osn::proto::osn::ConfigUpdate;
 use osn::proto::{kafka_message_regular::Class, BatchSize, Block, Envelope, KafkaMessage};
@@ -30,77 +29,12 @@ async fn three(broker: &Broker, system: &str) -> Vec<Osn> {
     osns
 }
 
-/// POSTs a signed config transaction (protobuf in, JSON out): the HTTP code and the JSON answer.
-async fn post(url: String, envelope: &Envelope) -> (u16, serde_json::Value) {
-    let mut resp = client()
-        .post(url)
-        .insert_header(("Content-Type", "application/x-protobuf"))
-        .insert_header(("Accept", "application/json"))
-        .send_body(envelope.encode_to_vec())
-        .await
-        .expect("config request");
-    let body = resp.json().limit(16 << 20).await.unwrap_or_default();
-    (resp.status().as_u16(), body)
-}
-
-async fn create(osn: &Osn, create: &ChannelCreate, signer: &SigningIdentity) -> (u16, serde_json::Value) {
-    post(format!("{}/v1/channels", osn.url), &config_update(signer, &create.update(signer), &[])).await
-}
-
-async fn update(
-    osn: &Osn,
-    update: &ConfigUpdate,
-    signer: &SigningIdentity,
-    approvers: &[&SigningIdentity],
-) -> (u16, serde_json::Value) {
-    let url = format!("{}/v1/channels/{}/config", osn.url, update.channel_id);
-    post(url, &config_update(signer, update, approvers)).await
-}
-
 fn channel(name: &str, orgs: &[&str]) -> ChannelCreate {
     ChannelCreate {
         channel: name.into(),
         organizations: orgs.iter().map(|s| s.to_string()).collect(),
         ..Default::default()
     }
-}
-
-/// Waits until `channel` is READY on `osn`.
-async fn wait_ready(osn: &Osn, channel: &str) {
-    let url = format!("{}/v1/channels/{channel}", osn.url);
-    wait_for(&format!("{channel} ready on {}", osn.url), Duration::from_secs(30), || {
-        let url = url.clone();
-        async move {
-            let mut resp = client().get(url).send().await.ok()?;
-            let info: serde_json::Value = resp.json().await.ok()?;
-            (info["status"] == "READY").then_some(())
-        }
-    })
-    .await
-}
-
-/// Waits until every OSN holds `count` transactions on `channel`; their chains.
-async fn chains(osns: &[Osn], channel: &str, count: usize) -> Vec<Vec<Block>> {
-    let mut out = Vec::new();
-    for osn in osns {
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let chain = osn.chain_of(channel).await;
-            let txs: usize = chain.iter().skip(1).map(|b| b.data.as_ref().unwrap().data.len()).sum();
-            if txs >= count {
-                out.push(chain);
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{txs}/{count} transactions on {} after 60 s:\n{}",
-                osn.url,
-                osn.log_tail()
-            );
-            actix_rt::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-    out
 }
 
 /// The number of the one config block after genesis (a block that is its own LAST_CONFIG).
@@ -145,7 +79,7 @@ async fn channels_created_through_one_osn_appear_on_all_three_with_identical_gen
     }
     let sent = envelopes("alpha", 12, 300);
     broadcast_all(&format!("{}/v1/channels/alpha/broadcast", osns[2].url), &sent, 4).await;
-    let chains = chains(&osns, "alpha", 12).await;
+    let chains = chains_holding(&osns, "alpha", 12).await;
     assert_identical(&chains);
     let genesis = osn::ledger::block_config(&chains[0][0]).unwrap();
     assert_eq!(genesis.batch_size.unwrap().max_message_count, 5);
@@ -154,7 +88,8 @@ async fn channels_created_through_one_osn_appear_on_all_three_with_identical_gen
 
     // The same channel through OSN 1 and OSN 2 at once: one wins, the other is told why.
     let beta = channel("beta", &["Org1MSP", "Org2MSP"]);
-    let (a, b) = futures_util::join!(create(&osns[1], &beta, &c.admin), create(&osns[2], &beta, org2_admin()));
+    let (a, b) =
+        futures_util::join!(create_channel(&osns[1], &beta, &c.admin), create_channel(&osns[2], &beta, org2_admin()));
     let mut codes = [a.0, b.0];
     codes.sort();
     assert_eq!(codes, [201, 409], "{a:?} {b:?}");
@@ -168,7 +103,7 @@ async fn channels_created_through_one_osn_appear_on_all_three_with_identical_gen
     assert!(geneses.iter().all(|g| consensus_view(g) == consensus_view(&geneses[0])), "identical genesis blocks");
 
     // The channel limit (2), the ID rule, the system channel's name, and who may create.
-    let (code, body) = create(&osns[0], &channel("gamma", &[]), &c.admin).await;
+    let (code, body) = create_channel(&osns[0], &channel("gamma", &[]), &c.admin).await;
     assert_eq!((code, body["status"].as_str()), (403, Some("FORBIDDEN")), "{body}");
     assert!(body["info"].as_str().unwrap().contains("channel limit of 2"), "{body}");
     for (name, code, info) in [
@@ -177,11 +112,11 @@ async fn channels_created_through_one_osn_appear_on_all_three_with_identical_gen
         ("osn-system", 400, "system channel"),
         ("alpha", 409, "already exists"),
     ] {
-        let (got, body) = create(&osns[1], &channel(name, &[]), &c.admin).await;
+        let (got, body) = create_channel(&osns[1], &channel(name, &[]), &c.admin).await;
         assert_eq!(got, code, "{name}: {body}");
         assert!(body["info"].as_str().unwrap().contains(info), "{name}: {body}");
     }
-    let (code, body) = create(&osns[1], &channel("delta", &[]), &c.client).await;
+    let (code, body) = create_channel(&osns[1], &channel("delta", &[]), &c.client).await;
     assert_eq!(code, 403, "a client may not create channels: {body}");
     assert!(body["info"].as_str().unwrap().contains("Writers"), "{body}");
 
@@ -203,7 +138,7 @@ async fn a_batch_size_change_mid_load_takes_effect_at_the_same_block_on_every_os
     let mut create_load = channel("load", &["Org1MSP"]);
     create_load.batch.batch_size = Some(40);
     create_load.batch.batch_timeout = Some("100ms".into());
-    let (code, body) = create(&osns[0], &create_load, &c.admin).await;
+    let (code, body) = create_channel(&osns[0], &create_load, &c.admin).await;
     assert_eq!(code, 201, "{body}");
     for osn in &osns {
         wait_ready(osn, "load").await;
@@ -225,7 +160,7 @@ async fn a_batch_size_change_mid_load_takes_effect_at_the_same_block_on_every_os
             (osns[1].height_of("load").await > before).then_some(())
         })
         .await;
-        update(&osns[1], &seven, &c.admin, &[]).await
+        update_config(&osns[1], &seven, &c.admin, &[]).await
     };
     let (_, (code, body)) = futures_util::join!(load, change);
     assert_eq!(code, 200, "{body}");
@@ -233,7 +168,7 @@ async fn a_batch_size_change_mid_load_takes_effect_at_the_same_block_on_every_os
     futures_util::future::join_all(second.iter().zip(&urls).map(|(envs, url)| broadcast_all(url, envs, 6))).await;
 
     // 750 envelopes and the config update.
-    let chains = chains(&osns, "load", 751).await;
+    let chains = chains_holding(&osns, "load", 751).await;
     assert_identical(&chains);
     let k = config_block(&chains[0]);
     let sizes: Vec<usize> = chains[0].iter().map(|b| b.data.as_ref().unwrap().data.len()).collect();
@@ -254,7 +189,7 @@ async fn a_removed_organisation_can_no_longer_write_and_its_stale_envelopes_are_
     let broker = Broker::start();
     let osns = three(&broker, "").await;
     let c = crypto();
-    let (code, body) = create(&osns[0], &channel("orgs", &["Org1MSP", "Org2MSP"]), &c.admin).await;
+    let (code, body) = create_channel(&osns[0], &channel("orgs", &["Org1MSP", "Org2MSP"]), &c.admin).await;
     assert_eq!(code, 201, "{body}");
     for osn in &osns {
         wait_ready(osn, "orgs").await;
@@ -267,7 +202,7 @@ async fn a_removed_organisation_can_no_longer_write_and_its_stale_envelopes_are_
     // Admins of a majority of two organisations: both. Org1's admin alone is not enough.
     let remove =
         ConfigUpdate { channel_id: "orgs".into(), remove_organizations: vec!["Org2MSP".into()], ..Default::default() };
-    let (code, body) = update(&osns[0], &remove, &c.admin, &[]).await;
+    let (code, body) = update_config(&osns[0], &remove, &c.admin, &[]).await;
     assert_eq!((code, body["status"].as_str()), (403, Some("FORBIDDEN")), "{body}");
     assert!(body["info"].as_str().unwrap().contains("Admins"), "{body}");
     // Org2 floods through OSN 2 while the update (approved by Org2's admin) goes through OSN 0.
@@ -281,7 +216,7 @@ async fn a_removed_organisation_can_no_longer_write_and_its_stale_envelopes_are_
             (osns[0].height_of("orgs").await > before).then_some(())
         })
         .await;
-        update(&osns[0], &remove, &c.admin, &[org2_admin()]).await
+        update_config(&osns[0], &remove, &c.admin, &[org2_admin()]).await
     };
     let (answers, (code, body)) = futures_util::join!(flooding, change);
     assert_eq!(code, 200, "{body}");
@@ -305,7 +240,7 @@ async fn a_removed_organisation_can_no_longer_write_and_its_stale_envelopes_are_
     let after = envelopes("orgs", 3, 200);
     broadcast_all(&format!("{}/v1/channels/orgs/broadcast", osns[1].url), &after, 3).await;
 
-    let chains = chains(&osns, "orgs", 5 + 1 + 3).await;
+    let chains = chains_holding(&osns, "orgs", 5 + 1 + 3).await;
     // Wait until the re-submitted Org1 envelope is in, on every OSN.
     let marker = stale_org1.encode_to_vec();
     let chains = {

@@ -70,11 +70,11 @@ async fn killed_osn_resumes_from_its_ledger_without_gap_or_duplicate() {
             let kill_after = b.height().await + 2;
             let b = &mut b;
             futures_util::join!(load, async move {
-                let deadline = std::time::Instant::now() + Duration::from_secs(30);
-                while b.height().await < kill_after {
-                    assert!(std::time::Instant::now() < deadline, "B never ordered");
-                    actix_rt::time::sleep(Duration::from_millis(5)).await;
-                }
+                wait_for("B to order two more blocks", Duration::from_secs(30), || {
+                    let b = &*b;
+                    async move { (b.height().await >= kill_after).then_some(()) }
+                })
+                .await;
                 b.kill();
             });
         } else {
