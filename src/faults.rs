@@ -1,12 +1,17 @@
-//! Crash points, for the reliability suite: with `OSN_CRASH_AT=<point>` (or `<point>:<n>`) in
+//! Fault points, for the reliability suite. With `OSN_CRASH_AT=<point>` (or `<point>:<n>`) in
 //! its environment, the process kills itself with SIGKILL the first (or n-th) time it passes
 //! `<point>`, exactly as `kill -9` would at that moment: no destructor runs, nothing is flushed or
 //! closed. The suite restarts it on the same ledger and checks that nothing was half-written.
+//! With `OSN_PANIC_AT=<point>[:<n>]` the thread passing the point panics instead, as a bug there
+//! would: the channel whose actor panicked must be seen ERRORED and restarted from its ledger,
+//! never left looking alive (`actors::supervisor`).
 //!
-//! Only debug builds (what `cargo test` runs) honour the variable; in release builds
+//! Only debug builds (what `cargo test` runs) honour the variables; in release builds
 //! [`crash_point`] compiles to nothing, so no environment can make a production OSN kill itself.
 //!
 //! The points, in the order a consumed Kafka record passes them:
+//! - `channel.consume`: a record (or consumer error) reaches the channel's actor, before the chain
+//!   sees it;
 //! - `system.after-create`: a channel created through the system channel has its ledger (genesis
 //!   block written), before the system channel's block recording it is appended;
 //! - `ledger.before-write`: a block is cut, signed and checked against the tip, not yet written;
@@ -18,6 +23,7 @@
 
 /// Every crash point, for tests and documentation.
 pub const POINTS: &[&str] = &[
+    "channel.consume",
     "system.after-create",
     "ledger.before-write",
     "ledger.after-write",
@@ -25,7 +31,8 @@ pub const POINTS: &[&str] = &[
     "channel.after-commit",
 ];
 
-/// Kills the process if `OSN_CRASH_AT` names this point and this is the pass it names.
+/// Kills the process if `OSN_CRASH_AT` names this point and this is the pass it names; panics if
+/// `OSN_PANIC_AT` does.
 #[inline]
 pub fn crash_point(point: &'static str) {
     #[cfg(debug_assertions)]
@@ -41,31 +48,42 @@ mod armed {
 
     struct Armed {
         point: String,
-        /// Passes left before the crash (1: this one).
+        /// Passes left before the fault (1: this one).
         left: AtomicU64,
     }
 
-    fn armed() -> Option<&'static Armed> {
+    impl Armed {
+        /// Whether this pass of `point` is the one the variable names.
+        fn hit(&self, point: &str) -> bool {
+            self.point == point && self.left.fetch_sub(1, Ordering::SeqCst) == 1
+        }
+    }
+
+    fn parse(variable: &str) -> Option<Armed> {
+        let spec = std::env::var(variable).ok()?;
+        let (point, nth) = match spec.rsplit_once(':') {
+            Some((point, n)) => (point, n.parse().ok()?),
+            None => (spec.as_str(), 1),
+        };
+        if !super::POINTS.contains(&point) {
+            eprintln!("{variable}: no fault point is called {point:?} (known: {:?})", super::POINTS);
+            return None;
+        }
+        Some(Armed { point: point.to_owned(), left: AtomicU64::new(nth) })
+    }
+
+    fn crash() -> Option<&'static Armed> {
         static ARMED: OnceLock<Option<Armed>> = OnceLock::new();
-        ARMED
-            .get_or_init(|| {
-                let spec = std::env::var("OSN_CRASH_AT").ok()?;
-                let (point, nth) = match spec.rsplit_once(':') {
-                    Some((point, n)) => (point, n.parse().ok()?),
-                    None => (spec.as_str(), 1),
-                };
-                if !super::POINTS.contains(&point) {
-                    eprintln!("OSN_CRASH_AT: no crash point is called {point:?} (known: {:?})", super::POINTS);
-                    return None;
-                }
-                Some(Armed { point: point.to_owned(), left: AtomicU64::new(nth) })
-            })
-            .as_ref()
+        ARMED.get_or_init(|| parse("OSN_CRASH_AT")).as_ref()
+    }
+
+    fn panic() -> Option<&'static Armed> {
+        static ARMED: OnceLock<Option<Armed>> = OnceLock::new();
+        ARMED.get_or_init(|| parse("OSN_PANIC_AT")).as_ref()
     }
 
     pub fn pass(point: &'static str) {
-        let Some(armed) = armed() else { return };
-        if armed.point == point && armed.left.fetch_sub(1, Ordering::SeqCst) == 1 {
+        if crash().is_some_and(|a| a.hit(point)) {
             eprintln!("OSN_CRASH_AT: crash point {point} reached, killing this process with SIGKILL");
             // SAFETY: kill(2) on our own pid has no memory-safety preconditions.
             unsafe {
@@ -73,6 +91,9 @@ mod armed {
             }
             // SIGKILL cannot be caught; should the call fail, still never go on past the point.
             std::process::abort();
+        }
+        if panic().is_some_and(|a| a.hit(point)) {
+            panic!("OSN_PANIC_AT: fault point {point} reached");
         }
     }
 }

@@ -361,6 +361,53 @@ pub struct ChannelActor {
     /// The channel stopped on something only an operator can fix (offset out of range): no
     /// probe clears it.
     fatal: bool,
+    /// Reports a panic in the actor's handling when the panic drops the actor.
+    _panic_watch: PanicWatch,
+}
+
+/// What happens when a panic in a channel actor's handling drops it (actix's `Supervisor`
+/// restarts an actor that stops, not one that panics): called with the panic's message, on the
+/// actor's thread, as the actor is dropped. The supervisor marks the channel ERRORED and starts
+/// it again from its ledger.
+pub type OnPanic = Arc<dyn Fn(String) + Send + Sync>;
+
+/// Owned by the actor; when dropped after a panic on its thread, calls its [`OnPanic`].
+struct PanicWatch(OnPanic);
+
+impl Drop for PanicWatch {
+    fn drop(&mut self) {
+        if let Some(message) = LAST_PANIC.with(|p| p.borrow_mut().take()) {
+            (self.0)(message);
+        }
+    }
+}
+
+thread_local! {
+    /// The last panic on this thread not yet reported by a [`PanicWatch`].
+    static LAST_PANIC: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Installs (once) a panic hook that remembers each panic's message on its thread for the
+/// channel actor the panic drops, then runs the hook that was there (which prints it).
+pub fn capture_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let payload = info.payload();
+            let what = payload
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("a panic without a message");
+            let message = match info.location() {
+                Some(at) => format!("{what} at {}:{}", at.file(), at.line()),
+                None => what.to_owned(),
+            };
+            LAST_PANIC.with(|p| *p.borrow_mut() = Some(message));
+            previous(info);
+        }));
+    });
 }
 
 impl ChannelActor {
@@ -375,6 +422,7 @@ impl ChannelActor {
         signer: Arc<SigningIdentity>,
         time_window: i64,
         starter: Option<Arc<Starter>>,
+        on_panic: OnPanic,
     ) -> Self {
         ChannelActor {
             span: tracing::info_span!("channel", channel = %settings.name),
@@ -399,6 +447,7 @@ impl ChannelActor {
             next_offset: None,
             probing: false,
             fatal: false,
+            _panic_watch: PanicWatch(on_panic),
         }
     }
 
@@ -752,6 +801,7 @@ impl ChannelActor {
 
     /// One consumed record (or consumer error): chain, create, commit, apply, re-submit.
     fn consume(&mut self, item: Result<Record, KafkaError>, ctx: &mut Context<Self>) {
+        crate::faults::crash_point("channel.consume");
         let record = match item {
             Ok(r) => r,
             Err(e) => {

@@ -1,6 +1,8 @@
 //! The supervisor: opens each channel's ledger, starts its ChannelActor on its own arbiter under
 //! actix's `Supervisor` (which restarts an actor that stops), and keeps the registry HTTP reads
-//! from. Channels are the system channel, the channels declared in the configuration file, and
+//! from. A panic in a channel actor's handling drops the actor instead of stopping it; the
+//! supervisor then marks the channel ERRORED, reloads its ledger from the store and starts a new
+//! actor on the same arbiter, counted as a restart. Channels are the system channel, the channels declared in the configuration file, and
 //! the channels created through the system channel: those found in its ledger at start, and those
 //! its actor creates while it consumes.
 
@@ -9,10 +11,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use crate::kafka::Producer;
-use actix::{Addr, Arbiter};
+use actix::{Addr, Arbiter, ArbiterHandle};
 use bytes::Bytes;
 
-use super::channel::{ChannelActor, ChannelStatus};
+use super::channel::{capture_panics, ChannelActor, ChannelStatus, OnPanic, Phase};
 use crate::config::{ChannelSettings, KafkaConfig, SystemConfig};
 use crate::core::block::genesis_block_of;
 use crate::core::config::{batch_timeout, envelope_parts};
@@ -79,6 +81,8 @@ pub struct Starter {
     system: Option<SystemConfig>,
     channels: RwLock<BTreeMap<String, ChannelHandle>>,
     arbiters: Mutex<Vec<Arbiter>>,
+    /// The arbiter each channel's actor runs on (a restarted actor runs there again).
+    homes: Mutex<BTreeMap<String, ArbiterHandle>>,
     /// Set when the OSN shuts down: no channel starts after that.
     stopped: AtomicBool,
     /// The channels the system channel created (so far as this OSN has consumed it).
@@ -94,7 +98,7 @@ impl Starter {
     /// The channel limit and the system channel's creations are checked by the system channel's
     /// chain; this opens the ledger of a channel it created (writing the genesis block if new)
     /// and starts its actor. A channel already running is left alone: true if it was started.
-    pub fn create(&self, name: &str, genesis_envelope: Bytes) -> anyhow::Result<bool> {
+    pub fn create(self: &Arc<Self>, name: &str, genesis_envelope: Bytes) -> anyhow::Result<bool> {
         let Some(system) = &self.system else { anyhow::bail!("no system channel") };
         self.created.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_owned());
         if let Some(existing) = self.get(name) {
@@ -104,16 +108,15 @@ impl Starter {
             }
             return Ok(false);
         }
-        self.start(system.settings(name), &genesis_block_of(genesis_envelope), false, None)?;
+        self.start(system.settings(name), &genesis_block_of(genesis_envelope), false)?;
         Ok(true)
     }
 
     fn start(
-        &self,
+        self: &Arc<Self>,
         settings: ChannelSettings,
         genesis: &Block,
         system: bool,
-        starter: Option<Arc<Starter>>,
     ) -> anyhow::Result<ChannelHandle> {
         let name = settings.name.clone();
         anyhow::ensure!(!self.stopped.load(Ordering::SeqCst), "channel '{name}': the OSN is shutting down");
@@ -128,19 +131,72 @@ impl Starter {
         }
         let status = Arc::new(ChannelStatus::new(&name));
         let arbiter = Arbiter::new();
-        let addr = {
-            let (s, kafka, producer, ledger, status) =
-                (settings.clone(), self.kafka.clone(), self.producer.clone(), ledger.clone(), status.clone());
-            let time_window = self.time_window;
-            actix::Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
-                ChannelActor::new(s, kafka, producer, ledger, status, signer, time_window, starter)
-            })
-        };
-        tracing::info!(channel = %name, height = ledger.height(), system, "channel started");
-        let handle = ChannelHandle { name: name.clone(), addr, ledger, status, settings, system };
-        self.channels.write().unwrap_or_else(|e| e.into_inner()).insert(name, handle.clone());
+        let home = arbiter.handle();
         self.arbiters.lock().unwrap_or_else(|e| e.into_inner()).push(arbiter);
+        self.homes.lock().unwrap_or_else(|e| e.into_inner()).insert(name.clone(), home.clone());
+        let addr = self.launch(&settings, &ledger, &status, system, &home, signer);
+        let handle = ChannelHandle { name: name.clone(), addr, ledger, status, settings, system };
+        tracing::info!(channel = %name, height = handle.ledger.height(), system, "channel started");
+        self.channels.write().unwrap_or_else(|e| e.into_inner()).insert(name, handle.clone());
         Ok(handle)
+    }
+
+    /// Starts a channel's actor on `home` under actix's `Supervisor`.
+    fn launch(
+        self: &Arc<Self>,
+        settings: &ChannelSettings,
+        ledger: &Arc<Ledger>,
+        status: &Arc<ChannelStatus>,
+        system: bool,
+        home: &ArbiterHandle,
+        signer: Arc<SigningIdentity>,
+    ) -> Addr<ChannelActor> {
+        let (settings, kafka, producer) = (settings.clone(), self.kafka.clone(), self.producer.clone());
+        let (ledger, status, time_window) = (ledger.clone(), status.clone(), self.time_window);
+        let starter = system.then(|| self.clone());
+        let on_panic = self.on_panic(&settings.name);
+        actix::Supervisor::start_in_arbiter(home, move |_| {
+            ChannelActor::new(settings, kafka, producer, ledger, status, signer, time_window, starter, on_panic)
+        })
+    }
+
+    /// What a channel's actor calls when a panic drops it: see [`Starter::after_panic`].
+    fn on_panic(self: &Arc<Self>, name: &str) -> OnPanic {
+        let (starter, name) = (Arc::downgrade(self), name.to_owned());
+        Arc::new(move |message: String| {
+            if let Some(starter) = starter.upgrade() {
+                starter.after_panic(&name, &message);
+            }
+        })
+    }
+
+    /// A panic dropped the channel's actor: the channel is ERRORED (never left READY with no
+    /// actor behind it), its ledger is read again from the store (the panic may have come between
+    /// a block's write and the tip's update), and a new actor starts on the same arbiter, where it
+    /// resumes from the ledger after the restart back-off; counted in `osn_channel_restarts`.
+    fn after_panic(self: &Arc<Self>, name: &str, message: &str) {
+        let Some(mut handle) = self.get(name) else { return };
+        if self.stopped.load(Ordering::SeqCst) {
+            return;
+        }
+        let restarts = handle.status.restarts.fetch_add(1, Ordering::Relaxed) + 1;
+        crate::metrics::metrics().channel_restarts.with_label_values(&[name]).set(i64::from(restarts));
+        tracing::error!(channel = %name, restarts, panic = %message, "the channel's actor panicked; restarting it from its ledger");
+        handle
+            .status
+            .set(Phase::Errored, format!("the channel's actor panicked ({message}); restarting it from its ledger"));
+        if let Err(e) = handle.ledger.reload() {
+            tracing::error!(channel = %name, error = %e, "the ledger cannot be read again after the panic; the channel stays errored");
+            handle.status.set(
+                Phase::Errored,
+                format!("the channel's actor panicked ({message}) and its ledger cannot be read again: {e}"),
+            );
+            return;
+        }
+        let home = self.homes.lock().unwrap_or_else(|e| e.into_inner()).get(name).cloned();
+        let (Some(home), Some(signer)) = (home, self.signer.clone()) else { return };
+        handle.addr = self.launch(&handle.settings, &handle.ledger, &handle.status, handle.system, &home, signer);
+        self.channels.write().unwrap_or_else(|e| e.into_inner()).insert(name.to_owned(), handle);
     }
 
     fn get(&self, name: &str) -> Option<ChannelHandle> {
@@ -196,6 +252,7 @@ impl Channels {
             }
             anyhow::ensure!(system.is_none(), "the system channel needs an identity to sign its blocks with");
         }
+        capture_panics();
         let starter = Arc::new(Starter {
             kafka: kafka.clone(),
             producer: producer.clone(),
@@ -206,12 +263,13 @@ impl Channels {
             system: system.as_ref().map(|s| s.config.clone()),
             channels: RwLock::default(),
             arbiters: Mutex::default(),
+            homes: Mutex::default(),
             stopped: AtomicBool::new(false),
             created: Mutex::default(),
         });
         if let Some(system) = &system {
             let settings = system.config.settings(&system.config.channel);
-            let handle = starter.start(settings, &system.genesis, true, Some(starter.clone()))?;
+            let handle = starter.start(settings, &system.genesis, true)?;
             for (name, genesis) in created_channels(&handle.ledger)? {
                 starter.create(&name, genesis)?;
             }
@@ -223,7 +281,7 @@ impl Channels {
                     settings.name
                 );
             }
-            let handle = starter.start(settings.clone(), genesis, false, None)?;
+            let handle = starter.start(settings.clone(), genesis, false)?;
             let stored = handle.ledger.block(0)?.and_then(|b| b.data).map(|d| d.data);
             if stored != genesis.data.as_ref().map(|d| d.data.clone()) {
                 tracing::warn!(

@@ -81,7 +81,6 @@ impl Ledger {
         genesis: &Block,
         signer: Option<&SigningIdentity>,
     ) -> Result<Self, LedgerError> {
-        let corrupt = |number, reason: String| LedgerError::Corrupt { channel: channel.to_owned(), number, reason };
         let last = store.last().map_err(|e| match e {
             LedgerError::Storage { channel, message } => {
                 LedgerError::Storage { channel, message: format!("its last block cannot be read: {message}") }
@@ -100,7 +99,23 @@ impl Ledger {
                 (0, Bytes::from(genesis))
             }
         };
-        let (number, raw) = last;
+        let (tip, config) = Self::state(&*store, channel, last)?;
+        Ok(Ledger {
+            channel: channel.to_owned(),
+            store,
+            height: watch::Sender::new(tip.next_number),
+            tip: Mutex::new(tip),
+            config: RwLock::new(Arc::new(config)),
+        })
+    }
+
+    /// The tip and the configuration in force, from the last stored block.
+    fn state(
+        store: &dyn ChannelStore,
+        channel: &str,
+        (number, raw): (u64, Bytes),
+    ) -> Result<(ChainTip, ChannelConfig), LedgerError> {
+        let corrupt = |number, reason: String| LedgerError::Corrupt { channel: channel.to_owned(), number, reason };
         let block = Block::decode(raw).map_err(|e| corrupt(number, format!("does not decode: {e}")))?;
         let header = block.header.as_ref().ok_or_else(|| corrupt(number, "no header".into()))?;
         if header.number != number {
@@ -116,16 +131,28 @@ impl Ledger {
         let config_block = if tip.last_config == number {
             block
         } else {
-            Self::read(&*store, channel, tip.last_config)?.ok_or_else(|| corrupt(tip.last_config, "missing".into()))?
+            Self::read(store, channel, tip.last_config)?.ok_or_else(|| corrupt(tip.last_config, "missing".into()))?
         };
         let config = block_config(&config_block).map_err(|e| corrupt(tip.last_config, e))?;
-        Ok(Ledger {
-            channel: channel.to_owned(),
-            store,
-            height: watch::Sender::new(tip.next_number),
-            tip: Mutex::new(tip),
-            config: RwLock::new(Arc::new(config)),
-        })
+        Ok((tip, config))
+    }
+
+    /// Reads the tip, height and configuration again from what is stored: after a panic in the
+    /// middle of [`Ledger::append`] (the block written, the tip not yet updated, the tip's lock
+    /// poisoned), the in-memory state is the store's again before anything builds on it.
+    pub fn reload(&self) -> Result<u64, LedgerError> {
+        let mut tip = self.tip.lock().unwrap_or_else(|e| e.into_inner());
+        let last = self.store.last()?.ok_or_else(|| LedgerError::Corrupt {
+            channel: self.channel.clone(),
+            number: 0,
+            reason: "no block is stored".into(),
+        })?;
+        let (fresh, config) = Self::state(&*self.store, &self.channel, last)?;
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
+        *tip = fresh;
+        self.tip.clear_poison();
+        self.height.send_if_modified(|h| std::mem::replace(h, tip.next_number) != tip.next_number);
+        Ok(tip.next_number)
     }
 
     fn read(store: &dyn ChannelStore, channel: &str, number: u64) -> Result<Option<Block>, LedgerError> {
@@ -179,7 +206,7 @@ impl Ledger {
 
     /// What the ordering chain resumes from.
     pub fn tip(&self) -> ChainTip {
-        self.tip.lock().expect("ledger tip lock").clone()
+        self.tip.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub fn block(&self, number: u64) -> Result<Option<Block>, LedgerError> {
@@ -194,7 +221,7 @@ impl Ledger {
     /// Appends the next block. This is the commit point: once it returns, the block and the Kafka
     /// offset in its ORDERER metadata are durable (with sync writes) and visible to readers.
     pub fn append(&self, block: &Block) -> Result<(), LedgerError> {
-        let mut tip = self.tip.lock().expect("ledger tip lock");
+        let mut tip = self.tip.lock().unwrap_or_else(|e| e.into_inner());
         let header = block.header.as_ref().ok_or_else(|| LedgerError::Corrupt {
             channel: self.channel.clone(),
             number: tip.next_number,

@@ -291,3 +291,39 @@ fn a_flipped_byte_in_a_table_file_is_refused_naming_the_channel() {
         assert!(err.contains("'sst'") && err.contains("Corruption") && err.contains("block"), "{err}");
     }
 }
+
+/// A panic between the store's write and the tip's update (a bug there, or `OSN_PANIC_AT`) leaves
+/// the block stored, the tip behind and its lock poisoned: `reload` makes the ledger the store's
+/// again, so a restarted actor builds on the block that was written instead of writing it twice.
+#[test]
+fn reload_after_a_panic_in_the_middle_of_an_append_resumes_from_what_is_stored() {
+    let store = Arc::new(MemoryStore::default());
+    let genesis = crate::core::block::genesis_block("ch", &config());
+    let ledger = Arc::new(Ledger::open("ch", store.channel("ch").unwrap(), &genesis, None).unwrap());
+    order(&ledger, 0, 4);
+    assert_eq!(ledger.height(), 3);
+
+    // Block 3 reaches the store while the tip's lock is held, then the thread panics.
+    let mut chain = Chain::with_batch_size("ch", ledger.tip(), ledger.config().batch_size.unwrap());
+    let block = chain.consume(4, &record(4)).blocks.into_iter().chain(chain.consume(5, &record(5)).blocks).next();
+    let block = block.expect("two records cut a block");
+    let poisoner = ledger.clone();
+    let stored = store.channel("ch").unwrap();
+    let panicked = std::thread::spawn(move || {
+        let _tip = poisoner.tip.lock().unwrap();
+        stored.append(3, &block.encode_to_vec()).unwrap();
+        panic!("in the middle of an append");
+    })
+    .join();
+    assert!(panicked.is_err());
+    assert_eq!(ledger.height(), 3, "the in-memory tip is behind the store");
+    let mut height = ledger.subscribe();
+
+    assert_eq!(ledger.reload().unwrap(), 4);
+    assert_eq!(ledger.height(), 4);
+    assert_eq!(*height.borrow_and_update(), 4, "deliver subscribers see the block");
+    assert_eq!(ledger.tip().kafka.last_offset_persisted, 5);
+    order(&ledger, 6, 2);
+    assert_eq!(ledger.height(), 5, "the chain goes on from the stored block, without a gap or a repeat");
+    assert_eq!(ledger.check_stored().unwrap(), 5);
+}

@@ -143,3 +143,50 @@ async fn records_lost_to_retention_mark_the_channel_errored() {
     assert!(text.lines().any(|l| l.starts_with(&counted)), "{counted} in /metrics");
     assert!(text.contains(&format!("osn_channel_status{{channel=\"{channel}\"}} 2")), "ERRORED in /metrics");
 }
+
+/// A panic in a channel's actor (`OSN_PANIC_AT`, `src/faults.rs`), here between the third block's
+/// write and the ledger tip's update, must not leave a dead channel looking alive: the channel is
+/// marked ERRORED, its ledger read again from the store, a new actor started, counted as a restart
+/// and logged with the panic's message; and the chain goes on with every acknowledged envelope
+/// once, block 3 neither lost nor written twice.
+#[actix_rt::test]
+async fn a_panicking_channel_actor_is_restarted_from_its_ledger_and_never_left_looking_ready() {
+    let channel = channel_name("panic");
+    let broker = Broker::with_topic(&channel);
+    let spec = OsnSpec {
+        max_message_count: 5,
+        env: vec![("OSN_PANIC_AT", "ledger.after-write:3".to_owned())],
+        ..OsnSpec::new(&channel, &broker)
+    };
+    let osn = Osn::start(spec.clone()).await;
+
+    // Sequentially, each until acknowledged: while the actor is being replaced a broadcast is
+    // refused with 503 and sent again, as a client would.
+    let sent = envelopes(&channel, 30, 200);
+    for env in &sent {
+        wait_for("the envelope to be acknowledged", Duration::from_secs(30), || async {
+            let (code, resp) = broadcast(&osn.broadcast_url(), env).await;
+            assert!(code == 200 || code == 503, "answered {code}: {resp:?}");
+            (code == 200).then_some(())
+        })
+        .await;
+    }
+
+    let chain = osn.wait_for_transactions(sent.len(), Duration::from_secs(60)).await;
+    check_chain(&chain, &sent, &spec);
+    let info_url = format!("{}/v1/channels/{channel}", osn.url);
+    let info = wait_for("the channel READY again", Duration::from_secs(30), || async {
+        let info: serde_json::Value = client().get(&info_url).send().await.ok()?.json().await.ok()?;
+        (info["status"] == "READY").then_some(info)
+    })
+    .await;
+    assert_eq!(info["restarts"], 1, "{info}");
+
+    let log = osn.log();
+    assert!(log.contains("OSN_PANIC_AT: fault point ledger.after-write reached"), "{}", osn.log_tail());
+    assert!(log.contains("the channel's actor panicked; restarting it from its ledger"), "{}", osn.log_tail());
+    let mut resp = client().get(format!("{}/metrics", osn.url)).send().await.unwrap();
+    let text = String::from_utf8(resp.body().limit(16 << 20).await.unwrap().to_vec()).unwrap();
+    assert!(text.contains(&format!("osn_channel_restarts{{channel=\"{channel}\"}} 1")), "one restart in /metrics");
+    assert!(text.contains(&format!("osn_channel_status{{channel=\"{channel}\"}} 1")), "READY in /metrics");
+}
