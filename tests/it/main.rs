@@ -29,3 +29,6 @@ mod ledger_verify;
 
 // The API's OpenAPI document and page, against a running OSN.
 mod openapi;
+
+// The code's shape: a sans-IO core, module headers.
+mod tidy;
