@@ -21,6 +21,7 @@ use crate::core::access::Access;
 use crate::core::block::{header_hash, hex};
 use crate::core::chain::{Applied, Chain, InForce, Outcome, Resubmit, Skip, SystemState};
 use crate::core::config::batch_timeout;
+use crate::core::link::{Action, Link};
 use crate::core::ttc::TtcTimer;
 use crate::identity::SigningIdentity;
 use crate::kafka::{self, Record, KEY, PARTITION};
@@ -110,23 +111,7 @@ pub enum BroadcastError {
 // Shared status (read by HTTP without a mailbox hop)
 // ---------------------------------------------------------------------------------------------
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Phase {
-    Starting,
-    Ready,
-    Errored,
-}
-
-impl std::fmt::Display for Phase {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Phase::Starting => "starting",
-            Phase::Ready => "ready",
-            Phase::Errored => "errored",
-        })
-    }
-}
+pub use crate::core::link::Phase;
 
 /// What HTTP and operators can see of a channel actor. The phase is a watch, so deliver streams
 /// that must stop when the channel is not ready (STRICT) wait on it instead of polling.
@@ -345,22 +330,12 @@ pub struct ChannelActor {
     span: tracing::Span,
     /// Since when a batch is pending (blockcutter_block_fill_duration).
     pending_since: Option<Instant>,
-    /// Whether the consumer runs (the connect sequence finished).
-    connected: bool,
-    /// Since when, and why, the consumer has been failing (cleared by the next record).
-    consumer_trouble: Option<(Instant, String)>,
+    /// The link to Kafka: connected, trouble, probe, stall, fatal (`core::link`).
+    link: Link,
     /// The consumer stream, while one runs.
     consumer: Option<SpawnHandle>,
     /// The offset after the last record handled (what a new consumer starts at).
     next_offset: Option<i64>,
-    /// The offset the consumer had last delivered when records beyond it were first seen
-    /// written to the partition, and when (see `check_consumer_progress`).
-    stalled_at: Option<(i64, Instant)>,
-    /// Whether a probe of Kafka (CONNECT records on the retry schedule) is running.
-    probing: bool,
-    /// The channel stopped on something only an operator can fix (offset out of range): no
-    /// probe clears it.
-    fatal: bool,
     /// Reports a panic in the actor's handling when the panic drops the actor.
     _panic_watch: PanicWatch,
 }
@@ -424,6 +399,7 @@ impl ChannelActor {
         starter: Option<Arc<Starter>>,
         on_panic: OnPanic,
     ) -> Self {
+        let error_timeout = kafka_config.error_timeout;
         ChannelActor {
             span: tracing::info_span!("channel", channel = %settings.name),
             genesis_hash: genesis_hash(&ledger),
@@ -440,13 +416,9 @@ impl ChannelActor {
             chain: None,
             timer_handle: None,
             pending_since: None,
-            connected: false,
-            consumer_trouble: None,
-            stalled_at: None,
+            link: Link::new(error_timeout),
             consumer: None,
             next_offset: None,
-            probing: false,
-            fatal: false,
             _panic_watch: PanicWatch(on_panic),
         }
     }
@@ -485,10 +457,7 @@ impl ChannelActor {
         m.ledger_blockchain_height.with_label_values(&[&self.name]).set(self.ledger.height() as i64);
         m.consensus_kafka_last_offset_persisted.with_label_values(&[&self.name]).set(tip.kafka.last_offset_persisted);
         self.pending_since = None;
-        self.connected = false;
-        self.consumer_trouble = None;
-        self.probing = false;
-        self.fatal = false;
+        self.link.reset();
         let chain = Chain::new(&self.name, tip, in_force, self.time_window, system);
         self.status.reprocessing.store(chain.reprocessing(), Ordering::Relaxed);
         self.chain = Some(chain);
@@ -513,22 +482,30 @@ impl ChannelActor {
         );
     }
 
-    /// Kafka failed this channel (a record not acknowledged, a consumer failing past the error
-    /// timeout): the channel is errored, so broadcasts get 503 naming Kafka and STRICT deliveries
-    /// end, and a probe produces CONNECT records on the retry schedule until Kafka answers.
-    fn kafka_trouble(&mut self, ctx: &mut Context<Self>, reason: String) {
-        if self.fatal {
-            return;
+    /// Carries out what the link to Kafka decided (`core::link`).
+    fn act(&mut self, ctx: &mut Context<Self>, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::Errored(reason) => {
+                    tracing::error!(channel = %self.name, %reason, "Kafka trouble: the channel is errored");
+                    self.status.set(Phase::Errored, reason);
+                }
+                Action::Ready => {
+                    tracing::info!(channel = %self.name, "Kafka answers again: the channel is ready");
+                    self.status.set(Phase::Ready, "");
+                }
+                Action::StartProbe => self.probe(ctx),
+                Action::ReplaceConsumer(why) => self.replace_consumer(ctx, &why),
+                Action::CountError(operation) => {
+                    metrics().kafka_errors.with_label_values(&[&self.name, operation]).inc();
+                }
+            }
         }
-        let (phase, _) = self.status.phase();
-        if phase == Phase::Ready || !self.probing {
-            tracing::error!(channel = %self.name, %reason, "Kafka trouble: the channel is errored until Kafka answers again");
-            self.status.set(Phase::Errored, format!("Kafka: {reason}; retrying"));
-        }
-        if self.probing {
-            return;
-        }
-        self.probing = true;
+    }
+
+    /// Produces CONNECT records on the retry schedule until Kafka answers (the channel is
+    /// errored meanwhile, so broadcasts get 503 naming Kafka and STRICT deliveries end).
+    fn probe(&mut self, ctx: &mut Context<Self>) {
         let (cfg, producer, topic, status) =
             (self.kafka_config.clone(), self.producer.clone(), self.name.clone(), self.status.clone());
         let connect = KafkaMessage::connect(self.genesis_hash.clone()).encode_to_vec();
@@ -537,69 +514,29 @@ impl ChannelActor {
                 .instrument(self.span.clone())
                 .into_actor(self)
                 .map(|(), act, ctx| {
-                    act.probing = false;
-                    act.consumer_trouble = None;
-                    if !act.fatal {
-                        tracing::info!(channel = %act.name, "Kafka answers again: the channel is ready");
-                        act.status.set(Phase::Ready, "");
-                        // The consumer may hold a fetch lost in the outage, which librdkafka
-                        // would wait out for `socket.timeout.ms`: start afresh where it was.
-                        act.replace_consumer(ctx, "Kafka answers again after trouble");
-                    }
+                    let actions = act.link.probe_answered();
+                    act.act(ctx, actions);
                 }),
         );
     }
 
-    /// Looks at Kafka's health as this channel sees it (every half second).
+    /// Looks at Kafka's health as this channel sees it (every half second): records Kafka did
+    /// not acknowledge, a consumer failing past `kafka.error-timeout`, a consumer stalled behind
+    /// records the partition holds (`core::link`).
     fn check_kafka(&mut self, ctx: &mut Context<Self>) {
         let _span = self.span.clone().entered();
-        if !self.connected || self.fatal {
+        if !self.link.is_connected() || self.link.is_fatal() {
             return;
         }
-        if let Some(reason) = self.status.take_produce_failure() {
-            self.kafka_trouble(ctx, format!("a record was not acknowledged: {reason}"));
-        }
-        let timeout = self.kafka_config.error_timeout;
-        if let Some((since, reason)) = self.consumer_trouble.clone() {
-            if since.elapsed() >= timeout {
-                let secs = since.elapsed().as_secs();
-                self.kafka_trouble(ctx, format!("the consumer has been failing for {secs}s: {reason}"));
-            }
-        }
-        self.check_consumer_progress(ctx);
-    }
-
-    /// A consumer that delivers nothing for `kafka.error-timeout` (at least [`MIN_CONSUMER_STALL`])
-    /// while the partition holds records beyond the last one it delivered (Kafka acknowledged
-    /// them to this OSN's producer) is stuck: for example on a fetch sent to a broker that went
-    /// away and came back, which librdkafka only gives up after `socket.timeout.ms` (a minute),
-    /// all the while this OSN cuts no block. It is replaced.
-    fn check_consumer_progress(&mut self, ctx: &mut Context<Self>) {
+        let failure = self.status.take_produce_failure();
         let (written, consumed) = self.status.offsets();
-        // A failing consumer, or Kafka trouble, has its own path (`kafka_trouble`).
-        let failing = self.consumer_trouble.is_some() || self.probing || self.status.phase().0 != Phase::Ready;
-        if written <= consumed || failing {
-            self.stalled_at = None;
-            return;
-        }
-        match self.stalled_at {
-            Some((at, since)) if at == consumed => {
-                if since.elapsed() >= self.kafka_config.error_timeout.max(MIN_CONSUMER_STALL) {
-                    metrics().kafka_errors.with_label_values(&[&self.name, "consumer_stalled"]).inc();
-                    let secs = since.elapsed().as_secs_f64();
-                    let why = format!(
-                        "it delivered nothing for {secs:.1}s while the partition holds records up to offset {written}, beyond offset {consumed}"
-                    );
-                    self.replace_consumer(ctx, &why);
-                }
-            }
-            _ => self.stalled_at = Some((consumed, Instant::now())),
-        }
+        let actions = self.link.tick(Instant::now(), self.status.phase().0, failure, written, consumed);
+        self.act(ctx, actions);
     }
 
     /// The partition accepted our CONNECT: start consuming where the ledger ends.
     fn connected(&mut self, ctx: &mut Context<Self>) {
-        self.connected = true;
+        self.link.connected();
         let Some(chain) = self.chain.as_ref() else { return };
         let from = chain.resume_offset();
         if self.start_consumer(ctx, from) {
@@ -631,7 +568,6 @@ impl ChannelActor {
         if let Some(old) = self.consumer.take() {
             ctx.cancel_future(old);
         }
-        self.stalled_at = None;
         if self.start_consumer(ctx, from) {
             tracing::warn!(channel = %self.name, from_offset = from, reason = why, "consumer replaced");
         }
@@ -692,10 +628,6 @@ impl ChannelActor {
         );
     }
 }
-
-/// The shortest silence of a consumer that is taken for a stall (a consumer created or
-/// reconnecting takes a few seconds before its first fetch answers).
-const MIN_CONSUMER_STALL: Duration = Duration::from_secs(5);
 
 /// Produces CONNECT records on the retry schedule until Kafka acknowledges one. At start-up it
 /// also sets the topic up, and reports the channel STARTING, then ERRORED once the trouble lasts
@@ -815,29 +747,21 @@ impl ChannelActor {
                         RDKafkaErrorCode::OffsetOutOfRange | RDKafkaErrorCode::AutoOffsetReset
                     )
                 );
-                let operation = if out_of_range { "offset_out_of_range" } else { "consume" };
-                if !out_of_range {
-                    self.consumer_trouble.get_or_insert_with(|| (Instant::now(), e.to_string()));
-                }
-                metrics().kafka_errors.with_label_values(&[&self.name, operation]).inc();
+                let resume = self.chain.as_ref().map(|c| c.resume_offset()).unwrap_or(-1);
                 if out_of_range {
                     // The data we need is gone from the partition (retention, deleted topic). Never
                     // skip ahead silently: stay errored and say so loudly.
-                    self.fatal = true;
-                    let resume = self.chain.as_ref().map(|c| c.resume_offset()).unwrap_or(-1);
                     tracing::error!(channel = %self.name, resume_offset = resume, "offset out of range: the partition no longer holds the records this ledger needs");
-                    self.status.set(
-                        Phase::Errored,
-                        format!("offset {resume} is out of range on the partition (retention or topic deletion?)"),
-                    );
                 } else {
                     tracing::warn!(channel = %self.name, error = %e, "consumer error");
                 }
+                let actions = self.link.consumer_error(Instant::now(), &e.to_string(), out_of_range, resume);
+                self.act(ctx, actions);
                 return;
             }
         };
         let Some(chain) = self.chain.as_mut() else { return };
-        self.consumer_trouble = None;
+        self.link.record();
         self.next_offset = Some(record.offset + 1);
         self.status.note_consumed(record.offset, record.value.len());
         let out = chain.consume(record.offset, &record.value);

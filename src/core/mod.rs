@@ -7,6 +7,7 @@
 //! - [`config`]: channel configurations: validity, updates, new channels, update signers.
 //! - [`chain`]: the per-channel state machine that turns consumed Kafka messages into blocks.
 //! - [`envelope`]: structural validation of broadcast envelopes.
+//! - [`link`]: a channel's link to Kafka (trouble, probe, stall, fatal) as a state machine.
 //! - [`retry`]: the short/long retry schedule for Kafka trouble.
 //! - [`seek`]: resolution of a Deliver `SeekInfo` against a ledger height.
 //! - [`ecdsa`]: ECDSA P-256 signatures in DER and the low-S rule.
@@ -22,6 +23,7 @@ pub mod config;
 pub mod cutter;
 pub mod ecdsa;
 pub mod envelope;
+pub mod link;
 pub mod msp;
 pub mod policy;
 pub mod retry;
