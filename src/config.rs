@@ -546,6 +546,9 @@ impl Config {
     /// Checks what serde cannot: names, limits and uniqueness.
     pub fn validate(&self) -> Result<(), String> {
         validate_channel_id(&self.system.channel).map_err(|e| format!("system.channel: {e}"))?;
+        validate_batch_size(&self.system.batch_size.into())
+            .and_then(|()| validate_batch_timeout(self.system.batch_timeout))
+            .map_err(|e| format!("system.batch-size and system.batch-timeout: {e}"))?;
         if self.system.mailbox_capacity == 0 {
             return Err("system.mailbox-capacity must be at least 1".into());
         }
@@ -558,19 +561,11 @@ impl Config {
             if !seen.insert(&ch.name) {
                 return Err(format!("channel '{}' is configured twice", ch.name));
             }
-            let b = &ch.batch_size;
-            if b.max_message_count == 0 {
-                return Err(format!("channel '{}': max-message-count must be at least 1", ch.name));
-            }
-            if b.absolute_max_bytes == 0 || b.preferred_max_bytes == 0 || b.preferred_max_bytes > b.absolute_max_bytes {
-                return Err(format!(
-                    "channel '{}': need 0 < preferred-max-bytes ({}) <= absolute-max-bytes ({})",
-                    ch.name, b.preferred_max_bytes, b.absolute_max_bytes
-                ));
-            }
-            if ch.batch_timeout.is_zero() {
-                return Err(format!("channel '{}': batch-timeout must be positive", ch.name));
-            }
+            // The limits of a create request or an update (`core::config`), so that a declared
+            // channel can always be updated.
+            validate_batch_size(&ch.batch_size.into())
+                .and_then(|()| validate_batch_timeout(ch.batch_timeout))
+                .map_err(|e| format!("channel '{}' (its batch-size and batch-timeout): {e}", ch.name))?;
             if ch.mailbox_capacity == 0 {
                 return Err(format!("channel '{}': mailbox-capacity must be at least 1", ch.name));
             }
@@ -667,15 +662,9 @@ pub fn system_config(
     }
     let ids: Vec<String> = organizations.iter().map(|o| o.msp_id.clone()).collect();
     let admins_of_one = PolicyConfig { admins_of: ids.clone(), at_least: Some(1), ..Default::default() };
-    let b = system.batch_size;
-    if b.max_message_count == 0 || b.preferred_max_bytes == 0 || b.preferred_max_bytes > b.absolute_max_bytes {
-        return Err(
-            "system.batch-size: need max-message-count >= 1 and 0 < preferred-max-bytes <= absolute-max-bytes".into()
-        );
-    }
-    if system.batch_timeout.is_zero() {
-        return Err("system.batch-timeout must be positive".into());
-    }
+    validate_batch_size(&system.batch_size.into())
+        .and_then(|()| validate_batch_timeout(system.batch_timeout))
+        .map_err(|e| format!("system.batch-size and system.batch-timeout: {e}"))?;
     Ok(ChannelConfig {
         sequence: 0,
         batch_size: Some(system.batch_size.into()),
@@ -747,6 +736,7 @@ fn is_secret_property(key: &str) -> bool {
 }
 
 pub use crate::core::config::validate_channel_id;
+use crate::core::config::{validate_batch_size, validate_batch_timeout};
 
 #[cfg(test)]
 mod tests {
@@ -803,8 +793,20 @@ mod tests {
         check("[[channels]]\nname = \"a\"\n[[channels]]\nname = \"a\"\n", "twice");
         check(
             "[[channels]]\nname = \"a\"\nbatch-size = { preferred-max-bytes = 10, absolute-max-bytes = 5 }\n",
-            "preferred-max-bytes",
+            "channel 'a' (its batch-size and batch-timeout): batch size: preferred max bytes (10) is over absolute max bytes (5)",
         );
+        // The limits of a create request or an update, so that the channel can always be updated.
+        check(
+            "[[channels]]\nname = \"a\"\nbatch-size = { absolute-max-bytes = 209715200 }\n",
+            "channel 'a' (its batch-size and batch-timeout): batch size: absolute max bytes (209715200) is over 104857600",
+        );
+        check("[[channels]]\nname = \"a\"\nbatch-size = { max-message-count = 0 }\n", "max message count");
+        check("[[channels]]\nname = \"a\"\nbatch-timeout = \"2h\"\n", "at most 1h");
+        check(
+            "[system]\nbatch-size = { absolute-max-bytes = 209715200 }\n",
+            "system.batch-size and system.batch-timeout: batch size: absolute max bytes",
+        );
+        check("[system]\nbatch-timeout = \"0s\"\n", "system.batch-timeout: batch timeout '0s' must be more than 0");
         check("[kafka]\nbrokerz = \"x\"\n", "unknown field");
         check("[[channels]]\nname = \"a\"\nbatch-timeout = \"soon\"\n", "batch-timeout");
         check("[[channels]]\nname = \"a\"\n", "identity.dir is required");

@@ -54,18 +54,28 @@ fn parse_timeout(text: &str) -> Result<Option<Duration>, String> {
         return Ok(None);
     }
     let d = humantime::parse_duration(text).map_err(|e| format!("batch timeout '{text}': {e}"))?;
-    if d.is_zero() || d > MAX_BATCH_TIMEOUT {
-        return Err(format!(
-            "batch timeout '{text}' must be more than 0 and at most {}",
-            humantime::format_duration(MAX_BATCH_TIMEOUT)
-        ));
-    }
+    validate_batch_timeout(d)?;
     Ok(Some(d))
 }
 
-/// Checks that every OSN could cut blocks and check access by this configuration.
-pub fn validate(config: &ChannelConfig) -> Result<(), String> {
-    let bs = config.batch_size.as_ref().ok_or("the configuration has no batch size")?;
+/// The batch timeout limits every channel is held to, whether its configuration comes from the
+/// configuration file, a create request or an update: more than 0, at most [`MAX_BATCH_TIMEOUT`].
+pub fn validate_batch_timeout(d: Duration) -> Result<(), String> {
+    if d.is_zero() || d > MAX_BATCH_TIMEOUT {
+        return Err(format!(
+            "batch timeout '{}' must be more than 0 and at most {}",
+            humantime::format_duration(d),
+            humantime::format_duration(MAX_BATCH_TIMEOUT)
+        ));
+    }
+    Ok(())
+}
+
+/// The batch size limits every channel is held to, whether its configuration comes from the
+/// configuration file, a create request or an update: a message count of at least 1, and
+/// 0 < preferred max bytes <= absolute max bytes <= [`MAX_ABSOLUTE_BYTES`] (the producer's
+/// `message.max.bytes`: a larger block limit would admit envelopes Kafka refuses).
+pub fn validate_batch_size(bs: &BatchSize) -> Result<(), String> {
     if bs.max_message_count == 0 {
         return Err("batch size: max message count must be at least 1".into());
     }
@@ -79,8 +89,17 @@ pub fn validate(config: &ChannelConfig) -> Result<(), String> {
         ));
     }
     if bs.absolute_max_bytes > MAX_ABSOLUTE_BYTES {
-        return Err(format!("batch size: absolute max bytes ({}) is over {MAX_ABSOLUTE_BYTES}", bs.absolute_max_bytes));
+        return Err(format!(
+            "batch size: absolute max bytes ({}) is over {MAX_ABSOLUTE_BYTES}, the largest record the producer sends",
+            bs.absolute_max_bytes
+        ));
     }
+    Ok(())
+}
+
+/// Checks that every OSN could cut blocks and check access by this configuration.
+pub fn validate(config: &ChannelConfig) -> Result<(), String> {
+    validate_batch_size(config.batch_size.as_ref().ok_or("the configuration has no batch size")?)?;
     parse_timeout(&config.batch_timeout)?;
     if config.organizations.is_empty() {
         return Err("the configuration has no organisations: nobody could write to or read from the channel".into());
