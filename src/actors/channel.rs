@@ -15,7 +15,6 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{DeliveryFuture, FutureRecord};
 use tracing::Instrument as _;
 
-use super::supervisor::{created_channels, Starter};
 use crate::config::{ChannelSettings, KafkaConfig};
 use crate::core::access::Access;
 use crate::core::block::{header_hash, hex};
@@ -25,7 +24,7 @@ use crate::core::link::{Action, Link};
 use crate::core::ttc::TtcTimer;
 use crate::identity::SigningIdentity;
 use crate::kafka::{self, Record, KEY, PARTITION};
-use crate::ledger::Ledger;
+use crate::ledger::{created_channels, Ledger};
 use crate::metrics::{metrics, secs};
 use crate::proto::{kafka_message, kafka_message_regular::Class, KafkaMessage};
 
@@ -319,8 +318,8 @@ pub struct ChannelActor {
     signer: Arc<SigningIdentity>,
     /// How far (seconds) a request's timestamp may be from this OSN's clock.
     time_window: i64,
-    /// For the system channel: what starts the channels it creates.
-    starter: Option<Arc<Starter>>,
+    /// An application channel, or the system channel with what starts the channels it creates.
+    role: Role,
     chain: Option<Chain>,
     timer: TtcTimer,
     timer_handle: Option<SpawnHandle>,
@@ -338,6 +337,27 @@ pub struct ChannelActor {
     next_offset: Option<i64>,
     /// Reports a panic in the actor's handling when the panic drops the actor.
     _panic_watch: PanicWatch,
+}
+
+/// The system channel's power over other channels: starting the ones it creates. The supervisor's
+/// `Starter` implements it, so this module does not depend on the supervisor.
+pub trait ChannelCreator: Send + Sync {
+    /// Starts a channel the system channel created, from its genesis CONFIG envelope (writing its
+    /// genesis block if its ledger is new); false if it runs already.
+    fn create(&self, name: &str, genesis_envelope: Bytes) -> anyhow::Result<bool>;
+}
+
+/// What a channel is: an application channel, or the system channel, which creates channels.
+#[derive(Clone)]
+pub enum Role {
+    Application,
+    System(Arc<dyn ChannelCreator>),
+}
+
+impl Role {
+    pub fn is_system(&self) -> bool {
+        matches!(self, Role::System(_))
+    }
 }
 
 /// What happens when a panic in a channel actor's handling drops it (actix's `Supervisor`
@@ -396,7 +416,7 @@ impl ChannelActor {
         status: Arc<ChannelStatus>,
         signer: Arc<SigningIdentity>,
         time_window: i64,
-        starter: Option<Arc<Starter>>,
+        role: Role,
         on_panic: OnPanic,
     ) -> Self {
         let error_timeout = kafka_config.error_timeout;
@@ -406,7 +426,7 @@ impl ChannelActor {
             name: settings.name.clone(),
             timer: TtcTimer::new(settings.batch_timeout),
             time_window,
-            starter,
+            role,
             settings,
             kafka_config,
             producer,
@@ -447,7 +467,7 @@ impl ChannelActor {
                 return;
             }
         };
-        let system = match self.starter.as_ref().map(|_| created_channels(&self.ledger)).transpose() {
+        let system = match self.role.is_system().then(|| created_channels(&self.ledger)).transpose() {
             Ok(created) => created.map(|c| SystemState { channels: c.into_iter().map(|(name, _)| name).collect() }),
             Err(e) => return self.stop_with(ctx, format!("cannot read the system channel's ledger: {e}")),
         };
@@ -770,10 +790,12 @@ impl ChannelActor {
         let cut = !out.blocks.is_empty();
         self.observe_consumed(&out, pending);
         // A created channel exists before the system channel's block that records it.
-        if let (Some(Outcome { result: Ok(Applied::Created { channel, genesis_envelope }), .. }), Some(starter)) =
-            (&out.outcome, &self.starter)
+        if let (
+            Some(Outcome { result: Ok(Applied::Created { channel, genesis_envelope }), .. }),
+            Role::System(creator),
+        ) = (&out.outcome, &self.role)
         {
-            match starter.create(channel, genesis_envelope.clone()) {
+            match creator.create(channel, genesis_envelope.clone()) {
                 Ok(started) => {
                     tracing::info!(channel = %channel, started, offset = record.offset, "channel created through the system channel");
                     crate::faults::crash_point("system.after-create");
@@ -894,8 +916,8 @@ impl ChannelActor {
         let message = match resubmit {
             Resubmit::Normal(message) => message,
             Resubmit::Config { derived, config_seq, original_offset } => {
-                let system = self.starter.as_ref().and_then(|s| s.system_channel()).unwrap_or(&self.name);
-                let record = crate::identity::envelope::config_record(&self.signer, &derived, system);
+                // The record goes back into this channel's own partition (a creation: the system channel's).
+                let record = crate::identity::envelope::config_record(&self.signer, &derived, &self.name);
                 let mut message = KafkaMessage::regular(record, config_seq, Class::Config);
                 if let Some(kafka_message::Type::Regular(r)) = message.r#type.as_mut() {
                     r.original_offset = original_offset;

@@ -5,7 +5,9 @@
 pub mod channel;
 pub mod supervisor;
 
+pub use crate::ledger::created_channels;
 pub use channel::{
-    BroadcastBatch, BroadcastError, ChannelActor, ChannelStatus, EnqueueConfig, Enqueued, MailboxSlot, Phase,
+    BroadcastBatch, BroadcastError, ChannelActor, ChannelCreator, ChannelStatus, EnqueueConfig, Enqueued, MailboxSlot,
+    Phase, Role,
 };
-pub use supervisor::{created_channels, ChannelHandle, ChannelSpec, Channels, Starter, SystemSpec};
+pub use supervisor::{ChannelHandle, ChannelSpec, Channels, Starter, SystemSpec};

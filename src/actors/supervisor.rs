@@ -8,20 +8,20 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use crate::kafka::Producer;
 use actix::{Addr, Arbiter, ArbiterHandle};
 use bytes::Bytes;
 
-use super::channel::{capture_panics, ChannelActor, ChannelStatus, OnPanic, Phase};
+use super::channel::{capture_panics, ChannelActor, ChannelCreator, ChannelStatus, OnPanic, Phase, Role};
 use crate::config::{ChannelSettings, KafkaConfig, SystemConfig};
 use crate::core::block::genesis_block_of;
-use crate::core::config::{batch_timeout, envelope_parts};
+use crate::core::config::batch_timeout;
 use crate::identity::SigningIdentity;
-use crate::ledger::{Ledger, Store};
+use crate::ledger::{created_channels, Ledger, Store};
 use crate::proto::osn::ChannelConfig;
-use crate::proto::{BatchSize, Block, HeaderType};
+use crate::proto::{BatchSize, Block};
 
 /// Everything the HTTP layer needs about one channel.
 #[derive(Clone)]
@@ -68,8 +68,11 @@ pub struct SystemSpec {
     pub config: SystemConfig,
 }
 
-/// Starts channels, at start and later (the system channel's actor creates channels with it).
+/// Starts channels, at start and later (the system channel's actor creates channels with it, as
+/// its [`ChannelCreator`]).
 pub struct Starter {
+    /// Itself, for the actors it starts (the system channel's role, a panic's report).
+    me: Weak<Starter>,
     kafka: KafkaConfig,
     producer: Producer,
     store: Arc<dyn Store>,
@@ -95,29 +98,7 @@ impl Starter {
         self.system.as_ref().map(|s| s.channel.as_str())
     }
 
-    /// The channel limit and the system channel's creations are checked by the system channel's
-    /// chain; this opens the ledger of a channel it created (writing the genesis block if new)
-    /// and starts its actor. A channel already running is left alone: true if it was started.
-    pub fn create(self: &Arc<Self>, name: &str, genesis_envelope: Bytes) -> anyhow::Result<bool> {
-        let Some(system) = &self.system else { anyhow::bail!("no system channel") };
-        self.created.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_owned());
-        if let Some(existing) = self.get(name) {
-            let genesis = existing.ledger.block(0)?.and_then(|b| b.data).and_then(|d| d.data.first().cloned());
-            if genesis.as_ref() != Some(&genesis_envelope) {
-                tracing::error!(channel = %name, "the system channel created a channel this OSN already has with another genesis block (a declared channel of the same name?); keeping this OSN's");
-            }
-            return Ok(false);
-        }
-        self.start(system.settings(name), &genesis_block_of(genesis_envelope), false)?;
-        Ok(true)
-    }
-
-    fn start(
-        self: &Arc<Self>,
-        settings: ChannelSettings,
-        genesis: &Block,
-        system: bool,
-    ) -> anyhow::Result<ChannelHandle> {
+    fn start(&self, settings: ChannelSettings, genesis: &Block, system: bool) -> anyhow::Result<ChannelHandle> {
         let name = settings.name.clone();
         anyhow::ensure!(!self.stopped.load(Ordering::SeqCst), "channel '{name}': the OSN is shutting down");
         let Some(signer) = self.signer.clone() else {
@@ -143,7 +124,7 @@ impl Starter {
 
     /// Starts a channel's actor on `home` under actix's `Supervisor`.
     fn launch(
-        self: &Arc<Self>,
+        &self,
         settings: &ChannelSettings,
         ledger: &Arc<Ledger>,
         status: &Arc<ChannelStatus>,
@@ -153,16 +134,19 @@ impl Starter {
     ) -> Addr<ChannelActor> {
         let (settings, kafka, producer) = (settings.clone(), self.kafka.clone(), self.producer.clone());
         let (ledger, status, time_window) = (ledger.clone(), status.clone(), self.time_window);
-        let starter = system.then(|| self.clone());
+        let role = match self.me.upgrade() {
+            Some(me) if system => Role::System(me),
+            _ => Role::Application,
+        };
         let on_panic = self.on_panic(&settings.name);
         actix::Supervisor::start_in_arbiter(home, move |_| {
-            ChannelActor::new(settings, kafka, producer, ledger, status, signer, time_window, starter, on_panic)
+            ChannelActor::new(settings, kafka, producer, ledger, status, signer, time_window, role.clone(), on_panic)
         })
     }
 
     /// What a channel's actor calls when a panic drops it: see [`Starter::after_panic`].
-    fn on_panic(self: &Arc<Self>, name: &str) -> OnPanic {
-        let (starter, name) = (Arc::downgrade(self), name.to_owned());
+    fn on_panic(&self, name: &str) -> OnPanic {
+        let (starter, name) = (self.me.clone(), name.to_owned());
         Arc::new(move |message: String| {
             if let Some(starter) = starter.upgrade() {
                 starter.after_panic(&name, &message);
@@ -174,7 +158,7 @@ impl Starter {
     /// actor behind it), its ledger is read again from the store (the panic may have come between
     /// a block's write and the tip's update), and a new actor starts on the same arbiter, where it
     /// resumes from the ledger after the restart back-off; counted in `osn_channel_restarts`.
-    fn after_panic(self: &Arc<Self>, name: &str, message: &str) {
+    fn after_panic(&self, name: &str, message: &str) {
         let Some(mut handle) = self.get(name) else { return };
         if self.stopped.load(Ordering::SeqCst) {
             return;
@@ -204,23 +188,23 @@ impl Starter {
     }
 }
 
-/// The channels created through a system channel's ledger, in order: name and genesis CONFIG
-/// envelope of each ORDERER_TRANSACTION block (the chain only writes valid creations).
-pub fn created_channels(system: &Ledger) -> anyhow::Result<Vec<(String, Bytes)>> {
-    let mut created = Vec::new();
-    for number in 1..system.height() {
-        let Some(block) = system.block(number)? else { continue };
-        let Some(data) = block.data else { continue };
-        let [envelope] = data.data.as_slice() else { continue };
-        let Ok((header, inner)) = envelope_parts(envelope) else { continue };
-        if header.r#type != HeaderType::OrdererTransaction as i32 {
-            continue;
+impl ChannelCreator for Starter {
+    /// The channel limit and the system channel's creations are checked by the system channel's
+    /// chain; this opens the ledger of a channel it created (writing the genesis block if new)
+    /// and starts its actor. A channel already running is left alone: true if it was started.
+    fn create(&self, name: &str, genesis_envelope: Bytes) -> anyhow::Result<bool> {
+        let Some(system) = &self.system else { anyhow::bail!("no system channel") };
+        self.created.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_owned());
+        if let Some(existing) = self.get(name) {
+            let genesis = existing.ledger.block(0)?.and_then(|b| b.data).and_then(|d| d.data.first().cloned());
+            if genesis.as_ref() != Some(&genesis_envelope) {
+                tracing::error!(channel = %name, "the system channel created a channel this OSN already has with another genesis block (a declared channel of the same name?); keeping this OSN's");
+            }
+            return Ok(false);
         }
-        if let Ok((inner_header, _)) = envelope_parts(&inner) {
-            created.push((inner_header.channel_id, inner));
-        }
+        self.start(system.settings(name), &genesis_block_of(genesis_envelope), false)?;
+        Ok(true)
     }
-    Ok(created)
 }
 
 /// The registry of running channels.
@@ -253,7 +237,8 @@ impl Channels {
             anyhow::ensure!(system.is_none(), "the system channel needs an identity to sign its blocks with");
         }
         capture_panics();
-        let starter = Arc::new(Starter {
+        let starter = Arc::new_cyclic(|me| Starter {
+            me: me.clone(),
             kafka: kafka.clone(),
             producer: producer.clone(),
             store,

@@ -20,9 +20,10 @@ use tokio::sync::watch;
 
 use crate::core::block::{header_hash, kafka_metadata, last_config};
 use crate::core::chain::ChainTip;
+use crate::core::config::envelope_parts;
 use crate::identity::SigningIdentity;
 use crate::proto::osn::ChannelConfig;
-use crate::proto::Block;
+use crate::proto::{Block, HeaderType};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -269,6 +270,25 @@ impl Ledger {
         self.height.send_replace(tip.next_number);
         Ok(())
     }
+}
+
+/// The channels created through a system channel's ledger, in order: name and genesis CONFIG
+/// envelope of each ORDERER_TRANSACTION block (the chain only writes valid creations).
+pub fn created_channels(system: &Ledger) -> anyhow::Result<Vec<(String, Bytes)>> {
+    let mut created = Vec::new();
+    for number in 1..system.height() {
+        let Some(block) = system.block(number)? else { continue };
+        let Some(data) = block.data else { continue };
+        let [envelope] = data.data.as_slice() else { continue };
+        let Ok((header, inner)) = envelope_parts(envelope) else { continue };
+        if header.r#type != HeaderType::OrdererTransaction as i32 {
+            continue;
+        }
+        if let Ok((inner_header, _)) = envelope_parts(&inner) {
+            created.push((inner_header.channel_id, inner));
+        }
+    }
+    Ok(created)
 }
 
 /// Reads the channel configuration out of a config block (the genesis block, or a block whose
