@@ -18,7 +18,7 @@ use tracing::Instrument as _;
 use crate::config::{ChannelSettings, KafkaConfig};
 use crate::core::access::Access;
 use crate::core::block::{header_hash, hex};
-use crate::core::chain::{Applied, Chain, InForce, Outcome, Resubmit, Skip, SystemState};
+use crate::core::chain::{Applied, Chain, InForce, Outcome, Refusal, Resubmit, Skip, SystemState};
 use crate::core::config::batch_timeout;
 use crate::core::link::{Action, Link};
 use crate::core::ttc::TtcTimer;
@@ -219,7 +219,7 @@ impl ChannelStatus {
 
     /// Waits until the CONFIG-class record acknowledged at `offset` (or a re-submitted copy of
     /// it) is consumed, and returns what it came to; None after `timeout`.
-    pub async fn outcome(&self, offset: i64, timeout: Duration) -> Option<Result<Applied, String>> {
+    pub async fn outcome(&self, offset: i64, timeout: Duration) -> Option<Result<Applied, Refusal>> {
         let mut changes = self.outcome_count.subscribe();
         let find = || {
             let outcomes = self.outcomes.lock().unwrap_or_else(|e| e.into_inner());

@@ -126,7 +126,47 @@ pub enum Resubmit {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
     pub offset: i64,
-    pub result: Result<Applied, String>,
+    pub result: Result<Applied, Refusal>,
+}
+
+/// Why a CONFIG-class record (an update or a creation) was refused when consumed: the same
+/// decision on every OSN, and the answer its sender gets.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// Malformed, inconsistent, or not the configuration its update derives to: BAD_REQUEST.
+    #[error("{0}")]
+    Invalid(String),
+    /// Its signers do not satisfy the policy, or the channel limit forbids it: FORBIDDEN (as the
+    /// same checks answer when the request arrives).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The chain moved on since the request was checked on arrival: the channel exists by now,
+    /// or the update no longer applies to the configuration in force. A conflict (HTTP 409,
+    /// Fabric status BAD_REQUEST): checked again against the new state, it may succeed.
+    #[error("{0}")]
+    Conflict(String),
+}
+
+impl From<String> for Refusal {
+    fn from(reason: String) -> Self {
+        Refusal::Invalid(reason)
+    }
+}
+
+impl From<&str> for Refusal {
+    fn from(reason: &str) -> Self {
+        Refusal::Invalid(reason.to_owned())
+    }
+}
+
+impl Refusal {
+    /// A signer check that failed: FORBIDDEN, or BAD_REQUEST for a timestamp (its own status).
+    fn denied(denied: crate::core::access::Denied) -> Self {
+        match denied.status() {
+            crate::proto::Status::Forbidden => Refusal::Forbidden(denied.to_string()),
+            _ => Refusal::Invalid(denied.to_string()),
+        }
+    }
 }
 
 /// A configuration change committed by the blocks of a [`Consumed`].
@@ -335,7 +375,7 @@ impl Chain {
                     self.last_original_offset_processed = self.last_original_offset_processed.max(original_offset);
                 }
                 return Consumed {
-                    skip: Some(Skip::Rejected(reason.clone())),
+                    skip: Some(Skip::Rejected(reason.to_string())),
                     outcome: Some(Outcome { offset: key, result: Err(reason) }),
                     ..Default::default()
                 };
@@ -386,7 +426,7 @@ impl Chain {
     /// configuration in force, with the update's own timestamp as the time. Returns the
     /// derivation, the configuration the record's envelope holds, and (for a creation) the new
     /// channel's CONFIG envelope.
-    fn derive(&self, envelope: &Bytes) -> Result<(Derived, ChannelConfig, Bytes), String> {
+    fn derive(&self, envelope: &Bytes) -> Result<(Derived, ChannelConfig, Bytes), Refusal> {
         let (header, data) = envelope_parts(envelope)?;
         let (kind, config_bytes) = match HeaderType::try_from(header.r#type) {
             Ok(HeaderType::OrdererTransaction) if self.system.is_some() => {
@@ -394,7 +434,12 @@ impl Chain {
                 (DerivedKind::Create { channel: inner.channel_id }, data)
             }
             Ok(HeaderType::Config) => (DerivedKind::Update { channel: header.channel_id.clone() }, envelope.clone()),
-            _ => return Err(format!("a CONFIG-class record holds an envelope of header type {}", header.r#type)),
+            _ => {
+                return Err(Refusal::Invalid(format!(
+                    "a CONFIG-class record holds an envelope of header type {}",
+                    header.r#type
+                )))
+            }
         };
         let (config_header, config_env) = config_envelope(&config_bytes)?;
         let enveloped = config_env.config.ok_or("the CONFIG envelope holds no configuration")?;
@@ -403,33 +448,37 @@ impl Chain {
         let now = request.timestamp().ok_or("the config update has no timestamp")?;
         let channel = kind.channel();
         if config_header.channel_id != channel || request.update.channel_id != channel {
-            return Err(format!(
+            return Err(Refusal::Invalid(format!(
                 "the CONFIG envelope names channel '{}' and its update '{}', not '{channel}'",
                 config_header.channel_id, request.update.channel_id
-            ));
+            )));
         }
         let config = match &kind {
             DerivedKind::Update { channel } => {
                 if *channel != self.channel {
-                    return Err(format!("a config update of channel '{channel}' on channel '{}'", self.channel));
+                    return Err(Refusal::Invalid(format!(
+                        "a config update of channel '{channel}' on channel '{}'",
+                        self.channel
+                    )));
                 }
-                request.authorise(&self.in_force.access, PolicyName::Admins, now).map_err(|e| e.to_string())?;
-                config::apply(&self.in_force.config, &request.update)?
+                request.authorise(&self.in_force.access, PolicyName::Admins, now).map_err(Refusal::denied)?;
+                // It applied when it arrived; if it no longer does, the configuration changed since.
+                config::apply(&self.in_force.config, &request.update).map_err(Refusal::Conflict)?
             }
             DerivedKind::Create { channel } => {
                 let system = self.system.as_ref().expect("checked above");
                 if *channel == self.channel {
-                    return Err(format!("'{channel}' is the system channel"));
+                    return Err(Refusal::Invalid(format!("'{channel}' is the system channel")));
                 }
                 if system.channels.contains(channel) {
-                    return Err(format!("channel '{channel}' already exists"));
+                    return Err(Refusal::Conflict(format!("channel '{channel}' already exists")));
                 }
                 let limit = self.in_force.config.max_channels;
                 if limit > 0 && system.channels.len() >= limit as usize {
-                    return Err(format!("the channel limit of {limit} is reached"));
+                    return Err(Refusal::Forbidden(format!("the channel limit of {limit} is reached")));
                 }
-                request.authorise(&self.in_force.access, PolicyName::Writers, now).map_err(|e| e.to_string())?;
-                config::new_channel(&self.in_force.config, &request.update)?
+                request.authorise(&self.in_force.access, PolicyName::Writers, now).map_err(Refusal::denied)?;
+                config::new_channel(&self.in_force.config, &request.update).map_err(Refusal::Conflict)?
             }
         };
         let genesis = if matches!(kind, DerivedKind::Create { .. }) { config_bytes } else { Bytes::new() };

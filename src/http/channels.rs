@@ -15,7 +15,7 @@ use super::broadcast::decode_envelope;
 use super::negotiate::{fail, read_body, request_format, respond, response_format, Format};
 use super::AppState;
 use crate::actors::{ChannelHandle, EnqueueConfig, MailboxSlot, Phase};
-use crate::core::chain::{Applied, Derived, DerivedKind};
+use crate::core::chain::{Applied, Derived, DerivedKind, Refusal};
 use crate::core::config::{self, UpdateRequest};
 use crate::core::policy::PolicyName;
 use crate::identity::envelope::config_record;
@@ -103,8 +103,8 @@ fn refuse(out: Format, status: Status, info: impl Into<String>) -> HttpResponse 
 }
 
 /// A config transaction that lost to the chain's state when it was consumed (the channel exists
-/// by then, the limit was reached, another update changed what it needs): HTTP 409 CONFLICT with
-/// Fabric status BAD_REQUEST.
+/// by then, another update changed what it needs; `Refusal::Conflict`): HTTP 409 CONFLICT with
+/// Fabric status BAD_REQUEST. The other refusals at consumption keep their own status (403, 400).
 fn conflict(out: Format, info: impl Into<String>) -> HttpResponse {
     respond(out, StatusCode::CONFLICT, &BroadcastResponse { status: Status::BadRequest as i32, info: info.into() })
 }
@@ -160,7 +160,9 @@ async fn order_config(
     let offset = enqueued.acknowledged().await.map_err(|e| unavailable(e.to_string()))?;
     match ch.status.outcome(offset, CONSUME_TIMEOUT).await {
         Some(Ok(applied)) => Ok(applied),
-        Some(Err(reason)) => Err(conflict(out, reason)),
+        Some(Err(Refusal::Conflict(reason))) => Err(conflict(out, reason)),
+        Some(Err(Refusal::Forbidden(reason))) => Err(refuse(out, Status::Forbidden, reason)),
+        Some(Err(Refusal::Invalid(reason))) => Err(refuse(out, Status::BadRequest, reason)),
         None => Err(unavailable(format!(
             "the config transaction was ordered on channel '{}' at offset {offset} but not consumed within {}s; check the channel's configuration before retrying",
             ch.name,

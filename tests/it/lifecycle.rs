@@ -277,3 +277,26 @@ async fn a_removed_organisation_can_no_longer_write_and_its_stale_envelopes_are_
         assert!(osn.log().contains("not valid under 1"), "every OSN dropped the stale Org2 envelope");
     }
 }
+
+/// Two creations racing for the last channel the limit allows, both admitted on arrival: the one
+/// consumed second is refused by the system channel's chain with the arrival check's own answer,
+/// 403 FORBIDDEN naming the limit (a typed refusal, not a blanket 409), and only the winner exists.
+#[actix_rt::test]
+async fn a_creation_refused_when_consumed_gets_the_status_of_its_cause() {
+    let broker = Broker::start();
+    let osn = Osn::start(OsnSpec::system_only(&broker, "max-channels = 1")).await;
+    let c = crypto();
+    let (first, second) = (channel("first", &[]), channel("second", &[]));
+    let (a, b) =
+        futures_util::join!(create_channel(&osn, &first, &c.admin), create_channel(&osn, &second, org2_admin()));
+    let mut codes = [a.0, b.0];
+    codes.sort();
+    assert_eq!(codes, [201, 403], "{a:?} {b:?}");
+    let loser = if a.0 == 403 { &a.1 } else { &b.1 };
+    assert_eq!(loser["status"], "FORBIDDEN", "{loser}");
+    assert!(loser["info"].as_str().unwrap().contains("channel limit of 1"), "{loser}");
+    let list: serde_json::Value =
+        client().get(format!("{}/v1/channels", osn.url)).send().await.unwrap().json().await.unwrap();
+    let names: Vec<&str> = list["channels"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names.iter().filter(|n| **n == "first" || **n == "second").count(), 1, "{list}");
+}

@@ -9,7 +9,7 @@ use super::*;
 use crate::cli::client::transaction;
 use crate::core::block::{genesis_block, header_hash, kafka_metadata, last_config};
 use crate::core::chain::{
-    Applied, Chain, ChainTip, Consumed, Derived, DerivedKind, InForce, Resubmit, Skip, SystemState,
+    Applied, Chain, ChainTip, Consumed, Derived, DerivedKind, InForce, Refusal, Resubmit, Skip, SystemState,
 };
 use crate::identity::envelope::{config_record, config_update};
 use crate::identity::{create_ca, issue, load_org_msp, KeyType, Role, SigningIdentity, Validity};
@@ -307,13 +307,14 @@ fn the_system_chain_creates_each_channel_once_within_its_limit() {
     // The same channel again (a concurrent request through another OSN): refused by every OSN.
     let out = chain.consume(1, &create("one", &w.org2.admin));
     assert!(out.blocks.is_empty());
-    assert_eq!(out.outcome.unwrap().result, Err("channel 'one' already exists".into()));
+    assert_eq!(out.outcome.unwrap().result, Err(Refusal::Conflict("channel 'one' already exists".into())));
     // A client may not create channels.
     let out = chain.consume(2, &create("two", &w.org1.client));
-    assert!(out.outcome.unwrap().result.unwrap_err().contains("Writers"));
+    let refusal = out.outcome.unwrap().result.unwrap_err();
+    assert!(matches!(&refusal, Refusal::Forbidden(r) if r.contains("Writers")), "{refusal:?}");
     assert_eq!(summary(&chain.consume(3, &create("two", &w.org2.admin))).len(), 1);
     let out = chain.consume(4, &create("three", &w.org1.admin));
-    assert_eq!(out.outcome.unwrap().result, Err("the channel limit of 2 is reached".into()));
+    assert_eq!(out.outcome.unwrap().result, Err(Refusal::Forbidden("the channel limit of 2 is reached".into())));
 }
 
 #[test]
