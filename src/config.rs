@@ -76,6 +76,26 @@ pub struct Config {
     /// entry.
     pub channels: Vec<ChannelSettings>,
     pub system: SystemConfig,
+    pub actors: ActorsConfig,
+}
+
+/// Where the channel actors run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ActorsConfig {
+    /// Threads the channel actors share (0 = one per core). Every channel keeps its own actor,
+    /// mailbox and ordering; a thread runs many of them, so threads do not grow with channels.
+    pub threads: usize,
+}
+
+impl ActorsConfig {
+    /// The number of threads: `threads`, or one per core.
+    pub fn threads(&self) -> usize {
+        if self.threads > 0 {
+            return self.threads;
+        }
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    }
 }
 
 /// The system channel, which every OSN consumes and channels are created through, and what
@@ -514,7 +534,10 @@ impl Config {
             let Some(rest) = key.strip_prefix("OSN_") else { continue };
             let Some((section, field)) = rest.split_once('_') else { continue };
             let section = section.to_ascii_lowercase();
-            if !matches!(section.as_str(), "http" | "operations" | "kafka" | "ledger" | "identity" | "system") {
+            if !matches!(
+                section.as_str(),
+                "http" | "operations" | "kafka" | "ledger" | "identity" | "system" | "actors"
+            ) {
                 continue;
             }
             let field = field.to_ascii_lowercase();
@@ -769,6 +792,7 @@ mod tests {
             ("OSN_IDENTITY_TIME_WINDOW", "5m"),
             ("OSN_HTTP_ENQUEUE_TIMEOUT", "250ms"),
             ("OSN_OPERATIONS_ADDRESS", "10.0.0.5:9443"),
+            ("OSN_ACTORS_THREADS", "3"),
             ("PATH", "/bin"),
         ]
         .map(|(k, v)| (k.to_string(), v.to_string()));
@@ -780,7 +804,10 @@ mod tests {
         assert_eq!(config.identity.time_window, Duration::from_secs(300));
         assert_eq!(config.http.enqueue_timeout, Duration::from_millis(250));
         assert_eq!(config.operations.address, "10.0.0.5:9443");
+        assert_eq!(config.actors.threads(), 3);
         assert_eq!(Config::default().operations.address, "", "the API's listener by default");
+        let cores = std::thread::available_parallelism().unwrap().get();
+        assert_eq!(Config::default().actors.threads(), cores, "one channel thread per core by default");
     }
 
     #[test]

@@ -142,6 +142,7 @@ impl Node {
             store,
             signer.clone(),
             config.ledger.check_on_start,
+            config.actors.threads(),
         )?);
         let verifier = if config.identity.skip_signature_verification {
             Verifier::skipping_signatures(config.identity.verify_threads)

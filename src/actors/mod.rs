@@ -1,6 +1,7 @@
-//! Actors: the [`supervisor`] starts one [`channel::ChannelActor`] per channel, each on its own
-//! arbiter (thread), restarted by actix's `Supervisor` if it stops; a restarted actor rebuilds
-//! its state from the ledger. Mailboxes are bounded.
+//! Actors: the [`supervisor`] starts one [`channel::ChannelActor`] per channel on a fixed pool of
+//! arbiters (threads, `[actors] threads`), restarted by actix's `Supervisor` if it stops and by
+//! the supervisor if a panic drops it; a restarted actor rebuilds its state from the ledger.
+//! Mailboxes are bounded.
 
 pub mod channel;
 pub mod supervisor;

@@ -1,6 +1,7 @@
-//! The supervisor: opens each channel's ledger, starts its ChannelActor on its own arbiter under
-//! actix's `Supervisor` (which restarts an actor that stops), and keeps the registry HTTP reads
-//! from. A panic in a channel actor's handling drops the actor instead of stopping it; the
+//! The supervisor: opens each channel's ledger, starts its ChannelActor under actix's
+//! `Supervisor` (which restarts an actor that stops) on one of a fixed pool of arbiters (threads:
+//! `[actors] threads`, one per core by default; a channel goes to the one running the fewest), and
+//! keeps the registry HTTP reads from. A panic in a channel actor's handling drops the actor instead of stopping it; the
 //! supervisor then marks the channel ERRORED, reloads its ledger from the store and starts a new
 //! actor on the same arbiter, counted as a restart. Channels are the system channel, the channels declared in the configuration file, and
 //! the channels created through the system channel: those found in its ledger at start, and those
@@ -83,7 +84,9 @@ pub struct Starter {
     check_ledgers: bool,
     system: Option<SystemConfig>,
     channels: RwLock<BTreeMap<String, ChannelHandle>>,
-    arbiters: Mutex<Vec<Arbiter>>,
+    /// The arbiters channel actors run on, each with how many channels it runs; at most `threads`.
+    arbiters: Mutex<Vec<(Arbiter, usize)>>,
+    threads: usize,
     /// The arbiter each channel's actor runs on (a restarted actor runs there again).
     homes: Mutex<BTreeMap<String, ArbiterHandle>>,
     /// Set when the OSN shuts down: no channel starts after that.
@@ -111,15 +114,25 @@ impl Starter {
             tracing::info!(channel = %name, blocks, took_ms = started.elapsed().as_millis() as u64, "ledger checked");
         }
         let status = Arc::new(ChannelStatus::new(&name));
-        let arbiter = Arbiter::new();
-        let home = arbiter.handle();
-        self.arbiters.lock().unwrap_or_else(|e| e.into_inner()).push(arbiter);
+        let home = self.home();
         self.homes.lock().unwrap_or_else(|e| e.into_inner()).insert(name.clone(), home.clone());
         let addr = self.launch(&settings, &ledger, &status, system, &home, signer);
         let handle = ChannelHandle { name: name.clone(), addr, ledger, status, settings, system };
         tracing::info!(channel = %name, height = handle.ledger.height(), system, "channel started");
         self.channels.write().unwrap_or_else(|e| e.into_inner()).insert(name, handle.clone());
         Ok(handle)
+    }
+
+    /// The arbiter a new channel's actor runs on: a new one while the pool is not full, else the
+    /// one running the fewest channels.
+    fn home(&self) -> ArbiterHandle {
+        let mut arbiters = self.arbiters.lock().unwrap_or_else(|e| e.into_inner());
+        if arbiters.len() < self.threads {
+            arbiters.push((Arbiter::new(), 0));
+        }
+        let (arbiter, channels) = arbiters.iter_mut().min_by_key(|(_, n)| *n).expect("at least one arbiter");
+        *channels += 1;
+        arbiter.handle()
     }
 
     /// Starts a channel's actor on `home` under actix's `Supervisor`.
@@ -229,6 +242,7 @@ impl Channels {
         store: Arc<dyn Store>,
         signer: Option<Arc<SigningIdentity>>,
         check_ledgers: bool,
+        threads: usize,
     ) -> anyhow::Result<Self> {
         if signer.is_none() {
             if let Some(s) = specs.first() {
@@ -248,6 +262,7 @@ impl Channels {
             system: system.as_ref().map(|s| s.config.clone()),
             channels: RwLock::default(),
             arbiters: Mutex::default(),
+            threads: threads.max(1),
             homes: Mutex::default(),
             stopped: AtomicBool::new(false),
             created: Mutex::default(),
@@ -308,10 +323,10 @@ impl Channels {
     pub fn stop_and_join(&self) {
         self.starter.stopped.store(true, Ordering::SeqCst);
         let arbiters = std::mem::take(&mut *self.starter.arbiters.lock().unwrap_or_else(|e| e.into_inner()));
-        for a in &arbiters {
+        for (a, _) in &arbiters {
             a.stop();
         }
-        for a in arbiters {
+        for (a, _) in arbiters {
             let _ = a.join();
         }
     }

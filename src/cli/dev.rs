@@ -106,6 +106,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             max_lag_bytes: DEV_MAX_LAG_BYTES,
             ..Default::default()
         },
+        actors: Default::default(),
     };
     let node = Node::start(&config).await?;
     node.wait_ready(Duration::from_secs(30)).await?;

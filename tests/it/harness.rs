@@ -85,7 +85,9 @@ pub fn start_channels(
 ) -> std::sync::Arc<osn::actors::Channels> {
     let producer = osn::kafka::producer(kafka).unwrap();
     let specs = channel_specs(settings);
-    let channels = osn::actors::Channels::start(&specs, None, 900, kafka, &producer, store, Some(osn_signer(0)), true);
+    // Two threads: several channels share each (as on a machine with fewer cores than channels).
+    let channels =
+        osn::actors::Channels::start(&specs, None, 900, kafka, &producer, store, Some(osn_signer(0)), true, 2);
     std::sync::Arc::new(channels.unwrap())
 }
 
