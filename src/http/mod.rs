@@ -95,21 +95,51 @@ pub fn websocket_channel(
 
 /// Registers every route of the API (the operations routes are registered apart).
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(docs::root_redirect))
-        .route("/openapi.json", web::get().to(docs::openapi))
-        .route("/docs", web::get().to(docs::page))
-        .route("/v1/channels", web::get().to(channels::list))
-        .route("/v1/channels", web::post().to(channels::create))
-        .route("/v1/channels/{channel}/config", web::post().to(channels::update))
-        .route("/v1/channels/{channel}", web::get().to(channels::info))
-        .route("/v1/channels/{channel}/config", web::get().to(channels::config))
-        .route("/v1/channels/{channel}/broadcast", web::post().to(broadcast::broadcast))
-        .route("/v1/channels/{channel}/broadcast", web::get().to(broadcast::websocket::websocket))
-        .route("/v1/channels/{channel}/broadcast:batch", web::post().to(broadcast::batch::batch))
-        .route("/v1/channels/{channel}/blocks/{number}", web::get().to(blocks::get_block))
-        .route("/v1/channels/{channel}/deliver", web::get().to(deliver::websocket::websocket))
-        .route("/v1/channels/{channel}/deliver", web::post().to(deliver::stream::stream))
+    cfg.service(resource("/", "GET").route(web::get().to(docs::root_redirect)))
+        .service(resource("/openapi.json", "GET").route(web::get().to(docs::openapi)))
+        .service(resource("/docs", "GET").route(web::get().to(docs::page)))
+        .service(
+            resource("/v1/channels", "GET, POST")
+                .route(web::get().to(channels::list))
+                .route(web::post().to(channels::create)),
+        )
+        .service(
+            resource("/v1/channels/{channel}/config", "GET, POST")
+                .route(web::get().to(channels::config))
+                .route(web::post().to(channels::update)),
+        )
+        .service(resource("/v1/channels/{channel}", "GET").route(web::get().to(channels::info)))
+        .service(
+            resource("/v1/channels/{channel}/broadcast", "GET, POST")
+                .route(web::get().to(broadcast::websocket::websocket))
+                .route(web::post().to(broadcast::broadcast)),
+        )
+        .service(
+            resource("/v1/channels/{channel}/broadcast:batch", "POST").route(web::post().to(broadcast::batch::batch)),
+        )
+        .service(resource("/v1/channels/{channel}/blocks/{number}", "GET").route(web::get().to(blocks::get_block)))
+        .service(
+            resource("/v1/channels/{channel}/deliver", "GET, POST")
+                .route(web::get().to(deliver::websocket::websocket))
+                .route(web::post().to(deliver::stream::stream)),
+        )
         .default_service(web::to(not_found));
+}
+
+/// A path and the methods it serves (`allow`, as the `Allow` header lists them): any other method
+/// is answered 405 Method Not Allowed with `Allow`, and the usual error body (status
+/// BAD_REQUEST) naming the methods to use.
+pub fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(move |req: HttpRequest| async move { not_allowed(&req, allow) }))
+}
+
+fn not_allowed(req: &HttpRequest, allow: &'static str) -> HttpResponse {
+    let format = negotiate::response_format(req, Format::Json);
+    let info = format!("{} is not allowed on {}: it serves {allow}", req.method(), req.path());
+    let body = crate::proto::BroadcastResponse { status: Status::BadRequest as i32, info };
+    let mut resp = negotiate::respond(format, actix_web::http::StatusCode::METHOD_NOT_ALLOWED, &body);
+    resp.headers_mut().insert(actix_web::http::header::ALLOW, actix_web::http::header::HeaderValue::from_static(allow));
+    resp
 }
 
 async fn not_found(req: HttpRequest) -> HttpResponse {

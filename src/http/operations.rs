@@ -22,12 +22,12 @@ const LOGSPEC_BODY_LIMIT: usize = 16 * 1024;
 
 /// Registers the operations routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/version", web::get().to(version))
-        .route("/logspec", web::get().to(get_logspec))
-        .route("/logspec", web::put().to(put_logspec))
-        .route("/healthz", web::get().to(super::health::healthz))
-        .route("/readyz", web::get().to(super::health::readyz))
-        .route("/metrics", web::get().to(super::health::metrics));
+    use super::resource;
+    cfg.service(resource("/version", "GET").route(web::get().to(version)))
+        .service(resource("/logspec", "GET, PUT").route(web::get().to(get_logspec)).route(web::put().to(put_logspec)))
+        .service(resource("/healthz", "GET").route(web::get().to(super::health::healthz)))
+        .service(resource("/readyz", "GET").route(web::get().to(super::health::readyz)))
+        .service(resource("/metrics", "GET").route(web::get().to(super::health::metrics)));
 }
 
 /// The body of `GET /version`.

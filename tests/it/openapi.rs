@@ -88,3 +88,45 @@ async fn serves_its_openapi_document_and_the_page_that_renders_it() {
     ];
     assert_eq!(served, want);
 }
+
+/// Every path the document lists answers a method it does not list with 405 Method Not Allowed,
+/// an `Allow` header naming exactly the methods the document lists for it, and the usual error
+/// body; a path it does not list stays 404.
+#[actix_rt::test]
+async fn other_methods_on_documented_paths_are_405_with_the_documented_allow() {
+    let channel = channel_name("methods");
+    let broker = Broker::with_topic(&channel);
+    let osn = Osn::start(OsnSpec::new(&channel, &broker)).await;
+    let doc: Value = serde_json::from_str(osn::http::docs::OPENAPI).unwrap();
+    let methods = ["get", "put", "post", "delete", "patch"];
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let mut documented: Vec<String> =
+            methods.iter().filter(|m| item.get(**m).is_some()).map(|m| m.to_ascii_uppercase()).collect();
+        documented.sort();
+        let url = format!("{}{}", osn.url, path.replace("{channel}", &channel).replace("{number}", "0"));
+        for method in ["DELETE", "PATCH", "PUT", "POST"] {
+            if documented.iter().any(|m| m == method) {
+                continue;
+            }
+            let mut resp = client()
+                .request(awc::http::Method::from_bytes(method.as_bytes()).unwrap(), &url)
+                .insert_header(("Content-Type", "application/json"))
+                .send_body("{}")
+                .await
+                .unwrap();
+            assert_eq!(resp.status().as_u16(), 405, "{method} {path}");
+            let allow = resp.headers().get("allow").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+            let mut allowed: Vec<String> = allow.split(',').map(|m| m.trim().to_owned()).collect();
+            allowed.sort();
+            assert_eq!(allowed, documented, "Allow of {path}");
+            let body: Value = serde_json::from_slice(&resp.body().limit(LIMIT).await.unwrap()).unwrap();
+            assert_eq!(body["status"], "BAD_REQUEST", "{method} {path}: {body}");
+            assert!(body["info"].as_str().unwrap().contains(&format!("{method} is not allowed")), "{body}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 20, "{checked} method and path pairs");
+    let resp = client().delete(format!("{}/v1/nowhere", osn.url)).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 404);
+}
