@@ -40,8 +40,8 @@ pub async fn get_block(
             }
         },
     };
-    if let Err((status, info)) = authorise_reader(&ch, &req) {
-        return fail(out, status, info);
+    if let Err(refusal) = authorise_reader(&ch, &req) {
+        return refusal.response(out);
     }
     let raw = match ch.ledger.block_bytes(n) {
         Ok(Some(raw)) => raw,
@@ -66,8 +66,34 @@ pub async fn get_block(
 /// The scheme of the `Authorization` header that carries a signed DELIVER_SEEK_INFO envelope.
 pub const AUTHORIZATION_SCHEME: &str = "Envelope";
 
+/// Why a read was refused. Without an `Authorization` header at all, HTTP's answer is 401 with a
+/// `WWW-Authenticate` challenge naming the scheme (and FORBIDDEN in the body); every other
+/// refusal is its Fabric status.
+#[derive(Debug)]
+pub enum ReadRefusal {
+    Unauthenticated(String),
+    Refused(Status, String),
+}
+
+impl ReadRefusal {
+    pub fn response(self, out: super::negotiate::Format) -> HttpResponse {
+        match self {
+            ReadRefusal::Refused(status, info) => fail(out, status, info),
+            ReadRefusal::Unauthenticated(info) => {
+                let body = crate::proto::BroadcastResponse { status: Status::Forbidden as i32, info };
+                let mut resp = super::negotiate::respond(out, StatusCode::UNAUTHORIZED, &body);
+                resp.headers_mut().insert(
+                    actix_web::http::header::WWW_AUTHENTICATE,
+                    actix_web::http::header::HeaderValue::from_static(AUTHORIZATION_SCHEME),
+                );
+                resp
+            }
+        }
+    }
+}
+
 /// Checks the request's `Authorization: Envelope <base64>` against the channel's Readers.
-pub fn authorise_reader(ch: &crate::actors::ChannelHandle, req: &HttpRequest) -> Result<(), (Status, String)> {
+pub fn authorise_reader(ch: &crate::actors::ChannelHandle, req: &HttpRequest) -> Result<(), ReadRefusal> {
     use base64::Engine as _;
     let how = format!(
         "reading a channel's blocks or configuration needs an `Authorization: {AUTHORIZATION_SCHEME} <base64>` header holding a signed \
@@ -77,7 +103,7 @@ pub fn authorise_reader(ch: &crate::actors::ChannelHandle, req: &HttpRequest) ->
     let header = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
-        .ok_or_else(|| (Status::Forbidden, format!("no Authorization header: {how}")))?;
+        .ok_or_else(|| ReadRefusal::Unauthenticated(format!("no Authorization header: {how}")))?;
     let encoded = header
         .to_str()
         .ok()
@@ -85,15 +111,21 @@ pub fn authorise_reader(ch: &crate::actors::ChannelHandle, req: &HttpRequest) ->
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case(AUTHORIZATION_SCHEME))
         .map(|(_, value)| value.trim())
         .ok_or_else(|| {
-            (Status::BadRequest, format!("the Authorization header is not of the Envelope scheme: {how}"))
+            ReadRefusal::Refused(
+                Status::BadRequest,
+                format!("the Authorization header is not of the Envelope scheme: {how}"),
+            )
         })?;
     let raw = base64::engine::general_purpose::STANDARD
         .decode(encoded)
         .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(encoded.trim_end_matches('=')))
-        .map_err(|e| (Status::BadRequest, format!("the Authorization envelope is not base64: {e}")))?;
-    let envelope = <crate::proto::Envelope as prost::Message>::decode(raw.as_slice())
-        .map_err(|e| (Status::BadRequest, format!("the Authorization envelope is not a common.Envelope: {e}")))?;
+        .map_err(|e| {
+            ReadRefusal::Refused(Status::BadRequest, format!("the Authorization envelope is not base64: {e}"))
+        })?;
+    let envelope = <crate::proto::Envelope as prost::Message>::decode(raw.as_slice()).map_err(|e| {
+        ReadRefusal::Refused(Status::BadRequest, format!("the Authorization envelope is not a common.Envelope: {e}"))
+    })?;
     super::deliver::check_reader(&ch.status.access(), &envelope, &ch.name)
         .map(drop)
-        .map_err(|(status, info)| (status, format!("the Authorization envelope: {info}")))
+        .map_err(|(status, info)| ReadRefusal::Refused(status, format!("the Authorization envelope: {info}")))
 }

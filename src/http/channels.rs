@@ -61,8 +61,8 @@ pub async fn config(state: web::Data<AppState>, path: web::Path<String>, req: Ht
         Ok(ch) => ch,
         Err(resp) => return resp,
     };
-    if let Err((status, info)) = super::blocks::authorise_reader(&ch, &req) {
-        return super::negotiate::fail(out, status, info);
+    if let Err(refusal) = super::blocks::authorise_reader(&ch, &req) {
+        return refusal.response(out);
     }
     respond(out, StatusCode::OK, &*ch.config())
 }

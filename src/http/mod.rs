@@ -93,6 +93,23 @@ pub fn websocket_channel(
     Ok(ch)
 }
 
+/// The websocket handshake; a request that starts one but is not a valid one (no
+/// `Sec-WebSocket-Key`, another `Sec-WebSocket-Version`, no `Connection: Upgrade`) gets the usual
+/// error body saying what is missing, not an empty 400.
+#[allow(clippy::result_large_err)]
+pub fn websocket_handshake(
+    req: &HttpRequest,
+    body: web::Payload,
+) -> Result<(HttpResponse, actix_ws::Session, actix_ws::MessageStream), HttpResponse> {
+    actix_ws::handle(req, body).map_err(|e| {
+        let info = format!(
+            "not a valid websocket handshake on {}: {e} (send Connection: Upgrade, Upgrade: websocket, Sec-WebSocket-Version: 13 and a Sec-WebSocket-Key)",
+            req.path()
+        );
+        fail(Format::Json, Status::BadRequest, info)
+    })
+}
+
 /// Registers every route of the API (the operations routes are registered apart).
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/", "GET").route(web::get().to(docs::root_redirect)))

@@ -162,9 +162,12 @@ readers = { members-of = ["Org2MSP"] }"#
             (resp.status().as_u16(), String::from_utf8_lossy(&body).into_owned())
         }
     };
+    // No credentials at all: HTTP's 401 with a challenge naming the scheme, FORBIDDEN in the body.
+    let resp = client().get(format!("{}/v1/channels/{ch}/blocks/0", osn.url)).send().await.unwrap();
+    assert_eq!(resp.headers().get("www-authenticate").and_then(|v| v.to_str().ok()), Some("Envelope"));
     let (code, body) = get(None).await;
-    assert_eq!(code, 403, "{body}");
-    assert!(body.contains("Authorization"), "{body}");
+    assert_eq!(code, 401, "{body}");
+    assert!(body.contains("FORBIDDEN") && body.contains("no Authorization header"), "{body}");
     let (code, body) = get(Some(osn::cli::client::read_authorization(&c.admin, ch))).await;
     assert_eq!(code, 403, "{body}");
     assert!(body.contains("Readers policy"), "{body}");

@@ -448,3 +448,35 @@ async fn every_route_refuses_invalid_and_unknown_channel_ids_and_envelopes_of_th
     assert_all_once(&osn.wait_for_transactions(5, Duration::from_secs(30)).await, &sent);
     assert!(!osn.log().contains("panicked"), "{}", osn.log_tail());
 }
+
+/// A websocket handshake that is started but not valid (no `Connection: Upgrade`, no key, another
+/// version) gets a JSON error body naming what to send, on both websocket routes, not an empty
+/// 400; a plain GET there still says the route is a websocket.
+#[actix_rt::test]
+async fn incomplete_websocket_handshakes_are_told_what_is_missing() {
+    let channel = channel_name("handshake");
+    let broker = Broker::with_topic(&channel);
+    let osn = Osn::start(OsnSpec::new(&channel, &broker)).await;
+    for route in ["deliver", "broadcast"] {
+        let url = format!("{}/v1/channels/{channel}/{route}", osn.url);
+        for (what, headers) in [
+            ("no Connection: Upgrade", vec![("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13")]),
+            ("no version", vec![("Upgrade", "websocket"), ("Connection", "Upgrade")]),
+            ("no key", vec![("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Version", "13")]),
+        ] {
+            let mut req = client().get(&url);
+            for (name, value) in headers {
+                req = req.insert_header((name, value));
+            }
+            let mut resp = req.send().await.unwrap();
+            assert_eq!(resp.status().as_u16(), 400, "{route}, {what}");
+            let body: serde_json::Value = resp.json().await.unwrap_or_else(|e| panic!("{route}, {what}: {e}"));
+            assert_eq!(body["status"], "BAD_REQUEST", "{route}, {what}: {body}");
+            assert!(body["info"].as_str().unwrap().contains("not a valid websocket handshake"), "{body}");
+        }
+        let mut resp = client().get(&url).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 400);
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert!(body["info"].as_str().unwrap().contains("is a websocket route"), "{body}");
+    }
+}

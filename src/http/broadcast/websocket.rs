@@ -41,7 +41,10 @@ pub async fn websocket(
     };
     // A frame holds one envelope: as large as the channel allows, in either encoding.
     let max_frame = body_limit(ch.batch_size().absolute_max_bytes, Format::Json);
-    let (response, session, stream) = actix_ws::handle(&req, body)?;
+    let (response, session, stream) = match crate::http::websocket_handshake(&req, body) {
+        Ok(handshake) => handshake,
+        Err(resp) => return Ok(resp),
+    };
     let stream = stream.max_frame_size(max_frame).aggregate_continuations().max_continuation_size(max_frame);
     actix_web::rt::spawn(session_loop(state.into_inner(), ch, session, stream));
     Ok(response)

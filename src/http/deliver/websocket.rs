@@ -31,7 +31,10 @@ pub async fn websocket(
         Ok(ch) => ch,
         Err(resp) => return Ok(resp),
     };
-    let (response, session, stream) = actix_ws::handle(&req, body)?;
+    let (response, session, stream) = match crate::http::websocket_handshake(&req, body) {
+        Ok(handshake) => handshake,
+        Err(resp) => return Ok(resp),
+    };
     actix_web::rt::spawn(session_loop(
         ch,
         session,
