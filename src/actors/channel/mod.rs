@@ -2,8 +2,24 @@
 //! its ordering [`Chain`] (cutter + block builder) and its ledger, and is a thin shell over them:
 //! Kafka records in → `Chain::consume` → blocks appended to the ledger (the commit point) →
 //! height watch. It also relays broadcasts into the partition and proposes time-to-cut.
+//!
+//! - [`messages`]: what front ends send it (broadcast batches, config records), with their
+//!   mailbox slots, refusals and acknowledgements;
+//! - [`status`]: what HTTP reads of a channel without a mailbox hop (phase, access, backlog,
+//!   config outcomes);
+//! - [`panic`]: how a panic that drops the actor reaches the supervisor.
 
-use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
+mod messages;
+mod panic;
+mod status;
+
+pub use messages::{BroadcastBatch, BroadcastError, EnqueueConfig, Enqueued, MailboxSlot};
+pub use panic::{capture_panics, OnPanic};
+pub use status::{ChannelStatus, Phase};
+
+use panic::PanicWatch;
+
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,13 +28,12 @@ use actix::prelude::*;
 use bytes::Bytes;
 use prost::Message as _;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{DeliveryFuture, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use tracing::Instrument as _;
 
 use crate::config::{ChannelSettings, KafkaConfig};
-use crate::core::access::Access;
 use crate::core::block::{header_hash, hex};
-use crate::core::chain::{Applied, Chain, InForce, Outcome, Refusal, Resubmit, Skip, SystemState};
+use crate::core::chain::{Applied, Chain, InForce, Outcome, Resubmit, Skip, SystemState};
 use crate::core::config::batch_timeout;
 use crate::core::link::{Action, Link};
 use crate::core::ttc::TtcTimer;
@@ -27,285 +42,6 @@ use crate::kafka::{self, Record, KEY, PARTITION};
 use crate::ledger::{created_channels, Ledger};
 use crate::metrics::{metrics, secs};
 use crate::proto::{kafka_message, kafka_message_regular::Class, KafkaMessage};
-
-// ---------------------------------------------------------------------------------------------
-// Messages
-// ---------------------------------------------------------------------------------------------
-
-/// Relay structurally valid, marshaled envelopes into the channel's partition, in order, with
-/// one mailbox hop. Answers as soon as the producer holds them, with one [`Enqueued`] per
-/// envelope to await Kafka's acknowledgement, or the reason it was refused. Never dropped
-/// silently: the sender gets an answer for every envelope.
-#[derive(Message)]
-#[rtype(result = "Vec<Result<Enqueued, BroadcastError>>")]
-pub struct BroadcastBatch {
-    /// Counts the message in its channel's mailbox depth until it is handled (or dropped).
-    pub slot: MailboxSlot,
-    pub envelopes: Vec<Bytes>,
-    /// The sequence of the configuration the envelopes were checked by: a record enqueued under
-    /// an older one than the chain's is re-validated when consumed.
-    pub config_seq: u64,
-    /// A message taken from the mailbox after this instant is refused, not relayed: the client
-    /// was told the channel is busy, so the envelopes must not be ordered behind its back.
-    pub deadline: Instant,
-}
-
-/// Relay one CONFIG-class record (a config update or a channel creation this OSN derived and
-/// signed) into the channel's partition, enqueued under configuration `config_seq`.
-#[derive(Message)]
-#[rtype(result = "Result<Enqueued, BroadcastError>")]
-pub struct EnqueueConfig {
-    pub slot: MailboxSlot,
-    pub record: Bytes,
-    pub config_seq: u64,
-    pub deadline: Instant,
-}
-
-/// One message in a channel actor's mailbox: counted in `osn_channel_mailbox_depth` from its
-/// creation until it is dropped (handled, refused by a full mailbox, or never sent).
-#[derive(Debug)]
-pub struct MailboxSlot {
-    status: Arc<ChannelStatus>,
-}
-
-impl MailboxSlot {
-    pub fn new(status: &Arc<ChannelStatus>) -> Self {
-        status.mailbox_depth.fetch_add(1, Ordering::Relaxed);
-        status.metrics.mailbox_depth.inc();
-        MailboxSlot { status: status.clone() }
-    }
-}
-
-impl Drop for MailboxSlot {
-    fn drop(&mut self) {
-        self.status.mailbox_depth.fetch_sub(1, Ordering::Relaxed);
-        self.status.metrics.mailbox_depth.dec();
-    }
-}
-
-/// Why a broadcast was not accepted.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum BroadcastError {
-    #[error("channel '{channel}' is not ready: {reason}")]
-    NotReady { channel: String, reason: String },
-    #[error("channel '{channel}' is busy: the envelope waited in its queue past the enqueue timeout, retry later")]
-    Busy { channel: String },
-    #[error(
-        "channel '{channel}' is about {lag} bytes behind its Kafka partition (max-lag-bytes {limit}); retry later"
-    )]
-    Behind { channel: String, lag: u64, limit: u64 },
-    #[error("channel '{channel}' is overloaded: the Kafka producer queue is full, retry later")]
-    Overloaded { channel: String },
-    #[error(
-        "channel '{channel}' is re-processing a config update that was ordered under an older configuration; retry once it is consumed"
-    )]
-    Reprocessing { channel: String },
-    #[error(
-        "Kafka did not acknowledge the envelope on channel '{channel}': {reason} (are the partition's brokers reachable, with at least min.insync.replicas in sync?)"
-    )]
-    Kafka { channel: String, reason: String },
-}
-
-// ---------------------------------------------------------------------------------------------
-// Shared status (read by HTTP without a mailbox hop)
-// ---------------------------------------------------------------------------------------------
-
-pub use crate::core::link::Phase;
-
-/// What HTTP and operators can see of a channel actor. The phase is a watch, so deliver streams
-/// that must stop when the channel is not ready (STRICT) wait on it instead of polling.
-#[derive(Debug)]
-pub struct ChannelStatus {
-    /// The channel's name (metric labels).
-    pub name: String,
-    /// Its hot-path metrics.
-    pub metrics: crate::metrics::ChannelMetrics,
-    phase: tokio::sync::watch::Sender<(Phase, String)>,
-    /// Messages in the actor's mailbox (see [`MailboxSlot`]).
-    pub mailbox_depth: AtomicI64,
-    pub restarts: AtomicU32,
-    /// Highest partition offset Kafka acknowledged for a broadcast through this OSN.
-    acked_offset: AtomicI64,
-    /// Offset of the last record this OSN's consumer handed to the chain.
-    consumed_offset: AtomicI64,
-    /// Records and bytes consumed since start, for the average record size.
-    consumed_records: AtomicU64,
-    consumed_bytes: AtomicU64,
-    /// Records and bytes of this OSN's broadcasts Kafka acknowledged since start: the average
-    /// record size before anything is consumed.
-    acked_records: AtomicU64,
-    acked_bytes: AtomicU64,
-    /// Bytes handed to the producer and not acknowledged (or failed) yet.
-    in_flight_bytes: AtomicU64,
-    /// Who may write and read, by the channel's current configuration.
-    access: tokio::sync::watch::Sender<std::sync::Arc<crate::core::access::Access>>,
-    /// A config update this OSN re-submitted is waiting to be consumed (broadcasts get 503).
-    reprocessing: std::sync::atomic::AtomicBool,
-    /// What the latest CONFIG-class records came to, by the offset their sender was told, and a
-    /// counter that moves when one is added.
-    outcomes: std::sync::Mutex<std::collections::VecDeque<Outcome>>,
-    outcome_count: tokio::sync::watch::Sender<u64>,
-    /// The last produce failure not yet seen by the actor (set where acknowledgements are awaited).
-    produce_failure: std::sync::Mutex<Option<String>>,
-}
-
-/// CONFIG-class outcomes remembered per channel (senders wait for theirs within seconds).
-const OUTCOMES: usize = 256;
-
-impl ChannelStatus {
-    pub fn new(name: &str) -> Self {
-        ChannelStatus {
-            name: name.to_owned(),
-            metrics: metrics().channel(name),
-            mailbox_depth: AtomicI64::new(0),
-            phase: tokio::sync::watch::Sender::new((Phase::Starting, "connecting to Kafka".into())),
-            restarts: AtomicU32::new(0),
-            acked_offset: AtomicI64::new(-1),
-            consumed_offset: AtomicI64::new(-1),
-            consumed_records: AtomicU64::new(0),
-            consumed_bytes: AtomicU64::new(0),
-            acked_records: AtomicU64::new(0),
-            acked_bytes: AtomicU64::new(0),
-            in_flight_bytes: AtomicU64::new(0),
-            access: tokio::sync::watch::Sender::new(std::sync::Arc::new(crate::core::access::Access::deny_all())),
-            reprocessing: Default::default(),
-            outcomes: Default::default(),
-            outcome_count: tokio::sync::watch::Sender::new(0),
-            produce_failure: Default::default(),
-        }
-    }
-}
-
-impl ChannelStatus {
-    pub fn phase(&self) -> (Phase, String) {
-        self.phase.borrow().clone()
-    }
-
-    /// A receiver that sees every phase change.
-    pub fn watch(&self) -> tokio::sync::watch::Receiver<(Phase, String)> {
-        self.phase.subscribe()
-    }
-
-    /// The channel's access control as it is now.
-    pub fn access(&self) -> std::sync::Arc<crate::core::access::Access> {
-        self.access.borrow().clone()
-    }
-
-    /// A receiver that sees every change of the channel's access control.
-    pub fn watch_access(&self) -> tokio::sync::watch::Receiver<std::sync::Arc<crate::core::access::Access>> {
-        self.access.subscribe()
-    }
-
-    /// Replaces the channel's access control (its configuration changed).
-    pub fn set_access(&self, access: crate::core::access::Access) {
-        self.set_access_arc(std::sync::Arc::new(access));
-    }
-
-    fn set_access_arc(&self, access: Arc<Access>) {
-        if !Arc::ptr_eq(&self.access.borrow(), &access) {
-            self.access.send_replace(access);
-        }
-    }
-
-    fn record_outcome(&self, outcome: Outcome) {
-        let mut outcomes = self.outcomes.lock().unwrap_or_else(|e| e.into_inner());
-        if outcomes.len() >= OUTCOMES {
-            outcomes.pop_front();
-        }
-        outcomes.push_back(outcome);
-        drop(outcomes);
-        self.outcome_count.send_modify(|n| *n += 1);
-    }
-
-    /// Waits until the CONFIG-class record acknowledged at `offset` (or a re-submitted copy of
-    /// it) is consumed, and returns what it came to; None after `timeout`.
-    pub async fn outcome(&self, offset: i64, timeout: Duration) -> Option<Result<Applied, Refusal>> {
-        let mut changes = self.outcome_count.subscribe();
-        let find = || {
-            let outcomes = self.outcomes.lock().unwrap_or_else(|e| e.into_inner());
-            outcomes.iter().rev().find(|o| o.offset == offset).map(|o| o.result.clone())
-        };
-        tokio::time::timeout(timeout, async {
-            loop {
-                if let Some(result) = find() {
-                    return Some(result);
-                }
-                if changes.changed().await.is_err() {
-                    return None;
-                }
-            }
-        })
-        .await
-        .ok()
-        .flatten()
-    }
-
-    pub fn set(&self, phase: Phase, reason: impl Into<String>) {
-        let value = match phase {
-            Phase::Starting => 0,
-            Phase::Ready => 1,
-            Phase::Errored => 2,
-        };
-        metrics().channel_status.with_label_values(&[&self.name]).set(value);
-        self.phase.send_replace((phase, reason.into()));
-    }
-
-    /// Kafka did not acknowledge a record: the actor marks the channel errored and probes Kafka
-    /// until it answers.
-    fn note_produce_failure(&self, reason: String) {
-        *self.produce_failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
-    }
-
-    fn take_produce_failure(&self) -> Option<String> {
-        self.produce_failure.lock().unwrap_or_else(|e| e.into_inner()).take()
-    }
-
-    fn note_acked(&self, offset: i64, size: u64) {
-        self.acked_offset.fetch_max(offset, Ordering::Relaxed);
-        self.acked_records.fetch_add(1, Ordering::Relaxed);
-        self.acked_bytes.fetch_add(size, Ordering::Relaxed);
-    }
-
-    /// A record of ours other than a broadcast (a time-to-cut) is in the partition at `offset`.
-    fn note_written(&self, offset: i64) {
-        self.acked_offset.fetch_max(offset, Ordering::Relaxed);
-    }
-
-    /// The last offset known written to the partition (acknowledged to this OSN's producer) and
-    /// the last one consumed.
-    fn offsets(&self) -> (i64, i64) {
-        (self.acked_offset.load(Ordering::Relaxed), self.consumed_offset.load(Ordering::Relaxed))
-    }
-
-    fn note_consumed(&self, offset: i64, size: usize) {
-        self.consumed_offset.store(offset, Ordering::Relaxed);
-        self.consumed_records.fetch_add(1, Ordering::Relaxed);
-        self.consumed_bytes.fetch_add(size as u64, Ordering::Relaxed);
-    }
-
-    /// Estimated bytes this OSN's consumer is behind what its clients sent: records in the
-    /// producer not acknowledged yet (exact), plus records acknowledged and not consumed yet
-    /// (times the larger of the average sizes consumed and acknowledged, so that the estimate
-    /// holds before the consumer has read anything: a new channel's first burst).
-    pub fn lag_bytes(&self) -> u64 {
-        let in_flight = self.in_flight_bytes.load(Ordering::Relaxed);
-        let behind = self.acked_offset.load(Ordering::Relaxed) - self.consumed_offset.load(Ordering::Relaxed);
-        if behind <= 0 {
-            return in_flight;
-        }
-        let average = |bytes: &AtomicU64, records: &AtomicU64| {
-            bytes.load(Ordering::Relaxed) / records.load(Ordering::Relaxed).max(1)
-        };
-        let average = average(&self.consumed_bytes, &self.consumed_records)
-            .max(average(&self.acked_bytes, &self.acked_records))
-            .max(1);
-        in_flight + behind as u64 * average
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Actor
-// ---------------------------------------------------------------------------------------------
 
 pub struct ChannelActor {
     name: String,
@@ -358,51 +94,6 @@ impl Role {
     pub fn is_system(&self) -> bool {
         matches!(self, Role::System(_))
     }
-}
-
-/// What happens when a panic in a channel actor's handling drops it (actix's `Supervisor`
-/// restarts an actor that stops, not one that panics): called with the panic's message, on the
-/// actor's thread, as the actor is dropped. The supervisor marks the channel ERRORED and starts
-/// it again from its ledger.
-pub type OnPanic = Arc<dyn Fn(String) + Send + Sync>;
-
-/// Owned by the actor; when dropped after a panic on its thread, calls its [`OnPanic`].
-struct PanicWatch(OnPanic);
-
-impl Drop for PanicWatch {
-    fn drop(&mut self) {
-        if let Some(message) = LAST_PANIC.with(|p| p.borrow_mut().take()) {
-            (self.0)(message);
-        }
-    }
-}
-
-thread_local! {
-    /// The last panic on this thread not yet reported by a [`PanicWatch`].
-    static LAST_PANIC: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
-}
-
-/// Installs (once) a panic hook that remembers each panic's message on its thread for the
-/// channel actor the panic drops, then runs the hook that was there (which prints it).
-pub fn capture_panics() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let payload = info.payload();
-            let what = payload
-                .downcast_ref::<&str>()
-                .copied()
-                .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-                .unwrap_or("a panic without a message");
-            let message = match info.location() {
-                Some(at) => format!("{what} at {}:{}", at.file(), at.line()),
-                None => what.to_owned(),
-            };
-            LAST_PANIC.with(|p| *p.borrow_mut() = Some(message));
-            previous(info);
-        }));
-    });
 }
 
 impl ChannelActor {
@@ -1030,108 +721,5 @@ impl Handler<EnqueueConfig> for ChannelActor {
         let answer = self.enqueue(msg.record, msg.config_seq, Class::Config, msg.deadline);
         self.handled("config", started);
         answer
-    }
-}
-
-/// Whether a produce error means the partition is unavailable (rather than the record refused).
-fn unavailable(e: &KafkaError) -> bool {
-    use RDKafkaErrorCode::*;
-    matches!(
-        e.rdkafka_error_code(),
-        Some(
-            MessageTimedOut
-                | RequestTimedOut
-                | AllBrokersDown
-                | BrokerTransportFailure
-                | NotEnoughReplicas
-                | NotEnoughReplicasAfterAppend
-                | LeaderNotAvailable
-                | NotLeaderForPartition
-                | UnknownTopicOrPartition
-                | NetworkException
-        )
-    )
-}
-
-/// A broadcast record handed to the producer, not yet acknowledged.
-pub struct Enqueued {
-    channel: String,
-    /// Taken when awaited; dropping an `Enqueued` unawaited still settles its in-flight bytes.
-    delivery: Option<DeliveryFuture>,
-    status: Arc<ChannelStatus>,
-    size: u64,
-    /// When the record was handed to the producer.
-    sent: Instant,
-}
-
-impl Drop for Enqueued {
-    fn drop(&mut self) {
-        self.status.in_flight_bytes.fetch_sub(self.size, Ordering::Relaxed);
-    }
-}
-
-impl Enqueued {
-    /// Waits for Kafka's acknowledgement (`acks=all`); bounded by the producer's
-    /// `message.timeout.ms`.
-    pub async fn acknowledged(mut self) -> Result<i64, BroadcastError> {
-        let channel = self.channel.clone();
-        let Some(delivery) = self.delivery.take() else {
-            return Err(BroadcastError::Kafka { channel, reason: "acknowledgement already awaited".into() });
-        };
-        let result = delivery.await;
-        self.status.metrics.produce_latency.observe(secs(self.sent.elapsed()));
-        let m = metrics();
-        match result {
-            Ok(Ok(d)) => {
-                self.status.note_acked(d.offset, self.size);
-                Ok(d.offset)
-            }
-            Ok(Err((e, _))) => {
-                m.kafka_errors.with_label_values(&[&channel, "produce"]).inc();
-                // Only Kafka being unavailable errors the channel: a record the broker refuses
-                // (too large for its message.max.bytes, say) is that record's problem.
-                if unavailable(&e) {
-                    self.status.note_produce_failure(e.to_string());
-                }
-                Err(BroadcastError::Kafka { channel, reason: e.to_string() })
-            }
-            Err(_) => Err(BroadcastError::Kafka { channel, reason: "the producer shut down".into() }),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_unavailability_errors_a_channel() {
-        let produce = |code| KafkaError::MessageProduction(code);
-        assert!(unavailable(&produce(RDKafkaErrorCode::MessageTimedOut)));
-        assert!(unavailable(&produce(RDKafkaErrorCode::NotEnoughReplicas)));
-        assert!(!unavailable(&produce(RDKafkaErrorCode::MessageSizeTooLarge)));
-        assert!(!unavailable(&produce(RDKafkaErrorCode::InvalidRecord)));
-    }
-
-    #[test]
-    fn the_backlog_counts_acknowledged_records_at_their_size_before_anything_is_consumed() {
-        let status = ChannelStatus::new("lag");
-        assert_eq!(status.lag_bytes(), 0);
-        // A new channel's first burst: 3,000 records of 2 KB acknowledged, none consumed yet
-        // (it used to count 1 byte each, so the bound never engaged and the embedded broker
-        // dropped the records before the consumer read them).
-        for offset in 0..3000 {
-            status.note_acked(offset, 2048);
-        }
-        assert_eq!(status.lag_bytes(), 3000 * 2048);
-        // Consumed records of another size (other OSNs' broadcasts): the larger average counts.
-        for offset in 0..1000 {
-            status.note_consumed(offset, 4096);
-        }
-        assert_eq!(status.lag_bytes(), 2000 * 4096);
-        for offset in 1000..3000 {
-            status.note_consumed(offset, 4096);
-        }
-        assert_eq!(status.lag_bytes(), 0);
     }
 }
