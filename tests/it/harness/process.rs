@@ -1,0 +1,440 @@
+//! An `osn start` process: its settings ([`OsnSpec`], [`TestPki`] for HTTPS) and the process
+//! itself ([`Osn`]), started, killed, restarted, crashed at a fault point, read.
+
+use super::*;
+
+/// Settings of one OSN process.
+#[derive(Clone)]
+pub struct OsnSpec {
+    pub channel: String,
+    pub brokers: String,
+    pub batch_timeout: &'static str,
+    pub max_message_count: u32,
+    pub preferred_max_bytes: u32,
+    pub absolute_max_bytes: u32,
+    /// Serve HTTPS with these files (`[http.tls]`).
+    pub http_tls: Option<TestPki>,
+    /// The OSN's signing identity: orderer `osn{n}` of the test crypto.
+    pub osn_identity: usize,
+    /// Extra keys of the channel's `[[channels]]` table (organisations, policies).
+    pub channel_extra: String,
+    /// Whether `channel` is declared in `[[channels]]` (else it is the system channel's name, or
+    /// a channel the test creates).
+    pub declared: bool,
+    /// Keys of the `[system]` table.
+    pub system_extra: String,
+    /// More keys of the `[kafka]` table.
+    pub kafka_extra: String,
+    /// `[operations] address`: empty (the default) serves the operations routes on the API's
+    /// listener.
+    pub operations_address: String,
+    /// Environment variables of the process besides `OSN_LOG` (`OSN_LOG_FORMAT`, for example).
+    pub env: Vec<(&'static str, String)>,
+}
+
+/// Certificate files for an OSN serving HTTPS: a CA, and a certificate it signed for `localhost`
+/// and `127.0.0.1` with its key. The files live as long as the last clone.
+#[derive(Clone)]
+pub struct TestPki {
+    _dir: std::sync::Arc<tempfile::TempDir>,
+    pub ca_file: PathBuf,
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// A client certificate the CA issued, and its key.
+    pub client_cert_file: PathBuf,
+    pub client_key_file: PathBuf,
+    /// Whether the OSN requires client certificates from this CA (`client-ca-file`).
+    pub require_client_certs: bool,
+}
+
+impl TestPki {
+    pub fn generate() -> TestPki {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose};
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(DnType::CommonName, "OSN test CA");
+        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+        let cert = params.signed_by(&key, &ca).unwrap();
+
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, pem: String| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, pem).unwrap();
+            path
+        };
+        let client_key = KeyPair::generate().unwrap();
+        let mut client_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        client_params.distinguished_name.push(DnType::CommonName, "OSN test client");
+        let client_cert = client_params.signed_by(&client_key, &ca).unwrap();
+        let ca_file = write("ca.pem", ca.pem());
+        let cert_file = write("cert.pem", cert.pem());
+        let key_file = write("key.pem", key.serialize_pem());
+        let client_cert_file = write("client.pem", client_cert.pem());
+        let client_key_file = write("client-key.pem", client_key.serialize_pem());
+        TestPki {
+            _dir: std::sync::Arc::new(dir),
+            ca_file,
+            cert_file,
+            key_file,
+            client_cert_file,
+            client_key_file,
+            require_client_certs: false,
+        }
+    }
+
+    /// An HTTP and websocket client that trusts this CA only, presenting its client certificate.
+    pub fn client(&self) -> awc::Client {
+        let cert = Some((self.client_cert_file.as_path(), self.client_key_file.as_path()));
+        let tls = osn::http::tls::client_config_with(&self.ca_file, "ca", cert).unwrap();
+        let connector = awc::Connector::new().rustls_0_23(std::sync::Arc::new(tls));
+        awc::Client::builder().connector(connector).timeout(Duration::from_secs(30)).finish()
+    }
+}
+
+impl OsnSpec {
+    pub fn new(channel: &str, broker: &Broker) -> Self {
+        Self::on(channel, broker.servers())
+    }
+
+    /// An OSN of `channel` on the brokers `servers` (a [`Tansu`], say).
+    pub fn on(channel: &str, servers: String) -> Self {
+        OsnSpec {
+            channel: channel.into(),
+            brokers: servers,
+            batch_timeout: "100ms",
+            max_message_count: 50,
+            preferred_max_bytes: 64 * 1024,
+            absolute_max_bytes: 256 * 1024,
+            http_tls: None,
+            osn_identity: 0,
+            channel_extra: "organizations = [\"Org1MSP\"]".into(),
+            declared: true,
+            system_extra: String::new(),
+            kafka_extra: String::new(),
+            operations_address: String::new(),
+            env: Vec::new(),
+        }
+    }
+
+    /// OSNs with no declared channel: `channel` is the system channel, whose readiness the
+    /// harness waits for; the test creates its channels.
+    pub fn system_only(broker: &Broker, system_extra: &str) -> Self {
+        OsnSpec { declared: false, system_extra: system_extra.into(), ..OsnSpec::new("osn-system", broker) }
+    }
+
+    fn toml(&self, ledger: &Path) -> String {
+        let tls = self.http_tls.as_ref().map_or(String::new(), |pki| {
+            let client_ca =
+                if pki.require_client_certs { format!("client-ca-file = {:?}\n", pki.ca_file) } else { String::new() };
+            format!("[http.tls]\ncert-file = {:?}\nkey-file = {:?}\n{client_ca}", pki.cert_file, pki.key_file)
+        });
+        format!(
+            r#"[http]
+address = "127.0.0.1:0"
+workers = 2
+[kafka]
+brokers = "{brokers}"
+replication-factor = 1
+connect-timeout = "5s"
+{kafka_extra}
+[ledger]
+path = "{ledger}"
+[identity]
+dir = "{identity}"
+[[organizations]]
+msp-dir = "{org1}"
+[[organizations]]
+msp-dir = "{org2}"
+[system]
+{system}
+[operations]
+address = "{operations}"
+"#,
+            identity = crypto().osn_identity(self.osn_identity).display(),
+            org1 = crypto().org1.join("msp").display(),
+            org2 = crypto().org2.join("msp").display(),
+            system = self.system_extra,
+            kafka_extra = self.kafka_extra,
+            operations = self.operations_address,
+            brokers = self.brokers,
+            ledger = ledger.display(),
+        ) + &self.declared_channel()
+            + &tls
+    }
+
+    fn declared_channel(&self) -> String {
+        if !self.declared {
+            return String::new();
+        }
+        format!(
+            r#"[[channels]]
+name = "{channel}"
+batch-timeout = "{timeout}"
+batch-size = {{ max-message-count = {count}, absolute-max-bytes = {abs}, preferred-max-bytes = {pref} }}
+{extra}
+"#,
+            extra = self.channel_extra,
+            channel = self.channel,
+            timeout = self.batch_timeout,
+            count = self.max_message_count,
+            abs = self.absolute_max_bytes,
+            pref = self.preferred_max_bytes,
+        )
+    }
+}
+
+/// An `osn start` process. Killed when dropped; its data directory lives as long as it.
+pub struct Osn {
+    pub spec: OsnSpec,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+    pub url: String,
+    /// Where the operations routes are served: `url`, or the listener of `[operations] address`.
+    pub operations_url: String,
+}
+
+impl Osn {
+    pub async fn start(spec: OsnSpec) -> Osn {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("osn.toml"), spec.toml(&dir.path().join("ledger"))).unwrap();
+        let mut osn = Osn { spec, dir, child: None, url: String::new(), operations_url: String::new() };
+        osn.launch(true).await;
+        osn
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("osn.log")
+    }
+
+    /// The process's whole log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// The last lines of the process's log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// Spawns the process (with `extra_env` besides the spec's); the receiver gets its listeners'
+    /// URLs as it prints them (true: the operations listener).
+    fn spawn(&mut self, extra_env: &[(&str, String)]) -> mpsc::Receiver<(bool, String)> {
+        self.url.clear();
+        self.operations_url.clear();
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_osn"))
+            .args(["start", "--config"])
+            .arg(self.dir.path().join("osn.toml"))
+            .env("OSN_LOG", "info,osn=debug,rdkafka=warn")
+            .envs(self.spec.env.iter().map(|(k, v)| (k, v)))
+            .envs(extra_env.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("spawn osn");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            // The operations listener's line comes first, when there is one.
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("osn operations listening on ") {
+                    let _ = tx.send((true, url.to_owned()));
+                }
+                if let Some(url) = line.strip_prefix("osn listening on ") {
+                    let _ = tx.send((false, url.to_owned()));
+                }
+            }
+        });
+        self.child = Some(child);
+        rx
+    }
+
+    /// Starts the process; waits until it listens and, if `ready`, until its channel is READY.
+    async fn launch(&mut self, ready: bool) {
+        let rx = self.spawn(&[]);
+        // Listening, then ready: the channel consumes (it answers broadcasts only from then on).
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let info_url = format!("/v1/channels/{}", self.spec.channel);
+        loop {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("osn exited with {status} while starting:\n{}", self.log_tail());
+            }
+            if self.url.is_empty() {
+                if let Ok((operations, url)) = rx.try_recv() {
+                    if operations {
+                        self.operations_url = url;
+                        continue;
+                    }
+                    if self.operations_url.is_empty() {
+                        self.operations_url = url.clone();
+                    }
+                    self.url = url;
+                    if !ready {
+                        return;
+                    }
+                }
+            } else if let Ok(mut resp) = self.client().get(format!("{}{info_url}", self.url)).send().await {
+                let info: serde_json::Value = resp.json().await.unwrap_or_default();
+                assert_ne!(info["status"], "ERRORED", "channel errored: {info}\n{}", self.log_tail());
+                // Its channel, and every other one (the system channel) too.
+                let all_ready = || async {
+                    let resp = self.client().get(format!("{}/readyz", self.operations_url)).send().await;
+                    resp.is_ok_and(|r| r.status() == 200)
+                };
+                if info["status"] == "READY" && all_ready().await {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "osn not ready within 60 s:\n{}", self.log_tail());
+            actix_rt::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// A client for this OSN's API: one trusting its CA when it serves HTTPS.
+    pub fn client(&self) -> awc::Client {
+        self.spec.http_tls.as_ref().map_or_else(client, TestPki::client)
+    }
+
+    /// SIGKILL: no chance to flush or close anything.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the process again on the same configuration and ledger.
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.launch(true).await;
+    }
+
+    /// Starts the process again without waiting for its channel to be ready (Kafka may be gone).
+    pub async fn restart_listening(&mut self) {
+        self.kill();
+        self.launch(false).await;
+    }
+
+    /// Starts the process again with `OSN_CRASH_AT=<crash>` (`src/faults.rs`) and waits (60 s at
+    /// most) until it has killed itself there; its API is not used meanwhile.
+    pub async fn crash_at(&mut self, crash: &str) {
+        self.spawn_to_crash(crash);
+        self.wait_for_crash(crash).await;
+    }
+
+    /// Starts the process again with `OSN_CRASH_AT=<crash>`, and returns at once.
+    pub fn spawn_to_crash(&mut self, crash: &str) {
+        self.kill();
+        let _ = self.spawn(&[("OSN_CRASH_AT", crash.to_owned())]);
+    }
+
+    /// Waits (60 s at most) until a process started by `spawn_to_crash` has killed itself at
+    /// `crash`.
+    pub async fn wait_for_crash(&mut self, crash: &str) {
+        let mut child = self.child.take().expect("running");
+        let status = wait_for(&format!("the OSN to crash at {crash}"), Duration::from_secs(60), || {
+            let status = child.try_wait().unwrap();
+            async move { status }
+        })
+        .await;
+        use std::os::unix::process::ExitStatusExt as _;
+        let point = crash.split(':').next().unwrap();
+        assert!(
+            status.signal() == Some(9) && self.log().contains(&format!("crash point {point} reached")),
+            "the OSN exited with {status}, not at crash point {point}:\n{}",
+            self.log_tail()
+        );
+    }
+
+    /// SIGTERM, and wait (bounded) for a clean exit.
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        wait_for("the OSN to exit after SIGTERM", Duration::from_secs(20), || {
+            let status = child.try_wait().ok().flatten();
+            async move { status }
+        })
+        .await
+    }
+
+    pub fn broadcast_url(&self) -> String {
+        format!("{}/v1/channels/{}/broadcast", self.url, self.spec.channel)
+    }
+
+    pub async fn height(&self) -> u64 {
+        self.height_of(&self.spec.channel).await
+    }
+
+    pub async fn height_of(&self, channel: &str) -> u64 {
+        let mut resp = self.client().get(format!("{}/v1/channels/{channel}", self.url)).send().await.unwrap();
+        let info: serde_json::Value = resp.json().await.unwrap();
+        info["height"].as_str().unwrap().parse().unwrap()
+    }
+
+    pub async fn block(&self, n: u64) -> Block {
+        self.block_of(&self.spec.channel, n).await
+    }
+
+    /// Block `n` of `channel`, read as Org1's client.
+    pub async fn block_of(&self, channel: &str, n: u64) -> Block {
+        let mut resp = self
+            .client()
+            .get(format!("{}/v1/channels/{channel}/blocks/{n}", self.url))
+            .insert_header(("Accept", "application/x-protobuf"))
+            .insert_header(("Authorization", read_authorization(&crypto().client, channel)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "block {n} of {channel}");
+        Block::decode(resp.body().limit(64 << 20).await.unwrap()).unwrap()
+    }
+
+    /// Every block, 0..height.
+    pub async fn chain(&self) -> Vec<Block> {
+        self.chain_of(&self.spec.channel).await
+    }
+
+    /// Every block of `channel`, 0..height.
+    pub async fn chain_of(&self, channel: &str) -> Vec<Block> {
+        let h = self.height_of(channel).await;
+        let mut out = Vec::new();
+        for n in 0..h {
+            out.push(self.block_of(channel, n).await);
+        }
+        out
+    }
+
+    /// Waits until this OSN's chain holds at least `count` transactions (genesis excluded) and
+    /// returns the chain.
+    pub async fn wait_for_transactions(&self, count: usize, timeout: Duration) -> Vec<Block> {
+        let deadline = Instant::now() + timeout;
+        let (mut next, mut total) = (1u64, 0usize);
+        loop {
+            let height = self.height().await;
+            while next < height {
+                total += self.block(next).await.data.unwrap().data.len();
+                next += 1;
+            }
+            if total >= count {
+                return self.chain().await;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{total}/{count} transactions ordered after {timeout:?}:\n{}",
+                self.log_tail()
+            );
+            actix_rt::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Osn {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
