@@ -1,0 +1,137 @@
+//! What `osn load` reports: the summary (JSON with `--json`) and its text form.
+
+use super::*;
+
+/// Latency percentiles in milliseconds.
+#[derive(Debug, Serialize, Default)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+}
+
+impl Percentiles {
+    pub(super) fn of(h: &Histogram<u64>) -> Self {
+        let ms = |us: u64| us as f64 / 1000.0;
+        if h.is_empty() {
+            return Percentiles::default();
+        }
+        Percentiles {
+            p50: ms(h.value_at_quantile(0.50)),
+            p90: ms(h.value_at_quantile(0.90)),
+            p99: ms(h.value_at_quantile(0.99)),
+            p999: ms(h.value_at_quantile(0.999)),
+            max: ms(h.max()),
+        }
+    }
+}
+
+/// One channel's share of the load.
+#[derive(Debug, Serialize)]
+pub struct ChannelFigures {
+    pub name: String,
+    pub accepted: usize,
+    pub ordered: usize,
+    /// Blocks holding the load's envelopes.
+    pub blocks: u64,
+}
+
+/// The deliver subscriptions.
+#[derive(Debug, Serialize, Default)]
+pub struct Subscribers {
+    /// Subscriptions opened per channel.
+    pub per_channel: usize,
+    /// Subscriptions open when the load started (over all channels).
+    pub opened: usize,
+    /// Subscriptions that received every block from before the load's first envelope to its
+    /// last, in order, without a gap.
+    pub received_every_block: usize,
+    /// Why subscriptions failed, with how many failed so (empty when none did).
+    pub failures: BTreeMap<String, usize>,
+}
+
+/// The OSN process's resident memory (`process_resident_memory_bytes` of `/metrics`), in MiB.
+#[derive(Debug, Serialize)]
+pub struct Rss {
+    pub before: f64,
+    /// The most seen while loading (sampled every 500 ms).
+    pub max: f64,
+    pub after: f64,
+}
+
+/// What `osn load` reports.
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub channels: Vec<ChannelFigures>,
+    pub mode: String,
+    pub count: usize,
+    pub size: usize,
+    pub accepted: usize,
+    pub ordered: usize,
+    /// The target rate, if one was set (envelopes per second).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+    /// Accepted envelopes per second, from the first broadcast to the last answer.
+    pub accepted_tps: f64,
+    /// Envelopes delivered in blocks per second, from the first broadcast to the last delivery.
+    pub ordered_tps: f64,
+    /// Broadcast sent → SUCCESS answer (Kafka acknowledged it).
+    pub ack_latency_ms: Percentiles,
+    /// Broadcast sent → delivered in a block.
+    pub delivered_latency_ms: Percentiles,
+    /// Refused envelopes by status (and transport failures as `UNREACHABLE`).
+    pub refused: BTreeMap<String, usize>,
+    pub subscribers: Subscribers,
+    /// When the OSN serves `process_resident_memory_bytes` on `/metrics`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_rss_mib: Option<Rss>,
+    /// The loaded channels' `osn_channel_*` counters, after minus before, summed over the
+    /// channels (the channel label removed).
+    pub channel_metrics: BTreeMap<String, f64>,
+    /// With `--baseline kafka`: records/second produced and consumed through the broker alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline_kafka_tps: Option<f64>,
+    /// `ordered_tps / baseline_kafka_tps`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline_ratio: Option<f64>,
+}
+
+pub(super) fn print_summary(s: &Summary) {
+    let names: Vec<&str> = s.channels.iter().map(|c| c.name.as_str()).collect();
+    let shown = if names.len() > 4 { format!("{} channels", names.len()) } else { names.join(", ") };
+    println!("{shown} · {} envelopes of {} bytes · mode {}", s.count, s.size, s.mode);
+    println!("accepted   {:>8}   {:>10.0} tx/s", s.accepted, s.accepted_tps);
+    println!("ordered    {:>8}   {:>10.0} tx/s", s.ordered, s.ordered_tps);
+    let p = |name: &str, l: &Percentiles| {
+        println!(
+            "{name:<10} p50 {:.1} ms · p90 {:.1} ms · p99 {:.1} ms · p99.9 {:.1} ms · max {:.1} ms",
+            l.p50, l.p90, l.p99, l.p999, l.max
+        )
+    };
+    p("ack", &s.ack_latency_ms);
+    p("delivered", &s.delivered_latency_ms);
+    if let (Some(tps), Some(ratio)) = (s.baseline_kafka_tps, s.baseline_ratio) {
+        println!("kafka      {tps:>19.0} rec/s alone (the OSN orders {:.0} % of it)", ratio * 100.0);
+    }
+    for (status, n) in &s.refused {
+        println!("refused    {n:>8}   {status}");
+    }
+    let subs = &s.subscribers;
+    println!(
+        "subscribers {} per channel · {} opened · {} received every block",
+        subs.per_channel, subs.opened, subs.received_every_block
+    );
+    for (why, n) in &subs.failures {
+        println!("  {n} failed: {why}");
+    }
+    if let Some(rss) = &s.server_rss_mib {
+        println!("server RSS {:.0} MiB before · {:.0} MiB at most · {:.0} MiB after", rss.before, rss.max, rss.after);
+    }
+    for (name, delta) in &s.channel_metrics {
+        if *delta != 0.0 {
+            println!("  {name} +{delta}");
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! The broadcast senders of `osn load`: HTTP requests (single or batch) and websocket streams,
+//! each envelope timed from when it was due.
+
+use super::*;
+
+/// Single and batch mode: requests of one channel's envelopes each, interleaved across the
+/// channels, `--concurrency` in flight.
+pub(super) async fn broadcast_http(
+    args: &LoadArgs,
+    endpoint: &Endpoint,
+    envelopes: &[Bytes],
+    shared: &Arc<Shared>,
+    started: Instant,
+) -> anyhow::Result<Vec<Outcome>> {
+    let n = args.channels.len();
+    let per_request = if args.mode == Mode::Batch { args.batch_size } else { 1 };
+    let per_channel: Vec<Vec<Vec<usize>>> = (0..n)
+        .map(|c| {
+            (c..envelopes.len()).step_by(n).collect::<Vec<_>>().chunks(per_request).map(<[usize]>::to_vec).collect()
+        })
+        .collect();
+    let rounds = per_channel.iter().map(Vec::len).max().unwrap_or(0);
+    let requests: Vec<Vec<usize>> =
+        (0..rounds).flat_map(|r| per_channel.iter().filter_map(move |reqs| reqs.get(r).cloned())).collect();
+    let client = endpoint.client(Duration::from_secs(60))?;
+    let base = endpoint.base();
+    let answers: Vec<Vec<Outcome>> = futures_util::stream::iter(requests.into_iter().enumerate())
+        .map(|(r, ids)| {
+            let (client, base, shared) = (&client, &base, shared.clone());
+            let due = due(args, started, r, per_request);
+            let channel = &args.channels[ids[0] % n];
+            async move {
+                if let Some(due) = due {
+                    tokio::time::sleep_until(due.into()).await;
+                }
+                let at = mark_sent(&shared, &ids, due);
+                let result = send(client, base, channel, args.mode, &ids, envelopes).await;
+                let took = shared.t0.elapsed() - at;
+                let statuses: Vec<Option<i32>> = match result {
+                    Ok(responses) => responses.iter().map(|r| Some(r.status)).collect(),
+                    Err(_) => vec![None; ids.len()],
+                };
+                statuses.iter().for_each(|&s| count_answer(&shared, s));
+                ids.into_iter().zip(statuses).map(|(i, s)| (i, s, took)).collect()
+            }
+        })
+        .buffer_unordered(args.concurrency)
+        .collect()
+        .await;
+    Ok(answers.into_iter().flatten().collect())
+}
+
+/// Sends the envelopes `ids` in one request; their answers in order.
+pub(super) async fn send(
+    client: &awc::Client,
+    base: &str,
+    channel: &str,
+    mode: Mode,
+    ids: &[usize],
+    envelopes: &[Bytes],
+) -> Result<Vec<BroadcastResponse>, String> {
+    let (url, body) = match mode {
+        Mode::Batch => {
+            let mut body = bytes::BytesMut::new();
+            for &i in ids {
+                prost::encoding::encode_varint(envelopes[i].len() as u64, &mut body);
+                body.extend_from_slice(&envelopes[i]);
+            }
+            (format!("{base}/v1/channels/{channel}/broadcast:batch"), body.freeze())
+        }
+        Mode::Single | Mode::Ws => (format!("{base}/v1/channels/{channel}/broadcast"), envelopes[ids[0]].clone()),
+    };
+    let mut resp = client
+        .post(&url)
+        .insert_header(("Content-Type", "application/x-protobuf"))
+        .insert_header(("Accept", "application/x-protobuf"))
+        .send_body(body)
+        .await
+        .map_err(|e| unreachable(&url, e).to_string())?;
+    let body = resp.body().limit(64 << 20).await.map_err(|e| e.to_string())?;
+    if mode == Mode::Batch && resp.status().is_success() {
+        let mut buf = body;
+        let mut out = Vec::new();
+        while !buf.is_empty() {
+            out.push(BroadcastResponse::decode_length_delimited(&mut buf).map_err(|e| e.to_string())?);
+        }
+        Ok(out)
+    } else {
+        let answer = BroadcastResponse::decode(body).map_err(|e| e.to_string())?;
+        Ok(ids.iter().map(|_| answer.clone()).collect())
+    }
+}
+
+/// Websocket mode: each channel gets its share of `--concurrency` broadcast streams (at least
+/// one), and each stream its share of the channel's envelopes, sent in order (on schedule at a
+/// target rate) and answered in order.
+pub(super) async fn broadcast_ws(
+    args: &LoadArgs,
+    endpoint: &Endpoint,
+    envelopes: &[Bytes],
+    shared: &Arc<Shared>,
+    started: Instant,
+) -> anyhow::Result<Vec<Outcome>> {
+    let n = args.channels.len();
+    let streams = args.concurrency.div_ceil(n).max(1);
+    let client = endpoint.client(Duration::from_secs(60))?;
+    let tasks = (0..n).flat_map(|c| (0..streams).map(move |k| (c, k))).map(|(c, k)| {
+        let ids: Vec<usize> = (c + k * n..envelopes.len()).step_by(n * streams).collect();
+        let url = format!("{}/v1/channels/{}/broadcast", endpoint.ws_base(), args.channels[c]);
+        ws_stream(&client, url, ids, envelopes, shared, args.rate.map(|r| (r, started)))
+    });
+    Ok(futures_util::future::join_all(tasks).await.into_iter().flatten().collect())
+}
+
+/// One broadcast websocket: sends `ids` in order and pairs each answer with the oldest envelope
+/// not answered yet.
+pub(super) async fn ws_stream(
+    client: &awc::Client,
+    url: String,
+    ids: Vec<usize>,
+    envelopes: &[Bytes],
+    shared: &Shared,
+    rate: Option<(f64, Instant)>,
+) -> Vec<Outcome> {
+    let ws = match client.ws(&url).max_frame_size(64 << 20).connect().await {
+        Ok((_, ws)) => ws,
+        Err(_) => {
+            ids.iter().for_each(|_| count_answer(shared, None));
+            return ids.into_iter().map(|i| (i, None, Duration::ZERO)).collect();
+        }
+    };
+    let (mut sink, mut stream) = ws.split();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, Duration)>();
+    let sender = async {
+        for (n, &i) in ids.iter().enumerate() {
+            let due = rate.map(|(rate, started)| started + Duration::from_secs_f64(i as f64 / rate));
+            if let Some(due) = due {
+                tokio::time::sleep_until(due.into()).await;
+            }
+            let _ = tx.send((i, mark_sent(shared, &[i], due)));
+            if sink.send(awc::ws::Message::Binary(envelopes[i].clone())).await.is_err() {
+                return n + 1;
+            }
+        }
+        let _ = sink.send(awc::ws::Message::Close(None)).await;
+        drop(tx);
+        ids.len()
+    };
+    let receiver = async {
+        let mut outcomes = Vec::new();
+        while let Some(Ok(frame)) = stream.next().await {
+            match frame {
+                awc::ws::Frame::Binary(b) => {
+                    let status = BroadcastResponse::decode(b).ok().map(|r| r.status);
+                    let Ok((i, at)) = rx.try_recv() else { break };
+                    count_answer(shared, status);
+                    outcomes.push((i, status, shared.t0.elapsed() - at));
+                }
+                awc::ws::Frame::Close(_) => break,
+                _ => {}
+            }
+        }
+        outcomes
+    };
+    let (sent, mut outcomes) = futures_util::join!(sender, receiver);
+    // Envelopes sent but never answered, and those never sent (the stream broke first).
+    let unanswered = std::iter::from_fn(|| rx.try_recv().ok().map(|(i, _)| i));
+    for i in unanswered.collect::<Vec<_>>().into_iter().chain(ids[sent..].iter().copied()) {
+        count_answer(shared, None);
+        outcomes.push((i, None, Duration::ZERO));
+    }
+    outcomes
+}
