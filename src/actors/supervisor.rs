@@ -1,11 +1,12 @@
-//! The supervisor: opens each channel's ledger, starts its ChannelActor under actix's
+//! The supervisor: opens each channel's ledger and starts its ChannelActor under actix's
 //! `Supervisor` (which restarts an actor that stops) on one of a fixed pool of arbiters (threads:
-//! `[actors] threads`, one per core by default; a channel goes to the one running the fewest), and
-//! keeps the registry HTTP reads from. A panic in a channel actor's handling drops the actor instead of stopping it; the
-//! supervisor then marks the channel ERRORED, reloads its ledger from the store and starts a new
-//! actor on the same arbiter, counted as a restart. Channels are the system channel, the channels declared in the configuration file, and
-//! the channels created through the system channel: those found in its ledger at start, and those
-//! its actor creates while it consumes.
+//! `[actors] threads`, one per core by default; a channel goes to the one running the fewest),
+//! and keeps the registry HTTP reads from. A panic in a channel actor's handling drops the actor
+//! instead of stopping it; the supervisor then marks the channel ERRORED, reloads its ledger from
+//! the store and starts a new actor on the same arbiter, counted as a restart. Channels are the
+//! system channel, the channels declared in the configuration file, and the channels created
+//! through the system channel: those found in its ledger at start, and those its actor creates
+//! while it consumes.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -176,8 +177,7 @@ impl Starter {
         if self.stopped.load(Ordering::SeqCst) {
             return;
         }
-        let restarts = handle.status.restarts.fetch_add(1, Ordering::Relaxed) + 1;
-        crate::metrics::metrics().channel_restarts.with_label_values(&[name]).set(i64::from(restarts));
+        let restarts = handle.status.note_restart();
         tracing::error!(channel = %name, restarts, panic = %message, "the channel's actor panicked; restarting it from its ledger");
         handle
             .status

@@ -413,8 +413,7 @@ impl Actor for ChannelActor {
 
 impl Supervised for ChannelActor {
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
-        let n = self.status.restarts.fetch_add(1, Ordering::Relaxed) + 1;
-        metrics().channel_restarts.with_label_values(&[&self.name]).set(i64::from(n));
+        let n = self.status.note_restart();
         tracing::warn!(channel = %self.name, restarts = n, "restarting channel actor");
     }
 }

@@ -140,6 +140,14 @@ impl ChannelStatus {
         .flatten()
     }
 
+    /// The channel's actor is being restarted (it stopped, or a panic dropped it): counts it in
+    /// `restarts` and `osn_channel_restarts`, and returns the count.
+    pub fn note_restart(&self) -> u32 {
+        let n = self.restarts.fetch_add(1, Ordering::Relaxed) + 1;
+        metrics().channel_restarts.with_label_values(&[&self.name]).set(i64::from(n));
+        n
+    }
+
     pub fn set(&self, phase: Phase, reason: impl Into<String>) {
         let value = match phase {
             Phase::Starting => 0,
