@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 
-use crate::kafka::Producer;
+use crate::kafka::{self, Producer};
 use actix::{Addr, Arbiter, ArbiterHandle};
 use bytes::Bytes;
 
@@ -75,8 +75,7 @@ pub struct SystemSpec {
 pub struct Starter {
     /// Itself, for the actors it starts (the system channel's role, a panic's report).
     me: Weak<Starter>,
-    kafka: KafkaConfig,
-    producer: Producer,
+    kafka: kafka::Clients,
     store: Arc<dyn Store>,
     /// This OSN's identity (none only when there are no channels at all).
     signer: Option<Arc<SigningIdentity>>,
@@ -146,7 +145,7 @@ impl Starter {
         home: &ArbiterHandle,
         signer: Arc<SigningIdentity>,
     ) -> Addr<ChannelActor> {
-        let (settings, kafka, producer) = (settings.clone(), self.kafka.clone(), self.producer.clone());
+        let (settings, kafka) = (settings.clone(), self.kafka.clone());
         let (ledger, status, time_window) = (ledger.clone(), status.clone(), self.time_window);
         let role = match self.me.upgrade() {
             Some(me) if system => Role::System(me),
@@ -154,7 +153,7 @@ impl Starter {
         };
         let on_panic = self.on_panic(&settings.name);
         actix::Supervisor::start_in_arbiter(home, move |_| {
-            ChannelActor::new(settings, kafka, producer, ledger, status, signer, time_window, role.clone(), on_panic)
+            ChannelActor::new(settings, kafka, ledger, status, signer, time_window, role.clone(), on_panic)
         })
     }
 
@@ -251,10 +250,10 @@ impl Channels {
             anyhow::ensure!(system.is_none(), "the system channel needs an identity to sign its blocks with");
         }
         capture_panics();
+        let hub = anyhow::Context::context(kafka::Hub::new(kafka), "cannot create the Kafka consumer")?;
         let starter = Arc::new_cyclic(|me| Starter {
             me: me.clone(),
-            kafka: kafka.clone(),
-            producer: producer.clone(),
+            kafka: kafka::Clients { config: kafka.clone(), producer: producer.clone(), hub },
             store,
             signer,
             time_window,

@@ -4,7 +4,10 @@
 //! offset commits (the position lives in the ledger).
 
 pub mod embedded;
+mod hub;
 pub mod stats;
+
+pub use hub::Hub;
 
 pub use stats::Producer;
 
@@ -22,6 +25,15 @@ use rdkafka::producer::FutureRecord;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
 use crate::config::{KafkaConfig, Secret};
+
+/// The Kafka clients every channel shares: the configuration (for topic set-up and the connect
+/// sequence), the producer and the consumer hub. Cheap to clone.
+#[derive(Clone)]
+pub struct Clients {
+    pub config: KafkaConfig,
+    pub producer: Producer,
+    pub hub: Hub,
+}
 
 /// The only partition of a channel's topic.
 pub const PARTITION: i32 = 0;
@@ -119,7 +131,7 @@ fn with_overrides(mut c: ClientConfig, extra: &BTreeMap<String, String>) -> Clie
     c
 }
 
-fn consumer_config(cfg: &KafkaConfig) -> Result<ClientConfig, KafkaError> {
+pub(crate) fn consumer_config(cfg: &KafkaConfig) -> Result<ClientConfig, KafkaError> {
     let mut c = base_config(cfg)?;
     // A group id is required by librdkafka's consumer but never used: no subscribe, no commits.
     c.set("group.id", "osn")
@@ -132,17 +144,28 @@ fn consumer_config(cfg: &KafkaConfig) -> Result<ClientConfig, KafkaError> {
     Ok(with_overrides(c, &cfg.consumer))
 }
 
-/// Makes sure the channel's topic exists with a partition 0. Creates it with the configured
+/// Makes sure the channel's topic exists with a partition 0 (asking through the OSN's consumer
+/// hub when given, which so learns the topic, else through a client of its own). Creates it with the configured
 /// replication factor; if the broker does not answer CreateTopics or does not support it
 /// (librdkafka's mock cluster), it is left to the broker's auto-creation, which the first
 /// produced record (the CONNECT) triggers, or fails with a clear reason if that is disabled.
-pub async fn ensure_topic(cfg: &KafkaConfig, topic: &str) -> Result<(), KafkaFailure> {
+pub async fn ensure_topic(cfg: &KafkaConfig, topic: &str, hub: Option<&Hub>) -> Result<(), KafkaFailure> {
     let fail = |reason: String| KafkaFailure::Topic { topic: topic.to_owned(), reason };
-    let probe: BaseConsumer = consumer_config(cfg).and_then(|c| c.create()).map_err(|e| fail(e.to_string()))?;
     let exists = {
         let topic = topic.to_owned();
         let timeout = cfg.connect_timeout;
-        actix_rt::task::spawn_blocking(move || topic_has_partition0(&probe, &topic, timeout))
+        let ask: Box<dyn FnOnce() -> Result<bool, KafkaError> + Send> = match hub {
+            Some(hub) => {
+                let hub = hub.clone();
+                Box::new(move || hub.learn(&topic, timeout))
+            }
+            None => {
+                let probe: BaseConsumer =
+                    consumer_config(cfg).and_then(|c| c.create()).map_err(|e| fail(e.to_string()))?;
+                Box::new(move || topic_has_partition0(&probe, &topic, timeout))
+            }
+        };
+        actix_rt::task::spawn_blocking(ask)
             .await
             .map_err(|e| fail(e.to_string()))?
             .map_err(|e| fail(format!("metadata request failed: {e}")))?
@@ -192,7 +215,11 @@ fn unsupported(code: RDKafkaErrorCode) -> bool {
     matches!(code, RDKafkaErrorCode::UnsupportedVersion | RDKafkaErrorCode::UnsupportedFeature)
 }
 
-fn topic_has_partition0(client: &BaseConsumer, topic: &str, timeout: Duration) -> Result<bool, KafkaError> {
+fn topic_has_partition0<C: rdkafka::consumer::ConsumerContext>(
+    client: &impl Consumer<C>,
+    topic: &str,
+    timeout: Duration,
+) -> Result<bool, KafkaError> {
     let md = client.fetch_metadata(Some(topic), timeout)?;
     Ok(md
         .topics()
@@ -276,8 +303,9 @@ pub struct Record {
     pub value: Bytes,
 }
 
-/// A consumer of one channel's partition starting at `offset` (a new channel starts at 0), as a
-/// stream of owned records or errors. The stream owns the consumer; dropping it closes it.
+/// A consumer of its own for one partition starting at `offset`, as a stream of owned records or
+/// errors (`osn load`'s Kafka baseline; channels share the OSN's [`Hub`]). The stream owns the
+/// consumer; dropping it closes it.
 ///
 /// The start is always an explicit offset, never "oldest": if retention already removed it, the
 /// consumer reports offset-out-of-range instead of silently starting later in the stream.
@@ -286,10 +314,7 @@ pub fn consume_from(
     topic: &str,
     offset: i64,
 ) -> Result<impl Stream<Item = Result<Record, KafkaError>> + 'static, KafkaError> {
-    let mut config = consumer_config(cfg)?;
-    config.set("statistics.interval.ms", cfg.statistics_interval.as_millis().to_string());
-    let consumer: StreamConsumer<stats::ConsumerStats> =
-        config.create_with_context(stats::ConsumerStats { channel: topic.to_owned() })?;
+    let consumer: StreamConsumer = consumer_config(cfg)?.create()?;
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, PARTITION, Offset::Offset(offset.max(0)))?;
     consumer.assign(&tpl)?;

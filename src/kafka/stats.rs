@@ -1,5 +1,5 @@
 //! librdkafka's statistics as metrics: the producer's per-broker and per-topic figures as Fabric's
-//! `consensus_kafka_*` gauges, and each channel consumer's lag (high watermark − position).
+//! `consensus_kafka_*` gauges, and the shared consumer's lag of each channel (high watermark − position).
 //! librdkafka emits them every `kafka.statistics-interval` on its own thread.
 
 use std::collections::HashMap;
@@ -80,24 +80,24 @@ impl ClientContext for ProducerStats {
     }
 }
 
-/// A channel consumer's statistics context: its lag.
-pub struct ConsumerStats {
-    pub channel: String,
-}
+/// The shared consumer's statistics context: each channel's lag (high watermark − position),
+/// for the partitions it fetches.
+#[derive(Default)]
+pub struct HubStats;
 
-impl ClientContext for ConsumerStats {
+impl ClientContext for HubStats {
     fn stats(&self, stats: Statistics) {
-        let Some(partition) = stats.topics.get(&self.channel).and_then(|t| t.partitions.get(&PARTITION)) else {
-            return;
-        };
-        // app_offset: the offset after the last record handed to the application (−1001 before
-        // any); then the offset the consumer fetches next.
-        let position = if partition.app_offset >= 0 { partition.app_offset } else { partition.next_offset };
-        if partition.hi_offset >= 0 && position >= 0 {
-            let lag = (partition.hi_offset - position).max(0);
-            metrics().kafka_consumer_lag.with_label_values(&[&self.channel]).set(lag);
+        let m = metrics();
+        for (channel, topic) in &stats.topics {
+            let Some(partition) = topic.partitions.get(&PARTITION) else { continue };
+            // app_offset: the offset after the last record handed to the application (−1001
+            // before any); then the offset the consumer fetches next.
+            let position = if partition.app_offset >= 0 { partition.app_offset } else { partition.next_offset };
+            if partition.hi_offset >= 0 && position >= 0 {
+                m.kafka_consumer_lag.with_label_values(&[channel]).set((partition.hi_offset - position).max(0));
+            }
         }
     }
 }
 
-impl ConsumerContext for ConsumerStats {}
+impl ConsumerContext for HubStats {}

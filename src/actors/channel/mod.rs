@@ -23,7 +23,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::kafka::Producer;
 use actix::prelude::*;
 use bytes::Bytes;
 use prost::Message as _;
@@ -31,7 +30,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::FutureRecord;
 use tracing::Instrument as _;
 
-use crate::config::{ChannelSettings, KafkaConfig};
+use crate::config::ChannelSettings;
 use crate::core::block::{header_hash, hex};
 use crate::core::chain::{Applied, Chain, InForce, Outcome, Resubmit, Skip, SystemState};
 use crate::core::config::batch_timeout;
@@ -46,8 +45,7 @@ use crate::proto::{kafka_message, kafka_message_regular::Class, KafkaMessage};
 pub struct ChannelActor {
     name: String,
     settings: ChannelSettings,
-    kafka_config: KafkaConfig,
-    producer: Producer,
+    kafka: kafka::Clients,
     ledger: Arc<Ledger>,
     status: Arc<ChannelStatus>,
     /// This OSN's identity: it signs every block before the ledger write.
@@ -101,8 +99,7 @@ impl ChannelActor {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         settings: ChannelSettings,
-        kafka_config: KafkaConfig,
-        producer: Producer,
+        kafka: kafka::Clients,
         ledger: Arc<Ledger>,
         status: Arc<ChannelStatus>,
         signer: Arc<SigningIdentity>,
@@ -110,7 +107,7 @@ impl ChannelActor {
         role: Role,
         on_panic: OnPanic,
     ) -> Self {
-        let error_timeout = kafka_config.error_timeout;
+        let error_timeout = kafka.config.error_timeout;
         ChannelActor {
             span: tracing::info_span!("channel", channel = %settings.name),
             genesis_hash: genesis_hash(&ledger),
@@ -119,8 +116,7 @@ impl ChannelActor {
             time_window,
             role,
             settings,
-            kafka_config,
-            producer,
+            kafka,
             ledger,
             status,
             signer,
@@ -176,8 +172,7 @@ impl ChannelActor {
         self.timer_handle = None;
         self.status.set(Phase::Starting, "connecting to Kafka");
 
-        let cfg = self.kafka_config.clone();
-        let producer = self.producer.clone();
+        let kafka = self.kafka.clone();
         let topic = self.name.clone();
         let backoff = self.backoff();
         let connect = KafkaMessage::connect(self.genesis_hash.clone()).encode_to_vec();
@@ -185,7 +180,13 @@ impl ChannelActor {
         ctx.spawn(
             async move {
                 tokio::time::sleep(backoff).await;
-                reach_kafka(&cfg, &producer, &topic, &connect, &status, true).await;
+                reach_kafka(&kafka, &topic, &connect, &status, true).await;
+                // The topic exists now (the CONNECT may have created it): the hub learns its
+                // leader before the partition is assigned.
+                let (hub, name, timeout) = (kafka.hub.clone(), topic.clone(), kafka.config.connect_timeout);
+                if let Ok(Err(e)) = actix_rt::task::spawn_blocking(move || hub.learn(&name, timeout)).await {
+                    tracing::debug!(channel = %topic, error = %e, "metadata request failed");
+                }
             }
             .instrument(self.span.clone())
             .into_actor(self)
@@ -217,11 +218,10 @@ impl ChannelActor {
     /// Produces CONNECT records on the retry schedule until Kafka answers (the channel is
     /// errored meanwhile, so broadcasts get 503 naming Kafka and STRICT deliveries end).
     fn probe(&mut self, ctx: &mut Context<Self>) {
-        let (cfg, producer, topic, status) =
-            (self.kafka_config.clone(), self.producer.clone(), self.name.clone(), self.status.clone());
+        let (kafka, topic, status) = (self.kafka.clone(), self.name.clone(), self.status.clone());
         let connect = KafkaMessage::connect(self.genesis_hash.clone()).encode_to_vec();
         ctx.spawn(
-            async move { reach_kafka(&cfg, &producer, &topic, &connect, &status, false).await }
+            async move { reach_kafka(&kafka, &topic, &connect, &status, false).await }
                 .instrument(self.span.clone())
                 .into_actor(self)
                 .map(|(), act, ctx| {
@@ -250,16 +250,21 @@ impl ChannelActor {
         self.link.connected();
         let Some(chain) = self.chain.as_ref() else { return };
         let from = chain.resume_offset();
-        if self.start_consumer(ctx, from) {
+        if self.start_consumer(ctx, from, false) {
             tracing::info!(channel = %self.name, from_offset = from, height = self.ledger.height(), "consuming");
             self.status.set(Phase::Ready, "");
         }
     }
 
-    /// Starts a consumer of the partition at `from`; false if it cannot be created (the actor
-    /// is then stopping).
-    fn start_consumer(&mut self, ctx: &mut Context<Self>, from: i64) -> bool {
-        match kafka::consume_from(&self.kafka_config, &self.name, from) {
+    /// Opens the partition's stream at `from` (on a new consumer if `replacing`); false if it
+    /// cannot be opened (the actor is then stopping).
+    fn start_consumer(&mut self, ctx: &mut Context<Self>, from: i64, replacing: bool) -> bool {
+        let opened = if replacing {
+            self.kafka.hub.replace(&self.name, from).map(futures_util::StreamExt::boxed_local)
+        } else {
+            self.kafka.hub.stream(&self.name, from).map(futures_util::StreamExt::boxed_local)
+        };
+        match opened {
             Ok(stream) => {
                 self.consumer = Some(ctx.add_stream(stream));
                 true
@@ -271,15 +276,15 @@ impl ChannelActor {
         }
     }
 
-    /// Drops the consumer and starts a new one right after the last record handled: nothing is
-    /// skipped or read twice, and the pending batch is kept.
+    /// Drops the stream and opens one on a new consumer right after the last record handled:
+    /// nothing is skipped or read twice, and the pending batch is kept.
     fn replace_consumer(&mut self, ctx: &mut Context<Self>, why: &str) {
         let Some(chain) = self.chain.as_ref() else { return };
         let from = self.next_offset.unwrap_or_else(|| chain.resume_offset());
         if let Some(old) = self.consumer.take() {
             ctx.cancel_future(old);
         }
-        if self.start_consumer(ctx, from) {
+        if self.start_consumer(ctx, from, true) {
             tracing::warn!(channel = %self.name, from_offset = from, reason = why, "consumer replaced");
         }
     }
@@ -322,7 +327,7 @@ impl ChannelActor {
         let next = chain.next_number();
         let value = KafkaMessage::time_to_cut(next).encode_to_vec();
         metrics().channel_time_to_cut.with_label_values(&[&self.name, "sent"]).inc();
-        let producer = self.producer.clone();
+        let producer = self.kafka.producer.clone();
         let topic = self.name.clone();
         let status = self.status.clone();
         ctx.spawn(
@@ -344,21 +349,15 @@ impl ChannelActor {
 /// also sets the topic up, and reports the channel STARTING, then ERRORED once the trouble lasts
 /// past `kafka.error-timeout`. Never gives up: past the schedule's long total it says so and goes
 /// on at the long interval.
-async fn reach_kafka(
-    cfg: &KafkaConfig,
-    producer: &Producer,
-    topic: &str,
-    connect: &[u8],
-    status: &ChannelStatus,
-    starting: bool,
-) {
+async fn reach_kafka(clients: &kafka::Clients, topic: &str, connect: &[u8], status: &ChannelStatus, starting: bool) {
+    let (cfg, producer) = (&clients.config, &clients.producer);
     let schedule: crate::core::retry::RetrySchedule = cfg.retry.into();
     let began = Instant::now();
     let mut attempt = 0u32;
     loop {
         let result = async {
             if starting {
-                kafka::ensure_topic(cfg, topic).await.map_err(|e| e.to_string())?;
+                kafka::ensure_topic(cfg, topic, Some(&clients.hub)).await.map_err(|e| e.to_string())?;
             }
             tokio::time::timeout(cfg.connect_timeout, kafka::produce(producer, topic, connect))
                 .await
@@ -621,7 +620,7 @@ impl ChannelActor {
         let value = message.encode_to_vec();
         let record = FutureRecord::to(&self.name).partition(PARTITION).key(KEY).payload(&value);
         let topic = self.name.clone();
-        match self.producer.send_result(record) {
+        match self.kafka.producer.send_result(record) {
             Ok(delivery) => {
                 ctx.spawn(
                     async move {
@@ -659,7 +658,7 @@ impl ChannelActor {
         }
         let value = KafkaMessage::regular(envelope, config_seq, class).encode_to_vec();
         let record = FutureRecord::to(&self.name).partition(PARTITION).key(KEY).payload(&value);
-        match self.producer.send_result(record) {
+        match self.kafka.producer.send_result(record) {
             Ok(delivery) => {
                 let size = value.len() as u64;
                 self.status.in_flight_bytes.fetch_add(size, Ordering::Relaxed);

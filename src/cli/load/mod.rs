@@ -181,7 +181,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
 async fn kafka_baseline(brokers: &str, count: usize, size: usize) -> anyhow::Result<f64> {
     let cfg = crate::config::KafkaConfig { brokers: brokers.to_owned(), replication_factor: 1, ..Default::default() };
     let topic = format!("osn-load-baseline-{}", crate::core::block::hex(&rand::random::<[u8; 6]>()));
-    crate::kafka::ensure_topic(&cfg, &topic).await?;
+    crate::kafka::ensure_topic(&cfg, &topic, None).await?;
     let producer = crate::kafka::producer(&cfg)?;
     // The topic is there once a record is acknowledged.
     crate::kafka::produce(&producer, &topic, b"warm-up").await?;
