@@ -1,7 +1,8 @@
 //! OSN: a Kafka-based ordering service node for permissioned blockchains.
 //!
-//! Data flows one way: [`http`] → [`actors`] (validate, enqueue) → [`kafka`] → [`actors`]
-//! (consume, cut, build with [`core`]) → [`ledger`] → height watch → [`http`] (deliver).
+//! Data flows one way: [`http`] → [`service`] (validate, admit) → [`actors`] (enqueue) →
+//! [`kafka`] → [`actors`] (consume, cut, build with [`core`]) → [`ledger`] → height watch →
+//! [`http`] (deliver).
 //! See ARCHITECTURE.md for the codemap and the invariants.
 
 pub mod actors;
@@ -17,4 +18,5 @@ pub mod logging;
 pub mod metrics;
 pub mod node;
 pub mod proto;
+pub mod service;
 pub mod verify;

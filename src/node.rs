@@ -20,6 +20,7 @@ use crate::identity::{load_org_msp, SigningIdentity};
 use crate::kafka;
 use crate::ledger::rocks::RocksStore;
 use crate::proto::osn::Organization;
+use crate::service::Service;
 use crate::verify::Verifier;
 
 /// Reads every organisation's MSP directory and this OSN's identity, and builds the genesis block
@@ -151,13 +152,13 @@ impl Node {
         }
         .context("cannot start the verification pool")?;
         let kafka_health = Arc::new(http::health::KafkaHealth::new(config.kafka.clone()));
-        let state = AppState {
+        let service = Service {
             channels: channels.clone(),
-            http: config.http.clone(),
             verifier: Arc::new(verifier),
             signer,
-            kafka_health,
+            enqueue_timeout: config.http.enqueue_timeout,
         };
+        let state = AppState { service, http: config.http.clone(), kafka_health };
         let ops_address = &config.operations.address;
         let operations = if ops_address.is_empty() {
             None

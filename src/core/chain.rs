@@ -30,12 +30,14 @@ use std::sync::Arc;
 use bytes::Bytes;
 use prost::Message as _;
 
+pub use crate::core::admission::{Derived, DerivedKind, Refusal};
+
 use crate::core::access::{Access, Request};
+use crate::core::admission::{admit, Existing, Stage, Target};
 use crate::core::block::{build_block, header_hash};
-use crate::core::config::{self, config_envelope, envelope_parts, UpdateRequest};
+use crate::core::config::{config_envelope, envelope_parts, UpdateRequest};
 use crate::core::cutter::{BlockCutter, CutReason, Message};
 use crate::core::envelope::check_broadcast;
-use crate::core::policy::PolicyName;
 use crate::proto::osn::ChannelConfig;
 use crate::proto::{
     kafka_message, kafka_message_regular::Class, Block, Envelope, HeaderType, KafkaMessage, KafkaMessageRegular,
@@ -84,32 +86,6 @@ pub enum Skip {
     },
 }
 
-/// What a CONFIG-class record derives to under the configuration in force.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Derived {
-    pub kind: DerivedKind,
-    /// The configuration it sets: the channel's next one, or the new channel's genesis one.
-    pub config: ChannelConfig,
-    /// The signed CONFIG_UPDATE envelope it comes from.
-    pub last_update: Envelope,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DerivedKind {
-    /// An update of this channel's configuration.
-    Update { channel: String },
-    /// The creation of a channel, on the system channel.
-    Create { channel: String },
-}
-
-impl DerivedKind {
-    pub fn channel(&self) -> &str {
-        match self {
-            DerivedKind::Update { channel } | DerivedKind::Create { channel } => channel,
-        }
-    }
-}
-
 /// A record to put back into the partition.
 #[derive(Debug, Clone)]
 pub enum Resubmit {
@@ -127,46 +103,6 @@ pub enum Resubmit {
 pub struct Outcome {
     pub offset: i64,
     pub result: Result<Applied, Refusal>,
-}
-
-/// Why a CONFIG-class record (an update or a creation) was refused when consumed: the same
-/// decision on every OSN, and the answer its sender gets.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Refusal {
-    /// Malformed, inconsistent, or not the configuration its update derives to: BAD_REQUEST.
-    #[error("{0}")]
-    Invalid(String),
-    /// Its signers do not satisfy the policy, or the channel limit forbids it: FORBIDDEN (as the
-    /// same checks answer when the request arrives).
-    #[error("{0}")]
-    Forbidden(String),
-    /// The chain moved on since the request was checked on arrival: the channel exists by now,
-    /// or the update no longer applies to the configuration in force. A conflict (HTTP 409,
-    /// Fabric status BAD_REQUEST): checked again against the new state, it may succeed.
-    #[error("{0}")]
-    Conflict(String),
-}
-
-impl From<String> for Refusal {
-    fn from(reason: String) -> Self {
-        Refusal::Invalid(reason)
-    }
-}
-
-impl From<&str> for Refusal {
-    fn from(reason: &str) -> Self {
-        Refusal::Invalid(reason.to_owned())
-    }
-}
-
-impl Refusal {
-    /// A signer check that failed: FORBIDDEN, or BAD_REQUEST for a timestamp (its own status).
-    fn denied(denied: crate::core::access::Denied) -> Self {
-        match denied.status() {
-            crate::proto::Status::Forbidden => Refusal::Forbidden(denied.to_string()),
-            _ => Refusal::Invalid(denied.to_string()),
-        }
-    }
 }
 
 /// A configuration change committed by the blocks of a [`Consumed`].
@@ -453,34 +389,13 @@ impl Chain {
                 config_header.channel_id, request.update.channel_id
             )));
         }
-        let config = match &kind {
-            DerivedKind::Update { channel } => {
-                if *channel != self.channel {
-                    return Err(Refusal::Invalid(format!(
-                        "a config update of channel '{channel}' on channel '{}'",
-                        self.channel
-                    )));
-                }
-                request.authorise(&self.in_force.access, PolicyName::Admins, now).map_err(Refusal::denied)?;
-                // It applied when it arrived; if it no longer does, the configuration changed since.
-                config::apply(&self.in_force.config, &request.update).map_err(Refusal::Conflict)?
-            }
-            DerivedKind::Create { channel } => {
-                let system = self.system.as_ref().expect("checked above");
-                if *channel == self.channel {
-                    return Err(Refusal::Invalid(format!("'{channel}' is the system channel")));
-                }
-                if system.channels.contains(channel) {
-                    return Err(Refusal::Conflict(format!("channel '{channel}' already exists")));
-                }
-                let limit = self.in_force.config.max_channels;
-                if limit > 0 && system.channels.len() >= limit as usize {
-                    return Err(Refusal::Forbidden(format!("the channel limit of {limit} is reached")));
-                }
-                request.authorise(&self.in_force.access, PolicyName::Writers, now).map_err(Refusal::denied)?;
-                config::new_channel(&self.in_force.config, &request.update).map_err(Refusal::Conflict)?
-            }
+        let target = Target {
+            channel: &self.channel,
+            config: &self.in_force.config,
+            access: &self.in_force.access,
+            existing: self.system.as_ref().map(|s| Existing { names: &s.channels, created: s.channels.len() }),
         };
+        let Derived { config, .. } = admit(&request, kind.clone(), &target, now, Stage::Consumption)?;
         let genesis = if matches!(kind, DerivedKind::Create { .. }) { config_bytes } else { Bytes::new() };
         Ok((Derived { kind, config, last_update }, enveloped, genesis))
     }

@@ -17,6 +17,7 @@
 //! - [`verify_chain`]: checking a chain of blocks: links, data hashes and orderer signatures.
 
 pub mod access;
+pub mod admission;
 pub mod block;
 pub mod chain;
 pub mod config;

@@ -23,7 +23,7 @@ pub async fn get_block(
     let out = response_format(&req, Format::Json);
     let ch = match state.channel(&channel, out) {
         Ok(c) => c,
-        Err(resp) => return resp,
+        Err(e) => return e.into(),
     };
     let height = ch.ledger.height();
     let n = match number.as_str() {

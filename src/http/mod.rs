@@ -35,41 +35,67 @@ use std::sync::Arc;
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 
-use crate::actors::{ChannelHandle, Channels};
+use crate::actors::ChannelHandle;
 use crate::config::HttpConfig;
 use crate::proto::Status;
+use crate::service::{Service, ServiceError};
 use negotiate::{fail, Format};
 
-/// State shared by every handler.
+/// State shared by every handler: the service every front end calls, and what only HTTP needs.
+/// It dereferences to the [`Service`].
 #[derive(Clone)]
 pub struct AppState {
-    pub channels: Arc<Channels>,
+    pub service: Service,
     pub http: HttpConfig,
-    /// Where signed requests are checked.
-    pub verifier: Arc<crate::verify::Verifier>,
-    /// This OSN's identity: it signs the CONFIG envelopes it derives from config updates.
-    pub signer: Option<Arc<crate::identity::SigningIdentity>>,
     /// The Kafka side of `/healthz`.
     pub kafka_health: Arc<health::KafkaHealth>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Service;
+
+    fn deref(&self) -> &Service {
+        &self.service
+    }
 }
 
 impl AppState {
     /// The channel named in the path, or the response to send: 400 for a name that is not a
     /// channel ID, 404 for a channel this OSN does not have.
-    // The error is a ready response on a cold path, handed straight back to actix.
-    #[allow(clippy::result_large_err)]
-    pub fn channel(&self, name: &str, format: Format) -> Result<ChannelHandle, HttpResponse> {
-        self.lookup(name).map_err(|(status, info)| fail(format, status, info))
+    pub fn channel(&self, name: &str, format: Format) -> Result<ChannelHandle, ApiError> {
+        self.service.lookup(name).map_err(|error| ApiError { out: format, error })
+    }
+}
+
+/// A [`ServiceError`] as an HTTP answer in the negotiated format: its HTTP code, and a
+/// `BroadcastResponse` body with the Fabric status and what was wrong.
+#[derive(Debug)]
+pub struct ApiError {
+    pub out: Format,
+    pub error: ServiceError,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl actix_web::ResponseError for ApiError {
+    fn status_code(&self) -> actix_web::http::StatusCode {
+        actix_web::http::StatusCode::from_u16(self.error.http_code())
+            .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR)
     }
 
-    /// The channel named in the path, or the status and info to answer with.
-    pub fn lookup(&self, name: &str) -> Result<ChannelHandle, (Status, String)> {
-        if let Some(ch) = self.channels.get(name) {
-            return Ok(ch);
-        }
-        crate::core::config::validate_channel_id(name).map_err(|info| (Status::BadRequest, info))?;
-        let known: Vec<String> = self.channels.iter().map(|c| c.name).collect();
-        Err((Status::NotFound, format!("channel '{name}' does not exist on this OSN (channels: {})", known.join(", "))))
+    fn error_response(&self) -> HttpResponse {
+        let body = crate::proto::BroadcastResponse { status: self.error.status() as i32, info: self.error.to_string() };
+        negotiate::respond(self.out, self.status_code(), &body)
+    }
+}
+
+impl From<ApiError> for HttpResponse {
+    fn from(e: ApiError) -> Self {
+        actix_web::ResponseError::error_response(&e)
     }
 }
 

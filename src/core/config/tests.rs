@@ -2,6 +2,8 @@
 //! block, Admins with several signers, revalidation of records enqueued under an older
 //! configuration, re-submitted configs and the 503 window, and channel creation on a system chain.
 
+use std::collections::BTreeSet;
+
 use bytes::Bytes;
 use prost::Message as _;
 
@@ -314,7 +316,10 @@ fn the_system_chain_creates_each_channel_once_within_its_limit() {
     assert!(matches!(&refusal, Refusal::Forbidden(r) if r.contains("Writers")), "{refusal:?}");
     assert_eq!(summary(&chain.consume(3, &create("two", &w.org2.admin))).len(), 1);
     let out = chain.consume(4, &create("three", &w.org1.admin));
-    assert_eq!(out.outcome.unwrap().result, Err(Refusal::Forbidden("the channel limit of 2 is reached".into())));
+    assert_eq!(
+        out.outcome.unwrap().result,
+        Err(Refusal::Forbidden("the channel limit of 2 is reached (2 channels created)".into()))
+    );
 }
 
 #[test]
@@ -382,4 +387,70 @@ fn an_update_with_too_many_approvals_is_refused_before_any_is_verified() {
     assert!(UpdateRequest::parse(&envelope).unwrap_err().contains("signatures, over the 64 accepted"));
     let envelope = config_update(&w.org1.admin, &set_batch(2), &approvers[1..]);
     assert!(UpdateRequest::parse(&envelope).is_ok());
+}
+
+/// The one admission decision, with the status and HTTP code each refusal is answered with; the
+/// two stages differ only in what an update that no longer derives means.
+#[test]
+fn admission_refuses_with_exact_codes_on_arrival_and_at_consumption() {
+    use crate::core::admission::{admit, Existing, Stage, Target};
+    let w = world();
+    let now = crate::verify::unix_now();
+    let system = ChannelConfig {
+        writers: Some(Policy {
+            rule: Some(crate::proto::osn::policy::Rule::Admins(AdminsOf {
+                msp_ids: vec!["Org1MSP".into(), "Org2MSP".into()],
+                at_least: 1,
+            })),
+        }),
+        max_channels: 3,
+        ..channel_config(&w)
+    };
+    let access = Access::new(&system, 900).unwrap();
+    let names: BTreeSet<String> = ["osn-system", "one", "declared"].into_iter().map(String::from).collect();
+    let on_system = |created| Target {
+        channel: "osn-system",
+        config: &system,
+        access: &access,
+        existing: Some(Existing { names: &names, created }),
+    };
+    let create = |name: &str, signer: &SigningIdentity, created: usize| {
+        let update = ConfigUpdate {
+            channel_id: name.into(),
+            set_organizations: vec![Organization { msp_id: "Org1MSP".into(), ..Default::default() }],
+            ..Default::default()
+        };
+        let request = UpdateRequest::parse(&config_update(signer, &update, &[])).unwrap();
+        admit(&request, DerivedKind::Create { channel: name.into() }, &on_system(created), now, Stage::Arrival)
+    };
+    let code = |r: Result<Derived, Refusal>| r.map(|_| 200).unwrap_or_else(|e| e.http_code());
+    assert_eq!(code(create("two", &w.org1.admin, 1)), 200);
+    assert_eq!(code(create("Bad_Name", &w.org1.admin, 1)), 400);
+    assert_eq!(code(create("osn-system", &w.org1.admin, 1)), 400);
+    assert_eq!(code(create("declared", &w.org1.admin, 1)), 409, "a declared channel exists too");
+    assert_eq!(code(create("two", &w.org1.client, 1)), 403, "Writers are admins");
+    let limit = create("two", &w.org1.admin, 3).unwrap_err();
+    assert_eq!((limit.http_code(), limit.status()), (403, crate::proto::Status::Forbidden));
+    let conflict = create("one", &w.org1.admin, 1).unwrap_err();
+    assert_eq!((conflict.http_code(), conflict.status()), (409, crate::proto::Status::BadRequest));
+
+    // An update: Admins of both organisations; one that does not derive is a bad request on
+    // arrival and a conflict at consumption (it derived when it arrived).
+    let config = channel_config(&w);
+    let access = Access::new(&config, 900).unwrap();
+    let on_channel = Target { channel: "ch", config: &config, access: &access, existing: None };
+    let update = |u: &ConfigUpdate, approvers: &[&SigningIdentity]| {
+        UpdateRequest::parse(&config_update(&w.org1.admin, u, approvers)).unwrap()
+    };
+    let kind = || DerivedKind::Update { channel: "ch".into() };
+    let both = update(&set_batch(5), &[&w.org2.admin]);
+    assert_eq!(code(admit(&both, kind(), &on_channel, now, Stage::Arrival)), 200);
+    assert_eq!(code(admit(&update(&set_batch(5), &[]), kind(), &on_channel, now, Stage::Arrival)), 403);
+    let nothing = update(&ConfigUpdate { channel_id: "ch".into(), ..Default::default() }, &[&w.org2.admin]);
+    assert_eq!(code(admit(&nothing, kind(), &on_channel, now, Stage::Arrival)), 400);
+    assert_eq!(code(admit(&nothing, kind(), &on_channel, now, Stage::Consumption)), 409);
+    let elsewhere = DerivedKind::Update { channel: "other".into() };
+    assert_eq!(code(admit(&both, elsewhere, &on_channel, now, Stage::Arrival)), 400, "the update names 'ch'");
+    // Signed an hour ago: outside the 15-minute window of the receiving OSN's clock.
+    assert_eq!(code(admit(&both, kind(), &on_channel, now + 3600, Stage::Arrival)), 400);
 }

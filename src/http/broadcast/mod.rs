@@ -1,5 +1,6 @@
-//! Broadcast: clients hand envelopes to a channel and are answered once Kafka acknowledged each
-//! one (`acks=all`), or told why not. Three forms share the steps below (decode, check, relay):
+//! Broadcast over HTTP: clients hand envelopes to a channel and are answered once Kafka
+//! acknowledged each one (`acks=all`), or told why not. Three forms decode requests and encode
+//! the answers of the service's broadcast steps (`service::broadcast`: check, authorise, relay):
 //!
 //! - `POST /v1/channels/{channel}/broadcast`: one Envelope in, one BroadcastResponse out;
 //! - [`batch`]: `POST /v1/channels/{channel}/broadcast:batch`, many envelopes, one answer each;
@@ -15,15 +16,12 @@ use prost::Message as _;
 
 use super::negotiate::{decode, fail, read_body, request_format, respond, response_format, Format};
 use super::AppState;
-use std::future::Future;
-use std::time::{Duration, Instant};
 
-use crate::actors::{BroadcastBatch, BroadcastError, ChannelHandle, Enqueued, MailboxSlot};
-use crate::core::envelope::check_broadcast;
-use crate::core::policy::PolicyName;
-use crate::metrics::{metrics, secs};
+use crate::actors::ChannelHandle;
 use crate::proto::{BroadcastResponse, Envelope, Status};
-use crate::verify::Signed;
+pub use crate::service::broadcast::{
+    acknowledged, answer, authorise, checked, relay_in_order, success, Authorised, Candidate,
+};
 
 /// Room for framing and JSON's base64 (4/3) around an envelope of AbsoluteMaxBytes.
 pub fn body_limit(absolute_max_bytes: u32, format: Format) -> usize {
@@ -32,14 +30,6 @@ pub fn body_limit(absolute_max_bytes: u32, format: Format) -> usize {
         Format::Protobuf => max + 16 * 1024,
         Format::Json => max / 3 * 4 + 64 * 1024,
     }
-}
-
-pub fn answer(status: Status, info: impl Into<String>) -> BroadcastResponse {
-    BroadcastResponse { status: status as i32, info: info.into() }
-}
-
-pub fn success() -> BroadcastResponse {
-    answer(Status::Success, "")
 }
 
 /// Decodes one envelope sent in `format`; returns it with the bytes to relay. A protobuf body
@@ -54,225 +44,10 @@ pub fn decode_envelope(format: Format, raw: Bytes) -> Result<(Envelope, Bytes), 
     Ok((envelope, marshaled))
 }
 
-/// An envelope that passed the structural checks: the bytes to relay and its signed parts.
-pub struct Candidate {
-    marshaled: Bytes,
-    signed: Signed,
-    /// The header type's name (metric label).
-    kind: &'static str,
-}
-
 /// Decodes one envelope for `ch` and runs the structural checks; or the answer refusing it.
 pub fn precheck(ch: &ChannelHandle, format: Format, raw: Bytes) -> Result<Candidate, BroadcastResponse> {
     let (envelope, marshaled) = decode_envelope(format, raw).map_err(|info| answer(Status::BadRequest, info))?;
     checked(ch, envelope, marshaled)
-}
-
-/// The structural checks of a decoded envelope.
-pub fn checked(ch: &ChannelHandle, envelope: Envelope, marshaled: Bytes) -> Result<Candidate, BroadcastResponse> {
-    let checked = check_broadcast(&envelope, &ch.name, ch.batch_size().absolute_max_bytes)
-        .map_err(|invalid| answer(invalid.status(), invalid.to_string()))?;
-    let timestamp = checked.timestamp();
-    let signed =
-        Signed { payload: envelope.payload, signature: envelope.signature, creator: checked.creator, timestamp };
-    Ok(Candidate { marshaled, signed, kind: checked.header_type.as_str_name() })
-}
-
-/// Envelopes checked by one configuration: in order, the bytes to relay or the answer refusing
-/// each, and the sequence of the configuration (they are enqueued under it).
-pub struct Authorised {
-    pub config_seq: u64,
-    pub results: Vec<Result<Bytes, BroadcastResponse>>,
-    /// Each envelope's header type (UNKNOWN when it did not decode), for metrics.
-    pub kinds: Vec<&'static str>,
-}
-
-/// Runs the access checks (certificate, signature, chain, Writers, timestamp) of every candidate
-/// on the verification pool, by the channel's configuration in force.
-pub async fn authorise(
-    state: &AppState,
-    ch: &ChannelHandle,
-    candidates: Vec<Result<Candidate, BroadcastResponse>>,
-) -> Authorised {
-    let mut signed = Vec::with_capacity(candidates.len());
-    let kinds: Vec<&'static str> = candidates.iter().map(|c| c.as_ref().map_or("UNKNOWN", |c| c.kind)).collect();
-    let relayable: Vec<Result<Bytes, BroadcastResponse>> = candidates
-        .into_iter()
-        .map(|c| {
-            c.map(|c| {
-                signed.push(c.signed);
-                c.marshaled
-            })
-        })
-        .collect();
-    let access = ch.status.access();
-    let config_seq = access.sequence();
-    let started = Instant::now();
-    let mut verdicts = state.verifier.check_all(access, signed, PolicyName::Writers).await.into_iter();
-    let validated = started.elapsed();
-    let results: Vec<Result<Bytes, BroadcastResponse>> = relayable
-        .into_iter()
-        .map(|marshaled| {
-            let marshaled = marshaled?;
-            match verdicts.next() {
-                Some(Ok(_)) => Ok(marshaled),
-                Some(Err(denied)) => Err(answer(denied.status(), denied.to_string())),
-                None => Err(answer(Status::InternalServerError, "the envelope was not verified")),
-            }
-        })
-        .collect();
-    let validated = secs(validated);
-    for (result, kind) in results.iter().zip(&kinds) {
-        match result {
-            Ok(_) if *kind == "ENDORSER_TRANSACTION" => ch.status.metrics.transaction_validate.observe(validated),
-            _ => {
-                let status = result.as_ref().err().map_or("SUCCESS", status_label);
-                let labels = [ch.name.as_str(), kind, status];
-                metrics().broadcast_validate_duration.with_label_values(&labels).observe(validated);
-            }
-        }
-    }
-    Authorised { config_seq, results, kinds }
-}
-
-/// The status name of an answer, as a metric label.
-fn status_label(resp: &BroadcastResponse) -> &'static str {
-    Status::try_from(resp.status).map_or("UNKNOWN", |s| s.as_str_name())
-}
-
-/// How long past the enqueue timeout the HTTP side waits for the actor's answer before giving up
-/// on an actor that stopped answering altogether.
-const ACTOR_GRACE: Duration = Duration::from_secs(5);
-
-fn refused(e: BroadcastError) -> BroadcastResponse {
-    answer(Status::ServiceUnavailable, e.to_string())
-}
-
-/// Waits, until `deadline`, while `size` more bytes would take the channel's backlog (what its
-/// consumer is behind what clients sent) over `max-lag-bytes`: a client faster than the channel
-/// orders is slowed to its pace instead of growing a backlog (which the in-memory dev broker
-/// would drop). Returns at once when nothing is behind, so any batch can make progress.
-async fn wait_for_room(ch: &ChannelHandle, size: u64, deadline: Instant) -> Result<(), BroadcastResponse> {
-    let limit = ch.settings.max_lag_bytes;
-    if limit == 0 {
-        return Ok(());
-    }
-    let mut height: Option<tokio::sync::watch::Receiver<u64>> = None;
-    loop {
-        let lag = ch.status.lag_bytes();
-        if lag == 0 || lag + size <= limit {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            return Err(refused(BroadcastError::Behind { channel: ch.name.clone(), lag, limit }));
-        }
-        // Woken by every block written, and at least every few milliseconds (records are
-        // consumed between blocks too).
-        let wake = tokio::time::Instant::from_std(deadline.min(Instant::now() + Duration::from_millis(5)));
-        let height = height.get_or_insert_with(|| ch.ledger.subscribe());
-        let _ = tokio::time::timeout_at(wake, height.changed()).await;
-    }
-}
-
-/// Hands checked envelopes to the channel actor in one message, in order; one result per
-/// envelope. Waits (at most `http.enqueue-timeout`) for room in the channel's backlog and
-/// mailbox. The actor refuses a message it takes from its mailbox after that deadline, so a
-/// client told "busy" can retry without its envelopes also being ordered behind its back.
-pub async fn enqueue_all(
-    state: &AppState,
-    ch: &ChannelHandle,
-    envelopes: Vec<Bytes>,
-    config_seq: u64,
-) -> Vec<Result<Enqueued, BroadcastResponse>> {
-    let count = envelopes.len();
-    let all = |resp: BroadcastResponse| (0..count).map(|_| Err(resp.clone())).collect();
-    let size: u64 = envelopes.iter().map(|e| e.len() as u64).sum();
-    let deadline = Instant::now() + state.http.enqueue_timeout;
-    loop {
-        if let Err(resp) = wait_for_room(ch, size, deadline).await {
-            return all(resp);
-        }
-        let msg =
-            BroadcastBatch { slot: MailboxSlot::new(&ch.status), envelopes: envelopes.clone(), config_seq, deadline };
-        let results = match tokio::time::timeout(state.http.enqueue_timeout + ACTOR_GRACE, ch.addr.send(msg)).await {
-            Ok(Ok(results)) => results,
-            Ok(Err(_)) => {
-                return all(answer(
-                    Status::ServiceUnavailable,
-                    format!("channel '{}' is restarting; retry later", ch.name),
-                ))
-            }
-            Err(_) => {
-                return all(answer(
-                    Status::ServiceUnavailable,
-                    format!(
-                        "channel '{}' did not answer within {:?}; the envelopes may or may not be ordered",
-                        ch.name,
-                        state.http.enqueue_timeout + ACTOR_GRACE
-                    ),
-                ))
-            }
-        };
-        // Another sender took the room first: wait again (the actor refused the whole batch).
-        if matches!(results.first(), Some(Err(BroadcastError::Behind { .. }))) && Instant::now() < deadline {
-            continue;
-        }
-        return results.into_iter().map(|r| r.map_err(refused)).collect();
-    }
-}
-
-/// The answers to checked envelopes, in order: each refusal as it is, and every accepted one
-/// relayed (all in one actor message) and answered when Kafka acknowledges it.
-pub async fn relay_in_order(
-    state: &AppState,
-    ch: &ChannelHandle,
-    checked: Authorised,
-) -> Vec<impl Future<Output = BroadcastResponse>> {
-    let Authorised { config_seq, results: checked, kinds } = checked;
-    let valid: Vec<Bytes> = checked.iter().filter_map(|c| c.as_ref().ok().cloned()).collect();
-    let started = Instant::now();
-    let mut enqueued =
-        if valid.is_empty() { Vec::new() } else { enqueue_all(state, ch, valid, config_seq).await }.into_iter();
-    checked
-        .into_iter()
-        .zip(kinds)
-        .map(|(c, kind)| {
-            let next = c.map(|_| {
-                enqueued.next().unwrap_or_else(|| {
-                    Err(answer(Status::InternalServerError, "the channel gave no answer for this envelope"))
-                })
-            });
-            let channel = ch.status.clone();
-            async move {
-                let (resp, enqueue) = match next {
-                    Err(refusal) => (refusal, false),
-                    Ok(Err(refusal)) => (refusal, true),
-                    Ok(Ok(e)) => (acknowledged(e).await, true),
-                };
-                let elapsed = secs(started.elapsed());
-                if kind == "ENDORSER_TRANSACTION" && resp.status == Status::Success as i32 {
-                    channel.metrics.transaction_enqueue.observe(elapsed);
-                    channel.metrics.transaction_processed.inc();
-                } else {
-                    let m = metrics();
-                    let labels = [channel.name.as_str(), kind, status_label(&resp)];
-                    if enqueue {
-                        m.broadcast_enqueue_duration.with_label_values(&labels).observe(elapsed);
-                    }
-                    m.broadcast_processed_count.with_label_values(&labels).inc();
-                }
-                resp
-            }
-        })
-        .collect()
-}
-
-/// Kafka's acknowledgement of an enqueued envelope, as the client's answer.
-pub async fn acknowledged(enqueued: Enqueued) -> BroadcastResponse {
-    match enqueued.acknowledged().await {
-        Ok(_) => success(),
-        Err(e) => refused(e),
-    }
 }
 
 /// The HTTP code mirroring a Fabric status.

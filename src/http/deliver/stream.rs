@@ -92,7 +92,7 @@ pub async fn stream(
     };
     let ch = match state.lookup(&channel) {
         Ok(ch) => ch,
-        Err((status, info)) => return refuse(status, info),
+        Err(e) => return refuse(e.status(), e.to_string()),
     };
     let format = match format {
         Ok(f) => f,
