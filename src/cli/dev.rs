@@ -92,7 +92,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         kafka: KafkaConfig {
             brokers: kafka.bootstrap_servers(),
             replication_factor: 1,
-            consumer: [("fetch.wait.max.ms".to_owned(), args.fetch_wait_max.as_millis().max(1).to_string())].into(),
+            fetch_wait: args.fetch_wait_max,
             ..Default::default()
         },
         ledger: LedgerConfig { path: ledger_dir.clone(), ..Default::default() },

@@ -313,6 +313,16 @@ pub struct KafkaConfig {
     /// channel's consumer lag).
     #[serde(with = "humantime_serde")]
     pub statistics_interval: Duration,
+    /// How long a consumer lets the broker hold a fetch that finds no new record (librdkafka's
+    /// `fetch.wait.max.ms`). A Kafka broker answers as soon as a record arrives, so this only sets
+    /// how often idle channels are polled; librdkafka's mock cluster (`osn dev`) holds the whole
+    /// time, so there it bounds the extra latency instead.
+    #[serde(with = "humantime_serde")]
+    pub fetch_wait: Duration,
+    /// How many consumers the channels share (1-16): each channel's partition is on one of them,
+    /// chosen by its name. librdkafka handles a fetch answer in time that grows with the square
+    /// of the partitions one consumer fetches; more consumers cost a few threads each.
+    pub consumers: usize,
     /// Extra librdkafka properties for the producer (they override OSN's defaults).
     pub producer: BTreeMap<String, String>,
     /// Extra librdkafka properties for the consumers.
@@ -382,6 +392,8 @@ impl Default for KafkaConfig {
             error_timeout: Duration::from_secs(10),
             min_insync_replicas: 1,
             retry: RetryConfig::default(),
+            consumers: 4,
+            fetch_wait: Duration::from_millis(500),
             producer: BTreeMap::new(),
             consumer: BTreeMap::new(),
             tls: None,
@@ -619,6 +631,9 @@ impl Config {
                         dir = \"orderer-org/identities/osn1\" (or OSN_IDENTITY_DIR)"
                     .into(),
             );
+        }
+        if !(1..=16).contains(&self.kafka.consumers) {
+            return Err(format!("kafka.consumers is {}: it must be from 1 to 16", self.kafka.consumers));
         }
         self.kafka.validate_security()
     }

@@ -49,12 +49,84 @@ pub struct Hub {
 
 struct Inner {
     config: KafkaConfig,
-    /// The consumer new streams open on.
-    current: Mutex<Arc<Member>>,
+    /// For each shard (a channel's shard is chosen by its name), the consumer new streams open on.
+    current: Vec<Mutex<Arc<Member>>>,
     /// Consumers made so far (the first included).
     made: AtomicU64,
     /// The consumer each channel's partition is on.
     homes: Mutex<HashMap<String, std::sync::Weak<Member>>>,
+    learner: Arc<Learner>,
+}
+
+/// A topic a channel waits to be learnt, and where to answer.
+type Waiting = (String, tokio::sync::oneshot::Sender<Result<bool, KafkaError>>);
+
+/// Topics whose metadata channels wait for. One thread asks for them one request at a time:
+/// the topics that came while a request ran are asked for together in the next one (all topics
+/// in one request), so thousands of channels starting at once cost a handful of requests and no
+/// thread each.
+#[derive(Default)]
+struct Learner {
+    waiting: Mutex<Vec<Waiting>>,
+    wake: std::sync::Condvar,
+}
+
+impl Learner {
+    /// The thread's loop, until the hub is gone.
+    fn run(&self, hub: std::sync::Weak<Inner>) {
+        loop {
+            let batch = {
+                let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+                while waiting.is_empty() {
+                    if hub.strong_count() == 0 {
+                        return;
+                    }
+                    waiting =
+                        self.wake.wait_timeout(waiting, Duration::from_secs(1)).unwrap_or_else(|e| e.into_inner()).0;
+                }
+                std::mem::take(&mut *waiting)
+            };
+            let Some(inner) = hub.upgrade() else { return };
+            let timeout = inner.config.connect_timeout;
+            let mut by_shard: HashMap<usize, Vec<_>> = HashMap::new();
+            for waiting in batch {
+                by_shard.entry(inner.shard(&waiting.0)).or_default().push(waiting);
+            }
+            let consumers: Vec<_> = by_shard
+                .into_iter()
+                .map(|(shard, batch)| {
+                    (inner.current[shard].lock().unwrap_or_else(|e| e.into_inner()).consumer.clone(), batch)
+                })
+                .collect();
+            drop(inner);
+            for (consumer, batch) in consumers {
+                Self::ask(&consumer, batch, timeout);
+            }
+        }
+    }
+
+    /// Asks one consumer for the topics of `batch`: one topic alone, or all topics at once.
+    fn ask(consumer: &HubConsumer, batch: Vec<Waiting>, timeout: Duration) {
+        if let [(topic, _)] = batch.as_slice() {
+            let answer = super::topic_has_partition0(consumer, topic, timeout);
+            if let Some((_, tx)) = batch.into_iter().next() {
+                let _ = tx.send(answer);
+            }
+            return;
+        }
+        match consumer.fetch_metadata(None, timeout) {
+            Ok(md) => {
+                for (topic, tx) in batch {
+                    let _ = tx.send(Ok(super::has_partition0(&md, &topic)));
+                }
+            }
+            Err(e) => {
+                for (_, tx) in batch {
+                    let _ = tx.send(Err(e.clone()));
+                }
+            }
+        }
+    }
 }
 
 /// One librdkafka consumer and the partitions open on it.
@@ -91,7 +163,7 @@ impl Member {
     fn new(cfg: &KafkaConfig) -> Result<Arc<Self>, KafkaError> {
         let mut config = consumer_config(cfg)?;
         config.set("statistics.interval.ms", cfg.statistics_interval.as_millis().to_string());
-        let consumer: Arc<HubConsumer> = Arc::new(config.create_with_context(HubStats)?);
+        let consumer: Arc<HubConsumer> = Arc::new(config.create_with_context(HubStats::default())?);
         let (errors, _) = broadcast::channel(64);
         let task = {
             let (consumer, errors) = (consumer.clone(), errors.clone());
@@ -152,19 +224,33 @@ impl Member {
     }
 }
 
+impl Inner {
+    /// The shard of a channel: a hash of its name (FNV-1a), so it is the same across restarts.
+    fn shard(&self, topic: &str) -> usize {
+        let hash = topic.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+        (hash % self.current.len() as u64) as usize
+    }
+}
+
 impl Hub {
-    /// Creates the consumer (nothing assigned) and the task that serves its main queue. Call it
+    /// Creates the consumers (nothing assigned) and the task that serves its main queue. Call it
     /// inside the runtime.
     pub fn new(cfg: &KafkaConfig) -> Result<Self, KafkaError> {
-        let member = Member::new(cfg)?;
-        Ok(Hub {
-            inner: Arc::new(Inner {
-                config: cfg.clone(),
-                current: Mutex::new(member),
-                made: AtomicU64::new(1),
-                homes: Mutex::default(),
-            }),
-        })
+        let current = (0..cfg.consumers.max(1)).map(|_| Member::new(cfg).map(Mutex::new)).collect::<Result<_, _>>()?;
+        let learner = Arc::new(Learner::default());
+        let inner = Arc::new(Inner {
+            config: cfg.clone(),
+            current,
+            made: AtomicU64::new(cfg.consumers.max(1) as u64),
+            homes: Mutex::default(),
+            learner: learner.clone(),
+        });
+        let hub = Arc::downgrade(&inner);
+        std::thread::Builder::new()
+            .name("osn-metadata".into())
+            .spawn(move || learner.run(hub))
+            .map_err(|e| KafkaError::ClientCreation(format!("cannot start the metadata thread: {e}")))?;
+        Ok(Hub { inner })
     }
 
     /// The records of `topic`'s partition from `offset` on (a new channel starts at 0), with the
@@ -176,7 +262,7 @@ impl Hub {
         topic: &str,
         offset: i64,
     ) -> Result<impl Stream<Item = Result<Record, KafkaError>> + 'static, KafkaError> {
-        let member = self.inner.current.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let member = self.inner.current[self.inner.shard(topic)].lock().unwrap_or_else(|e| e.into_inner()).clone();
         self.open(&member, topic, offset)
     }
 
@@ -190,7 +276,7 @@ impl Hub {
         offset: i64,
     ) -> Result<impl Stream<Item = Result<Record, KafkaError>> + 'static, KafkaError> {
         let member = {
-            let mut current = self.inner.current.lock().unwrap_or_else(|e| e.into_inner());
+            let mut current = self.inner.current[self.inner.shard(topic)].lock().unwrap_or_else(|e| e.into_inner());
             let on_current = current.partitions.lock().unwrap_or_else(|e| e.into_inner()).contains_key(topic);
             if on_current || current.created.elapsed() >= FRESH {
                 let old = std::mem::replace(&mut *current, Member::new(&self.inner.config)?);
@@ -223,22 +309,29 @@ impl Hub {
     }
 
     /// Asks the cluster for `topic`'s metadata with the current consumer, so that it knows the
-    /// partition's leader before the partition is assigned: otherwise librdkafka finds a topic it
-    /// learnt of after it started only at its next periodic scan (up to a second later).
-    /// Blocking: call it off the async threads.
-    pub fn learn(&self, topic: &str, timeout: Duration) -> Result<bool, KafkaError> {
-        let member = self.inner.current.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        super::topic_has_partition0(member.consumer.as_ref(), topic, timeout)
+    /// partition's leader before the partition is assigned (otherwise librdkafka finds a topic it
+    /// learnt of after it started only at its next periodic scan, up to a second later); whether
+    /// the topic has its partition. Requests of many channels at once are made together.
+    pub async fn learn(&self, topic: &str) -> Result<bool, KafkaError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let learner = &self.inner.learner;
+        learner.waiting.lock().unwrap_or_else(|e| e.into_inner()).push((topic.to_owned(), tx));
+        learner.wake.notify_one();
+        rx.await.unwrap_or(Err(KafkaError::Canceled))
     }
 
-    /// How many partitions are assigned on the current consumer.
+    /// How many partitions are assigned on the current consumers.
     pub fn assigned(&self) -> usize {
-        let member = self.inner.current.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let partitions = member.partitions.lock().unwrap_or_else(|e| e.into_inner());
-        partitions.values().filter(|p| *p.assigned.lock().unwrap_or_else(|e| e.into_inner())).count()
+        let mut n = 0;
+        for current in &self.inner.current {
+            let member = current.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let partitions = member.partitions.lock().unwrap_or_else(|e| e.into_inner());
+            n += partitions.values().filter(|p| *p.assigned.lock().unwrap_or_else(|e| e.into_inner())).count();
+        }
+        n
     }
 
-    /// How many consumers the hub has made (1 until a replacement needed a new one).
+    /// How many consumers the hub has made (`kafka.consumers` until a replacement needed a new one).
     pub fn consumers_made(&self) -> u64 {
         self.inner.made.load(Ordering::SeqCst)
     }
@@ -391,7 +484,13 @@ mod tests {
         for topic in topics {
             kafka.create_topic(topic, 1).unwrap();
         }
-        let cfg = KafkaConfig { brokers: kafka.bootstrap_servers(), ..Default::default() };
+        // The mock cluster holds an empty fetch for the whole wait.
+        let cfg = KafkaConfig {
+            brokers: kafka.bootstrap_servers(),
+            consumers: 1,
+            fetch_wait: Duration::from_millis(20),
+            ..Default::default()
+        };
         (kafka, cfg)
     }
 
@@ -410,7 +509,7 @@ mod tests {
         fill(&cfg, &["b"], 3).await;
         assert_eq!(take(&mut b, 3).await, vec![10, 11, 12]);
         // A channel started later, its topic learnt first, gets its records within a fetch.
-        assert!(hub.learn("c", Duration::from_secs(5)).unwrap());
+        assert!(hub.learn("c").await.unwrap());
         let started = std::time::Instant::now();
         let mut c = Box::pin(hub.stream("c", 0).unwrap());
         assert_eq!(take(&mut c, 10).await, (0..10).collect::<Vec<_>>());
@@ -508,6 +607,32 @@ mod tests {
         assert_eq!(hub.consumers_made(), 3);
         fill(&cfg, &["p"], 1).await;
         assert_eq!(take(&mut p3, 1).await, vec![10]);
+    }
+
+    #[actix_rt::test]
+    async fn many_channels_starting_at_once_learn_their_topics_together() {
+        let topics: Vec<String> = (0..20).map(|i| format!("t{i}")).collect();
+        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+        let (_kafka, cfg) = setup(&names);
+        fill(&cfg, &names, 1).await;
+        // Spread over four consumers by name.
+        let cfg = KafkaConfig { consumers: 4, ..cfg };
+        let hub = Hub::new(&cfg).unwrap();
+        let shards: std::collections::HashSet<usize> = names.iter().map(|t| hub.inner.shard(t)).collect();
+        assert_eq!(shards.len(), 4, "20 channels use every consumer");
+        // The hub started without them; it learns them, most in one request.
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        let learnt = futures_util::future::join_all(names.iter().map(|t| hub.learn(t))).await;
+        assert!(learnt.iter().all(|l| matches!(l, Ok(true))), "{learnt:?}");
+        assert!(!hub.learn("no-such-topic").await.unwrap());
+        // Known before they are assigned, the partitions are fetched at once (not at librdkafka's
+        // next scan for topics, up to a second later).
+        let started = std::time::Instant::now();
+        let mut streams: Vec<_> = names.iter().map(|t| Box::pin(hub.stream(t, 0).unwrap())).collect();
+        for s in &mut streams {
+            assert_eq!(take(s, 1).await, vec![0]);
+        }
+        assert!(started.elapsed() < Duration::from_millis(600), "20 channels took {:?}", started.elapsed());
     }
 
     #[actix_rt::test]

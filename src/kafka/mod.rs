@@ -140,7 +140,7 @@ pub(crate) fn consumer_config(cfg: &KafkaConfig) -> Result<ClientConfig, KafkaEr
         .set("enable.partition.eof", "false")
         .set("allow.auto.create.topics", "false")
         .set("auto.offset.reset", "error")
-        .set("fetch.wait.max.ms", "20");
+        .set("fetch.wait.max.ms", cfg.fetch_wait.as_millis().clamp(1, 300_000).to_string());
     Ok(with_overrides(c, &cfg.consumer))
 }
 
@@ -151,25 +151,17 @@ pub(crate) fn consumer_config(cfg: &KafkaConfig) -> Result<ClientConfig, KafkaEr
 /// produced record (the CONNECT) triggers, or fails with a clear reason if that is disabled.
 pub async fn ensure_topic(cfg: &KafkaConfig, topic: &str, hub: Option<&Hub>) -> Result<(), KafkaFailure> {
     let fail = |reason: String| KafkaFailure::Topic { topic: topic.to_owned(), reason };
-    let exists = {
-        let topic = topic.to_owned();
-        let timeout = cfg.connect_timeout;
-        let ask: Box<dyn FnOnce() -> Result<bool, KafkaError> + Send> = match hub {
-            Some(hub) => {
-                let hub = hub.clone();
-                Box::new(move || hub.learn(&topic, timeout))
-            }
-            None => {
-                let probe: BaseConsumer =
-                    consumer_config(cfg).and_then(|c| c.create()).map_err(|e| fail(e.to_string()))?;
-                Box::new(move || topic_has_partition0(&probe, &topic, timeout))
-            }
-        };
-        actix_rt::task::spawn_blocking(ask)
-            .await
-            .map_err(|e| fail(e.to_string()))?
-            .map_err(|e| fail(format!("metadata request failed: {e}")))?
-    };
+    let exists = match hub {
+        Some(hub) => hub.learn(topic).await,
+        None => {
+            let probe: BaseConsumer = consumer_config(cfg).and_then(|c| c.create()).map_err(|e| fail(e.to_string()))?;
+            let (topic, timeout) = (topic.to_owned(), cfg.connect_timeout);
+            actix_rt::task::spawn_blocking(move || topic_has_partition0(&probe, &topic, timeout))
+                .await
+                .map_err(|e| fail(e.to_string()))?
+        }
+    }
+    .map_err(|e| fail(format!("metadata request failed: {e}")))?;
     if exists {
         return Ok(());
     }
@@ -220,11 +212,14 @@ fn topic_has_partition0<C: rdkafka::consumer::ConsumerContext>(
     topic: &str,
     timeout: Duration,
 ) -> Result<bool, KafkaError> {
-    let md = client.fetch_metadata(Some(topic), timeout)?;
-    Ok(md
-        .topics()
+    Ok(has_partition0(&client.fetch_metadata(Some(topic), timeout)?, topic))
+}
+
+/// Whether the metadata shows `topic` with its partition.
+fn has_partition0(md: &rdkafka::metadata::Metadata, topic: &str) -> bool {
+    md.topics()
         .iter()
-        .any(|t| t.name() == topic && t.error().is_none() && t.partitions().iter().any(|p| p.id() == PARTITION)))
+        .any(|t| t.name() == topic && t.error().is_none() && t.partitions().iter().any(|p| p.id() == PARTITION))
 }
 
 /// What the cluster's metadata says of each channel's partition 0: None when it has a leader and

@@ -1,9 +1,12 @@
-//! librdkafka's statistics as metrics: the producer's per-broker and per-topic figures as Fabric's
-//! `consensus_kafka_*` gauges, and the shared consumer's lag of each channel (high watermark − position).
-//! librdkafka emits them every `kafka.statistics-interval` on its own thread.
+//! librdkafka's statistics as metrics: the producer's per-broker and per-topic figures as
+//! Fabric's `consensus_kafka_*` gauges, and the shared consumer's lag of each channel (high
+//! watermark − position).
+//! librdkafka emits them every `kafka.statistics-interval`; a large report is read less often
+//! (see `Throttle`).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::Instant;
 
 use rdkafka::consumer::ConsumerContext;
 use rdkafka::producer::FutureProducer;
@@ -14,6 +17,31 @@ use crate::metrics::metrics;
 
 /// The shared producer, with its statistics context.
 pub type Producer = FutureProducer<ProducerStats>;
+
+/// Decides which statistics reports are read: librdkafka's JSON grows with every topic it
+/// knows (about a kilobyte a partition), and parsing it every interval would make idle channels
+/// cost CPU. After a report took `d` to read, none is read for the next 50 × `d` (at most 2 % of
+/// a core; every report while they are small).
+#[derive(Default)]
+struct Throttle {
+    next: Mutex<Option<Instant>>,
+}
+
+impl Throttle {
+    /// Reads `raw` with `read` unless the last report read was too recent.
+    fn read(&self, raw: &[u8], read: impl FnOnce(Statistics)) {
+        let now = Instant::now();
+        if self.next.lock().unwrap_or_else(|e| e.into_inner()).is_some_and(|next| now < next) {
+            return;
+        }
+        match serde_json::from_slice::<Statistics>(raw) {
+            Ok(stats) => read(stats),
+            Err(e) => tracing::debug!(error = %e, "unreadable librdkafka statistics"),
+        }
+        let took = now.elapsed();
+        *self.next.lock().unwrap_or_else(|e| e.into_inner()) = Some(now + took * 50);
+    }
+}
 
 /// Counters of the previous statistics, to turn totals into rates.
 #[derive(Default)]
@@ -28,10 +56,17 @@ struct Previous {
 #[derive(Default)]
 pub struct ProducerStats {
     previous: Mutex<Previous>,
+    throttle: Throttle,
 }
 
 impl ClientContext for ProducerStats {
-    fn stats(&self, stats: Statistics) {
+    fn stats_raw(&self, raw: &[u8]) {
+        self.throttle.read(raw, |stats| self.read(stats));
+    }
+}
+
+impl ProducerStats {
+    fn read(&self, stats: Statistics) {
         let m = &metrics().kafka;
         let mut previous = self.previous.lock().unwrap_or_else(|e| e.into_inner());
         for broker in stats.brokers.values() {
@@ -83,19 +118,26 @@ impl ClientContext for ProducerStats {
 /// The shared consumer's statistics context: each channel's lag (high watermark − position),
 /// for the partitions it fetches.
 #[derive(Default)]
-pub struct HubStats;
+pub struct HubStats {
+    throttle: Throttle,
+}
 
 impl ClientContext for HubStats {
-    fn stats(&self, stats: Statistics) {
-        let m = metrics();
-        for (channel, topic) in &stats.topics {
-            let Some(partition) = topic.partitions.get(&PARTITION) else { continue };
-            // app_offset: the offset after the last record handed to the application (−1001
-            // before any); then the offset the consumer fetches next.
-            let position = if partition.app_offset >= 0 { partition.app_offset } else { partition.next_offset };
-            if partition.hi_offset >= 0 && position >= 0 {
-                m.kafka_consumer_lag.with_label_values(&[channel]).set((partition.hi_offset - position).max(0));
-            }
+    fn stats_raw(&self, raw: &[u8]) {
+        self.throttle.read(raw, read_lag);
+    }
+}
+
+/// Each channel's lag in a report of the shared consumer.
+fn read_lag(stats: Statistics) {
+    let m = metrics();
+    for (channel, topic) in &stats.topics {
+        let Some(partition) = topic.partitions.get(&PARTITION) else { continue };
+        // app_offset: the offset after the last record handed to the application (−1001
+        // before any); then the offset the consumer fetches next.
+        let position = if partition.app_offset >= 0 { partition.app_offset } else { partition.next_offset };
+        if partition.hi_offset >= 0 && position >= 0 {
+            m.kafka_consumer_lag.with_label_values(&[channel]).set((partition.hi_offset - position).max(0));
         }
     }
 }

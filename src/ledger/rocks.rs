@@ -43,6 +43,12 @@ impl RocksStore {
         // write-ahead log's fsync of the next block waits behind it: commits of 0.2-0.8 s, twice
         // per 10 s at 12,500 envelopes/s, each stalling the channel.
         opts.set_bytes_per_sync(1 << 20);
+        // One column family per channel, most of them idle: without a cap on all memtables and on
+        // the write-ahead log, thousands of small memtables add up, and a write-ahead log file
+        // stays until every channel with a block in it has flushed (never, for an idle channel).
+        // Past either cap RocksDB flushes the column families holding the oldest data.
+        opts.set_db_write_buffer_size(512 << 20);
+        opts.set_max_total_wal_size(256 << 20);
         let existing =
             if path.join("CURRENT").exists() { Db::list_cf(&opts, path).map_err(|e| err("*", e))? } else { vec![] };
         let cfs = existing.into_iter().map(|name| ColumnFamilyDescriptor::new(name, cf_options()));

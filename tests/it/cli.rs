@@ -10,10 +10,20 @@ use osn::proto::DeliverResponse;
 
 use crate::harness::crypto;
 
+/// Stops the process as an operator would (SIGTERM, so `osn dev` removes its temporary ledger),
+/// then SIGKILL if it has not exited within 10 s.
 struct KillOnDrop(std::process::Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
+        let terminated = Command::new("kill").arg(self.0.id().to_string()).status().is_ok_and(|s| s.success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while terminated && Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -384,4 +394,44 @@ fn load_against_an_embedded_osn_reports_ordered_throughput_as_json() {
     assert!(summary["ack_latency_ms"]["p50"].as_f64().unwrap() > 0.0, "{summary}");
     let rss = &summary["server_rss_mib"];
     assert!(rss["before"].as_f64().unwrap() > 1.0 && rss["max"].as_f64() >= rss["after"].as_f64(), "{summary}");
+}
+
+/// A thousand channels created and ordered through the API of one OSN, each with its own
+/// envelopes: every envelope is ordered once in its channel, and the process's threads stay a
+/// fixed pool (one consumer and a fixed set of actor threads, not a thread or client per channel).
+#[test]
+fn a_thousand_channels_created_and_ordered_through_one_osn() {
+    let started = Instant::now();
+    let out = osn(&[
+        "load",
+        "--embedded",
+        "--no-verify",
+        "--create-channels",
+        "1000",
+        "--count",
+        "3000",
+        "--size",
+        "64",
+        "--mode",
+        "batch",
+        "--json",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_str(&text).expect("JSON summary");
+    assert_eq!((summary["accepted"].as_u64(), summary["ordered"].as_u64()), (Some(3000), Some(3000)), "{summary}");
+    let channels = summary["channels"].as_array().unwrap();
+    assert_eq!(channels.len(), 1000);
+    for ch in channels {
+        assert_eq!((ch["accepted"].as_u64(), ch["ordered"].as_u64()), (Some(3), Some(3)), "{ch}");
+    }
+    let threads = &summary["server_threads"];
+    let (before, after) = (threads["before"].as_u64().unwrap(), threads["after"].as_u64().unwrap());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+    // The load generator shares the process (--embedded); its threads are counted too.
+    assert!(
+        after <= 4 * cores + 32 && after <= before + 8,
+        "threads {before} before, {after} with 1,000 more channels"
+    );
+    eprintln!("1,000 channels created and loaded in {:?}; threads {before} → {after}", started.elapsed());
 }

@@ -183,8 +183,7 @@ impl ChannelActor {
                 reach_kafka(&kafka, &topic, &connect, &status, true).await;
                 // The topic exists now (the CONNECT may have created it): the hub learns its
                 // leader before the partition is assigned.
-                let (hub, name, timeout) = (kafka.hub.clone(), topic.clone(), kafka.config.connect_timeout);
-                if let Ok(Err(e)) = actix_rt::task::spawn_blocking(move || hub.learn(&name, timeout)).await {
+                if let Err(e) = kafka.hub.learn(&topic).await {
                     tracing::debug!(channel = %topic, error = %e, "metadata request failed");
                 }
             }

@@ -123,9 +123,9 @@ mod senders;
 mod server;
 
 use report::print_summary;
-pub use report::{ChannelFigures, Percentiles, Rss, Subscribers, Summary};
+pub use report::{ChannelFigures, Percentiles, Rss, Subscribers, Summary, Threads};
 use senders::{broadcast_http, broadcast_ws};
-use server::{channel_metrics, progress_bar, sample_rss, scrape, RSS};
+use server::{channel_metrics, progress_bar, sample_rss, scrape, RSS, THREADS};
 
 pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let mut dev = None;
@@ -179,7 +179,14 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
 /// The producer stays at most about 2 MB ahead of the consumer (the embedded broker keeps about
 /// 5 MB per partition, as `osn dev`'s channel bound).
 async fn kafka_baseline(brokers: &str, count: usize, size: usize) -> anyhow::Result<f64> {
-    let cfg = crate::config::KafkaConfig { brokers: brokers.to_owned(), replication_factor: 1, ..Default::default() };
+    // A short fetch wait, as the dev broker's channels have: the mock cluster holds an empty fetch
+    // for the whole wait.
+    let cfg = crate::config::KafkaConfig {
+        brokers: brokers.to_owned(),
+        replication_factor: 1,
+        fetch_wait: Duration::from_millis(20),
+        ..Default::default()
+    };
     let topic = format!("osn-load-baseline-{}", crate::core::block::hex(&rand::random::<[u8; 6]>()));
     crate::kafka::ensure_topic(&cfg, &topic, None).await?;
     let producer = crate::kafka::producer(&cfg)?;
@@ -438,6 +445,8 @@ async fn load(args: &LoadArgs, endpoint: &Endpoint) -> anyhow::Result<Summary> {
         "count, rate, concurrency, batch size, subscribers and channels must be positive"
     );
     let signer = args.identity.load()?;
+    let threads_before = scrape(endpoint).await.and_then(|m| m.get(THREADS).copied());
+    let mut created_in = None;
     let channels = match args.create_channels {
         Some(n) => {
             let admin = match &args.admin {
@@ -447,7 +456,10 @@ async fn load(args: &LoadArgs, endpoint: &Endpoint) -> anyhow::Result<Summary> {
                 )),
             }
             .context("cannot load the identity that creates channels (--admin)")?;
-            create_channels(endpoint, &admin, n).await?
+            let creating = Instant::now();
+            let names = create_channels(endpoint, &admin, n).await?;
+            created_in = Some(creating.elapsed().as_secs_f64());
+            names
         }
         None => args.channels.clone(),
     };
@@ -585,6 +597,9 @@ async fn load(args: &LoadArgs, endpoint: &Endpoint) -> anyhow::Result<Summary> {
         max: mib((rss.load(Ordering::Relaxed) as f64).max(end)),
         after: mib(end),
     });
+    let server_threads = threads_before
+        .zip(after.get(THREADS).copied())
+        .map(|(before, after)| Threads { before: before as u64, after: after as u64 });
     let secs = |d: Duration| d.as_secs_f64().max(1e-9);
     let ordered = figures.iter().map(|f| f.ordered).sum::<usize>();
     let accepted = accepted.iter().sum::<usize>();
@@ -604,6 +619,8 @@ async fn load(args: &LoadArgs, endpoint: &Endpoint) -> anyhow::Result<Summary> {
         refused,
         subscribers,
         server_rss_mib,
+        server_threads,
+        create_channels_secs: created_in,
         baseline_kafka_tps: None,
         baseline_ratio: None,
     })

@@ -61,6 +61,13 @@ pub struct Rss {
     pub after: f64,
 }
 
+/// The OSN process's threads before and after.
+#[derive(Debug, Serialize)]
+pub struct Threads {
+    pub before: u64,
+    pub after: u64,
+}
+
 /// What `osn load` reports.
 #[derive(Debug, Serialize)]
 pub struct Summary {
@@ -87,6 +94,14 @@ pub struct Summary {
     /// When the OSN serves `process_resident_memory_bytes` on `/metrics`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_rss_mib: Option<Rss>,
+    /// The OSN process's threads (`process_threads` of `/metrics`) before the load's channels
+    /// were created and after the load: a fixed pool does not grow with channels.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_threads: Option<Threads>,
+    /// With `--create-channels`: how long creating them took (each answered once the OSN
+    /// consumed its creation), in seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub create_channels_secs: Option<f64>,
     /// The loaded channels' `osn_channel_*` counters, after minus before, summed over the
     /// channels (the channel label removed).
     pub channel_metrics: BTreeMap<String, f64>,
@@ -128,6 +143,12 @@ pub(super) fn print_summary(s: &Summary) {
     }
     if let Some(rss) = &s.server_rss_mib {
         println!("server RSS {:.0} MiB before · {:.0} MiB at most · {:.0} MiB after", rss.before, rss.max, rss.after);
+    }
+    if let Some(secs) = s.create_channels_secs {
+        println!("{} channels created in {secs:.1} s", s.channels.len());
+    }
+    if let Some(threads) = &s.server_threads {
+        println!("server threads {} before · {} after", threads.before, threads.after);
     }
     for (name, delta) in &s.channel_metrics {
         if *delta != 0.0 {

@@ -6,6 +6,9 @@ use super::*;
 /// The `/metrics` sample of the OSN's resident memory.
 pub(super) const RSS: &str = "process_resident_memory_bytes";
 
+/// The `/metrics` sample of the OSN's threads.
+pub(super) const THREADS: &str = "process_threads";
+
 /// Keeps the most resident memory the OSN reports, every 500 ms until `stop`.
 pub(super) async fn sample_rss(endpoint: Endpoint, max: Arc<AtomicU64>, stop: Arc<AtomicBool>) {
     while !stop.load(Ordering::Relaxed) {

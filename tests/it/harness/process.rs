@@ -139,6 +139,7 @@ workers = 2
 brokers = "{brokers}"
 replication-factor = 1
 connect-timeout = "5s"
+fetch-wait = "20ms"
 {kafka_extra}
 [ledger]
 path = "{ledger}"
