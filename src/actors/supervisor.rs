@@ -1,7 +1,8 @@
 //! The supervisor: opens each channel's ledger and starts its ChannelActor under actix's
 //! `Supervisor` (which restarts an actor that stops) on one of a fixed pool of arbiters (threads:
 //! `[actors] threads`, one per core by default; a channel goes to the one running the fewest),
-//! and keeps the registry HTTP reads from. A panic in a channel actor's handling drops the actor
+//! and records them in the registry front ends read ([`Channels`]; the factory, [`Starter`], and
+//! the registry are separate types). A panic in a channel actor's handling drops the actor
 //! instead of stopping it; the supervisor then marks the channel ERRORED, reloads its ledger from
 //! the store and starts a new actor on the same arbiter, counted as a restart. Channels are the
 //! system channel, the channels declared in the configuration file, and the channels created
@@ -70,8 +71,9 @@ pub struct SystemSpec {
     pub config: SystemConfig,
 }
 
-/// Starts channels, at start and later (the system channel's actor creates channels with it, as
-/// its [`ChannelCreator`]).
+/// The actor factory: opens channels' ledgers and starts their actors on the arbiter pool, at
+/// start and later (the system channel's actor creates channels with it, as its
+/// [`ChannelCreator`]), and again after a panic; records each in the [`Registry`].
 pub struct Starter {
     /// Itself, for the actors it starts (the system channel's role, a panic's report).
     me: Weak<Starter>,
@@ -83,7 +85,8 @@ pub struct Starter {
     /// Check every stored block of a channel before starting it (`ledger.check-on-start`).
     check_ledgers: bool,
     system: Option<SystemConfig>,
-    channels: RwLock<BTreeMap<String, ChannelHandle>>,
+    /// Where the channels it starts are recorded.
+    registry: Arc<Registry>,
     /// The arbiters channel actors run on, each with how many channels it runs; at most `threads`.
     arbiters: Mutex<Vec<(Arbiter, usize)>>,
     threads: usize,
@@ -91,16 +94,30 @@ pub struct Starter {
     homes: Mutex<BTreeMap<String, ArbiterHandle>>,
     /// Set when the OSN shuts down: no channel starts after that.
     stopped: AtomicBool,
+}
+
+/// The running channels, which front ends read (through [`Channels`]) and the [`Starter`]
+/// records what it starts in: separate from the starting itself.
+#[derive(Default)]
+struct Registry {
+    channels: RwLock<BTreeMap<String, ChannelHandle>>,
     /// The channels the system channel created (so far as this OSN has consumed it).
     created: Mutex<std::collections::BTreeSet<String>>,
+    /// The system channel's name, when there is one.
+    system: Option<String>,
+}
+
+impl Registry {
+    fn get(&self, name: &str) -> Option<ChannelHandle> {
+        self.channels.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
+    }
+
+    fn insert(&self, handle: ChannelHandle) {
+        self.channels.write().unwrap_or_else(|e| e.into_inner()).insert(handle.name.clone(), handle);
+    }
 }
 
 impl Starter {
-    /// The system channel's name, when there is one.
-    pub fn system_channel(&self) -> Option<&str> {
-        self.system.as_ref().map(|s| s.channel.as_str())
-    }
-
     fn start(&self, settings: ChannelSettings, genesis: &Block, system: bool) -> anyhow::Result<ChannelHandle> {
         let name = settings.name.clone();
         anyhow::ensure!(!self.stopped.load(Ordering::SeqCst), "channel '{name}': the OSN is shutting down");
@@ -119,7 +136,7 @@ impl Starter {
         let addr = self.launch(&settings, &ledger, &status, system, &home, signer);
         let handle = ChannelHandle { name: name.clone(), addr, ledger, status, settings, system };
         tracing::info!(channel = %name, height = handle.ledger.height(), system, "channel started");
-        self.channels.write().unwrap_or_else(|e| e.into_inner()).insert(name, handle.clone());
+        self.registry.insert(handle.clone());
         Ok(handle)
     }
 
@@ -192,11 +209,11 @@ impl Starter {
         let home = self.homes.lock().unwrap_or_else(|e| e.into_inner()).get(name).cloned();
         let (Some(home), Some(signer)) = (home, self.signer.clone()) else { return };
         handle.addr = self.launch(&handle.settings, &handle.ledger, &handle.status, handle.system, &home, signer);
-        self.channels.write().unwrap_or_else(|e| e.into_inner()).insert(name.to_owned(), handle);
+        self.registry.insert(handle);
     }
 
     fn get(&self, name: &str) -> Option<ChannelHandle> {
-        self.channels.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
+        self.registry.get(name)
     }
 }
 
@@ -206,7 +223,7 @@ impl ChannelCreator for Starter {
     /// and starts its actor. A channel already running is left alone: true if it was started.
     fn create(&self, name: &str, genesis_envelope: Bytes) -> anyhow::Result<bool> {
         let Some(system) = &self.system else { anyhow::bail!("no system channel") };
-        self.created.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_owned());
+        self.registry.created.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_owned());
         if let Some(existing) = self.get(name) {
             let genesis = existing.ledger.block(0)?.and_then(|b| b.data).and_then(|d| d.data.first().cloned());
             if genesis.as_ref() != Some(&genesis_envelope) {
@@ -219,8 +236,9 @@ impl ChannelCreator for Starter {
     }
 }
 
-/// The registry of running channels.
+/// The running channels, as front ends see them, and the OSN's handle on their actors.
 pub struct Channels {
+    registry: Arc<Registry>,
     starter: Arc<Starter>,
 }
 
@@ -251,6 +269,8 @@ impl Channels {
         }
         capture_panics();
         let hub = anyhow::Context::context(kafka::Hub::new(kafka), "cannot create the Kafka consumer")?;
+        let registry =
+            Arc::new(Registry { system: system.as_ref().map(|s| s.config.channel.clone()), ..Default::default() });
         let starter = Arc::new_cyclic(|me| Starter {
             me: me.clone(),
             kafka: kafka::Clients { config: kafka.clone(), producer: producer.clone(), hub },
@@ -259,12 +279,11 @@ impl Channels {
             time_window,
             check_ledgers,
             system: system.as_ref().map(|s| s.config.clone()),
-            channels: RwLock::default(),
+            registry: registry.clone(),
             arbiters: Mutex::default(),
             threads: threads.max(1),
             homes: Mutex::default(),
             stopped: AtomicBool::new(false),
-            created: Mutex::default(),
         });
         if let Some(system) = &system {
             let settings = system.config.settings(&system.config.channel);
@@ -289,11 +308,11 @@ impl Channels {
                 );
             }
         }
-        Ok(Channels { starter })
+        Ok(Channels { registry, starter })
     }
 
     pub fn get(&self, name: &str) -> Option<ChannelHandle> {
-        self.starter.get(name)
+        self.registry.get(name)
     }
 
     /// The running channels, by name.
@@ -303,17 +322,17 @@ impl Channels {
 
     /// The running channels, by name.
     pub fn list(&self) -> Vec<ChannelHandle> {
-        self.starter.channels.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
+        self.registry.channels.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
     }
 
     /// How many channels the system channel created, as far as this OSN has consumed it.
     pub fn created_count(&self) -> usize {
-        self.starter.created.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.registry.created.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     /// The system channel, when this OSN runs one.
     pub fn system(&self) -> Option<ChannelHandle> {
-        self.starter.system_channel().and_then(|name| self.get(name))
+        self.registry.system.as_deref().and_then(|name| self.get(name))
     }
 
     /// Stops every channel actor's arbiter and waits until their threads are gone, so that the
