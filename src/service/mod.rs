@@ -1,11 +1,12 @@
 //! The ordering service as every front end sees it: find a channel, broadcast envelopes to it
-//! ([`broadcast`]), create a channel or change one's configuration ([`Service::create_channel`],
+//! ([`broadcast`]), read its blocks ([`deliver`]), create a channel or change one's configuration ([`Service::create_channel`],
 //! [`Service::update_config`]). Front ends (HTTP, its websockets, and later gRPC) only decode
 //! requests and encode answers; backpressure, deadlines, mailbox slots and the admission of
 //! config updates are decided here, once. Errors are a [`ServiceError`] that knows its Fabric
 //! status and HTTP code.
 
 pub mod broadcast;
+pub mod deliver;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -102,7 +102,7 @@ pub async fn stream(
         Ok(b) => b,
         Err((status, info)) => return refuse(status, info),
     };
-    let sub = match Subscription::open(&ch, format, body) {
+    let sub = match Subscription::open(&ch, super::decode_request(format, body)) {
         Ok(sub) => sub,
         Err((status, info)) => return refuse(status, info),
     };

@@ -9,11 +9,12 @@ use prost::Message as _;
 
 use super::stream::Framing;
 use super::*;
+use crate::actors::{ChannelStatus, Phase};
 use crate::cli::client::seek_request;
 use crate::core::chain::Chain;
 use crate::core::seek::{newest, oldest, specified};
 use crate::ledger::memory::MemoryStore;
-use crate::ledger::Store;
+use crate::ledger::{Ledger, Store};
 use crate::proto::orderer::seek_info::{SeekBehavior, SeekErrorResponse};
 use crate::proto::osn::ChannelConfig;
 use crate::proto::{kafka_message_regular::Class, BatchSize, KafkaMessage, SeekInfo, SeekPosition};
@@ -72,7 +73,7 @@ impl Fixture {
 
     fn open(&self, seek: SeekInfo) -> Result<Subscription, (Status, String)> {
         let raw = seek_request(&self.signer, CHANNEL, &seek).encode_to_vec().into();
-        Subscription::open_on(CHANNEL, &self.ledger, &self.status, Format::Protobuf, raw)
+        Subscription::open_on(CHANNEL, &self.ledger, &self.status, decode_request(Format::Protobuf, raw))
     }
 }
 
@@ -193,13 +194,17 @@ async fn strict_stops_when_the_channel_stops_being_ready_best_effort_goes_on() {
 async fn malformed_requests_are_bad_requests() {
     let f = Fixture::new(1);
     let bad = |format, raw: &'static [u8]| {
-        Subscription::open_on(CHANNEL, &f.ledger, &f.status, format, Bytes::from_static(raw)).err().unwrap()
+        Subscription::open_on(CHANNEL, &f.ledger, &f.status, decode_request(format, Bytes::from_static(raw)))
+            .err()
+            .unwrap()
     };
     assert_eq!(bad(Format::Protobuf, b"\xff\xff\xff").0, Status::BadRequest);
     assert_eq!(bad(Format::Json, b"{not json").0, Status::BadRequest);
     // A broadcast envelope is not a deliver request.
     let tx = crate::cli::client::transaction(&f.signer, CHANNEL, 100).encode_to_vec();
-    let err = Subscription::open_on(CHANNEL, &f.ledger, &f.status, Format::Protobuf, tx.into()).err().unwrap();
+    let err = Subscription::open_on(CHANNEL, &f.ledger, &f.status, decode_request(Format::Protobuf, tx.into()))
+        .err()
+        .unwrap();
     assert_eq!(err.0, Status::BadRequest, "{}", err.1);
     // A request for another channel.
     let other = seek_request(
@@ -207,7 +212,12 @@ async fn malformed_requests_are_bad_requests() {
         "other",
         &seek(oldest(), newest(), SeekBehavior::BlockUntilReady, SeekErrorResponse::Strict),
     );
-    let err = Subscription::open_on(CHANNEL, &f.ledger, &f.status, Format::Protobuf, other.encode_to_vec().into());
+    let err = Subscription::open_on(
+        CHANNEL,
+        &f.ledger,
+        &f.status,
+        decode_request(Format::Protobuf, other.encode_to_vec().into()),
+    );
     assert_eq!(err.err().unwrap().0, Status::BadRequest);
 }
 

@@ -52,7 +52,7 @@ async fn session_loop(ch: ChannelHandle, mut session: Session, mut stream: Aggre
     let close = loop {
         while current.is_none() {
             let Some((format, raw)) = queued.pop_front() else { break };
-            match Subscription::open(&ch, format, raw) {
+            match Subscription::open(&ch, super::decode_request(format, raw)) {
                 Ok(sub) => current = Some((format, sub)),
                 Err((status, info)) => {
                     tracing::debug!(%channel, ?status, %info, "deliver request refused");
