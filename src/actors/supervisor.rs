@@ -325,6 +325,11 @@ impl Channels {
         self.registry.channels.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
     }
 
+    /// The running channels' names.
+    pub fn names(&self) -> std::collections::BTreeSet<String> {
+        self.registry.channels.read().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect()
+    }
+
     /// How many channels the system channel created, as far as this OSN has consumed it.
     pub fn created_count(&self) -> usize {
         self.registry.created.lock().unwrap_or_else(|e| e.into_inner()).len()

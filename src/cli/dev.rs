@@ -45,7 +45,8 @@ pub struct DevArgs {
     /// How long the channels' consumers let the broker hold a fetch that finds no new record
     /// (librdkafka's `fetch.wait.max.ms`). The embedded broker answers such a fetch only when
     /// this time is up, even if records arrive meanwhile (a real broker answers at once), so it
-    /// bounds the extra latency of dev mode; each idle channel polls the broker this often.
+    /// bounds the extra latency of dev mode (`kafka::embedded::FETCH_WAIT`); idle channels poll the
+    /// broker this often.
     #[arg(long, default_value = "20ms", value_parser = humantime::parse_duration)]
     pub fetch_wait_max: Duration,
     /// BENCHMARKS ONLY: accept broadcast envelopes without verifying their signatures (the

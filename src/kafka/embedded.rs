@@ -2,8 +2,15 @@
 //! real broker implementation running inside the process (in memory, about 5 MB kept per
 //! partition). It has no CreateTopics API, so topics are created through its own call.
 
+use std::time::Duration;
+
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
+
+/// The fetch wait (`kafka.fetch-wait`) for consumers of this broker: it holds an empty fetch for
+/// the whole wait even when records arrive meanwhile (a real broker answers at once), so a short
+/// wait bounds the latency it adds. `osn dev`'s default (`--fetch-wait-max`) and the tests'.
+pub const FETCH_WAIT: Duration = Duration::from_millis(20);
 
 pub struct EmbeddedKafka {
     cluster: MockCluster<'static, DefaultProducerContext>,

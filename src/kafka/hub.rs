@@ -484,11 +484,10 @@ mod tests {
         for topic in topics {
             kafka.create_topic(topic, 1).unwrap();
         }
-        // The mock cluster holds an empty fetch for the whole wait.
         let cfg = KafkaConfig {
             brokers: kafka.bootstrap_servers(),
             consumers: 1,
-            fetch_wait: Duration::from_millis(20),
+            fetch_wait: crate::kafka::embedded::FETCH_WAIT,
             ..Default::default()
         };
         (kafka, cfg)

@@ -145,11 +145,12 @@ pub(crate) fn consumer_config(cfg: &KafkaConfig) -> Result<ClientConfig, KafkaEr
 }
 
 /// Makes sure the channel's topic exists with a partition 0 (asking through the OSN's consumer
-/// hub when given, which so learns the topic, else through a client of its own). Creates it with the configured
-/// replication factor; if the broker does not answer CreateTopics or does not support it
+/// hub when given, which so learns the topic, else through a client of its own). Creates it with
+/// the configured replication factor; if the broker does not answer CreateTopics or does not support it
 /// (librdkafka's mock cluster), it is left to the broker's auto-creation, which the first
 /// produced record (the CONNECT) triggers, or fails with a clear reason if that is disabled.
-pub async fn ensure_topic(cfg: &KafkaConfig, topic: &str, hub: Option<&Hub>) -> Result<(), KafkaFailure> {
+/// True if the topic was there already (so the hub, when given, knows its partition's leader).
+pub async fn ensure_topic(cfg: &KafkaConfig, topic: &str, hub: Option<&Hub>) -> Result<bool, KafkaFailure> {
     let fail = |reason: String| KafkaFailure::Topic { topic: topic.to_owned(), reason };
     let exists = match hub {
         Some(hub) => hub.learn(topic).await,
@@ -163,11 +164,11 @@ pub async fn ensure_topic(cfg: &KafkaConfig, topic: &str, hub: Option<&Hub>) -> 
     }
     .map_err(|e| fail(format!("metadata request failed: {e}")))?;
     if exists {
-        return Ok(());
+        return Ok(true);
     }
     if UNANSWERED.lock().unwrap_or_else(|e| e.into_inner()).contains(&cfg.brokers) {
         tracing::debug!(topic, "relying on the broker's topic auto-creation");
-        return Ok(());
+        return Ok(false);
     }
     let admin: AdminClient<DefaultClientContext> =
         base_config(cfg).and_then(|c| c.create()).map_err(|e| fail(e.to_string()))?;
@@ -179,15 +180,15 @@ pub async fn ensure_topic(cfg: &KafkaConfig, topic: &str, hub: Option<&Hub>) -> 
     let fallback = |why: String| {
         tracing::warn!(topic, %why, "CreateTopics unavailable; relying on the broker's topic auto-creation");
         UNANSWERED.lock().unwrap_or_else(|e| e.into_inner()).push(cfg.brokers.clone());
-        Ok(())
+        Ok(false)
     };
     match admin.create_topics([&new], &opts).await {
         Ok(results) => match results.into_iter().next() {
             Some(Ok(_)) | None => {
                 tracing::info!(topic, replication_factor = cfg.replication_factor, "topic created");
-                Ok(())
+                Ok(false)
             }
-            Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) => Ok(()),
+            Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) => Ok(false),
             Some(Err((_, code))) if unsupported(code) => fallback(code.to_string()),
             // The broker answered and refused (replication factor, policy, authorisation): say so
             // rather than let auto-creation make a topic with other settings.

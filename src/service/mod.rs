@@ -8,7 +8,6 @@
 pub mod broadcast;
 pub mod deliver;
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -104,7 +103,7 @@ impl Service {
             return Ok(ch);
         }
         crate::core::config::validate_channel_id(name).map_err(ServiceError::BadRequest)?;
-        let known: Vec<String> = self.channels.iter().map(|c| c.name).collect();
+        let known = self.channels.names();
         let listed = known.iter().take(NAMES_LISTED).cloned().collect::<Vec<_>>().join(", ");
         let more = known.len().saturating_sub(NAMES_LISTED);
         let more = if more > 0 { format!(" and {more} more") } else { String::new() };
@@ -121,7 +120,7 @@ impl Service {
             ));
         };
         let name = request.update.channel_id.clone();
-        let names: BTreeSet<String> = self.channels.iter().map(|c| c.name).collect();
+        let names = self.channels.names();
         let existing = Existing { names: &names, created: self.channels.created_count() };
         let (derived, config_seq) =
             self.admit(&system, request, DerivedKind::Create { channel: name.clone() }, Some(existing))?;

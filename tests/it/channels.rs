@@ -22,8 +22,7 @@ async fn channels_order_independently_in_their_own_column_families() {
         brokers: broker.servers(),
         replication_factor: 1,
         connect_timeout: Duration::from_secs(5),
-        // The mock cluster holds an empty fetch for the whole wait.
-        fetch_wait: Duration::from_millis(20),
+        fetch_wait: osn::kafka::embedded::FETCH_WAIT,
         ..Default::default()
     };
     let settings: Vec<ChannelSettings> = names

@@ -66,8 +66,7 @@ async fn a_failing_channel_actor_is_restarted_and_resumes_from_its_ledger() {
         brokers: broker.servers(),
         replication_factor: 1,
         connect_timeout: Duration::from_secs(5),
-        // The mock cluster holds an empty fetch for the whole wait.
-        fetch_wait: Duration::from_millis(20),
+        fetch_wait: osn::kafka::embedded::FETCH_WAIT,
         ..Default::default()
     };
     let spec = OsnSpec { max_message_count: 5, ..OsnSpec::new(&channel, &broker) };

@@ -180,11 +180,12 @@ impl ChannelActor {
         ctx.spawn(
             async move {
                 tokio::time::sleep(backoff).await;
-                reach_kafka(&kafka, &topic, &connect, &status, true).await;
-                // The topic exists now (the CONNECT may have created it): the hub learns its
-                // leader before the partition is assigned.
-                if let Err(e) = kafka.hub.learn(&topic).await {
-                    tracing::debug!(channel = %topic, error = %e, "metadata request failed");
+                // A topic created since the hub looked (by CONNECT or CreateTopics) is learnt
+                // again, so its leader is known before the partition is assigned.
+                if !reach_kafka(&kafka, &topic, &connect, &status, true).await {
+                    if let Err(e) = kafka.hub.learn(&topic).await {
+                        tracing::debug!(channel = %topic, error = %e, "metadata request failed");
+                    }
                 }
             }
             .instrument(self.span.clone())
@@ -220,13 +221,15 @@ impl ChannelActor {
         let (kafka, topic, status) = (self.kafka.clone(), self.name.clone(), self.status.clone());
         let connect = KafkaMessage::connect(self.genesis_hash.clone()).encode_to_vec();
         ctx.spawn(
-            async move { reach_kafka(&kafka, &topic, &connect, &status, false).await }
-                .instrument(self.span.clone())
-                .into_actor(self)
-                .map(|(), act, ctx| {
-                    let actions = act.link.probe_answered();
-                    act.act(ctx, actions);
-                }),
+            async move {
+                reach_kafka(&kafka, &topic, &connect, &status, false).await;
+            }
+            .instrument(self.span.clone())
+            .into_actor(self)
+            .map(|(), act, ctx| {
+                let actions = act.link.probe_answered();
+                act.act(ctx, actions);
+            }),
         );
     }
 
@@ -347,27 +350,37 @@ impl ChannelActor {
 /// Produces CONNECT records on the retry schedule until Kafka acknowledges one. At start-up it
 /// also sets the topic up, and reports the channel STARTING, then ERRORED once the trouble lasts
 /// past `kafka.error-timeout`. Never gives up: past the schedule's long total it says so and goes
-/// on at the long interval.
-async fn reach_kafka(clients: &kafka::Clients, topic: &str, connect: &[u8], status: &ChannelStatus, starting: bool) {
+/// on at the long interval. True if the topic was there before the hub asked for it (at start-up:
+/// the hub knows it), false if it may have been created since.
+async fn reach_kafka(
+    clients: &kafka::Clients,
+    topic: &str,
+    connect: &[u8],
+    status: &ChannelStatus,
+    starting: bool,
+) -> bool {
     let (cfg, producer) = (&clients.config, &clients.producer);
     let schedule: crate::core::retry::RetrySchedule = cfg.retry.into();
     let began = Instant::now();
     let mut attempt = 0u32;
     loop {
         let result = async {
-            if starting {
-                kafka::ensure_topic(cfg, topic, Some(&clients.hub)).await.map_err(|e| e.to_string())?;
-            }
+            let existed = if starting {
+                kafka::ensure_topic(cfg, topic, Some(&clients.hub)).await.map_err(|e| e.to_string())?
+            } else {
+                true
+            };
             tokio::time::timeout(cfg.connect_timeout, kafka::produce(producer, topic, connect))
                 .await
                 .map_err(|_| format!("no acknowledgement of CONNECT within {:?}", cfg.connect_timeout))?
                 .map_err(|e| format!("CONNECT not acknowledged: {e}"))
+                .map(|offset| (offset, existed))
         }
         .await;
         let reason = match result {
-            Ok(offset) => {
+            Ok((offset, existed)) => {
                 tracing::info!(channel = %topic, offset, attempts = attempt + 1, "connected to Kafka");
-                return;
+                return existed;
             }
             Err(reason) => reason,
         };

@@ -179,12 +179,11 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
 /// The producer stays at most about 2 MB ahead of the consumer (the embedded broker keeps about
 /// 5 MB per partition, as `osn dev`'s channel bound).
 async fn kafka_baseline(brokers: &str, count: usize, size: usize) -> anyhow::Result<f64> {
-    // A short fetch wait, as the dev broker's channels have: the mock cluster holds an empty fetch
-    // for the whole wait.
+    // The dev broker's fetch wait, as its channels have.
     let cfg = crate::config::KafkaConfig {
         brokers: brokers.to_owned(),
         replication_factor: 1,
-        fetch_wait: Duration::from_millis(20),
+        fetch_wait: crate::kafka::embedded::FETCH_WAIT,
         ..Default::default()
     };
     let topic = format!("osn-load-baseline-{}", crate::core::block::hex(&rand::random::<[u8; 6]>()));

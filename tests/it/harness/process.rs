@@ -139,7 +139,7 @@ workers = 2
 brokers = "{brokers}"
 replication-factor = 1
 connect-timeout = "5s"
-fetch-wait = "20ms"
+fetch-wait = "{fetch_wait}ms"
 {kafka_extra}
 [ledger]
 path = "{ledger}"
@@ -159,6 +159,7 @@ address = "{operations}"
             org2 = crypto().org2.join("msp").display(),
             system = self.system_extra,
             kafka_extra = self.kafka_extra,
+            fetch_wait = osn::kafka::embedded::FETCH_WAIT.as_millis(),
             operations = self.operations_address,
             brokers = self.brokers,
             ledger = ledger.display(),
