@@ -2,9 +2,11 @@
 //! behind a filter that can be replaced while the process runs (`GET`/`PUT /logspec`, see
 //! `http::operations`).
 //!
-//! A *log spec* is the syntax of `OSN_LOG` (tracing-subscriber's `EnvFilter`): comma-separated
-//! directives, each a level (`info`), a target and a level (`osn=debug`, `osn::kafka=trace`), or a
-//! target alone (every level). The spec in force is kept as it was given. Processes that never
+//! A *log spec* is the syntax of `OSN_LOG`: comma-separated directives, each a level (`info`), a
+//! target and a level (`osn=debug`, `osn::kafka=trace`), or a target alone (every level), with no
+//! spaces. It is the part of tracing-subscriber's `EnvFilter` syntax that [`PATTERN`] describes
+//! (the API document's pattern for `LogSpec.spec`); `EnvFilter` then builds the filter. The spec
+//! in force is kept as it was given. Processes that never
 //! call [`init`] (unit tests, tools embedding the library) have no reloadable filter: [`spec`]
 //! answers `None` and [`set_spec`] [`LogSpecError::NotReloadable`].
 
@@ -40,7 +42,7 @@ impl<S: 'static> Reloadable<S> {
     /// A reloadable filter layer set to `spec` (already checked), and its handle.
     pub fn new(spec: &str) -> Result<(reload::Layer<EnvFilter, S>, Self), LogSpecError> {
         let (layer, handle) = reload::Layer::new(parse(spec)?);
-        Ok((layer, Reloadable { handle, spec: Mutex::new(spec.trim().to_owned()) }))
+        Ok((layer, Reloadable { handle, spec: Mutex::new(spec.to_owned()) }))
     }
 
     /// The spec in force.
@@ -53,26 +55,64 @@ impl<S: 'static> Reloadable<S> {
         let filter = parse(spec)?;
         let mut current = self.spec.lock().unwrap_or_else(|e| e.into_inner());
         self.handle.reload(filter).map_err(|_| LogSpecError::NotReloadable)?;
-        Ok(std::mem::replace(&mut *current, spec.trim().to_owned()))
+        Ok(std::mem::replace(&mut *current, spec.to_owned()))
     }
 }
 
-/// The filter a spec stands for. An empty spec is refused (`EnvFilter` would read it as "errors
-/// only", which nobody asking for it means).
+/// The grammar of a spec as a regular expression: the pattern of `LogSpec.spec` in the API
+/// document (`http/openapi.json`; a test holds them equal). A target is `::`-separated
+/// identifiers (ASCII letters, digits and `_`, not starting with a digit), and a bare level is a
+/// target by that rule; the level after `=` is one of [`LEVELS`], in lower case.
+pub const PATTERN: &str = "^[A-Za-z_][A-Za-z0-9_]*(::[A-Za-z_][A-Za-z0-9_]*)*(=(off|error|warn|info|debug|trace))?\
+                           (,[A-Za-z_][A-Za-z0-9_]*(::[A-Za-z_][A-Za-z0-9_]*)*(=(off|error|warn|info|debug|trace))?)*$";
+
+/// The levels a directive can give a target.
+pub const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+
+/// Checks `spec` against [`PATTERN`]; the reason names the first directive that breaks it.
+fn check_grammar(spec: &str) -> Result<(), String> {
+    fn identifier(s: &str) -> bool {
+        let mut chars = s.chars();
+        chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    }
+    if spec.is_empty() {
+        return Err("the spec is empty: give at least a level, such as 'info'".into());
+    }
+    for (i, directive) in spec.split(',').enumerate() {
+        let n = i + 1;
+        let (target, level) = match directive.split_once('=') {
+            Some((target, level)) => (target, Some(level)),
+            None => (directive, None),
+        };
+        if !target.split("::").all(identifier) {
+            return Err(format!(
+                "directive {n} ('{directive}'): '{target}' is not a level or a target (identifiers of ASCII letters, \
+                 digits and '_' joined by '::'; no spaces, nothing empty between commas)"
+            ));
+        }
+        if let Some(level) = level.filter(|l| !LEVELS.contains(l)) {
+            return Err(format!("directive {n} ('{directive}'): '{level}' is not one of {}", LEVELS.join(", ")));
+        }
+    }
+    Ok(())
+}
+
+/// The filter a spec stands for, if it is in the grammar ([`PATTERN`]). An empty spec is refused
+/// (`EnvFilter` would read it as "errors only", which nobody asking for it means).
 pub fn parse(spec: &str) -> Result<EnvFilter, LogSpecError> {
     let invalid = |reason: String| LogSpecError::Invalid { spec: spec.to_owned(), reason };
-    if spec.trim().is_empty() {
-        return Err(invalid("the spec is empty: give at least a level, such as 'info'".into()));
-    }
-    EnvFilter::builder().parse(spec.trim()).map_err(|e| invalid(e.to_string()))
+    check_grammar(spec).map_err(invalid)?;
+    EnvFilter::builder().parse(spec).map_err(|e| invalid(e.to_string()))
 }
 
 static LOGGING: OnceLock<Reloadable<Registry>> = OnceLock::new();
 
 /// Installs the process's subscriber: `format` lines on stderr (ANSI colours on a terminal),
-/// filtered by `OSN_LOG` if it is set and valid, else by `default_spec`. Call once, first thing.
+/// filtered by `OSN_LOG` if it is set and valid (spaces around it ignored), else by
+/// `default_spec`. Call once, first thing.
 pub fn init(format: LogFormat, default_spec: &str) {
-    let from_env = std::env::var("OSN_LOG").ok().filter(|s| !s.trim().is_empty());
+    let from_env = std::env::var("OSN_LOG").ok().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
     let (spec, ignored) = match from_env {
         Some(s) => match parse(&s) {
             Ok(_) => (s, None),
@@ -163,11 +203,11 @@ mod tests {
             let fixture = Fixture::new("error");
             assert_eq!(fixture.passing(), Vec::<String>::new());
             assert_eq!(fixture.set(spec), Ok("error".to_owned()), "{spec:?}: answers the previous spec");
-            assert_eq!(fixture.logging.spec(), spec.trim(), "kept as given, trimmed");
+            assert_eq!(fixture.logging.spec(), spec, "kept as given");
             assert_eq!(fixture.passing(), want, "{spec:?}");
         };
         check("info,osn=debug", &["osn::x DEBUG", "other INFO"]);
-        check(" info,osn=trace ", &["osn::x TRACE", "osn::x DEBUG", "other INFO"]);
+        check("info,osn=trace", &["osn::x TRACE", "osn::x DEBUG", "other INFO"]);
         check("debug,osn=trace", &["osn::x TRACE", "osn::x DEBUG", "other INFO", "other DEBUG"]);
         check("osn", &["osn::x TRACE", "osn::x DEBUG"]);
         check("osn::x=debug,other=info", &["osn::x DEBUG", "other INFO"]);
@@ -200,10 +240,59 @@ mod tests {
             assert_eq!(fixture.passing(), ["osn::x DEBUG", "other INFO"], "{spec:?}: the old filter is in force");
         };
         check("", "the spec is empty");
-        check("  ", "the spec is empty");
+        check("  ", "'  ' is not a level or a target");
         check("osn=loud", "");
         check("info,osn=verbose", "");
-        check("osn=debug=trace", "");
+        check("osn=debug=trace", "'debug=trace' is not one of off, error");
+        // Outside the documented grammar, though EnvFilter would take them.
+        check(" info", "' info' is not a level or a target");
+        check("info,", "directive 2 ('')");
+        check("osn=DEBUG", "'DEBUG' is not one of");
+        check("osn:x=debug", "'osn:x' is not");
+        check("[span]=debug", "'[span]' is not");
+        check("9osn", "'9osn' is not");
+    }
+
+    /// The checker and the pattern the API document gives agree, on the specs above and on
+    /// characters next to the grammar's edges.
+    #[test]
+    fn the_grammar_is_the_documented_pattern() {
+        let doc: serde_json::Value = serde_json::from_str(crate::http::docs::OPENAPI).unwrap();
+        let documented = &doc["components"]["schemas"]["LogSpec"]["properties"]["spec"]["pattern"];
+        assert_eq!(documented.as_str(), Some(PATTERN), "openapi.json's LogSpec.spec pattern");
+        let re = regex::Regex::new(PATTERN).unwrap();
+        let specs = [
+            "info",
+            "WARN",
+            "off",
+            "osn",
+            "_",
+            "a1",
+            "osn::kafka=trace",
+            "info,osn=debug,rdkafka=warn",
+            "",
+            " ",
+            "info,",
+            ",info",
+            "a::",
+            "::a",
+            "a:::b",
+            "osn=",
+            "=debug",
+            "osn=loud",
+            "osn=Debug",
+            "1a",
+            "a-b",
+            "a.b",
+            "a b",
+            "info\n",
+            "é",
+            "osn=debug=trace",
+            "a,b,c=off,d::e=error",
+        ];
+        for spec in specs {
+            assert_eq!(check_grammar(spec).is_ok(), re.is_match(spec), "{spec:?}");
+        }
     }
 
     #[test]

@@ -29,13 +29,17 @@ pub async fn get_block(
     let n = match number.as_str() {
         "newest" => height - 1,
         "oldest" => 0,
+        // Digits only (no sign), at most 19 of them: the document's pattern, and always a u64.
         s => match s.parse::<u64>() {
-            Ok(n) => n,
-            Err(_) => {
+            Ok(n) if s.len() <= MAX_NUMBER_DIGITS && s.bytes().all(|b| b.is_ascii_digit()) => n,
+            _ => {
                 return fail(
                     out,
                     Status::BadRequest,
-                    format!("block number '{s}' is not a non-negative integer, 'newest' or 'oldest'"),
+                    format!(
+                        "block number '{s}' is not a non-negative integer of at most {MAX_NUMBER_DIGITS} digits, \
+                         'newest' or 'oldest'"
+                    ),
                 )
             }
         },
@@ -63,15 +67,22 @@ pub async fn get_block(
     }
 }
 
+/// The most digits a block number may have (`^([0-9]{1,19}|newest|oldest)$` in the API document):
+/// every such number fits a u64, and no chain is that long.
+pub const MAX_NUMBER_DIGITS: usize = 19;
+
 /// The scheme of the `Authorization` header that carries a signed DELIVER_SEEK_INFO envelope.
 pub const AUTHORIZATION_SCHEME: &str = "Envelope";
 
-/// Why a read was refused. Without an `Authorization` header at all, HTTP's answer is 401 with a
-/// `WWW-Authenticate` challenge naming the scheme (and FORBIDDEN in the body); every other
-/// refusal is its Fabric status.
+/// Why a read was refused. Without credentials this OSN can use (no `Authorization` header; one
+/// that is not an `Envelope` holding a protobuf envelope in base64; an envelope that is not a
+/// DELIVER_SEEK_INFO for this channel within the time window), HTTP's answer is 401 with a
+/// `WWW-Authenticate` challenge naming the scheme, and the Fabric status in the body: FORBIDDEN
+/// without a header, BAD_REQUEST otherwise. Every other refusal (a creator the Readers policy
+/// refuses, a signature that fails) is its Fabric status.
 #[derive(Debug)]
 pub enum ReadRefusal {
-    Unauthenticated(String),
+    Unauthenticated(Status, String),
     Refused(Status, String),
 }
 
@@ -79,8 +90,8 @@ impl ReadRefusal {
     pub fn response(self, out: super::negotiate::Format) -> HttpResponse {
         match self {
             ReadRefusal::Refused(status, info) => fail(out, status, info),
-            ReadRefusal::Unauthenticated(info) => {
-                let body = crate::proto::BroadcastResponse { status: Status::Forbidden as i32, info };
+            ReadRefusal::Unauthenticated(status, info) => {
+                let body = crate::proto::BroadcastResponse { status: status as i32, info };
                 let mut resp = super::negotiate::respond(out, StatusCode::UNAUTHORIZED, &body);
                 resp.headers_mut().insert(
                     actix_web::http::header::WWW_AUTHENTICATE,
@@ -103,29 +114,29 @@ pub fn authorise_reader(ch: &crate::actors::ChannelHandle, req: &HttpRequest) ->
     let header = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
-        .ok_or_else(|| ReadRefusal::Unauthenticated(format!("no Authorization header: {how}")))?;
+        .ok_or_else(|| ReadRefusal::Unauthenticated(Status::Forbidden, format!("no Authorization header: {how}")))?;
+    let unreadable = |info: String| ReadRefusal::Unauthenticated(Status::BadRequest, info);
     let encoded = header
         .to_str()
         .ok()
         .and_then(|h| h.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case(AUTHORIZATION_SCHEME))
         .map(|(_, value)| value.trim())
-        .ok_or_else(|| {
-            ReadRefusal::Refused(
-                Status::BadRequest,
-                format!("the Authorization header is not of the Envelope scheme: {how}"),
-            )
-        })?;
+        .ok_or_else(|| unreadable(format!("the Authorization header is not of the Envelope scheme: {how}")))?;
     let raw = base64::engine::general_purpose::STANDARD
         .decode(encoded)
         .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(encoded.trim_end_matches('=')))
-        .map_err(|e| {
-            ReadRefusal::Refused(Status::BadRequest, format!("the Authorization envelope is not base64: {e}"))
-        })?;
-    let envelope = <crate::proto::Envelope as prost::Message>::decode(raw.as_slice()).map_err(|e| {
-        ReadRefusal::Refused(Status::BadRequest, format!("the Authorization envelope is not a common.Envelope: {e}"))
-    })?;
-    super::deliver::check_reader(&ch.status.access(), &envelope, &ch.name)
-        .map(drop)
-        .map_err(|(status, info)| ReadRefusal::Refused(status, format!("the Authorization envelope: {info}")))
+        .map_err(|e| unreadable(format!("the Authorization envelope is not base64: {e}")))?;
+    let envelope = <crate::proto::Envelope as prost::Message>::decode(raw.as_slice())
+        .map_err(|e| unreadable(format!("the Authorization envelope is not a common.Envelope: {e}")))?;
+    // An envelope that cannot serve as credentials here (another channel, another type, outside
+    // the time window: BAD_REQUEST) is no credentials, as above; one that can, but whose creator
+    // may not read (or whose signature fails), is refused.
+    super::deliver::check_reader(&ch.status.access(), &envelope, &ch.name).map(drop).map_err(|(status, info)| {
+        let info = format!("the Authorization envelope: {info}");
+        match status {
+            Status::BadRequest => ReadRefusal::Unauthenticated(status, info),
+            _ => ReadRefusal::Refused(status, info),
+        }
+    })
 }

@@ -119,21 +119,71 @@ pub fn websocket_channel(
     Ok(ch)
 }
 
-/// The websocket handshake; a request that starts one but is not a valid one (no
-/// `Sec-WebSocket-Key`, another `Sec-WebSocket-Version`, no `Connection: Upgrade`) gets the usual
-/// error body saying what is missing, not an empty 400.
+/// What is wrong with a websocket handshake, checked exactly as the API document's header
+/// parameters describe it (RFC 6455's rules): `Upgrade` is `websocket` (any case), `Connection`
+/// lists `Upgrade` among its comma-separated tokens (any case), `Sec-WebSocket-Version` is `13`,
+/// and `Sec-WebSocket-Key` is the base64 of 16 bytes (24 characters, canonical padding).
+pub fn handshake_problem(headers: &actix_web::http::header::HeaderMap) -> Option<String> {
+    use actix_web::http::header::{CONNECTION, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE};
+    use base64::Engine as _;
+    let value = |name| headers.get(name).map(|v: &actix_web::http::header::HeaderValue| v.as_bytes());
+    let shown = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
+    match value(UPGRADE) {
+        Some(v) if v.eq_ignore_ascii_case(b"websocket") => {}
+        Some(v) => return Some(format!("the Upgrade header is '{}', not websocket", shown(v))),
+        None => return Some("no Upgrade header".into()),
+    }
+    // A token between commas, with spaces and tabs around it (HTTP's optional whitespace).
+    let is_upgrade = |mut token: &[u8]| {
+        while let [b' ' | b'\t', rest @ ..] = token {
+            token = rest;
+        }
+        while let [rest @ .., b' ' | b'\t'] = token {
+            token = rest;
+        }
+        token.eq_ignore_ascii_case(b"upgrade")
+    };
+    let lists_upgrade = |v: &[u8]| v.split(|b| *b == b',').any(is_upgrade);
+    match value(CONNECTION) {
+        Some(v) if lists_upgrade(v) => {}
+        Some(v) => return Some(format!("the Connection header is '{}', which does not list Upgrade", shown(v))),
+        None => return Some("no Connection header".into()),
+    }
+    match value(SEC_WEBSOCKET_VERSION) {
+        Some(b"13") => {}
+        Some(v) => return Some(format!("Sec-WebSocket-Version is '{}'; this server speaks version 13", shown(v))),
+        None => return Some("no Sec-WebSocket-Version header".into()),
+    }
+    match value(SEC_WEBSOCKET_KEY) {
+        Some(v)
+            if v.len() == 24 && base64::engine::general_purpose::STANDARD.decode(v).is_ok_and(|k| k.len() == 16) =>
+        {
+            None
+        }
+        Some(v) => Some(format!("Sec-WebSocket-Key '{}' is not the base64 of 16 bytes", shown(v))),
+        None => Some("no Sec-WebSocket-Key header".into()),
+    }
+}
+
+/// The websocket handshake; a request that starts one but is not a valid one
+/// ([`handshake_problem`]) gets the usual error body saying what is wrong, not an empty 400.
 #[allow(clippy::result_large_err)]
 pub fn websocket_handshake(
     req: &HttpRequest,
     body: web::Payload,
 ) -> Result<(HttpResponse, actix_ws::Session, actix_ws::MessageStream), HttpResponse> {
-    actix_ws::handle(req, body).map_err(|e| {
+    let refuse = |problem: String| {
         let info = format!(
-            "not a valid websocket handshake on {}: {e} (send Connection: Upgrade, Upgrade: websocket, Sec-WebSocket-Version: 13 and a Sec-WebSocket-Key)",
+            "not a valid websocket handshake on {}: {problem} (send Connection: Upgrade, Upgrade: websocket, \
+             Sec-WebSocket-Version: 13 and a Sec-WebSocket-Key of 16 random bytes in base64)",
             req.path()
         );
         fail(Format::Json, Status::BadRequest, info)
-    })
+    };
+    if let Some(problem) = handshake_problem(req.headers()) {
+        return Err(refuse(problem));
+    }
+    actix_ws::handle(req, body).map_err(|e| refuse(e.to_string()))
 }
 
 /// Registers every route of the API (the operations routes are registered apart).

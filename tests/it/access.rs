@@ -171,8 +171,28 @@ readers = { members-of = ["Org2MSP"] }"#
     let (code, body) = get(Some(osn::cli::client::read_authorization(&c.admin, ch))).await;
     assert_eq!(code, 403, "{body}");
     assert!(body.contains("Readers policy"), "{body}");
-    let (code, body) = get(Some("Envelope !!!".into())).await;
-    assert_eq!(code, 400, "{body}");
+    // Credentials that cannot be read are no credentials: 401 with the challenge, BAD_REQUEST in
+    // the body saying what is wrong.
+    for (header, says) in [
+        ("Envelope !!!", "not base64"),
+        ("Bearer abc", "not of the Envelope scheme"),
+        ("Envelope AQID", "not a common.Envelope"),
+    ] {
+        let resp = client()
+            .get(format!("{}/v1/channels/{ch}/blocks/0", osn.url))
+            .insert_header(("Authorization", header))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.headers().get("www-authenticate").and_then(|v| v.to_str().ok()), Some("Envelope"), "{header}");
+        let (code, body) = get(Some(header.into())).await;
+        assert_eq!(code, 401, "{header}: {body}");
+        assert!(body.contains("BAD_REQUEST") && body.contains(says), "{header}: {body}");
+    }
+    // A reader's envelope for another channel is no credentials for this one.
+    let (code, body) = get(Some(osn::cli::client::read_authorization(&c.outsider, "another-channel"))).await;
+    assert_eq!(code, 401, "{body}");
+    assert!(body.contains("BAD_REQUEST") && body.contains("another-channel"), "{body}");
     let (code, body) = get(Some(osn::cli::client::read_authorization(&c.outsider, ch))).await;
     assert_eq!(code, 200, "{body}");
 

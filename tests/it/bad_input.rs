@@ -181,8 +181,26 @@ async fn bad_broadcasts_get_fabric_statuses_and_the_channel_keeps_working() {
             info_contains: "'-1'",
         },
         Case {
-            name: "enormous block number",
+            name: "a signed block number",
+            path: format!("/v1/channels/{channel}/blocks/+1"),
+            content_type: None,
+            body: Bytes::new(),
+            code: 400,
+            status: "BAD_REQUEST",
+            info_contains: "'+1'",
+        },
+        Case {
+            name: "a block number of 20 digits",
             path: format!("/v1/channels/{channel}/blocks/18446744073709551615"),
+            content_type: None,
+            body: Bytes::new(),
+            code: 400,
+            status: "BAD_REQUEST",
+            info_contains: "at most 19 digits",
+        },
+        Case {
+            name: "enormous block number",
+            path: format!("/v1/channels/{channel}/blocks/9999999999999999999"),
             content_type: None,
             body: Bytes::new(),
             code: 404,
@@ -450,29 +468,55 @@ async fn every_route_refuses_invalid_and_unknown_channel_ids_and_envelopes_of_th
 }
 
 /// A websocket handshake that is started but not valid (no `Connection: Upgrade`, no key, another
-/// version) gets a JSON error body naming what to send, on both websocket routes, not an empty
-/// 400; a plain GET there still says the route is a websocket.
+/// version, a key that is not 16 bytes) gets a JSON error body naming what is wrong, on both
+/// websocket routes, not an empty 400; the rules are RFC 6455's, as the API document's header
+/// patterns give them (any case for the tokens, `Upgrade` anywhere in `Connection`); a plain GET
+/// there still says the route is a websocket.
 #[actix_rt::test]
 async fn incomplete_websocket_handshakes_are_told_what_is_missing() {
     let channel = channel_name("handshake");
     let broker = Broker::with_topic(&channel);
     let osn = Osn::start(OsnSpec::new(&channel, &broker)).await;
+    const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
     for route in ["deliver", "broadcast"] {
         let url = format!("{}/v1/channels/{channel}/{route}", osn.url);
-        for (what, headers) in [
-            ("no Connection: Upgrade", vec![("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13")]),
-            ("no version", vec![("Upgrade", "websocket"), ("Connection", "Upgrade")]),
-            ("no key", vec![("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Version", "13")]),
-        ] {
-            let mut req = client().get(&url);
-            for (name, value) in headers {
-                req = req.insert_header((name, value));
+        let full = |replace: (&'static str, &'static str)| {
+            let mut headers = vec![
+                ("Upgrade", "websocket"),
+                ("Connection", "Upgrade"),
+                ("Sec-WebSocket-Version", "13"),
+                ("Sec-WebSocket-Key", KEY),
+            ];
+            headers.retain(|(name, _)| *name != replace.0);
+            if !replace.1.is_empty() {
+                headers.push(replace);
             }
-            let mut resp = req.send().await.unwrap();
-            assert_eq!(resp.status().as_u16(), 400, "{route}, {what}");
-            let body: serde_json::Value = resp.json().await.unwrap_or_else(|e| panic!("{route}, {what}: {e}"));
+            headers
+        };
+        for (what, headers, code, says) in [
+            ("no Connection", full(("Connection", "")), 400, "no Connection header"),
+            ("Connection without Upgrade", full(("Connection", "keep-alive")), 400, "does not list Upgrade"),
+            ("no version", full(("Sec-WebSocket-Version", "")), 400, "no Sec-WebSocket-Version"),
+            ("version 8", full(("Sec-WebSocket-Version", "8")), 400, "version 13"),
+            ("no key", full(("Sec-WebSocket-Key", "")), 400, "no Sec-WebSocket-Key"),
+            ("a short key", full(("Sec-WebSocket-Key", "c2hvcnQ=")), 400, "not the base64 of 16 bytes"),
+            ("a key with stray bits", full(("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZR==")), 400, "16 bytes"),
+            ("another protocol", full(("Upgrade", "h2c")), 400, "not websocket"),
+            ("tokens in other cases", full(("Upgrade", "WebSocket")), 101, ""),
+            ("Upgrade among options", full(("Connection", "keep-alive, upgrade")), 101, ""),
+        ] {
+            // Raw, because a client library manages Connection itself.
+            let path = format!("/v1/channels/{channel}/{route}");
+            let (got, body) = crate::harness::raw_ws::raw_get(&osn.url, &path, &headers).await;
+            assert_eq!(got, code, "{route}, {what}: {body}");
+            if code == 101 {
+                continue;
+            }
+            let body: serde_json::Value =
+                serde_json::from_str(&body).unwrap_or_else(|e| panic!("{route}, {what}: {e}"));
             assert_eq!(body["status"], "BAD_REQUEST", "{route}, {what}: {body}");
-            assert!(body["info"].as_str().unwrap().contains("not a valid websocket handshake"), "{body}");
+            let info = body["info"].as_str().unwrap();
+            assert!(info.contains("not a valid websocket handshake") && info.contains(says), "{what}: {body}");
         }
         let mut resp = client().get(&url).send().await.unwrap();
         assert_eq!(resp.status().as_u16(), 400);

@@ -94,9 +94,9 @@ async fn batch_broadcast_answers_every_envelope_in_order() {
     assert!(answers[2].info.contains("another-channel"), "{:?}", answers[2]);
     sent.extend_from_slice(&valid[..3]);
 
-    // JSON: an array; an element that is not an Envelope is that element's BAD_REQUEST.
+    // JSON: an array of Envelopes, each with its own answer.
     let json = format!(
-        "[{}, 7, {}]",
+        "[{}, {}]",
         serde_json::to_string(&valid[3]).unwrap(),
         serde_json::to_string(&oversized(&channel, &spec)).unwrap()
     );
@@ -104,15 +104,40 @@ async fn batch_broadcast_answers_every_envelope_in_order() {
     assert_eq!(code, 200);
     let answers: Vec<serde_json::Value> = serde_json::from_slice(&body).unwrap();
     let names: Vec<&str> = answers.iter().map(|a| a["status"].as_str().unwrap()).collect();
-    assert_eq!(names, ["SUCCESS", "BAD_REQUEST", "REQUEST_ENTITY_TOO_LARGE"], "{answers:?}");
+    assert_eq!(names, ["SUCCESS", "REQUEST_ENTITY_TOO_LARGE"], "{answers:?}");
     sent.push(valid[3].clone());
 
-    // Whole-request failures: one BroadcastResponse with the status's HTTP code.
+    // Whole-request failures: one BroadcastResponse with the status's HTTP code. An item that is
+    // not an envelope at all makes the request a BAD_REQUEST naming it, and nothing is relayed
+    // (the first item here would be ordered otherwise).
+    let first = serde_json::to_string(&for_channel(&channel)).unwrap();
+    let bytes = |s: String| Bytes::from(s);
     let cases: Vec<(&str, &str, Bytes, u16, &str)> = vec![
         ("application/json", "not JSON", Bytes::from_static(b"{\"payload\":"), 400, "JSON array"),
         ("application/json", "an object, not an array", Bytes::from_static(b"{}"), 400, "JSON array"),
         ("application/json", "an empty array", Bytes::from_static(b"[]"), 400, "no envelope"),
+        (
+            "application/json",
+            "a number among envelopes",
+            bytes(format!("[{first}, 7]")),
+            400,
+            "envelope 1 of the batch",
+        ),
+        (
+            "application/json",
+            "an unknown field",
+            bytes(format!("[{first}, {{\"payload\":\"AQ==\",\"extra\":1}}]")),
+            400,
+            "envelope 1 of the batch",
+        ),
         ("application/x-protobuf", "a truncated frame", Bytes::from_static(&[0x20, 1, 2, 3]), 400, "length prefix"),
+        (
+            "application/x-protobuf",
+            "a frame that is no envelope",
+            Bytes::from_static(&[0x02, 0x0a, 0xff]),
+            400,
+            "envelope 0 of the batch",
+        ),
         ("text/plain", "an unsupported content type", Bytes::from_static(b"x"), 400, "Content-Type"),
     ];
     for (content_type, what, body, code, info) in cases {

@@ -41,6 +41,36 @@ pub async fn connect_with_buffer(base: &str, path: &str, recv_buffer: Option<u32
     tcp
 }
 
+/// Sends a GET of `path` with exactly `headers` (and `Host`) over a fresh connection, and returns
+/// the answer's status code and body (read up to its `Content-Length`; none after a 101). For
+/// handshakes a client library would not send.
+pub async fn raw_get(base: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let addr = base.trim_start_matches("http://");
+    let mut tcp = TcpStream::connect(addr).await.expect("tcp connect");
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n");
+    for (name, value) in headers {
+        req.push_str(&format!("{name}: {value}\r\n"));
+    }
+    req.push_str("\r\n");
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        tcp.read_exact(&mut byte).await.expect("an answer");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let code: u16 =
+        head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or_else(|| panic!("status line: {head}"));
+    let length = head
+        .lines()
+        .find_map(|l| l.split_once(':').filter(|(n, _)| n.eq_ignore_ascii_case("content-length")))
+        .map_or(0, |(_, v)| v.trim().parse::<usize>().unwrap());
+    let mut body = vec![0; if code == 101 { 0 } else { length }];
+    tcp.read_exact(&mut body).await.expect("the body");
+    (code, String::from_utf8_lossy(&body).into_owned())
+}
+
 /// A masked client frame (FIN set) with `opcode` and `payload`.
 pub fn masked(opcode: u8, payload: &[u8]) -> Vec<u8> {
     let mut out = vec![0x80 | opcode];
