@@ -12,7 +12,7 @@ use crate::harness::crypto;
 
 /// Stops the process as an operator would (SIGTERM, so `osn dev` removes its temporary ledger),
 /// then SIGKILL if it has not exited within 10 s.
-struct KillOnDrop(std::process::Child);
+pub struct KillOnDrop(std::process::Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
@@ -58,7 +58,7 @@ fn deliver_all(url: &str, format: &str) -> std::process::Output {
 }
 
 /// Starts `osn dev` with `args` (and `--data-dir`); returns it, its URL and its banner.
-fn start_dev(args: &[&str], data_dir: Option<&std::path::Path>) -> (KillOnDrop, String, String) {
+pub fn start_dev(args: &[&str], data_dir: Option<&std::path::Path>) -> (KillOnDrop, String, String) {
     let mut cmd = osn_command();
     cmd.args(["dev", "--http", "127.0.0.1:0"]).args(args);
     if let Some(dir) = data_dir {

@@ -30,5 +30,8 @@ mod ledger_verify;
 // The API's OpenAPI document and page, against a running OSN.
 mod openapi;
 
+// The HTTP edge against its contract: schemathesis (PyPI; scripts/install-schemathesis).
+mod contract;
+
 // The code's shape: a sans-IO core, module headers.
 mod tidy;
