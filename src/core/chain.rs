@@ -57,6 +57,17 @@ pub struct ChainTip {
     pub last_config: u64,
 }
 
+/// Whether a block's Kafka metadata can have been written from genuine records: both original
+/// offsets it keeps name records at or before its own last offset. One that is not was written
+/// from a forged record (before [`Skip::ForgedOriginalOffset`] existed) and would make the chain
+/// drop every re-submitted copy below its value; the ledger resumes from the newest sane one
+/// instead (`Ledger::open`).
+pub fn sane_offsets(kafka: &KafkaMetadata) -> bool {
+    let last = kafka.last_offset_persisted.max(0);
+    (0..=last).contains(&kafka.last_original_offset_processed)
+        && (0..=last).contains(&kafka.last_resubmitted_config_offset)
+}
+
 /// Why a consumed message produced no block, for logs and metrics.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Skip {
@@ -76,6 +87,13 @@ pub enum Skip {
         ttc: u64,
     },
     AlreadyProcessed {
+        original_offset: i64,
+    },
+    /// A regular record whose `original_offset` no OSN can have written: negative, or not below
+    /// the record's own offset (an original offset names an earlier record of the partition).
+    /// Processing it would move the de-duplication state past records not yet consumed, and
+    /// every later re-submitted copy would be dropped; every OSN skips it alike.
+    ForgedOriginalOffset {
         original_offset: i64,
     },
     Undecodable(String),
@@ -239,6 +257,9 @@ impl Chain {
             Some(kafka_message::Type::Connect(c)) => skip(Skip::Connect(c.payload)),
             Some(kafka_message::Type::TimeToCut(ttc)) => self.time_to_cut(offset, ttc.block_number),
             Some(kafka_message::Type::Regular(reg)) => {
+                if reg.original_offset < 0 || (reg.original_offset != 0 && reg.original_offset >= offset) {
+                    return skip(Skip::ForgedOriginalOffset { original_offset: reg.original_offset });
+                }
                 if reg.original_offset != 0 && reg.original_offset <= self.last_original_offset_processed {
                     return skip(Skip::AlreadyProcessed { original_offset: reg.original_offset });
                 }
@@ -531,10 +552,15 @@ mod tests {
     /// Feeds records at offsets 0.. and returns (number, tx count, last_offset_persisted) of
     /// every block cut, and the skips.
     fn run(chain: &mut Chain, records: &[Vec<u8>]) -> (Vec<(u64, usize, i64)>, Vec<Skip>) {
+        run_from(chain, 0, records)
+    }
+
+    /// [`run`] with the first record at offset `first`.
+    fn run_from(chain: &mut Chain, first: i64, records: &[Vec<u8>]) -> (Vec<(u64, usize, i64)>, Vec<Skip>) {
         let mut blocks = Vec::new();
         let mut skips = Vec::new();
-        for (offset, r) in records.iter().enumerate() {
-            let out = chain.consume(offset as i64, r);
+        for (i, r) in records.iter().enumerate() {
+            let out = chain.consume(first + i as i64, r);
             for b in out.blocks {
                 let n = b.header.as_ref().unwrap().number;
                 blocks.push((
@@ -611,23 +637,61 @@ mod tests {
         assert!(matches!(skips[3], Skip::Rejected(_)));
     }
 
+    /// A NORMAL record re-submitted from `orig`.
+    fn resubmit(orig: i64) -> Vec<u8> {
+        let e = Envelope { payload: vec![7; 5].into(), signature: Bytes::new() };
+        let mut m = KafkaMessage::regular(e.encode_to_vec().into(), 0, Class::Normal);
+        if let Some(kafka_message::Type::Regular(r)) = m.r#type.as_mut() {
+            r.original_offset = orig;
+        }
+        m.encode_to_vec()
+    }
+
     #[test]
     fn resubmitted_messages_already_processed_are_dropped() {
         let mut c = new_chain(batch(1, 500));
-        let resubmit = |orig: i64| {
-            let e = Envelope { payload: vec![7; 5].into(), signature: Bytes::new() };
-            let mut m = KafkaMessage::regular(e.encode_to_vec().into(), 0, Class::Normal);
-            if let Some(kafka_message::Type::Regular(r)) = m.r#type.as_mut() {
-                r.original_offset = orig;
-            }
-            m.encode_to_vec()
-        };
-        let (blocks, skips) = run(&mut c, &[resubmit(5), resubmit(5), resubmit(3), resubmit(6)]);
-        assert_eq!(blocks, vec![(1, 1, 0), (2, 1, 3)]);
+        let (blocks, skips) = run_from(&mut c, 10, &[resubmit(5), resubmit(5), resubmit(3), resubmit(6)]);
+        assert_eq!(blocks, vec![(1, 1, 10), (2, 1, 13)]);
         assert_eq!(
             skips,
             vec![Skip::AlreadyProcessed { original_offset: 5 }, Skip::AlreadyProcessed { original_offset: 3 }]
         );
+    }
+
+    /// An original offset that names no earlier record (negative, the record's own offset or
+    /// later, far past the partition's end) is skipped by every OSN alike, and moves nothing:
+    /// the copies re-submitted after it are still ordered (issue 18: one forged record used to
+    /// drop every later re-submitted copy as already processed).
+    #[test]
+    fn a_forged_original_offset_is_skipped_and_moves_nothing() {
+        let mut c = new_chain(batch(1, 500));
+        let (blocks, skips) =
+            run_from(&mut c, 10, &[resubmit(-1), resubmit(11), resubmit(1_000_000_000_000), resubmit(4), resubmit(5)]);
+        assert_eq!(
+            skips,
+            vec![
+                Skip::ForgedOriginalOffset { original_offset: -1 },
+                Skip::ForgedOriginalOffset { original_offset: 11 },
+                Skip::ForgedOriginalOffset { original_offset: 1_000_000_000_000 },
+            ]
+        );
+        assert_eq!(blocks, vec![(1, 1, 13), (2, 1, 14)], "the genuine copies are ordered");
+        let out = c.consume(15, &env(1, 10));
+        assert_eq!(kafka_metadata(&out.blocks[0]).unwrap().last_original_offset_processed, 5);
+    }
+
+    #[test]
+    fn offsets_a_genuine_record_cannot_have_written_are_not_sane() {
+        let meta = |persisted, original, config| KafkaMetadata {
+            last_offset_persisted: persisted,
+            last_original_offset_processed: original,
+            last_resubmitted_config_offset: config,
+        };
+        assert!(sane_offsets(&meta(-1, 0, 0)), "a genesis block");
+        assert!(sane_offsets(&meta(20, 15, 20)));
+        assert!(!sane_offsets(&meta(20, 1_000_000_000_000, 0)));
+        assert!(!sane_offsets(&meta(20, 0, 21)));
+        assert!(!sane_offsets(&meta(20, -5, 0)));
     }
 
     #[test]

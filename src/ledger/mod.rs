@@ -19,7 +19,7 @@ use prost::Message as _;
 use tokio::sync::watch;
 
 use crate::core::block::{header_hash, kafka_metadata, last_config};
-use crate::core::chain::ChainTip;
+use crate::core::chain::{sane_offsets, ChainTip};
 use crate::core::config::envelope_parts;
 use crate::identity::SigningIdentity;
 use crate::proto::osn::ChannelConfig;
@@ -122,7 +122,37 @@ impl Ledger {
         if header.number != number {
             return Err(corrupt(number, format!("stored under number {number} but holds block {}", header.number)));
         }
-        let kafka = kafka_metadata(&block).ok_or_else(|| corrupt(number, "no ORDERER (Kafka) metadata".into()))?;
+        let mut kafka = kafka_metadata(&block).ok_or_else(|| corrupt(number, "no ORDERER (Kafka) metadata".into()))?;
+        if !sane_offsets(&kafka) {
+            // Written from a forged record by an older build: resume with the de-duplication
+            // state of the newest block written before it (no genuine copy was processed since,
+            // as every one fell below the forged value), as every OSN of the chain does.
+            let mut n = number;
+            let repaired = loop {
+                if n == 0 {
+                    break (0, 0);
+                }
+                n -= 1;
+                let earlier = Self::read(store, channel, n)?.ok_or_else(|| corrupt(n, "missing".into()))?;
+                match kafka_metadata(&earlier) {
+                    Some(k) if sane_offsets(&k) => {
+                        break (k.last_original_offset_processed, k.last_resubmitted_config_offset)
+                    }
+                    _ => {}
+                }
+            };
+            tracing::warn!(
+                %channel,
+                block = number,
+                last_offset_persisted = kafka.last_offset_persisted,
+                last_original_offset_processed = kafka.last_original_offset_processed,
+                last_resubmitted_config_offset = kafka.last_resubmitted_config_offset,
+                resumed_from_block = n,
+                "the last block's Kafka metadata names offsets past its own records (a forged record); resuming \
+                 with the de-duplication state of the last block before it"
+            );
+            (kafka.last_original_offset_processed, kafka.last_resubmitted_config_offset) = repaired;
+        }
         let tip = ChainTip {
             next_number: number + 1,
             previous_hash: header_hash(header).into(),

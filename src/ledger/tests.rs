@@ -327,3 +327,53 @@ fn reload_after_a_panic_in_the_middle_of_an_append_resumes_from_what_is_stored()
     assert_eq!(ledger.height(), 5, "the chain goes on from the stored block, without a gap or a repeat");
     assert_eq!(ledger.check_stored().unwrap(), 5);
 }
+
+/// A ledger whose last blocks were cut from a forged record (an original offset past the
+/// partition's end, kept in their Kafka metadata by a build before the chain skipped such
+/// records) resumes with the state of the last sane block, so the copies re-submitted later are
+/// ordered; the next block records that state, and reopening changes nothing more.
+#[test]
+fn a_tip_cut_from_a_forged_record_resumes_with_the_last_sane_state() {
+    use crate::core::block::build_block;
+    use crate::proto::KafkaMetadata;
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::default());
+    let open = || {
+        Ledger::open("ch", store.channel("ch").unwrap(), &crate::core::block::genesis_block("ch", &config()), None)
+            .unwrap()
+    };
+    let ledger = open();
+    order(&ledger, 0, 4); // blocks 1 and 2, offsets 0-3
+    let append = |offset: i64, original: i64| {
+        let tip = ledger.tip();
+        let kafka = KafkaMetadata {
+            last_offset_persisted: offset,
+            last_original_offset_processed: original,
+            last_resubmitted_config_offset: 0,
+        };
+        let block = build_block(tip.next_number, tip.previous_hash.clone(), vec![record(9).into()], 0, &kafka);
+        ledger.append(&block).unwrap();
+    };
+    append(4, 2); // block 3: a genuine copy of offset 2
+    append(5, 1_000_000_000_000); // block 4: the forged record's value
+    append(6, 1_000_000_000_000); // block 5: kept since
+    drop(ledger);
+
+    let ledger = open();
+    let tip = ledger.tip();
+    assert_eq!(tip.kafka.last_offset_persisted, 6);
+    assert_eq!((tip.kafka.last_original_offset_processed, tip.kafka.last_resubmitted_config_offset), (2, 0));
+    // A copy of offset 3 re-submitted now is ordered, not dropped as already processed.
+    let mut chain =
+        Chain::with_batch_size("ch", tip, BatchSize { max_message_count: 1, ..config().batch_size.unwrap() });
+    let mut copy = KafkaMessage::decode(record(3).as_slice()).unwrap();
+    if let Some(crate::proto::kafka_message::Type::Regular(r)) = copy.r#type.as_mut() {
+        r.original_offset = 3;
+    }
+    let out = chain.consume(7, &copy.encode_to_vec());
+    assert_eq!(out.skip, None, "{:?}", out.skip);
+    let block = &out.blocks[0];
+    ledger.append(block).unwrap();
+    assert_eq!(kafka_metadata(block).unwrap().last_original_offset_processed, 3);
+    drop(ledger);
+    assert_eq!(open().tip().kafka.last_original_offset_processed, 3);
+}

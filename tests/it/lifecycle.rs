@@ -300,3 +300,69 @@ async fn a_creation_refused_when_consumed_gets_the_status_of_its_cause() {
     let names: Vec<&str> = list["channels"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
     assert_eq!(names.iter().filter(|n| **n == "first" || **n == "second").count(), 1, "{list}");
 }
+
+/// Issue 18: a record with a forged `original_offset` (far past the partition's end) in a
+/// channel's partition, then a batch-size change under load. Every OSN skips the record (counted
+/// in `osn_channel_records_skipped_total{reason="forged_original_offset"}`), so the copies
+/// re-submitted after the change are still ordered: every acknowledged envelope once, identical
+/// chains, and the forged envelope in none. (It used to move the de-duplication state past the
+/// partition's end: every re-submitted copy was then dropped as already processed.)
+#[actix_rt::test]
+async fn a_forged_original_offset_loses_nothing_through_a_config_change_under_load() {
+    let broker = Broker::start();
+    let osns = three(&broker, "").await;
+    let c = crypto();
+    let mut create = channel("forged", &["Org1MSP"]);
+    create.batch.batch_size = Some(40);
+    create.batch.batch_timeout = Some("100ms".into());
+    let (code, body) = create_channel(&osns[0], &create, &c.admin).await;
+    assert_eq!(code, 201, "{body}");
+    for osn in &osns {
+        wait_ready(osn, "forged").await;
+    }
+    let producer =
+        osn::kafka::producer(&osn::config::KafkaConfig { brokers: broker.servers(), ..Default::default() }).unwrap();
+    let forged_env = osn::cli::client::transaction(&c.client, "forged", 200);
+    let mut forged = KafkaMessage::regular(forged_env.encode_to_vec().into(), 0, Class::Normal);
+    if let Some(osn::proto::kafka_message::Type::Regular(r)) = forged.r#type.as_mut() {
+        r.original_offset = 1_000_000_000_000;
+    }
+    osn::kafka::produce(&producer, "forged", &forged.encode_to_vec()).await.unwrap();
+
+    let urls: Vec<String> = osns.iter().map(|o| format!("{}/v1/channels/forged/broadcast", o.url)).collect();
+    let first: Vec<Vec<Envelope>> = (0..3).map(|_| envelopes("forged", 150, 200)).collect();
+    let second: Vec<Vec<Envelope>> = (0..3).map(|_| envelopes("forged", 100, 200)).collect();
+    let seven = ConfigUpdate {
+        channel_id: "forged".into(),
+        batch_size: Some(BatchSize { max_message_count: 7, ..Default::default() }),
+        ..Default::default()
+    };
+    let load = futures_util::future::join_all(first.iter().zip(&urls).map(|(envs, url)| broadcast_all(url, envs, 6)));
+    let before = osns[1].height_of("forged").await;
+    let change = async {
+        wait_for("the first wave ordering", Duration::from_secs(30), || async {
+            (osns[1].height_of("forged").await > before).then_some(())
+        })
+        .await;
+        update_config(&osns[1], &seven, &c.admin, &[]).await
+    };
+    let (_, (code, body)) = futures_util::join!(load, change);
+    assert_eq!(code, 200, "{body}");
+    futures_util::future::join_all(second.iter().zip(&urls).map(|(envs, url)| broadcast_all(url, envs, 6))).await;
+
+    // 750 envelopes and the config update.
+    let chains = chains_holding(&osns, "forged", 751).await;
+    assert_identical(&chains);
+    let acked: Vec<Envelope> = first.into_iter().chain(second).flatten().collect();
+    assert_all_once(&chains[0], &acked);
+    let forged_bytes = forged_env.encode_to_vec();
+    let all: Vec<&bytes::Bytes> = chains[0].iter().skip(1).flat_map(|b| &b.data.as_ref().unwrap().data).collect();
+    assert!(!all.iter().any(|d| d.as_ref() == forged_bytes.as_slice()), "the forged record was skipped");
+    assert_eq!(all.len(), 751, "750 envelopes and the config update, nothing else");
+    for osn in &osns {
+        let mut resp = client().get(format!("{}/metrics", osn.url)).send().await.unwrap();
+        let text = String::from_utf8(resp.body().limit(16 << 20).await.unwrap().to_vec()).unwrap();
+        let counted = "osn_channel_records_skipped_total{channel=\"forged\",reason=\"forged_original_offset\"} 1";
+        assert!(text.contains(counted), "{counted} on {}", osn.url);
+    }
+}

@@ -584,6 +584,7 @@ impl ChannelActor {
             Some(Skip::FutureTtc { .. }) => Some(("ttc", "future")),
             Some(Skip::EmptyTtc { .. }) => Some(("ttc", "empty")),
             Some(Skip::AlreadyProcessed { .. }) => Some(("skip", "already_processed")),
+            Some(Skip::ForgedOriginalOffset { .. }) => Some(("skip", "forged_original_offset")),
             Some(Skip::Undecodable(_)) => Some(("skip", "undecodable")),
             Some(Skip::Rejected(_)) => Some(("skip", "rejected")),
             Some(Skip::Resubmitted { .. }) | Some(Skip::Pending) | Some(Skip::Connect(_)) | None => None,
