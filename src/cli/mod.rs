@@ -53,6 +53,11 @@ pub enum Command {
 }
 
 impl Cli {
+    /// Whether the command runs an OSN (`dev`, `start`) rather than a client or a tool.
+    pub fn is_server(&self) -> bool {
+        matches!(self.command, Command::Dev(_) | Command::Start(_))
+    }
+
     /// Logs to stderr in the chosen format, filtered by `OSN_LOG` or the subcommand's default; the
     /// filter can be changed while the process runs (`PUT /logspec`).
     pub fn init_logging(&self) {

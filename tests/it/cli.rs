@@ -435,3 +435,29 @@ fn a_thousand_channels_created_and_ordered_through_one_osn() {
     );
     eprintln!("1,000 channels created and loaded in {:?}; threads {before} → {after}", started.elapsed());
 }
+
+/// A client command whose stdout is closed by its reader (`osn … | head`) ends quietly: killed
+/// by SIGPIPE as command-line tools are, with nothing on stderr (it used to panic with "failed
+/// printing to stdout: Broken pipe" and a backtrace).
+#[test]
+fn a_closed_pipe_ends_a_client_command_quietly() {
+    use std::os::fd::FromRawFd;
+    use std::os::unix::process::ExitStatusExt;
+    let identity = osn::identity::dev::dev_client_identity(&crypto().root.join("dev"));
+    if !identity.is_dir() {
+        // The dev identities are made by the first `osn dev`; make them without one.
+        osn::identity::dev_crypto(&crypto().root.join("dev")).unwrap();
+    }
+    let mut fds = [0; 2];
+    // SAFETY: a fresh pipe; its read end is closed at once, its write end handed to the child.
+    let stdout = unsafe {
+        assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
+        libc::close(fds[0]);
+        Stdio::from_raw_fd(fds[1])
+    };
+    let out =
+        osn_command().args(["identity", "show"]).arg(&identity).stdout(stdout).stderr(Stdio::piped()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{:?}: {stderr}", out.status);
+    assert!(stderr.is_empty(), "nothing on stderr: {stderr}");
+}
