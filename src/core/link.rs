@@ -94,6 +94,19 @@ impl Link {
         self.connected
     }
 
+    /// Whether nothing needs watching: connected, no trouble, no probe, no stall being timed, and
+    /// every record Kafka acknowledged to this OSN (`written`) consumed. A quiet link only changes
+    /// on an event the actor sees (its own write, a consumer error), so it can be looked at less
+    /// often.
+    pub fn quiet(&self, written: i64, consumed: i64) -> bool {
+        self.connected
+            && !self.fatal
+            && self.trouble.is_none()
+            && !self.probing
+            && self.stalled_at.is_none()
+            && written <= consumed
+    }
+
     pub fn is_fatal(&self) -> bool {
         self.fatal
     }
@@ -265,6 +278,26 @@ mod tests {
         assert!(!link.is_probing());
         // Trouble was cleared by the answer: a later tick is quiet.
         assert!(link.tick(t0 + s(31), Phase::Ready, None, 5, 5).is_empty());
+    }
+
+    /// Quiet (looked at less often): connected with nothing of its own unconsumed and nothing
+    /// wrong; an error, a probe, a stall being timed or an unconsumed own record is not quiet.
+    #[test]
+    fn a_link_is_quiet_only_when_nothing_needs_watching() {
+        assert!(!Link::new(TIMEOUT).quiet(0, 0), "not connected yet");
+        let (mut link, t0) = link();
+        assert!(link.quiet(5, 5));
+        assert!(!link.quiet(6, 5), "an own record not consumed yet");
+        link.tick(t0, Phase::Ready, None, 6, 5);
+        assert!(!link.quiet(6, 6), "a stall is being timed until the next look");
+        link.tick(t0 + s(1), Phase::Ready, None, 6, 6);
+        assert!(link.quiet(6, 6));
+        link.consumer_error(t0 + s(2), "broker down", false, 0);
+        assert!(!link.quiet(6, 6), "trouble");
+        link.tick(t0 + s(13), Phase::Ready, None, 6, 6);
+        assert!(link.is_probing() && !link.quiet(6, 6), "a probe runs");
+        link.probe_answered();
+        assert!(link.quiet(6, 6));
     }
 
     #[test]

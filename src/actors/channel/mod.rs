@@ -69,9 +69,18 @@ pub struct ChannelActor {
     consumer: Option<SpawnHandle>,
     /// The offset after the last record handled (what a new consumer starts at).
     next_offset: Option<i64>,
+    /// The next look at Kafka's health (`check_kafka`) and when it is due.
+    next_check: Option<(SpawnHandle, Instant)>,
     /// Reports a panic in the actor's handling when the panic drops the actor.
     _panic_watch: PanicWatch,
 }
+
+/// How often a channel looks at Kafka's health while anything of its own is in flight or the
+/// link is in trouble (`ChannelActor::check_kafka`).
+pub const KAFKA_CHECK: Duration = Duration::from_millis(500);
+/// How often it looks while the link is quiet (`core::link::Link::quiet`): an idle channel. Its
+/// own writes and consumer errors bring the next look within [`KAFKA_CHECK`].
+pub const KAFKA_CHECK_QUIET: Duration = Duration::from_secs(5);
 
 /// The system channel's power over other channels: starting the ones it creates. The supervisor's
 /// `Starter` implements it, so this module does not depend on the supervisor.
@@ -126,6 +135,7 @@ impl ChannelActor {
             link: Link::new(error_timeout),
             consumer: None,
             next_offset: None,
+            next_check: None,
             _panic_watch: PanicWatch(on_panic),
         }
     }
@@ -233,18 +243,44 @@ impl ChannelActor {
         );
     }
 
-    /// Looks at Kafka's health as this channel sees it (every half second): records Kafka did
-    /// not acknowledge, a consumer failing past `kafka.error-timeout`, a consumer stalled behind
-    /// records the partition holds (`core::link`).
+    /// Looks at Kafka's health as this channel sees it: records Kafka did not acknowledge, a
+    /// consumer failing past `kafka.error-timeout`, a consumer stalled behind records the
+    /// partition holds (`core::link`). Every [`KAFKA_CHECK`] while anything is in flight or wrong;
+    /// every [`KAFKA_CHECK_QUIET`] while the link is quiet, so that idle channels cost next to
+    /// nothing (their own writes and consumer errors bring the next look forward, [`Self::watch_kafka`]).
     fn check_kafka(&mut self, ctx: &mut Context<Self>) {
         let _span = self.span.clone().entered();
+        self.next_check = None;
         if !self.link.is_connected() || self.link.is_fatal() {
+            self.schedule_check(ctx, KAFKA_CHECK);
             return;
         }
         let failure = self.status.take_produce_failure();
         let (written, consumed) = self.status.offsets();
         let actions = self.link.tick(Instant::now(), self.status.phase().0, failure, written, consumed);
         self.act(ctx, actions);
+        let (written, consumed) = self.status.offsets();
+        let quiet = self.link.quiet(written, consumed);
+        self.schedule_check(ctx, if quiet { KAFKA_CHECK_QUIET } else { KAFKA_CHECK });
+    }
+
+    /// Brings the next look at Kafka's health within [`KAFKA_CHECK`]: something was written or
+    /// went wrong.
+    fn watch_kafka(&mut self, ctx: &mut Context<Self>) {
+        self.schedule_check(ctx, KAFKA_CHECK);
+    }
+
+    /// Makes the next look at Kafka's health due in `delay`, unless one is due sooner.
+    fn schedule_check(&mut self, ctx: &mut Context<Self>, delay: Duration) {
+        let due = Instant::now() + delay;
+        if let Some((handle, at)) = self.next_check {
+            if at <= due {
+                return;
+            }
+            ctx.cancel_future(handle);
+        }
+        let handle = ctx.run_later(delay, |act, ctx| act.check_kafka(ctx));
+        self.next_check = Some((handle, due));
     }
 
     /// The partition accepted our CONNECT: start consuming where the ledger ends.
@@ -325,8 +361,8 @@ impl ChannelActor {
     /// Posts `TimeToCut{next block}` to the partition (fire and forget: a lost TTC is re-sent
     /// when the timer fires again; a duplicate one is ignored by every OSN).
     fn send_time_to_cut(&mut self, ctx: &mut Context<Self>) {
-        let Some(chain) = self.chain.as_ref() else { return };
-        let next = chain.next_number();
+        let Some(next) = self.chain.as_ref().map(|chain| chain.next_number()) else { return };
+        self.watch_kafka(ctx);
         let value = KafkaMessage::time_to_cut(next).encode_to_vec();
         metrics().channel_time_to_cut.with_label_values(&[&self.name, "sent"]).inc();
         let producer = self.kafka.producer.clone();
@@ -416,7 +452,7 @@ impl Actor for ChannelActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         let _span = self.span.clone().entered();
         ctx.set_mailbox_capacity(self.settings.mailbox_capacity);
-        ctx.run_interval(Duration::from_millis(500), |act, ctx| act.check_kafka(ctx));
+        self.schedule_check(ctx, KAFKA_CHECK);
         metrics().channel_mailbox_capacity.with_label_values(&[&self.name]).set(self.settings.mailbox_capacity as i64);
         self.start_up(ctx);
     }
@@ -478,6 +514,7 @@ impl ChannelActor {
                 }
                 let actions = self.link.consumer_error(Instant::now(), &e.to_string(), out_of_range, resume);
                 self.act(ctx, actions);
+                self.watch_kafka(ctx);
                 return;
             }
         };
@@ -615,6 +652,7 @@ impl ChannelActor {
     /// Puts a record back into the partition (fire and forget, as Fabric: every OSN re-submits
     /// it, and the first copy consumed wins).
     fn resubmit(&mut self, ctx: &mut Context<Self>, resubmit: Resubmit) {
+        self.watch_kafka(ctx);
         let message = match resubmit {
             Resubmit::Normal(message) => message,
             Resubmit::Config { derived, config_seq, original_offset } => {
@@ -692,10 +730,11 @@ impl Handler<BroadcastBatch> for ChannelActor {
     /// Enqueues each record in the producer, in order (the partition keeps it), and returns at
     /// once; the caller awaits the acknowledgements outside the actor, so a slow broker never
     /// blocks the mailbox.
-    fn handle(&mut self, msg: BroadcastBatch, _ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: BroadcastBatch, ctx: &mut Context<Self>) -> Self::Result {
         let _span = self.span.clone().entered();
         let started = Instant::now();
         let answers = self.enqueue_batch(msg);
+        self.watch_kafka(ctx);
         let m = &self.status.metrics;
         m.handled_broadcast.inc();
         m.handler_broadcast.observe(secs(started.elapsed()));
@@ -726,10 +765,11 @@ impl ChannelActor {
 impl Handler<EnqueueConfig> for ChannelActor {
     type Result = Result<Enqueued, BroadcastError>;
 
-    fn handle(&mut self, msg: EnqueueConfig, _ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: EnqueueConfig, ctx: &mut Context<Self>) -> Self::Result {
         let _span = self.span.clone().entered();
         let started = Instant::now();
         let answer = self.enqueue(msg.record, msg.config_seq, Class::Config, msg.deadline);
+        self.watch_kafka(ctx);
         self.handled("config", started);
         answer
     }
