@@ -5,7 +5,10 @@
 //! (`<channel>/0`, its partition) or `kafka`: a channel errored, the cluster unreachable, or a
 //! partition without a leader or with fewer in-sync replicas than `kafka.min-insync-replicas`.
 //! The Kafka part is one metadata request (no record is written), cached for a second so a
-//! flood of probes cannot flood the cluster. `/readyz` answers 503 until every channel consumes.
+//! flood of probes cannot flood the cluster, and never waited for longer than [`ANSWER_WITHIN`]:
+//! the request runs on its own (one at a time), and a probe it has not answered by then reports
+//! `kafka` as not answering, so `/healthz` answers within a probe's usual 1 s timeout even while
+//! the cluster is unreachable. `/readyz` answers 503 until every channel consumes.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -20,8 +23,10 @@ use crate::kafka::MetadataProbe;
 
 /// How long a metadata answer is reused.
 const CACHE: Duration = Duration::from_secs(1);
-/// How long `/healthz` waits for the cluster's metadata.
+/// How long a metadata request may take before it fails.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long `/healthz` waits for a metadata answer before it answers without one.
+pub const ANSWER_WITHIN: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct FailedCheck {
@@ -37,11 +42,21 @@ struct Health<'a> {
     failed_checks: Vec<FailedCheck>,
 }
 
-/// The Kafka side of `/healthz`: a metadata client, made on first use, and the last answer.
+/// The Kafka side of `/healthz`: a metadata client, made on first use, the last answer, and the
+/// request running, if one is.
 pub struct KafkaHealth {
     kafka: KafkaConfig,
     probe: Mutex<Option<Arc<MetadataProbe>>>,
-    last: Mutex<Option<Snapshot>>,
+    state: Mutex<Checks>,
+    /// Bumped each time a request ends (its answer is then in `state.last`).
+    answered: tokio::sync::watch::Sender<u64>,
+}
+
+#[derive(Default)]
+struct Checks {
+    last: Option<Snapshot>,
+    /// Since when a request runs.
+    running: Option<Instant>,
 }
 
 /// When, for which topics, and what the last Kafka check found.
@@ -49,16 +64,70 @@ type Snapshot = (Instant, Vec<String>, Vec<FailedCheck>);
 
 impl KafkaHealth {
     pub fn new(kafka: KafkaConfig) -> Self {
-        KafkaHealth { kafka, probe: Mutex::new(None), last: Mutex::new(None) }
+        KafkaHealth {
+            kafka,
+            probe: Mutex::new(None),
+            state: Mutex::new(Checks::default()),
+            answered: tokio::sync::watch::Sender::new(0),
+        }
     }
 
-    /// The failed Kafka checks for these channels' topics.
-    async fn check(&self, topics: Vec<String>) -> Vec<FailedCheck> {
-        if let Some((at, checked, failed)) = self.last.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-            if at.elapsed() < CACHE && *checked == topics {
-                return failed.clone();
+    /// The failed Kafka checks for these channels' topics, within [`ANSWER_WITHIN`].
+    async fn check(self: &Arc<Self>, topics: Vec<String>) -> Vec<FailedCheck> {
+        let mut answered = self.answered.subscribe();
+        let deadline = tokio::time::Instant::now() + ANSWER_WITHIN;
+        loop {
+            answered.mark_unchanged();
+            if let Some(failed) = self.fresh_or_ask(&topics) {
+                return failed;
+            }
+            match tokio::time::timeout_at(deadline, answered.changed()).await {
+                Ok(Ok(())) => continue,
+                _ => break,
             }
         }
+        // No answer in time: Kafka and every topic fail, as when it is unreachable.
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let waiting = state.running.map(|since| since.elapsed()).unwrap_or_default();
+        let reason = format!(
+            "Kafka has not answered a metadata request for {:.1}s ({})",
+            waiting.as_secs_f64(),
+            self.kafka.brokers
+        );
+        let mut failed = vec![FailedCheck { component: "kafka".into(), reason: reason.clone() }];
+        failed.extend(topics.iter().map(|t| FailedCheck { component: format!("{t}/0"), reason: reason.clone() }));
+        failed
+    }
+
+    /// The last answer if it is fresh and for these topics; else `None`, with a request for them
+    /// started unless one runs.
+    fn fresh_or_ask(self: &Arc<Self>, topics: &[String]) -> Option<Vec<FailedCheck>> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((at, checked, failed)) = state.last.as_ref() {
+            if at.elapsed() < CACHE && checked == topics {
+                return Some(failed.clone());
+            }
+        }
+        if state.running.is_none() {
+            state.running = Some(Instant::now());
+            let this = self.clone();
+            let asked = topics.to_vec();
+            actix_web::rt::spawn(async move { this.request(asked).await });
+        }
+        None
+    }
+
+    /// One metadata request (at most [`METADATA_TIMEOUT`]); its answer becomes the last one.
+    async fn request(&self, topics: Vec<String>) {
+        let failed = self.ask(&topics).await;
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.last = Some((Instant::now(), topics, failed));
+        state.running = None;
+        drop(state);
+        self.answered.send_modify(|n| *n += 1);
+    }
+
+    async fn ask(&self, topics: &[String]) -> Vec<FailedCheck> {
         let probe = {
             let mut probe = self.probe.lock().unwrap_or_else(|e| e.into_inner());
             if probe.is_none() {
@@ -75,10 +144,10 @@ impl KafkaHealth {
             probe.clone().expect("set above")
         };
         let min_insync = self.kafka.min_insync_replicas;
-        let asked = topics.clone();
+        let asked = topics.to_vec();
         let answer =
             actix_web::rt::task::spawn_blocking(move || probe.check(&asked, min_insync, METADATA_TIMEOUT)).await;
-        let failed = match answer {
+        match answer {
             Ok(Ok(partitions)) => partitions
                 .into_iter()
                 .filter_map(|(topic, problem)| {
@@ -95,9 +164,7 @@ impl KafkaHealth {
             Err(e) => {
                 vec![FailedCheck { component: "kafka".into(), reason: format!("the metadata probe failed: {e}") }]
             }
-        };
-        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), topics, failed.clone()));
-        failed
+        }
     }
 }
 
