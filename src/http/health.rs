@@ -204,8 +204,11 @@ pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// `GET /readyz`: every channel consumes its partition and accepts broadcasts.
+/// Also until the system channel has consumed its partition as far as it reached when the
+/// channel connected: before that, channels created earlier may not be known here yet (a new or
+/// late OSN would answer their broadcasts 404).
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let failed = state
+    let mut failed: Vec<FailedCheck> = state
         .channels
         .list()
         .into_iter()
@@ -217,6 +220,14 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             })
         })
         .collect();
+    if let Some(system) = state.channels.system() {
+        let component = format!("{}/0", system.name);
+        if let Err(why) = system.status.caught_up() {
+            if !failed.iter().any(|f| f.component == component) {
+                failed.push(FailedCheck { component, reason: format!("system channel: {why}") });
+            }
+        }
+    }
     answer(failed)
 }
 

@@ -366,3 +366,49 @@ async fn a_forged_original_offset_loses_nothing_through_a_config_change_under_lo
         assert!(text.contains(counted), "{counted} on {}", osn.url);
     }
 }
+
+/// Issue 18: a late OSN (an empty ledger, joining a system channel that created many channels)
+/// answers `/readyz` 503 until it serves every one of them: at its first 200, every channel is
+/// listed READY and takes a broadcast. (It used to say ready as soon as the system channel
+/// consumed, before replaying it: broadcasts to the channels created earlier got 404.)
+#[actix_rt::test]
+async fn a_late_osn_is_not_ready_before_it_serves_every_channel() {
+    let broker = Broker::start();
+    let first = Osn::start(OsnSpec::system_only(&broker, "")).await;
+    let c = crypto();
+    let names: Vec<String> = (0..25).map(|i| format!("late-{i:02}")).collect();
+    for name in &names {
+        let (code, body) = create_channel(&first, &channel(name, &["Org1MSP"]), &c.admin).await;
+        assert_eq!(code, 201, "{name}: {body}");
+    }
+    wait_ready(&first, names.last().unwrap()).await;
+
+    let late = Osn::start_listening(OsnSpec { osn_identity: 1, ..OsnSpec::system_only(&broker, "") }).await;
+    let ready_url = format!("{}/readyz", late.operations_url);
+    let mut not_ready = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut resp = client().get(&ready_url).send().await.expect("/readyz");
+        if resp.status() == 200 {
+            break;
+        }
+        let body: serde_json::Value = resp.json().await.unwrap_or_default();
+        assert!(body["failed_checks"].as_array().is_some_and(|f| !f.is_empty()), "a 503 says why: {body}");
+        not_ready += 1;
+        assert!(std::time::Instant::now() < deadline, "not ready within 60 s:\n{}", late.log_tail());
+        actix_rt::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Ready: every channel is known and READY, and takes a broadcast.
+    let mut resp = client().get(format!("{}/v1/channels", late.url)).send().await.unwrap();
+    let list: serde_json::Value = resp.json().await.unwrap();
+    for name in &names {
+        let entry = list["channels"].as_array().unwrap().iter().find(|c| c["name"] == name.as_str());
+        let entry = entry.unwrap_or_else(|| panic!("{name} unknown when /readyz said 200: {list}"));
+        assert_eq!(entry["status"], "READY", "{name}: {entry}");
+    }
+    let last = names.last().unwrap();
+    let (code, answer) =
+        broadcast(&format!("{}/v1/channels/{last}/broadcast", late.url), &envelopes(last, 1, 200)[0]).await;
+    assert_eq!(code, 200, "{answer:?}");
+    assert!(not_ready > 0, "it was not ready at first");
+}

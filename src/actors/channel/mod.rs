@@ -291,7 +291,44 @@ impl ChannelActor {
         if self.start_consumer(ctx, from, false) {
             tracing::info!(channel = %self.name, from_offset = from, height = self.ledger.height(), "consuming");
             self.status.set(Phase::Ready, "");
+            if self.role.is_system() {
+                self.measure_replay_end(ctx, from);
+            }
         }
+    }
+
+    /// Measures how far the system channel's partition reached as it connected (the high
+    /// watermark), retrying every second until Kafka answers: the OSN is ready only once it has
+    /// consumed that far, so that every channel created before it started is known and serving.
+    fn measure_replay_end(&mut self, ctx: &mut Context<Self>, from: i64) {
+        self.status.set_replay_end(status::NOT_MEASURED);
+        let cfg = self.kafka.config.clone();
+        let topic = self.name.clone();
+        let status = self.status.clone();
+        ctx.spawn(
+            async move {
+                loop {
+                    let (cfg, topic) = (cfg.clone(), topic.clone());
+                    let measured = tokio::task::spawn_blocking(move || {
+                        kafka::high_watermark(&cfg, &topic, Duration::from_secs(5))
+                    })
+                    .await;
+                    match measured {
+                        Ok(Ok(high)) => {
+                            let end = if high > from { high - 1 } else { -1 };
+                            tracing::info!(from_offset = from, last_offset = end, "system channel replays up to here before the OSN is ready");
+                            status.set_replay_end(end);
+                            return;
+                        }
+                        Ok(Err(e)) => tracing::warn!(error = %e, "cannot measure the end of the system channel's partition; retrying"),
+                        Err(e) => tracing::warn!(error = %e, "measuring the end of the system channel's partition failed; retrying"),
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+            .instrument(self.span.clone())
+            .into_actor(self),
+        );
     }
 
     /// Opens the partition's stream at `from` (on a new consumer if `replacing`); false if it

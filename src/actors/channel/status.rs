@@ -28,6 +28,10 @@ pub struct ChannelStatus {
     pub(super) acked_offset: AtomicI64,
     /// Offset of the last record this OSN's consumer handed to the chain.
     pub(super) consumed_offset: AtomicI64,
+    /// The system channel's: the last offset its partition held when the channel connected (-1
+    /// when that was nothing past its ledger), [`NOT_MEASURED`] until known. This OSN is ready
+    /// only once its consumer got that far (`/readyz`, [`ChannelStatus::caught_up`]).
+    pub(super) replay_end: AtomicI64,
     /// Records and bytes consumed since start, for the average record size.
     pub(super) consumed_records: AtomicU64,
     pub(super) consumed_bytes: AtomicU64,
@@ -62,6 +66,7 @@ impl ChannelStatus {
             restarts: AtomicU32::new(0),
             acked_offset: AtomicI64::new(-1),
             consumed_offset: AtomicI64::new(-1),
+            replay_end: AtomicI64::new(NOT_MEASURED),
             consumed_records: AtomicU64::new(0),
             consumed_bytes: AtomicU64::new(0),
             acked_records: AtomicU64::new(0),
@@ -76,7 +81,30 @@ impl ChannelStatus {
     }
 }
 
+/// [`ChannelStatus::replay_end`] before it is measured.
+pub const NOT_MEASURED: i64 = i64::MIN;
+
 impl ChannelStatus {
+    /// Whether the channel consumed its partition as far as it reached when the channel
+    /// connected (measured for the system channel only); why not.
+    pub fn caught_up(&self) -> Result<(), String> {
+        match self.replay_end.load(Ordering::Relaxed) {
+            NOT_MEASURED => Err("the end of its partition is not measured yet".into()),
+            end => {
+                let consumed = self.consumed_offset.load(Ordering::Relaxed);
+                if consumed >= end {
+                    Ok(())
+                } else {
+                    Err(format!("replaying its partition: consumed up to offset {consumed} of {end}"))
+                }
+            }
+        }
+    }
+
+    pub(super) fn set_replay_end(&self, end: i64) {
+        self.replay_end.store(end, Ordering::Relaxed);
+    }
+
     pub fn phase(&self) -> (Phase, String) {
         self.phase.borrow().clone()
     }

@@ -207,6 +207,15 @@ impl Osn {
         osn
     }
 
+    /// Starts an OSN and returns as soon as it listens, ready or not.
+    pub async fn start_listening(spec: OsnSpec) -> Osn {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("osn.toml"), spec.toml(&dir.path().join("ledger"))).unwrap();
+        let mut osn = Osn { spec, dir, child: None, url: String::new(), operations_url: String::new() };
+        osn.launch(false).await;
+        osn
+    }
+
     fn log_path(&self) -> PathBuf {
         self.dir.path().join("osn.log")
     }
