@@ -6,7 +6,9 @@
 //! reads no clock for these decisions itself.
 //!
 //! The rules:
-//! - a consumer error starts (or continues) "trouble"; any record consumed clears it;
+//! - a consumer error starts (or continues) "trouble"; any record consumed clears it, and so
+//!   does the consumer seen connected to its brokers after its last error (an idle channel has
+//!   no record to consume once the broker is back);
 //! - trouble lasting `error_timeout`, or a record Kafka did not acknowledge, errors the channel
 //!   and starts one probe (CONNECT records on the retry schedule) unless one runs;
 //! - the probe's answer makes the channel ready again and replaces the consumer right after the
@@ -58,14 +60,25 @@ pub enum Action {
     CountError(&'static str),
 }
 
+/// A consumer failing: since when, why, when it last reported an error, and whether every
+/// error was the connection's (brokers unreachable), which the consumer connected again ends.
+#[derive(Debug, Clone)]
+struct Trouble {
+    since: Instant,
+    reason: String,
+    last: Instant,
+    connection_only: bool,
+}
+
 /// The state of a channel's link to Kafka.
 #[derive(Debug, Clone)]
 pub struct Link {
     error_timeout: Duration,
     /// Whether the connect sequence finished (a consumer runs).
     connected: bool,
-    /// Since when, and why, the consumer has been failing (cleared by the next record).
-    trouble: Option<(Instant, String)>,
+    /// Since when, and why, the consumer has been failing, and its last error (cleared by the
+    /// next record, or by the consumer seen connected after that error).
+    trouble: Option<Trouble>,
     /// The offset the consumer had last delivered when records beyond it were first seen in the
     /// partition, and when.
     stalled_at: Option<(i64, Instant)>,
@@ -121,8 +134,16 @@ impl Link {
     }
 
     /// The consumer reported an error at `now`. `out_of_range`: the partition no longer holds the
-    /// offset the ledger resumes from (`resume_offset`).
-    pub fn consumer_error(&mut self, now: Instant, error: &str, out_of_range: bool, resume_offset: i64) -> Vec<Action> {
+    /// offset the ledger resumes from (`resume_offset`). `connection`: the error is the
+    /// connection's (a broker unreachable), not the partition's.
+    pub fn consumer_error(
+        &mut self,
+        now: Instant,
+        error: &str,
+        out_of_range: bool,
+        resume_offset: i64,
+        connection: bool,
+    ) -> Vec<Action> {
         if out_of_range {
             self.fatal = true;
             return vec![
@@ -132,14 +153,21 @@ impl Link {
                 )),
             ];
         }
-        self.trouble.get_or_insert_with(|| (now, error.to_owned()));
+        let trouble = self.trouble.get_or_insert_with(|| Trouble {
+            since: now,
+            reason: error.to_owned(),
+            last: now,
+            connection_only: true,
+        });
+        trouble.last = now;
+        trouble.connection_only &= connection;
         vec![Action::CountError("consume")]
     }
 
-    /// The periodic look at Kafka's health (every half second), at `now`: `phase` is the channel's
-    /// phase, `produce_failure` a record Kafka did not acknowledge since the last look, `written`
-    /// the highest offset Kafka acknowledged to this OSN and `consumed` the last offset its
-    /// consumer delivered.
+    /// The periodic look at Kafka's health, at `now`: `phase` is the channel's phase,
+    /// `produce_failure` a record Kafka did not acknowledge since the last look, `written` the
+    /// highest offset Kafka acknowledged to this OSN, `consumed` the last offset its consumer
+    /// delivered, and `connected_at` when the consumer was last seen connected to its brokers.
     pub fn tick(
         &mut self,
         now: Instant,
@@ -147,15 +175,22 @@ impl Link {
         produce_failure: Option<String>,
         written: i64,
         consumed: i64,
+        connected_at: Option<Instant>,
     ) -> Vec<Action> {
         let mut actions = Vec::new();
         if !self.connected || self.fatal {
             return actions;
         }
+        // Connected again after the last of its connection errors: a consumer with nothing to
+        // deliver is healthy.
+        let reconnected = |t: &Trouble| t.connection_only && connected_at.is_some_and(|at| at > t.last);
+        if !self.probing && self.trouble.as_ref().is_some_and(reconnected) {
+            self.trouble = None;
+        }
         if let Some(reason) = produce_failure {
             self.trouble(&mut phase, format!("a record was not acknowledged: {reason}"), &mut actions);
         }
-        if let Some((since, reason)) = self.trouble.clone() {
+        if let Some(Trouble { since, reason, .. }) = self.trouble.clone() {
             let failing_for = now.saturating_duration_since(since);
             if failing_for >= self.error_timeout {
                 let secs = failing_for.as_secs();
@@ -249,8 +284,8 @@ mod tests {
     fn nothing_is_decided_before_the_channel_is_connected() {
         let mut link = Link::new(TIMEOUT);
         let t0 = Instant::now();
-        assert_eq!(link.consumer_error(t0, "broker down", false, 0), vec![Action::CountError("consume")]);
-        assert!(link.tick(t0 + s(60), Phase::Starting, Some("timed out".into()), 10, 0).is_empty());
+        assert_eq!(link.consumer_error(t0, "broker down", false, 0, true), vec![Action::CountError("consume")]);
+        assert!(link.tick(t0 + s(60), Phase::Starting, Some("timed out".into()), 10, 0, None).is_empty());
     }
 
     /// A broker outage: consumer errors, the channel errored after `error_timeout` with one
@@ -266,10 +301,10 @@ mod tests {
             (12, Phase::Errored, &[]),                 // the probe runs: nothing more
             (30, Phase::Errored, &[]),
         ];
-        link.consumer_error(t0 + s(1), "broker down", false, 0);
+        link.consumer_error(t0 + s(1), "broker down", false, 0, true);
         for (at, phase, want) in table {
-            link.consumer_error(t0 + s(*at), "broker still down", false, 0);
-            assert_eq!(kinds(&link.tick(t0 + s(*at), *phase, None, 5, 5)), *want, "at {at} s");
+            link.consumer_error(t0 + s(*at), "broker still down", false, 0, true);
+            assert_eq!(kinds(&link.tick(t0 + s(*at), *phase, None, 5, 5, None)), *want, "at {at} s");
         }
         assert!(link.is_probing());
         let answer = link.probe_answered();
@@ -277,7 +312,7 @@ mod tests {
         assert_eq!(answer[1], Action::ReplaceConsumer("Kafka answers again after trouble".into()));
         assert!(!link.is_probing());
         // Trouble was cleared by the answer: a later tick is quiet.
-        assert!(link.tick(t0 + s(31), Phase::Ready, None, 5, 5).is_empty());
+        assert!(link.tick(t0 + s(31), Phase::Ready, None, 5, 5, None).is_empty());
     }
 
     /// Quiet (looked at less often): connected with nothing of its own unconsumed and nothing
@@ -288,23 +323,54 @@ mod tests {
         let (mut link, t0) = link();
         assert!(link.quiet(5, 5));
         assert!(!link.quiet(6, 5), "an own record not consumed yet");
-        link.tick(t0, Phase::Ready, None, 6, 5);
+        link.tick(t0, Phase::Ready, None, 6, 5, None);
         assert!(!link.quiet(6, 6), "a stall is being timed until the next look");
-        link.tick(t0 + s(1), Phase::Ready, None, 6, 6);
+        link.tick(t0 + s(1), Phase::Ready, None, 6, 6, None);
         assert!(link.quiet(6, 6));
-        link.consumer_error(t0 + s(2), "broker down", false, 0);
+        link.consumer_error(t0 + s(2), "broker down", false, 0, true);
         assert!(!link.quiet(6, 6), "trouble");
-        link.tick(t0 + s(13), Phase::Ready, None, 6, 6);
+        link.tick(t0 + s(13), Phase::Ready, None, 6, 6, None);
         assert!(link.is_probing() && !link.quiet(6, 6), "a probe runs");
         link.probe_answered();
         assert!(link.quiet(6, 6));
     }
 
+    /// Issue 18: an idle channel through a 5 s outage. Its consumer has nothing to deliver once
+    /// the broker is back, so no record ends the trouble; the consumer seen connected after its
+    /// last error does, and the channel is never errored. A partition's own errors (the
+    /// consumer connected all along) are not ended that way.
+    #[test]
+    fn an_idle_consumer_connected_again_after_an_outage_ends_the_trouble() {
+        let (mut link, t0) = link();
+        for at in 1..=5 {
+            link.consumer_error(t0 + s(at), "Local: Broker transport failure", false, 0, true);
+        }
+        let connected = Some(t0 + s(7));
+        assert!(
+            link.tick(t0 + s(6), Phase::Ready, None, 5, 5, Some(t0 + s(3))).is_empty(),
+            "seen before the last error"
+        );
+        assert!(!link.quiet(5, 5));
+        assert!(link.tick(t0 + s(8), Phase::Ready, None, 5, 5, connected).is_empty());
+        assert!(link.quiet(5, 5), "the trouble is over");
+        assert!(link.tick(t0 + s(12), Phase::Ready, None, 5, 5, connected).is_empty(), "never errored");
+
+        let (mut partition, t0) = self::link();
+        for at in 1..=11 {
+            partition.consumer_error(t0 + s(at), "Broker: Not leader for partition", false, 0, false);
+            let connected = Some(t0 + s(at) + Duration::from_millis(1));
+            let actions = partition.tick(t0 + s(at), Phase::Ready, None, 5, 5, connected);
+            if at == 11 {
+                assert_eq!(kinds(&actions), ["errored", "probe"], "a partition's errors still count");
+            }
+        }
+    }
+
     #[test]
     fn the_reason_names_how_long_the_consumer_failed_and_why() {
         let (mut link, t0) = link();
-        link.consumer_error(t0, "Broker: Not leader for partition", false, 0);
-        let actions = link.tick(t0 + s(12), Phase::Ready, None, 0, 0);
+        link.consumer_error(t0, "Broker: Not leader for partition", false, 0, true);
+        let actions = link.tick(t0 + s(12), Phase::Ready, None, 0, 0, None);
         assert_eq!(
             actions[0],
             Action::Errored(
@@ -316,9 +382,9 @@ mod tests {
     #[test]
     fn a_record_consumed_ends_the_trouble() {
         let (mut link, t0) = link();
-        link.consumer_error(t0, "transient", false, 0);
+        link.consumer_error(t0, "transient", false, 0, true);
         link.record();
-        assert!(link.tick(t0 + s(60), Phase::Ready, None, 5, 5).is_empty());
+        assert!(link.tick(t0 + s(60), Phase::Ready, None, 5, 5, None).is_empty());
     }
 
     /// A record Kafka did not acknowledge errors the channel at the next look, with a probe;
@@ -326,7 +392,7 @@ mod tests {
     #[test]
     fn an_unacknowledged_record_errors_the_channel_and_probes_once() {
         let (mut link, t0) = link();
-        let first = link.tick(t0, Phase::Ready, Some("Message timed out".into()), 3, 3);
+        let first = link.tick(t0, Phase::Ready, Some("Message timed out".into()), 3, 3, None);
         assert_eq!(
             first,
             vec![
@@ -334,9 +400,9 @@ mod tests {
                 Action::StartProbe
             ]
         );
-        assert!(link.tick(t0 + s(1), Phase::Errored, Some("Message timed out".into()), 3, 3).is_empty());
+        assert!(link.tick(t0 + s(1), Phase::Errored, Some("Message timed out".into()), 3, 3, None).is_empty());
         // Were the channel somehow READY again while the probe runs, it is errored again.
-        assert_eq!(kinds(&link.tick(t0 + s(2), Phase::Ready, Some("again".into()), 3, 3)), ["errored"]);
+        assert_eq!(kinds(&link.tick(t0 + s(2), Phase::Ready, Some("again".into()), 3, 3, None)), ["errored"]);
     }
 
     /// A stalled consumer (the partition holds this OSN's records beyond the consumer's position,
@@ -345,11 +411,11 @@ mod tests {
     #[test]
     fn a_consumer_stalled_behind_own_records_is_replaced() {
         let (mut link, t0) = link();
-        assert!(link.tick(t0, Phase::Ready, None, 20, 10).is_empty(), "first seen behind: the clock starts");
-        assert!(link.tick(t0 + s(9), Phase::Ready, None, 20, 10).is_empty());
-        assert!(link.tick(t0 + s(10), Phase::Ready, None, 25, 12).is_empty(), "progress: the clock starts again");
-        assert!(link.tick(t0 + s(19), Phase::Ready, None, 25, 12).is_empty());
-        let actions = link.tick(t0 + s(20), Phase::Ready, None, 25, 12);
+        assert!(link.tick(t0, Phase::Ready, None, 20, 10, None).is_empty(), "first seen behind: the clock starts");
+        assert!(link.tick(t0 + s(9), Phase::Ready, None, 20, 10, None).is_empty());
+        assert!(link.tick(t0 + s(10), Phase::Ready, None, 25, 12, None).is_empty(), "progress: the clock starts again");
+        assert!(link.tick(t0 + s(19), Phase::Ready, None, 25, 12, None).is_empty());
+        let actions = link.tick(t0 + s(20), Phase::Ready, None, 25, 12, None);
         assert_eq!(kinds(&actions), ["consumer_stalled", "replace"]);
         assert_eq!(
             actions[1],
@@ -358,7 +424,10 @@ mod tests {
                     .into()
             )
         );
-        assert!(link.tick(t0 + s(21), Phase::Ready, None, 25, 12).is_empty(), "the new consumer gets its own time");
+        assert!(
+            link.tick(t0 + s(21), Phase::Ready, None, 25, 12, None).is_empty(),
+            "the new consumer gets its own time"
+        );
     }
 
     #[test]
@@ -366,9 +435,9 @@ mod tests {
         let mut link = Link::new(Duration::from_millis(500));
         link.connected();
         let t0 = Instant::now();
-        link.tick(t0, Phase::Ready, None, 20, 10);
-        assert!(link.tick(t0 + s(4), Phase::Ready, None, 20, 10).is_empty());
-        assert_eq!(kinds(&link.tick(t0 + s(5), Phase::Ready, None, 20, 10)), ["consumer_stalled", "replace"]);
+        link.tick(t0, Phase::Ready, None, 20, 10, None);
+        assert!(link.tick(t0 + s(4), Phase::Ready, None, 20, 10, None).is_empty());
+        assert_eq!(kinds(&link.tick(t0 + s(5), Phase::Ready, None, 20, 10, None)), ["consumer_stalled", "replace"]);
     }
 
     /// Caught up, in trouble, probing or not ready: not a stall (those have their own path).
@@ -376,18 +445,18 @@ mod tests {
     fn no_stall_while_caught_up_failing_probing_or_not_ready() {
         let (mut link, t0) = link();
         for at in 0..30 {
-            assert!(link.tick(t0 + s(at), Phase::Ready, None, 10, 10).is_empty(), "caught up");
+            assert!(link.tick(t0 + s(at), Phase::Ready, None, 10, 10, None).is_empty(), "caught up");
         }
         for at in 30..60 {
-            assert!(link.tick(t0 + s(at), Phase::Starting, None, 20, 10).is_empty(), "not ready");
+            assert!(link.tick(t0 + s(at), Phase::Starting, None, 20, 10, None).is_empty(), "not ready");
         }
-        link.consumer_error(t0 + s(60), "down", false, 0);
+        link.consumer_error(t0 + s(60), "down", false, 0, true);
         for at in 60..70 {
-            assert!(link.tick(t0 + s(at), Phase::Ready, None, 20, 10).is_empty(), "in trouble, not yet errored");
+            assert!(link.tick(t0 + s(at), Phase::Ready, None, 20, 10, None).is_empty(), "in trouble, not yet errored");
         }
-        assert_eq!(kinds(&link.tick(t0 + s(70), Phase::Ready, None, 20, 10)), ["errored", "probe"]);
+        assert_eq!(kinds(&link.tick(t0 + s(70), Phase::Ready, None, 20, 10, None)), ["errored", "probe"]);
         for at in 71..90 {
-            assert!(link.tick(t0 + s(at), Phase::Errored, None, 20, 10).is_empty(), "probing");
+            assert!(link.tick(t0 + s(at), Phase::Errored, None, 20, 10, None).is_empty(), "probing");
         }
     }
 
@@ -396,8 +465,8 @@ mod tests {
     #[test]
     fn an_offset_out_of_range_is_fatal() {
         let (mut link, t0) = link();
-        link.consumer_error(t0, "down", false, 0);
-        let actions = link.consumer_error(t0 + s(1), "Broker: Offset out of range", true, 42);
+        link.consumer_error(t0, "down", false, 0, true);
+        let actions = link.consumer_error(t0 + s(1), "Broker: Offset out of range", true, 42, true);
         assert_eq!(
             actions,
             vec![
@@ -406,7 +475,7 @@ mod tests {
             ]
         );
         assert!(link.is_fatal());
-        assert!(link.tick(t0 + s(60), Phase::Errored, Some("timed out".into()), 99, 41).is_empty());
+        assert!(link.tick(t0 + s(60), Phase::Errored, Some("timed out".into()), 99, 41, None).is_empty());
         assert!(link.probe_answered().is_empty());
         // Only a restart of the channel (from its ledger) starts over.
         link.reset();
@@ -417,8 +486,8 @@ mod tests {
     #[test]
     fn a_probe_answering_after_the_channel_went_fatal_changes_nothing() {
         let (mut link, t0) = link();
-        assert_eq!(kinds(&link.tick(t0, Phase::Ready, Some("timed out".into()), 3, 3)), ["errored", "probe"]);
-        link.consumer_error(t0 + s(1), "gone", true, 4);
+        assert_eq!(kinds(&link.tick(t0, Phase::Ready, Some("timed out".into()), 3, 3, None)), ["errored", "probe"]);
+        link.consumer_error(t0 + s(1), "gone", true, 4, true);
         assert!(link.probe_answered().is_empty());
         assert!(!link.is_probing());
     }

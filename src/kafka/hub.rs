@@ -331,6 +331,15 @@ impl Hub {
         n
     }
 
+    /// When the consumer `topic`'s partition is on was last seen connected to every broker
+    /// (its statistics, every `kafka.statistics-interval`): a consumer with nothing to deliver
+    /// is healthy if this is later than its last error.
+    pub fn connected_at(&self, topic: &str) -> Option<Instant> {
+        let homes = self.inner.homes.lock().unwrap_or_else(|e| e.into_inner());
+        let member = homes.get(topic)?.upgrade()?;
+        member.consumer.context().connected_at()
+    }
+
     /// How many consumers the hub has made (`kafka.consumers` until a replacement needed a new one).
     pub fn consumers_made(&self) -> u64 {
         self.inner.made.load(Ordering::SeqCst)

@@ -48,12 +48,19 @@ pub enum KafkaFailure {
     Topic { topic: String, reason: String },
 }
 
+/// librdkafka's `reconnect.backoff.max.ms` for every client (overridable in `[kafka] producer`
+/// and `consumer`).
+pub const RECONNECT_BACKOFF_MAX_MS: &str = "1000";
+
 /// What every client the OSN builds (producer, consumers, metadata probes, admin) starts from:
 /// the brokers, and the transport and authentication of `[kafka.tls]` and `[kafka.sasl]`.
 fn base_config(cfg: &KafkaConfig) -> Result<ClientConfig, KafkaError> {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &cfg.brokers);
     c.set("client.id", "osn");
+    // A broker that went away is tried again at least every second (librdkafka backs off up to
+    // 10 s), so that channels find it within a second of its return, before `error-timeout`.
+    c.set("reconnect.backoff.max.ms", RECONNECT_BACKOFF_MAX_MS);
     for (key, value) in security_properties(cfg).map_err(KafkaError::ClientCreation)? {
         c.set(key, value);
     }

@@ -116,15 +116,33 @@ impl ProducerStats {
 }
 
 /// The shared consumer's statistics context: each channel's lag (high watermark − position),
-/// for the partitions it fetches.
+/// for the partitions it fetches, and when the consumer was last seen connected to every broker
+/// it knows.
 #[derive(Default)]
 pub struct HubStats {
     throttle: Throttle,
+    connected_at: Mutex<Option<Instant>>,
+}
+
+impl HubStats {
+    /// When a report last showed this consumer connected (state UP) to every broker of the
+    /// cluster it knows (the bootstrap entries aside): it fetches, even if nothing arrives.
+    pub fn connected_at(&self) -> Option<Instant> {
+        *self.connected_at.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 impl ClientContext for HubStats {
     fn stats_raw(&self, raw: &[u8]) {
-        self.throttle.read(raw, read_lag);
+        let received = Instant::now();
+        self.throttle.read(raw, |stats| {
+            let mut brokers = stats.brokers.values().filter(|b| b.nodeid >= 0).peekable();
+            let known = brokers.peek().is_some();
+            if known && brokers.all(|b| b.state == "UP") {
+                *self.connected_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(received);
+            }
+            read_lag(stats);
+        });
     }
 }
 

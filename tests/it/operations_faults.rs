@@ -317,3 +317,41 @@ async fn every_metric_is_exported_and_moves_with_a_run() {
     let height = total(&after, "ledger_blockchain_height", ch);
     assert!(height >= 6.0 && height <= osn.height().await as f64, "ledger_blockchain_height {height}");
 }
+
+/// Issue 18: an idle channel through a 4 s broker outage. Its consumer has nothing to deliver
+/// once the broker is back, so no record ends the consumer's trouble; its statistics showing it
+/// connected again do, before `kafka.error-timeout` (10 s). The channel stays READY throughout,
+/// `/readyz` stays 200 once the broker answers, and it orders again. (It used to go ERRORED 10 s
+/// after the outage began, long after the broker was back, until a probe answered.)
+#[actix_rt::test]
+async fn an_idle_channel_stays_ready_through_a_short_broker_outage() {
+    let channel = channel_name("idle-outage");
+    let broker = Broker::with_topic(&channel);
+    let mut spec = OsnSpec { max_message_count: 5, ..OsnSpec::new(&channel, &broker) };
+    spec.kafka_extra = "error-timeout = \"10s\"\nstatistics-interval = \"500ms\"\n".into();
+    let osn = Osn::start(spec).await;
+    let (mut acked, _) = try_all(&osn.broadcast_url(), &envelopes(&channel, 5, 200)).await;
+    assert_eq!(acked.len(), 5);
+    osn.wait_for_transactions(5, Duration::from_secs(30)).await;
+
+    let down = std::time::Instant::now();
+    broker.kafka.cluster().broker_down(1).unwrap();
+    actix_rt::time::sleep(Duration::from_secs(4)).await;
+    broker.kafka.cluster().broker_up(1).unwrap();
+    // Until 14 s after the outage began (4 s past the error timeout): READY at every look.
+    let info_url = format!("{}/v1/channels/{channel}", osn.url);
+    while down.elapsed() < Duration::from_secs(14) {
+        let (_, info) = get_json(info_url.clone()).await;
+        assert_eq!(info["status"], "READY", "{:.1}s after the outage began: {info}", down.elapsed().as_secs_f64());
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (code, ready) = get_json(format!("{}/readyz", osn.url)).await;
+    assert_eq!(code, 200, "{ready}");
+    // Not even for a moment between two looks: the log has no errored channel.
+    assert!(!osn.log().contains("the channel is errored"), "a channel was errored:\n{}", osn.log_tail());
+    let (after, refused) = try_all(&osn.broadcast_url(), &envelopes(&channel, 5, 200)).await;
+    assert_eq!(after.len(), 5, "{refused:?}");
+    acked.extend(after);
+    assert_all_once(&osn.wait_for_transactions(acked.len(), Duration::from_secs(30)).await, &acked);
+}
+

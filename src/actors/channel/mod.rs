@@ -257,7 +257,8 @@ impl ChannelActor {
         }
         let failure = self.status.take_produce_failure();
         let (written, consumed) = self.status.offsets();
-        let actions = self.link.tick(Instant::now(), self.status.phase().0, failure, written, consumed);
+        let connected_at = self.kafka.hub.connected_at(&self.name);
+        let actions = self.link.tick(Instant::now(), self.status.phase().0, failure, written, consumed, connected_at);
         self.act(ctx, actions);
         let (written, consumed) = self.status.offsets();
         let quiet = self.link.quiet(written, consumed);
@@ -549,7 +550,18 @@ impl ChannelActor {
                 } else {
                     tracing::warn!(channel = %self.name, error = %e, "consumer error");
                 }
-                let actions = self.link.consumer_error(Instant::now(), &e.to_string(), out_of_range, resume);
+                let connection = e.rdkafka_error_code().is_some_and(|code| {
+                    matches!(
+                        code,
+                        RDKafkaErrorCode::BrokerTransportFailure
+                            | RDKafkaErrorCode::AllBrokersDown
+                            | RDKafkaErrorCode::Resolve
+                            | RDKafkaErrorCode::NetworkException
+                            | RDKafkaErrorCode::BrokerNotAvailable
+                    )
+                });
+                let actions =
+                    self.link.consumer_error(Instant::now(), &e.to_string(), out_of_range, resume, connection);
                 self.act(ctx, actions);
                 self.watch_kafka(ctx);
                 return;
