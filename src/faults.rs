@@ -6,6 +6,10 @@
 //! would: the channel whose actor panicked must be seen ERRORED and restarted from its ledger,
 //! never left looking alive (`actors::supervisor`).
 //!
+//! With `OSN_STALL_AT=<point>[:<n>]` the thread passing the point blocks for good, as a client
+//! library call that never returns would: start-up must say what it waits for and go on retrying,
+//! and shutdown must still end the process within its bound.
+//!
 //! Only debug builds (what `cargo test` runs) honour the variables; in release builds
 //! [`crash_point`] compiles to nothing, so no environment can make a production OSN kill itself.
 //!
@@ -19,7 +23,9 @@
 //!   height watch and configuration are updated;
 //! - `ledger.after-config-write`: the same, for config blocks only;
 //! - `channel.after-commit`: every block cut from one record is committed, before the record's
-//!   config outcome is published and the time-to-cut timer re-armed.
+//!   config outcome is published and the time-to-cut timer re-armed;
+//! - `kafka.topic-check`: a channel starting asks librdkafka whether its topic exists (on a
+//!   blocking thread).
 
 /// Every crash point, for tests and documentation.
 pub const POINTS: &[&str] = &[
@@ -29,10 +35,11 @@ pub const POINTS: &[&str] = &[
     "ledger.after-write",
     "ledger.after-config-write",
     "channel.after-commit",
+    "kafka.topic-check",
 ];
 
 /// Kills the process if `OSN_CRASH_AT` names this point and this is the pass it names; panics if
-/// `OSN_PANIC_AT` does.
+/// `OSN_PANIC_AT` does; blocks the thread for good if `OSN_STALL_AT` does.
 #[inline]
 pub fn crash_point(point: &'static str) {
     #[cfg(debug_assertions)]
@@ -82,6 +89,11 @@ mod armed {
         ARMED.get_or_init(|| parse("OSN_PANIC_AT")).as_ref()
     }
 
+    fn stall() -> Option<&'static Armed> {
+        static ARMED: OnceLock<Option<Armed>> = OnceLock::new();
+        ARMED.get_or_init(|| parse("OSN_STALL_AT")).as_ref()
+    }
+
     pub fn pass(point: &'static str) {
         if crash().is_some_and(|a| a.hit(point)) {
             eprintln!("OSN_CRASH_AT: crash point {point} reached, killing this process with SIGKILL");
@@ -94,6 +106,12 @@ mod armed {
         }
         if panic().is_some_and(|a| a.hit(point)) {
             panic!("OSN_PANIC_AT: fault point {point} reached");
+        }
+        if stall().is_some_and(|a| a.hit(point)) {
+            eprintln!("OSN_STALL_AT: fault point {point} reached, blocking this thread for good");
+            loop {
+                std::thread::park();
+            }
         }
     }
 }

@@ -100,6 +100,10 @@ impl RunningServer {
     }
 }
 
+/// How long a shutdown may take, from the signal to the process's end: the API's in-flight
+/// requests (5 s), the channels (5 s) and the producer's flush (5 s), and a margin.
+pub const SHUTDOWN_BOUND: Duration = Duration::from_secs(20);
+
 pub struct Node {
     http_addr: SocketAddr,
     scheme: &'static str,
@@ -228,8 +232,19 @@ impl Node {
 
     /// Stops accepting requests on the API and the operations listener (in-flight ones finish, up
     /// to 5 s), stops the channel actors and their consumers (up to 5 s), flushes the producer
-    /// (up to 5 s), and closes the ledger.
+    /// (up to 5 s), and closes the ledger. The process ends within [`SHUTDOWN_BOUND`] of the call
+    /// even if something hangs (it then exits with status 1, saying so).
     pub async fn shutdown(self) {
+        // Whatever a library does (a librdkafka call that never returns keeps a blocking thread,
+        // which the runtime would wait for at exit), the process ends within this bound.
+        std::thread::Builder::new()
+            .name("osn-shutdown".into())
+            .spawn(|| {
+                std::thread::sleep(SHUTDOWN_BOUND);
+                tracing::error!(bound = ?SHUTDOWN_BOUND, "shutdown did not finish in time (a client library call does not return); exiting now");
+                std::process::exit(1);
+            })
+            .ok();
         tracing::info!("shutting down: stopping the API");
         match self.operations {
             Some((_, operations)) => {

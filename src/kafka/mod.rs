@@ -159,17 +159,36 @@ pub(crate) fn consumer_config(cfg: &KafkaConfig) -> Result<ClientConfig, KafkaEr
 /// True if the topic was there already (so the hub, when given, knows its partition's leader).
 pub async fn ensure_topic(cfg: &KafkaConfig, topic: &str, hub: Option<&Hub>) -> Result<bool, KafkaFailure> {
     let fail = |reason: String| KafkaFailure::Topic { topic: topic.to_owned(), reason };
-    let exists = match hub {
-        Some(hub) => hub.learn(topic).await,
-        None => {
-            let probe: BaseConsumer = consumer_config(cfg).and_then(|c| c.create()).map_err(|e| fail(e.to_string()))?;
-            let (topic, timeout) = (topic.to_owned(), cfg.connect_timeout);
-            actix_rt::task::spawn_blocking(move || topic_has_partition0(&probe, &topic, timeout))
-                .await
-                .map_err(|e| fail(e.to_string()))?
+    // The check is librdkafka's, on a blocking thread or the hub's metadata thread: bounded by
+    // `connect-timeout`, so a call that never returns is reported and retried, not waited for.
+    let checked = tokio::time::timeout(cfg.connect_timeout, async {
+        if cfg!(debug_assertions) {
+            // The fault point runs where librdkafka's call would (a blocking thread).
+            let _ = actix_rt::task::spawn_blocking(|| crate::faults::crash_point("kafka.topic-check")).await;
         }
-    }
-    .map_err(|e| fail(format!("metadata request failed: {e}")))?;
+        let exists = match hub {
+            Some(hub) => hub.learn(topic).await,
+            None => {
+                let probe: BaseConsumer =
+                    consumer_config(cfg).and_then(|c| c.create()).map_err(|e| fail(e.to_string()))?;
+                let (topic, timeout) = (topic.to_owned(), cfg.connect_timeout);
+                actix_rt::task::spawn_blocking(move || topic_has_partition0(&probe, &topic, timeout))
+                    .await
+                    .map_err(|e| fail(e.to_string()))?
+            }
+        };
+        exists.map_err(|e| fail(format!("metadata request failed: {e}")))
+    })
+    .await;
+    let exists = match checked {
+        Ok(answer) => answer?,
+        Err(_) => {
+            return Err(fail(format!(
+                "librdkafka has not said whether the topic exists within {:?} (kafka.connect-timeout)",
+                cfg.connect_timeout
+            )))
+        }
+    };
     if exists {
         return Ok(true);
     }

@@ -355,3 +355,36 @@ async fn an_idle_channel_stays_ready_through_a_short_broker_outage() {
     assert_all_once(&osn.wait_for_transactions(acked.len(), Duration::from_secs(30)).await, &acked);
 }
 
+/// Issue 18: a client library call that never returns (`OSN_STALL_AT=kafka.topic-check`, a
+/// debug-only fault point that blocks the thread asking librdkafka whether a channel's topic
+/// exists). Start-up says what it waits for and retries past it, so the channels become READY;
+/// and SIGTERM still ends the process within `node::SHUTDOWN_BOUND` (20 s), saying why, though the
+/// blocked thread would keep the runtime from exiting. (Start-up used to wait for the check with
+/// no log line, and the process to log "OSN stopped" and never exit.)
+#[actix_rt::test]
+async fn a_stuck_client_library_call_is_reported_retried_and_does_not_hold_shutdown() {
+    let channel = channel_name("stuck");
+    let broker = Broker::with_topic(&channel);
+    let mut spec = OsnSpec::new(&channel, &broker);
+    spec.kafka_extra = "[kafka.retry]\nshort-interval = \"200ms\"\n".into();
+    spec.env.push(("OSN_STALL_AT", "kafka.topic-check".into()));
+    let mut osn = Osn::start(spec).await;
+    let log = osn.log();
+    assert!(log.contains("OSN_STALL_AT: fault point kafka.topic-check reached"), "{}", osn.log_tail());
+    assert!(
+        log.contains("librdkafka has not said whether the topic exists within 5s (kafka.connect-timeout)"),
+        "start-up says what it waited for:\n{}",
+        osn.log_tail()
+    );
+    let (acked, _) = try_all(&osn.broadcast_url(), &envelopes(&channel, 3, 200)).await;
+    assert_eq!(acked.len(), 3);
+
+    let started = std::time::Instant::now();
+    let pid = osn.pid();
+    let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let status = osn.wait_exit(Duration::from_secs(40)).await;
+    let took = started.elapsed();
+    assert!(took < osn::node::SHUTDOWN_BOUND + Duration::from_secs(5), "exited after {took:?}");
+    assert_eq!(status.code(), Some(1), "the bound's exit: {status}");
+    assert!(osn.log().contains("shutdown did not finish in time"), "{}", osn.log_tail());
+}

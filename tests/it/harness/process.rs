@@ -362,6 +362,21 @@ impl Osn {
         );
     }
 
+    /// The process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Waits (at most `bound`) for the process to exit; its status.
+    pub async fn wait_exit(&mut self, bound: Duration) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        wait_for("the OSN to exit", bound, || {
+            let status = child.try_wait().ok().flatten();
+            async move { status }
+        })
+        .await
+    }
+
     /// SIGTERM, and wait (bounded) for a clean exit.
     pub async fn terminate(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running");
