@@ -384,6 +384,7 @@ async fn a_stuck_client_library_call_is_reported_retried_and_does_not_hold_shutd
     let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
     let status = osn.wait_exit(Duration::from_secs(40)).await;
     let took = started.elapsed();
+    eprintln!("reliability: stuck client library call: SIGTERM to exit {:.1} s, {status}", took.as_secs_f64());
     assert!(took < osn::node::SHUTDOWN_BOUND + Duration::from_secs(5), "exited after {took:?}");
     assert_eq!(status.code(), Some(1), "the bound's exit: {status}");
     assert!(osn.log().contains("shutdown did not finish in time"), "{}", osn.log_tail());
