@@ -146,6 +146,8 @@ pub struct Consumed {
     pub resubmit: Option<Resubmit>,
     /// What a CONFIG-class record came to.
     pub outcome: Option<Outcome>,
+    /// The record is a re-submitted copy of the record at this offset (ordered or skipped).
+    pub copy_of: Option<i64>,
 }
 
 /// The system channel's part of the chain state: the channels created through it so far.
@@ -257,27 +259,33 @@ impl Chain {
             Some(kafka_message::Type::Connect(c)) => skip(Skip::Connect(c.payload)),
             Some(kafka_message::Type::TimeToCut(ttc)) => self.time_to_cut(offset, ttc.block_number),
             Some(kafka_message::Type::Regular(reg)) => {
-                if reg.original_offset < 0 || (reg.original_offset != 0 && reg.original_offset >= offset) {
-                    return skip(Skip::ForgedOriginalOffset { original_offset: reg.original_offset });
+                let copy_of = (reg.original_offset > 0 && reg.original_offset < offset).then_some(reg.original_offset);
+                Consumed { copy_of, ..self.regular(offset, reg) }
+            }
+        }
+    }
+
+    /// A regular record (NORMAL or CONFIG class).
+    fn regular(&mut self, offset: i64, reg: KafkaMessageRegular) -> Consumed {
+        if reg.original_offset < 0 || (reg.original_offset != 0 && reg.original_offset >= offset) {
+            return skip(Skip::ForgedOriginalOffset { original_offset: reg.original_offset });
+        }
+        if reg.original_offset != 0 && reg.original_offset <= self.last_original_offset_processed {
+            return skip(Skip::AlreadyProcessed { original_offset: reg.original_offset });
+        }
+        let size = match envelope_size(&reg.payload) {
+            Ok(s) => s,
+            Err(e) => return skip(Skip::Undecodable(e)),
+        };
+        match Class::try_from(reg.class) {
+            Ok(Class::Config) => self.config_record(offset, reg, size),
+            Ok(Class::Normal) | Ok(Class::Unknown) | Err(_) => {
+                let seq = self.in_force.config.sequence;
+                if reg.config_seq < seq {
+                    return self.revalidate(offset, reg);
                 }
-                if reg.original_offset != 0 && reg.original_offset <= self.last_original_offset_processed {
-                    return skip(Skip::AlreadyProcessed { original_offset: reg.original_offset });
-                }
-                let size = match envelope_size(&reg.payload) {
-                    Ok(s) => s,
-                    Err(e) => return skip(Skip::Undecodable(e)),
-                };
-                match Class::try_from(reg.class) {
-                    Ok(Class::Config) => self.config_record(offset, reg, size),
-                    Ok(Class::Normal) | Ok(Class::Unknown) | Err(_) => {
-                        let seq = self.in_force.config.sequence;
-                        if reg.config_seq < seq {
-                            return self.revalidate(offset, reg);
-                        }
-                        let msg = Message { envelope: reg.payload, size };
-                        self.normal(offset, msg, reg.original_offset)
-                    }
-                }
+                let msg = Message { envelope: reg.payload, size };
+                self.normal(offset, msg, reg.original_offset)
             }
         }
     }

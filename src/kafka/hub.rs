@@ -61,13 +61,18 @@ struct Inner {
 /// A topic a channel waits to be learnt, and where to answer.
 type Waiting = (String, tokio::sync::oneshot::Sender<Result<bool, KafkaError>>);
 
+/// A partition whose high watermark a channel waits for, and where to answer.
+type WaitingEnd = (String, tokio::sync::oneshot::Sender<Result<i64, KafkaError>>);
+
 /// Topics whose metadata channels wait for. One thread asks for them one request at a time:
 /// the topics that came while a request ran are asked for together in the next one (all topics
 /// in one request), so thousands of channels starting at once cost a handful of requests and no
 /// thread each.
+/// The same thread asks for high watermarks, one partition at a time, with the consumer the
+/// partition is on.
 #[derive(Default)]
 struct Learner {
-    waiting: Mutex<Vec<Waiting>>,
+    waiting: Mutex<(Vec<Waiting>, Vec<WaitingEnd>)>,
     wake: std::sync::Condvar,
 }
 
@@ -75,9 +80,9 @@ impl Learner {
     /// The thread's loop, until the hub is gone.
     fn run(&self, hub: std::sync::Weak<Inner>) {
         loop {
-            let batch = {
+            let (batch, ends) = {
                 let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
-                while waiting.is_empty() {
+                while waiting.0.is_empty() && waiting.1.is_empty() {
                     if hub.strong_count() == 0 {
                         return;
                     }
@@ -88,6 +93,8 @@ impl Learner {
             };
             let Some(inner) = hub.upgrade() else { return };
             let timeout = inner.config.connect_timeout;
+            let ends: Vec<_> =
+                ends.into_iter().map(|(topic, tx)| (inner.member_of(&topic).consumer.clone(), topic, tx)).collect();
             let mut by_shard: HashMap<usize, Vec<_>> = HashMap::new();
             for waiting in batch {
                 by_shard.entry(inner.shard(&waiting.0)).or_default().push(waiting);
@@ -101,6 +108,9 @@ impl Learner {
             drop(inner);
             for (consumer, batch) in consumers {
                 Self::ask(&consumer, batch, timeout);
+            }
+            for (consumer, topic, tx) in ends {
+                let _ = tx.send(consumer.fetch_watermarks(&topic, super::PARTITION, timeout).map(|(_, high)| high));
             }
         }
     }
@@ -225,6 +235,12 @@ impl Member {
 }
 
 impl Inner {
+    /// The consumer `topic`'s partition is on, or would be opened on.
+    fn member_of(&self, topic: &str) -> Arc<Member> {
+        let home = self.homes.lock().unwrap_or_else(|e| e.into_inner()).get(topic).and_then(|m| m.upgrade());
+        home.unwrap_or_else(|| self.current[self.shard(topic)].lock().unwrap_or_else(|e| e.into_inner()).clone())
+    }
+
     /// The shard of a channel: a hash of its name (FNV-1a), so it is the same across restarts.
     fn shard(&self, topic: &str) -> usize {
         let hash = topic.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
@@ -315,7 +331,18 @@ impl Hub {
     pub async fn learn(&self, topic: &str) -> Result<bool, KafkaError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let learner = &self.inner.learner;
-        learner.waiting.lock().unwrap_or_else(|e| e.into_inner()).push((topic.to_owned(), tx));
+        learner.waiting.lock().unwrap_or_else(|e| e.into_inner()).0.push((topic.to_owned(), tx));
+        learner.wake.notify_one();
+        rx.await.unwrap_or(Err(KafkaError::Canceled))
+    }
+
+    /// The high watermark of `topic`'s partition (the offset the next record will get), asked
+    /// by the hub's metadata thread with the consumer the partition is on (at most
+    /// `kafka.connect-timeout`): no thread or client per channel.
+    pub async fn high_watermark(&self, topic: &str) -> Result<i64, KafkaError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let learner = &self.inner.learner;
+        learner.waiting.lock().unwrap_or_else(|e| e.into_inner()).1.push((topic.to_owned(), tx));
         learner.wake.notify_one();
         rx.await.unwrap_or(Err(KafkaError::Canceled))
     }

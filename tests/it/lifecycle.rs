@@ -412,3 +412,70 @@ async fn a_late_osn_is_not_ready_before_it_serves_every_channel() {
     assert_eq!(code, 200, "{answer:?}");
     assert!(not_ready > 0, "it was not ready at first");
 }
+
+/// Issue 18: an OSN joining late replays a batch-size change made under load, where the live
+/// OSNs re-submitted the envelopes enqueued under the old configuration. Their copies are in the
+/// partition, so the joiner writes nothing but its CONNECT: it defers its own re-submissions
+/// while it replays and drops each one whose copy it then consumes. (It used to re-submit every
+/// such record again, which every OSN then skipped.) Its chain is the others'.
+#[actix_rt::test]
+async fn a_late_osn_replaying_a_config_change_writes_nothing_but_its_connect() {
+    let broker = Broker::start();
+    let spec = |n| OsnSpec { osn_identity: n, ..OsnSpec::system_only(&broker, "") };
+    let live = [Osn::start(spec(0)).await, Osn::start(spec(1)).await];
+    let c = crypto();
+    let mut create = channel("replay", &["Org1MSP"]);
+    create.batch.batch_size = Some(40);
+    create.batch.batch_timeout = Some("100ms".into());
+    let (code, body) = create_channel(&live[0], &create, &c.admin).await;
+    assert_eq!(code, 201, "{body}");
+    for osn in &live {
+        wait_ready(osn, "replay").await;
+    }
+    let urls: Vec<String> = live.iter().map(|o| format!("{}/v1/channels/replay/broadcast", o.url)).collect();
+    let waves: Vec<Vec<Envelope>> = (0..2).map(|_| envelopes("replay", 200, 200)).collect();
+    let seven = ConfigUpdate {
+        channel_id: "replay".into(),
+        batch_size: Some(BatchSize { max_message_count: 7, ..Default::default() }),
+        ..Default::default()
+    };
+    let load = futures_util::future::join_all(waves.iter().zip(&urls).map(|(envs, url)| broadcast_all(url, envs, 8)));
+    let before = live[1].height_of("replay").await;
+    let change = async {
+        wait_for("the wave ordering", Duration::from_secs(30), || async {
+            (live[1].height_of("replay").await > before).then_some(())
+        })
+        .await;
+        update_config(&live[1], &seven, &c.admin, &[]).await
+    };
+    let (_, (code, body)) = futures_util::join!(load, change);
+    assert_eq!(code, 200, "{body}");
+    let chains = chains_holding(&live, "replay", 401).await;
+    assert_identical(&chains);
+    let resubmitted = |osn: &Osn| {
+        let log = osn.log();
+        log.matches("re-submitted a record enqueued under an older configuration").count()
+    };
+    let live_resubmissions: usize = live.iter().map(resubmitted).sum();
+
+    let kafka = osn::config::KafkaConfig { brokers: broker.servers(), ..Default::default() };
+    let end = |topic: &'static str| {
+        let kafka = kafka.clone();
+        async move {
+            actix_rt::task::spawn_blocking(move || osn::kafka::high_watermark(&kafka, topic, Duration::from_secs(5)))
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    let end_before = end("replay").await;
+    let late = Osn::start(spec(2)).await;
+    wait_ready(&late, "replay").await;
+    let late_chain = chains_holding(std::slice::from_ref(&late), "replay", 401).await.remove(0);
+    assert_identical(&[chains[0].clone(), late_chain]);
+    // Anything the joiner would re-submit goes out as it replays; give it a moment more.
+    actix_rt::time::sleep(Duration::from_secs(2)).await;
+    let written = end("replay").await - end_before;
+    assert!(live_resubmissions > 0, "the live OSNs re-submitted records at the change");
+    assert_eq!(written, 1, "the joiner wrote its CONNECT and nothing else ({live_resubmissions} re-submitted live)");
+}

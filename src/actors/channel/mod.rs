@@ -71,6 +71,10 @@ pub struct ChannelActor {
     next_offset: Option<i64>,
     /// The next look at Kafka's health (`check_kafka`) and when it is due.
     next_check: Option<(SpawnHandle, Instant)>,
+    /// Re-submissions decided while replaying the partition (before it caught up with the end
+    /// measured when it connected), by the offset of the record they copy: dropped when a copy
+    /// of that record (or of a later one) is consumed, produced in order once caught up.
+    deferred: std::collections::BTreeMap<i64, KafkaMessage>,
     /// Reports a panic in the actor's handling when the panic drops the actor.
     _panic_watch: PanicWatch,
 }
@@ -136,6 +140,7 @@ impl ChannelActor {
             consumer: None,
             next_offset: None,
             next_check: None,
+            deferred: Default::default(),
             _panic_watch: PanicWatch(on_panic),
         }
     }
@@ -255,6 +260,7 @@ impl ChannelActor {
             self.schedule_check(ctx, KAFKA_CHECK);
             return;
         }
+        self.flush_deferred(ctx);
         let failure = self.status.take_produce_failure();
         let (written, consumed) = self.status.offsets();
         let connected_at = self.kafka.hub.connected_at(&self.name);
@@ -292,37 +298,31 @@ impl ChannelActor {
         if self.start_consumer(ctx, from, false) {
             tracing::info!(channel = %self.name, from_offset = from, height = self.ledger.height(), "consuming");
             self.status.set(Phase::Ready, "");
-            if self.role.is_system() {
-                self.measure_replay_end(ctx, from);
-            }
+            self.measure_replay_end(ctx, from);
         }
     }
 
-    /// Measures how far the system channel's partition reached as it connected (the high
-    /// watermark), retrying every second until Kafka answers: the OSN is ready only once it has
-    /// consumed that far, so that every channel created before it started is known and serving.
+    /// Measures how far the channel's partition reached as it connected (the high watermark,
+    /// asked with the hub's consumer), retrying every second until Kafka answers. Until the
+    /// channel has consumed that far it is replaying: its re-submissions wait (see `deferred`),
+    /// and for the system channel, the OSN is not ready (so that every channel created before it
+    /// started is known and serving).
     fn measure_replay_end(&mut self, ctx: &mut Context<Self>, from: i64) {
         self.status.set_replay_end(status::NOT_MEASURED);
-        let cfg = self.kafka.config.clone();
+        let hub = self.kafka.hub.clone();
         let topic = self.name.clone();
         let status = self.status.clone();
         ctx.spawn(
             async move {
                 loop {
-                    let (cfg, topic) = (cfg.clone(), topic.clone());
-                    let measured = tokio::task::spawn_blocking(move || {
-                        kafka::high_watermark(&cfg, &topic, Duration::from_secs(5))
-                    })
-                    .await;
-                    match measured {
-                        Ok(Ok(high)) => {
+                    match hub.high_watermark(&topic).await {
+                        Ok(high) => {
                             let end = if high > from { high - 1 } else { -1 };
-                            tracing::info!(from_offset = from, last_offset = end, "system channel replays up to here before the OSN is ready");
+                            tracing::debug!(from_offset = from, last_offset = end, "replaying up to here");
                             status.set_replay_end(end);
                             return;
                         }
-                        Ok(Err(e)) => tracing::warn!(error = %e, "cannot measure the end of the system channel's partition; retrying"),
-                        Err(e) => tracing::warn!(error = %e, "measuring the end of the system channel's partition failed; retrying"),
+                        Err(e) => tracing::warn!(error = %e, "cannot measure the end of the partition; retrying"),
                     }
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
@@ -628,8 +628,13 @@ impl ChannelActor {
             }
             self.status.record_outcome(outcome);
         }
+        if let Some(copied) = out.copy_of {
+            self.copy_consumed(copied);
+        }
         if let Some(resubmit) = out.resubmit {
             self.resubmit(ctx, resubmit);
+        } else {
+            self.flush_deferred(ctx);
         }
         match out.skip {
             Some(Skip::Connect(ref theirs)) if !theirs.is_empty() && *theirs != self.genesis_hash => tracing::error!(
@@ -701,7 +706,6 @@ impl ChannelActor {
     /// Puts a record back into the partition (fire and forget, as Fabric: every OSN re-submits
     /// it, and the first copy consumed wins).
     fn resubmit(&mut self, ctx: &mut Context<Self>, resubmit: Resubmit) {
-        self.watch_kafka(ctx);
         let message = match resubmit {
             Resubmit::Normal(message) => message,
             Resubmit::Config { derived, config_seq, original_offset } => {
@@ -714,6 +718,43 @@ impl ChannelActor {
                 message
             }
         };
+        let copied = match &message.r#type {
+            Some(kafka_message::Type::Regular(r)) => r.original_offset,
+            _ => 0,
+        };
+        if self.status.caught_up().is_err() {
+            // Replaying: the OSNs that consumed this record when it was new re-submitted it, and
+            // their copy is most likely further on in the partition.
+            tracing::debug!(channel = %self.name, copied, "re-submission deferred while replaying");
+            self.deferred.insert(copied, message);
+            return;
+        }
+        self.flush_deferred(ctx);
+        self.produce_resubmission(ctx, message);
+    }
+
+    /// Produces the deferred re-submissions, in the order of the records they copy, once the
+    /// channel has caught up (their copies never came).
+    fn flush_deferred(&mut self, ctx: &mut Context<Self>) {
+        if self.deferred.is_empty() || self.status.caught_up().is_err() {
+            return;
+        }
+        for (copied, message) in std::mem::take(&mut self.deferred) {
+            tracing::info!(channel = %self.name, copied, "re-submitting a record no OSN re-submitted while it was new");
+            self.produce_resubmission(ctx, message);
+        }
+    }
+
+    /// A copy of the record at `copied` was consumed: no re-submission of it, or of an earlier
+    /// record (whose copy would come first), is needed any more.
+    fn copy_consumed(&mut self, copied: i64) {
+        if !self.deferred.is_empty() {
+            self.deferred = self.deferred.split_off(&(copied + 1));
+        }
+    }
+
+    fn produce_resubmission(&mut self, ctx: &mut Context<Self>, message: KafkaMessage) {
+        self.watch_kafka(ctx);
         // Handed to the producer here, in consumption order (a spawned future could run later
         // than the next one): a copy of a later record ahead of an earlier one would make every
         // OSN drop the earlier one as already processed.

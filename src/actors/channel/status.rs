@@ -28,9 +28,10 @@ pub struct ChannelStatus {
     pub(super) acked_offset: AtomicI64,
     /// Offset of the last record this OSN's consumer handed to the chain.
     pub(super) consumed_offset: AtomicI64,
-    /// The system channel's: the last offset its partition held when the channel connected (-1
-    /// when that was nothing past its ledger), [`NOT_MEASURED`] until known. This OSN is ready
-    /// only once its consumer got that far (`/readyz`, [`ChannelStatus::caught_up`]).
+    /// The last offset its partition held when the channel connected (-1 when that was nothing
+    /// past its ledger), [`NOT_MEASURED`] until known. Until its consumer got that far the
+    /// channel is replaying ([`ChannelStatus::caught_up`]): it defers re-submissions, and for the
+    /// system channel, the OSN is not ready (`/readyz`).
     pub(super) replay_end: AtomicI64,
     /// Records and bytes consumed since start, for the average record size.
     pub(super) consumed_records: AtomicU64,
@@ -86,7 +87,7 @@ pub const NOT_MEASURED: i64 = i64::MIN;
 
 impl ChannelStatus {
     /// Whether the channel consumed its partition as far as it reached when the channel
-    /// connected (measured for the system channel only); why not.
+    /// connected; why not.
     pub fn caught_up(&self) -> Result<(), String> {
         match self.replay_end.load(Ordering::Relaxed) {
             NOT_MEASURED => Err("the end of its partition is not measured yet".into()),
