@@ -130,41 +130,55 @@ async fn channels_created_through_one_osn_appear_on_all_three_with_identical_gen
     assert_eq!(names, ["alpha", "beta", "osn-system"]);
 }
 
-#[actix_rt::test]
-async fn a_batch_size_change_mid_load_takes_effect_at_the_same_block_on_every_osn() {
-    let broker = Broker::start();
-    let osns = three(&broker, "").await;
-    let c = crypto();
-    let mut create_load = channel("load", &["Org1MSP"]);
-    create_load.batch.batch_size = Some(40);
-    create_load.batch.batch_timeout = Some("100ms".into());
-    let (code, body) = create_channel(&osns[0], &create_load, &c.admin).await;
+/// Creates `name` through `osns[0]` (Org1, batch size 40, timeout 100 ms) and waits until every
+/// OSN serves it.
+async fn create_load_channel(osns: &[Osn], name: &str) {
+    let mut create = channel(name, &["Org1MSP"]);
+    create.batch.batch_size = Some(40);
+    create.batch.batch_timeout = Some("100ms".into());
+    let (code, body) = create_channel(&osns[0], &create, &crypto().admin).await;
     assert_eq!(code, 201, "{body}");
-    for osn in &osns {
-        wait_ready(osn, "load").await;
+    for osn in osns {
+        wait_ready(osn, name).await;
     }
-    let urls: Vec<String> = osns.iter().map(|o| format!("{}/v1/channels/load/broadcast", o.url)).collect();
-    let first: Vec<Vec<Envelope>> = (0..3).map(|_| envelopes("load", 150, 200)).collect();
-    let second: Vec<Vec<Envelope>> = (0..3).map(|_| envelopes("load", 100, 200)).collect();
+}
+
+/// Broadcasts `per_osn` envelopes through each OSN and, once they have started to be ordered (a
+/// block beyond the start on `osns[1]`), changes the batch size to 7 through `osns[1]`: the
+/// envelopes enqueued under the old configuration and consumed after the change are
+/// re-submitted. The envelopes, each OSN's wave in turn.
+async fn batch_size_change_under_load(osns: &[Osn], name: &str, per_osn: usize) -> Vec<Vec<Envelope>> {
+    let urls: Vec<String> = osns.iter().map(|o| format!("{}/v1/channels/{name}/broadcast", o.url)).collect();
+    let waves: Vec<Vec<Envelope>> = osns.iter().map(|_| envelopes(name, per_osn, 200)).collect();
     let seven = ConfigUpdate {
-        channel_id: "load".into(),
+        channel_id: name.into(),
         batch_size: Some(BatchSize { max_message_count: 7, ..Default::default() }),
         ..Default::default()
     };
-    // The update goes in while the first wave is being broadcast through all three.
-    let load = futures_util::future::join_all(first.iter().zip(&urls).map(|(envs, url)| broadcast_all(url, envs, 6)));
-    let before = osns[1].height_of("load").await;
+    let load = futures_util::future::join_all(waves.iter().zip(&urls).map(|(envs, url)| broadcast_all(url, envs, 6)));
+    let before = osns[1].height_of(name).await;
     let change = async {
-        // Once the first wave has started to be ordered (a block of 40 beyond the start).
         wait_for("the first wave ordering", Duration::from_secs(30), || async {
-            (osns[1].height_of("load").await > before).then_some(())
+            (osns[1].height_of(name).await > before).then_some(())
         })
         .await;
-        update_config(&osns[1], &seven, &c.admin, &[]).await
+        update_config(&osns[1], &seven, &crypto().admin, &[]).await
     };
     let (_, (code, body)) = futures_util::join!(load, change);
     assert_eq!(code, 200, "{body}");
     assert_eq!((body["sequence"].as_str(), body["batchSize"]["maxMessageCount"].as_u64()), (Some("1"), Some(7)));
+    waves
+}
+
+#[actix_rt::test]
+async fn a_batch_size_change_mid_load_takes_effect_at_the_same_block_on_every_osn() {
+    let broker = Broker::start();
+    let osns = three(&broker, "").await;
+    create_load_channel(&osns, "load").await;
+    // The update goes in while the first wave is being broadcast through all three.
+    batch_size_change_under_load(&osns, "load", 150).await;
+    let urls: Vec<String> = osns.iter().map(|o| format!("{}/v1/channels/load/broadcast", o.url)).collect();
+    let second: Vec<Vec<Envelope>> = (0..3).map(|_| envelopes("load", 100, 200)).collect();
     futures_util::future::join_all(second.iter().zip(&urls).map(|(envs, url)| broadcast_all(url, envs, 6))).await;
 
     // 750 envelopes and the config update.
@@ -312,14 +326,7 @@ async fn a_forged_original_offset_loses_nothing_through_a_config_change_under_lo
     let broker = Broker::start();
     let osns = three(&broker, "").await;
     let c = crypto();
-    let mut create = channel("forged", &["Org1MSP"]);
-    create.batch.batch_size = Some(40);
-    create.batch.batch_timeout = Some("100ms".into());
-    let (code, body) = create_channel(&osns[0], &create, &c.admin).await;
-    assert_eq!(code, 201, "{body}");
-    for osn in &osns {
-        wait_ready(osn, "forged").await;
-    }
+    create_load_channel(&osns, "forged").await;
     let producer =
         osn::kafka::producer(&osn::config::KafkaConfig { brokers: broker.servers(), ..Default::default() }).unwrap();
     let forged_env = osn::cli::client::transaction(&c.client, "forged", 200);
@@ -329,25 +336,9 @@ async fn a_forged_original_offset_loses_nothing_through_a_config_change_under_lo
     }
     osn::kafka::produce(&producer, "forged", &forged.encode_to_vec()).await.unwrap();
 
+    let first = batch_size_change_under_load(&osns, "forged", 150).await;
     let urls: Vec<String> = osns.iter().map(|o| format!("{}/v1/channels/forged/broadcast", o.url)).collect();
-    let first: Vec<Vec<Envelope>> = (0..3).map(|_| envelopes("forged", 150, 200)).collect();
     let second: Vec<Vec<Envelope>> = (0..3).map(|_| envelopes("forged", 100, 200)).collect();
-    let seven = ConfigUpdate {
-        channel_id: "forged".into(),
-        batch_size: Some(BatchSize { max_message_count: 7, ..Default::default() }),
-        ..Default::default()
-    };
-    let load = futures_util::future::join_all(first.iter().zip(&urls).map(|(envs, url)| broadcast_all(url, envs, 6)));
-    let before = osns[1].height_of("forged").await;
-    let change = async {
-        wait_for("the first wave ordering", Duration::from_secs(30), || async {
-            (osns[1].height_of("forged").await > before).then_some(())
-        })
-        .await;
-        update_config(&osns[1], &seven, &c.admin, &[]).await
-    };
-    let (_, (code, body)) = futures_util::join!(load, change);
-    assert_eq!(code, 200, "{body}");
     futures_util::future::join_all(second.iter().zip(&urls).map(|(envs, url)| broadcast_all(url, envs, 6))).await;
 
     // 750 envelopes and the config update.
@@ -423,33 +414,8 @@ async fn a_late_osn_replaying_a_config_change_writes_nothing_but_its_connect() {
     let broker = Broker::start();
     let spec = |n| OsnSpec { osn_identity: n, ..OsnSpec::system_only(&broker, "") };
     let live = [Osn::start(spec(0)).await, Osn::start(spec(1)).await];
-    let c = crypto();
-    let mut create = channel("replay", &["Org1MSP"]);
-    create.batch.batch_size = Some(40);
-    create.batch.batch_timeout = Some("100ms".into());
-    let (code, body) = create_channel(&live[0], &create, &c.admin).await;
-    assert_eq!(code, 201, "{body}");
-    for osn in &live {
-        wait_ready(osn, "replay").await;
-    }
-    let urls: Vec<String> = live.iter().map(|o| format!("{}/v1/channels/replay/broadcast", o.url)).collect();
-    let waves: Vec<Vec<Envelope>> = (0..2).map(|_| envelopes("replay", 200, 200)).collect();
-    let seven = ConfigUpdate {
-        channel_id: "replay".into(),
-        batch_size: Some(BatchSize { max_message_count: 7, ..Default::default() }),
-        ..Default::default()
-    };
-    let load = futures_util::future::join_all(waves.iter().zip(&urls).map(|(envs, url)| broadcast_all(url, envs, 8)));
-    let before = live[1].height_of("replay").await;
-    let change = async {
-        wait_for("the wave ordering", Duration::from_secs(30), || async {
-            (live[1].height_of("replay").await > before).then_some(())
-        })
-        .await;
-        update_config(&live[1], &seven, &c.admin, &[]).await
-    };
-    let (_, (code, body)) = futures_util::join!(load, change);
-    assert_eq!(code, 200, "{body}");
+    create_load_channel(&live, "replay").await;
+    batch_size_change_under_load(&live, "replay", 200).await;
     let chains = chains_holding(&live, "replay", 401).await;
     assert_identical(&chains);
     let resubmitted = |osn: &Osn| {

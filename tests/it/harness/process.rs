@@ -200,19 +200,19 @@ pub struct Osn {
 
 impl Osn {
     pub async fn start(spec: OsnSpec) -> Osn {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("osn.toml"), spec.toml(&dir.path().join("ledger"))).unwrap();
-        let mut osn = Osn { spec, dir, child: None, url: String::new(), operations_url: String::new() };
-        osn.launch(true).await;
-        osn
+        Self::start_with(spec, true).await
     }
 
     /// Starts an OSN and returns as soon as it listens, ready or not.
     pub async fn start_listening(spec: OsnSpec) -> Osn {
+        Self::start_with(spec, false).await
+    }
+
+    async fn start_with(spec: OsnSpec, ready: bool) -> Osn {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("osn.toml"), spec.toml(&dir.path().join("ledger"))).unwrap();
         let mut osn = Osn { spec, dir, child: None, url: String::new(), operations_url: String::new() };
-        osn.launch(false).await;
+        osn.launch(ready).await;
         osn
     }
 
