@@ -246,6 +246,13 @@ pub struct HttpConfig {
     /// Envelopes a broadcast websocket may have waiting for Kafka's acknowledgement at once;
     /// beyond it the server stops reading the socket until answers go out.
     pub max_in_flight: usize,
+    /// How long an idle keep-alive connection stays open. A request that arrived while the
+    /// process was paused (a freeze, a GC-like stall of the VM) is answered if the pause was
+    /// shorter than this; after a longer one the connection is closed unanswered, as after any
+    /// keep-alive expiry (the client retries: a re-sent broadcast may be ordered twice, and peers
+    /// mark the second copy a duplicate transaction, as with Fabric).
+    #[serde(with = "humantime_serde")]
+    pub keep_alive: Duration,
     /// Serve HTTPS (only) with this certificate; absent = plain HTTP.
     pub tls: Option<HttpTlsConfig>,
 }
@@ -274,6 +281,7 @@ impl Default for HttpConfig {
             max_batch_bytes: 32 * 1024 * 1024,
             max_batch_envelopes: 10_000,
             max_in_flight: 1024,
+            keep_alive: Duration::from_secs(75),
             tls: None,
         }
     }

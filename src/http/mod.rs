@@ -249,6 +249,7 @@ pub fn serve(
     tls: Option<rustls::ServerConfig>,
     operations: bool,
 ) -> std::io::Result<(Server, SocketAddr)> {
+    let keep_alive = state.http.keep_alive;
     let mut server = HttpServer::new(move || {
         App::new().app_data(web::Data::new(state.clone())).configure(|cfg| {
             if operations {
@@ -258,6 +259,7 @@ pub fn serve(
         })
     })
     .disable_signals()
+    .keep_alive(actix_web::http::KeepAlive::Timeout(keep_alive))
     .shutdown_timeout(5);
     if workers > 0 {
         server = server.workers(workers);
@@ -274,6 +276,7 @@ pub fn serve(
 /// address`), and returns the server (not yet awaited) and the address it listens on. They get
 /// the API's state; two workers, so a slow check does not hold up the others.
 pub fn serve_operations(state: AppState, address: &str) -> std::io::Result<(Server, SocketAddr)> {
+    let keep_alive = state.http.keep_alive;
     let server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(state.clone()))
@@ -281,6 +284,7 @@ pub fn serve_operations(state: AppState, address: &str) -> std::io::Result<(Serv
             .default_service(web::to(not_found))
     })
     .disable_signals()
+    .keep_alive(actix_web::http::KeepAlive::Timeout(keep_alive))
     .shutdown_timeout(5)
     .workers(2)
     .bind(address)?;
