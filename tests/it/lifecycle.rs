@@ -425,23 +425,44 @@ async fn a_late_osn_replaying_a_config_change_writes_nothing_but_its_connect() {
     let live_resubmissions: usize = live.iter().map(resubmitted).sum();
 
     let kafka = osn::config::KafkaConfig { brokers: broker.servers(), ..Default::default() };
-    let end = |topic: &'static str| {
+    let end_before = {
         let kafka = kafka.clone();
-        async move {
-            actix_rt::task::spawn_blocking(move || osn::kafka::high_watermark(&kafka, topic, Duration::from_secs(5)))
-                .await
-                .unwrap()
-                .unwrap()
-        }
+        actix_rt::task::spawn_blocking(move || osn::kafka::high_watermark(&kafka, "replay", Duration::from_secs(5)))
+            .await
+            .unwrap()
+            .unwrap()
     };
-    let end_before = end("replay").await;
     let late = Osn::start(spec(2)).await;
     wait_ready(&late, "replay").await;
     let late_chain = chains_holding(std::slice::from_ref(&late), "replay", 401).await.remove(0);
     assert_identical(&[chains[0].clone(), late_chain]);
-    // Anything the joiner would re-submit goes out as it replays; give it a moment more.
-    actix_rt::time::sleep(Duration::from_secs(2)).await;
-    let written = end("replay").await - end_before;
+    // A marker through the joiner, once it has caught up: its producer keeps the partition's
+    // order, so whatever it would re-submit while replaying is in the partition before the
+    // marker. Every record from before the joiner started up to the marker, read back.
+    let marker = envelopes("replay", 1, 200).remove(0);
+    let (code, answer) = broadcast(&format!("{}/v1/channels/replay/broadcast", late.url), &marker).await;
+    assert_eq!(code, 200, "{answer:?}");
+    chains_holding(std::slice::from_ref(&late), "replay", 402).await;
+    let marker = bytes::Bytes::from(marker.encode_to_vec());
+    let mut records = Box::pin(osn::kafka::consume_from(&kafka, "replay", end_before).unwrap());
+    let (mut connects, mut copies) = (0, 0);
+    loop {
+        let record = tokio::time::timeout(Duration::from_secs(30), futures_util::StreamExt::next(&mut records))
+            .await
+            .expect("the marker within 30 s")
+            .unwrap()
+            .unwrap();
+        match KafkaMessage::decode(record.value).unwrap().r#type {
+            Some(osn::proto::kafka_message::Type::Connect(_)) => connects += 1,
+            Some(osn::proto::kafka_message::Type::Regular(r)) if r.original_offset != 0 => copies += 1,
+            Some(osn::proto::kafka_message::Type::Regular(r)) if r.payload == marker => break,
+            other => panic!("record {} after the joiner started: {other:?}", record.offset),
+        }
+    }
     assert!(live_resubmissions > 0, "the live OSNs re-submitted records at the change");
-    assert_eq!(written, 1, "the joiner wrote its CONNECT and nothing else ({live_resubmissions} re-submitted live)");
+    assert_eq!(
+        (connects, copies),
+        (1, 0),
+        "the joiner wrote its CONNECT and no copy ({live_resubmissions} re-submitted live)"
+    );
 }
