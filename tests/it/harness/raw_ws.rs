@@ -30,15 +30,33 @@ pub async fn connect_with_buffer(base: &str, path: &str, recv_buffer: Option<u32
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
     );
     tcp.write_all(req.as_bytes()).await.unwrap();
+    let answer = read_answer(&mut tcp).await;
+    assert!(matches!(answer, Ok((101, _))), "handshake refused: {answer:?}");
+    tcp
+}
+
+/// Reads one HTTP/1.1 answer from `tcp`: its status code and body (read up to its
+/// `Content-Length`; none after a 101), or why the connection ended first.
+pub async fn read_answer(tcp: &mut TcpStream) -> Result<(u16, String), String> {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
-        tcp.read_exact(&mut byte).await.expect("handshake answer");
-        head.push(byte[0]);
+        match tcp.read(&mut byte).await {
+            Ok(0) => return Err(format!("closed without an answer after {} bytes", head.len())),
+            Ok(_) => head.push(byte[0]),
+            Err(e) => return Err(e.to_string()),
+        }
     }
-    let head = String::from_utf8_lossy(&head);
-    assert!(head.starts_with("HTTP/1.1 101"), "handshake refused: {head}");
-    tcp
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let code: u16 =
+        head.split(' ').nth(1).and_then(|c| c.parse().ok()).ok_or_else(|| format!("status line: {head}"))?;
+    let length = head
+        .lines()
+        .find_map(|l| l.split_once(':').filter(|(n, _)| n.eq_ignore_ascii_case("content-length")))
+        .map_or(0, |(_, v)| v.trim().parse::<usize>().unwrap_or(0));
+    let mut body = vec![0; if code == 101 { 0 } else { length }];
+    tcp.read_exact(&mut body).await.map_err(|e| e.to_string())?;
+    Ok((code, String::from_utf8_lossy(&body).into_owned()))
 }
 
 /// Sends a GET of `path` with exactly `headers` (and `Host`) over a fresh connection, and returns
@@ -53,22 +71,7 @@ pub async fn raw_get(base: &str, path: &str, headers: &[(&str, &str)]) -> (u16, 
     }
     req.push_str("\r\n");
     tcp.write_all(req.as_bytes()).await.unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        tcp.read_exact(&mut byte).await.expect("an answer");
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&head).into_owned();
-    let code: u16 =
-        head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or_else(|| panic!("status line: {head}"));
-    let length = head
-        .lines()
-        .find_map(|l| l.split_once(':').filter(|(n, _)| n.eq_ignore_ascii_case("content-length")))
-        .map_or(0, |(_, v)| v.trim().parse::<usize>().unwrap());
-    let mut body = vec![0; if code == 101 { 0 } else { length }];
-    tcp.read_exact(&mut body).await.expect("the body");
-    (code, String::from_utf8_lossy(&body).into_owned())
+    read_answer(&mut tcp).await.unwrap_or_else(|e| panic!("GET {path}: {e}"))
 }
 
 /// A masked client frame (FIN set) with `opcode` and `payload`.
