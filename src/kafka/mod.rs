@@ -350,6 +350,15 @@ pub fn consume_from(
     }))
 }
 
+/// Whether an error is the connection's (a broker unreachable or gone), not the partition's:
+/// a consumer connected again is past it (`core::link`).
+pub fn is_connection_error(e: &KafkaError) -> bool {
+    use RDKafkaErrorCode::*;
+    e.rdkafka_error_code().is_some_and(|code| {
+        matches!(code, BrokerTransportFailure | AllBrokersDown | Resolve | NetworkException | BrokerNotAvailable)
+    })
+}
+
 /// The partition's high watermark (the offset the next record will get).
 pub fn high_watermark(cfg: &KafkaConfig, topic: &str, timeout: Duration) -> Result<i64, KafkaError> {
     let probe: BaseConsumer = consumer_config(cfg)?.create()?;
@@ -359,6 +368,17 @@ pub fn high_watermark(cfg: &KafkaConfig, topic: &str, timeout: Duration) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connection_errors_are_told_from_the_partitions() {
+        use rdkafka::error::RDKafkaErrorCode as Code;
+        for code in [Code::BrokerTransportFailure, Code::AllBrokersDown] {
+            assert!(is_connection_error(&KafkaError::MessageConsumption(code)), "{code:?}");
+        }
+        for code in [Code::NotLeaderForPartition, Code::OffsetOutOfRange, Code::UnknownTopicOrPartition] {
+            assert!(!is_connection_error(&KafkaError::MessageConsumption(code)), "{code:?}");
+        }
+    }
     use crate::config::Config;
 
     /// The librdkafka properties of a `[kafka]` configuration (TOML after `[kafka]`).

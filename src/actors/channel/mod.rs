@@ -550,16 +550,7 @@ impl ChannelActor {
                 } else {
                     tracing::warn!(channel = %self.name, error = %e, "consumer error");
                 }
-                let connection = e.rdkafka_error_code().is_some_and(|code| {
-                    matches!(
-                        code,
-                        RDKafkaErrorCode::BrokerTransportFailure
-                            | RDKafkaErrorCode::AllBrokersDown
-                            | RDKafkaErrorCode::Resolve
-                            | RDKafkaErrorCode::NetworkException
-                            | RDKafkaErrorCode::BrokerNotAvailable
-                    )
-                });
+                let connection = kafka::is_connection_error(&e);
                 let actions =
                     self.link.consumer_error(Instant::now(), &e.to_string(), out_of_range, resume, connection);
                 self.act(ctx, actions);
