@@ -28,6 +28,10 @@ pub struct Metrics {
     pub ledger_blockstorage_commit_time: HistogramVec,
     pub consensus_kafka_last_offset_persisted: IntGaugeVec,
     pub kafka: KafkaClientMetrics,
+    // OSN's ledger storage.
+    pub ledger_write_failures: IntCounterVec,
+    pub ledger_storage_failed: IntGauge,
+    pub ledger_reopens: IntCounter,
     // OSN's per-channel actor metrics.
     pub channel_status: IntGaugeVec,
     pub channel_restarts: IntGaugeVec,
@@ -195,6 +199,19 @@ impl Metrics {
                 &["channel"]
             )?),
             kafka,
+            ledger_write_failures: reg!(counter(
+                "osn_ledger_write_failures_total",
+                "Ledger writes (blocks, a new channel's storage) that failed in the storage itself: a full disk, an I/O error.",
+                &["channel"]
+            )?),
+            ledger_storage_failed: reg!(IntGauge::new(
+                "osn_ledger_storage_failed",
+                "1 from a failed ledger write until the ledger database was reopened and can write again, else 0."
+            )?),
+            ledger_reopens: reg!(IntCounter::new(
+                "osn_ledger_reopens_total",
+                "Times the ledger database was reopened after a failed write, once its disk could be written again."
+            )?),
             channel_status: reg!(gauge(
                 "osn_channel_status",
                 "The channel actor's phase: 0 starting, 1 ready, 2 errored.",

@@ -335,6 +335,11 @@ impl Channels {
         self.registry.created.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
+    /// Why the ledger cannot write, from a failed write until it can again (`/healthz`'s `ledger`).
+    pub fn storage_failure(&self) -> Option<String> {
+        self.starter.store.failure()
+    }
+
     /// The system channel, when this OSN runs one.
     pub fn system(&self) -> Option<ChannelHandle> {
         self.registry.system.as_deref().and_then(|name| self.get(name))

@@ -8,7 +8,9 @@
 //! flood of probes cannot flood the cluster, and never waited for longer than [`ANSWER_WITHIN`]:
 //! the request runs on its own (one at a time), and a probe it has not answered by then reports
 //! `kafka` as not answering, so `/healthz` answers within a probe's usual 1 s timeout even while
-//! the cluster is unreachable. `/readyz` answers 503 until every channel consumes.
+//! the cluster is unreachable. Both name `ledger` while the ledger cannot write (from a failed
+//! write, a full disk say, until the database can write again). `/readyz` answers 503 until every
+//! channel consumes.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -184,16 +186,22 @@ fn answer(failed: Vec<FailedCheck>) -> HttpResponse {
     }
 }
 
+/// The `ledger` check: failed while the ledger cannot write.
+fn ledger_check(state: &AppState) -> Option<FailedCheck> {
+    state
+        .channels
+        .storage_failure()
+        .map(|reason| FailedCheck { component: "ledger".into(), reason: format!("the ledger cannot write: {reason}") })
+}
+
 /// `GET /healthz`.
 pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
     let channels = state.channels.list();
-    let mut failed: Vec<FailedCheck> = channels
-        .iter()
-        .filter_map(|c| {
-            let (phase, reason) = c.status.phase();
-            (phase == Phase::Errored).then(|| FailedCheck { component: format!("{}/0", c.name), reason })
-        })
-        .collect();
+    let mut failed: Vec<FailedCheck> = ledger_check(&state).into_iter().collect();
+    failed.extend(channels.iter().filter_map(|c| {
+        let (phase, reason) = c.status.phase();
+        (phase == Phase::Errored).then(|| FailedCheck { component: format!("{}/0", c.name), reason })
+    }));
     let topics: Vec<String> = channels.iter().map(|c| c.name.clone()).collect();
     for check in state.kafka_health.check(topics).await {
         if !failed.iter().any(|f| f.component == check.component) {
@@ -208,18 +216,14 @@ pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
 /// channel connected: before that, channels created earlier may not be known here yet (a new or
 /// late OSN would answer their broadcasts 404).
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let mut failed: Vec<FailedCheck> = state
-        .channels
-        .list()
-        .into_iter()
-        .filter_map(|c| {
-            let (phase, reason) = c.status.phase();
-            (phase != Phase::Ready).then(|| FailedCheck {
-                component: format!("{}/0", c.name),
-                reason: if reason.is_empty() { phase.to_string() } else { format!("{phase}: {reason}") },
-            })
+    let mut failed: Vec<FailedCheck> = ledger_check(&state).into_iter().collect();
+    failed.extend(state.channels.list().into_iter().filter_map(|c| {
+        let (phase, reason) = c.status.phase();
+        (phase != Phase::Ready).then(|| FailedCheck {
+            component: format!("{}/0", c.name),
+            reason: if reason.is_empty() { phase.to_string() } else { format!("{phase}: {reason}") },
         })
-        .collect();
+    }));
     if let Some(system) = state.channels.system() {
         let component = format!("{}/0", system.name);
         if let Err(why) = system.status.caught_up() {

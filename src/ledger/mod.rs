@@ -37,12 +37,25 @@ pub enum LedgerError {
     BrokenLink { channel: String, number: u64 },
 }
 
+impl LedgerError {
+    /// A failure of the storage itself (a full disk, an I/O error), as opposed to a block that
+    /// does not fit the chain: the write may succeed later, after [`Ledger::recover`].
+    pub fn is_storage(&self) -> bool {
+        matches!(self, LedgerError::Storage { .. })
+    }
+}
+
 /// Storage of many channels.
 pub trait Store: Send + Sync + 'static {
     /// Opens (creating if needed) the storage of one channel.
     fn channel(&self, channel: &str) -> Result<Arc<dyn ChannelStore>, LedgerError>;
     /// Channels that have storage.
     fn channels(&self) -> Result<Vec<String>, LedgerError>;
+    /// Why writes fail, from a failed write until the storage can write again (it then needs a
+    /// [`ChannelStore::recover`]).
+    fn failure(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Storage of one channel's blocks, by number.
@@ -53,6 +66,12 @@ pub trait ChannelStore: Send + Sync + 'static {
     fn get(&self, number: u64) -> Result<Option<Bytes>, LedgerError>;
     /// Appends one block atomically: after a crash it is either wholly there or not at all.
     fn append(&self, number: u64, block: &[u8]) -> Result<(), LedgerError>;
+    /// After a failed write: makes the storage (shared by every channel) able to write again if
+    /// it can now (a full disk with room again). Ok(true) if this call did it, Ok(false) if there
+    /// was nothing to do; Err while writes still cannot succeed. Blocks (I/O).
+    fn recover(&self) -> Result<bool, LedgerError> {
+        Ok(false)
+    }
 }
 
 /// One channel's ledger.
@@ -195,6 +214,14 @@ impl Ledger {
                 reason: format!("does not decode: {e}"),
             }),
         }
+    }
+
+    /// After a storage failure: makes the storage able to write again if it can now, and reads
+    /// the tip again from what it holds (a failed write may or may not have stored its block).
+    /// The height, once writes can succeed; Err while they still cannot. Blocks (I/O).
+    pub fn recover(&self) -> Result<u64, LedgerError> {
+        self.store.recover()?;
+        self.reload()
     }
 
     pub fn channel(&self) -> &str {

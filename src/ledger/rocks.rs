@@ -1,9 +1,16 @@
 //! RocksDB ledger storage: one database, one column family per channel (`channel/<name>`),
 //! blocks keyed by their number as 8 big-endian bytes, each appended in one `WriteBatch`
 //! (fsynced by default: `ledger.sync-writes`).
+//!
+//! A failed write (a full disk, an I/O error) leaves RocksDB refusing every later write, even
+//! once the disk has room again (its write-ahead log keeps the error; the C API has no
+//! `Resume`). The store remembers the failure ([`Store::failure`]) and [`ChannelStore::recover`]
+//! reopens the database, shared by every channel, once a probe write to its directory succeeds:
+//! reads go on meanwhile, from the database as it was.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rocksdb::{
@@ -12,15 +19,33 @@ use rocksdb::{
 };
 
 use super::{ChannelStore, LedgerError, Store};
+use crate::metrics::metrics;
 
 type Db = DBWithThreadMode<MultiThreaded>;
 
 const CF_PREFIX: &str = "channel/";
 
 pub struct RocksStore {
-    db: Arc<Db>,
-    sync: bool,
+    shared: Arc<Shared>,
 }
+
+/// What every channel's handle shares: the database, and what to reopen it with.
+struct Shared {
+    path: PathBuf,
+    sync: bool,
+    /// None only while it is reopened, or if reopening failed both ways.
+    db: RwLock<Option<Arc<Db>>>,
+    /// The last write failure, until a reopen succeeds.
+    failure: Mutex<Option<String>>,
+    /// One reopen at a time.
+    reopening: Mutex<()>,
+}
+
+/// How much a probe writes (and syncs, then removes) before the database is reopened: room for a
+/// new write-ahead log, a manifest and a block or two.
+const PROBE_BYTES: usize = 4 << 20;
+/// How long a reopen waits for reads and writes in flight on the old database to finish.
+const DRAIN: Duration = Duration::from_secs(5);
 
 fn err(channel: &str, e: impl std::fmt::Display) -> LedgerError {
     LedgerError::Storage { channel: channel.to_owned(), message: e.to_string() }
@@ -35,26 +60,24 @@ fn cf_options() -> Options {
 impl RocksStore {
     /// Opens (creating if needed) the database at `path`, with every channel it already holds.
     pub fn open(path: &Path, sync: bool) -> Result<Self, LedgerError> {
-        let mut opts = Options::default();
-        opts.create_if_missing(true);
-        opts.create_missing_column_families(true);
-        // Memtable flushes and compactions sync their files every megabyte as they go. Left to
-        // the kernel, a flush's 64 MB of dirty pages are written back in one burst, and the
-        // write-ahead log's fsync of the next block waits behind it: commits of 0.2-0.8 s, twice
-        // per 10 s at 12,500 envelopes/s, each stalling the channel.
-        opts.set_bytes_per_sync(1 << 20);
-        // One column family per channel, most of them idle: without a cap on all memtables and on
-        // the write-ahead log, thousands of small memtables add up, and a write-ahead log file
-        // stays until every channel with a block in it has flushed (never, for an idle channel).
-        // Past either cap RocksDB flushes the column families holding the oldest data.
-        opts.set_db_write_buffer_size(512 << 20);
-        opts.set_max_total_wal_size(256 << 20);
+        let opts = db_options();
         let existing =
             if path.join("CURRENT").exists() { Db::list_cf(&opts, path).map_err(|e| err("*", e))? } else { vec![] };
         let cfs = existing.into_iter().map(|name| ColumnFamilyDescriptor::new(name, cf_options()));
         let db = Db::open_cf_descriptors(&opts, path, cfs)
             .map_err(|e| err("*", format!("cannot open {}: {e}", path.display())))?;
-        Ok(RocksStore { db: Arc::new(db), sync })
+        Ok(RocksStore::new(path, sync, db))
+    }
+
+    fn new(path: &Path, sync: bool, db: Db) -> Self {
+        let shared = Shared {
+            path: path.to_owned(),
+            sync,
+            db: RwLock::new(Some(Arc::new(db))),
+            failure: Mutex::default(),
+            reopening: Mutex::default(),
+        };
+        RocksStore { shared: Arc::new(shared) }
     }
 
     /// Opens an existing database read-only, for offline tools (`osn ledger verify`). RocksDB takes
@@ -70,8 +93,115 @@ impl RocksStore {
         let cfs = existing.into_iter().map(|name| ColumnFamilyDescriptor::new(name, cf_options()));
         let db = Db::open_cf_descriptors_read_only(&opts, path, cfs, false)
             .map_err(|e| err("*", format!("cannot open {} read-only: {e}", path.display())))?;
-        Ok(RocksStore { db: Arc::new(db), sync: false })
+        Ok(RocksStore::new(path, false, db))
     }
+}
+
+/// The options every read-write open uses.
+fn db_options() -> Options {
+    let mut opts = Options::default();
+    opts.create_if_missing(true);
+    opts.create_missing_column_families(true);
+    // Memtable flushes and compactions sync their files every megabyte as they go. Left to
+    // the kernel, a flush's 64 MB of dirty pages are written back in one burst, and the
+    // write-ahead log's fsync of the next block waits behind it: commits of 0.2-0.8 s, twice
+    // per 10 s at 12,500 envelopes/s, each stalling the channel.
+    opts.set_bytes_per_sync(1 << 20);
+    // One column family per channel, most of them idle: without a cap on all memtables and on
+    // the write-ahead log, thousands of small memtables add up, and a write-ahead log file
+    // stays until every channel with a block in it has flushed (never, for an idle channel).
+    // Past either cap RocksDB flushes the column families holding the oldest data.
+    opts.set_db_write_buffer_size(512 << 20);
+    opts.set_max_total_wal_size(256 << 20);
+    opts
+}
+
+impl Shared {
+    /// The database, for one operation.
+    fn db(&self) -> Result<Arc<Db>, LedgerError> {
+        self.db.read().unwrap_or_else(|e| e.into_inner()).clone().ok_or_else(|| {
+            let failure = self.failure().unwrap_or_default();
+            err("*", format!("the ledger database is closed after a write failure ({failure}); it is reopened once {} is writable", self.path.display()))
+        })
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.failure.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Records a failed write; every channel's later writes need a reopen ([`Shared::recover`]).
+    fn write_failed(&self, channel: &str, e: impl std::fmt::Display) -> LedgerError {
+        let e = err(channel, e);
+        let LedgerError::Storage { message, .. } = &e else { unreachable!("err makes Storage errors") };
+        let first = self.failure.lock().unwrap_or_else(|e| e.into_inner()).replace(message.clone()).is_none();
+        let m = metrics();
+        m.ledger_write_failures.with_label_values(&[channel]).inc();
+        m.ledger_storage_failed.set(1);
+        if first {
+            tracing::error!(path = %self.path.display(), channel, error = %message, "ledger write failed: channels stop committing until the database can write again");
+        }
+        e
+    }
+
+    /// Reopens the database after a write failure, once a probe write to its directory
+    /// succeeds. Ok(false) if there was nothing to recover (another channel's call did it).
+    fn recover(&self) -> Result<bool, LedgerError> {
+        let _one = self.reopening.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(failure) = self.failure() else { return Ok(false) };
+        probe(&self.path)
+            .map_err(|e| err("*", format!("{failure}; {} still cannot be written: {e}", self.path.display())))?;
+        let mut slot = self.db.write().unwrap_or_else(|e| e.into_inner());
+        // Reads and writes that took the database before the lock finish on it first: RocksDB
+        // opens a directory once per process.
+        let began = Instant::now();
+        while slot.as_ref().is_some_and(|db| Arc::strong_count(db) > 1) {
+            if began.elapsed() > DRAIN {
+                return Err(err(
+                    "*",
+                    format!("{failure}; the database is still in use after {DRAIN:?}, reopening later"),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        drop(slot.take());
+        let opened = Db::list_cf(&Options::default(), &self.path).and_then(|existing| {
+            let cfs = existing.into_iter().map(|name| ColumnFamilyDescriptor::new(name, cf_options()));
+            Db::open_cf_descriptors(&db_options(), &self.path, cfs)
+        });
+        match opened {
+            Ok(db) => {
+                *slot = Some(Arc::new(db));
+                *self.failure.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                metrics().ledger_storage_failed.set(0);
+                metrics().ledger_reopens.inc();
+                tracing::info!(path = %self.path.display(), after = %failure, "ledger database reopened: it can write again");
+                Ok(true)
+            }
+            Err(e) => {
+                // Blocks already written stay readable while the disk is still short of room.
+                let existing = Db::list_cf(&Options::default(), &self.path).unwrap_or_default();
+                let cfs = existing.into_iter().map(|name| ColumnFamilyDescriptor::new(name, cf_options()));
+                *slot = Db::open_cf_descriptors_read_only(&Options::default(), &self.path, cfs, false)
+                    .map(Arc::new)
+                    .inspect_err(|e| tracing::error!(path = %self.path.display(), error = %e, "cannot open the ledger database even read-only"))
+                    .ok();
+                Err(err("*", format!("{failure}; reopening {} failed: {e}", self.path.display())))
+            }
+        }
+    }
+}
+
+/// Writes, syncs and removes a file of [`PROBE_BYTES`] in `dir`: whether a write can succeed now.
+fn probe(dir: &Path) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let path = dir.join("osn-write-probe");
+    let result = (|| {
+        let mut file = std::fs::File::create(&path)?;
+        file.write_all(&vec![0u8; PROBE_BYTES])?;
+        file.sync_all()
+    })();
+    let _ = std::fs::remove_file(&path);
+    result
 }
 
 impl RocksStore {
@@ -83,9 +213,10 @@ impl RocksStore {
     /// Writes every channel's memtable to table files (tests that need blocks in SST files).
     #[cfg(test)]
     pub fn flush(&self) {
-        for name in Db::list_cf(&Options::default(), self.db.path()).unwrap() {
-            if let Some(cf) = self.db.cf_handle(&name) {
-                self.db.flush_cf(&cf).unwrap();
+        let db = self.shared.db().unwrap();
+        for name in Db::list_cf(&Options::default(), db.path()).unwrap() {
+            if let Some(cf) = db.cf_handle(&name) {
+                db.flush_cf(&cf).unwrap();
             }
         }
     }
@@ -94,15 +225,15 @@ impl RocksStore {
 impl Store for RocksStore {
     fn channel(&self, channel: &str) -> Result<Arc<dyn ChannelStore>, LedgerError> {
         let cf = Self::cf_name(channel);
-        if self.db.cf_handle(&cf).is_none() {
-            self.db.create_cf(&cf, &cf_options()).map_err(|e| err(channel, e))?;
+        let db = self.shared.db()?;
+        if db.cf_handle(&cf).is_none() {
+            db.create_cf(&cf, &cf_options()).map_err(|e| self.shared.write_failed(channel, e))?;
         }
-        Ok(Arc::new(RocksChannel { db: self.db.clone(), cf, channel: channel.to_owned(), sync: self.sync }))
+        Ok(Arc::new(RocksChannel { shared: self.shared.clone(), cf, channel: channel.to_owned() }))
     }
 
     fn channels(&self) -> Result<Vec<String>, LedgerError> {
-        let path = self.db.path();
-        let mut names: Vec<String> = Db::list_cf(&Options::default(), path)
+        let mut names: Vec<String> = Db::list_cf(&Options::default(), &self.shared.path)
             .map_err(|e| err("*", e))?
             .into_iter()
             .filter_map(|n| n.strip_prefix(CF_PREFIX).map(str::to_owned))
@@ -110,25 +241,29 @@ impl Store for RocksStore {
         names.sort();
         Ok(names)
     }
+
+    fn failure(&self) -> Option<String> {
+        self.shared.failure()
+    }
 }
 
 struct RocksChannel {
-    db: Arc<Db>,
+    shared: Arc<Shared>,
     cf: String,
     channel: String,
-    sync: bool,
 }
 
 impl RocksChannel {
-    fn handle(&self) -> Result<Arc<BoundColumnFamily<'_>>, LedgerError> {
-        self.db.cf_handle(&self.cf).ok_or_else(|| err(&self.channel, "column family vanished"))
+    fn handle<'a>(&self, db: &'a Db) -> Result<Arc<BoundColumnFamily<'a>>, LedgerError> {
+        db.cf_handle(&self.cf).ok_or_else(|| err(&self.channel, "column family vanished"))
     }
 }
 
 impl ChannelStore for RocksChannel {
     fn last(&self) -> Result<Option<(u64, Bytes)>, LedgerError> {
-        let cf = self.handle()?;
-        let mut iter = self.db.iterator_cf(&cf, IteratorMode::From(&u64::MAX.to_be_bytes(), Direction::Reverse));
+        let db = self.shared.db()?;
+        let cf = self.handle(&db)?;
+        let mut iter = db.iterator_cf(&cf, IteratorMode::From(&u64::MAX.to_be_bytes(), Direction::Reverse));
         match iter.next() {
             None => Ok(None),
             Some(Err(e)) => Err(err(&self.channel, e)),
@@ -144,17 +279,23 @@ impl ChannelStore for RocksChannel {
     }
 
     fn get(&self, number: u64) -> Result<Option<Bytes>, LedgerError> {
-        let cf = self.handle()?;
-        let value = self.db.get_pinned_cf(&cf, number.to_be_bytes()).map_err(|e| err(&self.channel, e))?;
+        let db = self.shared.db()?;
+        let cf = self.handle(&db)?;
+        let value = db.get_pinned_cf(&cf, number.to_be_bytes()).map_err(|e| err(&self.channel, e))?;
         Ok(value.map(|v| Bytes::copy_from_slice(&v)))
     }
 
     fn append(&self, number: u64, block: &[u8]) -> Result<(), LedgerError> {
-        let cf = self.handle()?;
+        let db = self.shared.db()?;
+        let cf = self.handle(&db)?;
         let mut batch = WriteBatch::default();
         batch.put_cf(&cf, number.to_be_bytes(), block);
         let mut opts = WriteOptions::default();
-        opts.set_sync(self.sync);
-        self.db.write_opt(batch, &opts).map_err(|e| err(&self.channel, e))
+        opts.set_sync(self.shared.sync);
+        db.write_opt(batch, &opts).map_err(|e| self.shared.write_failed(&self.channel, e))
+    }
+
+    fn recover(&self) -> Result<bool, LedgerError> {
+        self.shared.recover()
     }
 }

@@ -377,3 +377,88 @@ fn a_tip_cut_from_a_forged_record_resumes_with_the_last_sane_state() {
     drop(ledger);
     assert_eq!(open().tip().kafka.last_original_offset_processed, 3);
 }
+
+/// A tmpfs of `size` mounted on a new directory, unmounted on drop; None (saying why) where the
+/// machine forbids mounts.
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    fn mount(size: &str) -> Option<Tmpfs> {
+        let dir = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Some(Tmpfs(dir)),
+            Ok(o) => {
+                eprintln!(
+                    "SKIPPED: this machine forbids mounting a tmpfs: {}",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                );
+                None
+            }
+            Err(e) => {
+                eprintln!("SKIPPED: cannot run mount: {e}");
+                None
+            }
+        }
+    }
+
+    fn resize(&self, size: &str) {
+        let status = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(self.0.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "remount with size={size}");
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(self.0.path()).status();
+    }
+}
+
+#[test]
+fn a_full_disk_fails_writes_until_there_is_room_then_the_store_reopens_and_writes_again() {
+    let Some(disk) = Tmpfs::mount("8m") else { return };
+    let path = disk.0.path().join("ledger");
+    let store = Arc::new(RocksStore::open(&path, true).unwrap());
+    let (a, b) = (store.channel("a").unwrap(), store.channel("b").unwrap());
+    b.append(0, b"b0").unwrap();
+    let block = vec![7u8; 100_000];
+    let mut written = 0;
+    let failed = loop {
+        match a.append(written, &block) {
+            Ok(()) => written += 1,
+            Err(e) => break e,
+        }
+        assert!(written < 200, "an 8 MB disk holds fewer than 200 blocks of 100 kB");
+    };
+    assert!(failed.is_storage(), "{failed}");
+    assert!(failed.to_string().contains("No space left on device"), "{failed}");
+    assert!(store.failure().unwrap().contains("No space left on device"));
+    // Every channel's writes fail now, and recovering fails while the disk is full; reads go on.
+    assert!(b.append(1, b"b1").is_err());
+    let still = a.recover().unwrap_err();
+    assert!(still.to_string().contains("still cannot be written"), "{still}");
+    assert_eq!(b.get(0).unwrap().unwrap(), Bytes::from_static(b"b0"));
+    assert_eq!(a.last().unwrap().unwrap().0, written - 1);
+
+    // With room again, writes still fail: RocksDB keeps the error until the database is reopened.
+    disk.resize("64m");
+    assert!(a.append(written, &block).is_err(), "RocksDB does not resume by itself");
+    assert!(a.recover().unwrap(), "the first recover reopens");
+    assert!(!b.recover().unwrap(), "the database is shared: the other channel has nothing to do");
+    assert_eq!(store.failure(), None);
+    a.append(written, &block).unwrap();
+    b.append(1, b"b1").unwrap();
+    assert_eq!(a.last().unwrap().unwrap().0, written, "every block written before the failure is kept");
+    assert_eq!(b.get(1).unwrap().unwrap(), Bytes::from_static(b"b1"));
+    drop((a, b, store));
+    // And it all survives a restart.
+    let store = RocksStore::open(&path, true).unwrap();
+    assert_eq!(store.channel("a").unwrap().last().unwrap().unwrap().0, written);
+}

@@ -305,11 +305,25 @@ impl Run {
     /// Three OSNs of `channel` on the brokers at `servers`, taking load through all three once
     /// 100 envelopes are acknowledged.
     async fn start(broker: &'static str, servers: String, channel: String, pace: Option<Duration>) -> Run {
-        let spec = |n| OsnSpec {
-            osn_identity: n,
-            max_message_count: 20,
-            kafka_extra: FAST_KAFKA.into(),
-            ..OsnSpec::on(&channel, servers.clone())
+        Self::start_with(broker, servers, channel, pace, |_, spec| spec).await
+    }
+
+    /// [`Run::start`] with each OSN's spec changed by `adapt` (given the OSN's number).
+    async fn start_with(
+        broker: &'static str,
+        servers: String,
+        channel: String,
+        pace: Option<Duration>,
+        adapt: impl Fn(usize, OsnSpec) -> OsnSpec,
+    ) -> Run {
+        let spec = |n| {
+            let spec = OsnSpec {
+                osn_identity: n,
+                max_message_count: 20,
+                kafka_extra: FAST_KAFKA.into(),
+                ..OsnSpec::on(&channel, servers.clone())
+            };
+            adapt(n, spec)
         };
         let osns = [Osn::start(spec(0)).await, Osn::start(spec(1)).await, Osn::start(spec(2)).await];
         let load = Arc::new(Load {
@@ -637,4 +651,129 @@ async fn an_osn_killed_right_after_writing_a_config_block_restarts_under_that_co
     assert!(sizes[k + 1..].iter().filter(|&&n| n == 7).count() > 10, "full blocks of 7: {sizes:?}");
     // The chains are identical, so the other two cut the same blocks under the same configuration.
     run.finish(0, (1, 0)).await;
+}
+
+/// A channel's info, as `GET /v1/channels/{channel}` answers it.
+async fn channel_info(osn: &Osn) -> serde_json::Value {
+    let url = format!("{}/v1/channels/{}", osn.url, osn.spec.channel);
+    let mut resp = client().get(url).send().await.expect("channel info");
+    resp.json().await.unwrap_or_default()
+}
+
+/// `/healthz` or `/readyz`: status and body.
+async fn health(osn: &Osn, route: &str) -> (u16, serde_json::Value) {
+    let mut resp = client().get(format!("{}/{route}", osn.operations_url)).send().await.expect(route);
+    (resp.status().as_u16(), resp.json().await.unwrap_or_default())
+}
+
+/// Every record of `channel`'s partition, by type: (CONNECT, others).
+async fn partition_records(servers: String, channel: &str) -> (usize, usize) {
+    use osn::proto::{kafka_message::Type, KafkaMessage};
+    let kafka = osn::config::KafkaConfig { brokers: servers, ..Default::default() };
+    let end = {
+        let (kafka, channel) = (kafka.clone(), channel.to_owned());
+        actix_rt::task::spawn_blocking(move || osn::kafka::high_watermark(&kafka, &channel, Duration::from_secs(10)))
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    let mut records = Box::pin(osn::kafka::consume_from(&kafka, channel, 0).unwrap());
+    let (mut connects, mut others) = (0, 0);
+    for _ in 0..end {
+        let record = tokio::time::timeout(Duration::from_secs(30), futures_util::StreamExt::next(&mut records))
+            .await
+            .expect("the partition's records within 30 s")
+            .unwrap()
+            .unwrap();
+        match KafkaMessage::decode(record.value).map(|m| m.r#type) {
+            Ok(Some(Type::Connect(_))) => connects += 1,
+            _ => others += 1,
+        }
+    }
+    (connects, others)
+}
+
+/// Issue 18: OSN 0 of three has its ledger on a 6 MB tmpfs, which the load fills. Its channel
+/// stops committing and says why: ERRORED with the storage error (not "connecting to Kafka"),
+/// broadcasts to it answered 503 naming the ledger, `/healthz` and `/readyz` 503 with a `ledger`
+/// component, `osn_ledger_storage_failed` 1. It neither restarts nor writes to Kafka while it
+/// waits (the partition holds one CONNECT per OSN at the end), and the other two go on ordering.
+/// With room again (`mount -o remount,size=…`) it resumes by itself, without a restart: nothing
+/// acknowledged is lost or duplicated, and its chain is the others'. (It used to restart every
+/// 8 s, writing a CONNECT each time, saying "connecting to Kafka", until the process restarted.)
+/// Skipped, saying so, where the machine forbids mounts.
+#[actix_rt::test]
+async fn a_full_disk_is_reported_as_such_and_the_osn_resumes_by_itself_once_there_is_room() {
+    let Some(disk) = Tmpfs::mount("6m") else { return };
+    // tansu keeps the whole partition (the mock cluster keeps 5 MB): the full OSN consumes
+    // again, after the disk has room, what the others ordered meanwhile.
+    let tansu = Tansu::start();
+    let channel = channel_name("full-disk");
+    let ledger = disk.path().join("ledger");
+    let run = Run::start_with("tansu", tansu.servers(), channel.clone(), None, |n, spec| {
+        if n == 0 {
+            OsnSpec { ledger: Some(ledger.clone()), ..spec }
+        } else {
+            spec
+        }
+    })
+    .await;
+    let full = &run.osns[0];
+    let info = wait_for("OSN 0's channel errored by its full disk", Duration::from_secs(120), || async {
+        let info = channel_info(full).await;
+        (info["status"] == "ERRORED").then_some(info)
+    })
+    .await;
+    let (failed_at, acked_before) = (Instant::now(), run.load.acked());
+    let reason = info["statusReason"].as_str().unwrap().to_owned();
+    assert!(reason.contains("ledger storage failed") && reason.contains("No space left on device"), "{info}");
+
+    // Reported as what it is, everywhere.
+    for route in ["healthz", "readyz"] {
+        let (code, body) = health(full, route).await;
+        assert_eq!(code, 503, "{body}");
+        let ledger = body["failed_checks"].as_array().unwrap().iter().find(|c| c["component"] == "ledger");
+        let ledger = ledger.unwrap_or_else(|| panic!("/{route} names the ledger: {body}"));
+        assert!(ledger["reason"].as_str().unwrap().contains("No space left on device"), "{body}");
+    }
+    let (code, answer) = broadcast(&full.broadcast_url(), &envelopes(&channel, 1, 200)[0]).await;
+    assert_eq!(code, 503, "{answer:?}");
+    assert!(answer.info.contains("ledger storage failed"), "{answer:?}");
+    let metrics = scrape(full).await;
+    assert_eq!(total(&metrics, "osn_ledger_storage_failed", None), 1.0);
+    assert!(total(&metrics, "osn_ledger_write_failures_total", Some(&channel)) >= 1.0);
+    // It retries (every second), and the other two go on meanwhile.
+    wait_for("three retries of the full OSN", Duration::from_secs(30), || async {
+        (full.log().matches("the ledger cannot write: the channel waits for storage").count() >= 4).then_some(())
+    })
+    .await;
+    until_acked(&run.load, 200).await;
+    let info = channel_info(full).await;
+    assert_eq!(info["status"], "ERRORED", "still waiting for room: {info}");
+
+    disk.resize("512m");
+    let resized = Instant::now();
+    wait_for("OSN 0's channel READY again", Duration::from_secs(30), || async {
+        (channel_info(full).await["status"] == "READY").then_some(())
+    })
+    .await;
+    let resumed_in = resized.elapsed();
+    wait_for("/healthz 200 on OSN 0", Duration::from_secs(30), || async {
+        (health(full, "healthz").await.0 == 200).then_some(())
+    })
+    .await;
+    let metrics = scrape(full).await;
+    assert_eq!(total(&metrics, "osn_ledger_storage_failed", None), 0.0);
+    assert!(total(&metrics, "osn_ledger_reopens_total", None) >= 1.0);
+    assert_eq!(total(&metrics, "osn_channel_restarts", Some(&channel)), 0.0, "it resumed without a restart");
+    eprintln!(
+        "reliability: full disk: errored {:.1} s, READY {:.1} s after the remount, {} acknowledged meanwhile by the others",
+        failed_at.elapsed().as_secs_f64(),
+        resumed_in.as_secs_f64(),
+        run.load.acked() - acked_before
+    );
+    let servers = tansu.servers();
+    run.finish(0, (0, 0)).await;
+    let (connects, _) = partition_records(servers, &channel).await;
+    assert_eq!(connects, 3, "one CONNECT per OSN, none while the full one waited");
 }

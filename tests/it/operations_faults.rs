@@ -2,7 +2,6 @@
 //! a channel errored by Kafka answers 503 naming it and recovers by itself with nothing lost, and
 //! `/metrics` carries every metric named by the issue and moves when it should.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use osn::proto::orderer::seek_info::{SeekBehavior, SeekErrorResponse};
@@ -206,29 +205,6 @@ async fn broadcast_or_fail(url: &str, env: &Envelope) -> bool {
         .send_body(env.encode_to_vec())
         .await;
     matches!(resp, Ok(r) if r.status() == 200)
-}
-
-/// The samples of the metric families of `/metrics`: name{labels} → value.
-async fn scrape(osn: &Osn) -> HashMap<String, f64> {
-    let mut resp = client().get(format!("{}/metrics", osn.url)).send().await.unwrap();
-    assert_eq!(resp.status(), 200);
-    let ct = resp.headers().get("content-type").unwrap().to_str().unwrap().to_owned();
-    assert!(ct.starts_with("text/plain; version=0.0.4"), "{ct}");
-    let text = String::from_utf8(resp.body().limit(16 << 20).await.unwrap().to_vec()).unwrap();
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .filter_map(|l| l.rsplit_once(' ').map(|(k, v)| (k.to_owned(), v.parse().unwrap_or(f64::NAN))))
-        .collect()
-}
-
-/// The sum of a family's samples whose labels mention `channel` (all samples when None).
-fn total(samples: &HashMap<String, f64>, family: &str, channel: Option<&str>) -> f64 {
-    samples
-        .iter()
-        .filter(|(k, _)| k.split('{').next() == Some(family))
-        .filter(|(k, _)| channel.is_none_or(|c| k.contains(&format!("channel=\"{c}\""))))
-        .map(|(_, v)| *v)
-        .sum()
 }
 
 #[actix_rt::test]

@@ -1,6 +1,8 @@
-//! A ChannelActor that fails — here a ledger write error injected into the third block — is
-//! restarted by the supervisor, rebuilds its state from the ledger, and the chain goes on with no
-//! gap and no duplicate. In-process, so the storage can be made to fail; the broker is real.
+//! A ChannelActor whose ledger write fails — an error injected into the third block — rebuilds
+//! its state from the ledger and the chain goes on with no gap and no duplicate: in place once
+//! the store can write again for a storage error (a full disk), through a restart by the
+//! supervisor for anything else. In-process, so the storage can be made to fail; the broker is
+//! real.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -14,17 +16,20 @@ use osn::ledger::{ChannelStore, LedgerError, Store};
 
 use crate::harness::*;
 
-/// A store whose `fail_at`-th append (counting from 0, the genesis block) fails once.
+/// A store whose `fail_at`-th append (counting from 0, the genesis block) fails once, with
+/// `error`.
 struct FlakyStore {
     inner: MemoryStore,
     appends: Arc<AtomicU64>,
     fail_at: u64,
+    error: fn() -> LedgerError,
 }
 
 struct FlakyChannel {
     inner: Arc<dyn ChannelStore>,
     appends: Arc<AtomicU64>,
     fail_at: u64,
+    error: fn() -> LedgerError,
 }
 
 impl Store for FlakyStore {
@@ -33,6 +38,7 @@ impl Store for FlakyStore {
             inner: self.inner.channel(channel)?,
             appends: self.appends.clone(),
             fail_at: self.fail_at,
+            error: self.error,
         }))
     }
 
@@ -52,14 +58,15 @@ impl ChannelStore for FlakyChannel {
 
     fn append(&self, number: u64, block: &[u8]) -> Result<(), LedgerError> {
         if self.appends.fetch_add(1, Ordering::SeqCst) == self.fail_at {
-            return Err(LedgerError::Storage { channel: "flaky".into(), message: "injected write failure".into() });
+            return Err((self.error)());
         }
         self.inner.append(number, block)
     }
 }
 
-#[actix_rt::test]
-async fn a_failing_channel_actor_is_restarted_and_resumes_from_its_ledger() {
+/// The third block's write fails once with `error`; the chain is whole and right, after
+/// `restarts` restarts of the actor.
+async fn a_failed_write(error: fn() -> LedgerError, restarts: u32) {
     let channel = channel_name("flaky");
     let broker = Broker::with_topic(&channel);
     let kafka = KafkaConfig {
@@ -80,7 +87,8 @@ async fn a_failing_channel_actor_is_restarted_and_resumes_from_its_ledger() {
         batch_timeout: Duration::from_millis(50),
         ..Default::default()
     };
-    let store = Arc::new(FlakyStore { inner: MemoryStore::new(), appends: Arc::new(AtomicU64::new(0)), fail_at: 3 });
+    let appends = Arc::new(AtomicU64::new(0));
+    let store = Arc::new(FlakyStore { inner: MemoryStore::new(), appends, fail_at: 3, error });
     let channels = start_channels(&[settings], &kafka, store.clone());
     let ch = channels.get(&channel).unwrap().clone();
 
@@ -91,13 +99,25 @@ async fn a_failing_channel_actor_is_restarted_and_resumes_from_its_ledger() {
 
     // 30 envelopes, 5 per block: blocks 1..=6 after the genesis block.
     wait_for("blocks 1..=6", Duration::from_secs(60), || async { (ch.ledger.height() == 7).then_some(()) }).await;
-    assert_eq!(ch.status.restarts.load(Ordering::SeqCst), 1, "exactly one restart");
+    assert_eq!(ch.status.restarts.load(Ordering::SeqCst), restarts);
     assert_eq!(ch.status.phase().0, Phase::Ready);
     let chain = ledger_chain(&ch);
     check_chain(&chain, &sent, &spec);
 
     let c = channels.clone();
     actix_rt::task::spawn_blocking(move || c.stop_and_join()).await.unwrap();
+}
+
+#[actix_rt::test]
+async fn a_failed_storage_write_resumes_in_place_from_the_ledger() {
+    a_failed_write(|| LedgerError::Storage { channel: "flaky".into(), message: "injected write failure".into() }, 0)
+        .await;
+}
+
+#[actix_rt::test]
+async fn a_channel_actor_failing_otherwise_is_restarted_and_resumes_from_its_ledger() {
+    let corrupt = || LedgerError::Corrupt { channel: "flaky".into(), number: 3, reason: "injected refusal".into() };
+    a_failed_write(corrupt, 1).await;
 }
 
 /// Records the ledger needs were dropped by the broker (the mock cluster keeps about 5 MB per

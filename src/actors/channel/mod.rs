@@ -38,7 +38,7 @@ use crate::core::link::{Action, Link};
 use crate::core::ttc::TtcTimer;
 use crate::identity::SigningIdentity;
 use crate::kafka::{self, Record, KEY, PARTITION};
-use crate::ledger::{created_channels, Ledger};
+use crate::ledger::{created_channels, Ledger, LedgerError};
 use crate::metrics::{metrics, secs};
 use crate::proto::{kafka_message, kafka_message_regular::Class, KafkaMessage};
 
@@ -75,6 +75,9 @@ pub struct ChannelActor {
     /// measured when it connected), by the offset of the record they copy: dropped when a copy
     /// of that record (or of a later one) is consumed, produced in order once caught up.
     deferred: std::collections::BTreeMap<i64, KafkaMessage>,
+    /// Since when the ledger cannot write (a full disk): the channel consumes nothing until it
+    /// can, then resumes from the ledger ([`Self::storage_failed`]).
+    storage_trouble: Option<Instant>,
     /// Reports a panic in the actor's handling when the panic drops the actor.
     _panic_watch: PanicWatch,
 }
@@ -85,6 +88,9 @@ pub const KAFKA_CHECK: Duration = Duration::from_millis(500);
 /// How often it looks while the link is quiet (`core::link::Link::quiet`): an idle channel. Its
 /// own writes and consumer errors bring the next look within [`KAFKA_CHECK`].
 pub const KAFKA_CHECK_QUIET: Duration = Duration::from_secs(5);
+/// How often a channel whose ledger cannot write tries again (a probe write, then a reopen of
+/// the database shared by every channel; see `ledger::rocks`).
+pub const STORAGE_RETRY: Duration = Duration::from_secs(1);
 
 /// The system channel's power over other channels: starting the ones it creates. The supervisor's
 /// `Starter` implements it, so this module does not depend on the supervisor.
@@ -141,6 +147,7 @@ impl ChannelActor {
             next_offset: None,
             next_check: None,
             deferred: Default::default(),
+            storage_trouble: None,
             _panic_watch: PanicWatch(on_panic),
         }
     }
@@ -155,8 +162,41 @@ impl ChannelActor {
         }
     }
 
-    /// Rebuilds the ordering state from the ledger and starts the connect sequence.
+    /// Rebuilds the ordering state from the ledger and starts the connect sequence: CONNECT at
+    /// the first start; after a restart only the topic check, so that a channel restarting in a
+    /// loop (a ledger it cannot read, a consumer it cannot create) writes nothing into Kafka.
     fn start_up(&mut self, ctx: &mut Context<Self>) {
+        if !self.rebuild(ctx) {
+            return;
+        }
+        self.status.set(Phase::Starting, "connecting to Kafka");
+        let kafka = self.kafka.clone();
+        let topic = self.name.clone();
+        let backoff = self.backoff();
+        let first = self.status.restarts.load(Ordering::Relaxed) == 0;
+        let connect = first.then(|| KafkaMessage::connect(self.genesis_hash.clone()).encode_to_vec());
+        let status = self.status.clone();
+        ctx.spawn(
+            async move {
+                tokio::time::sleep(backoff).await;
+                // A topic created since the hub looked (by CONNECT or CreateTopics) is learnt
+                // again, so its leader is known before the partition is assigned.
+                if !reach_kafka(&kafka, &topic, connect.as_deref(), &status, true).await {
+                    if let Err(e) = kafka.hub.learn(&topic).await {
+                        tracing::debug!(channel = %topic, error = %e, "metadata request failed");
+                    }
+                }
+            }
+            .instrument(self.span.clone())
+            .into_actor(self)
+            .map(|(), act, ctx| act.connected(ctx)),
+        );
+    }
+
+    /// The ordering state (chain, configuration in force, batch timeout) from the ledger, and
+    /// the metrics that show it; false if the ledger cannot give it (the channel is then errored,
+    /// or stopping to restart).
+    fn rebuild(&mut self, ctx: &mut Context<Self>) -> bool {
         let tip = self.ledger.tip();
         let config = self.ledger.config();
         let in_force = match InForce::new((*config).clone(), self.time_window) {
@@ -166,12 +206,15 @@ impl ChannelActor {
                 // different OSN version or a damaged ledger.
                 self.status.set(Phase::Errored, format!("the channel's configuration is unusable: {e}"));
                 tracing::error!(channel = %self.name, error = %e, "the channel's configuration is unusable");
-                return;
+                return false;
             }
         };
         let system = match self.role.is_system().then(|| created_channels(&self.ledger)).transpose() {
             Ok(created) => created.map(|c| SystemState { channels: c.into_iter().map(|(name, _)| name).collect() }),
-            Err(e) => return self.stop_with(ctx, format!("cannot read the system channel's ledger: {e}")),
+            Err(e) => {
+                self.stop_with(ctx, format!("cannot read the system channel's ledger: {e}"));
+                return false;
+            }
         };
         self.status.set_access_arc(in_force.access.clone());
         let m = metrics();
@@ -184,28 +227,56 @@ impl ChannelActor {
         self.status.reprocessing.store(chain.reprocessing(), Ordering::Relaxed);
         self.chain = Some(chain);
         self.timer = TtcTimer::new(batch_timeout(&config).unwrap_or(self.settings.batch_timeout));
-        self.timer_handle = None;
-        self.status.set(Phase::Starting, "connecting to Kafka");
+        if let Some(timer) = self.timer_handle.take() {
+            ctx.cancel_future(timer);
+        }
+        true
+    }
 
-        let kafka = self.kafka.clone();
-        let topic = self.name.clone();
-        let backoff = self.backoff();
-        let connect = KafkaMessage::connect(self.genesis_hash.clone()).encode_to_vec();
-        let status = self.status.clone();
+    /// The ledger could not write a block (a full disk, an I/O error): the channel stops
+    /// consuming, says so (ERRORED with the storage error: broadcasts get 503 naming it), drops
+    /// the ordering state that went past the ledger, and tries again every [`STORAGE_RETRY`]
+    /// until the storage can write; it then resumes from the ledger without a restart and
+    /// without writing to Kafka (the link is fine). Nothing acknowledged is lost: the records
+    /// stay in the partition and are consumed again.
+    fn storage_failed(&mut self, ctx: &mut Context<Self>, reason: String) {
+        if let Some(consumer) = self.consumer.take() {
+            ctx.cancel_future(consumer);
+        }
+        if let Some(timer) = self.timer_handle.take() {
+            ctx.cancel_future(timer);
+        }
+        self.chain = None;
+        self.pending_since = None;
+        let since = *self.storage_trouble.get_or_insert_with(Instant::now);
+        tracing::error!(channel = %self.name, %reason, failing_for = ?since.elapsed(), "the ledger cannot write: the channel waits for storage");
+        self.status.set(Phase::Errored, format!("ledger storage failed, retrying every {STORAGE_RETRY:?}: {reason}"));
+        ctx.run_later(STORAGE_RETRY, |act, ctx| act.retry_storage(ctx));
+    }
+
+    /// Tries to make the ledger writable again (off the actor's thread: it does I/O).
+    fn retry_storage(&mut self, ctx: &mut Context<Self>) {
+        let ledger = self.ledger.clone();
         ctx.spawn(
             async move {
-                tokio::time::sleep(backoff).await;
-                // A topic created since the hub looked (by CONNECT or CreateTopics) is learnt
-                // again, so its leader is known before the partition is assigned.
-                if !reach_kafka(&kafka, &topic, &connect, &status, true).await {
-                    if let Err(e) = kafka.hub.learn(&topic).await {
-                        tracing::debug!(channel = %topic, error = %e, "metadata request failed");
-                    }
-                }
+                tokio::task::spawn_blocking(move || ledger.recover())
+                    .await
+                    .unwrap_or_else(|e| Err(LedgerError::Storage { channel: "*".into(), message: e.to_string() }))
             }
-            .instrument(self.span.clone())
             .into_actor(self)
-            .map(|(), act, ctx| act.connected(ctx)),
+            .map(|recovered, act, ctx| {
+                let _span = act.span.clone().entered();
+                match recovered {
+                    Ok(height) => {
+                        let since = act.storage_trouble.take().unwrap_or_else(Instant::now);
+                        tracing::info!(channel = %act.name, height, after = ?since.elapsed(), "the ledger can write again: resuming from it");
+                        if act.rebuild(ctx) {
+                            act.connected(ctx);
+                        }
+                    }
+                    Err(e) => act.storage_failed(ctx, e.to_string()),
+                }
+            }),
         );
     }
 
@@ -237,7 +308,7 @@ impl ChannelActor {
         let connect = KafkaMessage::connect(self.genesis_hash.clone()).encode_to_vec();
         ctx.spawn(
             async move {
-                reach_kafka(&kafka, &topic, &connect, &status, false).await;
+                reach_kafka(&kafka, &topic, Some(&connect), &status, false).await;
             }
             .instrument(self.span.clone())
             .into_actor(self)
@@ -256,7 +327,7 @@ impl ChannelActor {
     fn check_kafka(&mut self, ctx: &mut Context<Self>) {
         let _span = self.span.clone().entered();
         self.next_check = None;
-        if !self.link.is_connected() || self.link.is_fatal() {
+        if !self.link.is_connected() || self.link.is_fatal() || self.storage_trouble.is_some() {
             self.schedule_check(ctx, KAFKA_CHECK);
             return;
         }
@@ -421,15 +492,16 @@ impl ChannelActor {
     }
 }
 
-/// Produces CONNECT records on the retry schedule until Kafka acknowledges one. At start-up it
-/// also sets the topic up, and reports the channel STARTING, then ERRORED once the trouble lasts
-/// past `kafka.error-timeout`. Never gives up: past the schedule's long total it says so and goes
+/// Produces CONNECT records on the retry schedule until Kafka acknowledges one (without
+/// `connect`, after a restart: until the topic check succeeds). At start-up it also sets the
+/// topic up, and reports the channel STARTING, then ERRORED once the trouble lasts past
+/// `kafka.error-timeout`. Never gives up: past the schedule's long total it says so and goes
 /// on at the long interval. True if the topic was there before the hub asked for it (at start-up:
 /// the hub knows it), false if it may have been created since.
 async fn reach_kafka(
     clients: &kafka::Clients,
     topic: &str,
-    connect: &[u8],
+    connect: Option<&[u8]>,
     status: &ChannelStatus,
     starting: bool,
 ) -> bool {
@@ -444,16 +516,21 @@ async fn reach_kafka(
             } else {
                 true
             };
+            let Some(connect) = connect else { return Ok((None, existed)) };
             tokio::time::timeout(cfg.connect_timeout, kafka::produce(producer, topic, connect))
                 .await
                 .map_err(|_| format!("no acknowledgement of CONNECT within {:?}", cfg.connect_timeout))?
                 .map_err(|e| format!("CONNECT not acknowledged: {e}"))
-                .map(|offset| (offset, existed))
+                .map(|offset| (Some(offset), existed))
         }
         .await;
         let reason = match result {
-            Ok((offset, existed)) => {
+            Ok((Some(offset), existed)) => {
                 tracing::info!(channel = %topic, offset, attempts = attempt + 1, "connected to Kafka");
+                return existed;
+            }
+            Ok((None, existed)) => {
+                tracing::info!(channel = %topic, attempts = attempt + 1, "the partition is there (restart: no CONNECT)");
                 return existed;
             }
             Err(reason) => reason,
@@ -578,6 +655,9 @@ impl ChannelActor {
                     tracing::info!(channel = %channel, started, offset = record.offset, "channel created through the system channel");
                     crate::faults::crash_point("system.after-create");
                 }
+                Err(e) if e.downcast_ref::<LedgerError>().is_some_and(LedgerError::is_storage) => {
+                    return self.storage_failed(ctx, format!("cannot create channel '{channel}': {e:#}"))
+                }
                 Err(e) => return self.stop_with(ctx, format!("cannot create channel '{channel}': {e:#}")),
             }
         }
@@ -589,6 +669,9 @@ impl ChannelActor {
             self.signer.sign_block(&mut block);
             let writing = Instant::now();
             if let Err(e) = self.ledger.append(&block) {
+                if e.is_storage() {
+                    return self.storage_failed(ctx, e.to_string());
+                }
                 return self.stop_with(ctx, e.to_string());
             }
             cm.commit_time.observe(secs(writing.elapsed()));

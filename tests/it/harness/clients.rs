@@ -1,6 +1,8 @@
 //! The API as a client uses it: broadcasts, deliveries, config transactions, waiting for a
 //! channel.
 
+use std::collections::HashMap;
+
 use super::*;
 
 /// Broadcasts each envelope once, concurrently; the envelopes Kafka acknowledged, and the
@@ -141,4 +143,27 @@ pub async fn chains_holding(osns: &[Osn], channel: &str, count: usize) -> Vec<Ve
         out.push(chain);
     }
     out
+}
+
+/// The samples of the metric families of `/metrics`: name{labels} → value.
+pub async fn scrape(osn: &Osn) -> HashMap<String, f64> {
+    let mut resp = client().get(format!("{}/metrics", osn.url)).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let ct = resp.headers().get("content-type").unwrap().to_str().unwrap().to_owned();
+    assert!(ct.starts_with("text/plain; version=0.0.4"), "{ct}");
+    let text = String::from_utf8(resp.body().limit(16 << 20).await.unwrap().to_vec()).unwrap();
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| l.rsplit_once(' ').map(|(k, v)| (k.to_owned(), v.parse().unwrap_or(f64::NAN))))
+        .collect()
+}
+
+/// The sum of a family's samples whose labels mention `channel` (all samples when None).
+pub fn total(samples: &HashMap<String, f64>, family: &str, channel: Option<&str>) -> f64 {
+    samples
+        .iter()
+        .filter(|(k, _)| k.split('{').next() == Some(family))
+        .filter(|(k, _)| channel.is_none_or(|c| k.contains(&format!("channel=\"{c}\""))))
+        .map(|(_, v)| *v)
+        .sum()
 }

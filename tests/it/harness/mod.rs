@@ -40,6 +40,54 @@ pub use crypto::*;
 pub use in_process::*;
 pub use process::*;
 
+/// A tmpfs of a given size on a new directory (a disk that fills up), unmounted when dropped.
+pub struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    /// None, saying why on stderr, where the machine forbids mounts (not root, no
+    /// CAP_SYS_ADMIN): the tests that need one are then skipped (RELIABILITY.md says so).
+    pub fn mount(size: &str) -> Option<Tmpfs> {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Some(Tmpfs { dir }),
+            Ok(o) => {
+                eprintln!(
+                    "SKIPPED: this machine forbids mounting a tmpfs: {}",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                );
+                None
+            }
+            Err(e) => {
+                eprintln!("SKIPPED: cannot run mount: {e}");
+                None
+            }
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Changes its size (`mount -o remount,size=…`): room again on a full disk.
+    pub fn resize(&self, size: &str) {
+        let status = Command::new("mount").args(["-o", &format!("remount,size={size}")]).arg(self.path()).status();
+        assert!(status.is_ok_and(|s| s.success()), "remount {} with size={size}", self.path().display());
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        // Lazily: a process killed a moment ago may still hold files there.
+        let _ = Command::new("umount").arg("-l").arg(self.path()).status();
+    }
+}
+
 /// A fresh channel name, also the topic name.
 pub fn channel_name(prefix: &str) -> String {
     format!("{prefix}-{:08x}", rand::random::<u32>())

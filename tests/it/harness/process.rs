@@ -30,6 +30,8 @@ pub struct OsnSpec {
     pub operations_address: String,
     /// Environment variables of the process besides `OSN_LOG` (`OSN_LOG_FORMAT`, for example).
     pub env: Vec<(&'static str, String)>,
+    /// `[ledger] path`: by default `ledger` in the process's data directory.
+    pub ledger: Option<PathBuf>,
 }
 
 /// Certificate files for an OSN serving HTTPS: a CA, and a certificate it signed for `localhost`
@@ -116,6 +118,7 @@ impl OsnSpec {
             kafka_extra: String::new(),
             operations_address: String::new(),
             env: Vec::new(),
+            ledger: None,
         }
     }
 
@@ -210,7 +213,8 @@ impl Osn {
 
     async fn start_with(spec: OsnSpec, ready: bool) -> Osn {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("osn.toml"), spec.toml(&dir.path().join("ledger"))).unwrap();
+        let ledger = spec.ledger.clone().unwrap_or_else(|| dir.path().join("ledger"));
+        std::fs::write(dir.path().join("osn.toml"), spec.toml(&ledger)).unwrap();
         let mut osn = Osn { spec, dir, child: None, url: String::new(), operations_url: String::new() };
         osn.launch(ready).await;
         osn
