@@ -366,6 +366,23 @@ impl Osn {
         );
     }
 
+    /// Starts the process again on an empty ledger: a node joining late (or one whose disk was
+    /// replaced), which rebuilds every block from the partition.
+    pub async fn rejoin_empty(&mut self) {
+        self.kill();
+        let ledger = self.spec.ledger.clone().unwrap_or_else(|| self.dir.path().join("ledger"));
+        std::fs::remove_dir_all(&ledger).unwrap();
+        self.launch(true).await;
+    }
+
+    /// SIGSTOP (true) or SIGCONT (false): the whole process frozen, as a VM paused or a long GC
+    /// stop would freeze it, and resumed.
+    pub fn freeze(&self, frozen: bool) {
+        let signal = if frozen { "-STOP" } else { "-CONT" };
+        let status = Command::new("kill").args([signal, &self.pid().to_string()]).status();
+        assert!(status.is_ok_and(|s| s.success()), "kill {signal}");
+    }
+
     /// The process's id.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()
