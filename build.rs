@@ -1,4 +1,4 @@
-//! Compiles `src/proto/**/*.proto` with prost, using the protoc that ships in the
+//! Compiles `src/proto/**/*.proto` with prost (and the AtomicBroadcast service with tonic), using the protoc that ships in the
 //! `protoc-bin-vendored` crate (a fresh machine has no system protoc), and generates serde
 //! implementations that follow the canonical protobuf JSON mapping with pbjson; and records the
 //! git commit being built as `OSN_GIT_COMMIT` (what `GET /version` answers).
@@ -29,7 +29,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     let descriptors = out.join("descriptors.bin");
+    // The gRPC service of orderer/ab.proto (AtomicBroadcast): tonic's server and client, over
+    // the same message types.
+    let grpc = tonic_prost_build::configure().build_server(true).build_client(true).service_generator();
     prost_build::Config::new()
+        .service_generator(grpc)
         .file_descriptor_set_path(&descriptors)
         .compile_well_known_types()
         .extern_path(".google.protobuf", "::pbjson_types")

@@ -1,8 +1,8 @@
 //! OSN: a Kafka-based ordering service node for permissioned blockchains.
 //!
-//! Data flows one way: [`http`] → [`service`] (validate, admit) → [`actors`] (enqueue) →
+//! Data flows one way: [`http`] or [`grpc`] → [`service`] (validate, admit) → [`actors`] (enqueue) →
 //! [`kafka`] → [`actors`] (consume, cut, build with [`core`]) → [`ledger`] → height watch →
-//! [`http`] (deliver).
+//! [`http`] or [`grpc`] (deliver).
 //! See ARCHITECTURE.md for the codemap and the invariants.
 
 pub mod actors;
@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod core;
 pub mod faults;
+pub mod grpc;
 pub mod http;
 pub mod identity;
 pub mod kafka;

@@ -28,6 +28,14 @@ pub struct Metrics {
     pub ledger_blockstorage_commit_time: HistogramVec,
     pub consensus_kafka_last_offset_persisted: IntGaugeVec,
     pub kafka: KafkaClientMetrics,
+    // Fabric's gRPC server metrics.
+    pub grpc_stream_requests_received: IntCounterVec,
+    pub grpc_stream_requests_completed: IntCounterVec,
+    pub grpc_stream_request_duration: HistogramVec,
+    pub grpc_stream_messages_received: IntCounterVec,
+    pub grpc_stream_messages_sent: IntCounterVec,
+    pub grpc_conn_opened: IntCounter,
+    pub grpc_conn_closed: IntCounter,
     // OSN's ledger storage.
     pub ledger_write_failures: IntCounterVec,
     pub ledger_storage_failed: IntGauge,
@@ -199,6 +207,39 @@ impl Metrics {
                 &["channel"]
             )?),
             kafka,
+            grpc_stream_requests_received: reg!(counter(
+                "grpc_server_stream_requests_received",
+                "The number of stream requests received.",
+                &["service", "method"]
+            )?),
+            grpc_stream_requests_completed: reg!(counter(
+                "grpc_server_stream_requests_completed",
+                "The number of stream requests completed.",
+                &["service", "method", "code"]
+            )?),
+            grpc_stream_request_duration: reg!(histogram(
+                "grpc_server_stream_request_duration",
+                "The time to complete a stream request.",
+                &["service", "method", "code"]
+            )?),
+            grpc_stream_messages_received: reg!(counter(
+                "grpc_server_stream_messages_received",
+                "The number of stream messages received.",
+                &["service", "method"]
+            )?),
+            grpc_stream_messages_sent: reg!(counter(
+                "grpc_server_stream_messages_sent",
+                "The number of stream messages sent.",
+                &["service", "method"]
+            )?),
+            grpc_conn_opened: reg!(IntCounter::new(
+                "grpc_comm_conn_opened",
+                "gRPC connections opened. Open minus closed is the active number of connections."
+            )?),
+            grpc_conn_closed: reg!(IntCounter::new(
+                "grpc_comm_conn_closed",
+                "gRPC connections closed. Open minus closed is the active number of connections."
+            )?),
             ledger_write_failures: reg!(counter(
                 "osn_ledger_write_failures_total",
                 "Ledger writes (blocks, a new channel's storage) that failed in the storage itself: a full disk, an I/O error.",

@@ -112,6 +112,8 @@ pub struct Node {
     operations: Option<(SocketAddr, RunningServer)>,
     channels: Arc<Channels>,
     producer: Producer,
+    /// The gRPC listener (`orderer.AtomicBroadcast`), when `grpc.address` is set.
+    grpc: Option<crate::grpc::GrpcServer>,
 }
 
 impl Node {
@@ -162,7 +164,15 @@ impl Node {
             signer,
             enqueue_timeout: config.http.enqueue_timeout,
         };
-        let state = AppState { service, http: config.http.clone(), kafka_health };
+        let grpc = if config.grpc.address.is_empty() {
+            None
+        } else {
+            let grpc = crate::grpc::GrpcServer::start(service.clone(), &config.grpc)?;
+            tracing::info!(address = %grpc.addr(), tls = config.grpc.tls.is_some(), "gRPC listening (orderer.AtomicBroadcast)");
+            Some(grpc)
+        };
+        let grpc_health = grpc.as_ref().map(crate::grpc::GrpcServer::health);
+        let state = AppState { service, http: config.http.clone(), kafka_health, grpc_health };
         let ops_address = &config.operations.address;
         let operations = if ops_address.is_empty() {
             None
@@ -178,11 +188,16 @@ impl Node {
         let server = RunningServer::spawn(server);
         let scheme = if config.http.tls.is_some() { "https" } else { "http" };
         tracing::info!(url = %format!("{scheme}://{http_addr}"), channels = config.channels.len(), "OSN started");
-        Ok(Node { http_addr, scheme, server, operations, channels, producer })
+        Ok(Node { http_addr, scheme, server, operations, channels, producer, grpc })
     }
 
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
+    }
+
+    /// Where gRPC (`orderer.AtomicBroadcast`) listens, if it does.
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        self.grpc.as_ref().map(crate::grpc::GrpcServer::addr)
     }
 
     /// The API's base URL: `https://` when `[http.tls]` is configured.
@@ -246,11 +261,15 @@ impl Node {
             })
             .ok();
         tracing::info!("shutting down: stopping the API");
+        let grpc = self.grpc.map(|grpc| actix_rt::task::spawn_blocking(move || grpc.stop()));
         match self.operations {
             Some((_, operations)) => {
                 futures_util::join!(self.server.stop(), operations.stop());
             }
             None => self.server.stop().await,
+        }
+        if let Some(grpc) = grpc {
+            let _ = grpc.await;
         }
         tracing::info!("stopping channel actors and their consumers");
         let channels = self.channels.clone();

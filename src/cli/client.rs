@@ -90,7 +90,7 @@ pub fn read_authorization(signer: &SigningIdentity, channel: &str) -> String {
 #[derive(clap::Args, Debug, Clone)]
 pub struct Endpoint {
     /// Base URL of the OSN: http://HOST:PORT, or https://HOST:PORT for an OSN with [http.tls].
-    #[arg(long, global = true, default_value = "http://127.0.0.1:7050")]
+    #[arg(long, global = true, default_value = "http://127.0.0.1:7060")]
     pub url: String,
     /// PEM file of the CA that signed the OSN's certificate: the only CA trusted for https:// (and
     /// wss://) URLs.

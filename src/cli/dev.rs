@@ -1,6 +1,6 @@
 //! `osn dev`: one command, nothing else installed. An embedded in-memory Kafka-protocol broker
 //! (librdkafka's mock cluster), a ledger in a fresh temporary directory (or `--data-dir`), one
-//! channel, the API on 127.0.0.1:7050.
+//! channel, Fabric's gRPC service on 127.0.0.1:7050 and the HTTP API on 127.0.0.1:7060.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -10,7 +10,8 @@ use anyhow::Context as _;
 use super::channel::{ensure_channel, ChannelCreate};
 use super::client::Endpoint;
 use crate::config::{
-    BatchSizeConfig, Config, HttpConfig, IdentityConfig, KafkaConfig, LedgerConfig, OrganizationConfig, SystemConfig,
+    BatchSizeConfig, Config, GrpcConfig, HttpConfig, IdentityConfig, KafkaConfig, LedgerConfig, OrganizationConfig,
+    SystemConfig,
 };
 use crate::identity::dev::{default_dev_root, dev_crypto, DEV_CLIENT_MSP};
 use crate::identity::layout::MSP_DIR;
@@ -23,9 +24,13 @@ use crate::node::Node;
 pub const DEV_MAX_LAG_BYTES: u64 = 2 * 1024 * 1024;
 #[derive(clap::Args, Debug)]
 pub struct DevArgs {
-    /// Address of the API.
-    #[arg(long, default_value = "127.0.0.1:7050")]
+    /// Address of the HTTP API (and its websockets, `/docs`, the operations routes).
+    #[arg(long, default_value = "127.0.0.1:7060")]
     pub http: String,
+    /// Address of Fabric's gRPC service (`orderer.AtomicBroadcast`), on Fabric's orderer port by
+    /// default so that Fabric's tools work with their defaults.
+    #[arg(long, default_value = "127.0.0.1:7050")]
+    pub grpc: String,
     /// Keep the ledger in this directory instead of a temporary one deleted at exit.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -82,6 +87,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
 
     let config = Config {
         http: HttpConfig { address: args.http.clone(), ..Default::default() },
+        grpc: GrpcConfig { address: args.grpc.clone(), ..Default::default() },
         // The operations routes on the API's listener.
         operations: Default::default(),
         identity: IdentityConfig {
@@ -112,6 +118,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let node = Node::start(&config).await?;
     node.wait_ready(Duration::from_secs(30)).await?;
     let url = node.url();
+    let grpc = node.grpc_addr().map_or_else(|| "off".to_owned(), |a| a.to_string());
     // The dev channel, created as an operator would: a config transaction signed by an admin of
     // DevOrgMSP, posted to this OSN's API.
     let endpoint = Endpoint { url: url.clone(), cacert: None, client_cert: None, client_key: None };
@@ -124,7 +131,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "osn".into());
     println!(
         "\nOSN dev mode is running.\n\
-         \n  API      {url}\
+         \n  gRPC     {grpc}  (Fabric's orderer.AtomicBroadcast: peer, broadcast_msg, SDKs)\
+         \n  API      {url}  (HTTP/JSON, protobuf, websockets; /docs)\
          \n  channel  {ch} (batch timeout {bt}, at most {mc} envelopes per block)\
          \n  Kafka    {brokers}: an EMBEDDED IN-MEMORY broker (librdkafka's mock cluster). It keeps about\
          \n           5 MB per partition and everything vanishes when this process stops. Use `osn start`\
@@ -155,6 +163,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             ""
         },
     );
+    if let Some(addr) = node.grpc_addr() {
+        println!("osn gRPC listening on {addr}");
+    }
     println!("osn listening on {url}");
     node.run_until_signal().await?;
     drop(kafka);

@@ -19,6 +19,9 @@ pub async fn run(args: StartArgs) -> anyhow::Result<()> {
     if let Some(url) = node.operations_url() {
         println!("osn operations listening on {url}");
     }
+    if let Some(addr) = node.grpc_addr() {
+        println!("osn gRPC listening on {addr}");
+    }
     println!("osn listening on {}", node.url());
     node.run_until_signal().await
 }

@@ -1,7 +1,7 @@
 //! Typed configuration: a TOML file, then `OSN_<SECTION>_<KEY>` environment overrides
-//! (for example `OSN_KAFKA_BROKERS=k1:9092,k2:9092`, `OSN_HTTP_ADDRESS=0.0.0.0:7050`,
+//! (for example `OSN_KAFKA_BROKERS=k1:9092,k2:9092`, `OSN_GRPC_ADDRESS=0.0.0.0:7050`, `OSN_HTTP_ADDRESS=0.0.0.0:7060`,
 //! `OSN_LEDGER_SYNC_WRITES=false`, `OSN_OPERATIONS_ADDRESS=10.0.0.5:9443`). An override's key is
-//! the rest of the variable's name, lower-cased, with `_` read as `-`. The sub-tables `http.tls`,
+//! the rest of the variable's name, lower-cased, with `_` read as `-`. The sub-tables `http.tls`, `grpc.tls`,
 //! `kafka.tls` and `kafka.sasl` take overrides too (`OSN_KAFKA_SASL_PASSWORD`,
 //! `OSN_HTTP_TLS_CERT_FILE`); their values are taken as strings, verbatim. Channels are
 //! configured in the file only.
@@ -68,6 +68,7 @@ pub enum ConfigError {
 #[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
 pub struct Config {
     pub http: HttpConfig,
+    pub grpc: GrpcConfig,
     pub operations: OperationsConfig,
     pub kafka: KafkaConfig,
     pub ledger: LedgerConfig,
@@ -275,7 +276,7 @@ pub struct HttpTlsConfig {
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
-            address: "127.0.0.1:7050".into(),
+            address: "127.0.0.1:7060".into(),
             workers: 0,
             enqueue_timeout: Duration::from_secs(2),
             max_batch_bytes: 32 * 1024 * 1024,
@@ -285,6 +286,76 @@ impl Default for HttpConfig {
             tls: None,
         }
     }
+}
+
+/// `[grpc]`: Fabric's own transport, the `orderer.AtomicBroadcast` service (Broadcast and
+/// Deliver), which Fabric's peers, CLI, sample clients and SDKs speak.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct GrpcConfig {
+    /// Address of the gRPC listener (Fabric's orderer: `General.ListenAddress`:`ListenPort`,
+    /// 7050). Empty: no gRPC listener.
+    pub address: String,
+    /// Threads serving gRPC streams (0 = one per core).
+    pub workers: usize,
+    /// Largest message received or sent, in bytes (Fabric: 100 MiB, `General.MaxRecvMsgSize`
+    /// and `MaxSendMsgSize`).
+    pub max_recv_message_size: usize,
+    pub max_send_message_size: usize,
+    /// Envelopes one Broadcast stream may have waiting for Kafka's acknowledgement at once;
+    /// beyond it the server stops reading the stream until answers go out.
+    pub max_in_flight: usize,
+    /// How often the server pings an idle connection, and how long it waits for the answer
+    /// before closing it (Fabric: 2 h and 20 s). Clients may ping every 60 s or more, with or
+    /// without a stream open, as Fabric's clients do.
+    #[serde(with = "humantime_serde")]
+    pub keepalive_interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub keepalive_timeout: Duration,
+    /// Serve TLS (only) with this certificate; absent = plaintext (Fabric's
+    /// `General.TLS.Enabled: false`).
+    pub tls: Option<GrpcTlsConfig>,
+}
+
+impl Default for GrpcConfig {
+    fn default() -> Self {
+        GrpcConfig {
+            address: "127.0.0.1:7050".into(),
+            workers: 0,
+            max_recv_message_size: 100 * 1024 * 1024,
+            max_send_message_size: 100 * 1024 * 1024,
+            max_in_flight: 1024,
+            keepalive_interval: Duration::from_secs(2 * 3600),
+            keepalive_timeout: Duration::from_secs(20),
+            tls: None,
+        }
+    }
+}
+
+impl GrpcConfig {
+    /// The number of threads: `workers`, or one per core.
+    pub fn workers(&self) -> usize {
+        if self.workers > 0 {
+            return self.workers;
+        }
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+    }
+}
+
+/// `[grpc.tls]`: the gRPC listener's certificate, and optionally the CAs its clients'
+/// certificates must chain to. With them, every client must present such a certificate
+/// (Fabric's `ClientAuthRequired`), and Deliver requires the request's `tls_cert_hash` to be the
+/// SHA-256 of it, as Fabric's orderer does.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct GrpcTlsConfig {
+    /// PEM certificate chain, the server's certificate first.
+    pub cert_file: PathBuf,
+    /// PEM private key (PKCS#8, SEC1 or PKCS#1).
+    pub key_file: PathBuf,
+    /// PEM CA certificates of the clients (mutual TLS, required).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ca_file: Option<PathBuf>,
 }
 
 /// `[operations]`: where the operations routes (`/version`, `/logspec`, `/healthz`, `/readyz`,
@@ -559,7 +630,7 @@ impl Config {
             let section = section.to_ascii_lowercase();
             if !matches!(
                 section.as_str(),
-                "http" | "operations" | "kafka" | "ledger" | "identity" | "system" | "actors"
+                "http" | "grpc" | "operations" | "kafka" | "ledger" | "identity" | "system" | "actors"
             ) {
                 continue;
             }
@@ -591,6 +662,17 @@ impl Config {
 
     /// Checks what serde cannot: names, limits and uniqueness.
     pub fn validate(&self) -> Result<(), String> {
+        let grpc = &self.grpc;
+        if grpc.max_recv_message_size < 1024 || grpc.max_send_message_size < 1024 {
+            return Err("grpc.max-recv-message-size and grpc.max-send-message-size must be at least 1024 bytes".into());
+        }
+        if grpc.max_in_flight == 0 {
+            return Err("grpc.max-in-flight must be at least 1".into());
+        }
+        let fixed_port = |a: &str| !a.is_empty() && !a.ends_with(":0");
+        if fixed_port(&grpc.address) && grpc.address == self.http.address {
+            return Err(format!("grpc.address and http.address are the same ({}): each needs its own", grpc.address));
+        }
         validate_channel_id(&self.system.channel).map_err(|e| format!("system.channel: {e}"))?;
         validate_batch_size(&self.system.batch_size.into())
             .and_then(|()| validate_batch_timeout(self.system.batch_timeout))
@@ -648,7 +730,8 @@ impl Config {
 }
 
 /// Sub-tables that take `OSN_<SECTION>_<SUB>_<KEY>` overrides.
-const NESTED: &[(&str, &str)] = &[("http", "tls"), ("kafka", "tls"), ("kafka", "sasl"), ("kafka", "retry")];
+const NESTED: &[(&str, &str)] =
+    &[("http", "tls"), ("grpc", "tls"), ("kafka", "tls"), ("kafka", "sasl"), ("kafka", "retry")];
 
 /// `table[key]` as a table, created empty if missing; None if it is something else.
 fn sub_table<'a>(table: &'a mut toml::Table, key: &str) -> Option<&'a mut toml::Table> {

@@ -124,6 +124,20 @@ fn creator(signature_header: Bytes) -> Result<Bytes, Invalid> {
     SignatureHeader::decode(signature_header).map(|h| h.creator).map_err(|e| Invalid::BadSignatureHeader(e.to_string()))
 }
 
+/// The channel header of an envelope, decoded: what a transport without a channel in its
+/// address (gRPC) routes the envelope by.
+pub fn channel_header_of(envelope: &Envelope) -> Result<ChannelHeader, Invalid> {
+    if envelope.payload.is_empty() {
+        return Err(Invalid::EmptyPayload);
+    }
+    let payload = Payload::decode(envelope.payload.clone()).map_err(|e| Invalid::BadPayload(e.to_string()))?;
+    let header = payload.header.ok_or(Invalid::MissingHeader)?;
+    if header.channel_header.is_empty() {
+        return Err(Invalid::MissingChannelHeader);
+    }
+    decode_channel_header(header.channel_header)
+}
+
 /// Decodes the channel header bytes of a payload header.
 pub fn decode_channel_header(raw: Bytes) -> Result<ChannelHeader, Invalid> {
     ChannelHeader::decode(raw).map_err(|e| Invalid::BadChannelHeader(e.to_string()))

@@ -194,10 +194,16 @@ fn ledger_check(state: &AppState) -> Option<FailedCheck> {
         .map(|reason| FailedCheck { component: "ledger".into(), reason: format!("the ledger cannot write: {reason}") })
 }
 
+/// The `grpc` check: failed once the gRPC listener stopped serving.
+fn grpc_check(state: &AppState) -> Option<FailedCheck> {
+    let failure = state.grpc_health.as_ref()?.failure()?;
+    Some(FailedCheck { component: "grpc".into(), reason: failure })
+}
+
 /// `GET /healthz`.
 pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
     let channels = state.channels.list();
-    let mut failed: Vec<FailedCheck> = ledger_check(&state).into_iter().collect();
+    let mut failed: Vec<FailedCheck> = ledger_check(&state).into_iter().chain(grpc_check(&state)).collect();
     failed.extend(channels.iter().filter_map(|c| {
         let (phase, reason) = c.status.phase();
         (phase == Phase::Errored).then(|| FailedCheck { component: format!("{}/0", c.name), reason })

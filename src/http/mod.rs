@@ -49,6 +49,8 @@ pub struct AppState {
     pub http: HttpConfig,
     /// The Kafka side of `/healthz`.
     pub kafka_health: Arc<health::KafkaHealth>,
+    /// The gRPC listener's side of `/healthz`, when there is one.
+    pub grpc_health: Option<crate::grpc::GrpcHealth>,
 }
 
 impl std::ops::Deref for AppState {

@@ -11,10 +11,11 @@ use bytes::Bytes;
 
 use super::Service;
 use crate::actors::{BroadcastBatch, BroadcastError, ChannelHandle, Enqueued, MailboxSlot};
-use crate::core::envelope::check_broadcast;
+use crate::core::config::UpdateRequest;
+use crate::core::envelope::{channel_header_of, check_broadcast};
 use crate::core::policy::PolicyName;
 use crate::metrics::{metrics, secs};
-use crate::proto::{BroadcastResponse, Envelope, Status};
+use crate::proto::{BroadcastResponse, Envelope, HeaderType, Status};
 use crate::verify::Signed;
 
 pub fn answer(status: Status, info: impl Into<String>) -> BroadcastResponse {
@@ -23,6 +24,59 @@ pub fn answer(status: Status, info: impl Into<String>) -> BroadcastResponse {
 
 pub fn success() -> BroadcastResponse {
     answer(Status::Success, "")
+}
+
+/// Where an envelope goes on a transport that names no channel (gRPC Broadcast), by its channel
+/// header, as Fabric's orderer routes it.
+pub enum Route {
+    /// To be ordered on this channel (the broadcast checks follow).
+    Order(ChannelHandle),
+    /// A CONFIG_UPDATE of this channel.
+    Update(ChannelHandle),
+    /// A CONFIG_UPDATE naming a channel this OSN does not have: a channel creation, through the
+    /// system channel.
+    Create,
+}
+
+impl Service {
+    /// Routes an envelope by its channel header: a header that does not decode is 400, a CONFIG
+    /// or ORDERER_TRANSACTION (which only OSNs order) 400, a CONFIG_UPDATE an update or a
+    /// creation, anything else goes to its channel (404 if this OSN has none of that name).
+    pub fn route(&self, envelope: &Envelope) -> Result<Route, BroadcastResponse> {
+        let header = channel_header_of(envelope).map_err(|e| answer(e.status(), e.to_string()))?;
+        match HeaderType::try_from(header.r#type) {
+            Ok(t @ (HeaderType::Config | HeaderType::OrdererTransaction)) => Err(answer(
+                Status::BadRequest,
+                format!("header type {} is ordered by OSNs only: broadcast a CONFIG_UPDATE instead", t.as_str_name()),
+            )),
+            Ok(HeaderType::ConfigUpdate) => {
+                Ok(self.channels.get(&header.channel_id).map_or(Route::Create, Route::Update))
+            }
+            _ => self.lookup(&header.channel_id).map(Route::Order).map_err(|e| answer(e.status(), e.to_string())),
+        }
+    }
+
+    /// A CONFIG_UPDATE envelope routed to [`Route::Update`] or [`Route::Create`]: admitted,
+    /// ordered and consumed (the answer says what it came to: SUCCESS once the new configuration
+    /// or channel is in force here).
+    pub async fn config_transaction(&self, route: &Route, envelope: &Envelope) -> BroadcastResponse {
+        let request = match UpdateRequest::parse(envelope) {
+            Ok(r) => r,
+            Err(info) => return answer(Status::BadRequest, info),
+        };
+        let result = match route {
+            Route::Update(ch) => self.update_config(ch, &request).await.map(|_| ()),
+            Route::Create => self.create_channel(&request).await.map(|_| ()),
+            Route::Order(ch) => Err(super::ServiceError::Internal(format!(
+                "an envelope for channel '{}' was taken for a config transaction",
+                ch.name
+            ))),
+        };
+        match result {
+            Ok(()) => success(),
+            Err(e) => answer(e.status(), e.to_string()),
+        }
+    }
 }
 
 /// An envelope that passed the structural checks: the bytes to relay and its signed parts.

@@ -277,7 +277,7 @@ fn start_refuses_an_identity_whose_block_signatures_would_not_verify() {
     let start = |identity: &std::path::Path| {
         let config = dir.path().join("osn.toml");
         let text = format!(
-            "[http]\naddress = \"127.0.0.1:0\"\n[kafka]\nbrokers = \"127.0.0.1:9\"\n[ledger]\npath = {:?}\n\
+            "[http]\naddress = \"127.0.0.1:0\"\n[grpc]\naddress = \"127.0.0.1:0\"\n[kafka]\nbrokers = \"127.0.0.1:9\"\n[ledger]\npath = {:?}\n\
              [identity]\ndir = {:?}\n[[organizations]]\nmsp-dir = {:?}\n[[channels]]\nname = \"ch\"\n",
             dir.path().join("ledger"),
             identity,

@@ -60,7 +60,7 @@ fn deliver_all(url: &str, format: &str) -> std::process::Output {
 /// Starts `osn dev` with `args` (and `--data-dir`); returns it, its URL and its banner.
 pub fn start_dev(args: &[&str], data_dir: Option<&std::path::Path>) -> (KillOnDrop, String, String) {
     let mut cmd = osn_command();
-    cmd.args(["dev", "--http", "127.0.0.1:0"]).args(args);
+    cmd.args(["dev", "--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0"]).args(args);
     if let Some(dir) = data_dir {
         cmd.arg("--data-dir").arg(dir);
     }
@@ -196,7 +196,7 @@ fn dev_mode_then_broadcast_then_deliver() {
     drop(dev);
 
     // Reusing the data directory of a dead in-memory broker is refused with a clear reason.
-    let out = osn(&["dev", "--http", "127.0.0.1:0", "--data-dir", ledger.to_str().unwrap()]);
+    let out = osn(&["dev", "--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0", "--data-dir", ledger.to_str().unwrap()]);
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("earlier `osn dev` broker"),

@@ -105,7 +105,7 @@ fn start_refuses_an_unreadable_key_with_its_path() {
     let missing = dir.path().join("missing-key.pem");
     let config = dir.path().join("osn.toml");
     let text = format!(
-        "[http]\naddress = \"127.0.0.1:0\"\n[http.tls]\ncert-file = {:?}\nkey-file = {:?}\n[ledger]\npath = {:?}\n",
+        "[http]\naddress = \"127.0.0.1:0\"\n[grpc]\naddress = \"127.0.0.1:0\"\n[http.tls]\ncert-file = {:?}\nkey-file = {:?}\n[ledger]\npath = {:?}\n",
         pki.cert_file,
         missing,
         dir.path().join("ledger"),

@@ -233,7 +233,7 @@ async fn start_dev(dev_args: &[String]) -> anyhow::Result<(std::process::Child, 
     use std::io::BufRead as _;
     let exe = std::env::current_exe().context("cannot find the osn executable")?;
     let mut command = std::process::Command::new(exe);
-    command.args(["dev", "--http", "127.0.0.1:0"]).args(dev_args);
+    command.args(["dev", "--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0"]).args(dev_args);
     // Its log, kept to explain a failed start.
     let mut log = tempfile::tempfile().context("cannot create a temporary file")?;
     let mut child = command

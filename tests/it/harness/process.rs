@@ -14,6 +14,9 @@ pub struct OsnSpec {
     pub absolute_max_bytes: u32,
     /// Serve HTTPS with these files (`[http.tls]`).
     pub http_tls: Option<TestPki>,
+    /// Serve gRPC over TLS with these files (`[grpc.tls]`; mutual TLS if the PKI requires client
+    /// certificates).
+    pub grpc_tls: Option<TestPki>,
     /// The OSN's signing identity: orderer `osn{n}` of the test crypto.
     pub osn_identity: usize,
     /// Extra keys of the channel's `[[channels]]` table (organisations, policies).
@@ -111,6 +114,7 @@ impl OsnSpec {
             preferred_max_bytes: 64 * 1024,
             absolute_max_bytes: 256 * 1024,
             http_tls: None,
+            grpc_tls: None,
             osn_identity: 0,
             channel_extra: "organizations = [\"Org1MSP\"]".into(),
             declared: true,
@@ -134,8 +138,16 @@ impl OsnSpec {
                 if pki.require_client_certs { format!("client-ca-file = {:?}\n", pki.ca_file) } else { String::new() };
             format!("[http.tls]\ncert-file = {:?}\nkey-file = {:?}\n{client_ca}", pki.cert_file, pki.key_file)
         });
+        let grpc_tls = self.grpc_tls.as_ref().map_or(String::new(), |pki| {
+            let client_ca =
+                if pki.require_client_certs { format!("client-ca-file = {:?}\n", pki.ca_file) } else { String::new() };
+            format!("[grpc.tls]\ncert-file = {:?}\nkey-file = {:?}\n{client_ca}", pki.cert_file, pki.key_file)
+        });
         format!(
             r#"[http]
+address = "127.0.0.1:0"
+workers = 2
+[grpc]
 address = "127.0.0.1:0"
 workers = 2
 [kafka]
@@ -168,6 +180,7 @@ address = "{operations}"
             ledger = ledger.display(),
         ) + &self.declared_channel()
             + &tls
+            + &grpc_tls
     }
 
     fn declared_channel(&self) -> String {
@@ -191,6 +204,14 @@ batch-size = {{ max-message-count = {count}, absolute-max-bytes = {abs}, preferr
     }
 }
 
+/// The listeners an `osn start` process prints.
+#[derive(Debug, Clone, Copy)]
+enum Listener {
+    Operations,
+    Grpc,
+    Api,
+}
+
 /// An `osn start` process. Killed when dropped; its data directory lives as long as it.
 pub struct Osn {
     pub spec: OsnSpec,
@@ -199,6 +220,8 @@ pub struct Osn {
     pub url: String,
     /// Where the operations routes are served: `url`, or the listener of `[operations] address`.
     pub operations_url: String,
+    /// Where gRPC (`orderer.AtomicBroadcast`) listens: `127.0.0.1:PORT`.
+    pub grpc_addr: String,
 }
 
 impl Osn {
@@ -215,7 +238,8 @@ impl Osn {
         let dir = tempfile::tempdir().unwrap();
         let ledger = spec.ledger.clone().unwrap_or_else(|| dir.path().join("ledger"));
         std::fs::write(dir.path().join("osn.toml"), spec.toml(&ledger)).unwrap();
-        let mut osn = Osn { spec, dir, child: None, url: String::new(), operations_url: String::new() };
+        let mut osn =
+            Osn { spec, dir, child: None, url: String::new(), operations_url: String::new(), grpc_addr: String::new() };
         osn.launch(ready).await;
         osn
     }
@@ -237,10 +261,11 @@ impl Osn {
     }
 
     /// Spawns the process (with `extra_env` besides the spec's); the receiver gets its listeners'
-    /// URLs as it prints them (true: the operations listener).
-    fn spawn(&mut self, extra_env: &[(&str, String)]) -> mpsc::Receiver<(bool, String)> {
+    /// addresses as it prints them.
+    fn spawn(&mut self, extra_env: &[(&str, String)]) -> mpsc::Receiver<(Listener, String)> {
         self.url.clear();
         self.operations_url.clear();
+        self.grpc_addr.clear();
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_osn"))
             .args(["start", "--config"])
@@ -255,13 +280,17 @@ impl Osn {
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
-            // The operations listener's line comes first, when there is one.
+            // The operations listener's and gRPC's lines come first, when there are such.
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("osn operations listening on ") {
-                    let _ = tx.send((true, url.to_owned()));
-                }
-                if let Some(url) = line.strip_prefix("osn listening on ") {
-                    let _ = tx.send((false, url.to_owned()));
+                let prefixes = [
+                    ("osn operations listening on ", Listener::Operations),
+                    ("osn gRPC listening on ", Listener::Grpc),
+                    ("osn listening on ", Listener::Api),
+                ];
+                for (prefix, listener) in prefixes {
+                    if let Some(addr) = line.strip_prefix(prefix) {
+                        let _ = tx.send((listener, addr.to_owned()));
+                    }
                 }
             }
         });
@@ -280,10 +309,17 @@ impl Osn {
                 panic!("osn exited with {status} while starting:\n{}", self.log_tail());
             }
             if self.url.is_empty() {
-                if let Ok((operations, url)) = rx.try_recv() {
-                    if operations {
-                        self.operations_url = url;
-                        continue;
+                if let Ok((listener, url)) = rx.try_recv() {
+                    match listener {
+                        Listener::Operations => {
+                            self.operations_url = url;
+                            continue;
+                        }
+                        Listener::Grpc => {
+                            self.grpc_addr = url;
+                            continue;
+                        }
+                        Listener::Api => {}
                     }
                     if self.operations_url.is_empty() {
                         self.operations_url = url.clone();

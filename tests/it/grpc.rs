@@ -1,0 +1,336 @@
+//! Fabric's transport: `orderer.AtomicBroadcast` over gRPC, driven by a tonic client generated
+//! from the same protos, against `osn start` processes on the mock cluster. Broadcast answers
+//! each envelope in order and ends its stream after the first answer that is not SUCCESS;
+//! Deliver serves SeekInfo after SeekInfo on one stream, follows a channel forever with
+//! MaxUint64, and checks what Fabric checks (Readers, the time window, TLS binding).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt as _};
+use osn::cli::client::{seek_request, transaction};
+use osn::core::seek::{newest, oldest, specified};
+use osn::identity::envelope::{payload, sign};
+use osn::identity::SigningIdentity;
+use osn::proto::orderer::atomic_broadcast_client::AtomicBroadcastClient;
+use osn::proto::orderer::deliver_response::Type;
+use osn::proto::orderer::seek_info::SeekBehavior;
+use osn::proto::osn::ConfigUpdate;
+use osn::proto::{
+    BatchSize, Block, BroadcastResponse, ChannelHeader, DeliverResponse, Envelope, HeaderType, SeekInfo, Status,
+};
+use prost::Message as _;
+use tokio::sync::mpsc;
+use tonic::transport::Channel;
+
+use crate::harness::*;
+
+/// A client of the OSN's gRPC listener, in plaintext.
+async fn connect(osn: &Osn) -> AtomicBroadcastClient<Channel> {
+    AtomicBroadcastClient::connect(format!("http://{}", osn.grpc_addr)).await.expect("gRPC connection")
+}
+
+/// A request stream the test writes to as it goes.
+fn requests() -> (mpsc::Sender<Envelope>, impl Stream<Item = Envelope> + Send + 'static) {
+    let (tx, rx) = mpsc::channel(64);
+    (tx, futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) }))
+}
+
+/// Broadcasts `envelopes` on one stream (all sent at once, the client half-closing after them);
+/// every answer until the server ends the stream.
+async fn broadcast_stream(
+    client: &mut AtomicBroadcastClient<Channel>,
+    envelopes: Vec<Envelope>,
+) -> Vec<BroadcastResponse> {
+    let mut answers = client.broadcast(futures_util::stream::iter(envelopes)).await.expect("Broadcast").into_inner();
+    let mut out = Vec::new();
+    while let Some(answer) =
+        tokio::time::timeout(Duration::from_secs(30), answers.next()).await.expect("an answer within 30 s")
+    {
+        out.push(answer.expect("answers, not a gRPC error"));
+    }
+    out
+}
+
+fn seek(start: u64, stop: u64) -> SeekInfo {
+    SeekInfo { start: Some(specified(start)), stop: Some(specified(stop)), ..Default::default() }
+}
+
+/// What a Deliver stream sent: the blocks, then the status (if one came before `limit` blocks).
+async fn next_answer(answers: &mut tonic::Streaming<DeliverResponse>) -> Option<DeliverResponse> {
+    tokio::time::timeout(Duration::from_secs(30), answers.next())
+        .await
+        .expect("a Deliver answer within 30 s")
+        .map(|r| r.expect("answers, not a gRPC error"))
+}
+
+/// Reads blocks until a status: the blocks and the status (None: the stream ended without one).
+async fn blocks_then_status(answers: &mut tonic::Streaming<DeliverResponse>) -> (Vec<Block>, Option<(Status, String)>) {
+    let mut blocks = Vec::new();
+    while let Some(answer) = next_answer(answers).await {
+        match answer.r#type {
+            Some(Type::Block(b)) => blocks.push(b),
+            Some(Type::Status(s)) => return (blocks, Some((Status::try_from(s).unwrap(), answer.info))),
+            None => panic!("an empty DeliverResponse"),
+        }
+    }
+    (blocks, None)
+}
+
+/// One Deliver request on a new stream: its blocks and final status.
+async fn deliver_once(
+    client: &mut AtomicBroadcastClient<Channel>,
+    request: Envelope,
+) -> (Vec<Block>, Option<(Status, String)>) {
+    let (tx, stream) = requests();
+    tx.send(request).await.unwrap();
+    let mut answers = client.deliver(stream).await.expect("Deliver").into_inner();
+    let out = blocks_then_status(&mut answers).await;
+    drop(tx);
+    out
+}
+
+/// A DELIVER_SEEK_INFO envelope whose channel header has been changed by `edit` before signing.
+fn seek_edited(
+    signer: &SigningIdentity,
+    channel: &str,
+    info: &SeekInfo,
+    edit: impl FnOnce(&mut ChannelHeader),
+) -> Envelope {
+    let mut p = payload(signer, channel, HeaderType::DeliverSeekInfo, info.encode_to_vec().into());
+    let header = p.header.as_mut().unwrap();
+    let mut channel_header = ChannelHeader::decode(header.channel_header.clone()).unwrap();
+    edit(&mut channel_header);
+    header.channel_header = channel_header.encode_to_vec().into();
+    sign(signer, &p)
+}
+
+/// The envelopes of a chain's blocks after the genesis block.
+fn ordered(chain: &[Block]) -> Vec<Bytes> {
+    chain.iter().skip(1).flat_map(|b| b.data.as_ref().unwrap().data.clone()).collect()
+}
+
+#[actix_rt::test]
+async fn broadcast_answers_every_envelope_in_order_and_deliver_serves_request_after_request() {
+    let channel = channel_name("grpc");
+    let broker = Broker::with_topic(&channel);
+    let osn = Osn::start(OsnSpec { max_message_count: 10, ..OsnSpec::new(&channel, &broker) }).await;
+    let mut client = connect(&osn).await;
+
+    // 200 envelopes on one stream, pipelined: 200 SUCCESS, one each, and the stream ends OK.
+    let sent = envelopes(&channel, 200, 300);
+    let answers = broadcast_stream(&mut client, sent.clone()).await;
+    assert_eq!(answers.len(), 200);
+    assert!(
+        answers.iter().all(|a| a.status == Status::Success as i32),
+        "{:?}",
+        answers.iter().find(|a| a.status != 200)
+    );
+    let chain = osn.wait_for_transactions(200, Duration::from_secs(30)).await;
+    assert_all_once(&chain, &sent);
+    // Relayed as sent, in the stream's order.
+    let in_chain = ordered(&chain);
+    let sent_bytes: Vec<Bytes> = sent.iter().map(|e| e.encode_to_vec().into()).collect();
+    assert_eq!(in_chain, sent_bytes);
+
+    // Deliver: blocks 0..=3, SUCCESS, then on the same stream blocks 5..=6 and SUCCESS again.
+    let (tx, stream) = requests();
+    let mut answers = client.deliver(stream).await.unwrap().into_inner();
+    tx.send(seek_request(&crypto().client, &channel, &seek(0, 3))).await.unwrap();
+    let (blocks, status) = blocks_then_status(&mut answers).await;
+    assert_eq!(blocks.iter().map(|b| b.header.as_ref().unwrap().number).collect::<Vec<_>>(), vec![0, 1, 2, 3]);
+    assert_eq!(status.map(|s| s.0), Some(Status::Success));
+    assert_eq!(blocks, chain[..4].to_vec(), "the blocks as stored");
+    tx.send(seek_request(&crypto().client, &channel, &seek(5, 6))).await.unwrap();
+    let (blocks, status) = blocks_then_status(&mut answers).await;
+    assert_eq!(blocks.iter().map(|b| b.header.as_ref().unwrap().number).collect::<Vec<_>>(), vec![5, 6]);
+    assert_eq!(status.map(|s| s.0), Some(Status::Success));
+    // Oldest to newest, the Fabric way of reading a whole chain.
+    let whole = SeekInfo { start: Some(oldest()), stop: Some(newest()), ..Default::default() };
+    tx.send(seek_request(&crypto().client, &channel, &whole)).await.unwrap();
+    let (blocks, status) = blocks_then_status(&mut answers).await;
+    assert_eq!(blocks.len(), chain.len());
+    assert_eq!(status.map(|s| s.0), Some(Status::Success));
+    // The client half-closes: the stream ends without another answer.
+    drop(tx);
+    assert!(next_answer(&mut answers).await.is_none());
+}
+
+#[actix_rt::test]
+async fn broadcast_refusals_carry_fabric_statuses_and_end_the_stream() {
+    let channel = channel_name("grpc-refuse");
+    let broker = Broker::with_topic(&channel);
+    let osn = Osn::start(OsnSpec { absolute_max_bytes: 64 * 1024, ..OsnSpec::new(&channel, &broker) }).await;
+    let mut client = connect(&osn).await;
+    let good = |n| envelopes(&channel, n, 200);
+    let cases: Vec<(&str, Envelope, Status, &str)> = vec![
+        ("unknown channel", transaction(&crypto().client, "no-such-channel", 200), Status::NotFound, "does not exist"),
+        ("an outsider's envelope", transaction(&crypto().outsider, &channel, 200), Status::Forbidden, ""),
+        (
+            "over AbsoluteMaxBytes",
+            transaction(&crypto().client, &channel, 100 * 1024),
+            Status::RequestEntityTooLarge,
+            "AbsoluteMaxBytes",
+        ),
+        ("no payload", Envelope::default(), Status::BadRequest, "empty payload"),
+        (
+            "a CONFIG envelope",
+            sign(&crypto().client, &payload(&crypto().client, &channel, HeaderType::Config, Bytes::new())),
+            Status::BadRequest,
+            "ordered by OSNs only",
+        ),
+        (
+            "a payload that is not one",
+            Envelope { payload: Bytes::from_static(b"\xff\xff\xff"), signature: Bytes::new() },
+            Status::BadRequest,
+            "does not decode",
+        ),
+    ];
+    for (what, bad, status, info) in cases {
+        // Three good ones, the bad one, three more: three SUCCESS, the refusal, and the end.
+        let before = good(3);
+        let after = good(3);
+        let stream: Vec<Envelope> = before.iter().cloned().chain([bad]).chain(after.iter().cloned()).collect();
+        let answers = broadcast_stream(&mut client, stream).await;
+        let statuses: Vec<i32> = answers.iter().map(|a| a.status).collect();
+        assert_eq!(statuses, vec![200, 200, 200, status as i32], "{what}: {answers:?}");
+        assert!(answers[3].info.contains(info), "{what}: {:?}", answers[3].info);
+        // Nothing after the refused envelope was relayed.
+        let chain = osn.chain().await;
+        let in_chain = ordered(&chain);
+        for env in &after {
+            assert!(
+                !in_chain.contains(&Bytes::from(env.encode_to_vec())),
+                "{what}: an envelope after the refusal was ordered"
+            );
+        }
+    }
+}
+
+#[actix_rt::test]
+async fn deliver_checks_what_fabric_checks_and_follows_the_channel_forever() {
+    let channel = channel_name("grpc-deliver");
+    let broker = Broker::with_topic(&channel);
+    let osn = Osn::start(OsnSpec { max_message_count: 5, ..OsnSpec::new(&channel, &broker) }).await;
+    let mut client = connect(&osn).await;
+    let sent = envelopes(&channel, 10, 200);
+    assert!(broadcast_stream(&mut client, sent.clone()).await.iter().all(|a| a.status == 200));
+    osn.wait_for_transactions(10, Duration::from_secs(30)).await;
+    let c = &crypto().client;
+
+    let refusals: Vec<(&str, Envelope, Status)> = vec![
+        ("unknown channel", seek_request(c, "no-such-channel", &seek(0, 0)), Status::NotFound),
+        ("a reader outside the channel", seek_request(&crypto().outsider, &channel, &seek(0, 0)), Status::Forbidden),
+        (
+            "a timestamp an hour old",
+            seek_edited(c, &channel, &seek(0, 0), |h| {
+                h.timestamp.as_mut().unwrap().seconds -= 3600;
+            }),
+            Status::BadRequest,
+        ),
+        ("stop before start", seek_request(c, &channel, &seek(2, 1)), Status::BadRequest),
+        (
+            "FAIL_IF_NOT_READY past the height",
+            seek_request(c, &channel, &SeekInfo { behavior: SeekBehavior::FailIfNotReady as i32, ..seek(0, 100) }),
+            Status::NotFound,
+        ),
+        ("a broadcast envelope", transaction(c, &channel, 100), Status::BadRequest),
+    ];
+    for (what, request, want) in refusals {
+        let (blocks, status) = deliver_once(&mut client, request).await;
+        let (status, info) = status.unwrap_or_else(|| panic!("{what}: no status"));
+        assert_eq!(status, want, "{what}: {info}");
+        assert!(!info.is_empty(), "{what}: the status says why");
+        if want != Status::NotFound || what.contains("channel") {
+            assert!(blocks.is_empty(), "{what}: no block before the refusal");
+        }
+    }
+
+    // MaxUint64: the blocks there are, then each new one as it is cut; a config change on the
+    // way does not end the stream.
+    let (tx, stream) = requests();
+    let mut answers = client.deliver(stream).await.unwrap().into_inner();
+    let forever = SeekInfo { start: Some(oldest()), stop: Some(specified(u64::MAX)), ..Default::default() };
+    tx.send(seek_request(c, &channel, &forever)).await.unwrap();
+    let height = osn.height().await;
+    let mut got = Vec::new();
+    while (got.len() as u64) < height {
+        match next_answer(&mut answers).await.and_then(|a| a.r#type) {
+            Some(Type::Block(b)) => got.push(b),
+            other => panic!("{other:?}"),
+        }
+    }
+    // The change itself over Broadcast: a CONFIG_UPDATE signed by an admin, answered once in force.
+    let three = ConfigUpdate {
+        channel_id: channel.clone(),
+        batch_size: Some(BatchSize { max_message_count: 3, ..Default::default() }),
+        ..Default::default()
+    };
+    let update = osn::identity::envelope::config_update(&crypto().admin, &three, &[]);
+    let applied = broadcast_stream(&mut client, vec![update]).await;
+    assert_eq!(applied.iter().map(|a| a.status).collect::<Vec<_>>(), vec![200], "{applied:?}");
+    let more = envelopes(&channel, 6, 200);
+    assert!(broadcast_stream(&mut client, more).await.iter().all(|a| a.status == 200));
+    // The config block and two blocks of three.
+    for _ in 0..3 {
+        match next_answer(&mut answers).await.and_then(|a| a.r#type) {
+            Some(Type::Block(b)) => got.push(b),
+            other => panic!("{other:?}"),
+        }
+    }
+    let numbers: Vec<u64> = got.iter().map(|b| b.header.as_ref().unwrap().number).collect();
+    assert_eq!(numbers, (0..height + 3).collect::<Vec<_>>());
+    drop(tx);
+}
+
+/// TLS from `[grpc.tls]`; with `client-ca-file`, mutual TLS, and Deliver bound to the client's
+/// certificate by `tls_cert_hash` as Fabric binds it: missing or forged, 400.
+#[actix_rt::test]
+async fn grpc_over_tls_and_mutual_tls_binds_deliver_to_the_client_certificate() {
+    use sha2::Digest as _;
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+    let channel = channel_name("grpc-tls");
+    let broker = Broker::with_topic(&channel);
+    let mut pki = TestPki::generate();
+    pki.require_client_certs = true;
+    let osn = Osn::start(OsnSpec { grpc_tls: Some(pki.clone()), ..OsnSpec::new(&channel, &broker) }).await;
+    let read = |p: &std::path::Path| std::fs::read(p).unwrap();
+    let tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(&pki.ca_file))).domain_name("localhost");
+    let url = format!("https://{}", osn.grpc_addr);
+
+    // Without a client certificate the handshake fails.
+    let anonymous = Endpoint::from_shared(url.clone()).unwrap().tls_config(tls.clone()).unwrap().connect().await;
+    let refused = match anonymous {
+        Err(_) => true,
+        Ok(channel_) => {
+            let mut c = AtomicBroadcastClient::new(channel_);
+            c.broadcast(futures_util::stream::iter(envelopes(&channel, 1, 100))).await.is_err()
+        }
+    };
+    assert!(refused, "a client without a certificate is refused");
+
+    let identity = Identity::from_pem(read(&pki.client_cert_file), read(&pki.client_key_file));
+    let endpoint = Endpoint::from_shared(url).unwrap().tls_config(tls.identity(identity)).unwrap();
+    let mut client = AtomicBroadcastClient::new(endpoint.connect().await.expect("mutual TLS"));
+    let sent = envelopes(&channel, 5, 200);
+    assert!(broadcast_stream(&mut client, sent).await.iter().all(|a| a.status == 200));
+    osn.wait_for_transactions(5, Duration::from_secs(30)).await;
+
+    let der = rustls_pki_types::pem::PemObject::from_pem_file(&pki.client_cert_file)
+        .map(|c: rustls_pki_types::CertificateDer<'static>| c)
+        .unwrap();
+    let hash = sha2::Sha256::digest(der.as_ref()).to_vec();
+    let c = &crypto().client;
+    let bound = seek_edited(c, &channel, &seek(0, 1), |h| h.tls_cert_hash = hash.clone().into());
+    let (blocks, status) = deliver_once(&mut client, bound).await;
+    assert_eq!((blocks.len(), status.map(|s| s.0)), (2, Some(Status::Success)));
+    let unbound = seek_request(c, &channel, &seek(0, 1));
+    let (blocks, status) = deliver_once(&mut client, unbound).await;
+    let (status, info) = status.unwrap();
+    assert_eq!((blocks.len(), status), (0, Status::BadRequest), "{info}");
+    assert!(info.contains("tls_cert_hash"), "{info}");
+    let forged = seek_edited(c, &channel, &seek(0, 1), |h| h.tls_cert_hash = vec![7u8; 32].into());
+    let (blocks, status) = deliver_once(&mut client, forged).await;
+    let (status, info) = status.unwrap();
+    assert_eq!((blocks.len(), status), (0, Status::BadRequest), "{info}");
+}
