@@ -23,6 +23,8 @@ pub enum Mode {
     Batch,
     /// One websocket stream of envelopes (`GET .../broadcast`).
     Ws,
+    /// Fabric's gRPC Broadcast (`orderer.AtomicBroadcast`, at `--grpc`): one stream of envelopes.
+    Grpc,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -159,6 +161,7 @@ pub async fn run(args: BroadcastArgs) -> anyhow::Result<()> {
         Mode::Single => single(&args, &base, args.endpoint.client(Duration::from_secs(60))?, envelopes).await,
         Mode::Batch => batch(&args, &base, args.endpoint.client(Duration::from_secs(120))?, envelopes).await,
         Mode::Ws => websocket(&args, envelopes).await?,
+        Mode::Grpc => grpc(&args, envelopes).await?,
     };
     let elapsed = started.elapsed().as_secs_f64().max(1e-9);
     println!(
@@ -317,6 +320,51 @@ async fn websocket(args: &BroadcastArgs, envelopes: Box<dyn Iterator<Item = Byte
     if tally.sent < sent {
         let why = closed.and_then(|c| c.description).unwrap_or_else(|| "the stream ended".into());
         tally.failed(sent - tally.sent, format!("no answer: {why}"));
+    }
+    Ok(tally)
+}
+
+/// Fabric's gRPC Broadcast: one stream, the envelopes sent as the OSN reads them, one answer each
+/// in order; the stream ends after an answer that is not SUCCESS (what follows is unanswered).
+async fn grpc(args: &BroadcastArgs, envelopes: Box<dyn Iterator<Item = Bytes> + Send>) -> anyhow::Result<Tally> {
+    let mut client = args.endpoint.grpc_client().await?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Envelope>(256);
+    let outbound = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) });
+    let sender = async move {
+        let mut sent = 0u64;
+        for raw in envelopes {
+            let Ok(env) = Envelope::decode(raw) else { continue };
+            if tx.send(env).await.is_err() {
+                break;
+            }
+            sent += 1;
+        }
+        sent
+    };
+    let receiver = async {
+        let mut tally = Tally::default();
+        let mut ended = String::from("the stream ended");
+        match client.broadcast(outbound).await {
+            Ok(answers) => {
+                let mut answers = answers.into_inner();
+                loop {
+                    match answers.next().await {
+                        Some(Ok(resp)) => tally.answer(&resp),
+                        Some(Err(status)) => {
+                            ended = format!("gRPC {:?}: {}", status.code(), status.message());
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+            }
+            Err(status) => ended = format!("gRPC {:?}: {}", status.code(), status.message()),
+        }
+        (tally, ended)
+    };
+    let (sent, (mut tally, ended)) = futures_util::join!(sender, receiver);
+    if tally.sent < sent {
+        tally.failed(sent - tally.sent, format!("no answer: {ended}"));
     }
     Ok(tally)
 }

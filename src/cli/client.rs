@@ -103,6 +103,10 @@ pub struct Endpoint {
     /// PEM private key of --client-cert.
     #[arg(long, global = true, env = "OSN_CLIENT_KEY", value_name = "FILE", requires = "client_cert")]
     pub client_key: Option<PathBuf>,
+    /// Address of the OSN's gRPC listener (`--mode grpc`): HOST:PORT. Over TLS (`[grpc.tls]`),
+    /// --cacert, and --client-cert/--client-key for mutual TLS, apply to it too.
+    #[arg(long, global = true, default_value = "127.0.0.1:7050", value_name = "HOST:PORT")]
+    pub grpc: String,
 }
 
 impl Endpoint {
@@ -133,6 +137,31 @@ impl Endpoint {
         let tls = crate::http::tls::client_config_with(ca, "--cacert", client_cert)?;
         let connector = awc::Connector::new().rustls_0_23(Arc::new(tls)).limit(0);
         Ok(builder.connector(connector).finish())
+    }
+
+    /// A new connection to the OSN's gRPC listener (`--grpc`): TLS when --cacert is given.
+    pub async fn grpc_client(
+        &self,
+    ) -> anyhow::Result<crate::proto::orderer::atomic_broadcast_client::AtomicBroadcastClient<tonic::transport::Channel>>
+    {
+        use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+        let scheme = if self.cacert.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{}", self.grpc);
+        let mut endpoint = tonic::transport::Endpoint::from_shared(url.clone())
+            .with_context(|| format!("--grpc {} is not HOST:PORT", self.grpc))?
+            .connect_timeout(Duration::from_secs(10));
+        if let Some(ca) = &self.cacert {
+            let read = |p: &std::path::Path| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
+            let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(ca)?));
+            if let (Some(cert), Some(key)) = (&self.client_cert, &self.client_key) {
+                tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?));
+            }
+            endpoint = endpoint.tls_config(tls).context("the gRPC TLS settings are unusable")?;
+        }
+        let channel = endpoint.connect().await.map_err(|e| unreachable(&url, e))?;
+        Ok(crate::proto::orderer::atomic_broadcast_client::AtomicBroadcastClient::new(channel)
+            .max_decoding_message_size(256 << 20)
+            .max_encoding_message_size(256 << 20))
     }
 }
 

@@ -121,7 +121,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let grpc = node.grpc_addr().map_or_else(|| "off".to_owned(), |a| a.to_string());
     // The dev channel, created as an operator would: a config transaction signed by an admin of
     // DevOrgMSP, posted to this OSN's API.
-    let endpoint = Endpoint { url: url.clone(), cacert: None, client_cert: None, client_key: None };
+    let endpoint = Endpoint { url: url.clone(), cacert: None, client_cert: None, client_key: None, grpc: grpc.clone() };
     let admin = SigningIdentity::load(&crypto.admin_identity).context("cannot load the development admin identity")?;
     let create = ChannelCreate { channel: args.channel.clone(), ..Default::default() };
     ensure_channel(&endpoint, &admin, &create)

@@ -302,8 +302,10 @@ pub struct GrpcConfig {
     /// and `MaxSendMsgSize`).
     pub max_recv_message_size: usize,
     pub max_send_message_size: usize,
-    /// Envelopes one Broadcast stream may have waiting for Kafka's acknowledgement at once;
-    /// beyond it the server stops reading the stream until answers go out.
+    /// Envelopes one Broadcast stream may have in the server at once (being checked, relayed or
+    /// waiting for Kafka's acknowledgement); beyond it the server stops reading the stream until
+    /// answers go out, which pushes back on the client. 128 keeps a stream at the batch route's
+    /// throughput; more only adds latency and memory (clients open many streams).
     pub max_in_flight: usize,
     /// How often the server pings an idle connection, and how long it waits for the answer
     /// before closing it (Fabric: 2 h and 20 s). Clients may ping every 60 s or more, with or
@@ -324,7 +326,7 @@ impl Default for GrpcConfig {
             workers: 0,
             max_recv_message_size: 100 * 1024 * 1024,
             max_send_message_size: 100 * 1024 * 1024,
-            max_in_flight: 1024,
+            max_in_flight: 128,
             keepalive_interval: Duration::from_secs(2 * 3600),
             keepalive_timeout: Duration::from_secs(20),
             tls: None,

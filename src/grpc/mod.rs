@@ -73,6 +73,10 @@ impl GrpcServer {
         let mut builder = tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(config.keepalive_interval))
             .http2_keepalive_timeout(Some(config.keepalive_timeout))
+            // Flow-control windows sized by the measured bandwidth-delay product, as grpc-go (and
+            // so Fabric's orderer) sizes them: on a fast link a stream's envelopes wait in the
+            // pipeline (`grpc.max-in-flight`), not by the megabyte in HTTP/2's receive buffers.
+            .http2_adaptive_window(Some(true))
             .tcp_nodelay(true);
         if let Some(tls) = tls {
             builder = builder.tls_config(tls).context("the gRPC TLS configuration ([grpc.tls]) is unusable")?;

@@ -334,3 +334,58 @@ async fn grpc_over_tls_and_mutual_tls_binds_deliver_to_the_client_certificate() 
     let (status, info) = status.unwrap();
     assert_eq!((blocks.len(), status), (0, Status::BadRequest), "{info}");
 }
+
+/// Node's `fabric-common` (Fabric's Node SDK 2.2) and a `@grpc/grpc-js` client of the published
+/// Fabric protos (installed by `scripts/install-node-clients`, which `scripts/test` runs), which
+/// nobody here wrote: the SDK's Committer broadcasts envelopes signed by an identity of the
+/// channel's organisation, one stream each as the SDK sends them, and every answer is SUCCESS;
+/// the grpc-js Deliver client reads the blocks back with two requests on one stream, and finds
+/// every transaction ID, in order.
+#[actix_rt::test]
+async fn fabric_sdk_committer_broadcasts_and_a_grpc_js_client_delivers() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let installed = std::process::Command::new(root.join("scripts/install-node-clients")).status().unwrap();
+    assert!(installed.success(), "scripts/install-node-clients failed");
+    let out = std::process::Command::new(root.join("scripts/install-node-clients")).arg("--path").output().unwrap();
+    let dir = std::path::PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
+
+    let channel = channel_name("grpc-node");
+    let broker = Broker::with_topic(&channel);
+    let osn = Osn::start(OsnSpec { max_message_count: 4, ..OsnSpec::new(&channel, &broker) }).await;
+    let identity = crypto().org1.join("identities").join("client");
+    let (cert, key) = (identity.join("signcerts/cert.pem"), identity.join("keystore/key.pem"));
+    let node = |script: &str, extra: &[&str]| {
+        let (dir, addr, channel) = (dir.clone(), osn.grpc_addr.clone(), channel.clone());
+        let mut args = vec![script.to_owned(), addr, channel, "Org1MSP".into()];
+        args.push(cert.display().to_string());
+        args.push(key.display().to_string());
+        args.extend(extra.iter().map(|s| s.to_string()));
+        async move {
+            let shown = args.join(" ");
+            let out = actix_rt::task::spawn_blocking(move || {
+                std::process::Command::new("node").args(&args).current_dir(&dir).output().unwrap()
+            })
+            .await
+            .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert!(out.status.success(), "node {shown}: {stderr}");
+            serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"))
+        }
+    };
+    let sent = node("committer.js", &["10"]).await;
+    let sent = sent.as_array().unwrap();
+    assert_eq!(sent.len(), 10);
+    assert!(sent.iter().all(|r| r["status"] == "SUCCESS"), "{sent:?}");
+    let tx_ids: Vec<&str> = sent.iter().map(|r| r["tx_id"].as_str().unwrap()).collect();
+
+    osn.wait_for_transactions(10, Duration::from_secs(30)).await;
+    let height = osn.height().await;
+    let read = node("deliver.js", &["0", &(height - 1).to_string()]).await;
+    assert_eq!(read["statuses"], serde_json::json!([200, 200]), "{read}");
+    let blocks = read["blocks"].as_array().unwrap();
+    let numbers: Vec<u64> = blocks.iter().map(|b| b["number"].as_u64().unwrap()).collect();
+    assert_eq!(numbers, (0..height).collect::<Vec<_>>());
+    let delivered: Vec<&str> =
+        blocks.iter().skip(1).flat_map(|b| b["tx_ids"].as_array().unwrap()).map(|t| t.as_str().unwrap()).collect();
+    assert_eq!(delivered, tx_ids);
+}

@@ -84,14 +84,15 @@ pub struct LoadArgs {
     /// Approximate size of each envelope in bytes.
     #[arg(long, default_value_t = 2048)]
     pub size: usize,
-    /// How envelopes travel: single (one per request), batch (--batch-size per request) or ws
-    /// (websocket streams, one answer per envelope).
+    /// How envelopes travel: single (one per request), batch (--batch-size per request), ws
+    /// (websocket streams, one answer per envelope) or grpc (Fabric's Broadcast RPC at --grpc,
+    /// streams as ws).
     #[arg(long, value_enum, default_value_t = Mode::Batch)]
     pub mode: Mode,
     /// Envelopes per request in batch mode.
     #[arg(long, default_value_t = 200)]
     pub batch_size: usize,
-    /// Requests in flight at once (single and batch), or websocket streams (ws).
+    /// Requests in flight at once (single and batch), or broadcast streams (ws, grpc).
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
     /// How long to wait, after the last broadcast, for every accepted envelope to be delivered.
@@ -124,7 +125,7 @@ mod server;
 
 use report::print_summary;
 pub use report::{ChannelFigures, Percentiles, Rss, Subscribers, Summary, Threads};
-use senders::{broadcast_http, broadcast_ws};
+use senders::{broadcast_grpc, broadcast_http, broadcast_ws};
 use server::{channel_metrics, progress_bar, sample_rss, scrape, RSS, THREADS};
 
 pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
@@ -138,13 +139,13 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         if args.no_verify {
             dev_args.push("--skip-signature-verification".into());
         }
-        let (child, url, embedded) = start_dev(&dev_args).await?;
+        let (child, url, grpc, embedded) = start_dev(&dev_args).await?;
         dev = Some(child);
         brokers = brokers.or(Some(embedded));
         if let Some(b) = &brokers {
             crate::kafka::rely_on_auto_creation(b);
         }
-        Endpoint { url, cacert: None, client_cert: None, client_key: None }
+        Endpoint { url, cacert: None, client_cert: None, client_key: None, grpc }
     } else {
         args.endpoint.clone()
     };
@@ -228,8 +229,9 @@ async fn kafka_baseline(brokers: &str, count: usize, size: usize) -> anyhow::Res
     Ok(count as f64 / elapsed.as_secs_f64().max(1e-9))
 }
 
-/// Starts `osn dev` on a free loopback port; its process, URL and embedded broker once it listens.
-async fn start_dev(dev_args: &[String]) -> anyhow::Result<(std::process::Child, String, String)> {
+/// Starts `osn dev` on free loopback ports; its process, URL, gRPC address and embedded broker
+/// once it listens.
+async fn start_dev(dev_args: &[String]) -> anyhow::Result<(std::process::Child, String, String, String)> {
     use std::io::BufRead as _;
     let exe = std::env::current_exe().context("cannot find the osn executable")?;
     let mut command = std::process::Command::new(exe);
@@ -246,7 +248,11 @@ async fn start_dev(dev_args: &[String]) -> anyhow::Result<(std::process::Child, 
     std::thread::spawn(move || {
         let mut tx = Some(tx);
         let mut brokers = String::new();
+        let mut grpc = String::new();
         for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(addr) = line.strip_prefix("osn gRPC listening on ") {
+                grpc = addr.to_owned();
+            }
             // The banner: "  Kafka    HOST:PORT: an EMBEDDED IN-MEMORY broker ...".
             if let Some(rest) = line.trim_start().strip_prefix("Kafka") {
                 if let Some((servers, _)) = rest.trim_start().split_once(": an EMBEDDED") {
@@ -255,13 +261,13 @@ async fn start_dev(dev_args: &[String]) -> anyhow::Result<(std::process::Child, 
             }
             if let Some(url) = line.strip_prefix("osn listening on ") {
                 if let Some(tx) = tx.take() {
-                    let _ = tx.send((url.to_owned(), brokers.clone()));
+                    let _ = tx.send((url.to_owned(), grpc.clone(), brokers.clone()));
                 }
             }
         }
     });
     match tokio::time::timeout(Duration::from_secs(60), rx).await {
-        Ok(Ok((url, brokers))) => Ok((child, url, brokers)),
+        Ok(Ok((url, grpc, brokers))) => Ok((child, url, grpc, brokers)),
         Ok(Err(_)) | Err(_) => {
             use std::io::{Read as _, Seek as _};
             let _ = child.kill();
@@ -505,6 +511,7 @@ async fn load(args: &LoadArgs, endpoint: &Endpoint) -> anyhow::Result<Summary> {
     let started = Instant::now();
     let outcomes = match args.mode {
         Mode::Ws => broadcast_ws(args, endpoint, &envelopes, &shared, started).await?,
+        Mode::Grpc => broadcast_grpc(args, endpoint, &envelopes, &shared, started).await?,
         Mode::Single | Mode::Batch => broadcast_http(args, endpoint, &envelopes, &shared, started).await?,
     };
     let sending = started.elapsed();

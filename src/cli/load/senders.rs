@@ -1,5 +1,5 @@
-//! The broadcast senders of `osn load`: HTTP requests (single or batch) and websocket streams,
-//! each envelope timed from when it was due.
+//! The broadcast senders of `osn load`: HTTP requests (single or batch), websocket streams and
+//! gRPC Broadcast streams, each envelope timed from when it was due.
 
 use super::*;
 
@@ -68,7 +68,9 @@ pub(super) async fn send(
             }
             (format!("{base}/v1/channels/{channel}/broadcast:batch"), body.freeze())
         }
-        Mode::Single | Mode::Ws => (format!("{base}/v1/channels/{channel}/broadcast"), envelopes[ids[0]].clone()),
+        Mode::Single | Mode::Ws | Mode::Grpc => {
+            (format!("{base}/v1/channels/{channel}/broadcast"), envelopes[ids[0]].clone())
+        }
     };
     let mut resp = client
         .post(&url)
@@ -165,6 +167,78 @@ pub(super) async fn ws_stream(
     let (sent, mut outcomes) = futures_util::join!(sender, receiver);
     // Envelopes sent but never answered, and those never sent (the stream broke first).
     let unanswered = std::iter::from_fn(|| rx.try_recv().ok().map(|(i, _)| i));
+    for i in unanswered.collect::<Vec<_>>().into_iter().chain(ids[sent..].iter().copied()) {
+        count_answer(shared, None);
+        outcomes.push((i, None, Duration::ZERO));
+    }
+    outcomes
+}
+
+/// gRPC mode: as websocket mode, over Fabric's Broadcast RPC (`--grpc`), one connection per
+/// stream. A stream ends at its first answer that is not SUCCESS; what was sent after it gets no
+/// answer.
+pub(super) async fn broadcast_grpc(
+    args: &LoadArgs,
+    endpoint: &Endpoint,
+    envelopes: &[Bytes],
+    shared: &Arc<Shared>,
+    started: Instant,
+) -> anyhow::Result<Vec<Outcome>> {
+    let n = args.channels.len();
+    let streams = args.concurrency.div_ceil(n).max(1);
+    let mut clients = Vec::new();
+    for _ in 0..n * streams {
+        clients.push(endpoint.grpc_client().await?);
+    }
+    let tasks = (0..n).flat_map(|c| (0..streams).map(move |k| (c, k))).zip(clients).map(|((c, k), client)| {
+        let ids: Vec<usize> = (c + k * n..envelopes.len()).step_by(n * streams).collect();
+        grpc_stream(client, ids, envelopes, shared, args.rate.map(|r| (r, started)))
+    });
+    Ok(futures_util::future::join_all(tasks).await.into_iter().flatten().collect())
+}
+
+/// One gRPC Broadcast stream: sends `ids` in order and pairs each answer with the oldest envelope
+/// not answered yet.
+async fn grpc_stream(
+    mut client: crate::proto::orderer::atomic_broadcast_client::AtomicBroadcastClient<tonic::transport::Channel>,
+    ids: Vec<usize>,
+    envelopes: &[Bytes],
+    shared: &Shared,
+    rate: Option<(f64, Instant)>,
+) -> Vec<Outcome> {
+    let (requests, rx) = tokio::sync::mpsc::channel::<crate::proto::Envelope>(64);
+    let outbound = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) });
+    let (tx, mut sent_at) = tokio::sync::mpsc::unbounded_channel::<(usize, Duration)>();
+    let sender = async {
+        for (n, &i) in ids.iter().enumerate() {
+            let due = rate.map(|(rate, started)| started + Duration::from_secs_f64(i as f64 / rate));
+            if let Some(due) = due {
+                tokio::time::sleep_until(due.into()).await;
+            }
+            let Ok(envelope) = crate::proto::Envelope::decode(envelopes[i].clone()) else { return n };
+            let _ = tx.send((i, mark_sent(shared, &[i], due)));
+            if requests.send(envelope).await.is_err() {
+                return n + 1;
+            }
+        }
+        drop(requests);
+        drop(tx);
+        ids.len()
+    };
+    let receiver = async {
+        let mut outcomes = Vec::new();
+        if let Ok(answers) = client.broadcast(outbound).await {
+            let mut answers = answers.into_inner();
+            while let Some(Ok(resp)) = answers.next().await {
+                let Ok((i, at)) = sent_at.try_recv() else { break };
+                count_answer(shared, Some(resp.status));
+                outcomes.push((i, Some(resp.status), shared.t0.elapsed() - at));
+            }
+        }
+        (outcomes, sent_at)
+    };
+    let (sent, (mut outcomes, mut sent_at)) = futures_util::join!(sender, receiver);
+    let unanswered = std::iter::from_fn(|| sent_at.try_recv().ok().map(|(i, _)| i));
     for i in unanswered.collect::<Vec<_>>().into_iter().chain(ids[sent..].iter().copied()) {
         count_answer(shared, None);
         outcomes.push((i, None, Duration::ZERO));
