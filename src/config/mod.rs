@@ -810,6 +810,19 @@ mod tests {
     }
 
     #[test]
+    fn the_sample_configurations_parse() {
+        let samples = [
+            ("config/osn.toml", include_str!("../../config/osn.toml")),
+            ("config/single-broker.toml", include_str!("../../config/single-broker.toml")),
+        ];
+        for (name, text) in samples {
+            let config = Config::parse(text, name, Vec::<(String, String)>::new()).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(config.grpc.address, "127.0.0.1:7050", "{name}: Fabric's orderer port");
+            assert_eq!(config.http.address, "127.0.0.1:7060", "{name}");
+        }
+    }
+
+    #[test]
     fn env_overrides_apply() {
         let env = [
             ("OSN_KAFKA_BROKERS", "k1:9092,k2:9092"),

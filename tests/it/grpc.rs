@@ -25,9 +25,15 @@ use tonic::transport::Channel;
 
 use crate::harness::*;
 
-/// A client of the OSN's gRPC listener, in plaintext.
+/// A client of the OSN's gRPC listener, in plaintext, pinging every second with or without a
+/// stream open (Fabric's clients ping every 60 s, idle or not: the server must not count either as
+/// abuse).
 async fn connect(osn: &Osn) -> AtomicBroadcastClient<Channel> {
-    AtomicBroadcastClient::connect(format!("http://{}", osn.grpc_addr)).await.expect("gRPC connection")
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{}", osn.grpc_addr))
+        .unwrap()
+        .http2_keep_alive_interval(Duration::from_secs(1))
+        .keep_alive_while_idle(true);
+    AtomicBroadcastClient::new(endpoint.connect().await.expect("gRPC connection"))
 }
 
 /// A request stream the test writes to as it goes.
@@ -154,6 +160,31 @@ async fn broadcast_answers_every_envelope_in_order_and_deliver_serves_request_af
     // The client half-closes: the stream ends without another answer.
     drop(tx);
     assert!(next_answer(&mut answers).await.is_none());
+
+    // Idle for 3 s on a connection that pings every second: still open, and it still serves.
+    // (The condition under test is the idle time itself.)
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let answers = broadcast_stream(&mut client, envelopes(&channel, 1, 100)).await;
+    assert_eq!(answers.iter().map(|a| a.status).collect::<Vec<_>>(), vec![200]);
+
+    // Fabric's gRPC metrics counted the streams.
+    let metrics = scrape(&osn).await;
+    let sample = |family: &str, labels: &str| {
+        metrics
+            .iter()
+            .filter(|(k, _)| k.starts_with(&format!("{family}{{")) && labels.split(',').all(|l| k.contains(l)))
+            .map(|(_, v)| *v)
+            .sum::<f64>()
+    };
+    let broadcast = "method=\"Broadcast\",service=\"orderer_AtomicBroadcast\"";
+    assert!(sample("grpc_server_stream_requests_received", broadcast) >= 2.0, "{metrics:?}");
+    assert!(sample("grpc_server_stream_messages_received", broadcast) >= 201.0);
+    assert!(sample("grpc_server_stream_messages_sent", broadcast) >= 201.0);
+    assert!(sample("grpc_server_stream_requests_completed", &format!("{broadcast},code=\"OK\"")) >= 2.0);
+    let deliver = "method=\"Deliver\"";
+    assert!(sample("grpc_server_stream_requests_completed", &format!("{deliver},code=\"OK\"")) >= 1.0);
+    assert!(sample("grpc_server_stream_messages_received", deliver) >= 3.0);
+    assert!(total(&metrics, "grpc_comm_conn_opened", None) >= 1.0);
 }
 
 #[actix_rt::test]
