@@ -249,10 +249,24 @@ async fn client_commands_against_a_running_osn() {
     let identity = identity.to_str().unwrap();
     let osn = |args: &[&str]| osn_command().env("OSN_IDENTITY", identity).args(args).output().expect("run osn");
 
-    // Three ways to broadcast, generated or from stdin.
-    for mode in ["single", "batch", "ws"] {
-        let out =
-            osn(&["broadcast", "--url", url, "--channel", ch, "--mode", mode, "--count", "150", "--batch-size", "40"]);
+    // Four ways to broadcast (the last over Fabric's gRPC), generated or from stdin.
+    let grpc = osn_proc.grpc_addr.as_str();
+    for mode in ["single", "batch", "ws", "grpc"] {
+        let out = osn(&[
+            "broadcast",
+            "--url",
+            url,
+            "--grpc",
+            grpc,
+            "--channel",
+            ch,
+            "--mode",
+            mode,
+            "--count",
+            "150",
+            "--batch-size",
+            "40",
+        ]);
         assert!(out.status.success(), "{mode}: {}", text(&out));
         assert!(text(&out).contains("accepted 150/150"), "{mode}: {}", text(&out));
     }
@@ -275,12 +289,17 @@ async fn client_commands_against_a_running_osn() {
         b"first\nsecond\nthird\n",
     );
     assert!(text(&out).contains("accepted 3/3"), "{}", text(&out));
-    let chain = osn_proc.wait_for_transactions(453, Duration::from_secs(30)).await;
+    let chain = osn_proc.wait_for_transactions(603, Duration::from_secs(30)).await;
 
     // Refusals are reported per reason and fail the command.
     let out = osn(&["broadcast", "--url", url, "--channel", "nope", "--count", "2"]);
     assert!(!out.status.success());
     assert!(text(&out).contains("not accepted 2: NOT_FOUND: channel 'nope' does not exist"), "{}", text(&out));
+    // Over gRPC the stream ends at the refusal, as Fabric's: the rest is unanswered.
+    let out = osn(&["broadcast", "--grpc", grpc, "--channel", "nope", "--count", "2", "--mode", "grpc"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("not accepted 1: NOT_FOUND: channel 'nope' does not exist"), "{}", text(&out));
+    assert!(text(&out).contains("not accepted 1: no answer: the stream ended"), "{}", text(&out));
 
     // Channels and blocks.
     let out = osn(&["channel", "list", "--url", url]);

@@ -420,3 +420,45 @@ async fn fabric_sdk_committer_broadcasts_and_a_grpc_js_client_delivers() {
         blocks.iter().skip(1).flat_map(|b| b["tx_ids"].as_array().unwrap()).map(|t| t.as_str().unwrap()).collect();
     assert_eq!(delivered, tx_ids);
 }
+
+/// A Deliver client that stops reading holds only its own stream: the channel goes on ordering,
+/// another subscriber reads every block meanwhile, and when the slow one reads again it gets
+/// every block it asked for, in order (the subscription waits for it, reading the ledger at its
+/// pace, and buffers a few blocks, not the chain).
+#[actix_rt::test]
+async fn a_deliver_client_that_stops_reading_slows_nobody() {
+    let channel = channel_name("grpc-slow");
+    let broker = Broker::with_topic(&channel);
+    let osn = Osn::start(OsnSpec { max_message_count: 10, ..OsnSpec::new(&channel, &broker) }).await;
+    let mut client = connect(&osn).await;
+    let forever = SeekInfo { start: Some(oldest()), stop: Some(specified(u64::MAX)), ..Default::default() };
+    let (slow_tx, stream) = requests();
+    slow_tx.send(seek_request(&crypto().client, &channel, &forever)).await.unwrap();
+    let mut slow = client.deliver(stream).await.unwrap().into_inner();
+    // It reads the genesis block, then nothing while 2,000 envelopes (200 blocks) are ordered.
+    assert!(matches!(next_answer(&mut slow).await.and_then(|a| a.r#type), Some(Type::Block(_))));
+    let sent = envelopes(&channel, 2000, 1000);
+    let answers = broadcast_stream(&mut connect(&osn).await, sent.clone()).await;
+    assert!(answers.len() == 2000 && answers.iter().all(|a| a.status == 200));
+    let chain = osn.wait_for_transactions(2000, Duration::from_secs(60)).await;
+    let (blocks, status) = deliver_once(
+        &mut connect(&osn).await,
+        seek_request(&crypto().client, &channel, &seek(0, chain.len() as u64 - 1)),
+    )
+    .await;
+    assert_eq!(
+        (blocks.len(), status.map(|s| s.0)),
+        (chain.len(), Some(Status::Success)),
+        "another subscriber meanwhile"
+    );
+    // The slow one reads on: every block after the genesis, in order.
+    let mut numbers = vec![0];
+    while numbers.len() < chain.len() {
+        match next_answer(&mut slow).await.and_then(|a| a.r#type) {
+            Some(Type::Block(b)) => numbers.push(b.header.unwrap().number),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(numbers, (0..chain.len() as u64).collect::<Vec<_>>());
+    drop(slow_tx);
+}
