@@ -462,3 +462,51 @@ async fn a_deliver_client_that_stops_reading_slows_nobody() {
     assert_eq!(numbers, (0..chain.len() as u64).collect::<Vec<_>>());
     drop(slow_tx);
 }
+
+/// With the broker down: Broadcast answers 503 naming Kafka (and ends the stream); a STRICT
+/// Deliver is refused 503 while a BEST_EFFORT one reads the blocks there are; back up, both serve
+/// again without a restart.
+#[actix_rt::test]
+async fn while_kafka_is_down_broadcast_is_503_strict_deliver_is_503_and_best_effort_reads() {
+    use osn::proto::orderer::seek_info::SeekErrorResponse;
+    let channel = channel_name("grpc-down");
+    let broker = Broker::with_topic(&channel);
+    let spec = OsnSpec { max_message_count: 5, kafka_extra: FAST_KAFKA.into(), ..OsnSpec::new(&channel, &broker) };
+    let osn = Osn::start(spec).await;
+    let mut client = connect(&osn).await;
+    assert!(broadcast_stream(&mut client, envelopes(&channel, 10, 200)).await.iter().all(|a| a.status == 200));
+    osn.wait_for_transactions(10, Duration::from_secs(30)).await;
+
+    broker.kafka.cluster().broker_down(1).unwrap();
+    let refused = wait_for("a broadcast refused 503", Duration::from_secs(30), || {
+        let mut client = client.clone();
+        let channel = channel.clone();
+        async move {
+            let answers = broadcast_stream(&mut client, envelopes(&channel, 3, 200)).await;
+            answers.last().filter(|a| a.status == Status::ServiceUnavailable as i32).cloned()
+        }
+    })
+    .await;
+    assert!(refused.info.contains("Kafka"), "{refused:?}");
+    let strict = seek_request(&crypto().client, &channel, &seek(0, 1));
+    let best_effort = SeekInfo { error_response: SeekErrorResponse::BestEffort as i32, ..seek(0, 1) };
+    let best_effort = seek_request(&crypto().client, &channel, &best_effort);
+    let (blocks, status) = deliver_once(&mut client, strict.clone()).await;
+    let (status, info) = status.unwrap();
+    assert_eq!((blocks.len(), status), (0, Status::ServiceUnavailable), "{info}");
+    let (blocks, status) = deliver_once(&mut client, best_effort).await;
+    assert_eq!((blocks.len(), status.map(|s| s.0)), (2, Some(Status::Success)));
+
+    broker.kafka.cluster().broker_up(1).unwrap();
+    wait_for("broadcasts acknowledged again", Duration::from_secs(60), || {
+        let mut client = client.clone();
+        let channel = channel.clone();
+        async move {
+            let answers = broadcast_stream(&mut client, envelopes(&channel, 1, 200)).await;
+            answers.iter().all(|a| a.status == 200).then_some(())
+        }
+    })
+    .await;
+    let (blocks, status) = deliver_once(&mut client, seek_request(&crypto().client, &channel, &seek(0, 1))).await;
+    assert_eq!((blocks.len(), status.map(|s| s.0)), (2, Some(Status::Success)));
+}
