@@ -82,12 +82,7 @@ pub fn check_broadcast(envelope: &Envelope, channel: &str, absolute_max_bytes: u
     if size > absolute_max_bytes as usize {
         return Err(Invalid::TooLarge { size, max: absolute_max_bytes });
     }
-    let payload = Payload::decode(envelope.payload.clone()).map_err(|e| Invalid::BadPayload(e.to_string()))?;
-    let header = payload.header.ok_or(Invalid::MissingHeader)?;
-    if header.channel_header.is_empty() {
-        return Err(Invalid::MissingChannelHeader);
-    }
-    let channel_header = decode_channel_header(header.channel_header)?;
+    let Opened { channel_header, signature_header, .. } = open(envelope)?;
     if channel_header.channel_id != channel {
         return Err(Invalid::WrongChannel { got: channel_header.channel_id.clone(), want: channel.to_owned() });
     }
@@ -112,7 +107,7 @@ pub fn check_broadcast(envelope: &Envelope, channel: &str, absolute_max_bytes: u
             // Fabric orders header types it does not know as plain messages; so do we.
             Err(_) => HeaderType::Message,
         };
-    let creator = creator(header.signature_header)?;
+    let creator = creator(signature_header)?;
     Ok(Checked { channel_header, header_type, size, creator })
 }
 
@@ -127,24 +122,18 @@ fn creator(signature_header: Bytes) -> Result<Bytes, Invalid> {
 /// The channel header of an envelope, decoded: what a transport without a channel in its
 /// address (gRPC) routes the envelope by.
 pub fn channel_header_of(envelope: &Envelope) -> Result<ChannelHeader, Invalid> {
-    if envelope.payload.is_empty() {
-        return Err(Invalid::EmptyPayload);
-    }
-    let payload = Payload::decode(envelope.payload.clone()).map_err(|e| Invalid::BadPayload(e.to_string()))?;
-    let header = payload.header.ok_or(Invalid::MissingHeader)?;
-    if header.channel_header.is_empty() {
-        return Err(Invalid::MissingChannelHeader);
-    }
-    decode_channel_header(header.channel_header)
+    open(envelope).map(|opened| opened.channel_header)
 }
 
-/// Decodes the channel header bytes of a payload header.
-pub fn decode_channel_header(raw: Bytes) -> Result<ChannelHeader, Invalid> {
-    ChannelHeader::decode(raw).map_err(|e| Invalid::BadChannelHeader(e.to_string()))
+/// An envelope's payload opened, in Fabric's order of checks (payload, header, channel header):
+/// the decoded channel header, the signature header's bytes and the data.
+struct Opened {
+    channel_header: ChannelHeader,
+    signature_header: Bytes,
+    data: Bytes,
 }
 
-/// Checks a Deliver request envelope and returns its SeekInfo, channel header and creator.
-pub fn check_seek_request(envelope: &Envelope, channel: &str) -> Result<SeekRequest, Invalid> {
+fn open(envelope: &Envelope) -> Result<Opened, Invalid> {
     if envelope.payload.is_empty() {
         return Err(Invalid::EmptyPayload);
     }
@@ -154,6 +143,17 @@ pub fn check_seek_request(envelope: &Envelope, channel: &str) -> Result<SeekRequ
         return Err(Invalid::MissingChannelHeader);
     }
     let channel_header = decode_channel_header(header.channel_header)?;
+    Ok(Opened { channel_header, signature_header: header.signature_header, data: payload.data })
+}
+
+/// Decodes the channel header bytes of a payload header.
+pub fn decode_channel_header(raw: Bytes) -> Result<ChannelHeader, Invalid> {
+    ChannelHeader::decode(raw).map_err(|e| Invalid::BadChannelHeader(e.to_string()))
+}
+
+/// Checks a Deliver request envelope and returns its SeekInfo, channel header and creator.
+pub fn check_seek_request(envelope: &Envelope, channel: &str) -> Result<SeekRequest, Invalid> {
+    let Opened { channel_header, signature_header, data } = open(envelope)?;
     if channel_header.channel_id != channel {
         return Err(Invalid::WrongChannel { got: channel_header.channel_id, want: channel.to_owned() });
     }
@@ -163,9 +163,8 @@ pub fn check_seek_request(envelope: &Envelope, channel: &str) -> Result<SeekRequ
             "deliver expects a DELIVER_SEEK_INFO envelope",
         ));
     }
-    let seek_info =
-        crate::proto::SeekInfo::decode(payload.data).map_err(|e| Invalid::BadPayload(format!("SeekInfo: {e}")))?;
-    let creator = creator(header.signature_header)?;
+    let seek_info = crate::proto::SeekInfo::decode(data).map_err(|e| Invalid::BadPayload(format!("SeekInfo: {e}")))?;
+    let creator = creator(signature_header)?;
     Ok(SeekRequest { seek_info, channel_header, creator })
 }
 

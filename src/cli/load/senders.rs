@@ -103,15 +103,20 @@ pub(super) async fn broadcast_ws(
     shared: &Arc<Shared>,
     started: Instant,
 ) -> anyhow::Result<Vec<Outcome>> {
-    let n = args.channels.len();
-    let streams = args.concurrency.div_ceil(n).max(1);
     let client = endpoint.client(Duration::from_secs(60))?;
-    let tasks = (0..n).flat_map(|c| (0..streams).map(move |k| (c, k))).map(|(c, k)| {
-        let ids: Vec<usize> = (c + k * n..envelopes.len()).step_by(n * streams).collect();
+    let tasks = stream_shares(args, envelopes.len()).into_iter().map(|(c, ids)| {
         let url = format!("{}/v1/channels/{}/broadcast", endpoint.ws_base(), args.channels[c]);
         ws_stream(&client, url, ids, envelopes, shared, args.rate.map(|r| (r, started)))
     });
     Ok(futures_util::future::join_all(tasks).await.into_iter().flatten().collect())
+}
+
+/// The streams of ws and gRPC mode: each channel gets its share of `--concurrency` streams (at
+/// least one), and each stream its share of the channel's envelopes (channel, envelope numbers).
+fn stream_shares(args: &LoadArgs, count: usize) -> Vec<(usize, Vec<usize>)> {
+    let n = args.channels.len();
+    let streams = args.concurrency.div_ceil(n).max(1);
+    (0..n).flat_map(|c| (0..streams).map(move |k| (c, (c + k * n..count).step_by(n * streams).collect()))).collect()
 }
 
 /// One broadcast websocket: sends `ids` in order and pairs each answer with the oldest envelope
@@ -184,16 +189,15 @@ pub(super) async fn broadcast_grpc(
     shared: &Arc<Shared>,
     started: Instant,
 ) -> anyhow::Result<Vec<Outcome>> {
-    let n = args.channels.len();
-    let streams = args.concurrency.div_ceil(n).max(1);
+    let shares = stream_shares(args, envelopes.len());
     let mut clients = Vec::new();
-    for _ in 0..n * streams {
+    for _ in 0..shares.len() {
         clients.push(endpoint.grpc_client().await?);
     }
-    let tasks = (0..n).flat_map(|c| (0..streams).map(move |k| (c, k))).zip(clients).map(|((c, k), client)| {
-        let ids: Vec<usize> = (c + k * n..envelopes.len()).step_by(n * streams).collect();
-        grpc_stream(client, ids, envelopes, shared, args.rate.map(|r| (r, started)))
-    });
+    let tasks = shares
+        .into_iter()
+        .zip(clients)
+        .map(|((_, ids), client)| grpc_stream(client, ids, envelopes, shared, args.rate.map(|r| (r, started))));
     Ok(futures_util::future::join_all(tasks).await.into_iter().flatten().collect())
 }
 
