@@ -15,7 +15,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from("src/proto");
     let files = [
         "common/common.proto",
+        "common/configtx.proto",
+        "common/configuration.proto",
+        "common/policies.proto",
         "msp/identities.proto",
+        "msp/msp_config.proto",
+        "msp/msp_principal.proto",
+        "peer/configuration.proto",
         "orderer/ab.proto",
         "orderer/kafka.proto",
         "orderer/configuration.proto",
@@ -42,7 +48,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     pbjson_build::Builder::new()
         .register_descriptors(&std::fs::read(&descriptors)?)?
-        .build(&[".common", ".msp", ".orderer", ".osn"])?;
+        .build(&[".common", ".msp", ".orderer", ".osn", ".peer"])?;
     Ok(())
 }
 

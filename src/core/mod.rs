@@ -5,6 +5,7 @@
 //! - [`block`]: block assembly, header and data hashes, metadata slots.
 //! - [`ttc`]: time-to-cut timer bookkeeping (when to *propose* a cut).
 //! - [`config`]: channel configurations: validity, updates, new channels, update signers.
+//! - [`configtree`]: Fabric's configuration tree (`common.Config`), typed and byte-exact.
 //! - [`chain`]: the per-channel state machine that turns consumed Kafka messages into blocks.
 //! - [`envelope`]: structural validation of broadcast envelopes.
 //! - [`link`]: a channel's link to Kafka (trouble, probe, stall, fatal) as a state machine.
@@ -21,6 +22,7 @@ pub mod admission;
 pub mod block;
 pub mod chain;
 pub mod config;
+pub mod configtree;
 pub mod cutter;
 pub mod ecdsa;
 pub mod envelope;

@@ -15,7 +15,6 @@ use tokio::sync::mpsc;
 
 use super::StreamMetrics;
 use crate::core::envelope::channel_header_of;
-use crate::proto::orderer::deliver_response::Type;
 use crate::proto::{Block, DeliverResponse, Envelope, Status};
 use crate::service::deliver::{Item, StreamGuard, Subscription};
 use crate::service::Service;
@@ -65,12 +64,6 @@ impl Binding {
     }
 }
 
-/// A final status, with what was wrong in words (OSN's `info`, field 100, which Fabric's clients
-/// skip).
-fn status(status: Status, info: String) -> DeliverResponse {
-    DeliverResponse { r#type: Some(Type::Status(status as i32)), info }
-}
-
 /// Serves one Deliver stream until the client ends it, a request ends with a status other than
 /// SUCCESS, or the client goes away.
 pub async fn serve(
@@ -100,7 +93,8 @@ pub async fn serve(
         if code != Status::Success {
             tracing::debug!(status = code.as_str_name(), %info, "deliver request ended");
         }
-        if out.send(Ok(status(code, info))).await.is_err() {
+        // With what was wrong in words (`info`, field 100, which Fabric's clients skip).
+        if out.send(Ok(DeliverResponse::status(code, info))).await.is_err() {
             return;
         }
         metrics.sent();
@@ -130,15 +124,9 @@ async fn request(
         };
         match item {
             Some(Item::Block(raw)) => {
-                let block = prost::Message::decode(raw).map_err(|e: prost::DecodeError| {
-                    (Status::InternalServerError, format!("a stored block does not decode: {e}"))
-                })?;
-                let block: Block = block;
-                if out
-                    .send(Ok(DeliverResponse { r#type: Some(Type::Block(block)), info: String::new() }))
-                    .await
-                    .is_err()
-                {
+                let block = <Block as prost::Message>::decode(raw)
+                    .map_err(|e| (Status::InternalServerError, format!("a stored block does not decode: {e}")))?;
+                if out.send(Ok(DeliverResponse::block(block))).await.is_err() {
                     return Err((Status::ServiceUnavailable, "the client went away".into()));
                 }
                 metrics.sent();

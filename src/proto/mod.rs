@@ -20,6 +20,11 @@ pub mod orderer {
     include!(concat!(env!("OUT_DIR"), "/orderer.serde.rs"));
 }
 
+pub mod peer {
+    include!(concat!(env!("OUT_DIR"), "/peer.rs"));
+    include!(concat!(env!("OUT_DIR"), "/peer.serde.rs"));
+}
+
 pub mod osn {
     include!(concat!(env!("OUT_DIR"), "/osn.rs"));
     include!(concat!(env!("OUT_DIR"), "/osn.serde.rs"));
