@@ -60,6 +60,7 @@ pub struct Metrics {
     pub process_resident_memory_bytes: IntGauge,
     pub process_threads: IntGauge,
     pub process_open_fds: IntGauge,
+    pub process_cpu_seconds: prometheus::Gauge,
     pub verify_duration: HistogramVec,
 }
 
@@ -339,6 +340,10 @@ impl Metrics {
             )?),
             process_threads: reg!(IntGauge::new("process_threads", "Threads of the OSN process.")?),
             process_open_fds: reg!(IntGauge::new("process_open_fds", "Open file descriptors of the OSN process.")?),
+            process_cpu_seconds: reg!(prometheus::Gauge::new(
+                "process_cpu_seconds_total",
+                "User and system CPU time the OSN process has used, in seconds (read from /proc when scraped)."
+            )?),
             registry,
         })
     }
@@ -360,7 +365,21 @@ impl Metrics {
         if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
             self.process_open_fds.set(fds.count() as i64);
         }
+        if let Some(secs) = std::fs::read_to_string("/proc/self/stat").ok().as_deref().and_then(cpu_seconds) {
+            self.process_cpu_seconds.set(secs);
+        }
     }
+}
+
+/// utime + stime of a `/proc/PID/stat` line, in seconds: the 14th and 15th fields, counted after
+/// the command name (which may hold spaces, so from its closing parenthesis).
+fn cpu_seconds(stat: &str) -> Option<f64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf only reads a configuration value.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (hz > 0).then(|| ticks as f64 / hz as f64)
 }
 
 /// One channel's metrics on its hot paths, resolved once (a labelled lookup per record or per
@@ -451,6 +470,14 @@ pub fn secs(d: Duration) -> f64 {
 #[cfg(test)]
 mod tests {
     #[test]
+    fn cpu_seconds_come_from_the_fields_after_the_command_name() {
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        let stat = "42 (osn (a) b) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3";
+        assert_eq!(super::cpu_seconds(stat), Some(300.0 / hz));
+        assert_eq!(super::cpu_seconds("garbage"), None);
+    }
+
+    #[test]
     fn every_metric_registers_and_renders() {
         let m = super::metrics();
         m.broadcast_processed_count.with_label_values(&["ch", "ENDORSER_TRANSACTION", "SUCCESS"]).inc();
@@ -462,6 +489,7 @@ mod tests {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0.0);
         assert!(rss > 1e6, "the process's resident memory, from /proc: {rss}");
+        assert!(text.contains("process_cpu_seconds_total "), "{text}");
         assert!(
             text.contains(
                 "broadcast_processed_count{channel=\"ch\",status=\"SUCCESS\",type=\"ENDORSER_TRANSACTION\"} 1"

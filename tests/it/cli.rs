@@ -355,6 +355,9 @@ fn load_against_an_embedded_osn_reports_ordered_throughput_as_json() {
     assert!(summary["ordered_tps"].as_f64().unwrap() > 0.0, "{summary}");
     assert!(summary["delivered_latency_ms"]["p99"].as_f64().unwrap() > 0.0, "{summary}");
     assert!(summary["refused"].as_object().unwrap().is_empty(), "{summary}");
+    // The OSN's CPU per ordered transaction, from its /proc: something, and less than a second.
+    let cpu = summary["server_cpu_us_per_tx"].as_f64().unwrap();
+    assert!(cpu > 0.0 && cpu < 1e6, "{summary}");
     // The broker alone, in the same run, and the OSN's share of it.
     let baseline = summary["baseline_kafka_tps"].as_f64().unwrap();
     let ratio = summary["baseline_ratio"].as_f64().unwrap();

@@ -126,7 +126,7 @@ mod server;
 use report::print_summary;
 pub use report::{ChannelFigures, Percentiles, Rss, Subscribers, Summary, Threads};
 use senders::{broadcast_grpc, broadcast_http, broadcast_ws};
-use server::{channel_metrics, progress_bar, sample_rss, scrape, RSS, THREADS};
+use server::{channel_metrics, progress_bar, sample_rss, scrape, CPU, RSS, THREADS};
 
 pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let mut dev = None;
@@ -608,6 +608,10 @@ async fn load(args: &LoadArgs, endpoint: &Endpoint) -> anyhow::Result<Summary> {
         .map(|(before, after)| Threads { before: before as u64, after: after as u64 });
     let secs = |d: Duration| d.as_secs_f64().max(1e-9);
     let ordered = figures.iter().map(|f| f.ordered).sum::<usize>();
+    // The OSN's CPU time from just before the subscriptions to after the last delivery, per
+    // ordered transaction (everything it did for them: checks, relaying, cutting, writing, deliver).
+    let server_cpu_us_per_tx =
+        before.get(CPU).zip(after.get(CPU)).filter(|_| ordered > 0).map(|(b, a)| (a - b) / ordered as f64 * 1e6);
     let accepted = accepted.iter().sum::<usize>();
     Ok(Summary {
         channel_metrics: channel_metrics(&before, &after, &args.channels),
@@ -626,6 +630,7 @@ async fn load(args: &LoadArgs, endpoint: &Endpoint) -> anyhow::Result<Summary> {
         subscribers,
         server_rss_mib,
         server_threads,
+        server_cpu_us_per_tx,
         create_channels_secs: created_in,
         baseline_kafka_tps: None,
         baseline_ratio: None,

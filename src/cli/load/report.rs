@@ -98,6 +98,11 @@ pub struct Summary {
     /// were created and after the load: a fixed pool does not grow with channels.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_threads: Option<Threads>,
+    /// The OSN process's CPU time (`process_cpu_seconds_total`, from /proc) from just before the
+    /// load to after its last delivery, in microseconds per ordered transaction. With `osn load
+    /// --embedded` it includes the embedded broker, which runs in the OSN's process.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_cpu_us_per_tx: Option<f64>,
     /// With `--create-channels`: how long creating them took (each answered once the OSN
     /// consumed its creation), in seconds.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -149,6 +154,9 @@ pub(super) fn print_summary(s: &Summary) {
     }
     if let Some(threads) = &s.server_threads {
         println!("server threads {} before · {} after", threads.before, threads.after);
+    }
+    if let Some(us) = s.server_cpu_us_per_tx {
+        println!("server CPU {us:.1} µs per ordered transaction");
     }
     for (name, delta) in &s.channel_metrics {
         if *delta != 0.0 {

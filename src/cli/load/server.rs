@@ -8,6 +8,8 @@ pub(super) const RSS: &str = "process_resident_memory_bytes";
 
 /// The `/metrics` sample of the OSN's threads.
 pub(super) const THREADS: &str = "process_threads";
+/// The OSN's CPU time, in seconds.
+pub(super) const CPU: &str = "process_cpu_seconds_total";
 
 /// Keeps the most resident memory the OSN reports, every 500 ms until `stop`.
 pub(super) async fn sample_rss(endpoint: Endpoint, max: Arc<AtomicU64>, stop: Arc<AtomicBool>) {
