@@ -6,6 +6,7 @@
 //! - [`ttc`]: time-to-cut timer bookkeeping (when to *propose* a cut).
 //! - [`config`]: channel configurations: validity, updates, new channels, update signers.
 //! - [`configtree`]: Fabric's configuration tree (`common.Config`), typed and byte-exact.
+//! - [`fabric_policy`]: Fabric's MSPs (NodeOUs, admins) and signature / implicit-meta policies.
 //! - [`chain`]: the per-channel state machine that turns consumed Kafka messages into blocks.
 //! - [`envelope`]: structural validation of broadcast envelopes.
 //! - [`link`]: a channel's link to Kafka (trouble, probe, stall, fatal) as a state machine.
@@ -26,6 +27,7 @@ pub mod configtree;
 pub mod cutter;
 pub mod ecdsa;
 pub mod envelope;
+pub mod fabric_policy;
 pub mod link;
 pub mod msp;
 pub mod policy;

@@ -101,6 +101,12 @@ pub struct Certificate {
     pub not_after: i64,
     pub public_key: PublicKey,
     pub role: Role,
+    /// Every organisational unit of the subject, in order (Fabric's NodeOUs and OU principals
+    /// judge by these).
+    pub ous: Vec<String>,
+    /// The certificate's DER bytes (Fabric compares admin certificates and identity principals
+    /// by these).
+    pub der: Bytes,
     pub is_ca: bool,
     tbs: Bytes,
     signed_with_ed25519: bool,
@@ -137,12 +143,9 @@ impl Certificate {
                 cert.signature_algorithm.algorithm
             ));
         };
-        let roles: Vec<Role> = tbs
-            .subject()
-            .iter_organizational_unit()
-            .filter_map(|ou| ou.as_str().ok())
-            .filter_map(Role::from_ou)
-            .collect();
+        let ous: Vec<String> =
+            tbs.subject().iter_organizational_unit().filter_map(|ou| ou.as_str().ok()).map(str::to_owned).collect();
+        let roles: Vec<Role> = ous.iter().filter_map(|ou| Role::from_ou(ou)).collect();
         let role = match roles.as_slice() {
             [] => Role::Member,
             [role] => *role,
@@ -160,6 +163,8 @@ impl Certificate {
             not_after: tbs.validity().not_after.timestamp(),
             public_key,
             role,
+            ous,
+            der: Bytes::copy_from_slice(der),
             is_ca: tbs.is_ca() && may_sign_certs,
             tbs: Bytes::copy_from_slice(tbs.as_ref()),
             signed_with_ed25519,
