@@ -12,6 +12,9 @@
 //!   were satisfied).
 //! - [`implicit_meta_threshold`]: how many sub-policies ANY / ALL / MAJORITY need (none for zero
 //!   sub-policies: satisfied).
+//! - [`Policies`]: Fabric's policy manager over a channel's configuration tree: policies by path
+//!   (`/Channel/Writers`), implicit meta policies counting the group's child groups, a missing
+//!   policy rejecting.
 //!
 //! Signatures are checked by the caller (the verification pool) before identities come here;
 //! certificate validity in time is the caller's too (the time comes in as an argument elsewhere).
@@ -248,6 +251,89 @@ impl SignaturePolicy {
                     }
                 }
                 satisfied >= *need
+            }
+        }
+    }
+}
+
+/// A channel's policies by path, as Fabric's policy manager holds them: `/Channel/Writers`,
+/// `/Channel/Application/Org1MSP/Admins`, ... with the channel's MSPs (every organisation group's
+/// MSP value).
+#[derive(Debug, Clone, Default)]
+pub struct Policies {
+    policies: HashMap<String, Compiled>,
+    /// Each group's path → its child groups' paths.
+    children: HashMap<String, Vec<String>>,
+    pub msps: HashMap<String, FabricMsp>,
+}
+
+#[derive(Debug, Clone)]
+enum Compiled {
+    Signature(SignaturePolicy),
+    ImplicitMeta { sub_policy: String, rule: implicit_meta_policy::Rule },
+}
+
+impl Policies {
+    /// The policies and MSPs of a channel's configuration tree (its channel group).
+    pub fn of(channel: &crate::proto::common::ConfigGroup) -> Result<Self, String> {
+        use super::configtree::{Msp, Rule, Value};
+        let mut out = Policies::default();
+        fn visit(group: &crate::proto::common::ConfigGroup, path: &str, out: &mut Policies) -> Result<(), String> {
+            for entry in &group.policies {
+                let Some(policy) = entry.value.as_ref().and_then(|p| p.policy.as_ref()) else { continue };
+                let at = format!("{path}/{}", entry.key);
+                let compiled = match Rule::decode(policy).map_err(|e| format!("{at}: {e}"))? {
+                    Rule::Signature(envelope) => {
+                        Compiled::Signature(SignaturePolicy::compile(&envelope).map_err(|e| format!("{at}: {e}"))?)
+                    }
+                    Rule::ImplicitMeta(meta) => Compiled::ImplicitMeta {
+                        sub_policy: meta.sub_policy,
+                        rule: implicit_meta_policy::Rule::try_from(meta.rule)
+                            .map_err(|_| format!("{at}: unknown implicit meta rule {}", meta.rule))?,
+                    },
+                };
+                out.policies.insert(at, compiled);
+            }
+            for entry in &group.values {
+                if entry.key != "MSP" {
+                    continue;
+                }
+                let raw = entry.value.as_ref().map(|v| v.value.clone()).unwrap_or_default();
+                if let Value::Msp(msp) = Value::decode("MSP", &raw).map_err(|e| format!("{path}/MSP: {e}"))? {
+                    if let Msp::Fabric(config) = *msp {
+                        let msp = FabricMsp::from_config(&config).map_err(|e| format!("{path}/MSP: {e}"))?;
+                        out.msps.insert(msp.msp_id.clone(), msp);
+                    }
+                }
+            }
+            let mut children = Vec::new();
+            for entry in &group.groups {
+                let Some(sub) = &entry.value else { continue };
+                let at = format!("{path}/{}", entry.key);
+                visit(sub, &at, out)?;
+                children.push(at);
+            }
+            out.children.insert(path.to_owned(), children);
+            Ok(())
+        }
+        visit(channel, "/Channel", &mut out)?;
+        Ok(out)
+    }
+
+    /// Whether the signers satisfy the policy at `path` (a missing policy is never satisfied, as
+    /// Fabric's manager hands out a rejecting policy for a name it does not have). An implicit
+    /// meta policy counts the group's child groups whose `sub_policy` the signers satisfy.
+    pub fn evaluate(&self, path: &str, signers: &[(Identity, bytes::Bytes)]) -> bool {
+        match self.policies.get(path) {
+            None => false,
+            Some(Compiled::Signature(policy)) => policy.satisfied_by(signers, &self.msps),
+            Some(Compiled::ImplicitMeta { sub_policy, rule }) => {
+                let group = path.rsplit_once('/').map_or("", |(g, _)| g);
+                let children = self.children.get(group).map(Vec::as_slice).unwrap_or_default();
+                let need = implicit_meta_threshold(*rule, children.len());
+                let satisfied =
+                    children.iter().filter(|child| self.evaluate(&format!("{child}/{sub_policy}"), signers)).count();
+                satisfied >= need
             }
         }
     }

@@ -212,3 +212,84 @@ fn with_node_ous_an_identity_without_a_configured_role_ou_is_no_member() {
     assert!(msp.is_member(&user) && msp.is_member(&admin));
     assert!(!msp.has_role(&admin, MspRoleType::Admin));
 }
+
+/// The policies of the configuration in block `number` of the single run's ch1, with its sequence.
+fn ch1_policies(number: u64) -> (u64, Policies) {
+    let raw = std::fs::read(shared().join(format!("runs/single/blocks/ch1/{number}.block"))).unwrap();
+    let block = Block::decode(raw.as_slice()).unwrap();
+    let payload = Payload::decode(Envelope::decode(block.data.unwrap().data[0].clone()).unwrap().payload).unwrap();
+    let config = ConfigEnvelope::decode(payload.data).unwrap().config.unwrap();
+    (config.sequence, Policies::of(config.channel_group.as_ref().unwrap()).unwrap())
+}
+
+/// Every NORMAL record Fabric's orderer took into ch1's partition in the single run (broadcast by
+/// `broadcast_msg` as User1@org1, Admin@example.com and, after Org2 joined, User1@org2; some of
+/// them re-submitted after a configuration change): its signature verifies, and its creator
+/// satisfies `/Channel/Writers` (implicit meta over the application and orderer groups, down to
+/// each organisation's signature policy) of the configuration it was ordered under. Org2's
+/// envelopes would not have been admitted before Org2 was added.
+#[test]
+fn every_envelope_fabric_ordered_satisfies_the_channel_writers_of_its_configuration() {
+    use crate::proto::{kafka_message, kafka_message_regular::Class, KafkaMessage};
+    use base64::Engine as _;
+    let configs: HashMap<u64, Policies> = [0, 19, 28].into_iter().map(ch1_policies).collect();
+    let mut sequences: Vec<u64> = configs.keys().copied().collect();
+    sequences.sort();
+    // A channel created through the system channel starts at sequence 1.
+    assert_eq!(sequences, vec![1, 2, 3]);
+    let topic = std::fs::read_to_string(shared().join("runs/single/topics/ch1.jsonl")).unwrap();
+    let mut by_msp: HashMap<String, usize> = HashMap::new();
+    let mut before_org2 = 0;
+    for line in topic.lines() {
+        let record: serde_json::Value = serde_json::from_str(line).unwrap();
+        let value = base64::engine::general_purpose::STANDARD.decode(record["value"].as_str().unwrap()).unwrap();
+        let Some(kafka_message::Type::Regular(regular)) = KafkaMessage::decode(value.as_slice()).unwrap().r#type else {
+            continue;
+        };
+        if regular.class != Class::Normal as i32 {
+            continue;
+        }
+        let at = format!("offset {}", record["offset"]);
+        let envelope = Envelope::decode(regular.payload).unwrap();
+        let payload = Payload::decode(envelope.payload.clone()).unwrap();
+        let header = crate::proto::SignatureHeader::decode(payload.header.unwrap().signature_header).unwrap();
+        let identity = Identity::deserialize(&header.creator).unwrap();
+        identity
+            .cert
+            .public_key
+            .verify(&envelope.payload, &envelope.signature)
+            .unwrap_or_else(|e| panic!("{at}: {e:?}"));
+        let signer = (identity.clone(), header.creator.clone());
+        let policies = &configs[&regular.config_seq];
+        assert!(policies.evaluate("/Channel/Writers", std::slice::from_ref(&signer)), "{at}: {}", identity.msp_id);
+        assert!(
+            !policies.evaluate("/Channel/Admins", std::slice::from_ref(&signer)) || identity.msp_id == "OrdererMSP"
+        );
+        if identity.msp_id == "Org2MSP" {
+            assert!(!configs[&1].evaluate("/Channel/Writers", std::slice::from_ref(&signer)), "{at}");
+            before_org2 += 1;
+        }
+        *by_msp.entry(identity.msp_id).or_default() += 1;
+    }
+    assert!(by_msp.len() == 3 && by_msp.values().all(|n| *n > 0), "{by_msp:?}");
+    assert!(before_org2 > 0);
+    assert_eq!(by_msp.values().sum::<usize>(), 414, "the run's NORMAL records: {by_msp:?}");
+}
+
+/// `/Channel/Admins` is MAJORITY over the application and orderer groups, each MAJORITY over its
+/// organisations' Admins: on ch1 (Org1 only) it takes an Org1 admin *and* an orderer admin.
+#[test]
+fn channel_admins_take_a_majority_of_groups_each_by_a_majority_of_organisations() {
+    let (_, policies) = ch1_policies(0);
+    let org1_admin = identity(ORG1, "users/Admin@org1.example.com", "Org1MSP");
+    let orderer_admin = identity(ORDERER, "users/Admin@example.com", "OrdererMSP");
+    let org1_user = identity(ORG1, "users/User1@org1.example.com", "Org1MSP");
+    let admins = |signers: &[(Identity, Bytes)]| policies.evaluate("/Channel/Admins", signers);
+    assert!(admins(&[org1_admin.clone(), orderer_admin.clone()]));
+    assert!(!admins(std::slice::from_ref(&org1_admin)));
+    assert!(!admins(std::slice::from_ref(&orderer_admin)));
+    assert!(!admins(&[org1_user.clone(), orderer_admin.clone()]));
+    assert!(policies.evaluate("/Channel/Application/Admins", std::slice::from_ref(&org1_admin)));
+    assert!(!policies.evaluate("/Channel/Application/Admins", &[org1_user]));
+    assert!(!policies.evaluate("/Channel/NoSuchPolicy", &[org1_admin, orderer_admin]), "a missing policy rejects");
+}
