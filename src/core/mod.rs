@@ -7,6 +7,7 @@
 //! - [`config`]: channel configurations: validity, updates, new channels, update signers.
 //! - [`configtree`]: Fabric's configuration tree (`common.Config`), typed and byte-exact.
 //! - [`fabric_policy`]: Fabric's MSPs (NodeOUs, admins) and signature / implicit-meta policies.
+//! - [`channelconfig`]: a Fabric configuration's ordering values, with Fabric 1.4's validation.
 //! - [`chain`]: the per-channel state machine that turns consumed Kafka messages into blocks.
 //! - [`envelope`]: structural validation of broadcast envelopes.
 //! - [`link`]: a channel's link to Kafka (trouble, probe, stall, fatal) as a state machine.
@@ -22,6 +23,7 @@ pub mod access;
 pub mod admission;
 pub mod block;
 pub mod chain;
+pub mod channelconfig;
 pub mod config;
 pub mod configtree;
 pub mod cutter;

@@ -1,0 +1,235 @@
+//! What a Kafka ordering service reads from a Fabric channel configuration, with Fabric 1.4's
+//! validation (issue 20, third part; the chain does not use it yet): the orderer's batch size and
+//! timeout (a Go duration), the Kafka brokers (Fabric's host:port rule), the consensus type (OSN
+//! orders `kafka` channels only), the channel limit, the orderer addresses, the consortium, the
+//! hashing rules (SHA-256, flat data hash), and the capabilities, where one Fabric 1.4 does not
+//! know stops the channel as in Fabric.
+
+use std::time::Duration;
+
+use super::configtree::{walk, Item, Value};
+use crate::proto::common::Config;
+use crate::proto::BatchSize;
+
+/// The capabilities Fabric 1.4.12 knows, by group.
+const CHANNEL_CAPABILITIES: &[&str] = &["V1_1", "V1_3", "V1_4_2", "V1_4_3"];
+const ORDERER_CAPABILITIES: &[&str] = &["V1_1", "V1_4_2"];
+const APPLICATION_CAPABILITIES: &[&str] =
+    &["V1_1", "V1_2", "V1_3", "V1_4_2", "V1_1_PVTDATA_EXPERIMENTAL", "V1_1_RESOURCETREE_EXPERIMENTAL"];
+
+/// A channel's ordering settings, read and checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderingValues {
+    pub sequence: u64,
+    pub batch_size: BatchSize,
+    pub batch_timeout: Duration,
+    pub kafka_brokers: Vec<String>,
+    /// ChannelRestrictions.max_count (0: no limit), on the system channel.
+    pub max_channels: u64,
+    pub orderer_addresses: Vec<String>,
+    /// The consortium of an application channel.
+    pub consortium: Option<String>,
+    pub channel_capabilities: Vec<String>,
+    pub orderer_capabilities: Vec<String>,
+    pub application_capabilities: Vec<String>,
+}
+
+impl OrderingValues {
+    /// Reads and checks a configuration as Fabric 1.4's `channelconfig` does, for a Kafka
+    /// channel; the error says what is wrong and where.
+    pub fn read(config: &Config) -> Result<Self, String> {
+        let group = config.channel_group.as_ref().ok_or("the configuration has no channel group")?;
+        let mut found: Vec<(String, Value)> = Vec::new();
+        let mut error = None;
+        walk(group, "/Channel", &mut |path, item| {
+            if let Item::Value(key, bytes) = item {
+                match Value::decode(key, bytes) {
+                    Ok(value) => found.push((path.to_owned(), value)),
+                    Err(e) => {
+                        error.get_or_insert(format!("{path}: {e}"));
+                    }
+                }
+            }
+        });
+        if let Some(e) = error {
+            return Err(e);
+        }
+        let get = |path: &str| found.iter().find(|(p, _)| p == path).map(|(_, v)| v);
+        let missing = |path: &str| format!("{path} is missing");
+
+        match get("/Channel/HashingAlgorithm") {
+            Some(Value::HashingAlgorithm(h)) if h.name == "SHA256" => {}
+            Some(Value::HashingAlgorithm(h)) => {
+                return Err(format!(
+                    "/Channel/HashingAlgorithm: '{}' is not supported (OSN hashes with SHA256)",
+                    h.name
+                ))
+            }
+            _ => return Err(missing("/Channel/HashingAlgorithm")),
+        }
+        match get("/Channel/BlockDataHashingStructure") {
+            Some(Value::BlockDataHashingStructure(s)) if s.width == u32::MAX => {}
+            Some(Value::BlockDataHashingStructure(s)) => {
+                return Err(format!(
+                    "/Channel/BlockDataHashingStructure: width {} (only {} is supported)",
+                    s.width,
+                    u32::MAX
+                ))
+            }
+            _ => return Err(missing("/Channel/BlockDataHashingStructure")),
+        }
+        let orderer_addresses = match get("/Channel/OrdererAddresses") {
+            Some(Value::Addresses(a)) if !a.addresses.is_empty() => a.addresses.clone(),
+            _ => return Err("/Channel/OrdererAddresses: must set some orderer addresses".into()),
+        };
+        match get("/Channel/Orderer/ConsensusType") {
+            Some(Value::ConsensusType(c)) if c.r#type == "kafka" => {}
+            Some(Value::ConsensusType(c)) => {
+                return Err(format!(
+                    "/Channel/Orderer/ConsensusType: '{}': OSN is a Kafka ordering service and orders 'kafka' channels only",
+                    c.r#type
+                ))
+            }
+            _ => return Err(missing("/Channel/Orderer/ConsensusType")),
+        }
+        let batch_size = match get("/Channel/Orderer/BatchSize") {
+            Some(Value::BatchSize(b)) => check_batch_size(b)?,
+            _ => return Err(missing("/Channel/Orderer/BatchSize")),
+        };
+        let batch_timeout = match get("/Channel/Orderer/BatchTimeout") {
+            Some(Value::BatchTimeout(t)) => match go_duration(&t.timeout) {
+                Ok(d) if !d.is_zero() => d,
+                Ok(_) => return Err(format!("/Channel/Orderer/BatchTimeout: '{}' is not positive", t.timeout)),
+                Err(e) => return Err(format!("/Channel/Orderer/BatchTimeout: '{}': {e}", t.timeout)),
+            },
+            _ => return Err(missing("/Channel/Orderer/BatchTimeout")),
+        };
+        let kafka_brokers = match get("/Channel/Orderer/KafkaBrokers") {
+            Some(Value::KafkaBrokers(b)) => {
+                if let Some(bad) = b.brokers.iter().find(|b| !broker_seems_valid(b)) {
+                    return Err(format!("/Channel/Orderer/KafkaBrokers: invalid broker entry '{bad}' (host:port)"));
+                }
+                b.brokers.clone()
+            }
+            _ => return Err(missing("/Channel/Orderer/KafkaBrokers")),
+        };
+        let max_channels = match get("/Channel/Orderer/ChannelRestrictions") {
+            Some(Value::ChannelRestrictions(r)) => r.max_count,
+            _ => 0,
+        };
+        let consortium = match get("/Channel/Consortium") {
+            Some(Value::Consortium(c)) => Some(c.name.clone()),
+            _ => None,
+        };
+        let capabilities = |path: &str, known: &[&str]| -> Result<Vec<String>, String> {
+            let Some(Value::Capabilities(c)) = get(path) else { return Ok(Vec::new()) };
+            let names: Vec<String> = c.capabilities.iter().map(|e| e.key.clone()).collect();
+            match names.iter().find(|n| !known.contains(&n.as_str())) {
+                Some(unknown) => Err(format!(
+                    "{path}: capability '{unknown}' is required but not supported (Fabric 1.4 knows {})",
+                    known.join(", ")
+                )),
+                None => Ok(names),
+            }
+        };
+        Ok(OrderingValues {
+            sequence: config.sequence,
+            batch_size,
+            batch_timeout,
+            kafka_brokers,
+            max_channels,
+            orderer_addresses,
+            consortium,
+            channel_capabilities: capabilities("/Channel/Capabilities", CHANNEL_CAPABILITIES)?,
+            orderer_capabilities: capabilities("/Channel/Orderer/Capabilities", ORDERER_CAPABILITIES)?,
+            application_capabilities: capabilities("/Channel/Application/Capabilities", APPLICATION_CAPABILITIES)?,
+        })
+    }
+}
+
+/// Fabric's batch size rules: no zero, and PreferredMaxBytes within AbsoluteMaxBytes.
+fn check_batch_size(b: &BatchSize) -> Result<BatchSize, String> {
+    let at = "/Channel/Orderer/BatchSize";
+    if b.max_message_count == 0 {
+        return Err(format!("{at}: MaxMessageCount is 0"));
+    }
+    if b.absolute_max_bytes == 0 {
+        return Err(format!("{at}: AbsoluteMaxBytes is 0"));
+    }
+    if b.preferred_max_bytes == 0 {
+        return Err(format!("{at}: PreferredMaxBytes is 0"));
+    }
+    if b.preferred_max_bytes > b.absolute_max_bytes {
+        return Err(format!(
+            "{at}: PreferredMaxBytes ({}) is greater than AbsoluteMaxBytes ({})",
+            b.preferred_max_bytes, b.absolute_max_bytes
+        ));
+    }
+    Ok(*b)
+}
+
+/// Fabric's rule for a Kafka broker entry: `host:port`, one colon, a 16-bit port, and a host of
+/// letters, digits, dots and hyphens that neither starts nor ends with a dot or a hyphen (an empty
+/// host passes, as in Fabric).
+pub fn broker_seems_valid(broker: &str) -> bool {
+    let mut parts = broker.split(':');
+    let (Some(host), Some(port), None) = (parts.next(), parts.next(), parts.next()) else { return false };
+    if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) || port.parse::<u16>().is_err() {
+        return false;
+    }
+    let inner = |b: u8| b.is_ascii_alphanumeric() || b == b'.' || b == b'-';
+    let bytes = host.as_bytes();
+    match bytes {
+        [] => true,
+        [one] => one.is_ascii_alphanumeric(),
+        [first, .., last] => {
+            first.is_ascii_alphanumeric() && last.is_ascii_alphanumeric() && bytes.iter().all(|b| inner(*b))
+        }
+    }
+}
+
+/// A Go `time.ParseDuration` string: an optional sign, then decimal numbers each with a unit
+/// (`ns`, `us`/`µs`, `ms`, `s`, `m`, `h`), like `250ms`, `2s`, `1m30s`, `1.5h`. A negative duration
+/// is an error here (a batch timeout must be positive).
+pub fn go_duration(text: &str) -> Result<Duration, String> {
+    let mut rest = text.strip_prefix('+').unwrap_or(text);
+    if rest.starts_with('-') {
+        return Err("negative duration".into());
+    }
+    if rest == "0" {
+        return Ok(Duration::ZERO);
+    }
+    if rest.is_empty() {
+        return Err("empty duration".into());
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let number_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let (number, after) = rest.split_at(number_len);
+        if number.is_empty() || number == "." {
+            return Err(format!("'{text}' is not a duration: a number is missing"));
+        }
+        let value: f64 = number.parse().map_err(|_| format!("'{text}' is not a duration: bad number '{number}'"))?;
+        let unit_len = after.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(after.len());
+        let (unit, next) = after.split_at(unit_len);
+        let nanos = match unit {
+            "ns" => 1.0,
+            "us" | "µs" | "μs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            "" => return Err(format!("'{text}' is not a duration: a unit is missing")),
+            other => return Err(format!("'{text}' is not a duration: unknown unit '{other}'")),
+        };
+        total += value * nanos;
+        rest = next;
+    }
+    if total > u64::MAX as f64 {
+        return Err(format!("'{text}' is too long"));
+    }
+    Ok(Duration::from_nanos(total.round() as u64))
+}
+
+#[cfg(test)]
+mod tests;
