@@ -21,9 +21,13 @@ const OVERHEAD: usize = 160;
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct IdentityArgs {
     /// Identity to sign with: a directory written by `osn identity issue` (`mspid`, `signcerts/`,
-    /// `keystore/`). Default: the client identity `osn dev` creates.
+    /// `keystore/`), or a Fabric local MSP directory as cryptogen writes it (then with --msp-id).
+    /// Default: the client identity `osn dev` creates.
     #[arg(long, env = "OSN_IDENTITY")]
     pub identity: Option<PathBuf>,
+    /// The MSP ID of --identity, for a Fabric MSP directory (which does not say it).
+    #[arg(long, env = "OSN_MSP_ID", requires = "identity")]
+    pub msp_id: Option<String>,
 }
 
 impl IdentityArgs {
@@ -43,7 +47,8 @@ impl IdentityArgs {
                 dir
             }
         };
-        SigningIdentity::load(&dir).with_context(|| format!("cannot load the identity in {}", dir.display()))
+        SigningIdentity::load_as(&dir, self.msp_id.as_deref())
+            .with_context(|| format!("cannot load the identity in {}", dir.display()))
     }
 }
 

@@ -116,7 +116,28 @@ impl SigningIdentity {
     /// Loads a local MSP directory: `mspid`, `signcerts/cert.pem`, `keystore/key.pem` (when those
     /// names are absent, the only file of `signcerts/` or `keystore/`). Errors name the file.
     pub fn load(dir: &Path) -> anyhow::Result<Self> {
-        let msp_id = read_msp_id(dir)?;
+        Self::load_as(dir, None)
+    }
+
+    /// [`SigningIdentity::load`], also from a Fabric local MSP directory as cryptogen or Fabric's
+    /// CA client writes it (`signcerts/<name>-cert.pem`, `keystore/<ski>_sk` or `priv_sk`, no
+    /// `mspid` file), whose MSP ID the caller gives: `msp_id` is used where the directory does not
+    /// say it, and must agree with it where it does.
+    pub fn load_as(dir: &Path, msp_id: Option<&str>) -> anyhow::Result<Self> {
+        let msp_id = match (dir.join(layout::MSPID_FILE).is_file(), msp_id) {
+            (true, given) => {
+                let stored = read_msp_id(dir)?;
+                if let Some(given) = given.filter(|g| *g != stored) {
+                    bail!("{} says MSP ID '{stored}', not '{given}'", dir.join(layout::MSPID_FILE).display());
+                }
+                stored
+            }
+            (false, Some(given)) => given.to_owned(),
+            (false, None) => bail!(
+                "{} has no `mspid` file (a Fabric MSP directory does not): give its MSP ID (--msp-id)",
+                dir.display()
+            ),
+        };
         let cert_path = pick_file(&dir.join(SIGNCERTS_DIR), CERT_FILE)?;
         let key_path = pick_file(&dir.join(KEYSTORE_DIR), KEY_FILE)?;
         let cert_pem = read(&cert_path)?;

@@ -279,3 +279,32 @@ fn signing_identity_is_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<SigningIdentity>();
 }
+
+/// A Fabric local MSP directory as cryptogen wrote it (`../shared/fabric-1.4.12`: no `mspid`
+/// file, `keystore/<ski>_sk`) loads with its MSP ID given, signs, and what it signs verifies and
+/// satisfies the Admins policy of the genesis block's Org1MSP, by Fabric's rules.
+#[test]
+fn a_cryptogen_msp_directory_loads_with_its_msp_id_and_signs_as_fabric_expects() {
+    use crate::core::fabric_policy::Policies;
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fabric-1.4.12");
+    let dir = shared.join("crypto/peerOrganizations/org1.example.com/users/Admin@org1.example.com/msp");
+    let e = SigningIdentity::load(&dir).unwrap_err();
+    assert!(format!("{e:#}").contains("no `mspid` file") && format!("{e:#}").contains("--msp-id"), "{e:#}");
+    let admin = SigningIdentity::load_as(&dir, Some("Org1MSP")).unwrap();
+    assert_eq!(admin.msp_id(), "Org1MSP");
+
+    let message = b"a config update's bytes";
+    let signature = admin.sign(message);
+    let identity = crate::core::msp::Identity::deserialize(&admin.serialized()).unwrap();
+    identity.cert.public_key.verify(message, &signature).unwrap();
+    // Fabric's own rules: Org1MSP's Admins (OR Org1MSP.admin) in configtxgen's genesis block.
+    let raw = std::fs::read(shared.join("genesis/kafka-two-orgs.block")).unwrap();
+    let block = crate::proto::Block::decode(raw.as_slice()).unwrap();
+    let data = block.data.unwrap().data[0].clone();
+    let payload = crate::proto::Payload::decode(crate::proto::Envelope::decode(data).unwrap().payload).unwrap();
+    let config = crate::proto::common::ConfigEnvelope::decode(payload.data).unwrap().config.unwrap();
+    let policies = Policies::of(config.channel_group.as_ref().unwrap()).unwrap();
+    let signer = (identity, admin.serialized());
+    assert!(policies.evaluate("/Channel/Consortiums/SampleConsortium/Org1MSP/Admins", std::slice::from_ref(&signer)));
+    assert!(!policies.evaluate("/Channel/Consortiums/SampleConsortium/Org2MSP/Admins", &[signer]));
+}
