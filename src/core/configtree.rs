@@ -4,6 +4,8 @@
 //! This is the first part of issue 20 (Fabric's configuration as OSN's own); what a value means
 //! to the ordering service comes next.
 
+pub mod json;
+
 use bytes::Bytes;
 use prost::Message;
 

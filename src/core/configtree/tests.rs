@@ -201,3 +201,53 @@ fn kafka_two_orgs_genesis_holds_what_configtx_yaml_says() {
     let Value::Capabilities(channel) = get("/Channel/Capabilities") else { panic!() };
     assert_eq!(channel.capabilities.iter().map(|c| c.key.as_str()).collect::<Vec<_>>(), vec!["V1_4_3"]);
 }
+
+/// Every configuration configtxlator decoded for the recorded data (`genesis/*.json`, each run's
+/// `config-blocks/*/*.json`), against [`json::config`] of the same block: the same JSON.
+#[test]
+fn configurations_show_as_configtxlator_shows_them() {
+    let root = shared();
+    let mut pairs: Vec<(PathBuf, PathBuf)> = Vec::new();
+    for name in ["kafka-two-orgs", "sample-insecure-kafka", "sample-insecure-kafka-reordered"] {
+        pairs.push((root.join(format!("genesis/{name}.json")), root.join(format!("genesis/{name}.block"))));
+    }
+    for run in ["single", "two-orderers"] {
+        let blocks = root.join("runs").join(run).join("blocks");
+        let blocks = if blocks.join("ch1").is_dir() { blocks } else { blocks.join("orderer1") };
+        for channel in ["ch1", "syschannel"] {
+            let dir = root.join("runs").join(run).join("config-blocks").join(channel);
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let json = entry.unwrap().path();
+                let n = json.file_stem().unwrap().to_str().unwrap().to_owned();
+                pairs.push((json, blocks.join(channel).join(format!("{n}.block"))));
+            }
+        }
+    }
+    let mut compared = 0;
+    for (json_path, block_path) in pairs {
+        let expected: serde_json::Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+        let data = &expected["data"]["data"][0]["payload"];
+        if data["header"]["channel_header"]["type"] != 1 {
+            continue; // an ORDERER_TRANSACTION block: its config is checked where the channel starts
+        }
+        let block = Block::decode(std::fs::read(&block_path).unwrap().as_slice()).unwrap();
+        let payload = Payload::decode(Envelope::decode(block.data.unwrap().data[0].clone()).unwrap().payload).unwrap();
+        let config = ConfigEnvelope::decode(payload.data).unwrap().config.unwrap();
+        let got = json::config(&config).unwrap();
+        if got != data["data"]["config"] {
+            let (got, want) = (
+                serde_json::to_string_pretty(&got).unwrap(),
+                serde_json::to_string_pretty(&data["data"]["config"]).unwrap(),
+            );
+            let line = got.lines().zip(want.lines()).position(|(a, b)| a != b).unwrap_or(0);
+            panic!(
+                "{}: differs from configtxlator's at line {line}:\n ours: {}\n theirs: {}",
+                json_path.display(),
+                got.lines().nth(line).unwrap_or(""),
+                want.lines().nth(line).unwrap_or("")
+            );
+        }
+        compared += 1;
+    }
+    assert!(compared >= 8, "{compared} configurations compared");
+}
