@@ -510,3 +510,32 @@ async fn while_kafka_is_down_broadcast_is_503_strict_deliver_is_503_and_best_eff
     let (blocks, status) = deliver_once(&mut client, seek_request(&crypto().client, &channel, &seek(0, 1))).await;
     assert_eq!((blocks.len(), status.map(|s| s.0)), (2, Some(Status::Success)));
 }
+
+/// TLS without client authentication: a client trusting the CA broadcasts and delivers, with no
+/// `tls_cert_hash` needed (Fabric checks the binding only under mutual TLS); a plaintext client
+/// gets nowhere.
+#[actix_rt::test]
+async fn grpc_over_server_only_tls_needs_no_binding() {
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
+    let channel = channel_name("grpc-tls1");
+    let broker = Broker::with_topic(&channel);
+    let pki = TestPki::generate();
+    let osn = Osn::start(OsnSpec { grpc_tls: Some(pki.clone()), ..OsnSpec::new(&channel, &broker) }).await;
+    let ca = Certificate::from_pem(std::fs::read(&pki.ca_file).unwrap());
+    let tls = ClientTlsConfig::new().ca_certificate(ca).domain_name("localhost");
+    let endpoint = Endpoint::from_shared(format!("https://{}", osn.grpc_addr)).unwrap().tls_config(tls).unwrap();
+    let mut client = AtomicBroadcastClient::new(endpoint.connect().await.expect("TLS"));
+    assert!(broadcast_stream(&mut client, envelopes(&channel, 3, 200)).await.iter().all(|a| a.status == 200));
+    osn.wait_for_transactions(3, Duration::from_secs(30)).await;
+    let (blocks, status) = deliver_once(&mut client, seek_request(&crypto().client, &channel, &seek(0, 0))).await;
+    assert_eq!((blocks.len(), status.map(|s| s.0)), (1, Some(Status::Success)));
+    let plaintext = Endpoint::from_shared(format!("http://{}", osn.grpc_addr)).unwrap().connect().await;
+    let refused = match plaintext {
+        Err(_) => true,
+        Ok(channel_) => AtomicBroadcastClient::new(channel_)
+            .broadcast(futures_util::stream::iter(envelopes(&channel, 1, 100)))
+            .await
+            .is_err(),
+    };
+    assert!(refused, "a plaintext client is refused");
+}
