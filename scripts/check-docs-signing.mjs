@@ -5,7 +5,7 @@
 // either prints them or sends them to a running OSN and checks it accepts them.
 //
 //   node scripts/check-docs-signing.mjs --identity DIR [--msp-id ID] [--channel devchannel]
-//                                       [--osn http://127.0.0.1:7050] [--count 8] [--admin DIR]
+//                                       [--osn http://127.0.0.1:7060] [--count 8] [--admin DIR]
 //
 // DIR is an identity directory (signcerts/cert.pem, keystore/key.pem, mspid). Without --osn it
 // prints one signed ENDORSER_TRANSACTION envelope as JSON. With --osn it broadcasts --count
