@@ -124,7 +124,9 @@ impl SigningIdentity {
     /// `mspid` file), whose MSP ID the caller gives: `msp_id` is used where the directory does not
     /// say it, and must agree with it where it does.
     pub fn load_as(dir: &Path, msp_id: Option<&str>) -> anyhow::Result<Self> {
-        let msp_id = match (dir.join(layout::MSPID_FILE).is_file(), msp_id) {
+        // A directory that is not there is reported as before: naming the file it lacks.
+        let says_it = dir.join(layout::MSPID_FILE).is_file() || !dir.is_dir();
+        let msp_id = match (says_it, msp_id) {
             (true, given) => {
                 let stored = read_msp_id(dir)?;
                 if let Some(given) = given.filter(|g| *g != stored) {
