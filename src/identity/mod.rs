@@ -5,6 +5,7 @@
 pub mod cert;
 pub mod dev;
 pub mod envelope;
+pub mod fabric_msp;
 mod issue;
 mod key;
 pub mod layout;

@@ -308,3 +308,46 @@ fn a_cryptogen_msp_directory_loads_with_its_msp_id_and_signs_as_fabric_expects()
     assert!(policies.evaluate("/Channel/Consortiums/SampleConsortium/Org1MSP/Admins", std::slice::from_ref(&signer)));
     assert!(!policies.evaluate("/Channel/Consortiums/SampleConsortium/Org2MSP/Admins", &[signer]));
 }
+
+/// configtxgen built `kafka-two-orgs.block`'s three MSP values from cryptogen's MSP directories
+/// (`configtx.yaml`'s MSPDir); reading the same directories gives the same bytes.
+#[test]
+fn a_fabric_msp_directory_reads_into_the_msp_value_configtxgen_wrote_for_it() {
+    use crate::core::configtree::{walk, Item};
+    use crate::proto::msp::MspConfig;
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fabric-1.4.12");
+    let raw = std::fs::read(shared.join("genesis/kafka-two-orgs.block")).unwrap();
+    let block = crate::proto::Block::decode(raw.as_slice()).unwrap();
+    let data = block.data.unwrap().data[0].clone();
+    let payload = crate::proto::Payload::decode(crate::proto::Envelope::decode(data).unwrap().payload).unwrap();
+    let config = crate::proto::common::ConfigEnvelope::decode(payload.data).unwrap().config.unwrap();
+    let mut written = std::collections::BTreeMap::new();
+    walk(config.channel_group.as_ref().unwrap(), "/Channel", &mut |path, item| {
+        if let Item::Value("MSP", bytes) = item {
+            written.insert(path.to_owned(), bytes.clone());
+        }
+    });
+    let cases = [
+        ("/Channel/Orderer/OrdererOrg/MSP", "crypto/ordererOrganizations/example.com/msp", "OrdererMSP"),
+        (
+            "/Channel/Consortiums/SampleConsortium/Org1MSP/MSP",
+            "crypto/peerOrganizations/org1.example.com/msp",
+            "Org1MSP",
+        ),
+        (
+            "/Channel/Consortiums/SampleConsortium/Org2MSP/MSP",
+            "crypto/peerOrganizations/org2.example.com/msp",
+            "Org2MSP",
+        ),
+    ];
+    for (path, dir, msp_id) in cases {
+        let msp = fabric_msp::verifying_config(&shared.join(dir), msp_id).unwrap();
+        assert!(msp.fabric_node_ous.as_ref().is_some_and(|n| n.enable), "{dir}: cryptogen enables NodeOUs");
+        let value = MspConfig { r#type: 0, config: msp.encode_to_vec().into() }.encode_to_vec();
+        assert_eq!(Bytes::from(value), written[path], "{path} from {dir}");
+    }
+    // A directory without CA certificates is no MSP.
+    let empty = tempfile::tempdir().unwrap();
+    let e = fabric_msp::verifying_config(empty.path(), "X").unwrap_err();
+    assert!(e.to_string().contains("no CA certificate in cacerts/"), "{e}");
+}
