@@ -95,11 +95,16 @@ pub struct ActorsConfig {
 impl ActorsConfig {
     /// The number of threads: `threads`, or one per core.
     pub fn threads(&self) -> usize {
-        if self.threads > 0 {
-            return self.threads;
-        }
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        per_core_unless_set(self.threads)
     }
+}
+
+/// A thread count setting: `n`, or one per core when it is 0.
+fn per_core_unless_set(n: usize) -> usize {
+    if n > 0 {
+        return n;
+    }
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
 /// The system channel, which every OSN consumes and channels are created through, and what
@@ -337,10 +342,7 @@ impl Default for GrpcConfig {
 impl GrpcConfig {
     /// The number of threads: `workers`, or one per core.
     pub fn workers(&self) -> usize {
-        if self.workers > 0 {
-            return self.workers;
-        }
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+        per_core_unless_set(self.workers)
     }
 }
 

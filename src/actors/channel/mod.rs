@@ -248,8 +248,15 @@ impl ChannelActor {
         }
         self.chain = None;
         self.pending_since = None;
+        let first = self.storage_trouble.is_none();
         let since = *self.storage_trouble.get_or_insert_with(Instant::now);
-        tracing::error!(channel = %self.name, %reason, failing_for = ?since.elapsed(), "the ledger cannot write: the channel waits for storage");
+        // Loud once; each retry after that (every second, for as long as the disk stays full) at
+        // debug level, the status and `/healthz` saying it meanwhile.
+        if first {
+            tracing::error!(channel = %self.name, %reason, "the ledger cannot write: the channel waits for storage");
+        } else {
+            tracing::debug!(channel = %self.name, %reason, failing_for = ?since.elapsed(), "the ledger cannot write: the channel waits for storage");
+        }
         self.status.set(Phase::Errored, format!("ledger storage failed, retrying every {STORAGE_RETRY:?}: {reason}"));
         ctx.run_later(STORAGE_RETRY, |act, ctx| act.retry_storage(ctx));
     }
