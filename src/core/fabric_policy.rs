@@ -320,6 +320,11 @@ impl Policies {
         Ok(out)
     }
 
+    /// Whether a policy is defined at `path`.
+    pub fn contains(&self, path: &str) -> bool {
+        self.policies.contains_key(path)
+    }
+
     /// Whether the signers satisfy the policy at `path` (a missing policy is never satisfied, as
     /// Fabric's manager hands out a rejecting policy for a name it does not have). An implicit
     /// meta policy counts the group's child groups whose `sub_policy` the signers satisfy.

@@ -6,6 +6,7 @@
 //! - [`ttc`]: time-to-cut timer bookkeeping (when to *propose* a cut).
 //! - [`config`]: channel configurations: validity, updates, new channels, update signers.
 //! - [`configtree`]: Fabric's configuration tree (`common.Config`), typed and byte-exact.
+//! - [`configtx`]: Fabric's config update rules (read/write sets, mod_policies) and channel template.
 //! - [`fabric_policy`]: Fabric's MSPs (NodeOUs, admins) and signature / implicit-meta policies.
 //! - [`channelconfig`]: a Fabric configuration's ordering values, with Fabric 1.4's validation.
 //! - [`chain`]: the per-channel state machine that turns consumed Kafka messages into blocks.
@@ -26,6 +27,7 @@ pub mod chain;
 pub mod channelconfig;
 pub mod config;
 pub mod configtree;
+pub mod configtx;
 pub mod cutter;
 pub mod ecdsa;
 pub mod envelope;
