@@ -38,6 +38,7 @@ impl OrderingValues {
     /// Reads and checks a configuration as Fabric 1.4's `channelconfig` does, for a Kafka
     /// channel; the error says what is wrong and where.
     pub fn read(config: &Config) -> Result<Self, String> {
+        check_tree(config)?;
         let group = config.channel_group.as_ref().ok_or("the configuration has no channel group")?;
         let mut found: Vec<(String, Value)> = Vec::new();
         let mut error = None;
@@ -144,6 +145,235 @@ impl OrderingValues {
             orderer_capabilities: capabilities("/Channel/Orderer/Capabilities", ORDERER_CAPABILITIES)?,
             application_capabilities: capabilities("/Channel/Application/Capabilities", APPLICATION_CAPABILITIES)?,
         })
+    }
+}
+
+/// The shape Fabric 1.4's `channelconfig` allows a configuration tree: which groups may sit
+/// where and which values each may hold (a key Fabric does not know there is refused), no groups
+/// under an organisation, an MSP ID in every organisation and one MSP per MSP ID, and the
+/// capability gates (orderer capabilities before channel or application ones, channel V1_4_2
+/// before per-organisation orderer Endpoints, application V1_2 before ACLs).
+pub fn check_tree(config: &Config) -> Result<(), String> {
+    use std::collections::HashMap;
+
+    use crate::proto::common::ConfigGroup;
+
+    fn keys(group: &ConfigGroup) -> impl Iterator<Item = &str> {
+        group.values.iter().map(|e| e.key.as_str())
+    }
+    fn sub<'a>(group: &'a ConfigGroup, key: &str) -> Option<&'a ConfigGroup> {
+        group.groups.iter().rev().find(|e| e.key == key).and_then(|e| e.value.as_ref())
+    }
+    fn has(group: &ConfigGroup, key: &str) -> bool {
+        group.values.iter().any(|e| e.key == key)
+    }
+    fn only(group: &ConfigGroup, at: &str, allowed: &[&str]) -> Result<(), String> {
+        match keys(group).find(|k| !allowed.contains(k)) {
+            Some(k) => Err(format!("{at}: value '{k}' is not allowed here (allowed: {})", allowed.join(", "))),
+            None => Ok(()),
+        }
+    }
+    fn capability(group: &ConfigGroup, names: &[&str]) -> bool {
+        group.values.iter().rev().find(|e| e.key == "Capabilities").and_then(|e| e.value.as_ref()).is_some_and(|v| {
+            match Value::decode("Capabilities", &v.value) {
+                Ok(Value::Capabilities(c)) => c.capabilities.iter().any(|e| names.contains(&e.key.as_str())),
+                _ => false,
+            }
+        })
+    }
+    // One MSP per MSP ID across the tree (Fabric's MSP manager refuses two different ones).
+    let mut msps: HashMap<String, (String, Vec<u8>)> = HashMap::new();
+    let mut org = |group: &ConfigGroup, at: &str, allowed: &[&str]| -> Result<(), String> {
+        if !group.groups.is_empty() {
+            return Err(format!("{at}: organisations do not support sub-groups"));
+        }
+        only(group, at, allowed)?;
+        let Some(raw) = group.values.iter().rev().find(|e| e.key == "MSP").and_then(|e| e.value.as_ref()) else {
+            return Ok(());
+        };
+        let id = match Value::decode("MSP", &raw.value).map_err(|e| format!("{at}/MSP: {e}"))? {
+            Value::Msp(msp) => match *msp {
+                super::configtree::Msp::Fabric(c) => c.name,
+                super::configtree::Msp::Idemix(c) => c.name,
+            },
+            _ => unreachable!("an MSP key decodes to an MSP"),
+        };
+        if id.is_empty() {
+            return Err(format!("{at}: MSP for the organisation has an empty MSP ID"));
+        }
+        match msps.get(&id) {
+            Some((first, bytes)) if *bytes != raw.value.to_vec() => {
+                Err(format!("{at}: attempted to define two different versions of MSP {id} (the other at {first})"))
+            }
+            Some(_) => Ok(()),
+            None => {
+                msps.insert(id, (at.to_owned(), raw.value.to_vec()));
+                Ok(())
+            }
+        }
+    };
+
+    let channel = config.channel_group.as_ref().ok_or("the configuration has no channel group")?;
+    only(
+        channel,
+        "/Channel",
+        &["HashingAlgorithm", "BlockDataHashingStructure", "OrdererAddresses", "Consortium", "Capabilities"],
+    )?;
+    if let Some(bad) =
+        channel.groups.iter().find(|e| !["Orderer", "Application", "Consortiums"].contains(&e.key.as_str()))
+    {
+        return Err(format!("/Channel: disallowed channel group '{}'", bad.key));
+    }
+    let endpoints_allowed = capability(channel, &["V1_4_2", "V1_4_3"]);
+    if let Some(orderer) = sub(channel, "Orderer") {
+        only(
+            orderer,
+            "/Channel/Orderer",
+            &["ConsensusType", "BatchSize", "BatchTimeout", "KafkaBrokers", "ChannelRestrictions", "Capabilities"],
+        )?;
+        for entry in &orderer.groups {
+            let at = format!("/Channel/Orderer/{}", entry.key);
+            let group = entry.value.clone().unwrap_or_default();
+            if has(&group, "Endpoints") && !endpoints_allowed {
+                return Err(format!(
+                    "{at}: an orderer organisation cannot hold Endpoints until the channel has the V1_4_2 capability"
+                ));
+            }
+            org(&group, &at, &["MSP", "Endpoints"])?;
+        }
+        if !has(orderer, "Capabilities") {
+            if has(channel, "Capabilities") {
+                return Err("/Channel: cannot enable channel capabilities without orderer support first".into());
+            }
+            if sub(channel, "Application").is_some_and(|a| has(a, "Capabilities")) {
+                return Err(
+                    "/Channel/Application: cannot enable application capabilities without orderer support first".into(),
+                );
+            }
+        }
+    }
+    if let Some(application) = sub(channel, "Application") {
+        only(application, "/Channel/Application", &["ACLs", "Capabilities"])?;
+        if has(application, "ACLs") && !capability(application, &["V1_2", "V1_3", "V1_4_2"]) {
+            return Err("/Channel/Application: ACLs may not be specified without the required capability (V1_2)".into());
+        }
+        for entry in &application.groups {
+            let at = format!("/Channel/Application/{}", entry.key);
+            org(&entry.value.clone().unwrap_or_default(), &at, &["MSP", "AnchorPeers"])?;
+        }
+    }
+    if let Some(consortiums) = sub(channel, "Consortiums") {
+        for entry in &consortiums.groups {
+            let at = format!("/Channel/Consortiums/{}", entry.key);
+            let consortium = entry.value.clone().unwrap_or_default();
+            only(&consortium, &at, &["ChannelCreationPolicy"])?;
+            for member in &consortium.groups {
+                let at = format!("{at}/{}", member.key);
+                org(&member.value.clone().unwrap_or_default(), &at, &["MSP"])?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What a configuration may not change from the one before it (Fabric's `ValidateNew`): the
+/// consensus type, and the MSP ID of an organisation kept under the same name (in the Orderer
+/// and Application groups and in each consortium); a section present before stays present.
+pub fn check_successor(old: &Config, new: &Config) -> Result<(), String> {
+    use crate::proto::common::ConfigGroup;
+
+    fn sub<'a>(group: &'a ConfigGroup, key: &str) -> Option<&'a ConfigGroup> {
+        group.groups.iter().rev().find(|e| e.key == key).and_then(|e| e.value.as_ref())
+    }
+    fn msp_id(org: &ConfigGroup) -> Option<String> {
+        let raw = org.values.iter().rev().find(|e| e.key == "MSP").and_then(|e| e.value.as_ref())?;
+        match Value::decode("MSP", &raw.value).ok()? {
+            Value::Msp(msp) => Some(match *msp {
+                super::configtree::Msp::Fabric(c) => c.name,
+                super::configtree::Msp::Idemix(c) => c.name,
+            }),
+            _ => None,
+        }
+    }
+    fn same_ids(old: &ConfigGroup, new: &ConfigGroup, what: &str) -> Result<(), String> {
+        for entry in &old.groups {
+            let (Some(before), Some(after)) = (entry.value.as_ref(), sub(new, &entry.key)) else { continue };
+            let (a, b) = (msp_id(before).unwrap_or_default(), msp_id(after).unwrap_or_default());
+            if a != b {
+                return Err(format!("{what} org {} attempted to change MSP ID from {a} to {b}", entry.key));
+            }
+        }
+        Ok(())
+    }
+    let consensus = |group: &ConfigGroup| {
+        group.values.iter().rev().find(|e| e.key == "ConsensusType").and_then(|e| e.value.as_ref()).and_then(|v| {
+            match Value::decode("ConsensusType", &v.value).ok()? {
+                Value::ConsensusType(c) => Some(c.r#type),
+                _ => None,
+            }
+        })
+    };
+    let (old, new) = (
+        old.channel_group.as_ref().ok_or("the configuration has no channel group")?,
+        new.channel_group.as_ref().ok_or("the new configuration has no channel group")?,
+    );
+    if let Some(before) = sub(old, "Orderer") {
+        let after = sub(new, "Orderer").ok_or("current config has orderer section, but new config does not")?;
+        let (a, b) = (consensus(before).unwrap_or_default(), consensus(after).unwrap_or_default());
+        if a != b {
+            return Err(format!("attempted to change consensus type from {a} to {b}"));
+        }
+        same_ids(before, after, "orderer")?;
+    }
+    if let Some(before) = sub(old, "Application") {
+        let after = sub(new, "Application").ok_or("current config has application section, but new config does not")?;
+        same_ids(before, after, "application")?;
+    }
+    match (sub(old, "Consortiums"), sub(new, "Consortiums")) {
+        (Some(before), Some(after)) => {
+            for entry in &before.groups {
+                let (Some(b), Some(a)) = (entry.value.as_ref(), sub(after, &entry.key)) else { continue };
+                same_ids(b, a, &format!("consortium {}", entry.key))?;
+            }
+        }
+        (Some(_), None) => return Err("current config has consortiums section, but new config does not".into()),
+        (None, Some(_)) => return Err("current config has no consortiums section, but new config does".into()),
+        (None, None) => {}
+    }
+    Ok(())
+}
+
+/// A channel's configuration in force, read and checked every way the ordering service needs
+/// it (Fabric's bundle): the tree, its ordering values, and the validator (with the policies and
+/// MSPs) that judges updates to it.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    pub channel_id: String,
+    pub config: Config,
+    pub values: OrderingValues,
+    pub validator: super::configtx::Validator,
+}
+
+impl Bundle {
+    /// The bundle of `channel_id`'s configuration; an error says what Fabric would refuse in it.
+    pub fn new(channel_id: &str, config: Config) -> Result<Self, String> {
+        let values = OrderingValues::read(&config)?;
+        let validator = super::configtx::Validator::new(channel_id, &config).map_err(|e| e.message)?;
+        Ok(Bundle { channel_id: channel_id.to_owned(), config, values, validator })
+    }
+
+    /// The bundle a config update yields (Fabric's `ProposeConfigUpdate` of a channel: the
+    /// configtx rules, the new configuration's own checks, and what it may not change).
+    pub fn propose(
+        &self,
+        update: &crate::proto::common::ConfigUpdateEnvelope,
+        signers: &[(super::msp::Identity, bytes::Bytes)],
+    ) -> Result<Bundle, super::configtx::ConfigtxError> {
+        let invalid =
+            |message: String| super::configtx::ConfigtxError { kind: super::configtx::Kind::Invalid, message };
+        let config = self.validator.propose(update, signers)?;
+        check_successor(&self.config, &config).map_err(invalid)?;
+        Bundle::new(&self.channel_id, config).map_err(invalid)
     }
 }
 

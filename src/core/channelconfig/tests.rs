@@ -157,3 +157,145 @@ fn broker_entries_follow_fabrics_rule() {
         assert!(!broker_seems_valid(bad), "{bad}");
     }
 }
+
+/// `config` with `edit` applied to its channel group.
+fn edited(mut config: Config, edit: impl FnOnce(&mut crate::proto::common::ConfigGroup)) -> Config {
+    edit(config.channel_group.as_mut().unwrap());
+    config
+}
+
+fn group_mut<'a>(
+    group: &'a mut crate::proto::common::ConfigGroup,
+    key: &str,
+) -> &'a mut crate::proto::common::ConfigGroup {
+    group.groups.iter_mut().find(|g| g.key == key).unwrap().value.as_mut().unwrap()
+}
+
+#[test]
+fn the_tree_is_held_to_fabrics_shape() {
+    use crate::proto::common::{ConfigGroupEntry, ConfigValue, ConfigValueEntry};
+    let base = || config_of("genesis/kafka-two-orgs.block");
+    check_tree(&base()).unwrap();
+    let value = |key: &str, raw: Vec<u8>| ConfigValueEntry {
+        key: key.into(),
+        value: Some(ConfigValue { value: raw.into(), mod_policy: "Admins".into(), version: 0 }),
+    };
+    let org1_msp = || {
+        let mut c = base();
+        let consortiums = group_mut(c.channel_group.as_mut().unwrap(), "Consortiums");
+        let org = group_mut(group_mut(consortiums, "SampleConsortium"), "Org1MSP");
+        org.values.iter().find(|v| v.key == "MSP").unwrap().clone()
+    };
+    let cases: Vec<(Config, &str)> = vec![
+        (
+            edited(base(), |c| c.values.push(value("BatchSize", vec![]))),
+            "/Channel: value 'BatchSize' is not allowed here",
+        ),
+        (
+            edited(base(), |c| {
+                c.groups.push(ConfigGroupEntry { key: "Peers".into(), value: Some(Default::default()) })
+            }),
+            "disallowed channel group 'Peers'",
+        ),
+        (
+            edited(base(), |c| group_mut(c, "Orderer").values.push(value("AnchorPeers", vec![]))),
+            "/Channel/Orderer: value 'AnchorPeers' is not allowed here",
+        ),
+        (
+            edited(base(), |c| {
+                group_mut(group_mut(c, "Orderer"), "OrdererOrg")
+                    .groups
+                    .push(ConfigGroupEntry { key: "Sub".into(), value: Some(Default::default()) })
+            }),
+            "/Channel/Orderer/OrdererOrg: organisations do not support sub-groups",
+        ),
+        (
+            // The channel's V1_4_3 capability gone: per-organisation Endpoints are not allowed.
+            edited(base(), |c| {
+                c.values.retain(|v| v.key != "Capabilities");
+                group_mut(group_mut(c, "Orderer"), "OrdererOrg").values.push(value("Endpoints", vec![]));
+            }),
+            "cannot hold Endpoints until the channel has the V1_4_2 capability",
+        ),
+        (
+            edited(base(), |c| group_mut(c, "Orderer").values.retain(|v| v.key != "Capabilities")),
+            "cannot enable channel capabilities without orderer support first",
+        ),
+        (
+            // Org2's group holding Org1's MSP under the same ID as a different value.
+            edited(base(), |c| {
+                let consortium = group_mut(group_mut(c, "Consortiums"), "SampleConsortium");
+                let org2 = group_mut(consortium, "Org2MSP");
+                let mut msp = org1_msp();
+                let mut config =
+                    crate::proto::msp::MspConfig::decode(msp.value.as_ref().unwrap().value.clone()).unwrap();
+                let mut fabric = crate::proto::msp::FabricMspConfig::decode(config.config.clone()).unwrap();
+                fabric.name = "OrdererMSP".into();
+                config.config = fabric.encode_to_vec().into();
+                msp.value.as_mut().unwrap().value = config.encode_to_vec().into();
+                org2.values.retain(|v| v.key != "MSP");
+                org2.values.push(msp);
+            }),
+            "two different versions of MSP OrdererMSP",
+        ),
+    ];
+    for (config, want) in cases {
+        let e = check_tree(&config).map(|_| "accepted".to_owned()).unwrap_or_else(|e| e);
+        assert!(e.contains(want), "'{e}' does not say '{want}'");
+        // The chain reads nothing from a tree that fails it.
+        assert!(OrderingValues::read(&config).is_err());
+    }
+}
+
+#[test]
+fn a_successor_keeps_the_consensus_type_and_msp_ids() {
+    let base = || config_of("runs/single/blocks/ch1/0.block");
+    let next = config_of("runs/single/blocks/ch1/28.block");
+    check_successor(&base(), &next).unwrap();
+    let solo = with_value(
+        base(),
+        "ConsensusType",
+        crate::proto::orderer::ConsensusType { r#type: "solo".into(), ..Default::default() }.encode_to_vec(),
+    );
+    let e = check_successor(&base(), &solo).unwrap_err();
+    assert!(e.contains("consensus type from kafka to solo"), "{e}");
+    let no_app = edited(base(), |c| c.groups.retain(|g| g.key != "Application"));
+    let e = check_successor(&base(), &no_app).unwrap_err();
+    assert!(e.contains("application section"), "{e}");
+    // Org1's group now holding Org2's MSP (from block 28, which added Org2).
+    let mut renamed = base();
+    let mut later = next.clone();
+    let org2 = group_mut(group_mut(later.channel_group.as_mut().unwrap(), "Application"), "Org2MSP").clone();
+    *group_mut(group_mut(renamed.channel_group.as_mut().unwrap(), "Application"), "Org1MSP") = org2;
+    let e = check_successor(&base(), &renamed).unwrap_err();
+    assert!(e.contains("application org Org1MSP attempted to change MSP ID from Org1MSP to Org2MSP"), "{e}");
+}
+
+#[test]
+fn a_bundle_takes_a_real_update_and_refuses_one_that_breaks_the_new_configuration() {
+    use crate::proto::common::ConfigUpdate;
+    let genesis = config_of("runs/single/blocks/ch1/0.block");
+    let bundle = Bundle::new("ch1", genesis).unwrap();
+    assert_eq!(bundle.values.batch_size.max_message_count, 10);
+    // Block 19's update, with the signer whose signature verifies in it.
+    let raw = std::fs::read(shared().join("envelopes/u1-batch-max-config-update.pb")).unwrap();
+    let envelope = crate::proto::Envelope::decode(raw.as_slice()).unwrap();
+    let update = crate::core::configtx::config_update_envelope(&envelope).unwrap();
+    let signed = crate::core::configtx::signed_data(&update).unwrap();
+    let id = crate::core::msp::Identity::deserialize(&signed[0].identity).unwrap();
+    id.cert.public_key.verify(&signed[0].data, &signed[0].signature).unwrap();
+    let signers = vec![(id, signed[0].identity.clone())];
+    let next = bundle.propose(&update, &signers).unwrap();
+    assert_eq!((next.values.sequence, next.values.batch_size.max_message_count), (2, 25));
+
+    // The same update setting a preferred size over the absolute one: configtx allows it, the
+    // new configuration's own checks do not.
+    let mut changed = ConfigUpdate::decode(update.config_update.clone()).unwrap();
+    let orderer = changed.write_set.as_mut().unwrap().groups.iter_mut().find(|g| g.key == "Orderer").unwrap();
+    let batch = orderer.value.as_mut().unwrap().values.iter_mut().find(|v| v.key == "BatchSize").unwrap();
+    batch.value.as_mut().unwrap().value =
+        BatchSize { max_message_count: 25, absolute_max_bytes: 1000, preferred_max_bytes: 2000 }.encode_to_vec().into();
+    let update = crate::proto::common::ConfigUpdateEnvelope { config_update: changed.encode_to_vec().into(), ..update };
+    let e = bundle.propose(&update, &signers).unwrap_err();
+    assert!(e.message.contains("PreferredMaxBytes (2000) is greater than AbsoluteMaxBytes (1000)"), "{e}");
+}
