@@ -9,6 +9,7 @@
 //! - [`configtx`]: Fabric's config update rules (read/write sets, mod_policies) and channel template.
 //! - [`fabric_policy`]: Fabric's MSPs (NodeOUs, admins) and signature / implicit-meta policies.
 //! - [`channelconfig`]: a Fabric configuration's ordering values, with Fabric 1.4's validation.
+//! - [`genesis`]: configtxgen's Kafka system channel configuration and genesis block.
 //! - [`chain`]: the per-channel state machine that turns consumed Kafka messages into blocks.
 //! - [`envelope`]: structural validation of broadcast envelopes.
 //! - [`link`]: a channel's link to Kafka (trouble, probe, stall, fatal) as a state machine.
@@ -32,6 +33,7 @@ pub mod cutter;
 pub mod ecdsa;
 pub mod envelope;
 pub mod fabric_policy;
+pub mod genesis;
 pub mod link;
 pub mod msp;
 pub mod policy;
