@@ -25,7 +25,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "orderer/ab.proto",
         "orderer/kafka.proto",
         "orderer/configuration.proto",
-        "osn/config.proto",
         "osn/api.proto",
     ];
     let paths: Vec<PathBuf> = files.iter().map(|f| root.join(f)).collect();

@@ -12,74 +12,85 @@ use actix_web::dev::ServerHandle;
 use anyhow::Context as _;
 use rdkafka::producer::Producer as _;
 
-use crate::actors::{ChannelSpec, Channels, Phase, SystemSpec};
-use crate::config::{channel_config, system_config, Config};
-use crate::core::block::genesis_block;
+use crate::actors::{Channels, Phase, SystemSpec};
+use crate::config::Config;
+use crate::core::channelconfig::Bundle;
 use crate::http::{self, AppState};
-use crate::identity::{load_org_msp, SigningIdentity};
+use crate::identity::SigningIdentity;
 use crate::kafka;
 use crate::ledger::rocks::RocksStore;
-use crate::proto::osn::Organization;
+use crate::proto::Block;
 use crate::service::Service;
 use crate::verify::Verifier;
 
-/// Reads every organisation's MSP directory and this OSN's identity, and builds the genesis block
-/// of each declared channel and of the system channel (which runs when the OSN has an identity)
-/// from them.
-pub fn channel_specs(config: &Config) -> anyhow::Result<(Vec<ChannelSpec>, Option<SystemSpec>)> {
-    let read = |dir: &std::path::Path| -> anyhow::Result<Organization> {
-        let org: Organization =
-            load_org_msp(dir).with_context(|| format!("cannot load the organisation in {}", dir.display()))?.into();
-        // Refuse unusable certificates at start, with the file they came from.
-        crate::core::msp::Organization::from_pem(&org.msp_id, &org.root_certs, &org.intermediate_certs)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
-        Ok(org)
-    };
-    let mut orgs = std::collections::BTreeMap::new();
-    for o in &config.organizations {
-        let org = read(&o.msp_dir)?;
-        if let Some(other) = orgs.insert(org.msp_id.clone(), org) {
-            anyhow::bail!("organisation '{}' is defined twice in [[organizations]]", other.msp_id);
-        }
-    }
-    let orderer = config.identity.dir.as_deref().map(read).transpose()?;
-    let specs = config
-        .channels
-        .iter()
-        .map(|ch| {
-            let genesis = channel_config(ch, &orgs, orderer.as_ref()).map_err(anyhow::Error::msg)?;
-            Ok(ChannelSpec { settings: ch.clone(), genesis: genesis_block(&ch.name, &genesis) })
-        })
-        .collect::<anyhow::Result<_>>()?;
-    let system = match &orderer {
-        None => None,
-        Some(orderer) => {
-            let genesis = system_config(&config.system, &orgs, Some(orderer)).map_err(anyhow::Error::msg)?;
-            Some(SystemSpec { genesis: genesis_block(&config.system.channel, &genesis), config: config.system.clone() })
-        }
-    };
-    Ok((specs, system))
+/// The system channel's genesis block (`[system] genesis-file`): its channel ID and its
+/// configuration, read and checked as Fabric's orderer reads its bootstrap block. It must be a
+/// Kafka system channel's (a Consortiums group: channels are created through it).
+pub fn read_genesis(path: &std::path::Path) -> anyhow::Result<(Block, Bundle)> {
+    use prost::Message as _;
+    let raw = std::fs::read(path).with_context(|| format!("cannot read the genesis block {}", path.display()))?;
+    let block = Block::decode(raw.as_slice())
+        .map_err(|e| anyhow::anyhow!("{} is not a block: {e}", path.display()))?;
+    let number = block.header.as_ref().map(|h| h.number).unwrap_or_default();
+    anyhow::ensure!(number == 0, "{} is block {number}, not a genesis block", path.display());
+    let data = block.data.as_ref().and_then(|d| d.data.first()).ok_or_else(|| {
+        anyhow::anyhow!("{}: the block holds no envelope", path.display())
+    })?;
+    let (header, envelope) = crate::core::config::config_envelope(data)
+        .map_err(|e| anyhow::anyhow!("{}: not a genesis block (its envelope is not a CONFIG one: {e})", path.display()))?;
+    let config = envelope.config.unwrap_or_default();
+    let bundle = Bundle::new(&header.channel_id, config)
+        .map_err(|e| anyhow::anyhow!("{}: channel '{}': {e}", path.display(), header.channel_id))?;
+    let system = bundle.config.channel_group.as_ref().is_some_and(|g| g.groups.iter().any(|e| e.key == "Consortiums"));
+    anyhow::ensure!(
+        system,
+        "{}: channel '{}' has no Consortiums group: it is an application channel's block, not an ordering system channel's (make one with configtxgen -outputBlock and a profile with Consortiums)",
+        path.display(),
+        header.channel_id
+    );
+    Ok((block, bundle))
 }
 
-/// This OSN's identity must be one whose block signatures verify: an orderer of the organisation
-/// its directory names (`mspid`, `cacerts/`), valid now.
-fn check_own_identity(signer: &SigningIdentity, dir: &std::path::Path) -> Result<(), String> {
-    use crate::core::msp::{Identity, Organization as Org, Role};
+/// This OSN's identity must be one whose block signatures verify: it must satisfy the system
+/// channel's `/Channel/Orderer/BlockValidation` policy, and be valid now.
+fn check_own_identity(signer: &SigningIdentity, bundle: &Bundle) -> Result<(), String> {
+    use crate::core::msp::Identity;
     let identity = Identity::deserialize(&signer.serialized())?;
-    let msp = load_org_msp(dir).map_err(|e| format!("{e:#}"))?;
-    let org = Org::from_pem(&msp.msp_id, &msp.root_certs_pem, &msp.intermediate_certs_pem)?;
-    org.validate(&identity.cert).map_err(|e| format!("its certificate does not chain to its cacerts: {e}"))?;
-    if identity.role() != Role::Orderer {
-        return Err(format!(
-            "its certificate's role is {}, not orderer: its block signatures would not verify (issue one with --role orderer)",
-            identity.role().as_str()
-        ));
-    }
     let now = crate::verify::unix_now();
     if !identity.cert.valid_at(now) {
         return Err(format!("its certificate ({}) is not valid now", identity.cert.subject));
     }
+    let policies = bundle.validator.policies();
+    let path = "/Channel/Orderer/BlockValidation";
+    if !policies.evaluate(path, &[(identity.clone(), signer.serialized())]) {
+        return Err(format!(
+            "{} ({} of '{}') does not satisfy the system channel's {path} policy ({}): peers would refuse the blocks it signs. Use an orderer identity of an orderer organisation of the genesis block ({})",
+            identity.cert.subject,
+            identity.role().as_str(),
+            identity.msp_id,
+            policies.describe(path),
+            orderer_orgs(bundle).join(", ")
+        ));
+    }
     Ok(())
+}
+
+/// The MSP IDs of a configuration's orderer organisations.
+fn orderer_orgs(bundle: &Bundle) -> Vec<String> {
+    let policies = bundle.validator.policies();
+    let mut ids: Vec<String> = bundle
+        .config
+        .channel_group
+        .iter()
+        .flat_map(|g| g.groups.iter().filter(|e| e.key == "Orderer"))
+        .filter_map(|e| e.value.as_ref())
+        .flat_map(|o| o.groups.iter().map(|org| org.key.clone()))
+        .collect();
+    ids.retain(|name| !name.is_empty());
+    if ids.is_empty() {
+        ids = policies.msps.keys().cloned().collect();
+    }
+    ids
 }
 
 /// A running actix-web server: how to stop it, and the task to await once stopped.
@@ -124,27 +135,38 @@ impl Node {
         let tls = config.http.tls.as_ref().map(http::tls::server_config).transpose()?;
         std::fs::create_dir_all(&config.ledger.path)
             .with_context(|| format!("cannot create the ledger directory {}", config.ledger.path.display()))?;
+        let genesis_file = config.system.genesis_file.as_deref().ok_or_else(|| {
+            anyhow::anyhow!(
+                "[system] genesis-file is required: the system channel's genesis block, made by configtxgen -outputBlock (or try one with `osn dev --genesis FILE`)"
+            )
+        })?;
+        let (genesis, bundle) = read_genesis(genesis_file)?;
+        let dir = config.identity.dir.as_deref().ok_or_else(|| {
+            anyhow::anyhow!(
+                "identity.dir is required: this OSN signs every block it writes. Give it an orderer's local MSP directory (cryptogen's ordererOrganizations/<domain>/orderers/<name>/msp, with identity.msp-id), or make one with `osn identity ca --msp-id OrdererMSP --dir orderer-org` and `osn identity issue --org orderer-org --name osn1 --role orderer` (or OSN_IDENTITY_DIR)"
+            )
+        })?;
+        let signer = SigningIdentity::load_as(dir, config.identity.msp_id.as_deref())
+            .with_context(|| format!("cannot load this OSN's identity (identity.dir) in {}", dir.display()))?;
+        check_own_identity(&signer, &bundle).map_err(|e| anyhow::anyhow!("identity.dir {}: {e}", dir.display()))?;
+        let signer = Arc::new(signer);
+        let mut kafka_config = config.kafka.clone();
+        let from_genesis = bundle.values.kafka_brokers.join(",");
+        if kafka_config.brokers.is_empty() {
+            anyhow::ensure!(!from_genesis.is_empty(), "the genesis block names no Kafka brokers, and [kafka] brokers is not set");
+            kafka_config.brokers = from_genesis;
+        } else if kafka_config.brokers != from_genesis {
+            tracing::info!(brokers = %kafka_config.brokers, genesis = %from_genesis, "[kafka] brokers overrides the genesis block's KafkaBrokers");
+        }
         let store = RocksStore::open(&config.ledger.path, config.ledger.sync_writes)?;
-        let (specs, system) = channel_specs(config)?;
-        let producer = kafka::producer(&config.kafka).context("cannot create the Kafka producer")?;
+        let producer = kafka::producer(&kafka_config).context("cannot create the Kafka producer")?;
         let time_window = config.identity.time_window.as_secs() as i64;
-        let signer = config
-            .identity
-            .dir
-            .as_deref()
-            .map(|dir| {
-                let signer = SigningIdentity::load(dir)
-                    .with_context(|| format!("cannot load this OSN's identity (identity.dir) in {}", dir.display()))?;
-                check_own_identity(&signer, dir).map_err(|e| anyhow::anyhow!("identity.dir {}: {e}", dir.display()))?;
-                Ok::<_, anyhow::Error>(Arc::new(signer))
-            })
-            .transpose()?;
         let store: Arc<dyn crate::ledger::Store> = Arc::new(store);
+        let system = SystemSpec { name: bundle.channel_id.clone(), genesis, config: config.system.clone() };
         let channels = Arc::new(Channels::start(
-            &specs,
             system,
             time_window,
-            &config.kafka,
+            &kafka_config,
             &producer,
             store,
             signer.clone(),
@@ -157,11 +179,11 @@ impl Node {
             Verifier::new(config.identity.verify_threads)
         }
         .context("cannot start the verification pool")?;
-        let kafka_health = Arc::new(http::health::KafkaHealth::new(config.kafka.clone()));
+        let kafka_health = Arc::new(http::health::KafkaHealth::new(kafka_config.clone()));
         let service = Service {
             channels: channels.clone(),
             verifier: Arc::new(verifier),
-            signer,
+            signer: Some(signer),
             enqueue_timeout: config.http.enqueue_timeout,
         };
         let grpc = if config.grpc.address.is_empty() {
@@ -187,7 +209,7 @@ impl Node {
                 .with_context(|| format!("cannot listen on {}", config.http.address))?;
         let server = RunningServer::spawn(server);
         let scheme = if config.http.tls.is_some() { "https" } else { "http" };
-        tracing::info!(url = %format!("{scheme}://{http_addr}"), channels = config.channels.len(), "OSN started");
+        tracing::info!(url = %format!("{scheme}://{http_addr}"), channels = channels.list().len(), "OSN started");
         Ok(Node { http_addr, scheme, server, operations, channels, producer, grpc })
     }
 

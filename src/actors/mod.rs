@@ -11,4 +11,4 @@ pub use channel::{
     BroadcastBatch, BroadcastError, ChannelActor, ChannelCreator, ChannelStatus, EnqueueConfig, Enqueued, MailboxSlot,
     Phase, Role,
 };
-pub use supervisor::{ChannelHandle, ChannelSpec, Channels, Starter, SystemSpec};
+pub use supervisor::{ChannelHandle, Channels, Starter, SystemSpec};

@@ -5,9 +5,8 @@
 //! the registry are separate types). A panic in a channel actor's handling drops the actor
 //! instead of stopping it; the supervisor then marks the channel ERRORED, reloads its ledger from
 //! the store and starts a new actor on the same arbiter, counted as a restart. Channels are the
-//! system channel, the channels declared in the configuration file, and the channels created
-//! through the system channel: those found in its ledger at start, and those its actor creates
-//! while it consumes.
+//! system channel (from its genesis block) and the channels created through it, as in Fabric:
+//! those found in its ledger at start, and those its actor creates while it consumes.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,10 +19,9 @@ use bytes::Bytes;
 use super::channel::{capture_panics, ChannelActor, ChannelCreator, ChannelStatus, OnPanic, Phase, Role};
 use crate::config::{ChannelSettings, KafkaConfig, SystemConfig};
 use crate::core::block::genesis_block_of;
-use crate::core::config::batch_timeout;
+use crate::core::channelconfig::Bundle;
 use crate::identity::SigningIdentity;
 use crate::ledger::{created_channels, Ledger, Store};
-use crate::proto::osn::ChannelConfig;
 use crate::proto::{BatchSize, Block};
 
 /// Everything the HTTP layer needs about one channel.
@@ -41,32 +39,26 @@ pub struct ChannelHandle {
 impl ChannelHandle {
     /// The batch size the chain is cut by (of the configuration in force).
     pub fn batch_size(&self) -> BatchSize {
-        self.ledger.config().batch_size.unwrap_or_else(|| self.settings.batch_size.into())
+        self.ledger.config().values.batch_size
     }
 
-    /// The batch timeout in force: the configuration's, or this OSN's for a declared channel
-    /// whose configuration sets none.
+    /// The batch timeout of the configuration in force.
     pub fn batch_timeout(&self) -> std::time::Duration {
-        batch_timeout(&self.ledger.config()).unwrap_or(self.settings.batch_timeout)
+        self.ledger.config().values.batch_timeout
     }
 
     /// The configuration in force.
-    pub fn config(&self) -> Arc<ChannelConfig> {
+    pub fn config(&self) -> Arc<Bundle> {
         self.ledger.config()
     }
 }
 
-/// What a channel is started with: its node-local settings and its genesis block (used when its
-/// ledger is new; an existing channel keeps its own chain).
-#[derive(Debug, Clone)]
-pub struct ChannelSpec {
-    pub settings: ChannelSettings,
-    pub genesis: Block,
-}
-
-/// The system channel's genesis block and this OSN's settings for channels created through it.
+/// The system channel: its name, its genesis block (used when its ledger is new; an existing
+/// ledger keeps its own chain, which must start with the same block), and this OSN's settings for
+/// it and the channels created through it.
 #[derive(Debug, Clone)]
 pub struct SystemSpec {
+    pub name: String,
     pub genesis: Block,
     pub config: SystemConfig,
 }
@@ -79,12 +71,12 @@ pub struct Starter {
     me: Weak<Starter>,
     kafka: kafka::Clients,
     store: Arc<dyn Store>,
-    /// This OSN's identity (none only when there are no channels at all).
-    signer: Option<Arc<SigningIdentity>>,
+    /// This OSN's identity, which signs every block it writes.
+    signer: Arc<SigningIdentity>,
     time_window: i64,
     /// Check every stored block of a channel before starting it (`ledger.check-on-start`).
     check_ledgers: bool,
-    system: Option<SystemConfig>,
+    system: SystemConfig,
     /// Where the channels it starts are recorded.
     registry: Arc<Registry>,
     /// The arbiters channel actors run on, each with how many channels it runs; at most `threads`.
@@ -103,8 +95,8 @@ struct Registry {
     channels: RwLock<BTreeMap<String, ChannelHandle>>,
     /// The channels the system channel created (so far as this OSN has consumed it).
     created: Mutex<std::collections::BTreeSet<String>>,
-    /// The system channel's name, when there is one.
-    system: Option<String>,
+    /// The system channel's name.
+    system: String,
 }
 
 impl Registry {
@@ -121,10 +113,15 @@ impl Starter {
     fn start(&self, settings: ChannelSettings, genesis: &Block, system: bool) -> anyhow::Result<ChannelHandle> {
         let name = settings.name.clone();
         anyhow::ensure!(!self.stopped.load(Ordering::SeqCst), "channel '{name}': the OSN is shutting down");
-        let Some(signer) = self.signer.clone() else {
-            anyhow::bail!("channel '{name}': no identity to sign its blocks with (set identity.dir)");
-        };
-        let ledger = Arc::new(Ledger::open(&name, self.store.channel(&name)?, genesis, Some(&signer))?);
+        let signer = self.signer.clone();
+        let ledger = Arc::new(Ledger::open(&name, self.store.channel(&name)?, genesis)?);
+        if system {
+            let stored = ledger.block(0)?;
+            anyhow::ensure!(
+                stored.as_ref() == Some(genesis),
+                "channel '{name}': the ledger's block 0 is not the genesis block of [system] genesis-file: this ledger belongs to another network (or was written by an OSN before Fabric's configuration, which is not migrated)"
+            );
+        }
         if self.check_ledgers {
             let started = std::time::Instant::now();
             let blocks = ledger.check_stored()?;
@@ -207,7 +204,8 @@ impl Starter {
             return;
         }
         let home = self.homes.lock().unwrap_or_else(|e| e.into_inner()).get(name).cloned();
-        let (Some(home), Some(signer)) = (home, self.signer.clone()) else { return };
+        let Some(home) = home else { return };
+        let signer = self.signer.clone();
         handle.addr = self.launch(&handle.settings, &handle.ledger, &handle.status, handle.system, &home, signer);
         self.registry.insert(handle);
     }
@@ -222,12 +220,12 @@ impl ChannelCreator for Starter {
     /// chain; this opens the ledger of a channel it created (writing the genesis block if new)
     /// and starts its actor. A channel already running is left alone: true if it was started.
     fn create(&self, name: &str, genesis_envelope: Bytes) -> anyhow::Result<bool> {
-        let Some(system) = &self.system else { anyhow::bail!("no system channel") };
+        let system = &self.system;
         self.registry.created.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_owned());
         if let Some(existing) = self.get(name) {
             let genesis = existing.ledger.block(0)?.and_then(|b| b.data).and_then(|d| d.data.first().cloned());
             if genesis.as_ref() != Some(&genesis_envelope) {
-                tracing::error!(channel = %name, "the system channel created a channel this OSN already has with another genesis block (a declared channel of the same name?); keeping this OSN's");
+                tracing::error!(channel = %name, "the system channel created a channel this OSN already has with another genesis block; keeping this OSN's");
             }
             return Ok(false);
         }
@@ -243,34 +241,25 @@ pub struct Channels {
 }
 
 impl Channels {
-    /// Opens the system channel's ledger (if `system`), starts it and every channel created
-    /// through it, then every declared channel. `time_window` is how far (seconds) a request's
-    /// timestamp may be from this OSN's clock. `signer` is this OSN's identity, which signs every
-    /// block it writes (a new channel's genesis block included); there must be one when there
-    /// are channels. With `check_ledgers`, every stored block of a channel is checked before it
-    /// starts (`ledger.check-on-start`).
+    /// Opens the system channel's ledger, starts it and every channel created through it.
+    /// `time_window` is how far (seconds) a request's timestamp may be from this OSN's clock.
+    /// `signer` is this OSN's identity, which signs every block it writes. With
+    /// `check_ledgers`, every stored block of a channel is checked before it starts
+    /// (`ledger.check-on-start`).
     #[allow(clippy::too_many_arguments)]
     pub fn start(
-        specs: &[ChannelSpec],
-        system: Option<SystemSpec>,
+        system: SystemSpec,
         time_window: i64,
         kafka: &KafkaConfig,
         producer: &Producer,
         store: Arc<dyn Store>,
-        signer: Option<Arc<SigningIdentity>>,
+        signer: Arc<SigningIdentity>,
         check_ledgers: bool,
         threads: usize,
     ) -> anyhow::Result<Self> {
-        if signer.is_none() {
-            if let Some(s) = specs.first() {
-                anyhow::bail!("channel '{}': no identity to sign its blocks with (set identity.dir)", s.settings.name);
-            }
-            anyhow::ensure!(system.is_none(), "the system channel needs an identity to sign its blocks with");
-        }
         capture_panics();
         let hub = anyhow::Context::context(kafka::Hub::new(kafka), "cannot create the Kafka consumer")?;
-        let registry =
-            Arc::new(Registry { system: system.as_ref().map(|s| s.config.channel.clone()), ..Default::default() });
+        let registry = Arc::new(Registry { system: system.name.clone(), ..Default::default() });
         let starter = Arc::new_cyclic(|me| Starter {
             me: me.clone(),
             kafka: kafka::Clients { config: kafka.clone(), producer: producer.clone(), hub },
@@ -278,35 +267,16 @@ impl Channels {
             signer,
             time_window,
             check_ledgers,
-            system: system.as_ref().map(|s| s.config.clone()),
+            system: system.config.clone(),
             registry: registry.clone(),
             arbiters: Mutex::default(),
             threads: threads.max(1),
             homes: Mutex::default(),
             stopped: AtomicBool::new(false),
         });
-        if let Some(system) = &system {
-            let settings = system.config.settings(&system.config.channel);
-            let handle = starter.start(settings, &system.genesis, true)?;
-            for (name, genesis) in created_channels(&handle.ledger)? {
-                starter.create(&name, genesis)?;
-            }
-        }
-        for ChannelSpec { settings, genesis } in specs {
-            if starter.get(&settings.name).is_some() {
-                anyhow::bail!(
-                    "channel '{}' is declared in the configuration file and was also created through the system channel: remove its [[channels]] entry",
-                    settings.name
-                );
-            }
-            let handle = starter.start(settings.clone(), genesis, false)?;
-            let stored = handle.ledger.block(0)?.and_then(|b| b.data).map(|d| d.data);
-            if stored != genesis.data.as_ref().map(|d| d.data.clone()) {
-                tracing::warn!(
-                    channel = %settings.name,
-                    "the configured batch size, organisations or policies differ from the channel's genesis block; the chain's configuration applies"
-                );
-            }
+        let handle = starter.start(system.config.settings(&system.name), &system.genesis, true)?;
+        for (name, genesis) in created_channels(&handle.ledger)? {
+            starter.create(&name, genesis)?;
         }
         Ok(Channels { registry, starter })
     }
@@ -340,9 +310,14 @@ impl Channels {
         self.starter.store.failure()
     }
 
-    /// The system channel, when this OSN runs one.
+    /// The system channel (None only before it started).
     pub fn system(&self) -> Option<ChannelHandle> {
-        self.registry.system.as_deref().and_then(|name| self.get(name))
+        self.get(&self.registry.system)
+    }
+
+    /// The system channel's name.
+    pub fn system_name(&self) -> &str {
+        &self.registry.system
     }
 
     /// Stops every channel actor's arbiter and waits until their threads are gone, so that the

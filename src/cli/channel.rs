@@ -1,6 +1,8 @@
 //! `osn channel list`, `osn channel info`, `osn channel create` and `osn channel config get |
 //! update`: what channels an OSN serves, where each stands, creating channels, and reading and
-//! changing a channel's configuration.
+//! changing a channel's configuration. Creations and updates are Fabric's CONFIG_UPDATE
+//! envelopes, computed here as `configtxgen -outputCreateChannelTx` and `configtxlator
+//! compute_update` would, signed as `peer channel create | update` signs them.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -12,13 +14,18 @@ use prost::Message as _;
 use super::client::{
     decode_answer, get_message, get_message_as, read_authorization, unreachable, Endpoint, IdentityArgs,
 };
-use crate::config::PolicyConfig;
-use crate::core::msp::Certificate;
-use crate::core::policy::Policy;
+use crate::core::channelconfig::OrderingValues;
+use crate::core::configedit;
+use crate::core::configtree::{walk, Item, Msp, Value};
+use crate::core::genesis::{creation_update, organization_group, Organization};
 use crate::identity::envelope::config_update;
-use crate::identity::{load_org_msp, SigningIdentity};
-use crate::proto::osn::{channel_info, ChannelConfig, ChannelInfo, ChannelList, ConfigUpdate, Organization};
+use crate::identity::SigningIdentity;
+use crate::proto::common::Config;
+use crate::proto::osn::{channel_info, ChannelInfo, ChannelList};
 use crate::proto::BatchSize;
+
+/// The consortium `osn dev`'s genesis block defines, and Fabric's samples name.
+pub const DEFAULT_CONSORTIUM: &str = "SampleConsortium";
 
 #[derive(clap::Args, Debug)]
 pub struct ChannelArgs {
@@ -40,13 +47,19 @@ pub enum ChannelCommand {
         /// The channel.
         channel: String,
     },
-    /// Creates a channel: a config transaction signed by --identity (an admin of an organisation
-    /// allowed to create channels), ordered on the system channel; every OSN then creates it.
+    /// Creates a channel, as `peer channel create` does: a creation update for a consortium of
+    /// the system channel and some of its member organisations, approved by --identity and every
+    /// --approve-with (the consortium's ChannelCreationPolicy: by default an admin of one of the
+    /// members). Every OSN then creates it from the system channel.
     Create {
         #[command(flatten)]
         create: ChannelCreate,
         #[command(flatten)]
         signers: Signers,
+        /// Write the signed CONFIG_UPDATE envelope to this file instead of sending it (for
+        /// `peer channel create -f`, or to send it later with `osn broadcast`).
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
     },
     /// The channel's configuration: `get` (as a reader) or `update` (as admins).
     #[command(subcommand)]
@@ -55,41 +68,50 @@ pub enum ChannelCommand {
 
 #[derive(clap::Subcommand, Debug)]
 pub enum ConfigCommand {
-    /// The configuration in force: sequence, organisations, policies, batch size and timeout
-    /// (asked as a reader of the channel, signed with --identity).
+    /// The configuration in force: sequence, batch size and timeout, brokers, organisations,
+    /// policies (asked as a reader of the channel, signed with --identity). --json prints it as
+    /// `configtxlator proto_decode --type common.Config` does; --output writes its protobuf.
     Get {
         /// The channel.
         #[arg(long)]
         channel: String,
         #[command(flatten)]
         identity: IdentityArgs,
+        /// Write the `common.Config` (protobuf) to this file, as `configtxlator` reads it.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
     },
-    /// Changes the configuration: a config update signed by --identity and approved by every
-    /// --approve-with identity, which together must satisfy the channel's Admins policy. It is
-    /// ordered alone in its own block and applies from the next block on, on every OSN.
+    /// Changes the configuration, as `peer channel update` does: reads the configuration in
+    /// force, applies the changes asked, computes the update (`configtxlator compute_update`'s
+    /// read and write sets), and sends it signed by --identity and approved by it and every
+    /// --approve-with. The approvals must satisfy the mod_policy of each element it changes:
+    /// batch settings are the orderer organisations' admins' (/Channel/Orderer/Admins),
+    /// organisations the channel's admins' (/Channel/Application/Admins, a majority).
     Update {
         /// The channel.
         #[arg(long)]
         channel: String,
         #[command(flatten)]
         batch: BatchFlags,
-        /// Add (or replace) the organisation whose MSP directory (`mspid`, `cacerts/`) this is.
+        /// Add (or replace) the organisation whose Fabric MSP directory (`cacerts/`, optional
+        /// `config.yaml`, `admincerts/`, ...) this is, with --org-msp-id (or its `mspid` file).
         #[arg(long = "add-org", value_name = "MSP_DIR")]
         add_organizations: Vec<PathBuf>,
-        /// Remove the organisation with this MSP ID.
-        #[arg(long = "remove-org", value_name = "MSP_ID")]
+        /// The MSP ID of --add-org's directory, when it has no `mspid` file.
+        #[arg(long = "org-msp-id", value_name = "MSP_ID")]
+        org_msp_id: Option<String>,
+        /// Remove the organisation of this name (its group's name: the MSP ID as OSN and
+        /// Fabric's samples name it).
+        #[arg(long = "remove-org", value_name = "NAME")]
         remove_organizations: Vec<String>,
-        /// New Writers policy: `members-of:ORG1,ORG2` or `admins-of:ORG1,ORG2[:AT_LEAST]`.
-        #[arg(long, value_name = "POLICY")]
-        writers: Option<String>,
-        /// New Readers policy (same forms).
-        #[arg(long, value_name = "POLICY")]
-        readers: Option<String>,
-        /// New Admins policy (same forms).
-        #[arg(long, value_name = "POLICY")]
-        admins: Option<String>,
+        /// On a system channel: how many channels may be created through it (0 = no limit).
+        #[arg(long, value_name = "N")]
+        max_channels: Option<u64>,
         #[command(flatten)]
         signers: Signers,
+        /// Write the signed CONFIG_UPDATE envelope to this file instead of sending it.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
     },
 }
 
@@ -103,8 +125,7 @@ pub struct Signers {
     pub approvers: Vec<PathBuf>,
 }
 
-/// Batch settings of a new channel or an update; unset ones keep the current (or the system
-/// channel's) values.
+/// Batch settings of an update; unset ones keep their current values.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct BatchFlags {
     /// Most envelopes in a block (MaxMessageCount).
@@ -116,18 +137,19 @@ pub struct BatchFlags {
     /// Bytes after which a block is cut (PreferredMaxBytes).
     #[arg(long, value_name = "BYTES")]
     pub preferred_max_bytes: Option<u32>,
-    /// How long a pending batch waits before it is cut, such as `2s` or `500ms`.
+    /// How long a pending batch waits before it is cut: a Go duration such as `2s` or `500ms`.
     #[arg(long, value_name = "DURATION")]
     pub batch_timeout: Option<String>,
 }
 
 impl BatchFlags {
-    fn batch_size(&self) -> Option<BatchSize> {
+    /// The batch size with these flags over `current`.
+    fn batch_size(&self, current: BatchSize) -> Option<BatchSize> {
         let any = self.batch_size.is_some() || self.absolute_max_bytes.is_some() || self.preferred_max_bytes.is_some();
         any.then(|| BatchSize {
-            max_message_count: self.batch_size.unwrap_or(0),
-            absolute_max_bytes: self.absolute_max_bytes.unwrap_or(0),
-            preferred_max_bytes: self.preferred_max_bytes.unwrap_or(0),
+            max_message_count: self.batch_size.unwrap_or(current.max_message_count),
+            absolute_max_bytes: self.absolute_max_bytes.unwrap_or(current.absolute_max_bytes),
+            preferred_max_bytes: self.preferred_max_bytes.unwrap_or(current.preferred_max_bytes),
         })
     }
 }
@@ -138,44 +160,23 @@ pub struct ChannelCreate {
     /// The new channel's name: [a-z][a-z0-9.-]*, at most 249 characters.
     #[arg(long)]
     pub channel: String,
-    /// MSP ID of a member organisation (repeat for more; default: the signer's organisation).
-    /// Members must be organisations the system channel knows.
-    #[arg(long = "org", value_name = "MSP_ID")]
+    /// A member organisation, by its group name in the consortium (the MSP ID, in OSN's and
+    /// Fabric's samples); repeat for more. Default: the signer's MSP ID.
+    #[arg(long = "org", value_name = "NAME")]
     pub organizations: Vec<String>,
-    #[command(flatten)]
-    pub batch: BatchFlags,
+    /// The consortium of the system channel the members belong to.
+    #[arg(long, default_value = DEFAULT_CONSORTIUM)]
+    pub consortium: String,
 }
 
 impl ChannelCreate {
-    /// The config update that creates the channel, as `signer` would send it.
-    pub fn update(&self, signer: &SigningIdentity) -> ConfigUpdate {
+    /// The creation update (configtxgen's, with Fabric 1.4's application capability V1_4_2).
+    pub fn update(&self, signer: &SigningIdentity) -> crate::proto::common::ConfigUpdate {
         let orgs =
             if self.organizations.is_empty() { vec![signer.msp_id().to_owned()] } else { self.organizations.clone() };
-        ConfigUpdate {
-            channel_id: self.channel.clone(),
-            batch_size: self.batch.batch_size(),
-            batch_timeout: self.batch.batch_timeout.clone().unwrap_or_default(),
-            set_organizations: orgs.into_iter().map(|msp_id| Organization { msp_id, ..Default::default() }).collect(),
-            ..Default::default()
-        }
+        let consortium = if self.consortium.is_empty() { DEFAULT_CONSORTIUM } else { &self.consortium };
+        creation_update(&self.channel, consortium, &orgs, &["V1_4_2".into()])
     }
-}
-
-/// `members-of:A,B` or `admins-of:A,B[:N]`, as a policy.
-fn parse_policy(text: &str) -> anyhow::Result<crate::proto::osn::Policy> {
-    let (kind, rest) =
-        text.split_once(':').context("a policy is members-of:ORG1,ORG2 or admins-of:ORG1,ORG2[:AT_LEAST]")?;
-    let (orgs, at_least) = match rest.rsplit_once(':') {
-        Some((orgs, n)) => (orgs, Some(n.parse::<u32>().context("AT_LEAST must be a number")?)),
-        None => (rest, None),
-    };
-    let orgs: Vec<String> = orgs.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
-    let config = match kind {
-        "members-of" if at_least.is_none() => PolicyConfig { members_of: orgs, ..Default::default() },
-        "admins-of" => PolicyConfig { admins_of: orgs, at_least, ..Default::default() },
-        _ => anyhow::bail!("a policy is members-of:ORG1,ORG2 or admins-of:ORG1,ORG2[:AT_LEAST], not '{text}'"),
-    };
-    Ok(config.to_policy().map_err(anyhow::Error::msg)?.to_proto())
 }
 
 impl Signers {
@@ -187,7 +188,7 @@ impl Signers {
                 SigningIdentity::load(dir).with_context(|| format!("cannot load the identity in {}", dir.display()))
             })
             .collect::<anyhow::Result<_>>()?;
-        Ok((self.identity.load()?, approvers))
+        Ok((self.identity.load_admin()?, approvers))
     }
 }
 
@@ -207,8 +208,8 @@ pub async fn post_config<M: prost::Message + Default>(
     decode_answer(resp, url, 64 << 20).await
 }
 
-/// Creates a channel through `endpoint`: `POST /v1/channels` with a config transaction signed by
-/// `signer` and `approvers`. Answers the new channel's info.
+/// Creates a channel through `endpoint`: `POST /v1/channels` with the creation update signed by
+/// `signer` and approved by it and `approvers`. Answers the new channel's info.
 pub async fn create_channel(
     endpoint: &Endpoint,
     signer: &SigningIdentity,
@@ -233,6 +234,50 @@ pub async fn ensure_channel(
         return Ok(());
     }
     create_channel(endpoint, signer, &[], create).await.map(|_| ())
+}
+
+/// The configuration in force on `channel`, read as `reader`.
+pub async fn get_config(endpoint: &Endpoint, reader: &SigningIdentity, channel: &str) -> anyhow::Result<Config> {
+    let client = endpoint.client(Duration::from_secs(10))?;
+    let authorization = read_authorization(reader, channel);
+    let url = format!("{}/v1/channels/{channel}/config", endpoint.base());
+    get_message_as(&client, &url, Some(&authorization)).await
+}
+
+/// The changes `osn channel config update` asks for, applied to `config`.
+fn edited(
+    config: &Config,
+    batch: &BatchFlags,
+    add: &[PathBuf],
+    org_msp_id: Option<&str>,
+    remove: &[String],
+    max_channels: Option<u64>,
+) -> anyhow::Result<Config> {
+    let mut next = config.clone();
+    let values = OrderingValues::read(config).map_err(anyhow::Error::msg)?;
+    if let Some(bs) = batch.batch_size(values.batch_size) {
+        configedit::set_batch_size(&mut next, bs).map_err(anyhow::Error::msg)?;
+    }
+    if let Some(timeout) = &batch.batch_timeout {
+        configedit::set_batch_timeout(&mut next, timeout).map_err(anyhow::Error::msg)?;
+    }
+    if let Some(n) = max_channels {
+        configedit::set_max_channels(&mut next, n).map_err(anyhow::Error::msg)?;
+    }
+    for dir in add {
+        let msp_id = match org_msp_id {
+            Some(id) => id.to_owned(),
+            None => crate::identity::layout::read_msp_id(dir)
+                .with_context(|| format!("{}: pass --org-msp-id for a directory without an mspid file", dir.display()))?,
+        };
+        let msp = crate::identity::fabric_msp::verifying_config(dir, &msp_id)?;
+        let group = organization_group(&Organization::application(&msp_id, msp));
+        configedit::put_organization(&mut next, &["Application"], &msp_id, group).map_err(anyhow::Error::msg)?;
+    }
+    for name in remove {
+        configedit::remove_organization(&mut next, &["Application"], name).map_err(anyhow::Error::msg)?;
+    }
+    Ok(next)
 }
 
 fn phase(p: i32) -> &'static str {
@@ -282,8 +327,16 @@ pub async fn run(args: ChannelArgs) -> anyhow::Result<()> {
             println!("restarts       {}", info.restarts);
             println!("lag            {} bytes behind the partition (estimated)", info.lag_bytes);
         }
-        ChannelCommand::Create { create, signers } => {
+        ChannelCommand::Create { create, signers, output } => {
             let (signer, approvers) = signers.load()?;
+            if let Some(file) = output {
+                let approvers: Vec<&SigningIdentity> = approvers.iter().collect();
+                let envelope = config_update(&signer, &create.update(&signer), &approvers);
+                std::fs::write(&file, envelope.encode_to_vec())
+                    .with_context(|| format!("cannot write {}", file.display()))?;
+                println!("wrote the creation of channel {} to {}", create.channel, file.display());
+                return Ok(());
+            }
             let info = create_channel(&args.endpoint, &signer, &approvers, &create).await?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&info)?);
@@ -295,94 +348,120 @@ pub async fn run(args: ChannelArgs) -> anyhow::Result<()> {
             channel,
             batch,
             add_organizations,
+            org_msp_id,
             remove_organizations,
-            writers,
-            readers,
-            admins,
+            max_channels,
             signers,
+            output,
         }) => {
             let (signer, approvers) = signers.load()?;
-            let mut set_organizations = Vec::new();
-            for dir in &add_organizations {
-                let org: Organization = load_org_msp(dir)
-                    .with_context(|| format!("cannot load the organisation in {}", dir.display()))?
-                    .into();
-                set_organizations.push(org);
-            }
-            let update = ConfigUpdate {
-                channel_id: channel.clone(),
-                batch_size: batch.batch_size(),
-                batch_timeout: batch.batch_timeout.clone().unwrap_or_default(),
-                set_organizations,
-                remove_organizations,
-                writers: writers.as_deref().map(parse_policy).transpose()?,
-                readers: readers.as_deref().map(parse_policy).transpose()?,
-                admins: admins.as_deref().map(parse_policy).transpose()?,
-                ..Default::default()
-            };
+            let current = get_config(&args.endpoint, &signer, &channel).await?;
+            let next = edited(
+                &current,
+                &batch,
+                &add_organizations,
+                org_msp_id.as_deref(),
+                &remove_organizations,
+                max_channels,
+            )?;
+            let update = crate::core::configtx::compute_update(&channel, &current, &next).map_err(anyhow::Error::msg)?;
             let approvers: Vec<&SigningIdentity> = approvers.iter().collect();
             let envelope = config_update(&signer, &update, &approvers);
+            if let Some(file) = output {
+                std::fs::write(&file, envelope.encode_to_vec())
+                    .with_context(|| format!("cannot write {}", file.display()))?;
+                println!("wrote the update of channel {channel} to {}", file.display());
+                return Ok(());
+            }
             let url = format!("{base}/v1/channels/{channel}/config");
             let client = args.endpoint.client(Duration::from_secs(60))?;
-            let config: ChannelConfig = post_config(&client, &url, envelope.encode_to_vec().into()).await?;
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&config)?);
-                return Ok(());
-            }
-            print_config(&channel, &config);
+            let config: Config = post_config(&client, &url, envelope.encode_to_vec().into()).await?;
+            show_config(&channel, &config, args.json)?;
         }
-        ChannelCommand::Config(ConfigCommand::Get { channel, identity }) => {
-            let authorization = read_authorization(&identity.load()?, &channel);
-            let url = format!("{base}/v1/channels/{channel}/config");
-            let config: ChannelConfig = get_message_as(&client, &url, Some(&authorization)).await?;
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&config)?);
+        ChannelCommand::Config(ConfigCommand::Get { channel, identity, output }) => {
+            let config = get_config(&args.endpoint, &identity.load()?, &channel).await?;
+            if let Some(file) = output {
+                std::fs::write(&file, config.encode_to_vec()).with_context(|| format!("cannot write {}", file.display()))?;
+                println!("wrote the configuration of channel {channel} (sequence {}) to {}", config.sequence, file.display());
                 return Ok(());
             }
-            print_config(&channel, &config);
+            show_config(&channel, &config, args.json)?;
         }
     }
     Ok(())
 }
 
-fn print_config(channel: &str, config: &ChannelConfig) {
-    let bs = config.batch_size.unwrap_or_default();
+/// Prints a configuration: configtxlator's JSON, or a summary.
+fn show_config(channel: &str, config: &Config, json: bool) -> anyhow::Result<()> {
+    if json {
+        let shown = crate::core::configtree::json::config(config).map_err(anyhow::Error::msg)?;
+        println!("{}", serde_json::to_string_pretty(&shown)?);
+        return Ok(());
+    }
     println!("channel        {channel} (configuration sequence {})", config.sequence);
-    println!(
-        "batch size     {} messages, {} bytes preferred, {} bytes absolute max",
-        bs.max_message_count, bs.preferred_max_bytes, bs.absolute_max_bytes
-    );
-    if !config.batch_timeout.is_empty() {
-        println!("batch timeout  {}", config.batch_timeout);
-    }
-    if config.max_channels > 0 {
-        println!("max channels   {}", config.max_channels);
-    }
-    let orgs = |list: &[Organization]| {
-        for org in list {
-            let roots: Vec<String> = org
-                .root_certs
-                .iter()
-                .map(|pem| {
-                    Certificate::from_pem(pem).map(|c| c.subject).unwrap_or_else(|e| format!("(unreadable: {e})"))
-                })
-                .collect();
-            println!("  {:<24} roots: {}", org.msp_id, roots.join("; "));
+    match OrderingValues::read(config) {
+        Ok(v) => {
+            let bs = v.batch_size;
+            println!(
+                "batch size     {} messages, {} bytes preferred, {} bytes absolute max",
+                bs.max_message_count, bs.preferred_max_bytes, bs.absolute_max_bytes
+            );
+            println!("batch timeout  {}", humantime::format_duration(v.batch_timeout));
+            println!("kafka brokers  {}", v.kafka_brokers.join(", "));
+            if v.max_channels > 0 {
+                println!("max channels   {}", v.max_channels);
+            }
+            if let Some(c) = &v.consortium {
+                println!("consortium     {c}");
+            }
+            let caps = |l: &[String]| if l.is_empty() { "-".to_owned() } else { l.join(", ") };
+            println!(
+                "capabilities   channel {}, orderer {}, application {}",
+                caps(&v.channel_capabilities),
+                caps(&v.orderer_capabilities),
+                caps(&v.application_capabilities)
+            );
         }
-    };
-    println!("organisations");
-    orgs(&config.organizations);
-    let policy = |name: &str, p: &Option<crate::proto::osn::Policy>, default: &str| {
-        let text = match p {
-            None => format!("{default} (the default)"),
-            Some(p) => Policy::from_proto(p).map(|p| p.to_string()).unwrap_or_else(|e| format!("invalid: {e}")),
-        };
-        println!("{name:<14} {text}");
-    };
-    let members = "a member of one of the channel's organisations";
-    policy("writers", &config.writers, members);
-    policy("readers", &config.readers, members);
-    policy("admins", &config.admins, "admins of a majority of the channel's organisations");
-    println!("orderers");
-    orgs(&config.orderer_organizations);
+        Err(e) => println!("(not a configuration OSN can run: {e})"),
+    }
+    if let Some(group) = &config.channel_group {
+        println!("organisations");
+        walk(group, "/Channel", &mut |path, item| {
+            if let Item::Value("MSP", raw) = item {
+                if let Ok(Value::Msp(msp)) = Value::decode("MSP", raw) {
+                    let at = path.trim_end_matches("/MSP");
+                    match *msp {
+                        Msp::Fabric(c) => {
+                            let roots: Vec<String> = c
+                                .root_certs
+                                .iter()
+                                .map(|pem| {
+                                    crate::core::msp::Certificate::from_pem(pem)
+                                        .map(|c| c.subject)
+                                        .unwrap_or_else(|e| format!("(unreadable: {e})"))
+                                })
+                                .collect();
+                            let node_ous = c.fabric_node_ous.as_ref().is_some_and(|n| n.enable);
+                            println!(
+                                "  {at:<44} {} roots: {}{}",
+                                c.name,
+                                roots.join("; "),
+                                if node_ous { " (NodeOUs)" } else { "" }
+                            );
+                        }
+                        Msp::Idemix(c) => println!("  {at:<44} {} (idemix)", c.name),
+                    }
+                }
+            }
+        });
+        if let Ok(policies) = crate::core::fabric_policy::Policies::of(group) {
+            println!("policies");
+            for path in ["/Channel/Readers", "/Channel/Writers", "/Channel/Admins", "/Channel/Orderer/BlockValidation"] {
+                if policies.contains(path) {
+                    println!("  {path:<34} {}", policies.describe(path));
+                }
+            }
+        }
+    }
+    Ok(())
 }

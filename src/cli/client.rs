@@ -50,6 +50,22 @@ impl IdentityArgs {
         SigningIdentity::load_as(&dir, self.msp_id.as_deref())
             .with_context(|| format!("cannot load the identity in {}", dir.display()))
     }
+
+    /// Loads the identity; without --identity, the admin identity `osn dev` creates (config
+    /// updates and channel creations need an admin).
+    pub fn load_admin(&self) -> anyhow::Result<SigningIdentity> {
+        if self.identity.is_some() {
+            return self.load();
+        }
+        let dir = crate::identity::dev::dev_admin_identity(&default_dev_root());
+        if !dir.is_dir() {
+            anyhow::bail!(
+                "no identity to sign with: pass --identity DIR (an admin identity of an organisation), or run `osn dev` once, which creates its admin identity in {}",
+                dir.display()
+            );
+        }
+        SigningIdentity::load(&dir).with_context(|| format!("cannot load the identity in {}", dir.display()))
+    }
 }
 
 pub use crate::identity::envelope::{payload, sign};

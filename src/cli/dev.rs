@@ -1,6 +1,10 @@
 //! `osn dev`: one command, nothing else installed. An embedded in-memory Kafka-protocol broker
-//! (librdkafka's mock cluster), a ledger in a fresh temporary directory (or `--data-dir`), one
-//! channel, Fabric's gRPC service on 127.0.0.1:7050 and the HTTP API on 127.0.0.1:7060.
+//! (librdkafka's mock cluster), a ledger in a fresh temporary directory (or `--data-dir`), Fabric's
+//! gRPC service on 127.0.0.1:7050 and the HTTP API on 127.0.0.1:7060. It writes the genesis block
+//! configtxgen would for a Kafka network of an orderer organisation and one client organisation
+//! (NodeOUs on, in consortium SampleConsortium), boots from it, and creates one channel through
+//! it; or, with `--genesis`, boots from a given configtxgen block (its brokers replaced by the
+//! embedded one), to try a network's own configuration.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -9,11 +13,10 @@ use anyhow::Context as _;
 
 use super::channel::{ensure_channel, ChannelCreate};
 use super::client::Endpoint;
-use crate::config::{
-    BatchSizeConfig, Config, GrpcConfig, HttpConfig, IdentityConfig, KafkaConfig, LedgerConfig, OrganizationConfig,
-    SystemConfig,
-};
-use crate::identity::dev::{default_dev_root, dev_crypto, DEV_CLIENT_MSP};
+use crate::config::{Config, GrpcConfig, HttpConfig, IdentityConfig, KafkaConfig, LedgerConfig, SystemConfig};
+use crate::core::genesis::{genesis_block, system_config, Consortium, Organization, SystemProfile};
+use crate::identity::dev::{default_dev_root, dev_crypto, DevCrypto, DEV_CLIENT_MSP, DEV_ORDERER_MSP};
+use crate::identity::fabric_msp::verifying_config;
 use crate::identity::layout::MSP_DIR;
 use crate::identity::SigningIdentity;
 use crate::kafka::embedded::EmbeddedKafka;
@@ -34,15 +37,27 @@ pub struct DevArgs {
     /// Keep the ledger in this directory instead of a temporary one deleted at exit.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Name of the channel.
+    /// Name of the channel created at start (not with --genesis).
     #[arg(long, default_value = "devchannel")]
     pub channel: String,
-    /// Batch timeout of the channel.
+    /// Batch timeout of the genesis block written (every channel's, as configtx.yaml's
+    /// `Orderer.BatchTimeout`).
     #[arg(long, default_value = "200ms", value_parser = humantime::parse_duration)]
     pub batch_timeout: Duration,
-    /// MaxMessageCount of the channel.
+    /// MaxMessageCount of the genesis block written.
     #[arg(long, default_value_t = 500)]
     pub max_message_count: u32,
+    /// Boot from this configtxgen genesis block (a Kafka system channel's) instead of writing
+    /// one: its Kafka brokers are replaced by the embedded broker. Needs --identity.
+    #[arg(long, value_name = "FILE", requires = "identity")]
+    pub genesis: Option<PathBuf>,
+    /// With --genesis: the OSN's signing identity, an orderer's Fabric local MSP directory of
+    /// an orderer organisation of that block (cryptogen's `orderers/<name>/msp`).
+    #[arg(long, value_name = "MSP_DIR", requires = "genesis")]
+    pub identity: Option<PathBuf>,
+    /// With --identity: its MSP ID, when the directory has no `mspid` file.
+    #[arg(long, value_name = "ID", requires = "identity")]
+    pub msp_id: Option<String>,
     /// Where the development organisations and identities are created on first start and
     /// reused afterwards (the CLI's default --identity is the client identity in there).
     #[arg(long, env = "OSN_DEV_CRYPTO")]
@@ -62,11 +77,40 @@ pub struct DevArgs {
     pub skip_signature_verification: bool,
 }
 
+/// The genesis block `osn dev` boots from: configtxgen's for a Kafka system channel `osn-system`
+/// whose orderer organisation is the dev crypto's OrdererMSP and whose consortium
+/// SampleConsortium has the client organisation DevOrgMSP, with this run's batch settings. Kept
+/// in `dir` (genesis.block) and reused while the ledger there is.
+fn dev_genesis(args: &DevArgs, crypto: &DevCrypto, brokers: &str, dir: &std::path::Path) -> anyhow::Result<PathBuf> {
+    let path = dir.join("genesis.block");
+    if path.exists() {
+        return Ok(path);
+    }
+    let msp = |org: &std::path::Path, id: &str| verifying_config(&org.join(MSP_DIR), id);
+    let mut profile = SystemProfile::kafka(vec![brokers.to_owned()], vec![args.grpc.clone()]);
+    profile.batch_size.max_message_count = args.max_message_count;
+    profile.batch_timeout = format!("{}ms", args.batch_timeout.as_millis().max(1));
+    profile.orderer_organizations =
+        vec![Organization::orderer(DEV_ORDERER_MSP, msp(&crypto.orderer_org, DEV_ORDERER_MSP)?)];
+    profile.consortiums = vec![Consortium {
+        name: super::channel::DEFAULT_CONSORTIUM.into(),
+        members: vec![Organization::application(DEV_CLIENT_MSP, msp(&crypto.client_org, DEV_CLIENT_MSP)?)],
+    }];
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
+    let mut nonce = [0u8; 24];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut nonce);
+    let block = genesis_block(DEV_SYSTEM_CHANNEL, &system_config(&profile), now as i64, nonce);
+    std::fs::write(&path, prost::Message::encode_to_vec(&block))
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
+/// The system channel of `osn dev`'s genesis block.
+pub const DEV_SYSTEM_CHANNEL: &str = "osn-system";
+
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     crate::config::validate_channel_id(&args.channel).map_err(anyhow::Error::msg)?;
     let kafka = EmbeddedKafka::start(1).context("cannot start the embedded Kafka broker")?;
-    kafka.create_topic(&args.channel, 1)?;
-    kafka.create_topic(&SystemConfig::default().channel, 1)?;
     crate::kafka::rely_on_auto_creation(&kafka.bootstrap_servers());
 
     let temp;
@@ -84,6 +128,18 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let crypto_root = args.crypto_dir.clone().unwrap_or_else(default_dev_root);
     let crypto = dev_crypto(&crypto_root)
         .with_context(|| format!("cannot create the development identities in {}", crypto_root.display()))?;
+    let (genesis_file, identity_dir) = match &args.genesis {
+        Some(file) => (file.clone(), args.identity.clone().unwrap_or_default()),
+        None => {
+            std::fs::create_dir_all(&ledger_dir)?;
+            (dev_genesis(&args, &crypto, &kafka.bootstrap_servers(), &ledger_dir)?, crypto.orderer_identity.clone())
+        }
+    };
+    let (_, bundle) = crate::node::read_genesis(&genesis_file)?;
+    kafka.create_topic(&bundle.channel_id, 1)?;
+    if args.genesis.is_none() {
+        kafka.create_topic(&args.channel, 1)?;
+    }
 
     let config = Config {
         http: HttpConfig { address: args.http.clone(), ..Default::default() },
@@ -91,23 +147,21 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         // The operations routes on the API's listener.
         operations: Default::default(),
         identity: IdentityConfig {
-            dir: Some(crypto.orderer_identity.clone()),
+            dir: Some(identity_dir.clone()),
+            msp_id: args.msp_id.clone(),
             skip_signature_verification: args.skip_signature_verification,
             ..Default::default()
         },
-        organizations: vec![OrganizationConfig { msp_dir: crypto.client_org.join(MSP_DIR) }],
         kafka: KafkaConfig {
+            // The embedded broker, whatever the genesis block names.
             brokers: kafka.bootstrap_servers(),
             replication_factor: 1,
             fetch_wait: args.fetch_wait_max,
             ..Default::default()
         },
         ledger: LedgerConfig { path: ledger_dir.clone(), ..Default::default() },
-        // The dev channel is created through the system channel below, with these defaults.
-        channels: Vec::new(),
         system: SystemConfig {
-            batch_size: BatchSizeConfig { max_message_count: args.max_message_count, ..Default::default() },
-            batch_timeout: args.batch_timeout,
+            genesis_file: Some(genesis_file.clone()),
             // The in-memory broker keeps only about 5 MB per partition: records further behind
             // the consumer than that are dropped, and the channel would stop with them.
             max_lag_bytes: DEV_MAX_LAG_BYTES,
@@ -119,8 +173,32 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     node.wait_ready(Duration::from_secs(30)).await?;
     let url = node.url();
     let grpc = node.grpc_addr().map_or_else(|| "off".to_owned(), |a| a.to_string());
-    // The dev channel, created as an operator would: a config transaction signed by an admin of
-    // DevOrgMSP, posted to this OSN's API.
+    if let Some(file) = &args.genesis {
+        println!(
+            "\nOSN dev mode is running from {file} (system channel '{system}', Kafka: the embedded broker {brokers}).\
+             \n  gRPC     {grpc}\
+             \n  API      {url}  (HTTP/JSON, protobuf, websockets; /docs)\
+             \n  ledger   {ledger}{temp_note}\
+             \n  identity {identity}\
+             \n\nCreate a channel as with Fabric's orderer, e.g. `peer channel create -o {grpc} -c mychannel -f mychannel.tx`.\
+             \nStop with Ctrl-C.\n",
+            file = file.display(),
+            system = bundle.channel_id,
+            brokers = kafka.bootstrap_servers(),
+            ledger = ledger_dir.display(),
+            temp_note = if args.data_dir.is_none() { " (temporary, deleted at exit)" } else { "" },
+            identity = identity_dir.display(),
+        );
+        if let Some(addr) = node.grpc_addr() {
+            println!("osn gRPC listening on {addr}");
+        }
+        println!("osn listening on {url}");
+        node.run_until_signal().await?;
+        drop(kafka);
+        return Ok(());
+    }
+    // The dev channel, created as an operator would: a creation update approved by an admin of
+    // DevOrgMSP (SampleConsortium's ChannelCreationPolicy), posted to this OSN's API.
     let endpoint = Endpoint { url: url.clone(), cacert: None, client_cert: None, client_key: None, grpc: grpc.clone() };
     let admin = SigningIdentity::load(&crypto.admin_identity).context("cannot load the development admin identity")?;
     let create = ChannelCreate { channel: args.channel.clone(), ..Default::default() };
@@ -141,6 +219,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
          \n  identity organisation {org} may write and read the channel; the CLI signs as its client\
          \n           {client} by default (admin: {admin}).\
          \n           Blocks are signed by {orderer}. All kept in {crypto} and reused.{skip_note}\
+         \n  genesis  {genesis} (a Kafka system channel '{system}', as configtxgen writes one)\
          \n\nIn another shell, try:\
          \n  {exe} broadcast --url {url} --channel {ch} --count 1000 --size 1024\
          \n  {exe} deliver --url {url} --channel {ch} --start oldest --stop newest --format summary\
@@ -157,6 +236,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         admin = crypto.admin_identity.display(),
         orderer = crypto.orderer_identity.display(),
         crypto = crypto_root.display(),
+        genesis = genesis_file.display(),
+        system = DEV_SYSTEM_CHANNEL,
         skip_note = if args.skip_signature_verification {
             "\n  WARNING  broadcast signatures are NOT verified (--skip-signature-verification, for benchmarks)."
         } else {

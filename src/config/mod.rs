@@ -3,15 +3,12 @@
 //! `OSN_LEDGER_SYNC_WRITES=false`, `OSN_OPERATIONS_ADDRESS=10.0.0.5:9443`). An override's key is
 //! the rest of the variable's name, lower-cased, with `_` read as `-`. The sub-tables `http.tls`, `grpc.tls`,
 //! `kafka.tls` and `kafka.sasl` take overrides too (`OSN_KAFKA_SASL_PASSWORD`,
-//! `OSN_HTTP_TLS_CERT_FILE`); their values are taken as strings, verbatim. Channels are
-//! configured in the file only.
+//! `OSN_HTTP_TLS_CERT_FILE`); their values are taken as strings, verbatim. What channels share
+//! (brokers, batch sizes, organisations, policies) is not here: it is Fabric's channel
+//! configuration, from the system channel's genesis block (`[system] genesis-file`).
 //!
 //! Secrets (passwords) are [`Secret`]s: they never appear in `Debug`, `Display` or serialized
 //! output, and the free-form librdkafka property maps refuse them.
-
-mod genesis;
-
-pub use genesis::{channel_config, system_config};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,8 +16,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::core::policy::Policy;
-use crate::proto::BatchSize;
 
 /// A password or other secret. `Debug`, `Display` and `Serialize` show `<redacted>`; only
 /// [`Secret::expose`] gives the value, at the one place that hands it to a library.
@@ -73,12 +68,6 @@ pub struct Config {
     pub kafka: KafkaConfig,
     pub ledger: LedgerConfig,
     pub identity: IdentityConfig,
-    /// Organisations channels may name (their MSP directories).
-    pub organizations: Vec<OrganizationConfig>,
-    /// Channels declared here: every OSN writes their genesis block from its own file, so every
-    /// OSN must declare them identically. Channels created through the system channel need no
-    /// entry.
-    pub channels: Vec<ChannelSettings>,
     pub system: SystemConfig,
     pub actors: ActorsConfig,
 }
@@ -107,58 +96,38 @@ fn per_core_unless_set(n: usize) -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
-/// The system channel, which every OSN consumes and channels are created through, and what
-/// channels created through it get. Its batch size, timeout, creators and limit are its genesis
-/// configuration: set them identically on every OSN before the first start. Later changes of its
-/// batch size, timeout and creators go through config updates of the system channel (signed by
-/// admins of a majority of the creators); the channel limit cannot be changed yet.
+/// The system channel, which every OSN consumes and channels are created through: it boots
+/// from Fabric's genesis block (made by `configtxgen -outputBlock`), which holds everything the
+/// channels share: the Kafka brokers, batch size and timeout, the orderer organisations, the
+/// consortiums and their members, the capabilities. Give every OSN the same file.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
 pub struct SystemConfig {
-    /// The system channel's name (and topic).
-    pub channel: String,
-    /// MSP IDs of the organisations whose admins may create channels, and which channels may
-    /// have as members (default: every `[[organizations]]` entry).
-    pub creators: Vec<String>,
-    /// How many channels may be created through the system channel (0 = no limit).
-    pub max_channels: u32,
-    /// The system channel's batch size, and the default of the channels created through it.
-    pub batch_size: BatchSizeConfig,
-    /// The default batch timeout of the channels created through the system channel.
-    #[serde(with = "humantime_serde")]
-    pub batch_timeout: Duration,
-    /// This OSN's mailbox capacity for each channel created through the system channel.
+    /// The system channel's genesis block (Fabric's `General.BootstrapFile`). Read at the first
+    /// start, when the ledger is new; later starts check it is the ledger's block 0.
+    pub genesis_file: Option<PathBuf>,
+    /// This OSN's mailbox capacity for each channel.
     pub mailbox_capacity: usize,
-    /// This OSN's `max-lag-bytes` for each channel created through the system channel.
+    /// How far (in bytes of records, estimated) a channel's partition may run ahead of this
+    /// OSN's consumer before broadcasts wait (up to `http.enqueue-timeout`, then 503). Bounds the
+    /// backlog and the latency a fast client can build up; 0 = no bound.
     pub max_lag_bytes: u64,
 }
 
 impl Default for SystemConfig {
     fn default() -> Self {
         let ch = ChannelSettings::default();
-        SystemConfig {
-            channel: "osn-system".into(),
-            creators: Vec::new(),
-            max_channels: 0,
-            batch_size: ch.batch_size,
-            batch_timeout: ch.batch_timeout,
-            mailbox_capacity: ch.mailbox_capacity,
-            max_lag_bytes: ch.max_lag_bytes,
-        }
+        SystemConfig { genesis_file: None, mailbox_capacity: ch.mailbox_capacity, max_lag_bytes: ch.max_lag_bytes }
     }
 }
 
 impl SystemConfig {
-    /// The node-local settings of a channel created through the system channel (and of the
-    /// system channel itself).
+    /// The node-local settings of a channel (the system channel or one created through it).
     pub fn settings(&self, name: &str) -> ChannelSettings {
         ChannelSettings {
             name: name.to_owned(),
-            batch_size: self.batch_size,
-            batch_timeout: self.batch_timeout,
             mailbox_capacity: self.mailbox_capacity,
             max_lag_bytes: self.max_lag_bytes,
-            ..ChannelSettings::default()
         }
     }
 }
@@ -167,10 +136,14 @@ impl SystemConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
 pub struct IdentityConfig {
-    /// This OSN's signing identity: a directory written by `osn identity issue --role orderer`
-    /// (`mspid`, `signcerts/`, `keystore/`, `cacerts/`). It signs every block, and its
-    /// organisation is recorded in each new channel's genesis block as the orderer organisation.
+    /// This OSN's signing identity: a Fabric local MSP directory (`signcerts/`, `keystore/`,
+    /// `cacerts/`, as cryptogen writes `orderers/<name>/msp`, or as `osn identity issue --role
+    /// orderer` writes it). It signs every block, and must satisfy the channels'
+    /// `/Channel/Orderer/BlockValidation` policy: an orderer of an orderer organisation.
     pub dir: Option<PathBuf>,
+    /// The identity's MSP ID (Fabric's `General.LocalMSPID`), when its directory has no `mspid`
+    /// file (cryptogen's do not).
+    pub msp_id: Option<String>,
     /// How far a request's ChannelHeader timestamp may be from this OSN's clock (Fabric's
     /// `General.Authentication.TimeWindow`).
     #[serde(with = "humantime_serde")]
@@ -188,48 +161,10 @@ impl Default for IdentityConfig {
     fn default() -> Self {
         IdentityConfig {
             dir: None,
+            msp_id: None,
             time_window: Duration::from_secs(15 * 60),
             verify_threads: 0,
             skip_signature_verification: false,
-        }
-    }
-}
-
-/// An organisation: its MSP directory (`mspid`, `cacerts/*.pem`, optional
-/// `intermediatecerts/*.pem`), as `osn identity ca` writes it under `<org>/msp`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-pub struct OrganizationConfig {
-    pub msp_dir: PathBuf,
-}
-
-/// A channel policy: `{ members-of = [MSP IDs] }` (a signature of any member of one of them) or
-/// `{ admins-of = [MSP IDs], at-least = N }` (admin signatures of at least N of them; N defaults
-/// to a majority).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
-pub struct PolicyConfig {
-    pub members_of: Vec<String>,
-    pub admins_of: Vec<String>,
-    pub at_least: Option<u32>,
-}
-
-impl PolicyConfig {
-    pub fn to_policy(&self) -> Result<Policy, String> {
-        let set = |v: &[String]| v.iter().cloned().collect::<std::collections::BTreeSet<_>>();
-        match (self.members_of.is_empty(), self.admins_of.is_empty()) {
-            (false, true) if self.at_least.is_none() => Ok(Policy::AnyMember(set(&self.members_of))),
-            (true, false) => {
-                let at_least = self.at_least.unwrap_or(self.admins_of.len() as u32 / 2 + 1) as usize;
-                if at_least == 0 || at_least > self.admins_of.len() {
-                    return Err(format!(
-                        "at-least = {at_least} cannot be met by {} organisations",
-                        self.admins_of.len()
-                    ));
-                }
-                Ok(Policy::Admins { orgs: set(&self.admins_of), at_least })
-            }
-            _ => Err("a policy is either { members-of = [...] } or { admins-of = [...], at-least = N }".into()),
         }
     }
 }
@@ -376,7 +311,9 @@ pub struct OperationsConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
 pub struct KafkaConfig {
-    /// Comma-separated bootstrap brokers.
+    /// Comma-separated bootstrap brokers. Empty (the default): the brokers of the system
+    /// channel's genesis block (`Orderer.Kafka.Brokers` of configtx.yaml); set, it overrides them
+    /// for this OSN (an OSN extension: Fabric reads the block's only).
     pub brokers: String,
     /// Replication factor of the topics the OSN creates.
     pub replication_factor: i32,
@@ -468,7 +405,7 @@ impl SaslMechanism {
 impl Default for KafkaConfig {
     fn default() -> Self {
         KafkaConfig {
-            brokers: "127.0.0.1:9092".into(),
+            brokers: String::new(),
             replication_factor: 3,
             connect_timeout: Duration::from_secs(30),
             statistics_interval: Duration::from_secs(2),
@@ -542,73 +479,21 @@ impl From<RetryConfig> for crate::core::retry::RetrySchedule {
     }
 }
 
-/// One channel. `batch-size` is part of the chain (it is written in the genesis block and every
-/// OSN must use the same); `batch-timeout` is local to this OSN.
+/// This OSN's own settings for one channel.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
 pub struct ChannelSettings {
     pub name: String,
-    pub batch_size: BatchSizeConfig,
-    #[serde(with = "humantime_serde")]
-    pub batch_timeout: Duration,
     /// Capacity of the channel actor's mailbox.
     pub mailbox_capacity: usize,
     /// How far (in bytes of records, estimated) the partition may run ahead of this OSN's
-    /// consumer before broadcasts wait (up to `http.enqueue-timeout`, then 503). Bounds the
-    /// backlog and the latency a fast client can build up; 0 = no bound.
+    /// consumer before broadcasts wait (up to `http.enqueue-timeout`, then 503); 0 = no bound.
     pub max_lag_bytes: u64,
-    /// MSP IDs of the channel's organisations (default: every `[[organizations]]` entry).
-    pub organizations: Vec<String>,
-    /// Who may broadcast (default: any member of the channel's organisations).
-    pub writers: Option<PolicyConfig>,
-    /// Who may deliver (default: any member of the channel's organisations).
-    pub readers: Option<PolicyConfig>,
-    /// Who may change the channel (default: admins of a majority of its organisations).
-    pub admins: Option<PolicyConfig>,
 }
 
 impl Default for ChannelSettings {
     fn default() -> Self {
-        ChannelSettings {
-            name: String::new(),
-            batch_size: BatchSizeConfig::default(),
-            batch_timeout: Duration::from_secs(2),
-            mailbox_capacity: 4096,
-            max_lag_bytes: 256 * 1024 * 1024,
-            organizations: Vec::new(),
-            writers: None,
-            readers: None,
-            admins: None,
-        }
-    }
-}
-
-/// Fabric's BatchSize, with Fabric's defaults.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
-#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
-pub struct BatchSizeConfig {
-    pub max_message_count: u32,
-    pub absolute_max_bytes: u32,
-    pub preferred_max_bytes: u32,
-}
-
-impl Default for BatchSizeConfig {
-    fn default() -> Self {
-        BatchSizeConfig {
-            max_message_count: 500,
-            absolute_max_bytes: 10 * 1024 * 1024,
-            preferred_max_bytes: 2 * 1024 * 1024,
-        }
-    }
-}
-
-impl From<BatchSizeConfig> for BatchSize {
-    fn from(b: BatchSizeConfig) -> Self {
-        BatchSize {
-            max_message_count: b.max_message_count,
-            absolute_max_bytes: b.absolute_max_bytes,
-            preferred_max_bytes: b.preferred_max_bytes,
-        }
+        ChannelSettings { name: String::new(), mailbox_capacity: 4096, max_lag_bytes: 256 * 1024 * 1024 }
     }
 }
 
@@ -677,35 +562,8 @@ impl Config {
         if fixed_port(&grpc.address) && grpc.address == self.http.address {
             return Err(format!("grpc.address and http.address are the same ({}): each needs its own", grpc.address));
         }
-        validate_channel_id(&self.system.channel).map_err(|e| format!("system.channel: {e}"))?;
-        validate_batch_size(&self.system.batch_size.into())
-            .and_then(|()| validate_batch_timeout(self.system.batch_timeout))
-            .map_err(|e| format!("system.batch-size and system.batch-timeout: {e}"))?;
         if self.system.mailbox_capacity == 0 {
             return Err("system.mailbox-capacity must be at least 1".into());
-        }
-        let mut seen = std::collections::HashSet::new();
-        for ch in &self.channels {
-            validate_channel_id(&ch.name)?;
-            if ch.name == self.system.channel {
-                return Err(format!("channel '{}' is the system channel's name (system.channel)", ch.name));
-            }
-            if !seen.insert(&ch.name) {
-                return Err(format!("channel '{}' is configured twice", ch.name));
-            }
-            // The limits of a create request or an update (`core::config`), so that a declared
-            // channel can always be updated.
-            validate_batch_size(&ch.batch_size.into())
-                .and_then(|()| validate_batch_timeout(ch.batch_timeout))
-                .map_err(|e| format!("channel '{}' (its batch-size and batch-timeout): {e}", ch.name))?;
-            if ch.mailbox_capacity == 0 {
-                return Err(format!("channel '{}': mailbox-capacity must be at least 1", ch.name));
-            }
-            for (name, policy) in [("writers", &ch.writers), ("readers", &ch.readers), ("admins", &ch.admins)] {
-                if let Some(p) = policy {
-                    p.to_policy().map_err(|e| format!("channel '{}': {name}: {e}", ch.name))?;
-                }
-            }
         }
         if self.http.max_batch_envelopes == 0 || self.http.max_in_flight == 0 {
             return Err("http.max-batch-envelopes and http.max-in-flight must be at least 1".into());
@@ -716,15 +574,6 @@ impl Config {
         }
         if self.kafka.replication_factor < 1 {
             return Err("kafka.replication-factor must be at least 1".into());
-        }
-        if !self.channels.is_empty() && self.identity.dir.is_none() {
-            return Err(
-                "identity.dir is required: this OSN signs every block it writes. Create an orderer identity with \
-                        `osn identity ca --msp-id OrdererMSP --dir orderer-org` and \
-                        `osn identity issue --org orderer-org --name osn1 --role orderer`, then set [identity] \
-                        dir = \"orderer-org/identities/osn1\" (or OSN_IDENTITY_DIR)"
-                    .into(),
-            );
         }
         if !(1..=16).contains(&self.kafka.consumers) {
             return Err(format!("kafka.consumers is {}: it must be from 1 to 16", self.kafka.consumers));
@@ -788,7 +637,6 @@ fn is_secret_property(key: &str) -> bool {
 }
 
 pub use crate::core::config::validate_channel_id;
-use crate::core::config::{validate_batch_size, validate_batch_timeout};
 
 #[cfg(test)]
 mod tests {
@@ -804,7 +652,7 @@ mod tests {
                 let text = std::fs::read_to_string(&path).unwrap();
                 let config = Config::parse(&text, &path.display().to_string(), std::iter::empty())
                     .unwrap_or_else(|e| panic!("{e}"));
-                assert!(!config.channels.is_empty(), "{} configures no channel", path.display());
+                assert!(config.system.genesis_file.is_some(), "{} names no genesis block", path.display());
                 n += 1;
             }
         }
@@ -858,30 +706,12 @@ mod tests {
             let err = Config::parse(text, "t", std::iter::empty()).unwrap_err().to_string();
             assert!(err.contains(needle), "{err}");
         };
-        check("[[channels]]\nname = \"Bad\"\n", "invalid channel ID");
-        check("[[channels]]\nname = \"a\"\n[[channels]]\nname = \"a\"\n", "twice");
-        check(
-            "[[channels]]\nname = \"a\"\nbatch-size = { preferred-max-bytes = 10, absolute-max-bytes = 5 }\n",
-            "channel 'a' (its batch-size and batch-timeout): batch size: preferred max bytes (10) is over absolute max bytes (5)",
-        );
-        // The limits of a create request or an update, so that the channel can always be updated.
-        check(
-            "[[channels]]\nname = \"a\"\nbatch-size = { absolute-max-bytes = 209715200 }\n",
-            "channel 'a' (its batch-size and batch-timeout): batch size: absolute max bytes (209715200) is over 104857600",
-        );
-        check("[[channels]]\nname = \"a\"\nbatch-size = { max-message-count = 0 }\n", "max message count");
-        check("[[channels]]\nname = \"a\"\nbatch-timeout = \"2h\"\n", "at most 1h");
-        check(
-            "[system]\nbatch-size = { absolute-max-bytes = 209715200 }\n",
-            "system.batch-size and system.batch-timeout: batch size: absolute max bytes",
-        );
-        check("[system]\nbatch-timeout = \"0s\"\n", "system.batch-timeout: batch timeout '0s' must be more than 0");
         check("[kafka]\nbrokerz = \"x\"\n", "unknown field");
-        check("[[channels]]\nname = \"a\"\nbatch-timeout = \"soon\"\n", "batch-timeout");
-        check("[[channels]]\nname = \"a\"\n", "identity.dir is required");
-        check("[[channels]]\nname = \"a\"\n", "osn identity issue");
-        Config::parse("[identity]\ndir = \"id\"\n[[channels]]\nname = \"a\"\n", "t", std::iter::empty()).unwrap();
-        Config::parse("[kafka]\nbrokers = \"x:1\"\n", "no channels, no identity needed", std::iter::empty()).unwrap();
+        check("[system]\nmailbox-capacity = 0\n", "system.mailbox-capacity must be at least 1");
+        // What the genesis block holds is not set here any more.
+        check("[[channels]]\nname = \"a\"\n", "unknown field `channels`");
+        check("[system]\nbatch-timeout = \"2s\"\n", "unknown field `batch-timeout`");
+        Config::parse("[system]\ngenesis-file = \"genesis.block\"\n", "t", std::iter::empty()).unwrap();
     }
 
     #[test]

@@ -9,13 +9,13 @@
 //! the signature is verified per request, Ed25519 ones in batches. Pure: `now` is passed in.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 
-use super::msp::{ChainError, Identity, Organization, PublicKey, Role, SignatureError, Window};
-use super::policy::{Policy, PolicyName, Signer};
-use crate::proto::osn::ChannelConfig;
+use super::fabric_policy::Policies;
+use super::msp::{ChainError, Identity, PublicKey, Role, SignatureError, Window};
+use super::policy::PolicyName;
 use crate::proto::Status;
 
 /// Distinct creators remembered per channel; the cache is emptied when it reaches this.
@@ -39,7 +39,7 @@ pub enum Denied {
     Signature(SignatureError),
     #[error("the creator (MSP '{msp_id}') is not issued by a CA of an organisation of this channel: {reason}")]
     NotChained { msp_id: String, reason: ChainError },
-    #[error("the creator ({role} of '{msp_id}') does not satisfy the channel's {policy} policy: {rule}")]
+    #[error("the creator ({role} of '{msp_id}') does not satisfy the channel's {policy} policy ({rule})")]
     Policy { msp_id: String, role: &'static str, policy: PolicyName, rule: String },
     #[error("the channel header has no timestamp")]
     NoTimestamp,
@@ -47,8 +47,6 @@ pub enum Denied {
     Timestamp { timestamp: i64, now: i64, window: i64 },
     #[error("the request could not be verified: {0}")]
     Unverified(String),
-    #[error("the signers ({signers}) do not satisfy the channel's {policy} policy: {rule}")]
-    PolicySet { signers: String, policy: PolicyName, rule: String },
 }
 
 impl Denied {
@@ -92,14 +90,14 @@ struct Creator {
     /// which measured faster here).
     ed25519: Option<ed25519_dalek::VerifyingKey>,
     chain: Result<Window, ChainError>,
+    /// Whether it satisfies Writers, Readers and Admins: evaluated once per configuration.
+    verdicts: [OnceLock<bool>; 3],
 }
 
-/// The access control of one channel configuration.
+/// The access control of one channel configuration: its policies (`/Channel/Writers`,
+/// `/Channel/Readers`, `/Channel/Admins`) over its MSPs, as Fabric evaluates them.
 pub struct Access {
-    orgs: HashMap<String, Organization>,
-    writers: Policy,
-    readers: Policy,
-    admins: Policy,
+    policies: Arc<Policies>,
     /// Allowed distance between a request's timestamp and the OSN's clock, in seconds.
     time_window: i64,
     /// The configuration's sequence number: broadcasts checked by this are enqueued with it.
@@ -118,61 +116,31 @@ struct CreatorCache {
 impl std::fmt::Debug for Access {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Access")
-            .field("organizations", &self.orgs.keys().collect::<BTreeSet<_>>())
-            .field("writers", &self.writers)
-            .field("readers", &self.readers)
-            .field("admins", &self.admins)
+            .field("organizations", &self.organizations())
+            .field("sequence", &self.sequence)
             .field("time_window", &self.time_window)
             .finish()
     }
 }
 
+fn slot(policy: PolicyName) -> usize {
+    match policy {
+        PolicyName::Writers => 0,
+        PolicyName::Readers => 1,
+        PolicyName::Admins => 2,
+    }
+}
+
 impl Access {
-    /// The access control of a channel configuration. Without an explicit policy, Writers and
-    /// Readers are "any member of the channel's organisations" and Admins is "admins of a
-    /// majority of them".
-    pub fn new(config: &ChannelConfig, time_window_secs: i64) -> Result<Self, String> {
-        let mut orgs = HashMap::new();
-        for org in &config.organizations {
-            let parsed = Organization::from_pem(&org.msp_id, &org.root_certs, &org.intermediate_certs)?;
-            if orgs.insert(org.msp_id.clone(), parsed).is_some() {
-                return Err(format!("organisation '{}' is listed twice", org.msp_id));
-            }
-        }
-        let all: BTreeSet<String> = orgs.keys().cloned().collect();
-        let policy = |p: &Option<crate::proto::osn::Policy>, default: Policy, name: PolicyName| match p {
-            None => Ok(default),
-            Some(p) => {
-                let p = Policy::from_proto(p).map_err(|e| format!("{name} policy: {e}"))?;
-                if let Some(unknown) = p.organizations().iter().find(|o| !orgs.contains_key(*o)) {
-                    return Err(format!("{name} policy names organisation '{unknown}', which is not in the channel"));
-                }
-                Ok(p)
-            }
-        };
-        let majority = all.len() / 2 + 1;
-        Ok(Access {
-            writers: policy(&config.writers, Policy::AnyMember(all.clone()), PolicyName::Writers)?,
-            readers: policy(&config.readers, Policy::AnyMember(all.clone()), PolicyName::Readers)?,
-            admins: policy(&config.admins, Policy::Admins { orgs: all, at_least: majority }, PolicyName::Admins)?,
-            orgs,
-            time_window: time_window_secs,
-            sequence: config.sequence,
-            cache: Mutex::new(CreatorCache::default()),
-        })
+    /// The access control of a configuration's policies (sequence `sequence`), for requests
+    /// whose timestamps may be `time_window_secs` away from the OSN's clock.
+    pub fn new(policies: Arc<Policies>, sequence: u64, time_window_secs: i64) -> Self {
+        Access { policies, time_window: time_window_secs, sequence, cache: Mutex::new(CreatorCache::default()) }
     }
 
-    /// Access control that refuses everyone (a channel with no organisations).
+    /// Access control that refuses everyone (a configuration with no policies).
     pub fn deny_all() -> Self {
-        Access {
-            orgs: HashMap::new(),
-            writers: Policy::AnyMember(BTreeSet::new()),
-            readers: Policy::AnyMember(BTreeSet::new()),
-            admins: Policy::Admins { orgs: BTreeSet::new(), at_least: 1 },
-            time_window: 0,
-            sequence: 0,
-            cache: Mutex::new(CreatorCache::default()),
-        }
+        Access::new(Arc::new(Policies::default()), 0, 0)
     }
 
     /// Checks a request's timestamp against the OSN's clock (`now`), within the time window.
@@ -189,38 +157,38 @@ impl Access {
         self.sequence
     }
 
+    /// The policies and MSPs this checks by.
+    pub fn policies(&self) -> &Arc<Policies> {
+        &self.policies
+    }
+
     /// The MSP IDs of the configuration's organisations.
     pub fn organizations(&self) -> BTreeSet<&str> {
-        self.orgs.keys().map(String::as_str).collect()
+        self.policies.msps.keys().map(String::as_str).collect()
     }
 
-    /// Checks one signature of one signer, without a policy or a timestamp: certificate validity
-    /// at `now`, the signature over `message`, and the chain to an organisation of the channel.
-    /// The signers of a multi-signature request (a config update) are checked one by one with
-    /// this, then [`Access::authorise_signers`] evaluates the policy over all of them.
-    pub fn verify_signer(
+    /// The signers of a config update whose signatures verify (Fabric's policy evaluation over
+    /// signed data: an identity that does not deserialize or a signature that does not verify is
+    /// not counted; the MSPs judge chains and roles when the policy is evaluated, with no clock,
+    /// as Fabric's MSP validates identities at their certificate's start). Returns the signers,
+    /// and why each other signature was not counted.
+    pub fn config_signers(
         &self,
-        creator: &Bytes,
-        message: &[u8],
-        signature: &[u8],
-        now: i64,
-    ) -> Result<Verified, Denied> {
-        let creator = self.creator(creator);
-        let creator = prelude(&creator, now)?;
-        creator.identity.cert.public_key.verify(message, signature).map_err(Denied::Signature)?;
-        self.member(creator, now)
-    }
-
-    /// Evaluates a policy over a set of verified signers.
-    pub fn authorise_signers(&self, signers: &[Verified], policy: PolicyName) -> Result<(), Denied> {
-        let rule = self.policy(policy);
-        let set: Vec<Signer<'_>> = signers.iter().map(|v| Signer { msp_id: &v.msp_id, role: v.role }).collect();
-        if rule.satisfied_by(&set) {
-            return Ok(());
+        signed: &[super::configtx::SignedData],
+    ) -> (Vec<(Identity, Bytes)>, Vec<String>) {
+        let (mut signers, mut dropped) = (Vec::new(), Vec::new());
+        for (i, s) in signed.iter().enumerate() {
+            let creator = self.creator(&s.identity);
+            let verdict = creator.as_ref().as_ref().map_err(|e| e.to_string()).and_then(|c| {
+                c.identity.cert.public_key.verify(&s.data, &s.signature).map_err(|e| e.to_string())?;
+                Ok(c.identity.clone())
+            });
+            match verdict {
+                Ok(identity) => signers.push((identity, s.identity.clone())),
+                Err(e) => dropped.push(format!("signature {i}: {e}")),
+            }
         }
-        let signers =
-            signers.iter().map(|v| format!("{} of {}", v.role.as_str(), v.msp_id)).collect::<Vec<_>>().join(", ");
-        Err(Denied::PolicySet { signers, policy, rule: rule.to_string() })
+        (signers, dropped)
     }
 
     /// Re-validates a request accepted under an older configuration, as every OSN does when it
@@ -232,12 +200,9 @@ impl Access {
         self.check(request, PolicyName::Writers, timestamp).map(|_| ())
     }
 
-    pub fn policy(&self, name: PolicyName) -> &Policy {
-        match name {
-            PolicyName::Writers => &self.writers,
-            PolicyName::Readers => &self.readers,
-            PolicyName::Admins => &self.admins,
-        }
+    /// The policy a name checks, in words.
+    pub fn describe(&self, name: PolicyName) -> String {
+        format!("{}: {}", name.path(), self.policies.describe(name.path()))
     }
 
     /// Checks one signed request against a policy at `now`.
@@ -342,10 +307,12 @@ impl Access {
     /// Chain and policy.
     fn authorise(&self, creator: &Creator, policy: PolicyName, now: i64) -> Result<Verified, Denied> {
         let verified = self.member(creator, now)?;
-        let rule = self.policy(policy);
-        if !rule.satisfied_by(&[Signer { msp_id: &verified.msp_id, role: verified.role }]) {
+        let satisfied = *creator.verdicts[slot(policy)].get_or_init(|| {
+            self.policies.evaluate(policy.path(), &[(creator.identity.clone(), creator.raw.clone())])
+        });
+        if !satisfied {
             let (msp_id, role) = (verified.msp_id, verified.role.as_str());
-            return Err(Denied::Policy { msp_id, role, policy, rule: rule.to_string() });
+            return Err(Denied::Policy { msp_id, role, policy, rule: self.describe(policy) });
         }
         Ok(verified)
     }
@@ -356,7 +323,7 @@ impl Access {
         let window = match &creator.chain {
             Ok(w) if w.contains(now) => *w,
             Ok(_) => {
-                let subject = self.orgs.get(msp_id).and_then(|o| o.invalid_ca(now)).unwrap_or_default();
+                let subject = self.policies.msps.get(msp_id).and_then(|o| o.invalid_ca(now)).unwrap_or_default();
                 let reason = ChainError::CaNotValid { msp_id: msp_id.clone(), subject };
                 return Err(Denied::NotChained { msp_id: msp_id.clone(), reason });
             }
@@ -413,11 +380,11 @@ impl Access {
             }
             PublicKey::EcdsaP256(_) => None,
         };
-        let chain = match self.orgs.get(&identity.msp_id) {
-            Some(org) => org.validate(&identity.cert),
+        let chain = match self.policies.msps.get(&identity.msp_id) {
+            Some(msp) => msp.validate(&identity.cert),
             None => Err(ChainError::UnknownOrganization(identity.msp_id.clone())),
         };
-        Ok(Creator { raw: raw.clone(), identity, ed25519, chain })
+        Ok(Creator { raw: raw.clone(), identity, ed25519, chain, verdicts: Default::default() })
     }
 }
 
@@ -445,28 +412,18 @@ fn rfc3339(unix: i64) -> String {
 mod tests {
     use super::*;
     use crate::cli::client::{sign, transaction};
-    use crate::identity::Validity;
-    use crate::identity::{
-        create_ca, issue, issue_by, issue_intermediate, load_org_msp, KeyType, Role, SigningIdentity,
-    };
-    use crate::proto::osn::Organization as OrgProto;
+    use crate::core::fabric_policy::Policies;
+    use crate::core::testkit::{batch, channel, system, Org};
+    use crate::identity::{issue, KeyType, Role, SigningIdentity, Validity};
     use crate::proto::{ChannelHeader, Envelope};
     use prost::Message as _;
 
-    struct Org {
-        dir: std::path::PathBuf,
-        proto: OrgProto,
-    }
-
-    fn org(root: &std::path::Path, msp_id: &str, key: KeyType) -> Org {
-        let dir = root.join(msp_id);
-        create_ca(msp_id, &dir, key, Validity::ca_default()).unwrap();
-        issue_intermediate(&dir, "ica", key, Validity::ca_default()).unwrap();
-        Org { proto: load_org_msp(&dir.join("msp")).unwrap().into(), dir }
-    }
-
-    fn identity(org: &Org, name: &str, role: Role, key: KeyType, issuer: Option<&str>) -> SigningIdentity {
-        SigningIdentity::load(&issue_by(&org.dir, issuer, name, role, key, Validity::leaf_default()).unwrap()).unwrap()
+    /// The access control of channel `ch` with `members`, ordered by `orderer`.
+    fn access_of(orderer: &Org, members: &[&Org]) -> Access {
+        let system = system(&[orderer], members, batch(10, 1 << 20, 1 << 19), "1s");
+        let config = channel(&system, "ch", members);
+        let policies = Policies::of(config.channel_group.as_ref().unwrap()).unwrap();
+        Access::new(Arc::new(policies), config.sequence, 900)
     }
 
     /// The parts of an envelope `check` reads, and the current time.
@@ -491,19 +448,18 @@ mod tests {
     #[test]
     fn identities_issued_by_an_intermediate_are_members_and_others_are_not() {
         let dir = tempfile::tempdir().unwrap();
-        let a = org(dir.path(), "A", KeyType::EcdsaP256);
-        let b = org(dir.path(), "B", KeyType::Ed25519);
-        let config = ChannelConfig { organizations: vec![a.proto.clone()], ..Default::default() };
-        let access = Access::new(&config, 900).unwrap();
+        let orderer = Org::new(dir.path(), "OrdererMSP", KeyType::EcdsaP256);
+        let a = Org::new(dir.path(), "A", KeyType::EcdsaP256);
+        let b = Org::new(dir.path(), "B", KeyType::Ed25519);
+        let access = access_of(&orderer, &[&a]);
 
-        let via_ica = identity(&a, "c1", Role::Client, KeyType::Ed25519, Some("ica"));
+        let via_ica = a.identity("c1", Role::Client, KeyType::Ed25519, Some("ica"));
         let v = check(&access, &transaction(&via_ica, "ch", 300), PolicyName::Writers).unwrap();
         assert_eq!((v.msp_id.as_str(), v.role), ("A", super::Role::Client));
 
-        let of_b = identity(&b, "c2", Role::Client, KeyType::EcdsaP256, None);
+        let of_b = b.identity("c2", Role::Client, KeyType::EcdsaP256, None);
         // B (an Ed25519 CA issuing an ECDSA identity) is a fine organisation of another channel.
-        let b_channel = ChannelConfig { organizations: vec![b.proto.clone()], ..Default::default() };
-        let v = check(&Access::new(&b_channel, 900).unwrap(), &transaction(&of_b, "ch", 300), PolicyName::Writers);
+        let v = check(&access_of(&orderer, &[&b]), &transaction(&of_b, "ch", 300), PolicyName::Writers);
         assert_eq!(v.unwrap().msp_id, "B");
         let err = check(&access, &transaction(&of_b, "ch", 300), PolicyName::Writers).unwrap_err();
         assert!(matches!(err, Denied::NotChained { reason: ChainError::UnknownOrganization(_), .. }), "{err}");
@@ -521,13 +477,40 @@ mod tests {
     }
 
     #[test]
+    fn the_channel_policies_judge_roles_as_fabric_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let orderer = Org::new(dir.path(), "OrdererMSP", KeyType::EcdsaP256);
+        let a = Org::new(dir.path(), "A", KeyType::EcdsaP256);
+        let access = access_of(&orderer, &[&a]);
+        // /Channel/Writers = ANY Writers of Application and Orderer: A's admins and clients, and
+        // the orderer organisation's members; /Channel/Readers adds A's peers.
+        let cases = [
+            (a.identity("c", Role::Client, KeyType::EcdsaP256, None), true, true),
+            (a.admin.clone(), true, true),
+            (a.identity("p", Role::Peer, KeyType::EcdsaP256, None), false, true),
+            (orderer.identity("o", Role::Orderer, KeyType::EcdsaP256, None), true, true),
+        ];
+        for (id, writes, reads) in cases {
+            let env = transaction(&id, "ch", 300);
+            assert_eq!(check(&access, &env, PolicyName::Writers).is_ok(), writes, "{} writes", id.msp_id());
+            assert_eq!(check(&access, &env, PolicyName::Readers).is_ok(), reads, "{} reads", id.msp_id());
+        }
+        let peer = a.identity("p2", Role::Peer, KeyType::EcdsaP256, None);
+        let err = check(&access, &transaction(&peer, "ch", 300), PolicyName::Writers).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("peer of 'A'") && text.contains("/Channel/Writers: ANY Writers of"), "{text}");
+        // /Channel/Admins = MAJORITY Admins of two groups: one organisation's admin is not enough.
+        assert!(check(&access, &transaction(&a.admin, "ch", 300), PolicyName::Admins).is_err());
+    }
+
+    #[test]
     fn check_all_agrees_with_check_one_by_one() {
         let dir = tempfile::tempdir().unwrap();
-        let a = org(dir.path(), "A", KeyType::EcdsaP256);
-        let config = ChannelConfig { organizations: vec![a.proto.clone()], ..Default::default() };
-        let access = Access::new(&config, 900).unwrap();
-        let ed = identity(&a, "ed", Role::Client, KeyType::Ed25519, None);
-        let ec = identity(&a, "ec", Role::Admin, KeyType::EcdsaP256, None);
+        let orderer = Org::new(dir.path(), "OrdererMSP", KeyType::EcdsaP256);
+        let a = Org::new(dir.path(), "A", KeyType::EcdsaP256);
+        let access = access_of(&orderer, &[&a]);
+        let ed = a.identity("ed", Role::Client, KeyType::Ed25519, None);
+        let ec = a.identity("ec", Role::Peer, KeyType::EcdsaP256, None);
         let mut envs: Vec<Envelope> =
             (0..40).map(|i| transaction(if i % 3 == 0 { &ec } else { &ed }, "ch", 300)).collect();
         // A bad Ed25519 signature in the middle makes the batch fail and fall back.
@@ -545,45 +528,40 @@ mod tests {
             .iter()
             .map(|(e, (c, t))| Request { payload: &e.payload, signature: &e.signature, creator: c, timestamp: *t })
             .collect();
-        let all = access.check_all(&reqs, PolicyName::Writers, now());
+        let all = access.check_all(&reqs, PolicyName::Readers, now());
         for (i, (got, env)) in all.iter().zip(&envs).enumerate() {
-            let one = check(&access, env, PolicyName::Writers);
+            let one = check(&access, env, PolicyName::Readers);
             assert_eq!(got.as_ref().map(|v| v.role), one.as_ref().map(|v| v.role), "envelope {i}");
         }
         assert_eq!(all[10].as_ref().unwrap_err(), &Denied::Signature(SignatureError::Invalid));
         assert!(matches!(all[20], Err(Denied::Timestamp { .. })));
         assert_eq!(all.iter().filter(|r| r.is_ok()).count(), 38);
-        // Admins: only the ECDSA admin identities pass.
-        let admins = access.check_all(&reqs, PolicyName::Admins, now());
-        assert_eq!(admins.iter().filter(|r| r.is_ok()).count(), 14);
+        // Writers: the peer's 14 envelopes are refused.
+        let writers = access.check_all(&reqs, PolicyName::Writers, now());
+        assert_eq!(writers.iter().filter(|r| r.is_ok()).count(), 24);
     }
 
     #[test]
     fn recheck_follows_the_new_configuration() {
         let dir = tempfile::tempdir().unwrap();
-        let a = org(dir.path(), "A", KeyType::EcdsaP256);
-        let b = org(dir.path(), "B", KeyType::EcdsaP256);
-        let both = ChannelConfig { organizations: vec![a.proto.clone(), b.proto.clone()], ..Default::default() };
-        let reader = identity(&b, "r", Role::Client, KeyType::EcdsaP256, None);
+        let orderer = Org::new(dir.path(), "OrdererMSP", KeyType::EcdsaP256);
+        let a = Org::new(dir.path(), "A", KeyType::EcdsaP256);
+        let b = Org::new(dir.path(), "B", KeyType::EcdsaP256);
+        let reader = b.identity("r", Role::Client, KeyType::EcdsaP256, None);
         let env = transaction(&reader, "ch", 300);
-        let verified = check(&Access::new(&both, 900).unwrap(), &env, PolicyName::Readers).unwrap();
+        let verified = check(&access_of(&orderer, &[&a, &b]), &env, PolicyName::Readers).unwrap();
 
-        let a_only = ChannelConfig { organizations: vec![a.proto.clone()], ..Default::default() };
-        let err = Access::new(&a_only, 900).unwrap().recheck(&verified, PolicyName::Readers, now()).unwrap_err();
+        let err = access_of(&orderer, &[&a]).recheck(&verified, PolicyName::Readers, now()).unwrap_err();
         assert!(matches!(err, Denied::NotChained { .. }), "{err}");
-        let a_readers =
-            ChannelConfig { readers: Some(Policy::AnyMember(["A".to_string()].into()).to_proto()), ..both.clone() };
-        let err = Access::new(&a_readers, 900).unwrap().recheck(&verified, PolicyName::Readers, now()).unwrap_err();
-        assert!(matches!(err, Denied::Policy { policy: PolicyName::Readers, .. }), "{err}");
-        assert!(Access::new(&both, 900).unwrap().recheck(&verified, PolicyName::Readers, now()).is_ok());
+        assert!(access_of(&orderer, &[&a, &b]).recheck(&verified, PolicyName::Readers, now()).is_ok());
     }
 
     #[test]
     fn junk_and_oversized_creators_are_refused_and_not_remembered() {
         let dir = tempfile::tempdir().unwrap();
-        let a = org(dir.path(), "A", KeyType::EcdsaP256);
-        let config = ChannelConfig { organizations: vec![a.proto.clone()], ..Default::default() };
-        let access = Access::new(&config, 900).unwrap();
+        let orderer = Org::new(dir.path(), "OrdererMSP", KeyType::EcdsaP256);
+        let a = Org::new(dir.path(), "A", KeyType::EcdsaP256);
+        let access = access_of(&orderer, &[&a]);
         let junk = Bytes::from(vec![0xffu8; 500]);
         let big = Bytes::from(vec![b'x'; MAX_CREATOR_BYTES + 1]);
         for creator in [&junk, &big] {
@@ -592,33 +570,45 @@ mod tests {
             assert!(matches!(err, Denied::BadCreator(_)), "{err}");
         }
         assert_eq!(access.cached(), (0, 0));
-        let client = identity(&a, "c", Role::Client, KeyType::EcdsaP256, None);
+        let client = a.identity("c", Role::Client, KeyType::EcdsaP256, None);
         check(&access, &transaction(&client, "ch", 300), PolicyName::Writers).unwrap();
         check(&access, &transaction(&client, "ch", 300), PolicyName::Writers).unwrap();
         assert_eq!(access.cached(), (1, client.serialized().len()));
     }
 
     #[test]
-    fn configurations_that_cannot_work_are_refused() {
+    fn config_signatures_count_only_when_they_verify() {
         let dir = tempfile::tempdir().unwrap();
-        let a = org(dir.path(), "A", KeyType::EcdsaP256);
-        let unknown = ChannelConfig {
-            organizations: vec![a.proto.clone()],
-            writers: Some(Policy::AnyMember(["Z".to_string()].into()).to_proto()),
-            ..Default::default()
+        let orderer = Org::new(dir.path(), "OrdererMSP", KeyType::EcdsaP256);
+        let a = Org::new(dir.path(), "A", KeyType::EcdsaP256);
+        let access = access_of(&orderer, &[&a]);
+        let data = b"signature header || config update".to_vec();
+        let good = crate::core::configtx::SignedData {
+            identity: a.admin.serialized(),
+            data: data.clone(),
+            signature: a.admin.sign(&data).into(),
         };
-        assert!(Access::new(&unknown, 900).unwrap_err().contains("'Z'"));
-        let twice = ChannelConfig { organizations: vec![a.proto.clone(), a.proto.clone()], ..Default::default() };
-        assert!(Access::new(&twice, 900).unwrap_err().contains("twice"));
-        let mut leaf_as_root = a.proto.clone();
-        leaf_as_root.root_certs = vec![std::fs::read(
+        let forged = crate::core::configtx::SignedData { signature: a.admin.sign(b"other").into(), ..good.clone() };
+        let junk = crate::core::configtx::SignedData { identity: Bytes::from_static(b"junk"), ..good.clone() };
+        let (signers, dropped) = access.config_signers(&[good, forged, junk]);
+        assert_eq!(signers.len(), 1);
+        assert_eq!(dropped.len(), 2, "{dropped:?}");
+        assert!(dropped[0].starts_with("signature 1:") && dropped[1].starts_with("signature 2:"), "{dropped:?}");
+    }
+
+    #[test]
+    fn an_msp_whose_root_is_not_a_ca_does_not_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Org::new(dir.path(), "A", KeyType::EcdsaP256);
+        let mut msp = a.msp.clone();
+        msp.root_certs = vec![std::fs::read(
             issue(&a.dir, "x", Role::Client, KeyType::EcdsaP256, Validity::leaf_default())
                 .unwrap()
                 .join("signcerts/cert.pem"),
         )
         .unwrap()
         .into()];
-        let bad = ChannelConfig { organizations: vec![leaf_as_root], ..Default::default() };
-        assert!(Access::new(&bad, 900).unwrap_err().contains("not a self-signed CA"));
+        let err = crate::core::fabric_policy::FabricMsp::from_config(&msp).unwrap_err();
+        assert!(err.contains("not a self-signed CA"), "{err}");
     }
 }

@@ -8,21 +8,22 @@
 use std::collections::BTreeSet;
 
 use crate::core::access::Access;
-use crate::core::config::{self, UpdateRequest};
+use crate::core::channelconfig::Bundle;
+use crate::core::config::{self, UpdateRequest, MAX_ABSOLUTE_BYTES};
+use crate::core::configtx::{self, ConfigtxError, Kind, Validator};
 use crate::core::policy::PolicyName;
-use crate::proto::osn::ChannelConfig;
+use crate::proto::common::Config;
 use crate::proto::{Envelope, Status};
 
 /// What a CONFIG-class record derives to under the configuration in force.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Derived {
     pub kind: DerivedKind,
-    /// The configuration it sets: the channel's next one, or the new channel's genesis one.
-    pub config: ChannelConfig,
+    /// The configuration it sets: the channel's next one, or the new channel's first one.
+    pub config: Config,
     /// The signed CONFIG_UPDATE envelope it comes from.
     pub last_update: Envelope,
 }
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DerivedKind {
     /// An update of this channel's configuration.
@@ -108,7 +109,7 @@ pub enum Stage {
 /// for a creation.
 pub struct Target<'a> {
     pub channel: &'a str,
-    pub config: &'a ChannelConfig,
+    pub bundle: &'a Bundle,
     pub access: &'a Access,
     /// On the system channel: the channels that exist.
     pub existing: Option<Existing<'a>>,
@@ -118,14 +119,34 @@ pub struct Target<'a> {
 /// at consumption those the system channel created.
 pub struct Existing<'a> {
     pub names: &'a BTreeSet<String>,
-    /// How many the system channel created (what `max_channels` limits).
+    /// How many the system channel created (what ChannelRestrictions' max_count limits).
     pub created: usize,
 }
 
+/// A configtx refusal as the sender is answered: unauthorised is FORBIDDEN; anything else a bad
+/// request on arrival, and at consumption a conflict with the chain's newer state (it passed on
+/// arrival).
+fn refusal(e: ConfigtxError, stage: Stage) -> Refusal {
+    match (e.kind, stage) {
+        (Kind::Unauthorized, _) => Refusal::Forbidden(e.message),
+        (Kind::Invalid, Stage::Arrival) => Refusal::Invalid(e.message),
+        (Kind::Invalid, Stage::Consumption) => Refusal::Conflict(e.message),
+    }
+}
+
 /// Admits `request` as `kind` on `target` at time `now` (seconds): the derivation to order or
-/// apply, or why not. The checks, in order: the channel names and existence (creations), the
-/// signers against the policy (Admins for an update, Writers for a creation), the timestamp, the
-/// channel limit (creations), then the configuration the update derives to.
+/// apply, or why not, as Fabric's message processors decide it.
+///
+/// - An update (Fabric's standard channel): the envelope's creator must satisfy
+///   `/Channel/Writers` (certificate, signature, chain, policy; on arrival at the OSN's clock, at
+///   consumption at the update's own timestamp), then Fabric's configtx rules with the
+///   approvals that verify, the new configuration's own checks, and what it may not change.
+/// - A creation (Fabric's system channel): a valid, new name within ChannelRestrictions'
+///   max_count, then the consortium's template with the update applied under its
+///   ChannelCreationPolicy, and the new configuration's checks.
+///
+/// On arrival the update's timestamp must also be within the OSN's time window, and an
+/// AbsoluteMaxBytes over what the producer sends is refused.
 pub fn admit(
     request: &UpdateRequest,
     kind: DerivedKind,
@@ -140,7 +161,12 @@ pub fn admit(
             request.update.channel_id
         )));
     }
-    let policy = match &kind {
+    let (signers, dropped) = target.access.config_signers(&request.signed_data());
+    let with_dropped = |r: Refusal| match (r, dropped.is_empty()) {
+        (Refusal::Forbidden(m), false) => Refusal::Forbidden(format!("{m} (not counted: {})", dropped.join("; "))),
+        (r, _) => r,
+    };
+    let config = match &kind {
         DerivedKind::Update { .. } => {
             if channel != target.channel {
                 return Err(Refusal::Invalid(format!(
@@ -148,7 +174,20 @@ pub fn admit(
                     target.channel
                 )));
             }
-            PolicyName::Admins
+            let env = request.envelope();
+            let req = crate::core::access::Request {
+                payload: &env.payload,
+                signature: &env.signature,
+                creator: &request.creator,
+                timestamp: request.timestamp(),
+            };
+            match stage {
+                Stage::Arrival => target.access.check(&req, PolicyName::Writers, now).map(|_| ()),
+                Stage::Consumption => target.access.revalidate(&req),
+            }
+            .map_err(Refusal::denied)?;
+            let next = target.bundle.propose(&request.update_envelope, &signers).map_err(|e| refusal(e, stage));
+            next.map_err(with_dropped)?.config
         }
         DerivedKind::Create { .. } => {
             let Some(existing) = &target.existing else {
@@ -164,29 +203,41 @@ pub fn admit(
             if existing.names.contains(channel) {
                 return Err(Refusal::Conflict(format!("channel '{channel}' already exists")));
             }
-            PolicyName::Writers
+            if stage == Stage::Arrival {
+                target.access.check_timestamp(request.timestamp(), now).map_err(Refusal::denied)?;
+            }
+            let limit = target.bundle.values.max_channels;
+            if limit > 0 && existing.created as u64 >= limit {
+                return Err(Refusal::Forbidden(format!(
+                    "channel creation would exceed the maximum number of channels: {limit} ({} created)",
+                    existing.created
+                )));
+            }
+            let template = configtx::channel_template(&target.bundle.config, channel, &request.update)
+                .map_err(|e| refusal(e, stage))?;
+            let validator = Validator::new(channel, &template).map_err(|e| refusal(e, stage))?;
+            let config = validator
+                .propose(&request.update_envelope, &signers)
+                .map_err(|e| with_dropped(refusal(e, stage)))?;
+            Bundle::new(channel, config.clone()).map_err(|e| match stage {
+                Stage::Arrival => Refusal::Invalid(format!("the new channel's configuration: {e}")),
+                Stage::Consumption => Refusal::Conflict(format!("the new channel's configuration: {e}")),
+            })?;
+            config
         }
     };
-    // Fabric's order: certificates, signatures, chains and the policy, then the timestamp.
-    request.authorise(target.access, policy, now).map_err(Refusal::denied)?;
-    target.access.check_timestamp(request.timestamp(), now).map_err(Refusal::denied)?;
-    if let Some(existing) = &target.existing {
-        let limit = target.config.max_channels;
-        if limit > 0 && existing.created >= limit as usize {
-            return Err(Refusal::Forbidden(format!(
-                "the channel limit of {limit} is reached ({} channels created)",
-                existing.created
+    if stage == Stage::Arrival {
+        if let DerivedKind::Update { .. } = kind {
+            target.access.check_timestamp(request.timestamp(), now).map_err(Refusal::denied)?;
+        }
+        let absolute = crate::core::channelconfig::OrderingValues::read(&config)
+            .map(|v| v.batch_size.absolute_max_bytes)
+            .unwrap_or_default();
+        if absolute > MAX_ABSOLUTE_BYTES {
+            return Err(Refusal::Invalid(format!(
+                "AbsoluteMaxBytes {absolute} is over {MAX_ABSOLUTE_BYTES}, the largest record OSN's producer sends"
             )));
         }
     }
-    let derived = match &kind {
-        DerivedKind::Update { .. } => config::apply(target.config, &request.update),
-        DerivedKind::Create { .. } => config::new_channel(target.config, &request.update),
-    };
-    let config = derived.map_err(|reason| match stage {
-        Stage::Arrival => Refusal::Invalid(reason),
-        // It derived when it arrived; if it no longer does, the chain changed since.
-        Stage::Consumption => Refusal::Conflict(reason),
-    })?;
     Ok(Derived { kind, config, last_update: request.envelope().clone() })
 }

@@ -13,10 +13,9 @@ use prost::Message as _;
 use sha2::{Digest, Sha256};
 
 use crate::proto::common::{BlockMetadataIndex, MetadataSignature};
-use crate::proto::osn::{ChannelConfig, ConfigEnvelope};
 use crate::proto::{
-    Block, BlockData, BlockHeader, BlockMetadata, ChannelHeader, Envelope, Header, HeaderType, KafkaMetadata,
-    LastConfig, Metadata, OrdererBlockMetadata, Payload,
+    Block, BlockData, BlockHeader, BlockMetadata, KafkaMetadata,
+    LastConfig, Metadata, OrdererBlockMetadata,
 };
 
 /// Number of metadata slots in every block (one per `BlockMetadataIndex` value).
@@ -113,30 +112,6 @@ fn block_metadata(last_config: u64, kafka: &KafkaMetadata) -> BlockMetadata {
 /// The Kafka metadata a genesis block carries: nothing of the partition consumed yet.
 pub fn genesis_kafka_metadata() -> KafkaMetadata {
     KafkaMetadata { last_offset_persisted: -1, last_original_offset_processed: 0, last_resubmitted_config_offset: 0 }
-}
-
-/// A channel's genesis block 0 for a channel declared in an OSN's configuration: one CONFIG
-/// envelope holding `ConfigEnvelope{config}`, an empty previous hash. A pure function of the
-/// channel ID and its configuration, so every OSN given the same configuration writes the same
-/// block.
-pub fn genesis_block(channel_id: &str, config: &ChannelConfig) -> Block {
-    let data = ConfigEnvelope { config: Some(config.clone()), last_update: None }.encode_to_vec();
-    let channel_header = ChannelHeader {
-        r#type: HeaderType::Config as i32,
-        version: 0,
-        timestamp: None,
-        channel_id: channel_id.to_owned(),
-        tx_id: hex(&Sha256::digest(&data)),
-        epoch: 0,
-        extension: Bytes::new(),
-        tls_cert_hash: Bytes::new(),
-    };
-    let payload = Payload {
-        header: Some(Header { channel_header: channel_header.encode_to_vec().into(), signature_header: Bytes::new() }),
-        data: data.into(),
-    };
-    let envelope = Envelope { payload: payload.encode_to_vec().into(), signature: Bytes::new() };
-    genesis_block_of(envelope.encode_to_vec().into())
 }
 
 /// The genesis block 0 holding one marshaled CONFIG envelope (a channel created through the
@@ -258,33 +233,15 @@ mod tests {
     }
 
     #[test]
-    fn genesis_is_deterministic_and_well_formed() {
-        let config = ChannelConfig {
-            sequence: 0,
-            batch_size: Some(crate::proto::BatchSize {
-                max_message_count: 10,
-                absolute_max_bytes: 1 << 20,
-                preferred_max_bytes: 1 << 19,
-            }),
-            ..Default::default()
-        };
-        let a = genesis_block("mychannel", &config);
-        assert_eq!(a, genesis_block("mychannel", &config));
-        assert_ne!(
-            header_hash(a.header.as_ref().unwrap()),
-            header_hash(genesis_block("other", &config).header.as_ref().unwrap())
-        );
+    fn a_created_channels_genesis_block_holds_its_config_envelope() {
+        let envelope = Bytes::from_static(b"a CONFIG envelope");
+        let a = genesis_block_of(envelope.clone());
         let header = a.header.as_ref().unwrap();
         assert_eq!(header.number, 0);
         assert!(header.previous_hash.is_empty());
+        assert_eq!(a.data.as_ref().unwrap().data, vec![envelope]);
         assert_eq!(a.metadata.as_ref().unwrap().metadata.len(), METADATA_SLOTS);
         assert_eq!(kafka_metadata(&a).unwrap().last_offset_persisted, -1);
         assert_eq!(last_config(&a), Some(0));
-        let env = Envelope::decode(a.data.as_ref().unwrap().data[0].clone()).unwrap();
-        let payload = Payload::decode(env.payload).unwrap();
-        let ch = ChannelHeader::decode(payload.header.unwrap().channel_header).unwrap();
-        assert_eq!(ch.r#type, HeaderType::Config as i32);
-        assert_eq!(ch.channel_id, "mychannel");
-        assert_eq!(ConfigEnvelope::decode(payload.data).unwrap().config.unwrap(), config);
     }
 }

@@ -35,10 +35,12 @@ pub use crate::core::admission::{Derived, DerivedKind, Refusal};
 use crate::core::access::{Access, Request};
 use crate::core::admission::{admit, Existing, Stage, Target};
 use crate::core::block::{build_block, header_hash};
+use crate::core::channelconfig::Bundle;
 use crate::core::config::{config_envelope, envelope_parts, UpdateRequest};
+use crate::core::configtx::same_group;
 use crate::core::cutter::{BlockCutter, CutReason, Message};
 use crate::core::envelope::check_broadcast;
-use crate::proto::osn::ChannelConfig;
+use crate::proto::common::Config;
 use crate::proto::{
     kafka_message, kafka_message_regular::Class, Block, Envelope, HeaderType, KafkaMessage, KafkaMessageRegular,
     KafkaMetadata,
@@ -127,7 +129,7 @@ pub struct Outcome {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Applied {
     /// The channel's configuration is now this one (its block is among the blocks).
-    Config(Arc<ChannelConfig>),
+    Config(Arc<Bundle>),
     /// A channel was created: its genesis block holds this CONFIG envelope. The caller creates
     /// it before writing the system channel's block.
     Created { channel: String, genesis_envelope: Bytes },
@@ -159,16 +161,22 @@ pub struct SystemState {
 /// The configuration the chain cuts and re-validates by.
 #[derive(Debug, Clone)]
 pub struct InForce {
-    pub config: Arc<ChannelConfig>,
+    pub bundle: Arc<Bundle>,
     pub access: Arc<Access>,
 }
 
 impl InForce {
-    /// The access control of `config` for requests checked against a clock `time_window`
-    /// seconds wide.
-    pub fn new(config: ChannelConfig, time_window: i64) -> Result<Self, String> {
-        let access = Access::new(&config, time_window)?;
-        Ok(InForce { config: Arc::new(config), access: Arc::new(access) })
+    /// A configuration and its access control, for requests checked against a clock
+    /// `time_window` seconds wide.
+    pub fn new(bundle: Arc<Bundle>, time_window: i64) -> Self {
+        let policies = Arc::new(bundle.validator.policies().clone());
+        let access = Access::new(policies, bundle.values.sequence, time_window);
+        InForce { bundle, access: Arc::new(access) }
+    }
+
+    /// The sequence of the configuration in force.
+    pub fn sequence(&self) -> u64 {
+        self.bundle.values.sequence
     }
 }
 
@@ -191,7 +199,7 @@ impl Chain {
     /// A chain resuming from `tip` under the configuration in force there. `system` is the
     /// system channel's state, for the system channel.
     pub fn new(channel: &str, tip: ChainTip, in_force: InForce, time_window: i64, system: Option<SystemState>) -> Self {
-        let batch_size = in_force.config.batch_size.unwrap_or_default();
+        let batch_size = in_force.bundle.values.batch_size;
         Chain {
             channel: channel.to_owned(),
             in_force,
@@ -210,10 +218,9 @@ impl Chain {
     /// A chain cut by `batch_size` under a configuration with no organisations (nothing it
     /// consumes re-validates): for tools, benches and tests of cutting alone.
     pub fn with_batch_size(channel: &str, tip: ChainTip, batch_size: crate::proto::BatchSize) -> Self {
-        let config = ChannelConfig { batch_size: Some(batch_size), ..Default::default() };
-        let in_force =
-            InForce::new(config, 0).unwrap_or_else(|_| unreachable!("a configuration without organisations is valid"));
-        Chain::new(channel, tip, in_force, 0, None)
+        let bundle = Bundle::new(channel, crate::core::genesis::bare_config(batch_size))
+            .unwrap_or_else(|e| unreachable!("a configuration without organisations is valid: {e}"));
+        Chain::new(channel, tip, InForce::new(Arc::new(bundle), 0), 0, None)
     }
 
     /// The Kafka offset to resume consuming from: one past the last offset in a written block.
@@ -280,7 +287,7 @@ impl Chain {
         match Class::try_from(reg.class) {
             Ok(Class::Config) => self.config_record(offset, reg, size),
             Ok(Class::Normal) | Ok(Class::Unknown) | Err(_) => {
-                let seq = self.in_force.config.sequence;
+                let seq = self.in_force.sequence();
                 if reg.config_seq < seq {
                     return self.revalidate(offset, reg);
                 }
@@ -292,7 +299,7 @@ impl Chain {
 
     /// A NORMAL envelope enqueued under an older configuration: re-submitted if still valid.
     fn revalidate(&mut self, offset: i64, reg: KafkaMessageRegular) -> Consumed {
-        let seq = self.in_force.config.sequence;
+        let seq = self.in_force.sequence();
         // The broadcast checks again, structure first (as the receiving OSN ran them).
         let verdict = Envelope::decode(reg.payload.clone()).map_err(|e| e.to_string()).and_then(|env| {
             let checked = check_broadcast(&env, &self.channel, u32::MAX).map_err(|e| e.to_string())?;
@@ -327,8 +334,13 @@ impl Chain {
             self.last_resubmitted_config_offset = original_offset;
         }
         let derivation = self.derive(&reg.payload).and_then(|(derived, enveloped, genesis)| {
-            if reg.config_seq >= self.in_force.config.sequence && derived.config != enveloped {
-                return Err("the configuration in the CONFIG envelope is not the one its update derives to".into());
+            let same = derived.config.sequence == enveloped.sequence
+                && match (&derived.config.channel_group, &enveloped.channel_group) {
+                    (Some(a), Some(b)) => same_group(a, b),
+                    _ => false,
+                };
+            if reg.config_seq >= self.in_force.sequence() && !same {
+                return Err("ConfigEnvelope LastUpdate did not produce the supplied config result".into());
             }
             Ok((derived, genesis))
         });
@@ -346,7 +358,7 @@ impl Chain {
                 };
             }
         };
-        let seq = self.in_force.config.sequence;
+        let seq = self.in_force.sequence();
         if reg.config_seq < seq {
             self.last_resubmitted_config_offset = offset;
             return Consumed {
@@ -362,17 +374,17 @@ impl Chain {
         let msg = Message { envelope: reg.payload, size };
         match derived.kind {
             DerivedKind::Update { .. } => {
-                // Derivation validated the configuration, so its access control builds.
-                let in_force = match InForce::new(derived.config, self.time_window) {
-                    Ok(f) => f,
-                    // Derivation validated the configuration, so this does not happen.
+                // Derivation built the bundle once already, so this does not fail.
+                let bundle = match Bundle::new(&self.channel, derived.config) {
+                    Ok(b) => b,
                     Err(e) => return skip(Skip::Rejected(e)),
                 };
+                let in_force = InForce::new(Arc::new(bundle), self.time_window);
                 let mut out = self.isolate(offset, msg, original_offset, true);
-                self.cutter = BlockCutter::new(in_force.config.batch_size.unwrap_or_default());
-                let config = in_force.config.clone();
+                self.cutter = BlockCutter::new(in_force.bundle.values.batch_size);
+                let bundle = in_force.bundle.clone();
                 self.in_force = in_force;
-                out.outcome = Some(Outcome { offset: key, result: Ok(Applied::Config(config)) });
+                out.outcome = Some(Outcome { offset: key, result: Ok(Applied::Config(bundle)) });
                 out
             }
             DerivedKind::Create { channel } => {
@@ -391,7 +403,7 @@ impl Chain {
     /// configuration in force, with the update's own timestamp as the time. Returns the
     /// derivation, the configuration the record's envelope holds, and (for a creation) the new
     /// channel's CONFIG envelope.
-    fn derive(&self, envelope: &Bytes) -> Result<(Derived, ChannelConfig, Bytes), Refusal> {
+    fn derive(&self, envelope: &Bytes) -> Result<(Derived, Config, Bytes), Refusal> {
         let (header, data) = envelope_parts(envelope)?;
         let (kind, config_bytes) = match HeaderType::try_from(header.r#type) {
             Ok(HeaderType::OrdererTransaction) if self.system.is_some() => {
@@ -420,7 +432,7 @@ impl Chain {
         }
         let target = Target {
             channel: &self.channel,
-            config: &self.in_force.config,
+            bundle: &self.in_force.bundle,
             access: &self.in_force.access,
             existing: self.system.as_ref().map(|s| Existing { names: &s.channels, created: s.channels.len() }),
         };
@@ -525,8 +537,7 @@ pub fn envelope_size(raw: &Bytes) -> Result<u32, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::block::{genesis_block, kafka_metadata};
-    use crate::proto::osn::ChannelConfig;
+    use crate::core::block::kafka_metadata;
     use crate::proto::BatchSize;
 
     fn batch(count: u32, preferred: u32) -> BatchSize {
@@ -534,13 +545,13 @@ mod tests {
     }
 
     fn new_chain(bs: BatchSize) -> Chain {
-        let genesis = genesis_block("ch", &ChannelConfig { sequence: 0, batch_size: Some(bs), ..Default::default() });
+        let genesis = crate::core::genesis::bare_genesis("ch", bs);
         Chain::with_batch_size(
             "ch",
             ChainTip {
                 next_number: 1,
                 previous_hash: header_hash(genesis.header.as_ref().unwrap()).into(),
-                kafka: kafka_metadata(&genesis).unwrap(),
+                kafka: kafka_metadata(&genesis).unwrap_or_else(crate::core::block::genesis_kafka_metadata),
                 last_config: 0,
             },
             bs,

@@ -354,6 +354,13 @@ pub struct Bundle {
     pub validator: super::configtx::Validator,
 }
 
+/// Two bundles are equal when they hold the same configuration of the same channel.
+impl PartialEq for Bundle {
+    fn eq(&self, other: &Self) -> bool {
+        self.channel_id == other.channel_id && self.config == other.config
+    }
+}
+
 impl Bundle {
     /// The bundle of `channel_id`'s configuration; an error says what Fabric would refuse in it.
     pub fn new(channel_id: &str, config: Config) -> Result<Self, String> {

@@ -605,5 +605,146 @@ pub fn channel_template(system: &Config, channel_id: &str, update: &ConfigUpdate
     Ok(Config { sequence: 0, channel_group: Some(channel) })
 }
 
+/// The update that turns `original` into `updated`, as `configtxlator compute_update` computes
+/// it: the read set names every element the change rests on at its version; the write set holds
+/// each changed element at its version + 1 (a new one at 0), and a group whose members change
+/// (added, removed) or whose mod_policy changes is written whole at its version + 1, its
+/// unchanged members at their versions. `channel_id` names the channel.
+pub fn compute_update(channel_id: &str, original: &Config, updated: &Config) -> Result<ConfigUpdate, String> {
+    let original = original.channel_group.as_ref().ok_or("no channel group included for original config")?;
+    let updated = updated.channel_group.as_ref().ok_or("no channel group included for updated config")?;
+    let (read, write, changed) = group_update(original, updated);
+    if !changed {
+        return Err("no differences detected between original and updated config".into());
+    }
+    Ok(ConfigUpdate {
+        channel_id: channel_id.to_owned(),
+        read_set: Some(read),
+        write_set: Some(write),
+        ..Default::default()
+    })
+}
+
+/// Entries by key, last one winning, in first-seen order.
+fn entries<'a, T>(list: impl Iterator<Item = (&'a String, &'a T)>) -> Vec<(&'a String, &'a T)> {
+    let mut out: Vec<(&String, &T)> = Vec::new();
+    for (k, v) in list {
+        match out.iter_mut().find(|(key, _)| *key == k) {
+            Some(slot) => slot.1 = v,
+            None => out.push((k, v)),
+        }
+    }
+    out
+}
+
+fn group_update(original: &ConfigGroup, updated: &ConfigGroup) -> (ConfigGroup, ConfigGroup, bool) {
+    let empty_value = ConfigValue::default();
+    let empty_policy = ConfigPolicy::default();
+    let empty_group = ConfigGroup::default();
+    let mut members_changed = original.mod_policy != updated.mod_policy;
+    let (mut read, mut write) = (ConfigGroup::default(), ConfigGroup::default());
+    let (mut same_values, mut same_policies, mut same_groups) = (Vec::new(), Vec::new(), Vec::new());
+
+    let ov = entries(original.values.iter().map(|e| (&e.key, e.value.as_ref().unwrap_or(&empty_value))));
+    let uv = entries(updated.values.iter().map(|e| (&e.key, e.value.as_ref().unwrap_or(&empty_value))));
+    for (key, o) in &ov {
+        match uv.iter().find(|(k, _)| k == key) {
+            None => members_changed = true,
+            Some((_, u)) if o.mod_policy == u.mod_policy && o.value == u.value => {
+                same_values.push(ConfigValueEntry {
+                    key: (*key).clone(),
+                    value: Some(ConfigValue { version: o.version, ..Default::default() }),
+                });
+            }
+            Some((_, u)) => write.values.push(ConfigValueEntry {
+                key: (*key).clone(),
+                value: Some(ConfigValue { version: o.version + 1, mod_policy: u.mod_policy.clone(), value: u.value.clone() }),
+            }),
+        }
+    }
+    for (key, u) in &uv {
+        if !ov.iter().any(|(k, _)| k == key) {
+            members_changed = true;
+            write.values.push(ConfigValueEntry {
+                key: (*key).clone(),
+                value: Some(ConfigValue { version: 0, mod_policy: u.mod_policy.clone(), value: u.value.clone() }),
+            });
+        }
+    }
+
+    let op = entries(original.policies.iter().map(|e| (&e.key, e.value.as_ref().unwrap_or(&empty_policy))));
+    let up = entries(updated.policies.iter().map(|e| (&e.key, e.value.as_ref().unwrap_or(&empty_policy))));
+    for (key, o) in &op {
+        match up.iter().find(|(k, _)| k == key) {
+            None => members_changed = true,
+            Some((_, u)) if o.mod_policy == u.mod_policy && o.policy == u.policy => {
+                same_policies.push(ConfigPolicyEntry {
+                    key: (*key).clone(),
+                    value: Some(ConfigPolicy { version: o.version, ..Default::default() }),
+                });
+            }
+            Some((_, u)) => write.policies.push(ConfigPolicyEntry {
+                key: (*key).clone(),
+                value: Some(ConfigPolicy { version: o.version + 1, mod_policy: u.mod_policy.clone(), policy: u.policy.clone() }),
+            }),
+        }
+    }
+    for (key, u) in &up {
+        if !op.iter().any(|(k, _)| k == key) {
+            members_changed = true;
+            write.policies.push(ConfigPolicyEntry {
+                key: (*key).clone(),
+                value: Some(ConfigPolicy { version: 0, mod_policy: u.mod_policy.clone(), policy: u.policy.clone() }),
+            });
+        }
+    }
+
+    let og = entries(original.groups.iter().map(|e| (&e.key, e.value.as_ref().unwrap_or(&empty_group))));
+    let ug = entries(updated.groups.iter().map(|e| (&e.key, e.value.as_ref().unwrap_or(&empty_group))));
+    for (key, o) in &og {
+        match ug.iter().find(|(k, _)| k == key) {
+            None => members_changed = true,
+            Some((_, u)) => {
+                let (r, w, changed) = group_update(o, u);
+                if changed {
+                    read.groups.push(ConfigGroupEntry { key: (*key).clone(), value: Some(r) });
+                    write.groups.push(ConfigGroupEntry { key: (*key).clone(), value: Some(w) });
+                } else {
+                    same_groups.push(ConfigGroupEntry { key: (*key).clone(), value: Some(r) });
+                }
+            }
+        }
+    }
+    for (key, u) in &ug {
+        if !og.iter().any(|(k, _)| k == key) {
+            members_changed = true;
+            let (_, w, _) = group_update(&ConfigGroup::default(), u);
+            write.groups.push(ConfigGroupEntry {
+                key: (*key).clone(),
+                value: Some(ConfigGroup { version: 0, mod_policy: u.mod_policy.clone(), ..w }),
+            });
+        }
+    }
+
+    read.version = original.version;
+    write.version = original.version;
+    if !members_changed {
+        let nothing = read.groups.is_empty()
+            && write.groups.is_empty()
+            && write.values.is_empty()
+            && write.policies.is_empty();
+        return (read, write, !nothing);
+    }
+    read.values.extend(same_values.iter().cloned());
+    read.policies.extend(same_policies.iter().cloned());
+    read.groups.extend(same_groups.iter().cloned());
+    write.values.extend(same_values);
+    write.policies.extend(same_policies);
+    write.groups.extend(same_groups);
+    write.version = original.version + 1;
+    write.mod_policy = updated.mod_policy.clone();
+    (read, write, true)
+}
+
 #[cfg(test)]
 mod tests;

@@ -97,6 +97,16 @@ impl FabricMsp {
         Ok(FabricMsp { msp_id: config.name.clone(), org, admins, node_ous, ou_identifiers })
     }
 
+    /// The chain of a certificate to this MSP's CAs, with the window it is valid in.
+    pub fn validate(&self, cert: &Certificate) -> Result<super::msp::Window, super::msp::ChainError> {
+        self.org.validate(cert)
+    }
+
+    /// The subject of a CA of this MSP that is not valid at `now`, if any.
+    pub fn invalid_ca(&self, now: i64) -> Option<String> {
+        self.org.invalid_ca(now)
+    }
+
     /// Whether `identity` is a member: of this MSP ID, issued by its CAs, not a CA, and holding
     /// one of its OU identifiers when it lists any; and with NodeOUs, exactly one role OU.
     pub fn is_member(&self, identity: &Identity) -> bool {
@@ -256,6 +266,37 @@ impl SignaturePolicy {
     }
 }
 
+impl std::fmt::Display for Principal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Principal::Role { msp_id, role } => write!(f, "{msp_id}.{}", role.as_str_name().to_lowercase()),
+            Principal::OrganizationUnit { msp_id, ou } => write!(f, "{msp_id} OU {ou}"),
+            Principal::Identity(_) => f.write_str("one given identity"),
+        }
+    }
+}
+
+impl std::fmt::Display for SignaturePolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        fn node(f: &mut std::fmt::Formatter<'_>, n: &Node, principals: &[Principal]) -> std::fmt::Result {
+            match n {
+                Node::SignedBy(i) => write!(f, "{}", principals[*i]),
+                Node::NOutOf(need, rules) => {
+                    write!(f, "{need} of [")?;
+                    for (i, r) in rules.iter().enumerate() {
+                        if i > 0 {
+                            f.write_str(", ")?;
+                        }
+                        node(f, r, principals)?;
+                    }
+                    f.write_str("]")
+                }
+            }
+        }
+        node(f, &self.rule, &self.principals)
+    }
+}
+
 /// A channel's policies by path, as Fabric's policy manager holds them: `/Channel/Writers`,
 /// `/Channel/Application/Org1MSP/Admins`, ... with the channel's MSPs (every organisation group's
 /// MSP value).
@@ -318,6 +359,25 @@ impl Policies {
         }
         visit(channel, "/Channel", &mut out)?;
         Ok(out)
+    }
+
+    /// The policy at `path` in words, for refusals: `ANY Writers of Application, Orderer`, or
+    /// `1 of [Org1MSP.ADMIN, Org1MSP.CLIENT]`.
+    pub fn describe(&self, path: &str) -> String {
+        match self.policies.get(path) {
+            None => format!("{path} is not defined"),
+            Some(Compiled::ImplicitMeta { sub_policy, rule }) => {
+                let group = path.rsplit_once('/').map_or("", |(g, _)| g);
+                let children: Vec<&str> = self
+                    .children
+                    .get(group)
+                    .map(|c| c.iter().map(|p| p.rsplit('/').next().unwrap_or(p)).collect())
+                    .unwrap_or_default();
+                let children = if children.is_empty() { "no groups".to_owned() } else { children.join(", ") };
+                format!("{} {sub_policy} of {children}", rule.as_str_name())
+            }
+            Some(Compiled::Signature(policy)) => policy.to_string(),
+        }
     }
 
     /// Whether a policy is defined at `path`.

@@ -276,6 +276,71 @@ pub fn system_config(profile: &SystemProfile) -> Config {
     Config { sequence: 0, channel_group: Some(channel) }
 }
 
+/// The update that creates a channel of `consortium` with the member organisations `members`
+/// (their group names), as `configtxgen -outputCreateChannelTx` writes it for a profile without
+/// ACLs: the read set names the consortium and the members at version 0; the write set sets the
+/// consortium and an Application group at version 1 (mod_policy Admins) with its capabilities
+/// and Fabric's default Readers (ANY), Writers (ANY) and Admins (MAJORITY) policies.
+pub fn creation_update(
+    channel_id: &str,
+    consortium: &str,
+    members: &[String],
+    application_capabilities: &[String],
+) -> crate::proto::common::ConfigUpdate {
+    let orgs = |mod_policy: &str| -> Vec<ConfigGroupEntry> {
+        members
+            .iter()
+            .map(|m| group(m, ConfigGroup { mod_policy: mod_policy.to_owned(), ..Default::default() }))
+            .collect()
+    };
+    let read = ConfigGroup {
+        groups: vec![group("Application", ConfigGroup { groups: orgs(""), ..Default::default() })],
+        values: vec![ConfigValueEntry { key: "Consortium".into(), value: Some(ConfigValue::default()) }],
+        ..Default::default()
+    };
+    let mut application = ConfigGroup {
+        version: 1,
+        groups: orgs(""),
+        policies: standard_policies(),
+        mod_policy: ADMINS.into(),
+        ..Default::default()
+    };
+    if !application_capabilities.is_empty() {
+        application.values.push(value("Capabilities", capabilities(application_capabilities), ADMINS));
+    }
+    let write = ConfigGroup {
+        groups: vec![group("Application", application)],
+        values: vec![ConfigValueEntry {
+            key: "Consortium".into(),
+            value: Some(ConfigValue {
+                value: crate::proto::common::Consortium { name: consortium.to_owned() }.encode_to_vec().into(),
+                ..Default::default()
+            }),
+        }],
+        ..Default::default()
+    };
+    crate::proto::common::ConfigUpdate {
+        channel_id: channel_id.to_owned(),
+        read_set: Some(read),
+        write_set: Some(write),
+        ..Default::default()
+    }
+}
+
+/// A Kafka system channel's configuration with no organisations (every implicit-meta policy
+/// is then satisfied), cutting by `batch_size`: for tools, benches and tests of cutting alone.
+pub fn bare_config(batch_size: BatchSize) -> Config {
+    let mut profile = SystemProfile::kafka(vec!["127.0.0.1:9092".into()], vec!["127.0.0.1:7050".into()]);
+    profile.batch_size = batch_size;
+    system_config(&profile)
+}
+
+/// [`genesis_block`] of [`bare_config`] for `channel_id`, at time 0 with a zero nonce (the same
+/// bytes every time).
+pub fn bare_genesis(channel_id: &str, batch_size: BatchSize) -> Block {
+    genesis_block(channel_id, &bare_config(batch_size), 0, [0; 24])
+}
+
 /// The genesis block configtxgen writes for a configuration: one unsigned CONFIG envelope
 /// (channel header version 1, the time in seconds, tx_id = hex SHA-256 of the nonce, as the
 /// creator is empty), no previous hash, five empty metadata entries.

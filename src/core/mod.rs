@@ -6,6 +6,7 @@
 //! - [`ttc`]: time-to-cut timer bookkeeping (when to *propose* a cut).
 //! - [`config`]: channel configurations: validity, updates, new channels, update signers.
 //! - [`configtree`]: Fabric's configuration tree (`common.Config`), typed and byte-exact.
+//! - [`configedit`]: edits of a configuration tree (values, organisations) before an update.
 //! - [`configtx`]: Fabric's config update rules (read/write sets, mod_policies) and channel template.
 //! - [`fabric_policy`]: Fabric's MSPs (NodeOUs, admins) and signature / implicit-meta policies.
 //! - [`channelconfig`]: a Fabric configuration's ordering values, with Fabric 1.4's validation.
@@ -27,6 +28,7 @@ pub mod block;
 pub mod chain;
 pub mod channelconfig;
 pub mod config;
+pub mod configedit;
 pub mod configtree;
 pub mod configtx;
 pub mod cutter;
@@ -40,6 +42,8 @@ pub mod policy;
 pub mod retry;
 pub mod seek;
 pub mod ttc;
+#[cfg(test)]
+pub mod testkit;
 pub mod verify_chain;
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! `GET /v1/channels` and `GET /v1/channels/{channel}`: what channels this OSN serves and where
 //! each stands, as `osn.ChannelList` and `osn.ChannelInfo` (JSON or protobuf by Accept); and
-//! `GET /v1/channels/{channel}/config`: the configuration in force (`osn.ChannelConfig`), to a
-//! reader of the channel. `POST /v1/channels` creates a channel and `POST
+//! `GET /v1/channels/{channel}/config`: the configuration in force (Fabric's `common.Config`:
+//! protobuf, or JSON as `configtxlator proto_decode` shows it), to a reader of the channel. `POST /v1/channels` creates a channel and `POST
 //! /v1/channels/{channel}/config` changes one: both take a signed CONFIG_UPDATE envelope, which
 //! the service admits, orders as a CONFIG record signed by this OSN, and answers once it is
 //! consumed (every OSN applies it at the same block); refusals come with their exact code.
@@ -43,9 +43,10 @@ pub async fn info(state: web::Data<AppState>, path: web::Path<String>, req: Http
     }
 }
 
-/// The channel's configuration in force: organisations (with their CA certificates), policies,
-/// batch size, orderer organisations and sequence. Readers only: the request carries the signed
-/// `Authorization` envelope the blocks route takes.
+/// The channel's configuration in force: Fabric's `common.Config` (its organisations' MSPs,
+/// policies, batch size, Kafka brokers, capabilities, sequence), as protobuf or as
+/// `configtxlator proto_decode --type common.Config` shows it. Readers only: the request carries
+/// the signed `Authorization` envelope the blocks route takes.
 pub async fn config(state: web::Data<AppState>, path: web::Path<String>, req: HttpRequest) -> HttpResponse {
     let out = response_format(&req, Format::Json);
     let ch = match state.channel(&path, out) {
@@ -55,7 +56,19 @@ pub async fn config(state: web::Data<AppState>, path: web::Path<String>, req: Ht
     if let Err(refusal) = super::blocks::authorise_reader(&ch, &req) {
         return refusal.response(out);
     }
-    respond(out, StatusCode::OK, &*ch.config())
+    config_response(out, StatusCode::OK, &ch.config().config)
+}
+
+/// A configuration in the negotiated format: `common.Config` bytes, or configtxlator's JSON.
+fn config_response(out: Format, code: StatusCode, config: &crate::proto::common::Config) -> HttpResponse {
+    use prost::Message as _;
+    match out {
+        Format::Protobuf => HttpResponse::build(code).content_type(out.content_type()).body(config.encode_to_vec()),
+        Format::Json => match crate::core::configtree::json::config(config) {
+            Ok(json) => HttpResponse::build(code).content_type(out.content_type()).body(json.to_string()),
+            Err(e) => HttpResponse::InternalServerError().body(format!("cannot show the configuration: {e}")),
+        },
+    }
 }
 
 fn phase(p: Phase) -> channel_info::Phase {
@@ -84,7 +97,7 @@ fn describe(ch: &ChannelHandle) -> ChannelInfo {
         }),
         restarts: ch.status.restarts.load(std::sync::atomic::Ordering::Relaxed),
         lag_bytes: ch.status.lag_bytes(),
-        config_sequence: ch.config().sequence,
+        config_sequence: ch.config().values.sequence,
     }
 }
 
@@ -104,9 +117,11 @@ async fn read_update(req: &HttpRequest, payload: web::Payload, out: Format) -> R
     UpdateRequest::parse(&envelope).map_err(|info| bad(format!("not a valid config update: {info}")))
 }
 
-/// `POST /v1/channels`: creates a channel. The body is a CONFIG_UPDATE envelope for the new
-/// channel whose signers satisfy the system channel's Writers policy (an admin of an organisation
-/// allowed to create channels). Answers 201 with the new channel's info.
+/// `POST /v1/channels`: creates a channel through the system channel, as `peer channel create`
+/// does over Broadcast. The body is the CONFIG_UPDATE envelope (as `configtxgen
+/// -outputCreateChannelTx` makes it, or `osn channel create`), approved by admins of the
+/// consortium's member organisations it names (their ChannelCreationPolicy). Answers 201 with
+/// the new channel's info.
 pub async fn create(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -118,9 +133,11 @@ pub async fn create(
     Ok(respond(out, StatusCode::CREATED, &describe(&ch)))
 }
 
-/// `POST /v1/channels/{channel}/config`: changes a channel's configuration. The body is a
-/// CONFIG_UPDATE envelope whose signers satisfy the channel's Admins policy. Answers 200 with the
-/// configuration now in force.
+/// `POST /v1/channels/{channel}/config`: changes a channel's configuration, as `peer channel
+/// update` does over Broadcast. The body is a CONFIG_UPDATE envelope (a ConfigUpdate as
+/// `configtxlator compute_update` makes it) from a writer of the channel, approved by signatures
+/// that satisfy the mod_policy of every element it changes. Answers 200 with the configuration
+/// now in force.
 pub async fn update(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -130,6 +147,6 @@ pub async fn update(
     let out = response_format(&req, Format::Json);
     let ch = state.channel(&path, out)?;
     let request = read_update(&req, payload, out).await?;
-    let config = state.update_config(&ch, &request).await.map_err(|error| ApiError { out, error })?;
-    Ok(respond(out, StatusCode::OK, &*config))
+    let bundle = state.update_config(&ch, &request).await.map_err(|error| ApiError { out, error })?;
+    Ok(config_response(out, StatusCode::OK, &bundle.config))
 }

@@ -66,7 +66,8 @@ pub fn dev_crypto(root: &Path) -> anyhow::Result<DevCrypto> {
 
 fn ensure_org(dir: &Path, msp_id: &str) -> anyhow::Result<()> {
     if dir.join(MSP_DIR).is_dir() {
-        return Ok(());
+        // Dev crypto made before MSPs carried NodeOUs gets them now.
+        return super::issue::write_node_ous(&dir.join(MSP_DIR));
     }
     create_ca(msp_id, dir, KeyType::default(), Validity::ca_default())
 }

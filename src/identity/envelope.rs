@@ -11,7 +11,7 @@ use super::SigningIdentity;
 use crate::core::block::hex;
 use crate::core::chain::{Derived, DerivedKind};
 use crate::core::config::config_signature_input;
-use crate::proto::osn::{ConfigEnvelope, ConfigSignature, ConfigUpdate, ConfigUpdateEnvelope};
+use crate::proto::common::{ConfigEnvelope, ConfigSignature, ConfigUpdate, ConfigUpdateEnvelope};
 use crate::proto::{ChannelHeader, Envelope, Header, HeaderType, Payload, SignatureHeader};
 
 fn now() -> pbjson_types::Timestamp {
@@ -65,30 +65,50 @@ pub fn config_signature(signer: &SigningIdentity, config_update: &[u8]) -> Confi
     ConfigSignature { signature_header: header, signature }
 }
 
-/// A CONFIG_UPDATE envelope for `update.channel_id`, created and signed by `signer`, approved
-/// also by each of `approvers`.
+/// A CONFIG_UPDATE envelope for `update.channel_id`, as `peer channel create | update` sends it:
+/// created and signed by `signer`, and approved by `signer` and each of `approvers` (a config
+/// signature each: only these count for the update's policies, as in Fabric).
 pub fn config_update(signer: &SigningIdentity, update: &ConfigUpdate, approvers: &[&SigningIdentity]) -> Envelope {
     let config_update: Bytes = update.encode_to_vec().into();
-    let signatures = approvers.iter().map(|a| config_signature(a, &config_update)).collect();
+    let signatures = std::iter::once(signer)
+        .chain(approvers.iter().copied())
+        .map(|a| config_signature(a, &config_update))
+        .collect();
     let data = ConfigUpdateEnvelope { config_update, signatures }.encode_to_vec().into();
     sign(signer, &payload(signer, &update.channel_id, HeaderType::ConfigUpdate, data))
 }
 
-/// The record an OSN orders for a derived config update, signed by the OSN: the channel's CONFIG
-/// envelope `ConfigEnvelope{config, last_update}`; for a channel creation, that envelope (the new
-/// channel's, which becomes its genesis block's) wrapped in an ORDERER_TRANSACTION envelope of
-/// the system channel `system_channel`.
+/// The record an OSN orders for a derived config update, signed by the OSN as Fabric's
+/// `CreateSignedEnvelope` makes it (channel header version 0, the time in whole seconds, no
+/// transaction ID, epoch 0): the channel's CONFIG envelope `ConfigEnvelope{config, last_update}`;
+/// for a channel creation, that envelope (the new channel's, which becomes its block 0) wrapped
+/// in an ORDERER_TRANSACTION envelope of the system channel `system_channel`.
 pub fn config_record(signer: &SigningIdentity, derived: &Derived, system_channel: &str) -> Bytes {
     let data: Bytes =
         ConfigEnvelope { config: Some(derived.config.clone()), last_update: Some(derived.last_update.clone()) }
             .encode_to_vec()
             .into();
-    let config = sign(signer, &payload(signer, derived.kind.channel(), HeaderType::Config, data)).encode_to_vec();
+    let config = sign(signer, &orderer_payload(signer, derived.kind.channel(), HeaderType::Config, data));
     match derived.kind {
-        DerivedKind::Update { .. } => config.into(),
+        DerivedKind::Update { .. } => config.encode_to_vec().into(),
         DerivedKind::Create { .. } => {
-            let wrapped = payload(signer, system_channel, HeaderType::OrdererTransaction, config.into());
+            let wrapped =
+                orderer_payload(signer, system_channel, HeaderType::OrdererTransaction, config.encode_to_vec().into());
             sign(signer, &wrapped).encode_to_vec().into()
         }
     }
+}
+
+/// A payload as Fabric's orderer makes its own: version 0, whole seconds, no transaction ID.
+fn orderer_payload(signer: &SigningIdentity, channel: &str, kind: HeaderType, data: Bytes) -> Payload {
+    let mut payload = payload(signer, channel, kind, data);
+    if let Some(header) = payload.header.as_mut() {
+        let mut channel_header = ChannelHeader::decode(header.channel_header.clone()).unwrap_or_default();
+        channel_header.tx_id = String::new();
+        if let Some(t) = channel_header.timestamp.as_mut() {
+            t.nanos = 0;
+        }
+        header.channel_header = channel_header.encode_to_vec().into();
+    }
+    payload
 }

@@ -17,6 +17,8 @@ use super::layout::{
 };
 use super::{KeyType, Role};
 
+/// An MSP directory's Fabric configuration file (NodeOUs).
+pub const NODE_OUS_FILE: &str = "config.yaml";
 /// How far before "now" a default validity period starts, so that clocks slightly behind ours
 /// accept a certificate made a moment ago.
 pub const BACKDATE: Duration = Duration::from_secs(5 * 60);
@@ -76,7 +78,29 @@ pub fn create_ca(msp_id: &str, dir: &Path, key_type: KeyType, validity: Validity
     write_private(&dir.join(CA_DIR).join(KEY_FILE), key_pem.as_bytes())?;
     write_new(&dir.join(CA_DIR).join(CERT_FILE), cert_pem.as_bytes())?;
     write_new(&dir.join(MSP_DIR).join(MSPID_FILE), format!("{msp_id}\n").as_bytes())?;
-    write_new(&dir.join(MSP_DIR).join(CACERTS_DIR).join(CA_CERT_FILE), cert_pem.as_bytes())
+    write_new(&dir.join(MSP_DIR).join(CACERTS_DIR).join(CA_CERT_FILE), cert_pem.as_bytes())?;
+    write_node_ous(&dir.join(MSP_DIR))
+}
+
+/// The NodeOUs `config.yaml` of an organisation's MSP directory, as cryptogen writes it: the
+/// role OUs OSN issues (`client`, `peer`, `admin`, `orderer`) classify identities under the root
+/// CA, so Fabric's role principals (and admins by OU) judge them. Written when missing.
+pub fn write_node_ous(msp_dir: &Path) -> anyhow::Result<()> {
+    let path = msp_dir.join(NODE_OUS_FILE);
+    if path.exists() {
+        return Ok(());
+    }
+    let role = |key: &str, ou: &str| {
+        format!("  {key}:\n    Certificate: {CACERTS_DIR}/{CA_CERT_FILE}\n    OrganizationalUnitIdentifier: {ou}\n")
+    };
+    let text = format!(
+        "NodeOUs:\n  Enable: true\n{}{}{}{}",
+        role("ClientOUIdentifier", "client"),
+        role("PeerOUIdentifier", "peer"),
+        role("AdminOUIdentifier", "admin"),
+        role("OrdererOUIdentifier", "orderer")
+    );
+    write_new(&path, text.as_bytes())
 }
 
 /// Issues an identity signed by the organisation's root CA; see [`issue_by`].

@@ -137,12 +137,3 @@ fn write_new_mode(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<()>
     file.write_all(contents).with_context(|| format!("cannot write {}", path.display()))
 }
 
-impl From<OrgMsp> for crate::proto::osn::Organization {
-    fn from(msp: OrgMsp) -> Self {
-        crate::proto::osn::Organization {
-            msp_id: msp.msp_id,
-            root_certs: msp.root_certs_pem.into_iter().map(Into::into).collect(),
-            intermediate_certs: msp.intermediate_certs_pem.into_iter().map(Into::into).collect(),
-        }
-    }
-}

@@ -21,8 +21,8 @@ use tokio::sync::watch;
 use crate::core::block::{header_hash, kafka_metadata, last_config};
 use crate::core::chain::{sane_offsets, ChainTip};
 use crate::core::config::envelope_parts;
-use crate::identity::SigningIdentity;
-use crate::proto::osn::ChannelConfig;
+use crate::core::channelconfig::Bundle;
+use crate::proto::common::Config;
 use crate::proto::{Block, HeaderType};
 
 #[derive(Debug, thiserror::Error)]
@@ -81,7 +81,7 @@ pub struct Ledger {
     tip: Mutex<ChainTip>,
     height: watch::Sender<u64>,
     /// The configuration in force: that of the LAST_CONFIG block of the last block.
-    config: RwLock<Arc<ChannelConfig>>,
+    config: RwLock<Arc<Bundle>>,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -91,16 +91,11 @@ impl std::fmt::Debug for Ledger {
 }
 
 impl Ledger {
-    /// Opens a channel's ledger; a new channel gets `genesis` as its block 0, signed by `signer`
-    /// (an OSN always passes its identity; None writes an unsigned genesis block, for tools and
-    /// tests). An existing channel keeps its own chain, and the configuration of its last config
-    /// block.
-    pub fn open(
-        channel: &str,
-        store: Arc<dyn ChannelStore>,
-        genesis: &Block,
-        signer: Option<&SigningIdentity>,
-    ) -> Result<Self, LedgerError> {
+    /// Opens a channel's ledger; a new channel gets `genesis` as its block 0, as it is (Fabric's
+    /// genesis blocks are unsigned: configtxgen's for the system channel, and a created channel's
+    /// first block). An existing channel keeps its own chain, and the configuration of its last
+    /// config block.
+    pub fn open(channel: &str, store: Arc<dyn ChannelStore>, genesis: &Block) -> Result<Self, LedgerError> {
         let last = store.last().map_err(|e| match e {
             LedgerError::Storage { channel, message } => {
                 LedgerError::Storage { channel, message: format!("its last block cannot be read: {message}") }
@@ -110,10 +105,6 @@ impl Ledger {
         let last = match last {
             Some(last) => last,
             None => {
-                let mut genesis = genesis.clone();
-                if let Some(signer) = signer {
-                    signer.sign_block(&mut genesis);
-                }
                 let genesis = genesis.encode_to_vec();
                 store.append(0, &genesis)?;
                 (0, Bytes::from(genesis))
@@ -134,14 +125,20 @@ impl Ledger {
         store: &dyn ChannelStore,
         channel: &str,
         (number, raw): (u64, Bytes),
-    ) -> Result<(ChainTip, ChannelConfig), LedgerError> {
+    ) -> Result<(ChainTip, Bundle), LedgerError> {
         let corrupt = |number, reason: String| LedgerError::Corrupt { channel: channel.to_owned(), number, reason };
         let block = Block::decode(raw).map_err(|e| corrupt(number, format!("does not decode: {e}")))?;
         let header = block.header.as_ref().ok_or_else(|| corrupt(number, "no header".into()))?;
         if header.number != number {
             return Err(corrupt(number, format!("stored under number {number} but holds block {}", header.number)));
         }
-        let mut kafka = kafka_metadata(&block).ok_or_else(|| corrupt(number, "no ORDERER (Kafka) metadata".into()))?;
+        // A genesis block has no Kafka metadata (Fabric writes its metadata empty): nothing of
+        // the partition consumed yet.
+        let mut kafka = match kafka_metadata(&block) {
+            Some(k) => k,
+            None if number == 0 => crate::core::block::genesis_kafka_metadata(),
+            None => return Err(corrupt(number, "no ORDERER (Kafka) metadata".into())),
+        };
         if !sane_offsets(&kafka) {
             // Written from a forged record by an older build: resume with the de-duplication
             // state of the newest block written before it (no genuine copy was processed since,
@@ -183,7 +180,9 @@ impl Ledger {
         } else {
             Self::read(store, channel, tip.last_config)?.ok_or_else(|| corrupt(tip.last_config, "missing".into()))?
         };
-        let config = block_config(&config_block).map_err(|e| corrupt(tip.last_config, e))?;
+        let config = block_config(&config_block)
+            .and_then(|c| Bundle::new(channel, c))
+            .map_err(|e| corrupt(tip.last_config, e))?;
         Ok((tip, config))
     }
 
@@ -229,7 +228,7 @@ impl Ledger {
     }
 
     /// The channel configuration in force (of the newest config block).
-    pub fn config(&self) -> Arc<ChannelConfig> {
+    pub fn config(&self) -> Arc<Bundle> {
         self.config.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
@@ -303,7 +302,7 @@ impl Ledger {
         // A block that is its own LAST_CONFIG is a config block: its configuration is in force.
         let config = match last_config(block) {
             Some(n) if n == header.number && n > 0 => {
-                Some(block_config(block).map_err(|reason| LedgerError::Corrupt {
+                Some(block_config(block).and_then(|c| Bundle::new(&self.channel, c)).map_err(|reason| LedgerError::Corrupt {
                     channel: self.channel.clone(),
                     number: n,
                     reason,
@@ -350,7 +349,7 @@ pub fn created_channels(system: &Ledger) -> anyhow::Result<Vec<(String, Bytes)>>
 
 /// Reads the channel configuration out of a config block (the genesis block, or a block whose
 /// LAST_CONFIG is itself): its one CONFIG envelope's ConfigEnvelope.
-pub fn block_config(block: &Block) -> Result<ChannelConfig, String> {
+pub fn block_config(block: &Block) -> Result<Config, String> {
     let data = block.data.as_ref().and_then(|d| d.data.first()).ok_or("the config block has no data")?;
     let (_, envelope) = crate::core::config::config_envelope(data)?;
     envelope.config.ok_or_else(|| "the CONFIG envelope holds no configuration".into())

@@ -17,7 +17,7 @@ use crate::core::chain::Applied;
 use crate::core::config::UpdateRequest;
 use crate::identity::envelope::config_record;
 use crate::identity::SigningIdentity;
-use crate::proto::osn::ChannelConfig;
+use crate::core::channelconfig::Bundle;
 use crate::proto::Status;
 use crate::verify::{unix_now, Verifier};
 
@@ -115,9 +115,7 @@ impl Service {
     /// applies it there, by the same rules), then (at most 10 s) until the channel is ready here.
     pub async fn create_channel(&self, request: &UpdateRequest) -> Result<ChannelHandle, ServiceError> {
         let Some(system) = self.channels.system() else {
-            return Err(ServiceError::NotImplemented(
-                "this OSN runs no system channel (it has no identity.dir), so it cannot create channels".into(),
-            ));
+            return Err(ServiceError::Unavailable("the system channel has not started yet; retry".into()));
         };
         let name = request.update.channel_id.clone();
         let names = self.channels.names();
@@ -147,7 +145,7 @@ impl Service {
         &self,
         ch: &ChannelHandle,
         request: &UpdateRequest,
-    ) -> Result<Arc<ChannelConfig>, ServiceError> {
+    ) -> Result<Arc<Bundle>, ServiceError> {
         let kind = DerivedKind::Update { channel: ch.name.clone() };
         let (derived, config_seq) = self.admit(ch, request, kind, None)?;
         match self.order_config(ch, &derived, config_seq).await? {
@@ -168,11 +166,11 @@ impl Service {
         existing: Option<Existing<'_>>,
     ) -> Result<(Derived, u64), ServiceError> {
         let access = ch.status.access();
-        let config = ch.config();
-        if config.sequence != access.sequence() {
+        let bundle = ch.config();
+        if bundle.values.sequence != access.sequence() {
             return Err(ServiceError::Unavailable("the channel's configuration is changing; retry".into()));
         }
-        let target = Target { channel: &ch.name, config: &config, access: &access, existing };
+        let target = Target { channel: &ch.name, bundle: &bundle, access: &access, existing };
         let derived = admit(request, kind, &target, unix_now(), Stage::Arrival)?;
         Ok((derived, access.sequence()))
     }

@@ -33,7 +33,6 @@ use tracing::Instrument as _;
 use crate::config::ChannelSettings;
 use crate::core::block::{header_hash, hex};
 use crate::core::chain::{Applied, Chain, InForce, Outcome, Resubmit, Skip, SystemState};
-use crate::core::config::batch_timeout;
 use crate::core::link::{Action, Link};
 use crate::core::ttc::TtcTimer;
 use crate::identity::SigningIdentity;
@@ -131,7 +130,7 @@ impl ChannelActor {
             span: tracing::info_span!("channel", channel = %settings.name),
             genesis_hash: genesis_hash(&ledger),
             name: settings.name.clone(),
-            timer: TtcTimer::new(settings.batch_timeout),
+            timer: TtcTimer::new(ledger.config().values.batch_timeout),
             time_window,
             role,
             settings,
@@ -199,16 +198,7 @@ impl ChannelActor {
     fn rebuild(&mut self, ctx: &mut Context<Self>) -> bool {
         let tip = self.ledger.tip();
         let config = self.ledger.config();
-        let in_force = match InForce::new((*config).clone(), self.time_window) {
-            Ok(f) => f,
-            Err(e) => {
-                // Only a configuration every OSN accepted is ever written; an unusable one is a
-                // different OSN version or a damaged ledger.
-                self.status.set(Phase::Errored, format!("the channel's configuration is unusable: {e}"));
-                tracing::error!(channel = %self.name, error = %e, "the channel's configuration is unusable");
-                return false;
-            }
-        };
+        let in_force = InForce::new(config.clone(), self.time_window);
         let system = match self.role.is_system().then(|| created_channels(&self.ledger)).transpose() {
             Ok(created) => created.map(|c| SystemState { channels: c.into_iter().map(|(name, _)| name).collect() }),
             Err(e) => {
@@ -218,7 +208,7 @@ impl ChannelActor {
         };
         self.status.set_access_arc(in_force.access.clone());
         let m = metrics();
-        m.channel_config_sequence.with_label_values(&[&self.name]).set(config.sequence as i64);
+        m.channel_config_sequence.with_label_values(&[&self.name]).set(config.values.sequence as i64);
         m.ledger_blockchain_height.with_label_values(&[&self.name]).set(self.ledger.height() as i64);
         m.consensus_kafka_last_offset_persisted.with_label_values(&[&self.name]).set(tip.kafka.last_offset_persisted);
         self.pending_since = None;
@@ -226,7 +216,7 @@ impl ChannelActor {
         let chain = Chain::new(&self.name, tip, in_force, self.time_window, system);
         self.status.reprocessing.store(chain.reprocessing(), Ordering::Relaxed);
         self.chain = Some(chain);
-        self.timer = TtcTimer::new(batch_timeout(&config).unwrap_or(self.settings.batch_timeout));
+        self.timer = TtcTimer::new(config.values.batch_timeout);
         if let Some(timer) = self.timer_handle.take() {
             ctx.cancel_future(timer);
         }
@@ -697,10 +687,9 @@ impl ChannelActor {
                     if let Some(chain) = self.chain.as_ref() {
                         self.status.set_access_arc(chain.in_force().access.clone());
                     }
-                    let timeout = batch_timeout(config).unwrap_or(self.settings.batch_timeout);
-                    self.timer.set_timeout(timeout);
-                    m.channel_config_sequence.with_label_values(&[&self.name]).set(config.sequence as i64);
-                    tracing::info!(channel = %self.name, sequence = config.sequence, block = self.ledger.height() - 1, "configuration updated");
+                    self.timer.set_timeout(config.values.batch_timeout);
+                    m.channel_config_sequence.with_label_values(&[&self.name]).set(config.values.sequence as i64);
+                    tracing::info!(channel = %self.name, sequence = config.values.sequence, block = self.ledger.height() - 1, "configuration updated");
                 }
                 Ok(Applied::Created { .. }) => {}
                 Err(reason) => {

@@ -361,3 +361,27 @@ fn trees_are_the_same_whatever_the_order_of_their_entries() {
     fewer.policies.pop();
     assert!(!same_group(&group, &fewer));
 }
+
+#[test]
+fn compute_update_makes_what_configtxlator_made_for_every_recorded_update() {
+    let mut checked = 0;
+    for run in ["single", "two-orderers"] {
+        let dir = shared().join("runs").join(run).join("updates");
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let update_dir = entry.unwrap().path();
+            let read = |name: &str| std::fs::read(update_dir.join(name)).unwrap();
+            let original = Config::decode(read("original_config.pb").as_slice()).unwrap();
+            let modified = Config::decode(read("modified_config.pb").as_slice()).unwrap();
+            let theirs = ConfigUpdate::decode(read("config_update.pb").as_slice()).unwrap();
+            let ours = compute_update(&theirs.channel_id, &original, &modified).unwrap();
+            let at = update_dir.display();
+            assert!(same_group(ours.read_set.as_ref().unwrap(), theirs.read_set.as_ref().unwrap()), "{at}: read set");
+            assert!(same_group(ours.write_set.as_ref().unwrap(), theirs.write_set.as_ref().unwrap()), "{at}: write set");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 3);
+    let (current, ..) = u1();
+    let e = compute_update("ch1", &current, &current).unwrap_err();
+    assert!(e.contains("no differences"), "{e}");
+}

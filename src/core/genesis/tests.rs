@@ -85,3 +85,18 @@ fn configtxgens_or_of_roles_compiles_as_fabrics_dsl() {
     assert!(text.contains(r#""n":1"#) && text.contains(r#""signed_by":1"#), "{text}");
     assert!(text.contains("CLIENT") && text.contains("ADMIN"), "{text}");
 }
+
+#[test]
+fn the_creation_update_is_configtxgens_without_acls() {
+    let raw = std::fs::read(shared().join("envelopes/create-channel-tx-unsigned.pb")).unwrap();
+    let envelope = Envelope::decode(raw.as_slice()).unwrap();
+    let update_envelope = crate::core::configtx::config_update_envelope(&envelope).unwrap();
+    let mut theirs = crate::proto::common::ConfigUpdate::decode(update_envelope.config_update).unwrap();
+    // The Org1Channel profile sets the sample ACLs; OSN's update leaves them to the peers' defaults.
+    let app = theirs.write_set.as_mut().unwrap().groups.iter_mut().find(|g| g.key == "Application").unwrap();
+    app.value.as_mut().unwrap().values.retain(|v| v.key != "ACLs");
+    let ours = creation_update("ch1", "SampleConsortium", &["Org1MSP".into()], &["V1_4_2".into()]);
+    assert_eq!(ours.channel_id, theirs.channel_id);
+    assert!(same_group(ours.read_set.as_ref().unwrap(), theirs.read_set.as_ref().unwrap()));
+    assert!(same_group(ours.write_set.as_ref().unwrap(), theirs.write_set.as_ref().unwrap()));
+}
