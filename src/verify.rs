@@ -133,7 +133,6 @@ pub fn unix_now() -> i64 {
 mod tests {
     use super::*;
     use crate::cli::client::transaction;
-    use crate::proto::osn::ChannelConfig;
     use prost::Message as _;
 
     fn signed(env: &crate::proto::Envelope) -> Signed {
@@ -150,9 +149,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_batch_split_across_the_pool_is_answered_in_order() {
-        let (_dir, signer, org) = crate::cli::client::tests::test_org();
-        let config = ChannelConfig { organizations: vec![org], ..Default::default() };
-        let access = Arc::new(Access::new(&config, 900).unwrap());
+        let (_dir, signer, config) = crate::cli::client::tests::test_org();
+        let access = crate::cli::client::tests::access_of(&config);
         let mut requests: Vec<Signed> = (0..150).map(|_| signed(&transaction(&signer, "ch", 300))).collect();
         // Every 7th signature belongs to another envelope.
         for i in (0..150).step_by(7) {
@@ -169,10 +167,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_pool_skipping_signatures_still_checks_the_creator_and_the_policy() {
-        let (_dir, signer, org) = crate::cli::client::tests::test_org();
+        let (_dir, signer, config) = crate::cli::client::tests::test_org();
         let (_other_dir, stranger) = crate::cli::client::tests::signer();
-        let config = ChannelConfig { organizations: vec![org], ..Default::default() };
-        let access = Arc::new(Access::new(&config, 900).unwrap());
+        let access = crate::cli::client::tests::access_of(&config);
         let mut forged = signed(&transaction(&signer, "ch", 300));
         forged.signature = Bytes::from_static(b"not a signature");
         let outsider = signed(&transaction(&stranger, "ch", 300));

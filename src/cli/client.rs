@@ -297,17 +297,24 @@ pub(crate) mod tests {
         (dir, signer)
     }
 
-    /// A fresh test organisation `TestMSP`: a client identity of it, and its definition.
-    pub fn test_org() -> (tempfile::TempDir, SigningIdentity, crate::proto::osn::Organization) {
-        use crate::identity::{create_ca, issue, load_org_msp, Validity};
+    /// A fresh test organisation `TestMSP` (and an orderer organisation): a client identity of
+    /// it, and the configuration of a channel with it as the member, created as a network
+    /// creates one.
+    pub fn test_org() -> (tempfile::TempDir, SigningIdentity, crate::proto::common::Config) {
+        use crate::core::testkit::{batch, channel, system, Org};
         let dir = tempfile::tempdir().unwrap();
-        let org = dir.path().join("org");
-        create_ca("TestMSP", &org, Default::default(), Validity::ca_default()).unwrap();
-        let id =
-            issue(&org, "client", crate::identity::Role::Client, Default::default(), Validity::leaf_default()).unwrap();
-        let signer = SigningIdentity::load(&id).unwrap();
-        let msp = load_org_msp(&org.join("msp")).unwrap().into();
-        (dir, signer, msp)
+        let orderer = Org::new(dir.path(), "OrdererMSP", Default::default());
+        let org = Org::new(dir.path(), "TestMSP", Default::default());
+        let signer = org.identity("client", crate::identity::Role::Client, Default::default(), None);
+        let system = system(&[&orderer], &[&org], batch(10, 1 << 20, 1 << 19), "2s");
+        let config = channel(&system, "ch", &[&org]);
+        (dir, signer, config)
+    }
+
+    /// The access control of a configuration (a 900 s time window).
+    pub fn access_of(config: &crate::proto::common::Config) -> std::sync::Arc<crate::core::access::Access> {
+        let bundle = crate::core::channelconfig::Bundle::new("ch", config.clone()).unwrap();
+        crate::core::chain::InForce::new(std::sync::Arc::new(bundle), 900).access
     }
 
     #[test]

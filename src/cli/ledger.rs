@@ -102,7 +102,6 @@ mod tests {
     use crate::core::chain::Chain;
     use crate::identity::{create_ca, issue, load_org_msp, Role, SigningIdentity, Validity};
     use crate::ledger::Ledger;
-    use crate::proto::osn::ChannelConfig;
     use crate::proto::{kafka_message_regular::Class, BatchSize, Envelope, KafkaMessage};
 
     /// A RocksDB ledger at `path` with channel "ch" of `blocks` blocks signed by a fresh orderer,
@@ -112,18 +111,10 @@ mod tests {
         let id = issue(crypto, "osn", Role::Orderer, Default::default(), Validity::leaf_default()).unwrap();
         let signer = SigningIdentity::load(&id).unwrap();
         let store: Arc<dyn Store> = Arc::new(RocksStore::open(path, true).unwrap());
-        let config = ChannelConfig {
-            batch_size: Some(BatchSize { max_message_count: 1, absolute_max_bytes: 1000, preferred_max_bytes: 500 }),
-            ..Default::default()
-        };
-        let ledger = Ledger::open(
-            "ch",
-            store.channel("ch").unwrap(),
-            &crate::core::block::genesis_block("ch", &config),
-            Some(&signer),
-        )
-        .unwrap();
-        let mut chain = Chain::with_batch_size("ch", ledger.tip(), config.batch_size.unwrap());
+        let batch = BatchSize { max_message_count: 1, absolute_max_bytes: 1000, preferred_max_bytes: 500 };
+        let ledger =
+            Ledger::open("ch", store.channel("ch").unwrap(), &crate::core::genesis::bare_genesis("ch", batch)).unwrap();
+        let mut chain = Chain::with_batch_size("ch", ledger.tip(), batch);
         for offset in 0..blocks as i64 - 1 {
             let env = Envelope { payload: vec![offset as u8; 8].into(), signature: Bytes::new() };
             let record = KafkaMessage::regular(env.encode_to_vec().into(), 0, Class::Normal).encode_to_vec();

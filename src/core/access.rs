@@ -486,7 +486,7 @@ mod tests {
         // the orderer organisation's members; /Channel/Readers adds A's peers.
         let cases = [
             (a.identity("c", Role::Client, KeyType::EcdsaP256, None), true, true),
-            (a.admin.clone(), true, true),
+            (a.identity("a2", Role::Admin, KeyType::EcdsaP256, None), true, true),
             (a.identity("p", Role::Peer, KeyType::EcdsaP256, None), false, true),
             (orderer.identity("o", Role::Orderer, KeyType::EcdsaP256, None), true, true),
         ];

@@ -170,6 +170,19 @@ pub fn kafka_metadata(block: &Block) -> Option<KafkaMetadata> {
     KafkaMetadata::decode(metadata_value(block, BlockMetadataIndex::Orderer)?).ok()
 }
 
+/// The Kafka position a chain resumes from after `block`: its ORDERER metadata, except that a
+/// genesis block whose ORDERER slot holds nothing (Fabric writes a genesis block's metadata
+/// empty) has consumed nothing of the partition yet ([`genesis_kafka_metadata`]), as Fabric's
+/// Kafka chain starts from the oldest offset then.
+pub fn resume_metadata(block: &Block) -> Option<KafkaMetadata> {
+    let genesis = block.header.as_ref().is_some_and(|h| h.number == 0);
+    let empty = metadata_value(block, BlockMetadataIndex::Orderer).is_none_or(|v| v.is_empty());
+    if genesis && empty {
+        return Some(genesis_kafka_metadata());
+    }
+    kafka_metadata(block)
+}
+
 /// The `LastConfig` index of a block's LAST_CONFIG slot.
 pub fn last_config(block: &Block) -> Option<u64> {
     LastConfig::decode(metadata_value(block, BlockMetadataIndex::LastConfig)?).ok().map(|l| l.index)

@@ -551,7 +551,7 @@ mod tests {
             ChainTip {
                 next_number: 1,
                 previous_hash: header_hash(genesis.header.as_ref().unwrap()).into(),
-                kafka: kafka_metadata(&genesis).unwrap_or_else(crate::core::block::genesis_kafka_metadata),
+                kafka: crate::core::block::resume_metadata(&genesis).unwrap(),
                 last_config: 0,
             },
             bs,

@@ -22,7 +22,7 @@ use crate::core::envelope::check_broadcast;
 use crate::core::policy::PolicyName;
 use crate::core::seek::{resolve, SeekError};
 use crate::http::negotiate::Format;
-use crate::proto::osn::{ChannelConfig, ConfigEnvelope, ConfigUpdate, ConfigUpdateEnvelope};
+use crate::proto::common::{ConfigEnvelope, ConfigUpdate, ConfigUpdateEnvelope};
 use crate::proto::{
     Block, ChannelHeader, DeliverResponse, Envelope, KafkaMessage, Payload, SeekInfo, SeekPosition, SignatureHeader,
 };
@@ -85,10 +85,9 @@ struct Seed {
 fn seed() -> &'static Seed {
     static SEED: OnceLock<Seed> = OnceLock::new();
     SEED.get_or_init(|| {
-        let (dir, signer, org) = crate::cli::client::tests::test_org();
+        let (dir, signer, config) = crate::cli::client::tests::test_org();
         let envelope = crate::cli::client::transaction(&signer, CHANNEL, 300);
-        let config = ChannelConfig { organizations: vec![org], ..Default::default() };
-        let access = Arc::new(Access::new(&config, 900).expect("a valid configuration"));
+        let access = crate::cli::client::tests::access_of(&config);
         Seed { marshaled: envelope.encode_to_vec().into(), envelope, access, _dir: dir }
     })
 }
@@ -201,15 +200,11 @@ fn write_corpus() {
     for _ in 0..3 {
         s.envelope.encode_length_delimited(&mut batch).unwrap();
     }
-    let config = ChannelConfig {
-        batch_size: Some(crate::proto::BatchSize {
-            max_message_count: 10,
-            absolute_max_bytes: 1 << 20,
-            preferred_max_bytes: 1 << 19,
-        }),
-        ..Default::default()
-    };
-    let genesis = crate::core::block::genesis_block(CHANNEL, &config).encode_to_vec();
+    let genesis = crate::core::genesis::bare_genesis(
+        CHANNEL,
+        crate::proto::BatchSize { max_message_count: 10, absolute_max_bytes: 1 << 20, preferred_max_bytes: 1 << 19 },
+    )
+    .encode_to_vec();
     let seek = SeekInfo {
         start: Some(crate::core::seek::oldest()),
         stop: Some(crate::core::seek::newest()),

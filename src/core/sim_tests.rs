@@ -9,10 +9,9 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use prost::Message as _;
 
-use crate::core::block::{genesis_block, header_hash, kafka_metadata, last_config};
+use crate::core::block::{header_hash, kafka_metadata, last_config};
 use crate::core::chain::{Chain, ChainTip};
 use crate::core::ttc::TtcTimer;
-use crate::proto::osn::ChannelConfig;
 use crate::proto::{kafka_message_regular::Class, BatchSize, Block, Envelope, KafkaMessage};
 
 #[derive(Debug, Clone)]
@@ -58,8 +57,8 @@ fn tip_of(block: &Block) -> ChainTip {
     ChainTip {
         next_number: header.number + 1,
         previous_hash: header_hash(header).into(),
-        kafka: kafka_metadata(block).unwrap(),
-        last_config: last_config(block).unwrap(),
+        kafka: crate::core::block::resume_metadata(block).unwrap(),
+        last_config: last_config(block).unwrap_or(0),
     }
 }
 
@@ -75,7 +74,7 @@ proptest! {
         restart_at in any::<prop::sample::Index>(),
     ) {
         let batch = BatchSize { max_message_count: max_count, absolute_max_bytes: 4000, preferred_max_bytes: preferred };
-        let genesis = genesis_block("sim", &ChannelConfig { sequence: 0, batch_size: Some(batch), ..Default::default() });
+        let genesis = crate::core::genesis::bare_genesis("sim", batch);
         let mut osns: Vec<Sim> = timeouts
             .iter()
             .map(|t| Sim {

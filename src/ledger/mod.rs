@@ -134,11 +134,8 @@ impl Ledger {
         }
         // A genesis block has no Kafka metadata (Fabric writes its metadata empty): nothing of
         // the partition consumed yet.
-        let mut kafka = match kafka_metadata(&block) {
-            Some(k) => k,
-            None if number == 0 => crate::core::block::genesis_kafka_metadata(),
-            None => return Err(corrupt(number, "no ORDERER (Kafka) metadata".into())),
-        };
+        let mut kafka = crate::core::block::resume_metadata(&block)
+            .ok_or_else(|| corrupt(number, "no ORDERER (Kafka) metadata".into()))?;
         if !sane_offsets(&kafka) {
             // Written from a forged record by an older build: resume with the de-duplication
             // state of the newest block written before it (no genuine copy was processed since,

@@ -11,12 +11,16 @@ use super::*;
 use crate::core::chain::Chain;
 use crate::proto::{kafka_message_regular::Class, BatchSize, KafkaMessage};
 
-fn config() -> ChannelConfig {
-    ChannelConfig {
-        sequence: 0,
-        batch_size: Some(BatchSize { max_message_count: 2, absolute_max_bytes: 1000, preferred_max_bytes: 500 }),
-        ..Default::default()
-    }
+fn batch() -> BatchSize {
+    BatchSize { max_message_count: 2, absolute_max_bytes: 1000, preferred_max_bytes: 500 }
+}
+
+fn config() -> crate::proto::common::Config {
+    crate::core::genesis::bare_config(batch())
+}
+
+fn genesis_block(channel: &str, config: &crate::proto::common::Config) -> Block {
+    crate::core::genesis::genesis_block(channel, config, 0, [0; 24])
 }
 
 fn record(tag: u8) -> Vec<u8> {
@@ -26,7 +30,7 @@ fn record(tag: u8) -> Vec<u8> {
 
 /// Orders `count` records (offsets from `first`) into `ledger` through a chain resumed from it.
 fn order(ledger: &Ledger, first: i64, count: i64) {
-    let mut chain = Chain::with_batch_size("ch", ledger.tip(), ledger.config().batch_size.unwrap());
+    let mut chain = Chain::with_batch_size("ch", ledger.tip(), ledger.config().values.batch_size);
     assert_eq!(chain.resume_offset(), first, "resumes right after the last persisted offset");
     for offset in first..first + count {
         for block in chain.consume(offset, &record(offset as u8)).blocks {
@@ -40,11 +44,11 @@ fn scenarios(reopen: &dyn Fn() -> Arc<dyn Store>) {
     // A new channel starts with its genesis block.
     let store = reopen();
     let ledger =
-        Ledger::open("ch", store.channel("ch").unwrap(), &crate::core::block::genesis_block("ch", &config()), None)
+        Ledger::open("ch", store.channel("ch").unwrap(), &genesis_block("ch", &config()))
             .unwrap();
     assert_eq!(ledger.height(), 1);
     assert_eq!(ledger.tip().kafka.last_offset_persisted, -1);
-    assert_eq!(*ledger.config(), config());
+    assert_eq!(ledger.config().config, config());
     let genesis = ledger.block(0).unwrap().unwrap();
     assert!(genesis.header.as_ref().unwrap().previous_hash.is_empty());
 
@@ -71,13 +75,12 @@ fn scenarios(reopen: &dyn Fn() -> Arc<dyn Store>) {
     drop(store);
     let store = reopen();
     assert_eq!(store.channels().unwrap(), vec!["ch".to_string()]);
-    let mut other = config();
-    other.batch_size.as_mut().unwrap().max_message_count = 99;
+    let other = crate::core::genesis::bare_config(BatchSize { max_message_count: 99, ..batch() });
     let ledger =
-        Ledger::open("ch", store.channel("ch").unwrap(), &crate::core::block::genesis_block("ch", &other), None)
+        Ledger::open("ch", store.channel("ch").unwrap(), &genesis_block("ch", &other))
             .unwrap();
     assert_eq!(ledger.height(), 3);
-    assert_eq!(*ledger.config(), config(), "the genesis block's config wins");
+    assert_eq!(ledger.config().config, config(), "the genesis block's config wins");
     order(&ledger, 4, 3);
     assert_eq!(ledger.height(), 4, "the pending record 4 is consumed again: block 3 = [4, 5], 6 pending");
     let mut previous = Bytes::new();
@@ -88,13 +91,7 @@ fn scenarios(reopen: &dyn Fn() -> Arc<dyn Store>) {
     }
 
     // Channels are independent.
-    let other = Ledger::open(
-        "other",
-        store.channel("other").unwrap(),
-        &crate::core::block::genesis_block("other", &config()),
-        None,
-    )
-    .unwrap();
+    let other = Ledger::open("other", store.channel("other").unwrap(), &genesis_block("other", &config())).unwrap();
     assert_eq!(other.height(), 1);
     assert_eq!(ledger.height(), 4);
 }
@@ -121,24 +118,24 @@ fn rocks_store_reports_corrupt_last_block_with_channel_and_number() {
     let ch = store.channel("bad").unwrap();
     ch.append(0, b"\xff\xff\xff not a block").unwrap();
     let err =
-        Ledger::open("bad", ch, &crate::core::block::genesis_block("bad", &config()), None).unwrap_err().to_string();
+        Ledger::open("bad", ch, &genesis_block("bad", &config())).unwrap_err().to_string();
     assert!(err.contains("'bad'") && err.contains("block 0"), "{err}");
 }
 
 #[test]
 fn a_ledger_altered_on_disk_is_refused_naming_the_channel_and_the_block() {
-    let genesis = crate::core::block::genesis_block("alt", &config());
+    let genesis = genesis_block("alt", &config());
     let dir = tempfile::tempdir().unwrap();
     {
         let store = RocksStore::open(dir.path(), true).unwrap();
-        let ledger = Ledger::open("alt", store.channel("alt").unwrap(), &genesis, None).unwrap();
+        let ledger = Ledger::open("alt", store.channel("alt").unwrap(), &genesis).unwrap();
         order(&ledger, 0, 10);
         assert_eq!(ledger.height(), 6);
         assert_eq!(ledger.check_stored().unwrap(), 6, "an intact ledger passes");
     }
     let reopen = || {
         let store = RocksStore::open(dir.path(), true).unwrap();
-        let ledger = Ledger::open("alt", store.channel("alt").unwrap(), &genesis, None).unwrap();
+        let ledger = Ledger::open("alt", store.channel("alt").unwrap(), &genesis).unwrap();
         ledger.check_stored().map(|_| ()).map_err(|e| e.to_string())
     };
     let rewrite = |number: u64, alter: &dyn Fn(Vec<u8>) -> Vec<u8>| {
@@ -201,7 +198,7 @@ fn files(dir: &std::path::Path, suffix: &str) -> Vec<std::path::PathBuf> {
 /// written before it): a prefix of them, each whole, or a clear error. The height, or the error.
 fn reopen_after_crash(dir: &std::path::Path, genesis: &Block, blocks: &[Bytes]) -> Result<u64, String> {
     let store = RocksStore::open(dir, true).map_err(|e| e.to_string())?;
-    let ledger = Ledger::open("torn", store.channel("torn").unwrap(), genesis, None).map_err(|e| e.to_string())?;
+    let ledger = Ledger::open("torn", store.channel("torn").unwrap(), genesis).map_err(|e| e.to_string())?;
     let height = ledger.check_stored().map_err(|e| e.to_string())?;
     assert!(height as usize <= blocks.len(), "{height} blocks after a crash, {} before", blocks.len());
     for n in 0..height {
@@ -216,11 +213,11 @@ fn reopen_after_crash(dir: &std::path::Path, genesis: &Block, blocks: &[Bytes]) 
 /// OSN then cuts it again from Kafka, resuming after the last block it holds.
 #[test]
 fn a_write_torn_by_a_crash_leaves_each_block_whole_or_absent() {
-    let genesis = crate::core::block::genesis_block("torn", &config());
+    let genesis = genesis_block("torn", &config());
     let dir = tempfile::tempdir().unwrap();
     let blocks: Vec<Bytes> = {
         let store = RocksStore::open(dir.path(), true).unwrap();
-        let ledger = Ledger::open("torn", store.channel("torn").unwrap(), &genesis, None).unwrap();
+        let ledger = Ledger::open("torn", store.channel("torn").unwrap(), &genesis).unwrap();
         order(&ledger, 0, 10);
         (0..ledger.height()).map(|n| ledger.block_bytes(n).unwrap().unwrap()).collect()
     }; // Closed without a flush: every block is only in the write-ahead log, as after a kill.
@@ -265,11 +262,11 @@ fn a_write_torn_by_a_crash_leaves_each_block_whole_or_absent() {
 /// channel, never a block served wrong.
 #[test]
 fn a_flipped_byte_in_a_table_file_is_refused_naming_the_channel() {
-    let genesis = crate::core::block::genesis_block("sst", &config());
+    let genesis = genesis_block("sst", &config());
     let dir = tempfile::tempdir().unwrap();
     {
         let store = RocksStore::open(dir.path(), true).unwrap();
-        let ledger = Ledger::open("sst", store.channel("sst").unwrap(), &genesis, None).unwrap();
+        let ledger = Ledger::open("sst", store.channel("sst").unwrap(), &genesis).unwrap();
         order(&ledger, 0, 10);
         store.flush();
     }
@@ -284,7 +281,7 @@ fn a_flipped_byte_in_a_table_file_is_refused_naming_the_channel() {
         std::fs::write(&path, bytes).unwrap();
         let outcome = RocksStore::open(copy.path(), true).map_err(|e| e.to_string()).and_then(|store| {
             let ledger =
-                Ledger::open("sst", store.channel("sst").unwrap(), &genesis, None).map_err(|e| e.to_string())?;
+                Ledger::open("sst", store.channel("sst").unwrap(), &genesis).map_err(|e| e.to_string())?;
             ledger.check_stored().map_err(|e| e.to_string())
         });
         let err = outcome.expect_err("a corrupt table file is refused");
@@ -298,13 +295,13 @@ fn a_flipped_byte_in_a_table_file_is_refused_naming_the_channel() {
 #[test]
 fn reload_after_a_panic_in_the_middle_of_an_append_resumes_from_what_is_stored() {
     let store = Arc::new(MemoryStore::default());
-    let genesis = crate::core::block::genesis_block("ch", &config());
-    let ledger = Arc::new(Ledger::open("ch", store.channel("ch").unwrap(), &genesis, None).unwrap());
+    let genesis = genesis_block("ch", &config());
+    let ledger = Arc::new(Ledger::open("ch", store.channel("ch").unwrap(), &genesis).unwrap());
     order(&ledger, 0, 4);
     assert_eq!(ledger.height(), 3);
 
     // Block 3 reaches the store while the tip's lock is held, then the thread panics.
-    let mut chain = Chain::with_batch_size("ch", ledger.tip(), ledger.config().batch_size.unwrap());
+    let mut chain = Chain::with_batch_size("ch", ledger.tip(), ledger.config().values.batch_size);
     let block = chain.consume(4, &record(4)).blocks.into_iter().chain(chain.consume(5, &record(5)).blocks).next();
     let block = block.expect("two records cut a block");
     let poisoner = ledger.clone();
@@ -338,7 +335,7 @@ fn a_tip_cut_from_a_forged_record_resumes_with_the_last_sane_state() {
     use crate::proto::KafkaMetadata;
     let store: Arc<dyn Store> = Arc::new(MemoryStore::default());
     let open = || {
-        Ledger::open("ch", store.channel("ch").unwrap(), &crate::core::block::genesis_block("ch", &config()), None)
+        Ledger::open("ch", store.channel("ch").unwrap(), &genesis_block("ch", &config()))
             .unwrap()
     };
     let ledger = open();
@@ -364,7 +361,7 @@ fn a_tip_cut_from_a_forged_record_resumes_with_the_last_sane_state() {
     assert_eq!((tip.kafka.last_original_offset_processed, tip.kafka.last_resubmitted_config_offset), (2, 0));
     // A copy of offset 3 re-submitted now is ordered, not dropped as already processed.
     let mut chain =
-        Chain::with_batch_size("ch", tip, BatchSize { max_message_count: 1, ..config().batch_size.unwrap() });
+        Chain::with_batch_size("ch", tip, BatchSize { max_message_count: 1, ..batch() });
     let mut copy = KafkaMessage::decode(record(3).as_slice()).unwrap();
     if let Some(crate::proto::kafka_message::Type::Regular(r)) = copy.r#type.as_mut() {
         r.original_offset = 3;

@@ -130,7 +130,7 @@ impl ChannelStatus {
         self.set_access_arc(std::sync::Arc::new(access));
     }
 
-    pub(super) fn set_access_arc(&self, access: Arc<Access>) {
+    pub(crate) fn set_access_arc(&self, access: Arc<Access>) {
         if !Arc::ptr_eq(&self.access.borrow(), &access) {
             self.access.send_replace(access);
         }

@@ -4,9 +4,8 @@ use bytes::Bytes;
 use prost::Message as _;
 
 use super::*;
-use crate::core::block::{build_block, genesis_block, header_hash};
+use crate::core::block::{build_block, genesis_block_of, header_hash};
 use crate::identity::{create_ca, issue, load_org_msp, Role as IdRole, SigningIdentity, Validity};
-use crate::proto::osn::ChannelConfig;
 use crate::proto::KafkaMetadata;
 
 struct Fixture {
@@ -41,15 +40,21 @@ fn fixture() -> Fixture {
     }
 }
 
-/// A genesis block and `n` more, each with one envelope, signed by `signer`.
+/// A created channel's (unsigned) genesis block.
+fn genesis() -> Block {
+    genesis_block_of(Bytes::from_static(b"the channel's CONFIG envelope"))
+}
+
+/// A genesis block (unsigned, as Fabric's) and `n` more, each with one envelope, signed by
+/// `signer`.
 fn chain(signer: &SigningIdentity, n: u64) -> Vec<Block> {
-    let mut blocks = vec![genesis_block("ch", &ChannelConfig::default())];
+    let mut blocks = vec![genesis()];
     for number in 1..=n {
         let previous = header_hash(blocks.last().unwrap().header.as_ref().unwrap());
         let kafka = KafkaMetadata { last_offset_persisted: number as i64, ..Default::default() };
         blocks.push(build_block(number, previous.into(), vec![Bytes::from(vec![number as u8; 10])], 0, &kafka));
     }
-    for b in &mut blocks {
+    for b in &mut blocks[1..] {
         signer.sign_block(b);
     }
     blocks
@@ -154,11 +159,26 @@ fn tampering_is_found_at_the_right_block() {
         &f,
         "signatures removed",
         |b| {
-            let mut m = slot(&mut b[0]);
+            let mut m = slot(&mut b[1]);
             m.signatures.clear();
-            set_slot(&mut b[0], m);
+            set_slot(&mut b[1], m);
         },
-        Err((0, |e| *e == Fault::NoSignature)),
+        Err((1, |e| *e == Fault::NoSignature)),
+    );
+    check(
+        &f,
+        "the unsigned genesis block's data changed: its data hash no longer matches",
+        |b| b[0].data.as_mut().unwrap().data[0] = Bytes::from_static(b"forged"),
+        Err((0, |e| *e == Fault::DataHash)),
+    );
+    check(
+        &f,
+        "the genesis block's data and data hash changed: block 1's link breaks",
+        |b| {
+            b[0].data.as_mut().unwrap().data[0] = Bytes::from_static(b"forged");
+            b[0].header.as_mut().unwrap().data_hash = data_hash(&b[0].data.as_ref().unwrap().data).into();
+        },
+        Err((1, |e| *e == Fault::BrokenLink { previous: 0 })),
     );
     check(
         &f,
@@ -201,7 +221,7 @@ fn only_orderers_of_the_orderer_organisations_sign() {
     ] {
         let blocks = chain(signer, 2);
         let bad = verify(&f.orgs, &blocks).unwrap_err();
-        assert_eq!(bad.number, 0, "{who}");
+        assert_eq!(bad.number, 1, "{who}");
         assert!(matches!(&bad.fault, Fault::NotOrderer { reason, .. } if reason.contains(want)), "{who}: {bad}");
     }
     // The stranger's certificate claiming the orderer MSP ID does not chain to its CA.
@@ -209,18 +229,22 @@ fn only_orderers_of_the_orderer_organisations_sign() {
     let mut id = crate::proto::msp::SerializedIdentity::decode(&forged[..]).unwrap();
     id.mspid = "OrdererMSP".into();
     forged = id.encode_to_vec();
-    let mut block = genesis_block("ch", &ChannelConfig::default());
+    let mut blocks = chain(&f.orderer, 1);
+    let block = &mut blocks[1];
+    let mut m = slot(block);
+    m.signatures.clear();
+    set_slot(block, m);
     let header: Bytes = SignatureHeader { creator: forged.into(), nonce: Bytes::new() }.encode_to_vec().into();
-    let input = crate::core::block::block_signing_input(&block, &header).unwrap();
-    crate::core::block::add_signature(&mut block, header, f.stranger.sign(&input).into());
-    let bad = verify(&f.orgs, &[block]).unwrap_err();
+    let input = crate::core::block::block_signing_input(block, &header).unwrap();
+    crate::core::block::add_signature(block, header, f.stranger.sign(&input).into());
+    let bad = verify(&f.orgs, &blocks).unwrap_err();
     assert!(matches!(&bad.fault, Fault::NotOrderer { reason, .. } if reason.contains("not issued")), "{bad}");
 }
 
 #[test]
 fn signing_changes_only_the_signatures() {
     let f = fixture();
-    let unsigned = genesis_block("ch", &ChannelConfig::default());
+    let unsigned = genesis();
     let (mut a, mut b) = (unsigned.clone(), unsigned.clone());
     f.orderer.sign_block(&mut a);
     f.stranger.sign_block(&mut b);

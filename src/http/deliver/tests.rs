@@ -16,14 +16,14 @@ use crate::core::seek::{newest, oldest, specified};
 use crate::ledger::memory::MemoryStore;
 use crate::ledger::{Ledger, Store};
 use crate::proto::orderer::seek_info::{SeekBehavior, SeekErrorResponse};
-use crate::proto::osn::ChannelConfig;
+use crate::proto::common::Config;
 use crate::proto::{kafka_message_regular::Class, BatchSize, KafkaMessage, SeekInfo, SeekPosition};
 
 const CHANNEL: &str = "ch";
 
 struct Fixture {
     crypto: tempfile::TempDir,
-    config: ChannelConfig,
+    config: Config,
     signer: crate::identity::SigningIdentity,
     ledger: Arc<Ledger>,
     status: ChannelStatus,
@@ -34,27 +34,15 @@ struct Fixture {
 impl Fixture {
     /// A ready channel with `height` blocks (each holding one envelope after genesis).
     fn new(height: u64) -> Self {
-        let (crypto, signer, org) = crate::cli::client::tests::test_org();
-        let config = ChannelConfig {
-            sequence: 0,
-            batch_size: Some(BatchSize { max_message_count: 1, absolute_max_bytes: 1000, preferred_max_bytes: 500 }),
-            organizations: vec![org],
-            ..Default::default()
-        };
+        let (crypto, signer, config) = crate::cli::client::tests::test_org();
+        let batch = BatchSize { max_message_count: 1, absolute_max_bytes: 1000, preferred_max_bytes: 500 };
         let store = MemoryStore::new();
-        let ledger = Arc::new(
-            Ledger::open(
-                CHANNEL,
-                store.channel(CHANNEL).unwrap(),
-                &crate::core::block::genesis_block(CHANNEL, &config),
-                None,
-            )
-            .unwrap(),
-        );
-        let chain = Chain::with_batch_size("ch", ledger.tip(), config.batch_size.unwrap());
+        let genesis = crate::core::genesis::genesis_block(CHANNEL, &config, 0, [0; 24]);
+        let ledger = Arc::new(Ledger::open(CHANNEL, store.channel(CHANNEL).unwrap(), &genesis).unwrap());
+        let chain = Chain::with_batch_size("ch", ledger.tip(), batch);
         let status = ChannelStatus::new(CHANNEL);
         status.set(Phase::Ready, "");
-        status.set_access(crate::core::access::Access::new(&config, 900).unwrap());
+        status.set_access_arc(crate::cli::client::tests::access_of(&config));
         let mut f = Fixture { crypto, config, signer, ledger, status, chain, offset: 0 };
         while f.ledger.height() < height {
             f.append();
@@ -253,7 +241,7 @@ async fn a_live_stream_ends_when_the_channel_stops_letting_its_creator_read() {
     assert!(pending(&mut sub).await, "the stream waits for block 2");
 
     // The configuration changes, and the creator (a client) still reads: nothing ends.
-    f.status.set_access(crate::core::access::Access::new(&f.config, 900).unwrap());
+    f.status.set_access_arc(crate::cli::client::tests::access_of(&f.config));
     f.append();
     assert_eq!(sub.next().await.as_ref().and_then(number), Some(2));
 
@@ -261,11 +249,13 @@ async fn a_live_stream_ends_when_the_channel_stops_letting_its_creator_read() {
     // FORBIDDEN, before any further block, and a new request is refused too.
     assert!(pending(&mut sub).await, "the stream waits for block 3");
     let mut admins_only = f.config.clone();
-    admins_only.readers =
-        Some(crate::core::policy::Policy::Admins { orgs: ["TestMSP".to_string()].into(), at_least: 1 }.to_proto());
+    let org = crate::core::configedit::group_mut(&mut admins_only, &["Application", "TestMSP"]).unwrap();
+    let readers = org.policies.iter_mut().find(|p| p.key == "Readers").unwrap().value.as_mut().unwrap();
+    let admin = crate::proto::msp::msp_role::MspRoleType::Admin;
+    readers.policy.as_mut().unwrap().value = crate::core::genesis::any_of("TestMSP", &[admin]).encode_to_vec().into();
     let mut waiting = Box::pin(sub.next());
     assert!(futures_util::poll!(waiting.as_mut()).is_pending());
-    f.status.set_access(crate::core::access::Access::new(&admins_only, 900).unwrap());
+    f.status.set_access_arc(crate::cli::client::tests::access_of(&admins_only));
     // The waiting stream wakes for the change alone (no block yet); had it not re-checked then,
     // the block that comes next would reach it.
     let item = match futures_util::poll!(waiting.as_mut()) {
@@ -291,7 +281,7 @@ async fn a_live_stream_ends_when_its_creators_certificate_expires() {
     let mut f = Fixture::new(1);
     let now = time::OffsetDateTime::now_utc();
     let brief = Validity::new(now - time::Duration::minutes(1), now + time::Duration::seconds(2)).unwrap();
-    let dir = issue(&f.crypto.path().join("org"), "brief", Role::Client, Default::default(), brief).unwrap();
+    let dir = issue(&f.crypto.path().join("TestMSP"), "brief", Role::Client, Default::default(), brief).unwrap();
     f.signer = SigningIdentity::load(&dir).unwrap();
     let mut sub =
         f.open(seek(oldest(), specified(u64::MAX), SeekBehavior::BlockUntilReady, SeekErrorResponse::Strict)).unwrap();
