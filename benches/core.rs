@@ -15,7 +15,6 @@ use osn::core::cutter::{BlockCutter, Message};
 use osn::ledger::memory::MemoryStore;
 use osn::ledger::rocks::RocksStore;
 use osn::ledger::{Ledger, Store};
-use osn::proto::osn::ChannelConfig;
 use osn::proto::{kafka_message_regular::Class, BatchSize, Envelope, KafkaMessage, KafkaMetadata};
 
 fn envelope(size: usize) -> Bytes {
@@ -80,17 +79,11 @@ fn ledger_append(c: &mut Criterion) {
     g.sample_size(20);
     for per_block in [10u32, 100, 500] {
         let batch = BatchSize { max_message_count: per_block, ..BATCH };
-        let config = ChannelConfig { sequence: 0, batch_size: Some(batch), ..Default::default() };
         g.throughput(Throughput::Elements(u64::from(per_block)));
         for (name, store) in &stores {
             let channel = format!("bench{per_block}");
-            let ledger = Ledger::open(
-                &channel,
-                store.channel(&channel).unwrap(),
-                &osn::core::block::genesis_block(&channel, &config),
-                None,
-            )
-            .unwrap();
+            let genesis = osn::core::genesis::bare_genesis(&channel, batch);
+            let ledger = Ledger::open(&channel, store.channel(&channel).unwrap(), &genesis).unwrap();
             let mut chain = Chain::with_batch_size("ch", ledger.tip(), batch);
             let mut offset = 0i64;
             g.bench_function(BenchmarkId::new(*name, per_block), |b| {

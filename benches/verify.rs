@@ -11,13 +11,12 @@ use prost::Message as _;
 use osn::cli::client::transaction;
 use osn::core::access::{Access, Request};
 use osn::core::policy::PolicyName;
-use osn::identity::{create_ca, issue, load_org_msp, KeyType, Role, SigningIdentity, Validity};
-use osn::proto::osn::ChannelConfig;
+use osn::identity::{create_ca, issue, KeyType, Role, SigningIdentity, Validity};
 use osn::proto::{ChannelHeader, Envelope, Payload, SignatureHeader};
 
 struct Fixture {
     _dir: tempfile::TempDir,
-    access: Access,
+    access: std::sync::Arc<Access>,
     ecdsa: SigningIdentity,
     ed25519: SigningIdentity,
 }
@@ -30,9 +29,27 @@ fn fixture() -> Fixture {
         SigningIdentity::load(&issue(&org, name, Role::Client, key, Validity::leaf_default()).unwrap()).unwrap()
     };
     let (ecdsa, ed25519) = (load("ecdsa", KeyType::EcdsaP256), load("ed25519", KeyType::Ed25519));
+    // A channel of BenchMSP, created from a system channel with it in its consortium: its
+    // /Channel/Writers is what the checks evaluate.
+    let admin = SigningIdentity::load(
+        &issue(&org, "admin", Role::Admin, KeyType::EcdsaP256, Validity::leaf_default()).unwrap(),
+    )
+    .unwrap();
+    let msp = osn::identity::fabric_msp::verifying_config(&org.join("msp"), "BenchMSP").unwrap();
+    let mut profile =
+        osn::core::genesis::SystemProfile::kafka(vec!["127.0.0.1:9092".into()], vec!["127.0.0.1:7050".into()]);
+    profile.consortiums = vec![osn::core::genesis::Consortium {
+        name: "Bench".into(),
+        members: vec![osn::core::genesis::Organization::application("BenchMSP", msp)],
+    }];
+    let system = osn::core::genesis::system_config(&profile);
+    let approver = (osn::core::msp::Identity::deserialize(&admin.serialized()).unwrap(), admin.serialized());
     let config =
-        ChannelConfig { organizations: vec![load_org_msp(&org.join("msp")).unwrap().into()], ..Default::default() };
-    Fixture { access: Access::new(&config, 900).unwrap(), ecdsa, ed25519, _dir: dir }
+        osn::core::genesis::created_channel_config(&system, "bench", "Bench", &["BenchMSP".into()], &[approver])
+            .unwrap();
+    let bundle = osn::core::channelconfig::Bundle::new("bench", config).unwrap();
+    let access = osn::core::chain::InForce::new(std::sync::Arc::new(bundle), 900).access;
+    Fixture { access, ecdsa, ed25519, _dir: dir }
 }
 
 /// An envelope and the parts of it the checks read.

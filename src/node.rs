@@ -29,15 +29,17 @@ use crate::verify::Verifier;
 pub fn read_genesis(path: &std::path::Path) -> anyhow::Result<(Block, Bundle)> {
     use prost::Message as _;
     let raw = std::fs::read(path).with_context(|| format!("cannot read the genesis block {}", path.display()))?;
-    let block = Block::decode(raw.as_slice())
-        .map_err(|e| anyhow::anyhow!("{} is not a block: {e}", path.display()))?;
+    let block = Block::decode(raw.as_slice()).map_err(|e| anyhow::anyhow!("{} is not a block: {e}", path.display()))?;
     let number = block.header.as_ref().map(|h| h.number).unwrap_or_default();
     anyhow::ensure!(number == 0, "{} is block {number}, not a genesis block", path.display());
-    let data = block.data.as_ref().and_then(|d| d.data.first()).ok_or_else(|| {
-        anyhow::anyhow!("{}: the block holds no envelope", path.display())
+    let data = block
+        .data
+        .as_ref()
+        .and_then(|d| d.data.first())
+        .ok_or_else(|| anyhow::anyhow!("{}: the block holds no envelope", path.display()))?;
+    let (header, envelope) = crate::core::config::config_envelope(data).map_err(|e| {
+        anyhow::anyhow!("{}: not a genesis block (its envelope is not a CONFIG one: {e})", path.display())
     })?;
-    let (header, envelope) = crate::core::config::config_envelope(data)
-        .map_err(|e| anyhow::anyhow!("{}: not a genesis block (its envelope is not a CONFIG one: {e})", path.display()))?;
     let config = envelope.config.unwrap_or_default();
     let bundle = Bundle::new(&header.channel_id, config)
         .map_err(|e| anyhow::anyhow!("{}: channel '{}': {e}", path.display(), header.channel_id))?;
@@ -153,7 +155,10 @@ impl Node {
         let mut kafka_config = config.kafka.clone();
         let from_genesis = bundle.values.kafka_brokers.join(",");
         if kafka_config.brokers.is_empty() {
-            anyhow::ensure!(!from_genesis.is_empty(), "the genesis block names no Kafka brokers, and [kafka] brokers is not set");
+            anyhow::ensure!(
+                !from_genesis.is_empty(),
+                "the genesis block names no Kafka brokers, and [kafka] brokers is not set"
+            );
             kafka_config.brokers = from_genesis;
         } else if kafka_config.brokers != from_genesis {
             tracing::info!(brokers = %kafka_config.brokers, genesis = %from_genesis, "[kafka] brokers overrides the genesis block's KafkaBrokers");

@@ -267,8 +267,9 @@ fn edited(
     for dir in add {
         let msp_id = match org_msp_id {
             Some(id) => id.to_owned(),
-            None => crate::identity::layout::read_msp_id(dir)
-                .with_context(|| format!("{}: pass --org-msp-id for a directory without an mspid file", dir.display()))?,
+            None => crate::identity::layout::read_msp_id(dir).with_context(|| {
+                format!("{}: pass --org-msp-id for a directory without an mspid file", dir.display())
+            })?,
         };
         let msp = crate::identity::fabric_msp::verifying_config(dir, &msp_id)?;
         let group = organization_group(&Organization::application(&msp_id, msp));
@@ -364,7 +365,8 @@ pub async fn run(args: ChannelArgs) -> anyhow::Result<()> {
                 &remove_organizations,
                 max_channels,
             )?;
-            let update = crate::core::configtx::compute_update(&channel, &current, &next).map_err(anyhow::Error::msg)?;
+            let update =
+                crate::core::configtx::compute_update(&channel, &current, &next).map_err(anyhow::Error::msg)?;
             let approvers: Vec<&SigningIdentity> = approvers.iter().collect();
             let envelope = config_update(&signer, &update, &approvers);
             if let Some(file) = output {
@@ -381,8 +383,13 @@ pub async fn run(args: ChannelArgs) -> anyhow::Result<()> {
         ChannelCommand::Config(ConfigCommand::Get { channel, identity, output }) => {
             let config = get_config(&args.endpoint, &identity.load()?, &channel).await?;
             if let Some(file) = output {
-                std::fs::write(&file, config.encode_to_vec()).with_context(|| format!("cannot write {}", file.display()))?;
-                println!("wrote the configuration of channel {channel} (sequence {}) to {}", config.sequence, file.display());
+                std::fs::write(&file, config.encode_to_vec())
+                    .with_context(|| format!("cannot write {}", file.display()))?;
+                println!(
+                    "wrote the configuration of channel {channel} (sequence {}) to {}",
+                    config.sequence,
+                    file.display()
+                );
                 return Ok(());
             }
             show_config(&channel, &config, args.json)?;
@@ -456,7 +463,8 @@ fn show_config(channel: &str, config: &Config, json: bool) -> anyhow::Result<()>
         });
         if let Ok(policies) = crate::core::fabric_policy::Policies::of(group) {
             println!("policies");
-            for path in ["/Channel/Readers", "/Channel/Writers", "/Channel/Admins", "/Channel/Orderer/BlockValidation"] {
+            for path in ["/Channel/Readers", "/Channel/Writers", "/Channel/Admins", "/Channel/Orderer/BlockValidation"]
+            {
                 if policies.contains(path) {
                     println!("  {path:<34} {}", policies.describe(path));
                 }

@@ -217,7 +217,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
          \n           with a real Kafka cluster for anything that must last.\
          \n  ledger   {ledger}{temp_note}\
          \n  identity organisation {org} may write and read the channel; the CLI signs as its client\
-         \n           {client} by default (admin: {admin}).\
+         \n           {client} by default (admin: {admin}; the orderer organisation's admin, who\
+         \n           changes batch settings: {orderer_admin}).\
          \n           Blocks are signed by {orderer}. All kept in {crypto} and reused.{skip_note}\
          \n  genesis  {genesis} (a Kafka system channel '{system}', as configtxgen writes one)\
          \n\nIn another shell, try:\
@@ -234,6 +235,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         org = DEV_CLIENT_MSP,
         client = crypto.client_identity.display(),
         admin = crypto.admin_identity.display(),
+        orderer_admin = crypto.orderer_admin_identity.display(),
         orderer = crypto.orderer_identity.display(),
         crypto = crypto_root.display(),
         genesis = genesis_file.display(),

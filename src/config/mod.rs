@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-
 /// A password or other secret. `Debug`, `Display` and `Serialize` show `<redacted>`; only
 /// [`Secret::expose`] gives the value, at the one place that hands it to a library.
 #[derive(Clone, Default, Deserialize, PartialEq, Eq)]

@@ -172,10 +172,7 @@ impl Access {
     /// not counted; the MSPs judge chains and roles when the policy is evaluated, with no clock,
     /// as Fabric's MSP validates identities at their certificate's start). Returns the signers,
     /// and why each other signature was not counted.
-    pub fn config_signers(
-        &self,
-        signed: &[super::configtx::SignedData],
-    ) -> (Vec<(Identity, Bytes)>, Vec<String>) {
+    pub fn config_signers(&self, signed: &[super::configtx::SignedData]) -> (Vec<(Identity, Bytes)>, Vec<String>) {
         let (mut signers, mut dropped) = (Vec::new(), Vec::new());
         for (i, s) in signed.iter().enumerate() {
             let creator = self.creator(&s.identity);
@@ -307,9 +304,8 @@ impl Access {
     /// Chain and policy.
     fn authorise(&self, creator: &Creator, policy: PolicyName, now: i64) -> Result<Verified, Denied> {
         let verified = self.member(creator, now)?;
-        let satisfied = *creator.verdicts[slot(policy)].get_or_init(|| {
-            self.policies.evaluate(policy.path(), &[(creator.identity.clone(), creator.raw.clone())])
-        });
+        let satisfied = *creator.verdicts[slot(policy)]
+            .get_or_init(|| self.policies.evaluate(policy.path(), &[(creator.identity.clone(), creator.raw.clone())]));
         if !satisfied {
             let (msp_id, role) = (verified.msp_id, verified.role.as_str());
             return Err(Denied::Policy { msp_id, role, policy, rule: self.describe(policy) });

@@ -141,9 +141,9 @@ fn refusal(e: ConfigtxError, stage: Stage) -> Refusal {
 ///   `/Channel/Writers` (certificate, signature, chain, policy; on arrival at the OSN's clock, at
 ///   consumption at the update's own timestamp), then Fabric's configtx rules with the
 ///   approvals that verify, the new configuration's own checks, and what it may not change.
-/// - A creation (Fabric's system channel): a valid, new name within ChannelRestrictions'
-///   max_count, then the consortium's template with the update applied under its
-///   ChannelCreationPolicy, and the new configuration's checks.
+/// - A creation (Fabric's system channel): a valid, new name, then the consortium's template
+///   with the update applied under its ChannelCreationPolicy, the new configuration's checks,
+///   and ChannelRestrictions' max_count.
 ///
 /// On arrival the update's timestamp must also be within the OSN's time window, and an
 /// AbsoluteMaxBytes over what the producer sends is refused.
@@ -206,6 +206,16 @@ pub fn admit(
             if stage == Stage::Arrival {
                 target.access.check_timestamp(request.timestamp(), now).map_err(Refusal::denied)?;
             }
+            let template = configtx::channel_template(&target.bundle.config, channel, &request.update)
+                .map_err(|e| refusal(e, stage))?;
+            let validator = Validator::new(channel, &template).map_err(|e| refusal(e, stage))?;
+            let config =
+                validator.propose(&request.update_envelope, &signers).map_err(|e| with_dropped(refusal(e, stage)))?;
+            Bundle::new(channel, config.clone()).map_err(|e| match stage {
+                Stage::Arrival => Refusal::Invalid(format!("the new channel's configuration: {e}")),
+                Stage::Consumption => Refusal::Conflict(format!("the new channel's configuration: {e}")),
+            })?;
+            // Fabric's system channel filter, after the creation policy: ChannelRestrictions.
             let limit = target.bundle.values.max_channels;
             if limit > 0 && existing.created as u64 >= limit {
                 return Err(Refusal::Forbidden(format!(
@@ -213,16 +223,6 @@ pub fn admit(
                     existing.created
                 )));
             }
-            let template = configtx::channel_template(&target.bundle.config, channel, &request.update)
-                .map_err(|e| refusal(e, stage))?;
-            let validator = Validator::new(channel, &template).map_err(|e| refusal(e, stage))?;
-            let config = validator
-                .propose(&request.update_envelope, &signers)
-                .map_err(|e| with_dropped(refusal(e, stage)))?;
-            Bundle::new(channel, config.clone()).map_err(|e| match stage {
-                Stage::Arrival => Refusal::Invalid(format!("the new channel's configuration: {e}")),
-                Stage::Consumption => Refusal::Conflict(format!("the new channel's configuration: {e}")),
-            })?;
             config
         }
     };

@@ -14,8 +14,7 @@ use sha2::{Digest, Sha256};
 
 use crate::proto::common::{BlockMetadataIndex, MetadataSignature};
 use crate::proto::{
-    Block, BlockData, BlockHeader, BlockMetadata, KafkaMetadata,
-    LastConfig, Metadata, OrdererBlockMetadata,
+    Block, BlockData, BlockHeader, BlockMetadata, KafkaMetadata, LastConfig, Metadata, OrdererBlockMetadata,
 };
 
 /// Number of metadata slots in every block (one per `BlockMetadataIndex` value).

@@ -76,8 +76,8 @@ impl UpdateRequest {
             SignatureHeader::decode(header.signature_header).map_err(|e| format!("signature header: {e}"))?.creator;
         let update_envelope = ConfigUpdateEnvelope::decode(payload.data)
             .map_err(|e| format!("the data is not a ConfigUpdateEnvelope: {e}"))?;
-        let update = ConfigUpdate::decode(update_envelope.config_update.clone())
-            .map_err(|e| format!("config update: {e}"))?;
+        let update =
+            ConfigUpdate::decode(update_envelope.config_update.clone()).map_err(|e| format!("config update: {e}"))?;
         if update.channel_id != channel_header.channel_id {
             return Err(format!(
                 "the config update names channel '{}' but its channel header names '{}'",

@@ -658,7 +658,11 @@ fn group_update(original: &ConfigGroup, updated: &ConfigGroup) -> (ConfigGroup, 
             }
             Some((_, u)) => write.values.push(ConfigValueEntry {
                 key: (*key).clone(),
-                value: Some(ConfigValue { version: o.version + 1, mod_policy: u.mod_policy.clone(), value: u.value.clone() }),
+                value: Some(ConfigValue {
+                    version: o.version + 1,
+                    mod_policy: u.mod_policy.clone(),
+                    value: u.value.clone(),
+                }),
             }),
         }
     }
@@ -685,7 +689,11 @@ fn group_update(original: &ConfigGroup, updated: &ConfigGroup) -> (ConfigGroup, 
             }
             Some((_, u)) => write.policies.push(ConfigPolicyEntry {
                 key: (*key).clone(),
-                value: Some(ConfigPolicy { version: o.version + 1, mod_policy: u.mod_policy.clone(), policy: u.policy.clone() }),
+                value: Some(ConfigPolicy {
+                    version: o.version + 1,
+                    mod_policy: u.mod_policy.clone(),
+                    policy: u.policy.clone(),
+                }),
             }),
         }
     }
@@ -729,10 +737,8 @@ fn group_update(original: &ConfigGroup, updated: &ConfigGroup) -> (ConfigGroup, 
     read.version = original.version;
     write.version = original.version;
     if !members_changed {
-        let nothing = read.groups.is_empty()
-            && write.groups.is_empty()
-            && write.values.is_empty()
-            && write.policies.is_empty();
+        let nothing =
+            read.groups.is_empty() && write.groups.is_empty() && write.values.is_empty() && write.policies.is_empty();
         return (read, write, !nothing);
     }
     read.values.extend(same_values.iter().cloned());

@@ -327,6 +327,26 @@ pub fn creation_update(
     }
 }
 
+/// The configuration channel `channel` starts with when created from the system channel
+/// `system` with `members` of `consortium` (Fabric's template, then the creation update, approved
+/// by `approvers`: identities whose signatures the caller trusts). For tools, benches and tests
+/// that need a channel's configuration without a running network.
+pub fn created_channel_config(
+    system: &Config,
+    channel: &str,
+    consortium: &str,
+    members: &[String],
+    approvers: &[(super::msp::Identity, Bytes)],
+) -> Result<Config, String> {
+    let update = creation_update(channel, consortium, members, &["V1_4_2".into()]);
+    let template = super::configtx::channel_template(system, channel, &update).map_err(|e| e.message)?;
+    let envelope =
+        crate::proto::common::ConfigUpdateEnvelope { config_update: update.encode_to_vec().into(), signatures: vec![] };
+    super::configtx::Validator::new(channel, &template)
+        .and_then(|v| v.propose(&envelope, approvers))
+        .map_err(|e| e.message)
+}
+
 /// A Kafka system channel's configuration with no organisations (every implicit-meta policy
 /// is then satisfied), cutting by `batch_size`: for tools, benches and tests of cutting alone.
 pub fn bare_config(batch_size: BatchSize) -> Config {

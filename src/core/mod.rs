@@ -41,9 +41,9 @@ pub mod msp;
 pub mod policy;
 pub mod retry;
 pub mod seek;
-pub mod ttc;
 #[cfg(test)]
 pub mod testkit;
+pub mod ttc;
 pub mod verify_chain;
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use prost::Message as _;
 
-use crate::core::block::{header_hash, kafka_metadata, last_config};
+use crate::core::block::{header_hash, last_config};
 use crate::core::chain::{Chain, ChainTip};
 use crate::core::ttc::TtcTimer;
 use crate::proto::{kafka_message_regular::Class, BatchSize, Block, Envelope, KafkaMessage};

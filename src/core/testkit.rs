@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
-use super::configtx::{channel_template, Validator};
-use super::genesis::{creation_update, system_config, Consortium, Organization, SystemProfile};
+use super::genesis::{system_config, Consortium, Organization, SystemProfile};
 use super::msp::Identity;
 use crate::identity::{create_ca, issue_by, issue_intermediate, KeyType, Role, SigningIdentity, Validity};
 use crate::proto::common::Config;
@@ -74,14 +73,8 @@ pub fn system(orderers: &[&Org], members: &[&Org], batch_size: BatchSize, batch_
 /// The configuration of `channel` created from `system` with `members` (their admins approve).
 pub fn channel(system: &Config, channel: &str, members: &[&Org]) -> Config {
     let names: Vec<String> = members.iter().map(|o| o.msp_id.clone()).collect();
-    let update = creation_update(channel, CONSORTIUM, &names, &["V1_4_2".into()]);
-    let template = channel_template(system, channel, &update).unwrap();
-    let envelope = crate::proto::common::ConfigUpdateEnvelope {
-        config_update: prost::Message::encode_to_vec(&update).into(),
-        signatures: Vec::new(),
-    };
     let signers: Vec<_> = members.iter().map(|o| o.admin_signer()).collect();
-    Validator::new(channel, &template).unwrap().propose(&envelope, &signers).unwrap()
+    super::genesis::created_channel_config(system, channel, CONSORTIUM, &names, &signers).unwrap()
 }
 
 /// A batch size.

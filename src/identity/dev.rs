@@ -19,6 +19,9 @@ pub struct DevCrypto {
     pub orderer_org: PathBuf,
     /// `root/orderer-org/identities/osn`: the OSN's signing identity (role orderer).
     pub orderer_identity: PathBuf,
+    /// `root/orderer-org/identities/admin`: the orderer organisation's admin (batch settings and
+    /// the channel limit are the orderer organisations' admins' to change).
+    pub orderer_admin_identity: PathBuf,
     /// `root/dev-org`.
     pub client_org: PathBuf,
     /// `root/dev-org/identities/client` (role client).
@@ -27,9 +30,6 @@ pub struct DevCrypto {
     pub admin_identity: PathBuf,
 }
 
-/// Creates (if absent) the dev orderer org `OrdererMSP` with identity `osn`, and the dev client
-/// org `DevOrgMSP` with identities `client` and `admin`, under `root`. Idempotent: whatever exists
-/// is reused, whatever is missing is made.
 /// Where `osn dev` keeps its crypto material, and where the CLI looks for its default identity:
 /// `$OSN_DEV_CRYPTO`, else `$HOME/.osn/dev-crypto`.
 pub fn default_dev_root() -> PathBuf {
@@ -50,6 +50,14 @@ pub fn dev_admin_identity(root: &Path) -> PathBuf {
     root.join("dev-org").join(IDENTITIES_DIR).join("admin")
 }
 
+/// The orderer organisation's admin identity `dev_crypto` creates under `root`.
+pub fn dev_orderer_admin_identity(root: &Path) -> PathBuf {
+    root.join("orderer-org").join(IDENTITIES_DIR).join("admin")
+}
+
+/// Creates (if absent) the dev orderer org `OrdererMSP` with identities `osn` and `admin`, and the
+/// dev client org `DevOrgMSP` with identities `client` and `admin`, under `root`, NodeOUs on.
+/// Idempotent: whatever exists is reused, whatever is missing is made.
 pub fn dev_crypto(root: &Path) -> anyhow::Result<DevCrypto> {
     let orderer_org = root.join("orderer-org");
     let client_org = root.join("dev-org");
@@ -57,6 +65,7 @@ pub fn dev_crypto(root: &Path) -> anyhow::Result<DevCrypto> {
     ensure_org(&client_org, DEV_CLIENT_MSP)?;
     Ok(DevCrypto {
         orderer_identity: ensure_identity(&orderer_org, "osn", Role::Orderer)?,
+        orderer_admin_identity: ensure_identity(&orderer_org, "admin", Role::Admin)?,
         client_identity: ensure_identity(&client_org, "client", Role::Client)?,
         admin_identity: ensure_identity(&client_org, "admin", Role::Admin)?,
         orderer_org,

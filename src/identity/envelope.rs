@@ -70,10 +70,8 @@ pub fn config_signature(signer: &SigningIdentity, config_update: &[u8]) -> Confi
 /// signature each: only these count for the update's policies, as in Fabric).
 pub fn config_update(signer: &SigningIdentity, update: &ConfigUpdate, approvers: &[&SigningIdentity]) -> Envelope {
     let config_update: Bytes = update.encode_to_vec().into();
-    let signatures = std::iter::once(signer)
-        .chain(approvers.iter().copied())
-        .map(|a| config_signature(a, &config_update))
-        .collect();
+    let signatures =
+        std::iter::once(signer).chain(approvers.iter().copied()).map(|a| config_signature(a, &config_update)).collect();
     let data = ConfigUpdateEnvelope { config_update, signatures }.encode_to_vec().into();
     sign(signer, &payload(signer, &update.channel_id, HeaderType::ConfigUpdate, data))
 }

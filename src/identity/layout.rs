@@ -136,4 +136,3 @@ fn write_new_mode(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<()>
     let mut file = options.open(path).with_context(|| format!("cannot create {}", path.display()))?;
     file.write_all(contents).with_context(|| format!("cannot write {}", path.display()))
 }
-

@@ -20,8 +20,8 @@ use tokio::sync::watch;
 
 use crate::core::block::{header_hash, kafka_metadata, last_config};
 use crate::core::chain::{sane_offsets, ChainTip};
-use crate::core::config::envelope_parts;
 use crate::core::channelconfig::Bundle;
+use crate::core::config::envelope_parts;
 use crate::proto::common::Config;
 use crate::proto::{Block, HeaderType};
 
@@ -298,13 +298,11 @@ impl Ledger {
         })?;
         // A block that is its own LAST_CONFIG is a config block: its configuration is in force.
         let config = match last_config(block) {
-            Some(n) if n == header.number && n > 0 => {
-                Some(block_config(block).and_then(|c| Bundle::new(&self.channel, c)).map_err(|reason| LedgerError::Corrupt {
-                    channel: self.channel.clone(),
-                    number: n,
-                    reason,
-                })?)
-            }
+            Some(n) if n == header.number && n > 0 => Some(
+                block_config(block)
+                    .and_then(|c| Bundle::new(&self.channel, c))
+                    .map_err(|reason| LedgerError::Corrupt { channel: self.channel.clone(), number: n, reason })?,
+            ),
             _ => None,
         };
         crate::faults::crash_point("ledger.before-write");

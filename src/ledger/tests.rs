@@ -43,9 +43,7 @@ fn order(ledger: &Ledger, first: i64, count: i64) {
 fn scenarios(reopen: &dyn Fn() -> Arc<dyn Store>) {
     // A new channel starts with its genesis block.
     let store = reopen();
-    let ledger =
-        Ledger::open("ch", store.channel("ch").unwrap(), &genesis_block("ch", &config()))
-            .unwrap();
+    let ledger = Ledger::open("ch", store.channel("ch").unwrap(), &genesis_block("ch", &config())).unwrap();
     assert_eq!(ledger.height(), 1);
     assert_eq!(ledger.tip().kafka.last_offset_persisted, -1);
     assert_eq!(ledger.config().config, config());
@@ -76,9 +74,7 @@ fn scenarios(reopen: &dyn Fn() -> Arc<dyn Store>) {
     let store = reopen();
     assert_eq!(store.channels().unwrap(), vec!["ch".to_string()]);
     let other = crate::core::genesis::bare_config(BatchSize { max_message_count: 99, ..batch() });
-    let ledger =
-        Ledger::open("ch", store.channel("ch").unwrap(), &genesis_block("ch", &other))
-            .unwrap();
+    let ledger = Ledger::open("ch", store.channel("ch").unwrap(), &genesis_block("ch", &other)).unwrap();
     assert_eq!(ledger.height(), 3);
     assert_eq!(ledger.config().config, config(), "the genesis block's config wins");
     order(&ledger, 4, 3);
@@ -117,8 +113,7 @@ fn rocks_store_reports_corrupt_last_block_with_channel_and_number() {
     let store = RocksStore::open(dir.path(), true).unwrap();
     let ch = store.channel("bad").unwrap();
     ch.append(0, b"\xff\xff\xff not a block").unwrap();
-    let err =
-        Ledger::open("bad", ch, &genesis_block("bad", &config())).unwrap_err().to_string();
+    let err = Ledger::open("bad", ch, &genesis_block("bad", &config())).unwrap_err().to_string();
     assert!(err.contains("'bad'") && err.contains("block 0"), "{err}");
 }
 
@@ -280,8 +275,7 @@ fn a_flipped_byte_in_a_table_file_is_refused_naming_the_channel() {
         bytes[100] ^= 0x5A; // In the first data block.
         std::fs::write(&path, bytes).unwrap();
         let outcome = RocksStore::open(copy.path(), true).map_err(|e| e.to_string()).and_then(|store| {
-            let ledger =
-                Ledger::open("sst", store.channel("sst").unwrap(), &genesis).map_err(|e| e.to_string())?;
+            let ledger = Ledger::open("sst", store.channel("sst").unwrap(), &genesis).map_err(|e| e.to_string())?;
             ledger.check_stored().map_err(|e| e.to_string())
         });
         let err = outcome.expect_err("a corrupt table file is refused");
@@ -334,10 +328,7 @@ fn a_tip_cut_from_a_forged_record_resumes_with_the_last_sane_state() {
     use crate::core::block::build_block;
     use crate::proto::KafkaMetadata;
     let store: Arc<dyn Store> = Arc::new(MemoryStore::default());
-    let open = || {
-        Ledger::open("ch", store.channel("ch").unwrap(), &genesis_block("ch", &config()))
-            .unwrap()
-    };
+    let open = || Ledger::open("ch", store.channel("ch").unwrap(), &genesis_block("ch", &config())).unwrap();
     let ledger = open();
     order(&ledger, 0, 4); // blocks 1 and 2, offsets 0-3
     let append = |offset: i64, original: i64| {
@@ -360,8 +351,7 @@ fn a_tip_cut_from_a_forged_record_resumes_with_the_last_sane_state() {
     assert_eq!(tip.kafka.last_offset_persisted, 6);
     assert_eq!((tip.kafka.last_original_offset_processed, tip.kafka.last_resubmitted_config_offset), (2, 0));
     // A copy of offset 3 re-submitted now is ordered, not dropped as already processed.
-    let mut chain =
-        Chain::with_batch_size("ch", tip, BatchSize { max_message_count: 1, ..batch() });
+    let mut chain = Chain::with_batch_size("ch", tip, BatchSize { max_message_count: 1, ..batch() });
     let mut copy = KafkaMessage::decode(record(3).as_slice()).unwrap();
     if let Some(crate::proto::kafka_message::Type::Regular(r)) = copy.r#type.as_mut() {
         r.original_offset = 3;

@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 use crate::actors::{ChannelHandle, Channels, EnqueueConfig, MailboxSlot, Phase};
 use crate::core::admission::{admit, Derived, DerivedKind, Existing, Refusal, Stage, Target};
 use crate::core::chain::Applied;
+use crate::core::channelconfig::Bundle;
 use crate::core::config::UpdateRequest;
 use crate::identity::envelope::config_record;
 use crate::identity::SigningIdentity;
-use crate::core::channelconfig::Bundle;
 use crate::proto::Status;
 use crate::verify::{unix_now, Verifier};
 

@@ -101,15 +101,39 @@ async fn broadcast_refusals_in_fabrics_order() {
 async fn writers_and_readers_policies() {
     let channel = channel_name("policies");
     let broker = Broker::with_topic(&channel);
-    let mut spec = OsnSpec::new(&channel, &broker);
-    // Both organisations are in the channel; only Org1's admins may write, only Org2 may read.
-    spec.channel_extra = r#"organizations = ["Org1MSP", "Org2MSP"]
-writers = { admins-of = ["Org1MSP"], at-least = 1 }
-readers = { members-of = ["Org2MSP"] }"#
-        .into();
+    // Both organisations are in the channel.
+    let spec = OsnSpec { members: vec!["Org1MSP", "Org2MSP"], ..OsnSpec::new(&channel, &broker) };
     let osn = Osn::start(spec).await;
     let c = crypto();
     let ch = channel.as_str();
+    // Then, by a config update as Fabric's admins make one: only Org1's admins may write (Org1's
+    // Writers: its admins; Org2's: nobody), only Org2 may read (Org1's Readers: nobody). Each
+    // organisation's policies are its own admins' to change: both approve.
+    let nobody = osn::proto::common::SignaturePolicyEnvelope {
+        version: 0,
+        rule: Some(osn::proto::common::SignaturePolicy {
+            r#type: Some(osn::proto::common::signature_policy::Type::NOutOf(
+                osn::proto::common::signature_policy::NOutOf { n: 1, rules: vec![] },
+            )),
+        }),
+        identities: vec![],
+    };
+    let admins_of_org1 = osn::core::genesis::any_of("Org1MSP", &[osn::proto::msp::msp_role::MspRoleType::Admin]);
+    let set = |config: &mut osn::proto::common::Config,
+               org: &str,
+               key: &str,
+               rule: &osn::proto::common::SignaturePolicyEnvelope| {
+        let group = osn::core::configedit::group_mut(config, &["Application", org]).unwrap();
+        let policy = group.policies.iter_mut().find(|p| p.key == key).unwrap().value.as_mut().unwrap();
+        policy.policy.as_mut().unwrap().value = rule.encode_to_vec().into();
+    };
+    let edit = |config: &mut osn::proto::common::Config| {
+        set(config, "Org1MSP", "Writers", &admins_of_org1);
+        set(config, "Org2MSP", "Writers", &nobody);
+        set(config, "Org1MSP", "Readers", &nobody);
+    };
+    let (code, body) = change_config(&osn, ch, edit, &c.admin, &[&c.admin2]).await;
+    assert_eq!(code, 200, "{body}");
 
     // 6. Writers: an Org1 client and an Org2 client are members of the channel, but no admins.
     expect(&osn, &transaction(&c.client, ch, 1000), Status::Forbidden, "Writers policy").await;
@@ -211,12 +235,13 @@ readers = { members-of = ["Org2MSP"] }"#
     assert_eq!(code, 403, "{body:?}");
     let (code, body) = config(&c.outsider).await;
     assert_eq!(code, 200);
-    let got = osn::proto::osn::ChannelConfig::decode(body).unwrap();
-    let orgs: Vec<&str> = got.organizations.iter().map(|o| o.msp_id.as_str()).collect();
-    assert_eq!(orgs, ["Org1MSP", "Org2MSP"]);
-    assert_eq!(got.orderer_organizations[0].msp_id, "OrdererMSP");
-    let writers = osn::core::policy::Policy::from_proto(got.writers.as_ref().unwrap()).unwrap();
-    assert_eq!(writers.to_string(), "admins of at least 1 of [Org1MSP]");
+    let got = osn::core::channelconfig::Bundle::new(ch, osn::proto::common::Config::decode(body).unwrap()).unwrap();
+    let policies = got.validator.policies();
+    let mut orgs: Vec<&String> = policies.msps.keys().collect();
+    orgs.sort();
+    assert_eq!(orgs, ["OrdererMSP", "Org1MSP", "Org2MSP"]);
+    assert_eq!(policies.describe("/Channel/Application/Org1MSP/Writers"), "1 of [Org1MSP.admin]");
+    assert_eq!(got.values.sequence, 2, "created at 1, then the policy update");
 
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_osn"))
         .args(["channel", "config", "get", "--channel", ch, "--url", &osn.url, "--identity"])
@@ -225,9 +250,19 @@ readers = { members-of = ["Org2MSP"] }"#
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("writers        admins of at least 1 of [Org1MSP]"), "{text}");
-    assert!(text.contains("readers        a member of one of [Org2MSP]"), "{text}");
-    assert!(text.contains("Org2MSP") && text.contains("OrdererMSP"), "{text}");
+    assert!(text.contains("configuration sequence 2"), "{text}");
+    assert!(text.contains("/Channel/Writers") && text.contains("ANY Writers of"), "{text}");
+    assert!(text.contains("/Channel/Application/Org2MSP") && text.contains("OrdererMSP"), "{text}");
+    // --json: as configtxlator shows it.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_osn"))
+        .args(["channel", "config", "get", "--json", "--channel", ch, "--url", &osn.url, "--identity"])
+        .arg(c.org2.join("identities").join("client"))
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let writers = &json["channel_group"]["groups"]["Application"]["groups"]["Org1MSP"]["policies"]["Writers"];
+    assert_eq!(writers["policy"]["type"], 1, "{writers}");
+    assert_eq!(writers["policy"]["value"]["identities"][0]["principal"]["role"], "ADMIN", "{writers}");
 }
 
 #[actix_rt::test]
@@ -274,14 +309,17 @@ async fn a_batch_is_checked_envelope_by_envelope() {
 fn start_refuses_an_identity_whose_block_signatures_would_not_verify() {
     let dir = tempfile::tempdir().unwrap();
     let c = crypto();
-    let start = |identity: &std::path::Path| {
+    let genesis = dir.path().join("genesis.block");
+    let batch = osn::proto::BatchSize { max_message_count: 10, absolute_max_bytes: 1 << 20, preferred_max_bytes: 1 << 19 };
+    std::fs::write(&genesis, genesis_block("127.0.0.1:9", batch, "1s", 0).encode_to_vec()).unwrap();
+    let start = |identity: &std::path::Path, genesis: Option<&std::path::Path>| {
         let config = dir.path().join("osn.toml");
+        let system = genesis.map_or(String::new(), |g| format!("[system]\ngenesis-file = {g:?}\n"));
         let text = format!(
-            "[http]\naddress = \"127.0.0.1:0\"\n[grpc]\naddress = \"127.0.0.1:0\"\n[kafka]\nbrokers = \"127.0.0.1:9\"\n[ledger]\npath = {:?}\n\
-             [identity]\ndir = {:?}\n[[organizations]]\nmsp-dir = {:?}\n[[channels]]\nname = \"ch\"\n",
+            "[http]\naddress = \"127.0.0.1:0\"\n[grpc]\naddress = \"127.0.0.1:0\"\n[ledger]\npath = {:?}\n\
+             [identity]\ndir = {:?}\n{system}",
             dir.path().join("ledger"),
             identity,
-            c.org1.join("msp"),
         );
         std::fs::write(&config, text).unwrap();
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_osn"))
@@ -291,10 +329,11 @@ fn start_refuses_an_identity_whose_block_signatures_would_not_verify() {
         assert!(!out.status.success());
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
-    // A client's identity cannot sign blocks.
-    let err = start(&c.org1.join("identities").join("client"));
-    assert!(err.contains("role is client, not orderer"), "{err}");
-    // An orderer certificate next to another organisation's CA.
+    // A client's identity cannot sign blocks: it is not an orderer organisation's member.
+    let err = start(&c.org1.join("identities").join("client"), Some(&genesis));
+    assert!(err.contains("does not satisfy the system channel's /Channel/Orderer/BlockValidation policy"), "{err}");
+    assert!(err.contains("client of 'Org1MSP'") && err.contains("orderer organisation of the genesis block (OrdererMSP)"), "{err}");
+    // An orderer certificate claiming another organisation.
     let mixed = dir.path().join("mixed");
     let osn0 = c.osn_identity(0);
     for sub in ["signcerts", "keystore", "cacerts"] {
@@ -303,7 +342,17 @@ fn start_refuses_an_identity_whose_block_signatures_would_not_verify() {
     std::fs::copy(osn0.join("signcerts/cert.pem"), mixed.join("signcerts/cert.pem")).unwrap();
     std::fs::copy(osn0.join("keystore/key.pem"), mixed.join("keystore/key.pem")).unwrap();
     std::fs::copy(c.org1.join("msp/cacerts/ca.pem"), mixed.join("cacerts/ca.pem")).unwrap();
-    std::fs::write(mixed.join("mspid"), "OrdererMSP\n").unwrap();
-    let err = start(&mixed);
-    assert!(err.contains("does not chain to its cacerts"), "{err}");
+    std::fs::write(mixed.join("mspid"), "Org1MSP\n").unwrap();
+    let err = start(&mixed, Some(&genesis));
+    assert!(err.contains("BlockValidation"), "{err}");
+    // No genesis block, a file that is not one, and an application channel's block 0.
+    let err = start(&osn0, None);
+    assert!(err.contains("[system] genesis-file is required"), "{err}");
+    let junk = dir.path().join("junk.block");
+    std::fs::write(&junk, b"not a block").unwrap();
+    let err = start(&osn0, Some(&junk));
+    assert!(err.contains("is not a block") || err.contains("not a genesis block"), "{err}");
+    let shared = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fabric-1.4.12");
+    let err = start(&osn0, Some(&shared.join("runs/single/blocks/ch1/0.block")));
+    assert!(err.contains("no Consortiums group"), "{err}");
 }

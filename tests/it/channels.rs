@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use osn::config::{BatchSizeConfig, ChannelSettings, KafkaConfig};
+use osn::config::KafkaConfig;
 use osn::ledger::rocks::RocksStore;
 use osn::ledger::Store;
 
@@ -25,20 +25,20 @@ async fn channels_order_independently_in_their_own_column_families() {
         fetch_wait: osn::kafka::embedded::FETCH_WAIT,
         ..Default::default()
     };
-    let settings: Vec<ChannelSettings> = names
-        .iter()
-        .enumerate()
-        .map(|(i, name)| ChannelSettings {
-            name: name.clone(),
-            batch_size: BatchSizeConfig { max_message_count: 3 + i as u32, ..Default::default() },
-            batch_timeout: Duration::from_millis(50),
-            ..Default::default()
-        })
-        .collect();
+    // Every channel created through the system channel cuts by its batch size (3 envelopes).
+    let spec = OsnSpec { max_message_count: 3, ..OsnSpec::new(&names[0], &broker) };
+    let batch = osn::proto::BatchSize {
+        max_message_count: spec.max_message_count,
+        absolute_max_bytes: spec.absolute_max_bytes,
+        preferred_max_bytes: spec.preferred_max_bytes,
+    };
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(RocksStore::open(dir.path(), true).unwrap());
-    let channels = start_channels(&settings, &kafka, store.clone());
-    assert_eq!(store.channels().unwrap(), names, "one column family per channel");
+    let channels = start_network(&names, batch, &kafka, store.clone()).await;
+    let mut families = names.clone();
+    families.push(SYSTEM_CHANNEL.into());
+    families.sort();
+    assert_eq!(store.channels().unwrap(), families, "one column family per channel");
 
     // Different amounts to each channel, interleaved.
     let sent: Vec<_> = names.iter().enumerate().map(|(i, n)| envelopes(n, 10 * (i + 1), 200)).collect();
@@ -50,18 +50,13 @@ async fn channels_order_independently_in_their_own_column_families() {
     }))
     .await;
 
-    for ((ch, envs), s) in handles.iter().zip(&sent).zip(&settings) {
+    for (ch, envs) in handles.iter().zip(&sent) {
         wait_for(&format!("{} transactions on {}", envs.len(), ch.name), Duration::from_secs(30), || async {
             let txs: usize = ledger_chain(ch)[1..].iter().map(|b| b.data.as_ref().unwrap().data.len()).sum();
             (txs == envs.len()).then_some(())
         })
         .await;
-        let spec = OsnSpec {
-            max_message_count: s.batch_size.max_message_count,
-            preferred_max_bytes: s.batch_size.preferred_max_bytes,
-            ..OsnSpec::new(&ch.name, &broker)
-        };
-        check_chain(&ledger_chain(ch), envs, &spec);
+        check_chain(&ledger_chain(ch), envs, &OsnSpec { channel: ch.name.clone(), ..spec.clone() });
     }
 
     let c = channels.clone();

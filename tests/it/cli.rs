@@ -141,24 +141,31 @@ fn dev_mode_then_broadcast_then_deliver() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(config.contains("DevOrgMSP") && config.contains("OrdererMSP"), "{config}");
 
-    // The dev admin creates another channel and changes its batch size; the client may not.
+    // The dev admin creates another channel; its batch size is the orderer organisation's
+    // admin's to change (/Channel/Orderer/Admins), not the client's nor DevOrgMSP's admin's.
     let admin = crypto().root.join("dev").join("dev-org").join("identities").join("admin");
     let admin = admin.to_str().unwrap();
+    let orderer_admin = crypto().root.join("dev").join("orderer-org").join("identities").join("admin");
+    let orderer_admin = orderer_admin.to_str().unwrap();
     let started = Instant::now();
     let out = osn(&["channel", "create", "--channel", "second", "--url", &url, "--identity", admin]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
     assert!(text.contains("created channel second (status READY"), "{text}");
     assert!(started.elapsed() < Duration::from_secs(5), "creation took {:?}", started.elapsed());
-    let out = osn(&["channel", "config", "update", "--channel", "second", "--batch-size", "3", "--url", &url]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("HTTP 403 FORBIDDEN") && err.contains("Admins"), "{err}");
     let update =
         ["channel", "config", "update", "--channel", "second", "--batch-size", "3", "--batch-timeout", "250ms"];
-    let out = osn(&[&update[..], &["--url", &url, "--identity", admin]].concat());
+    for who in [None, Some(admin)] {
+        let identity = who.map_or(vec![], |w| vec!["--identity", w]);
+        let out = osn(&[&update[..], &["--url", &url], &identity[..]].concat());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains("HTTP 403 FORBIDDEN"), "{who:?}: {err}");
+        assert!(err.contains("/Channel/Orderer/BatchSize not satisfied"), "{who:?}: {err}");
+    }
+    let out = osn(&[&update[..], &["--url", &url, "--identity", orderer_admin]].concat());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("configuration sequence 1") && text.contains("3 messages"), "{text}");
+    assert!(text.contains("configuration sequence 2") && text.contains("3 messages"), "{text}");
     assert!(text.contains("batch timeout  250ms"), "{text}");
 
     // Wait until all 100 are in blocks, then read them back as JSON lines.

@@ -633,7 +633,7 @@ async fn an_osn_killed_between_creating_a_channel_and_recording_it_has_the_chann
     use osn::cli::channel::ChannelCreate;
 
     let broker = Broker::start();
-    let spec = |n| OsnSpec { osn_identity: n, ..OsnSpec::system_only(&broker, "") };
+    let spec = |n| OsnSpec { osn_identity: n, ..OsnSpec::system_only(&broker) };
     let mut osns = [Osn::start(spec(0)).await, Osn::start(spec(1)).await];
     // OSN 1 dies once the new channel's ledger exists, before the system channel's block that
     // records the creation is written.
@@ -665,21 +665,14 @@ async fn an_osn_killed_between_creating_a_channel_and_recording_it_has_the_chann
 /// two do. Envelopes enqueued under the old configuration and re-submitted are ordered once.
 #[actix_rt::test]
 async fn an_osn_killed_right_after_writing_a_config_block_restarts_under_that_configuration() {
-    use osn::proto::osn::ConfigUpdate;
-    use osn::proto::BatchSize;
-
     let channel = channel_name("config");
     let broker = Broker::with_topic(&channel);
     let mut run = Run::start("mock-cluster", broker.servers(), channel.clone(), None).await;
     run.down(2);
     run.osns[2].spawn_to_crash("ledger.after-config-write");
     until_acked(&run.load, 200).await;
-    let seven = ConfigUpdate {
-        channel_id: channel.clone(),
-        batch_size: Some(BatchSize { max_message_count: 7, ..Default::default() }),
-        ..Default::default()
-    };
-    let (code, body) = update_config(&run.osns[0], &seven, &crypto().admin, &[]).await;
+    let seven = |c: &mut osn::proto::common::Config| with_max_message_count(c, 7);
+    let (code, body) = change_config(&run.osns[0], &channel, seven, &crypto().orderer_admin, &[]).await;
     assert_eq!(code, 200, "{body}");
     run.osns[2].wait_for_crash("ledger.after-config-write").await;
     run.osns[2].restart().await;
@@ -693,7 +686,8 @@ async fn an_osn_killed_right_after_writing_a_config_block_restarts_under_that_co
         .await
         .unwrap();
     let config: serde_json::Value = resp.json().await.unwrap();
-    assert_eq!(config["batchSize"]["maxMessageCount"].as_u64(), Some(7), "{config}");
+    let batch = &config["channel_group"]["groups"]["Orderer"]["values"]["BatchSize"]["value"];
+    assert_eq!(batch["max_message_count"].as_u64(), Some(7), "{config}");
     let chain = run.osns[2].chain().await;
     let config_blocks: Vec<usize> =
         (1..chain.len()).filter(|&n| osn::core::block::last_config(&chain[n]) == Some(n as u64)).collect();

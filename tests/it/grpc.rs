@@ -15,9 +15,8 @@ use osn::identity::SigningIdentity;
 use osn::proto::orderer::atomic_broadcast_client::AtomicBroadcastClient;
 use osn::proto::orderer::deliver_response::Type;
 use osn::proto::orderer::seek_info::SeekBehavior;
-use osn::proto::osn::ConfigUpdate;
 use osn::proto::{
-    BatchSize, Block, BroadcastResponse, ChannelHeader, DeliverResponse, Envelope, HeaderType, SeekInfo, Status,
+    Block, BroadcastResponse, ChannelHeader, DeliverResponse, Envelope, HeaderType, SeekInfo, Status,
 };
 use prost::Message as _;
 use tokio::sync::mpsc;
@@ -291,13 +290,14 @@ async fn deliver_checks_what_fabric_checks_and_follows_the_channel_forever() {
             other => panic!("{other:?}"),
         }
     }
-    // The change itself over Broadcast: a CONFIG_UPDATE signed by an admin, answered once in force.
-    let three = ConfigUpdate {
-        channel_id: channel.clone(),
-        batch_size: Some(BatchSize { max_message_count: 3, ..Default::default() }),
-        ..Default::default()
-    };
-    let update = osn::identity::envelope::config_update(&crypto().admin, &three, &[]);
+    // The change itself over Broadcast, as `peer channel update` sends it: a CONFIG_UPDATE
+    // computed from the configuration in force, signed by the orderer organisation's admin
+    // (BatchSize's mod_policy), answered once in force.
+    let current = config_of(&osn, &channel).await;
+    let mut next = current.clone();
+    with_max_message_count(&mut next, 3);
+    let three = osn::core::configtx::compute_update(&channel, &current, &next).unwrap();
+    let update = osn::identity::envelope::config_update(&crypto().orderer_admin, &three, &[]);
     let applied = broadcast_stream(&mut client, vec![update]).await;
     assert_eq!(applied.iter().map(|a| a.status).collect::<Vec<_>>(), vec![200], "{applied:?}");
     let more = envelopes(&channel, 6, 200);

@@ -11,21 +11,16 @@ use osn::core::chain::Chain;
 use osn::identity::{create_ca, issue, Role, SigningIdentity, Validity};
 use osn::ledger::rocks::RocksStore;
 use osn::ledger::{Ledger, Store};
-use osn::proto::osn::ChannelConfig;
 use osn::proto::{kafka_message_regular::Class, BatchSize, Block, Envelope, KafkaMessage};
 use prost::Message as _;
 
 /// Writes channel `ch` with a genesis block and `blocks - 1` one-envelope blocks, signed by `signer`.
 fn write_ledger(path: &Path, signer: &SigningIdentity, blocks: u64) {
     let store: Arc<dyn Store> = Arc::new(RocksStore::open(path, true).unwrap());
-    let config = ChannelConfig {
-        batch_size: Some(BatchSize { max_message_count: 1, absolute_max_bytes: 1000, preferred_max_bytes: 500 }),
-        ..Default::default()
-    };
+    let batch = BatchSize { max_message_count: 1, absolute_max_bytes: 1000, preferred_max_bytes: 500 };
     let ledger =
-        Ledger::open("ch", store.channel("ch").unwrap(), &osn::core::block::genesis_block("ch", &config), Some(signer))
-            .unwrap();
-    let mut chain = Chain::with_batch_size("ch", ledger.tip(), config.batch_size.unwrap());
+        Ledger::open("ch", store.channel("ch").unwrap(), &osn::core::genesis::bare_genesis("ch", batch)).unwrap();
+    let mut chain = Chain::with_batch_size("ch", ledger.tip(), batch);
     for offset in 0..blocks as i64 - 1 {
         let env = Envelope { payload: vec![offset as u8; 16].into(), signature: Bytes::new() };
         let record = KafkaMessage::regular(env.encode_to_vec().into(), 0, Class::Normal).encode_to_vec();
@@ -121,7 +116,8 @@ fn ledger_verify_names_the_corrupted_block() {
     create_ca("OtherMSP", &other, Default::default(), Validity::ca_default()).unwrap();
     let (ok, text) = ledger_verify(&ledger, &other.join("msp"));
     assert!(!ok);
-    assert!(text.contains("block 0 is bad") && text.contains("not an orderer organisation"), "{text}");
+    // (Block 0 is unsigned, as Fabric's genesis blocks are; block 1's signature covers it.)
+    assert!(text.contains("block 1 is bad") && text.contains("not an orderer organisation"), "{text}");
 }
 
 #[actix_rt::test]
@@ -147,9 +143,9 @@ async fn osn_verify_checks_a_running_osns_chain_over_deliver() {
     assert!(out.status.success(), "{text}");
     assert!(text.contains(&format!("{height} blocks, hash chain and signatures OK")), "{text}");
 
-    // Org1 is no orderer organisation: block 0 already fails.
+    // Org1 is no orderer organisation: the first signed block, 1, already fails.
     let out = verify(&crypto().org1.join("msp"));
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(!out.status.success(), "{text}");
-    assert!(text.contains("block 0 is bad"), "{text}");
+    assert!(text.contains("block 1 is bad"), "{text}");
 }

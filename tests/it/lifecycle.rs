@@ -2,29 +2,28 @@
 //! applied at the same block everywhere, and revalidation of records enqueued under an older
 //! configuration.
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use osn::cli::channel::ChannelCreate;
-use osn::identity::{KeyType, Role, SigningIdentity, Validity};
-use osn::proto::osn::ConfigUpdate;
-use osn::proto::{kafka_message_regular::Class, BatchSize, Block, Envelope, KafkaMessage};
+use osn::identity::SigningIdentity;
+use osn::proto::{kafka_message_regular::Class, Block, Envelope, KafkaMessage};
 use prost::Message as _;
 
 use crate::harness::*;
 
-/// An admin of Org2 (the shared crypto has only Org2's client).
 fn org2_admin() -> &'static SigningIdentity {
-    static ADMIN: OnceLock<SigningIdentity> = OnceLock::new();
-    ADMIN.get_or_init(|| {
-        crypto().issue(&crypto().org2, "lifecycle-admin", Role::Admin, KeyType::EcdsaP256, Validity::leaf_default())
-    })
+    &crypto().admin2
 }
 
-async fn three(broker: &Broker, system: &str) -> Vec<Osn> {
+/// A network whose channels cut at 40 envelopes or 100 ms, with a channel limit.
+fn network(broker: &Broker, max_channels: u64) -> OsnSpec {
+    OsnSpec { max_channels, max_message_count: 40, batch_timeout: "100ms", ..OsnSpec::system_only(broker) }
+}
+
+async fn three(broker: &Broker, max_channels: u64) -> Vec<Osn> {
     let mut osns = Vec::new();
     for n in 0..3 {
-        osns.push(Osn::start(OsnSpec { osn_identity: n, ..OsnSpec::system_only(broker, system) }).await);
+        osns.push(Osn::start(OsnSpec { osn_identity: n, ..network(broker, max_channels) }).await);
     }
     osns
 }
@@ -61,12 +60,17 @@ fn creator_msp(envelope: &[u8]) -> String {
 #[actix_rt::test]
 async fn channels_created_through_one_osn_appear_on_all_three_with_identical_genesis_blocks() {
     let broker = Broker::start();
-    let mut osns = three(&broker, "max-channels = 2").await;
+    let mut osns = Vec::new();
+    for n in 0..3 {
+        let spec = OsnSpec { max_message_count: 5, batch_timeout: "200ms", ..network(&broker, 2) };
+        osns.push(Osn::start(OsnSpec { osn_identity: n, ..spec }).await);
+    }
     let c = crypto();
 
-    // Created through OSN 0 with the CLI, signed by Org1's admin.
+    // Created through OSN 0 with the CLI, signed by Org1's admin: it takes the system channel's
+    // batch settings (the genesis block's: 5 envelopes, 200 ms).
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_osn"))
-        .args(["channel", "create", "--channel", "alpha", "--batch-size", "5", "--batch-timeout", "200ms"])
+        .args(["channel", "create", "--channel", "alpha", "--consortium", CONSORTIUM])
         .args(["--url", &osns[0].url, "--identity"])
         .arg(c.org1.join("identities").join("admin"))
         .output()
@@ -81,9 +85,14 @@ async fn channels_created_through_one_osn_appear_on_all_three_with_identical_gen
     broadcast_all(&format!("{}/v1/channels/alpha/broadcast", osns[2].url), &sent, 4).await;
     let chains = chains_holding(&osns, "alpha", 12).await;
     assert_identical(&chains);
-    let genesis = osn::ledger::block_config(&chains[0][0]).unwrap();
-    assert_eq!(genesis.batch_size.unwrap().max_message_count, 5);
-    assert_eq!((genesis.batch_timeout.as_str(), genesis.organizations.len()), ("200ms", 1));
+    let genesis =
+        osn::core::channelconfig::Bundle::new("alpha", osn::ledger::block_config(&chains[0][0]).unwrap()).unwrap();
+    assert_eq!(genesis.values.batch_size.max_message_count, 5);
+    assert_eq!(genesis.values.batch_timeout, Duration::from_millis(200));
+    assert_eq!(genesis.values.consortium.as_deref(), Some(CONSORTIUM));
+    let mut members: Vec<&String> = genesis.validator.policies().msps.keys().collect();
+    members.sort();
+    assert_eq!(members, ["OrdererMSP", "Org1MSP"], "the orderer organisation and the member Org1");
     assert!(chains[0].iter().skip(1).all(|b| b.data.as_ref().unwrap().data.len() <= 5));
 
     // The same channel through OSN 1 and OSN 2 at once: one wins, the other is told why.
@@ -105,7 +114,7 @@ async fn channels_created_through_one_osn_appear_on_all_three_with_identical_gen
     // The channel limit (2), the ID rule, the system channel's name, and who may create.
     let (code, body) = create_channel(&osns[0], &channel("gamma", &[]), &c.admin).await;
     assert_eq!((code, body["status"].as_str()), (403, Some("FORBIDDEN")), "{body}");
-    assert!(body["info"].as_str().unwrap().contains("channel limit of 2"), "{body}");
+    assert!(body["info"].as_str().unwrap().contains("maximum number of channels: 2"), "{body}");
     for (name, code, info) in [
         ("Bad_Name", 400, "[a-z][a-z0-9.-]*"),
         (&"a".repeat(250), 400, "at most 249"),
@@ -118,7 +127,7 @@ async fn channels_created_through_one_osn_appear_on_all_three_with_identical_gen
     }
     let (code, body) = create_channel(&osns[1], &channel("delta", &[]), &c.client).await;
     assert_eq!(code, 403, "a client may not create channels: {body}");
-    assert!(body["info"].as_str().unwrap().contains("Writers"), "{body}");
+    assert!(body["info"].as_str().unwrap().contains("ChannelCreationPolicy"), "{body}");
 
     // A restarted OSN still has the channels the system channel created.
     osns[1].restart().await;
@@ -130,12 +139,10 @@ async fn channels_created_through_one_osn_appear_on_all_three_with_identical_gen
     assert_eq!(names, ["alpha", "beta", "osn-system"]);
 }
 
-/// Creates `name` through `osns[0]` (Org1, batch size 40, timeout 100 ms) and waits until every
-/// OSN serves it.
+/// Creates `name` through `osns[0]` (Org1; the network's batch size 40, timeout 100 ms) and
+/// waits until every OSN serves it.
 async fn create_load_channel(osns: &[Osn], name: &str) {
-    let mut create = channel(name, &["Org1MSP"]);
-    create.batch.batch_size = Some(40);
-    create.batch.batch_timeout = Some("100ms".into());
+    let create = channel(name, &["Org1MSP"]);
     let (code, body) = create_channel(&osns[0], &create, &crypto().admin).await;
     assert_eq!(code, 201, "{body}");
     for osn in osns {
@@ -150,11 +157,6 @@ async fn create_load_channel(osns: &[Osn], name: &str) {
 async fn batch_size_change_under_load(osns: &[Osn], name: &str, per_osn: usize) -> Vec<Vec<Envelope>> {
     let urls: Vec<String> = osns.iter().map(|o| format!("{}/v1/channels/{name}/broadcast", o.url)).collect();
     let waves: Vec<Vec<Envelope>> = osns.iter().map(|_| envelopes(name, per_osn, 200)).collect();
-    let seven = ConfigUpdate {
-        channel_id: name.into(),
-        batch_size: Some(BatchSize { max_message_count: 7, ..Default::default() }),
-        ..Default::default()
-    };
     let load = futures_util::future::join_all(waves.iter().zip(&urls).map(|(envs, url)| broadcast_all(url, envs, 6)));
     let before = osns[1].height_of(name).await;
     let change = async {
@@ -162,18 +164,20 @@ async fn batch_size_change_under_load(osns: &[Osn], name: &str, per_osn: usize) 
             (osns[1].height_of(name).await > before).then_some(())
         })
         .await;
-        update_config(&osns[1], &seven, &crypto().admin, &[]).await
+        // The batch size is the orderer organisation's admins' to change.
+        change_config(&osns[1], name, |c| with_max_message_count(c, 7), &crypto().orderer_admin, &[]).await
     };
     let (_, (code, body)) = futures_util::join!(load, change);
     assert_eq!(code, 200, "{body}");
-    assert_eq!((body["sequence"].as_str(), body["batchSize"]["maxMessageCount"].as_u64()), (Some("1"), Some(7)));
+    let batch = &body["channel_group"]["groups"]["Orderer"]["values"]["BatchSize"]["value"];
+    assert_eq!((body["sequence"].as_str(), batch["max_message_count"].as_u64()), (Some("2"), Some(7)), "{body}");
     waves
 }
 
 #[actix_rt::test]
 async fn a_batch_size_change_mid_load_takes_effect_at_the_same_block_on_every_osn() {
     let broker = Broker::start();
-    let osns = three(&broker, "").await;
+    let osns = three(&broker, 0).await;
     create_load_channel(&osns, "load").await;
     // The update goes in while the first wave is being broadcast through all three.
     batch_size_change_under_load(&osns, "load", 150).await;
@@ -201,7 +205,7 @@ async fn a_batch_size_change_mid_load_takes_effect_at_the_same_block_on_every_os
 #[actix_rt::test]
 async fn a_removed_organisation_can_no_longer_write_and_its_stale_envelopes_are_dropped_on_every_osn() {
     let broker = Broker::start();
-    let osns = three(&broker, "").await;
+    let osns = three(&broker, 0).await;
     let c = crypto();
     let (code, body) = create_channel(&osns[0], &channel("orgs", &["Org1MSP", "Org2MSP"]), &c.admin).await;
     assert_eq!(code, 201, "{body}");
@@ -213,9 +217,12 @@ async fn a_removed_organisation_can_no_longer_write_and_its_stale_envelopes_are_
     };
     broadcast_all(&format!("{}/v1/channels/orgs/broadcast", osns[2].url), &org2_tx(5), 2).await;
 
-    // Admins of a majority of two organisations: both. Org1's admin alone is not enough.
-    let remove =
-        ConfigUpdate { channel_id: "orgs".into(), remove_organizations: vec!["Org2MSP".into()], ..Default::default() };
+    // /Channel/Application/Admins: admins of a majority of two organisations, both. Org1's admin
+    // alone is not enough.
+    let current = config_of(&osns[0], "orgs").await;
+    let mut next = current.clone();
+    osn::core::configedit::remove_organization(&mut next, &["Application"], "Org2MSP").unwrap();
+    let remove = osn::core::configtx::compute_update("orgs", &current, &next).unwrap();
     let (code, body) = update_config(&osns[0], &remove, &c.admin, &[]).await;
     assert_eq!((code, body["status"].as_str()), (403, Some("FORBIDDEN")), "{body}");
     assert!(body["info"].as_str().unwrap().contains("Admins"), "{body}");
@@ -288,7 +295,7 @@ async fn a_removed_organisation_can_no_longer_write_and_its_stale_envelopes_are_
         .count();
     assert!(org2_before <= 5 + accepted, "{org2_before} Org2 envelopes ordered for {} accepted", 5 + accepted);
     for osn in &osns {
-        assert!(osn.log().contains("not valid under 1"), "every OSN dropped the stale Org2 envelope");
+        assert!(osn.log().contains("not valid under 2"), "every OSN dropped the stale Org2 envelope");
     }
 }
 
@@ -298,7 +305,7 @@ async fn a_removed_organisation_can_no_longer_write_and_its_stale_envelopes_are_
 #[actix_rt::test]
 async fn a_creation_refused_when_consumed_gets_the_status_of_its_cause() {
     let broker = Broker::start();
-    let osn = Osn::start(OsnSpec::system_only(&broker, "max-channels = 1")).await;
+    let osn = Osn::start(network(&broker, 1)).await;
     let c = crypto();
     let (first, second) = (channel("first", &[]), channel("second", &[]));
     let (a, b) =
@@ -308,7 +315,7 @@ async fn a_creation_refused_when_consumed_gets_the_status_of_its_cause() {
     assert_eq!(codes, [201, 403], "{a:?} {b:?}");
     let loser = if a.0 == 403 { &a.1 } else { &b.1 };
     assert_eq!(loser["status"], "FORBIDDEN", "{loser}");
-    assert!(loser["info"].as_str().unwrap().contains("channel limit of 1"), "{loser}");
+    assert!(loser["info"].as_str().unwrap().contains("maximum number of channels: 1"), "{loser}");
     let list: serde_json::Value =
         client().get(format!("{}/v1/channels", osn.url)).send().await.unwrap().json().await.unwrap();
     let names: Vec<&str> = list["channels"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
@@ -324,7 +331,7 @@ async fn a_creation_refused_when_consumed_gets_the_status_of_its_cause() {
 #[actix_rt::test]
 async fn a_forged_original_offset_loses_nothing_through_a_config_change_under_load() {
     let broker = Broker::start();
-    let osns = three(&broker, "").await;
+    let osns = three(&broker, 0).await;
     let c = crypto();
     create_load_channel(&osns, "forged").await;
     let producer =
@@ -365,7 +372,7 @@ async fn a_forged_original_offset_loses_nothing_through_a_config_change_under_lo
 #[actix_rt::test]
 async fn a_late_osn_is_not_ready_before_it_serves_every_channel() {
     let broker = Broker::start();
-    let first = Osn::start(OsnSpec::system_only(&broker, "")).await;
+    let first = Osn::start(network(&broker, 0)).await;
     let c = crypto();
     let names: Vec<String> = (0..25).map(|i| format!("late-{i:02}")).collect();
     for name in &names {
@@ -374,7 +381,7 @@ async fn a_late_osn_is_not_ready_before_it_serves_every_channel() {
     }
     wait_ready(&first, names.last().unwrap()).await;
 
-    let late = Osn::start_listening(OsnSpec { osn_identity: 1, ..OsnSpec::system_only(&broker, "") }).await;
+    let late = Osn::start_listening(OsnSpec { osn_identity: 1, ..network(&broker, 0) }).await;
     let ready_url = format!("{}/readyz", late.operations_url);
     let mut not_ready = 0;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
@@ -412,7 +419,7 @@ async fn a_late_osn_is_not_ready_before_it_serves_every_channel() {
 #[actix_rt::test]
 async fn a_late_osn_replaying_a_config_change_writes_nothing_but_its_connect() {
     let broker = Broker::start();
-    let spec = |n| OsnSpec { osn_identity: n, ..OsnSpec::system_only(&broker, "") };
+    let spec = |n| OsnSpec { osn_identity: n, ..network(&broker, 0) };
     let live = [Osn::start(spec(0)).await, Osn::start(spec(1)).await];
     create_load_channel(&live, "replay").await;
     batch_size_change_under_load(&live, "replay", 200).await;

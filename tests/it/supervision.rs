@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use osn::actors::Phase;
-use osn::config::{BatchSizeConfig, ChannelSettings, KafkaConfig};
+use osn::config::KafkaConfig;
 use osn::ledger::memory::MemoryStore;
 use osn::ledger::{ChannelStore, LedgerError, Store};
 
@@ -37,7 +37,8 @@ impl Store for FlakyStore {
         Ok(Arc::new(FlakyChannel {
             inner: self.inner.channel(channel)?,
             appends: self.appends.clone(),
-            fail_at: self.fail_at,
+            // The system channel's writes are not counted: only the channel under test's.
+            fail_at: if channel == SYSTEM_CHANNEL { u64::MAX } else { self.fail_at },
             error: self.error,
         }))
     }
@@ -57,7 +58,7 @@ impl ChannelStore for FlakyChannel {
     }
 
     fn append(&self, number: u64, block: &[u8]) -> Result<(), LedgerError> {
-        if self.appends.fetch_add(1, Ordering::SeqCst) == self.fail_at {
+        if self.fail_at != u64::MAX && self.appends.fetch_add(1, Ordering::SeqCst) == self.fail_at {
             return Err((self.error)());
         }
         self.inner.append(number, block)
@@ -77,19 +78,14 @@ async fn a_failed_write(error: fn() -> LedgerError, restarts: u32) {
         ..Default::default()
     };
     let spec = OsnSpec { max_message_count: 5, ..OsnSpec::new(&channel, &broker) };
-    let settings = ChannelSettings {
-        name: channel.clone(),
-        batch_size: BatchSizeConfig {
-            max_message_count: spec.max_message_count,
-            absolute_max_bytes: spec.absolute_max_bytes,
-            preferred_max_bytes: spec.preferred_max_bytes,
-        },
-        batch_timeout: Duration::from_millis(50),
-        ..Default::default()
+    let batch = osn::proto::BatchSize {
+        max_message_count: spec.max_message_count,
+        absolute_max_bytes: spec.absolute_max_bytes,
+        preferred_max_bytes: spec.preferred_max_bytes,
     };
     let appends = Arc::new(AtomicU64::new(0));
     let store = Arc::new(FlakyStore { inner: MemoryStore::new(), appends, fail_at: 3, error });
-    let channels = start_channels(&[settings], &kafka, store.clone());
+    let channels = start_network(std::slice::from_ref(&channel), batch, &kafka, store.clone()).await;
     let ch = channels.get(&channel).unwrap().clone();
 
     let sent = envelopes(&channel, 30, 200);
@@ -176,7 +172,9 @@ async fn a_panicking_channel_actor_is_restarted_from_its_ledger_and_never_left_l
     let broker = Broker::with_topic(&channel);
     let spec = OsnSpec {
         max_message_count: 5,
-        env: vec![("OSN_PANIC_AT", "ledger.after-write:3".to_owned())],
+        // The fourth block written: the system channel's block 1 (the channel's creation), then
+        // the channel's blocks 1, 2 and 3.
+        env: vec![("OSN_PANIC_AT", "ledger.after-write:4".to_owned())],
         ..OsnSpec::new(&channel, &broker)
     };
     let osn = Osn::start(spec.clone()).await;

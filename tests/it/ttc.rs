@@ -14,9 +14,9 @@ use crate::harness::*;
 async fn stale_future_and_empty_ttcs_and_garbage_leave_the_channel_running() {
     let channel = channel_name("ttc");
     let broker = Broker::with_topic(&channel);
-    let spec = OsnSpec { max_message_count: 1000, ..OsnSpec::new(&channel, &broker) };
-    let a = Osn::start(OsnSpec { batch_timeout: "1s", ..spec.clone() }).await;
-    let b = Osn::start(OsnSpec { batch_timeout: "2s", ..spec.clone() }).await;
+    let spec = OsnSpec { max_message_count: 1000, batch_timeout: "1s", ..OsnSpec::new(&channel, &broker) };
+    let a = Osn::start(spec.clone()).await;
+    let b = Osn::start(OsnSpec { osn_identity: 1, ..spec.clone() }).await;
     let kafka = KafkaConfig { brokers: broker.servers(), ..Default::default() };
     let producer = osn::kafka::producer(&kafka).unwrap();
     let inject = |m: Vec<u8>| {

@@ -153,9 +153,10 @@ fn an_update_needs_the_mod_policies_of_what_it_changes() {
     let w = world();
     let config = channel_config(&w);
     let b = bundle("ch", &config);
-    let request = |update: &crate::proto::common::ConfigUpdate, signer: &SigningIdentity, approvers: &[&SigningIdentity]| {
-        UpdateRequest::parse(&config_update(signer, update, approvers)).unwrap()
-    };
+    let request =
+        |update: &crate::proto::common::ConfigUpdate, signer: &SigningIdentity, approvers: &[&SigningIdentity]| {
+            UpdateRequest::parse(&config_update(signer, update, approvers)).unwrap()
+        };
     let access = InForce::new(Arc::new(b.clone()), 900).access;
     let propose = |r: &UpdateRequest| {
         let (signers, _) = access.config_signers(&r.signed_data());
@@ -389,7 +390,11 @@ fn admission_refuses_with_exact_codes_on_arrival_and_at_consumption() {
     assert_eq!(code(admit(&stale, kind(), &on_channel, now, Stage::Arrival)), 400);
     assert_eq!(code(admit(&stale, kind(), &on_channel, now, Stage::Consumption)), 409);
     let elsewhere = DerivedKind::Update { channel: "other".into() };
-    assert_eq!(code(admit(&by_orderer_admin, elsewhere, &on_channel, now, Stage::Arrival)), 400, "the update names 'ch'");
+    assert_eq!(
+        code(admit(&by_orderer_admin, elsewhere, &on_channel, now, Stage::Arrival)),
+        400,
+        "the update names 'ch'"
+    );
     // Signed an hour ago: outside the 15-minute window of the receiving OSN's clock.
     assert_eq!(code(admit(&by_orderer_admin, kind(), &on_channel, now + 3600, Stage::Arrival)), 400);
     // The producer's limit on AbsoluteMaxBytes.

@@ -376,7 +376,10 @@ fn compute_update_makes_what_configtxlator_made_for_every_recorded_update() {
             let ours = compute_update(&theirs.channel_id, &original, &modified).unwrap();
             let at = update_dir.display();
             assert!(same_group(ours.read_set.as_ref().unwrap(), theirs.read_set.as_ref().unwrap()), "{at}: read set");
-            assert!(same_group(ours.write_set.as_ref().unwrap(), theirs.write_set.as_ref().unwrap()), "{at}: write set");
+            assert!(
+                same_group(ours.write_set.as_ref().unwrap(), theirs.write_set.as_ref().unwrap()),
+                "{at}: write set"
+            );
             checked += 1;
         }
     }

@@ -15,8 +15,8 @@ use crate::core::chain::Chain;
 use crate::core::seek::{newest, oldest, specified};
 use crate::ledger::memory::MemoryStore;
 use crate::ledger::{Ledger, Store};
-use crate::proto::orderer::seek_info::{SeekBehavior, SeekErrorResponse};
 use crate::proto::common::Config;
+use crate::proto::orderer::seek_info::{SeekBehavior, SeekErrorResponse};
 use crate::proto::{kafka_message_regular::Class, BatchSize, KafkaMessage, SeekInfo, SeekPosition};
 
 const CHANNEL: &str = "ch";

@@ -104,15 +104,56 @@ pub async fn create_channel(
     post_config_tx(format!("{}/v1/channels", osn.url), &envelope).await
 }
 
-/// Updates a channel's configuration through `osn`, signed by `signer` and approved by `approvers`.
+/// Updates a channel's configuration through `osn`, signed by `signer` and approved by it and
+/// `approvers`.
 pub async fn update_config(
     osn: &Osn,
-    update: &osn::proto::osn::ConfigUpdate,
+    update: &osn::proto::common::ConfigUpdate,
     signer: &SigningIdentity,
     approvers: &[&SigningIdentity],
 ) -> (u16, serde_json::Value) {
     let url = format!("{}/v1/channels/{}/config", osn.url, update.channel_id);
     post_config_tx(url, &osn::identity::envelope::config_update(signer, update, approvers)).await
+}
+
+/// The configuration in force on `channel` (`common.Config`), read as Org1's client.
+pub async fn config_of(osn: &Osn, channel: &str) -> osn::proto::common::Config {
+    let mut resp = osn
+        .client()
+        .get(format!("{}/v1/channels/{channel}/config", osn.url))
+        .insert_header(("Accept", "application/x-protobuf"))
+        .insert_header(("Authorization", read_authorization(&crypto().client, channel)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "the configuration of {channel}");
+    osn::proto::common::Config::decode(resp.body().limit(16 << 20).await.unwrap()).unwrap()
+}
+
+/// Changes `channel`'s configuration as an admin would: reads it, edits it, computes the update
+/// (`configtxlator compute_update`'s) and sends it signed by `signer`, approved by it and
+/// `approvers`. The answer's code and body (the configuration now in force, in configtxlator's
+/// JSON, or the refusal).
+pub async fn change_config(
+    osn: &Osn,
+    channel: &str,
+    edit: impl FnOnce(&mut osn::proto::common::Config),
+    signer: &SigningIdentity,
+    approvers: &[&SigningIdentity],
+) -> (u16, serde_json::Value) {
+    let current = config_of(osn, channel).await;
+    let mut next = current.clone();
+    edit(&mut next);
+    let update = osn::core::configtx::compute_update(channel, &current, &next).unwrap();
+    update_config(osn, &update, signer, approvers).await
+}
+
+/// A configuration whose Orderer group's MaxMessageCount is `count` (the orderer
+/// organisation's admins' to change).
+pub fn with_max_message_count(config: &mut osn::proto::common::Config, count: u32) {
+    let mut bs = osn::core::channelconfig::OrderingValues::read(config).unwrap().batch_size;
+    bs.max_message_count = count;
+    osn::core::configedit::set_batch_size(config, bs).unwrap();
 }
 
 /// Waits until `channel` is READY on `osn`.

@@ -3,38 +3,55 @@
 
 use super::*;
 
-/// Starts channels of `settings` in this process (no system channel) on `store`, signed by OSN 0,
-/// with their ledgers checked at start.
-pub fn start_channels(
-    settings: &[osn::config::ChannelSettings],
+/// Starts an OSN's channels in this process (no `osn` process, no HTTP) on `store`, signed by
+/// OSN 0, with their ledgers checked at start: the system channel of a test network cutting by
+/// `batch` every 50 ms, then each channel of `names` that the network does not have yet, created
+/// through it as an admin of Org1 would (the service's creation path, its only member Org1).
+pub async fn start_network(
+    names: &[String],
+    batch: osn::proto::BatchSize,
     kafka: &osn::config::KafkaConfig,
     store: std::sync::Arc<dyn osn::ledger::Store>,
 ) -> std::sync::Arc<osn::actors::Channels> {
     let producer = osn::kafka::producer(kafka).unwrap();
-    let specs = channel_specs(settings);
+    let system = osn::actors::SystemSpec {
+        name: SYSTEM_CHANNEL.into(),
+        genesis: genesis_block(&kafka.brokers, batch, "50ms", 0),
+        config: Default::default(),
+    };
     // Two threads: several channels share each (as on a machine with fewer cores than channels).
-    let channels =
-        osn::actors::Channels::start(&specs, None, 900, kafka, &producer, store, Some(osn_signer(0)), true, 2);
-    std::sync::Arc::new(channels.unwrap())
-}
-
-/// In-process channels' start specs: Org1 as their organisation, OrdererMSP as the orderer's.
-pub fn channel_specs(settings: &[osn::config::ChannelSettings]) -> Vec<osn::actors::ChannelSpec> {
-    use osn::identity::load_org_msp;
-    use osn::proto::osn::Organization;
-    let org1: Organization = load_org_msp(&crypto().org1.join("msp")).unwrap().into();
-    let orderer: Organization = load_org_msp(&crypto().osn_identity(0)).unwrap().into();
-    let orgs = std::collections::BTreeMap::from([(org1.msp_id.clone(), org1)]);
-    settings
-        .iter()
-        .map(|s| osn::actors::ChannelSpec {
-            settings: s.clone(),
-            genesis: osn::core::block::genesis_block(
-                &s.name,
-                &osn::config::channel_config(s, &orgs, Some(&orderer)).unwrap(),
-            ),
-        })
-        .collect()
+    let channels = osn::actors::Channels::start(system, 900, kafka, &producer, store, osn_signer(0), true, 2);
+    let channels = std::sync::Arc::new(channels.unwrap());
+    let service = osn::service::Service {
+        channels: channels.clone(),
+        verifier: std::sync::Arc::new(osn::verify::Verifier::new(1).unwrap()),
+        signer: Some(osn_signer(0)),
+        enqueue_timeout: Duration::from_secs(5),
+    };
+    for name in names {
+        if channels.get(name).is_some() {
+            continue;
+        }
+        let create = osn::cli::channel::ChannelCreate {
+            channel: name.clone(),
+            organizations: vec!["Org1MSP".into()],
+            consortium: CONSORTIUM.into(),
+        };
+        let envelope = osn::identity::envelope::config_update(&crypto().admin, &create.update(&crypto().admin), &[]);
+        let request = osn::core::config::UpdateRequest::parse(&envelope).unwrap();
+        // The system channel may still be starting: its creations wait until it is ready.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match service.create_channel(&request).await {
+                Ok(_) => break,
+                Err(e) if e.status() == osn::proto::Status::ServiceUnavailable && Instant::now() < deadline => {
+                    actix_rt::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("creating {name}: {e}"),
+            }
+        }
+    }
+    channels
 }
 
 /// The signing identity of orderer `osn{n}`, for in-process channels.
@@ -51,7 +68,8 @@ pub async fn broadcast_via_actor(ch: &osn::actors::ChannelHandle, env: &Envelope
         let msg = BroadcastBatch {
             slot: osn::actors::MailboxSlot::new(&ch.status),
             envelopes: vec![env.encode_to_vec().into()],
-            config_seq: 0,
+            // Checked under the configuration in force, as the service enqueues them.
+            config_seq: ch.status.access().sequence(),
             deadline: std::time::Instant::now() + Duration::from_secs(5),
         };
         let outcome = match ch.addr.send(msg).await.map(|mut answers| answers.pop()) {

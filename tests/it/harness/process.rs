@@ -19,13 +19,13 @@ pub struct OsnSpec {
     pub grpc_tls: Option<TestPki>,
     /// The OSN's signing identity: orderer `osn{n}` of the test crypto.
     pub osn_identity: usize,
-    /// Extra keys of the channel's `[[channels]]` table (organisations, policies).
-    pub channel_extra: String,
-    /// Whether `channel` is declared in `[[channels]]` (else it is the system channel's name, or
-    /// a channel the test creates).
-    pub declared: bool,
-    /// Keys of the `[system]` table.
-    pub system_extra: String,
+    /// The member organisations `channel` is created with (default: Org1MSP).
+    pub members: Vec<&'static str>,
+    /// Whether the harness creates `channel` through the system channel when the OSN starts
+    /// (else it is the system channel, or a channel the test creates).
+    pub create: bool,
+    /// The system channel's channel limit (ChannelRestrictions.max_count; 0: none).
+    pub max_channels: u64,
     /// More keys of the `[kafka]` table.
     pub kafka_extra: String,
     /// `[operations] address`: empty (the default) serves the operations routes on the API's
@@ -116,9 +116,9 @@ impl OsnSpec {
             http_tls: None,
             grpc_tls: None,
             osn_identity: 0,
-            channel_extra: "organizations = [\"Org1MSP\"]".into(),
-            declared: true,
-            system_extra: String::new(),
+            members: vec!["Org1MSP"],
+            create: true,
+            max_channels: 0,
             kafka_extra: String::new(),
             operations_address: String::new(),
             env: Vec::new(),
@@ -126,13 +126,29 @@ impl OsnSpec {
         }
     }
 
-    /// OSNs with no declared channel: `channel` is the system channel, whose readiness the
-    /// harness waits for; the test creates its channels.
-    pub fn system_only(broker: &Broker, system_extra: &str) -> Self {
-        OsnSpec { declared: false, system_extra: system_extra.into(), ..OsnSpec::new("osn-system", broker) }
+    /// OSNs whose channels the test creates: `channel` is the system channel, whose readiness
+    /// the harness waits for.
+    pub fn system_only(broker: &Broker) -> Self {
+        OsnSpec { create: false, ..OsnSpec::new(SYSTEM_CHANNEL, broker) }
     }
 
-    fn toml(&self, ledger: &Path) -> String {
+    /// The network's genesis block: the test crypto's orderer organisation and consortium
+    /// (Org1MSP, Org2MSP), with this spec's brokers, batch settings and channel limit. The same
+    /// bytes for every OSN of a test (fixed time and nonce).
+    pub fn genesis(&self) -> Block {
+        genesis_block(
+            &self.brokers,
+            osn::proto::BatchSize {
+                max_message_count: self.max_message_count,
+                absolute_max_bytes: self.absolute_max_bytes,
+                preferred_max_bytes: self.preferred_max_bytes,
+            },
+            self.batch_timeout,
+            self.max_channels,
+        )
+    }
+
+    fn toml(&self, ledger: &Path, genesis: &Path) -> String {
         let tls = self.http_tls.as_ref().map_or(String::new(), |pki| {
             let client_ca =
                 if pki.require_client_certs { format!("client-ca-file = {:?}\n", pki.ca_file) } else { String::new() };
@@ -160,47 +176,20 @@ fetch-wait = "{fetch_wait}ms"
 path = "{ledger}"
 [identity]
 dir = "{identity}"
-[[organizations]]
-msp-dir = "{org1}"
-[[organizations]]
-msp-dir = "{org2}"
 [system]
-{system}
+genesis-file = "{genesis}"
 [operations]
 address = "{operations}"
 "#,
             identity = crypto().osn_identity(self.osn_identity).display(),
-            org1 = crypto().org1.join("msp").display(),
-            org2 = crypto().org2.join("msp").display(),
-            system = self.system_extra,
+            genesis = genesis.display(),
             kafka_extra = self.kafka_extra,
             fetch_wait = osn::kafka::embedded::FETCH_WAIT.as_millis(),
             operations = self.operations_address,
             brokers = self.brokers,
             ledger = ledger.display(),
-        ) + &self.declared_channel()
-            + &tls
+        ) + &tls
             + &grpc_tls
-    }
-
-    fn declared_channel(&self) -> String {
-        if !self.declared {
-            return String::new();
-        }
-        format!(
-            r#"[[channels]]
-name = "{channel}"
-batch-timeout = "{timeout}"
-batch-size = {{ max-message-count = {count}, absolute-max-bytes = {abs}, preferred-max-bytes = {pref} }}
-{extra}
-"#,
-            extra = self.channel_extra,
-            channel = self.channel,
-            timeout = self.batch_timeout,
-            count = self.max_message_count,
-            abs = self.absolute_max_bytes,
-            pref = self.preferred_max_bytes,
-        )
     }
 }
 
@@ -237,7 +226,9 @@ impl Osn {
     async fn start_with(spec: OsnSpec, ready: bool) -> Osn {
         let dir = tempfile::tempdir().unwrap();
         let ledger = spec.ledger.clone().unwrap_or_else(|| dir.path().join("ledger"));
-        std::fs::write(dir.path().join("osn.toml"), spec.toml(&ledger)).unwrap();
+        let genesis = dir.path().join("genesis.block");
+        std::fs::write(&genesis, spec.genesis().encode_to_vec()).unwrap();
+        std::fs::write(dir.path().join("osn.toml"), spec.toml(&ledger, &genesis)).unwrap();
         let mut osn =
             Osn { spec, dir, child: None, url: String::new(), operations_url: String::new(), grpc_addr: String::new() };
         osn.launch(ready).await;
@@ -330,6 +321,12 @@ impl Osn {
                     }
                 }
             } else if let Ok(mut resp) = self.client().get(format!("{}{info_url}", self.url)).send().await {
+                if resp.status() == 404 && self.spec.create {
+                    // The channel does not exist yet: once the system channel is ready, create it
+                    // (another OSN of the test may be doing so too).
+                    self.create_channel_once_ready().await;
+                    continue;
+                }
                 let info: serde_json::Value = resp.json().await.unwrap_or_default();
                 assert_ne!(info["status"], "ERRORED", "channel errored: {info}\n{}", self.log_tail());
                 // Its channel, and every other one (the system channel) too.
@@ -343,6 +340,42 @@ impl Osn {
             }
             assert!(Instant::now() < deadline, "osn not ready within 60 s:\n{}", self.log_tail());
             actix_rt::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Creates the spec's channel through this OSN, as an admin of its first member would, once
+    /// the system channel is ready; a creation another OSN of the test made first is fine.
+    async fn create_channel_once_ready(&self) {
+        let system = format!("{}/v1/channels/{SYSTEM_CHANNEL}", self.url);
+        let ready = match self.client().get(system).send().await {
+            Ok(mut resp) => resp.json::<serde_json::Value>().await.is_ok_and(|i| i["status"] == "READY"),
+            Err(_) => false,
+        };
+        if !ready {
+            actix_rt::time::sleep(Duration::from_millis(20)).await;
+            return;
+        }
+        let admin = crypto().admin_of(self.spec.members[0]);
+        let create = osn::cli::channel::ChannelCreate {
+            channel: self.spec.channel.clone(),
+            organizations: self.spec.members.iter().map(|m| m.to_string()).collect(),
+            consortium: CONSORTIUM.into(),
+        };
+        if let Err(e) = osn::cli::channel::create_channel(&self.endpoint(), admin, &[], &create).await {
+            let text = format!("{e:#}");
+            assert!(text.contains("already exists"), "creating {}: {text}\n{}", self.spec.channel, self.log_tail());
+        }
+    }
+
+    /// This OSN's API and gRPC addresses, as the CLI takes them.
+    pub fn endpoint(&self) -> osn::cli::client::Endpoint {
+        let pki = self.spec.http_tls.as_ref();
+        osn::cli::client::Endpoint {
+            url: self.url.clone(),
+            cacert: pki.map(|p| p.ca_file.clone()),
+            client_cert: pki.filter(|p| p.require_client_certs).map(|p| p.client_cert_file.clone()),
+            client_key: pki.filter(|p| p.require_client_certs).map(|p| p.client_key_file.clone()),
+            grpc: self.grpc_addr.clone(),
         }
     }
 
@@ -463,13 +496,15 @@ impl Osn {
         self.block_of(&self.spec.channel, n).await
     }
 
-    /// Block `n` of `channel`, read as Org1's client.
+    /// Block `n` of `channel`, read as Org1's client (the system channel, which only the orderer
+    /// organisation reads, as an orderer).
     pub async fn block_of(&self, channel: &str, n: u64) -> Block {
+        let reader = if channel == SYSTEM_CHANNEL { &crypto().orderer_admin } else { &crypto().client };
         let mut resp = self
             .client()
             .get(format!("{}/v1/channels/{channel}/blocks/{n}", self.url))
             .insert_header(("Accept", "application/x-protobuf"))
-            .insert_header(("Authorization", read_authorization(&crypto().client, channel)))
+            .insert_header(("Authorization", read_authorization(reader, channel)))
             .send()
             .await
             .unwrap();
