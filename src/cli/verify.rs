@@ -24,8 +24,8 @@ use crate::proto::{DeliverResponse, SeekInfo, Status};
 pub struct OrdererMspArgs {
     /// MSP directory of an orderer organisation (`mspid`, `cacerts/`, optional
     /// `intermediatecerts/`), e.g. `orderer-org/msp`; repeat for several. Blocks must be signed by
-    /// identities of role orderer issued by one of them. Default: the orderer organisation
-    /// `osn dev` creates.
+    /// members of one of them (Fabric's default BlockValidation policy). Default: the orderer
+    /// organisation `osn dev` creates.
     #[arg(long = "orderer-msp", value_name = "MSP_DIR")]
     pub orderer_msp: Vec<PathBuf>,
 }

@@ -1,12 +1,13 @@
 //! Checking a chain of blocks as a client or an auditor would, block after block: numbers in
 //! sequence from 0, each `previous_hash` the header hash of the block before, each `data_hash`
-//! the hash of the block's data, and each block signed by an orderer.
+//! the hash of the block's data, and each block signed by a member of an orderer organisation.
 //!
 //! A block's SIGNATURES slot must hold at least one signature, and every signature in it must
 //! verify: its `SignatureHeader.creator` deserializes, names one of the orderer organisations
-//! given to [`ChainVerifier::new`], chains to that organisation's CAs, has the orderer role
-//! (certificate OU), and signs `value ‖ signature_header ‖ header DER`
-//! ([`block::signing_input`]).
+//! given to [`ChainVerifier::new`], chains to that organisation's CAs, and signs `value ‖
+//! signature_header ‖ header DER` ([`block::signing_input`]). That is what a Fabric peer asks of
+//! a block under configtxgen's default `/Channel/Orderer/BlockValidation` policy (ANY Writers of
+//! the orderer organisations: any member of one), whatever the signer's role.
 //!
 //! Certificate expiry is not checked, for the signer nor for the CAs on its chain: a block carries
 //! no time one could trust, and a block signed while its signer's certificate was valid stays
@@ -27,7 +28,7 @@ use bytes::Bytes;
 use prost::Message as _;
 
 use super::block::{self, data_hash, header_hash, signatures_metadata};
-use super::msp::{ChainError, Identity, Organization, Role, SignatureError};
+use super::msp::{ChainError, Identity, Organization, SignatureError};
 use crate::proto::{Block, OrdererBlockMetadata, SignatureHeader};
 
 /// The checks of block `number` that need no trust anchor: its number, its link to the block
@@ -176,21 +177,13 @@ impl ChainVerifier {
         Ok(())
     }
 
-    /// Whether `signer` is an orderer of one of the orderer organisations, or why not.
+    /// Whether `signer` is a member of one of the orderer organisations, or why not.
     fn orderer(&self, signer: &Identity) -> Result<(), String> {
         let org = self.orgs.iter().find(|o| o.msp_id == signer.msp_id).ok_or_else(|| {
             let known: Vec<&str> = self.orgs.iter().map(|o| o.msp_id.as_str()).collect();
             format!("MSP '{}' is not an orderer organisation ({})", signer.msp_id, known.join(", "))
         })?;
         org.validate(&signer.cert).map_err(|e: ChainError| format!("{} ({})", e, signer.cert.subject))?;
-        if signer.role() != Role::Orderer {
-            return Err(format!(
-                "{} of '{}' has role {}, not orderer",
-                signer.cert.subject,
-                signer.msp_id,
-                signer.role().as_str()
-            ));
-        }
         Ok(())
     }
 }

@@ -310,7 +310,8 @@ fn start_refuses_an_identity_whose_block_signatures_would_not_verify() {
     let dir = tempfile::tempdir().unwrap();
     let c = crypto();
     let genesis = dir.path().join("genesis.block");
-    let batch = osn::proto::BatchSize { max_message_count: 10, absolute_max_bytes: 1 << 20, preferred_max_bytes: 1 << 19 };
+    let batch =
+        osn::proto::BatchSize { max_message_count: 10, absolute_max_bytes: 1 << 20, preferred_max_bytes: 1 << 19 };
     std::fs::write(&genesis, genesis_block("127.0.0.1:9", batch, "1s", 0).encode_to_vec()).unwrap();
     let start = |identity: &std::path::Path, genesis: Option<&std::path::Path>| {
         let config = dir.path().join("osn.toml");
@@ -332,7 +333,10 @@ fn start_refuses_an_identity_whose_block_signatures_would_not_verify() {
     // A client's identity cannot sign blocks: it is not an orderer organisation's member.
     let err = start(&c.org1.join("identities").join("client"), Some(&genesis));
     assert!(err.contains("does not satisfy the system channel's /Channel/Orderer/BlockValidation policy"), "{err}");
-    assert!(err.contains("client of 'Org1MSP'") && err.contains("orderer organisation of the genesis block (OrdererMSP)"), "{err}");
+    assert!(
+        err.contains("client of 'Org1MSP'") && err.contains("orderer organisation of the genesis block (OrdererMSP)"),
+        "{err}"
+    );
     // An orderer certificate claiming another organisation.
     let mixed = dir.path().join("mixed");
     let osn0 = c.osn_identity(0);

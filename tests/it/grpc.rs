@@ -15,9 +15,7 @@ use osn::identity::SigningIdentity;
 use osn::proto::orderer::atomic_broadcast_client::AtomicBroadcastClient;
 use osn::proto::orderer::deliver_response::Type;
 use osn::proto::orderer::seek_info::SeekBehavior;
-use osn::proto::{
-    Block, BroadcastResponse, ChannelHeader, DeliverResponse, Envelope, HeaderType, SeekInfo, Status,
-};
+use osn::proto::{Block, BroadcastResponse, ChannelHeader, DeliverResponse, Envelope, HeaderType, SeekInfo, Status};
 use prost::Message as _;
 use tokio::sync::mpsc;
 use tonic::transport::Channel;

@@ -10,6 +10,7 @@ mod channels;
 mod cli;
 mod deliver;
 mod deliver_api;
+mod fabric_network;
 mod grpc;
 mod https;
 mod lifecycle;

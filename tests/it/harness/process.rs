@@ -35,6 +35,18 @@ pub struct OsnSpec {
     pub env: Vec<(&'static str, String)>,
     /// `[ledger] path`: by default `ledger` in the process's data directory.
     pub ledger: Option<PathBuf>,
+    /// Boot from this genesis block instead of [`OsnSpec::genesis`]'s, signing as this local MSP
+    /// directory with this MSP ID (a network made by Fabric's tools).
+    pub fabric: Option<FabricNode>,
+}
+
+/// An OSN of a network made by Fabric's own tools: its configtxgen genesis block, and this
+/// OSN's identity as cryptogen wrote it.
+#[derive(Clone)]
+pub struct FabricNode {
+    pub genesis: PathBuf,
+    pub msp_dir: PathBuf,
+    pub msp_id: String,
 }
 
 /// Certificate files for an OSN serving HTTPS: a CA, and a certificate it signed for `localhost`
@@ -123,6 +135,7 @@ impl OsnSpec {
             operations_address: String::new(),
             env: Vec::new(),
             ledger: None,
+            fabric: None,
         }
     }
 
@@ -176,12 +189,15 @@ fetch-wait = "{fetch_wait}ms"
 path = "{ledger}"
 [identity]
 dir = "{identity}"
+{msp_id}
 [system]
 genesis-file = "{genesis}"
 [operations]
 address = "{operations}"
 "#,
-            identity = crypto().osn_identity(self.osn_identity).display(),
+            identity =
+                self.fabric.as_ref().map_or(crypto().osn_identity(self.osn_identity), |f| f.msp_dir.clone()).display(),
+            msp_id = self.fabric.as_ref().map_or(String::new(), |f| format!("msp-id = \"{}\"", f.msp_id)),
             genesis = genesis.display(),
             kafka_extra = self.kafka_extra,
             fetch_wait = osn::kafka::embedded::FETCH_WAIT.as_millis(),
@@ -227,7 +243,10 @@ impl Osn {
         let dir = tempfile::tempdir().unwrap();
         let ledger = spec.ledger.clone().unwrap_or_else(|| dir.path().join("ledger"));
         let genesis = dir.path().join("genesis.block");
-        std::fs::write(&genesis, spec.genesis().encode_to_vec()).unwrap();
+        match &spec.fabric {
+            Some(f) => std::fs::copy(&f.genesis, &genesis).map(drop).unwrap(),
+            None => std::fs::write(&genesis, spec.genesis().encode_to_vec()).unwrap(),
+        }
         std::fs::write(dir.path().join("osn.toml"), spec.toml(&ledger, &genesis)).unwrap();
         let mut osn =
             Osn { spec, dir, child: None, url: String::new(), operations_url: String::new(), grpc_addr: String::new() };
