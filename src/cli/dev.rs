@@ -217,8 +217,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
          \n           with a real Kafka cluster for anything that must last.\
          \n  ledger   {ledger}{temp_note}\
          \n  identity organisation {org} may write and read the channel; the CLI signs as its client\
-         \n           {client} by default (admin: {admin}; the orderer organisation's admin, who\
-         \n           changes batch settings: {orderer_admin}).\
+         \n           {client} by default.\
+         \n           Its admin creates channels: {admin}\
+         \n           The orderer organisation's admin changes batch settings: {orderer_admin}\
          \n           Blocks are signed by {orderer}. All kept in {crypto} and reused.{skip_note}\
          \n  genesis  {genesis} (a Kafka system channel '{system}', as configtxgen writes one)\
          \n\nIn another shell, try:\

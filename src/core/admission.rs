@@ -47,10 +47,16 @@ pub enum Refusal {
     /// Malformed, inconsistent, or not the configuration its update derives to: BAD_REQUEST.
     #[error("{0}")]
     Invalid(String),
-    /// Its signers do not satisfy the policy, or the channel limit forbids it: FORBIDDEN (as the
-    /// same checks answer when the request arrives).
+    /// Its creator may not write to the channel (an expired certificate, a bad signature, not a
+    /// writer): FORBIDDEN, as Fabric's signature filter answers.
     #[error("{0}")]
     Forbidden(String),
+    /// Its approvals do not satisfy the mod_policy of what it changes (or the consortium's
+    /// ChannelCreationPolicy), or the channel limit forbids it: HTTP 403 with Fabric's status
+    /// BAD_REQUEST, which Fabric's Broadcast answers for what its configtx validator and system
+    /// channel filter refuse.
+    #[error("{0}")]
+    NotApproved(String),
     /// The chain moved on since the request was checked on arrival: the channel exists by now,
     /// or the update no longer applies to the configuration in force. A conflict (HTTP 409,
     /// Fabric status BAD_REQUEST): checked again against the new state, it may succeed.
@@ -74,15 +80,17 @@ impl Refusal {
     /// The Fabric status of the answer.
     pub fn status(&self) -> Status {
         match self {
-            Refusal::Invalid(_) | Refusal::Conflict(_) => Status::BadRequest,
+            Refusal::Invalid(_) | Refusal::Conflict(_) | Refusal::NotApproved(_) => Status::BadRequest,
             Refusal::Forbidden(_) => Status::Forbidden,
         }
     }
 
-    /// The HTTP code of the answer: 400, 403, or 409 for a conflict.
+    /// The HTTP code of the answer: 400, 403 (refused by the policies or the channel limit), or
+    /// 409 for a conflict.
     pub fn http_code(&self) -> u16 {
         match self {
             Refusal::Conflict(_) => 409,
+            Refusal::NotApproved(_) => 403,
             _ => self.status().http_code(),
         }
     }
@@ -128,7 +136,7 @@ pub struct Existing<'a> {
 /// arrival).
 fn refusal(e: ConfigtxError, stage: Stage) -> Refusal {
     match (e.kind, stage) {
-        (Kind::Unauthorized, _) => Refusal::Forbidden(e.message),
+        (Kind::Unauthorized, _) => Refusal::NotApproved(e.message),
         (Kind::Invalid, Stage::Arrival) => Refusal::Invalid(e.message),
         (Kind::Invalid, Stage::Consumption) => Refusal::Conflict(e.message),
     }
@@ -163,7 +171,7 @@ pub fn admit(
     }
     let (signers, dropped) = target.access.config_signers(&request.signed_data());
     let with_dropped = |r: Refusal| match (r, dropped.is_empty()) {
-        (Refusal::Forbidden(m), false) => Refusal::Forbidden(format!("{m} (not counted: {})", dropped.join("; "))),
+        (Refusal::NotApproved(m), false) => Refusal::NotApproved(format!("{m} (not counted: {})", dropped.join("; "))),
         (r, _) => r,
     };
     let config = match &kind {
@@ -218,7 +226,7 @@ pub fn admit(
             // Fabric's system channel filter, after the creation policy: ChannelRestrictions.
             let limit = target.bundle.values.max_channels;
             if limit > 0 && existing.created as u64 >= limit {
-                return Err(Refusal::Forbidden(format!(
+                return Err(Refusal::NotApproved(format!(
                     "channel creation would exceed the maximum number of channels: {limit} ({} created)",
                     existing.created
                 )));

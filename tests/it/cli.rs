@@ -159,7 +159,7 @@ fn dev_mode_then_broadcast_then_deliver() {
         let identity = who.map_or(vec![], |w| vec!["--identity", w]);
         let out = osn(&[&update[..], &["--url", &url], &identity[..]].concat());
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success() && err.contains("HTTP 403 FORBIDDEN"), "{who:?}: {err}");
+        assert!(!out.status.success() && err.contains("HTTP 403 BAD_REQUEST"), "{who:?}: {err}");
         assert!(err.contains("/Channel/Orderer/BatchSize not satisfied"), "{who:?}: {err}");
     }
     let out = osn(&[&update[..], &["--url", &url, "--identity", orderer_admin]].concat());

@@ -112,8 +112,9 @@ async fn channels_created_through_one_osn_appear_on_all_three_with_identical_gen
     assert!(geneses.iter().all(|g| consensus_view(g) == consensus_view(&geneses[0])), "identical genesis blocks");
 
     // The channel limit (2), the ID rule, the system channel's name, and who may create.
+    // HTTP 403 with Fabric's status BAD_REQUEST, as Fabric's Broadcast answers the limit.
     let (code, body) = create_channel(&osns[0], &channel("gamma", &[]), &c.admin).await;
-    assert_eq!((code, body["status"].as_str()), (403, Some("FORBIDDEN")), "{body}");
+    assert_eq!((code, body["status"].as_str()), (403, Some("BAD_REQUEST")), "{body}");
     assert!(body["info"].as_str().unwrap().contains("maximum number of channels: 2"), "{body}");
     for (name, code, info) in [
         ("Bad_Name", 400, "[a-z][a-z0-9.-]*"),
@@ -224,7 +225,7 @@ async fn a_removed_organisation_can_no_longer_write_and_its_stale_envelopes_are_
     osn::core::configedit::remove_organization(&mut next, &["Application"], "Org2MSP").unwrap();
     let remove = osn::core::configtx::compute_update("orgs", &current, &next).unwrap();
     let (code, body) = update_config(&osns[0], &remove, &c.admin, &[]).await;
-    assert_eq!((code, body["status"].as_str()), (403, Some("FORBIDDEN")), "{body}");
+    assert_eq!((code, body["status"].as_str()), (403, Some("BAD_REQUEST")), "{body}");
     assert!(body["info"].as_str().unwrap().contains("Admins"), "{body}");
     // Org2 floods through OSN 2 while the update (approved by Org2's admin) goes through OSN 0.
     let flood = org2_tx(300);
@@ -301,7 +302,8 @@ async fn a_removed_organisation_can_no_longer_write_and_its_stale_envelopes_are_
 
 /// Two creations racing for the last channel the limit allows, both admitted on arrival: the one
 /// consumed second is refused by the system channel's chain with the arrival check's own answer,
-/// 403 FORBIDDEN naming the limit (a typed refusal, not a blanket 409), and only the winner exists.
+/// 403 naming the limit (with Fabric's status BAD_REQUEST; a typed refusal, not a blanket 409),
+/// and only the winner exists.
 #[actix_rt::test]
 async fn a_creation_refused_when_consumed_gets_the_status_of_its_cause() {
     let broker = Broker::start();
@@ -314,7 +316,7 @@ async fn a_creation_refused_when_consumed_gets_the_status_of_its_cause() {
     codes.sort();
     assert_eq!(codes, [201, 403], "{a:?} {b:?}");
     let loser = if a.0 == 403 { &a.1 } else { &b.1 };
-    assert_eq!(loser["status"], "FORBIDDEN", "{loser}");
+    assert_eq!(loser["status"], "BAD_REQUEST", "{loser}");
     assert!(loser["info"].as_str().unwrap().contains("maximum number of channels: 1"), "{loser}");
     let list: serde_json::Value =
         client().get(format!("{}/v1/channels", osn.url)).send().await.unwrap().json().await.unwrap();

@@ -312,14 +312,14 @@ fn the_system_chain_creates_each_channel_once_within_its_limit() {
     // A client is not an admin: the consortium's ChannelCreationPolicy refuses it.
     let out = chain.consume(2, &creation(&w, &system, "two", &["Org1MSP"], &w.client1));
     let refusal = out.outcome.unwrap().result.unwrap_err();
-    assert!(matches!(&refusal, Refusal::Forbidden(r) if r.contains("[Group]  /Channel/Application")), "{refusal:?}");
+    assert!(matches!(&refusal, Refusal::NotApproved(r) if r.contains("[Group]  /Channel/Application")), "{refusal:?}");
     // Nor is an admin of an organisation the channel does not have.
     let out = chain.consume(3, &creation(&w, &system, "two", &["Org1MSP"], &w.org2.admin));
-    assert!(matches!(out.outcome.unwrap().result, Err(Refusal::Forbidden(_))));
+    assert!(matches!(out.outcome.unwrap().result, Err(Refusal::NotApproved(_))));
     assert_eq!(summary(&chain.consume(4, &creation(&w, &system, "two", &["Org2MSP"], &w.org2.admin))).len(), 1);
     let out = chain.consume(5, &creation(&w, &system, "three", &["Org1MSP"], &w.org1.admin));
     let refusal = out.outcome.unwrap().result.unwrap_err();
-    assert!(matches!(&refusal, Refusal::Forbidden(r) if r.contains("maximum number of channels: 2")), "{refusal:?}");
+    assert!(matches!(&refusal, Refusal::NotApproved(r) if r.contains("maximum number of channels: 2")), "{refusal:?}");
 }
 
 #[test]
@@ -361,7 +361,11 @@ fn admission_refuses_with_exact_codes_on_arrival_and_at_consumption() {
     assert_eq!(code(create("osn-system", &w.org1.admin, 1)), 400);
     assert_eq!(code(create("two", &w.client1, 1)), 403, "the creation policy is the members' admins'");
     let limit = create("two", &w.org1.admin, 3).unwrap_err();
-    assert_eq!((limit.http_code(), limit.status()), (403, crate::proto::Status::Forbidden));
+    assert_eq!(
+        (limit.http_code(), limit.status()),
+        (403, crate::proto::Status::BadRequest),
+        "Fabric answers BAD_REQUEST"
+    );
     let conflict = create("one", &w.org1.admin, 1).unwrap_err();
     assert_eq!((conflict.http_code(), conflict.status()), (409, crate::proto::Status::BadRequest));
     let unknown = creation_update("two", "NoSuchConsortium", &["Org1MSP".into()], &[]);
