@@ -1,5 +1,6 @@
 //! `osn identity`: make and inspect identities, like Fabric's cryptogen. `ca` creates an
-//! organisation, `intermediate` an intermediate CA in it, `issue` an identity, `show` prints one.
+//! organisation, `intermediate` an intermediate CA in it, `issue` an identity, `revoke` adds one
+//! to its CA's revocation list, `show` prints one.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -72,6 +73,21 @@ pub enum IdentityCommand {
         #[arg(long)]
         issuer: Option<String>,
     },
+    /// Revoke an identity: its issuing CA's certificate revocation list in `<org>/msp/crls/`
+    /// (Fabric's MSP layout) gets its serial number. The next MSP value made from the
+    /// organisation's directory carries the CRL (a config update must put it in a channel, e.g.
+    /// `osn channel config update --add-org <org>/msp`); prints the CRL's path.
+    Revoke {
+        /// The organisation's directory.
+        #[arg(long)]
+        org: PathBuf,
+        /// The identity's directory.
+        #[arg(long)]
+        identity: PathBuf,
+        /// The intermediate CA that issued it (default: the root).
+        #[arg(long)]
+        issuer: Option<String>,
+    },
     /// Show an identity directory, an organisation's CA, or a PEM certificate file.
     Show {
         /// An identity directory, an organisation directory or a certificate file.
@@ -95,6 +111,10 @@ pub async fn run(args: IdentityArgs) -> anyhow::Result<()> {
             let validity = validity_of(validity, not_before, not_after)?;
             let dir = identity::issue_by(&org, issuer.as_deref(), &name, role, key_type, validity)?;
             println!("{}", dir.display());
+        }
+        IdentityCommand::Revoke { org, identity, issuer } => {
+            let crl = identity::revoke(&org, &identity, issuer.as_deref())?;
+            println!("{}", crl.display());
         }
         IdentityCommand::Show { path } => show(&path)?,
     }

@@ -593,6 +593,35 @@ mod tests {
     }
 
     #[test]
+    fn a_revoked_identity_is_refused_and_a_forged_crl_does_not_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let orderer = Org::new(dir.path(), "OrdererMSP", KeyType::EcdsaP256);
+        let mut a = Org::new(dir.path(), "A", KeyType::EcdsaP256);
+        let kept = a.identity("kept", Role::Client, KeyType::EcdsaP256, None);
+        let gone = a.identity("gone", Role::Client, KeyType::EcdsaP256, None);
+        let via_ica = a.identity("gone-ica", Role::Client, KeyType::EcdsaP256, Some("ica"));
+        crate::identity::revoke(&a.dir, &a.dir.join("identities/gone"), None).unwrap();
+        crate::identity::revoke(&a.dir, &a.dir.join("identities/gone-ica"), Some("ica")).unwrap();
+        // The MSP value as configtxgen would make it from the directory now: with the CRLs.
+        a.msp = crate::identity::fabric_msp::verifying_config(&a.dir.join("msp"), "A").unwrap();
+        assert_eq!(a.msp.revocation_list.len(), 2);
+        let access = access_of(&orderer, &[&a]);
+        assert!(check(&access, &transaction(&kept, "ch", 300), PolicyName::Writers).is_ok());
+        for revoked in [&gone, &via_ica] {
+            let err = check(&access, &transaction(revoked, "ch", 300), PolicyName::Writers).unwrap_err();
+            assert!(matches!(err, Denied::NotChained { reason: ChainError::Revoked(_), .. }), "{err}");
+        }
+        // A CRL naming A's root CA but signed by another key is refused with the MSP.
+        let other = Org::new(dir.path(), "B", KeyType::EcdsaP256);
+        std::fs::copy(a.dir.join("ca/cert.pem"), other.dir.join("ca/cert.pem")).unwrap();
+        crate::identity::revoke(&other.dir, &a.dir.join("identities/kept"), None).unwrap();
+        let mut forged = a.msp.clone();
+        forged.revocation_list.push(std::fs::read(other.dir.join("msp/crls/ca.pem")).unwrap().into());
+        let err = crate::core::fabric_policy::FabricMsp::from_config(&forged).unwrap_err();
+        assert!(err.contains("does not carry its signature"), "{err}");
+    }
+
+    #[test]
     fn an_msp_whose_root_is_not_a_ca_does_not_load() {
         let dir = tempfile::tempdir().unwrap();
         let a = Org::new(dir.path(), "A", KeyType::EcdsaP256);

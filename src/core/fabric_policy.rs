@@ -74,9 +74,10 @@ fn pem_or_der(raw: &[u8]) -> Result<Certificate, String> {
 }
 
 impl FabricMsp {
-    /// The MSP of a `FabricMSPConfig` (CRLs are not read yet).
+    /// The MSP of a `FabricMSPConfig`: its CAs, CRLs, admins, NodeOUs and OU identifiers.
     pub fn from_config(config: &FabricMspConfig) -> Result<Self, String> {
-        let org = Organization::from_pem(&config.name, &config.root_certs, &config.intermediate_certs)?;
+        let org = Organization::from_pem(&config.name, &config.root_certs, &config.intermediate_certs)?
+            .with_crls(&config.revocation_list)?;
         let admins = config
             .admins
             .iter()

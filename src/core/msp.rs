@@ -108,6 +108,8 @@ pub struct Certificate {
     /// by these).
     pub der: Bytes,
     pub is_ca: bool,
+    /// The serial number's bytes (what a CRL names).
+    pub serial: Bytes,
     tbs: Bytes,
     signed_with_ed25519: bool,
     signature: Bytes,
@@ -166,6 +168,7 @@ impl Certificate {
             ous,
             der: Bytes::copy_from_slice(der),
             is_ca: tbs.is_ca() && may_sign_certs,
+            serial: Bytes::copy_from_slice(tbs.raw_serial()),
             tbs: Bytes::copy_from_slice(tbs.as_ref()),
             signed_with_ed25519,
             signature: Bytes::copy_from_slice(&cert.signature_value.data),
@@ -265,6 +268,8 @@ pub enum ChainError {
     CaNotValid { msp_id: String, subject: String },
     #[error("the creator certificate is a CA certificate, not an identity")]
     IsCa,
+    #[error("the certificate ({0}) is revoked by a CRL of its organisation")]
+    Revoked(String),
 }
 
 /// An organisation: an MSP ID and its CA certificates.
@@ -273,6 +278,9 @@ pub struct Organization {
     pub msp_id: String,
     roots: Vec<Certificate>,
     intermediates: Vec<Certificate>,
+    /// Certificates revoked by the organisation's CRLs: (issuer name DER, serial number), each
+    /// from a CRL whose signature its issuing CA's key verifies.
+    revoked: Vec<(Bytes, Bytes)>,
 }
 
 /// The validity window (seconds) shared by every CA on a chain.
@@ -310,7 +318,7 @@ impl Organization {
                 ));
             }
         }
-        let mut org = Organization { msp_id: msp_id.to_owned(), roots, intermediates: Vec::new() };
+        let mut org = Organization { msp_id: msp_id.to_owned(), roots, intermediates: Vec::new(), revoked: Vec::new() };
         // Accept intermediates issued by a root or by one already accepted, until none is left
         // (so they may come in any order and chain through each other).
         let mut pending = intermediates;
@@ -330,13 +338,66 @@ impl Organization {
         Ok(org)
     }
 
-    /// Checks that `cert` was issued by this organisation's CAs, and returns the validity
-    /// window of the CAs on its chain (to be checked against the time of each use).
+    /// The organisation with its certificate revocation lists (PEM `X509 CRL` blocks), as a
+    /// Fabric MSP's `revocation_list`: each must be issued by one of its CAs and carry that CA's
+    /// signature; the certificates it lists are refused by [`Organization::validate`].
+    pub fn with_crls(mut self, crls: &[impl AsRef<[u8]>]) -> Result<Self, String> {
+        use x509_parser::prelude::FromDer as _;
+        for pem in crls {
+            for block in x509_parser::pem::Pem::iter_from_buffer(pem.as_ref()) {
+                let block = block.map_err(|e| format!("organisation '{}' CRL: not PEM: {e}", self.msp_id))?;
+                if block.label != "X509 CRL" {
+                    continue;
+                }
+                let (_, crl) = x509_parser::revocation_list::CertificateRevocationList::from_der(&block.contents)
+                    .map_err(|e| format!("organisation '{}': not a CRL: {e}", self.msp_id))?;
+                let issuer = crl.issuer().as_raw();
+                let ca = self
+                    .roots
+                    .iter()
+                    .chain(&self.intermediates)
+                    .find(|ca| ca.subject_raw.as_ref() == issuer)
+                    .ok_or_else(|| {
+                        format!("organisation '{}': a CRL issued by {} , none of its CAs", self.msp_id, crl.issuer())
+                    })?;
+                let signature = crl.signature_value.data.as_ref();
+                let tbs = crl.tbs_cert_list.as_ref();
+                let signed = match &ca.public_key {
+                    PublicKey::EcdsaP256(k) => {
+                        ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_ASN1, k)
+                            .verify(tbs, signature)
+                    }
+                    PublicKey::Ed25519(k) => {
+                        ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, k).verify(tbs, signature)
+                    }
+                };
+                if signed.is_err() {
+                    return Err(format!(
+                        "organisation '{}': the CRL of {} does not carry its signature",
+                        self.msp_id, ca.subject
+                    ));
+                }
+                for revoked in crl.iter_revoked_certificates() {
+                    let serial = Bytes::copy_from_slice(revoked.raw_serial());
+                    self.revoked.push((ca.subject_raw.clone(), serial));
+                }
+            }
+        }
+        Ok(self)
+    }
+
+    /// Checks that `cert` was issued by this organisation's CAs and is not revoked, and returns
+    /// the validity window of the CAs on its chain (to be checked against the time of each use).
     pub fn validate(&self, cert: &Certificate) -> Result<Window, ChainError> {
         if cert.is_ca {
             return Err(ChainError::IsCa);
         }
-        self.chain_window(cert, &self.intermediates).ok_or_else(|| ChainError::NotIssued(self.msp_id.clone()))
+        let window =
+            self.chain_window(cert, &self.intermediates).ok_or_else(|| ChainError::NotIssued(self.msp_id.clone()))?;
+        if self.revoked.iter().any(|(issuer, serial)| *issuer == cert.issuer_raw && *serial == cert.serial) {
+            return Err(ChainError::Revoked(cert.subject.clone()));
+        }
+        Ok(window)
     }
 
     /// The window of the first chain found from `cert` to a root through `intermediates`.

@@ -227,6 +227,66 @@ impl Ca {
     }
 }
 
+/// Revokes the identity in `identity_dir` (issued by `org_dir`'s root CA, or by its intermediate
+/// `issuer`): the CA's certificate revocation list, `<org>/msp/crls/<ca>.pem` (`ca` for the root,
+/// the intermediate's name otherwise), is written again with the identity's serial number added
+/// to those it revoked already. That is where Fabric's MSP directory keeps CRLs, so the next
+/// MSP value made from the directory (configtxgen, `osn channel config update --add-org`) carries
+/// it. Returns the CRL's path.
+pub fn revoke(org_dir: &Path, identity_dir: &Path, issuer: Option<&str>) -> anyhow::Result<PathBuf> {
+    use x509_parser::prelude::FromDer as _;
+    let ca = Ca::load(org_dir, issuer)?;
+    let cert_path = identity_dir.join(SIGNCERTS_DIR).join(CERT_FILE);
+    let cert_der = pem_certificates(&read(&cert_path)?)?
+        .into_iter()
+        .next()
+        .with_context(|| format!("{}: no certificate", cert_path.display()))?;
+    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(&cert_der)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", cert_path.display()))?;
+    let crl_path = org_dir.join(MSP_DIR).join("crls").join(format!("{}.pem", issuer.unwrap_or(CA_DIR)));
+    // The serials the CA revoked already.
+    let mut serials: Vec<Vec<u8>> = Vec::new();
+    if crl_path.exists() {
+        for block in x509_parser::pem::Pem::iter_from_buffer(&read(&crl_path)?) {
+            let block = block.map_err(|e| anyhow::anyhow!("{}: {e}", crl_path.display()))?;
+            let (_, crl) = x509_parser::revocation_list::CertificateRevocationList::from_der(&block.contents)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", crl_path.display()))?;
+            serials.extend(crl.iter_revoked_certificates().map(|r| r.raw_serial().to_vec()));
+        }
+    }
+    let serial = cert.tbs_certificate.raw_serial().to_vec();
+    if !serials.contains(&serial) {
+        serials.push(serial);
+    }
+    let now = OffsetDateTime::now_utc();
+    let params = rcgen::CertificateRevocationListParams {
+        this_update: now - BACKDATE,
+        next_update: saturating_add(now, LEAF_LIFETIME),
+        crl_number: random_serial(),
+        issuing_distribution_point: None,
+        revoked_certs: serials
+            .into_iter()
+            .map(|s| rcgen::RevokedCertParams {
+                serial_number: SerialNumber::from_slice(&s),
+                revocation_time: now,
+                reason_code: None,
+                invalidity_date: None,
+            })
+            .collect(),
+        key_identifier_method: rcgen::KeyIdMethod::Sha256,
+    };
+    let mut issuer_params = CertificateParams::default();
+    issuer_params.distinguished_name = ca.name.clone();
+    issuer_params.key_usages = ca_key_usages();
+    let signer = rcgen::Issuer::new(issuer_params, &ca.key);
+    let crl = params.signed_by(&signer).context("cannot sign the CRL")?;
+    fs::create_dir_all(crl_path.parent().expect("in msp/crls"))
+        .with_context(|| format!("cannot create {}", crl_path.display()))?;
+    fs::write(&crl_path, crl.pem().context("cannot encode the CRL")?)
+        .with_context(|| format!("cannot write {}", crl_path.display()))?;
+    Ok(crl_path)
+}
+
 /// `t + d`, or the last second of year 9999 when that is later or out of range.
 pub fn saturating_add(t: OffsetDateTime, d: Duration) -> OffsetDateTime {
     let max = time::PrimitiveDateTime::MAX.assume_utc().replace_nanosecond(0).unwrap_or(t);

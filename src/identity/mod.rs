@@ -21,7 +21,7 @@ use ring::rand::{SecureRandom as _, SystemRandom};
 use crate::core::msp::PublicKey;
 pub use cert::CertInfo;
 pub use dev::{dev_crypto, DevCrypto};
-pub use issue::{create_ca, issue, issue_by, issue_intermediate, saturating_add, Validity};
+pub use issue::{create_ca, issue, issue_by, issue_intermediate, revoke, saturating_add, Validity};
 pub use layout::{load_org_msp, OrgMsp};
 
 use key::PrivateKey;
