@@ -270,10 +270,55 @@ mod tests {
             "ChannelInfo" => p::<proto::osn::ChannelInfo>(v),
             "KafkaPosition" => p::<proto::osn::KafkaPosition>(v),
             "BatchSize" => p::<proto::BatchSize>(v),
+            "ConfigUpdateEnvelope" => p::<proto::common::ConfigUpdateEnvelope>(v),
+            "ConfigSignature" => p::<proto::common::ConfigSignature>(v),
+            "ConfigUpdate" => p::<proto::common::ConfigUpdate>(v),
+            "ConfigGroup" => p::<proto::common::ConfigGroup>(v),
+            "ConfigGroupEntry" => p::<proto::common::ConfigGroupEntry>(v),
+            "ConfigValueEntry" => p::<proto::common::ConfigValueEntry>(v),
+            "ConfigPolicyEntry" => p::<proto::common::ConfigPolicyEntry>(v),
+            "ConfigValue" => p::<proto::common::ConfigValue>(v),
+            "ConfigPolicy" => p::<proto::common::ConfigPolicy>(v),
+            "Policy" => p::<proto::common::Policy>(v),
+            "Config" => configtxlator_config(v),
             "Version" => p::<crate::http::operations::Version>(v),
             "LogSpec" => p::<crate::http::operations::LogSpec>(v),
             _ => return None,
         })
+    }
+
+    /// Whether `v` has the shape of configtxlator's JSON of a `common.Config` (the Config schema):
+    /// a `sequence` string and a root group whose groups, values and policies are objects by name
+    /// (the examples' contents are checked by `example_config_updates_are_real`).
+    fn configtxlator_config(v: &Value) -> Result<(), String> {
+        fn group(g: &Value, at: &str) -> Result<(), String> {
+            let keys: BTreeSet<&str> =
+                g.as_object().ok_or(format!("{at} is not an object"))?.keys().map(String::as_str).collect();
+            if keys != BTreeSet::from(["groups", "mod_policy", "policies", "values", "version"]) {
+                return Err(format!("{at} has the fields {keys:?}"));
+            }
+            if g["version"].as_str().is_none_or(|n| n.parse::<u64>().is_err()) || !g["mod_policy"].is_string() {
+                return Err(format!("{at}: version {} and mod_policy {}", g["version"], g["mod_policy"]));
+            }
+            for kind in ["values", "policies"] {
+                for (name, e) in g[kind].as_object().ok_or(format!("{at}/{kind} is not an object"))? {
+                    if !e["version"].is_string() || !e["mod_policy"].is_string() {
+                        return Err(format!("{at}/{kind}/{name} is not a configtxlator {kind} entry"));
+                    }
+                }
+            }
+            for (name, child) in g["groups"].as_object().ok_or(format!("{at}/groups is not an object"))? {
+                group(child, &format!("{at}/{name}"))?;
+            }
+            Ok(())
+        }
+        let keys: BTreeSet<&str> = v.as_object().ok_or("not an object")?.keys().map(String::as_str).collect();
+        if keys != BTreeSet::from(["channel_group", "sequence"])
+            || v["sequence"].as_str().and_then(|n| n.parse::<u64>().ok()).is_none()
+        {
+            return Err(format!("not a configtxlator Config: fields {keys:?}, sequence {}", v["sequence"]));
+        }
+        group(&v["channel_group"], "/Channel")
     }
 
     /// The component a schema names (`Envelope` for `{$ref: .../Envelope}`), and whether the
@@ -340,12 +385,15 @@ mod tests {
                         let Some(status) = example.get("status").and_then(Value::as_str) else { continue };
                         let status = Status::from_str_name(status).expect("a Status name");
                         // The config routes answer a config transaction that lost to the chain's
-                        // state when it was consumed 409 CONFLICT, with Fabric's BAD_REQUEST; a read
+                        // state when it was consumed 409 CONFLICT, and one its approvals or the
+                        // channel limit refuse 403 FORBIDDEN, both with Fabric's BAD_REQUEST; a read
                         // without credentials is HTTP's 401, with Fabric's FORBIDDEN.
-                        let conflict = code == 409 && status == Status::BadRequest && path.starts_with("/v1/channels");
+                        let config_route = method == "POST" && (path == "/v1/channels" || path.ends_with("/config"));
+                        let config = status == Status::BadRequest && config_route;
+                        let (conflict, not_approved) = (code == 409 && config, code == 403 && config);
                         let unauthenticated = code == 401 && status == Status::Forbidden;
                         assert!(
-                            status.http_code() == code || conflict || unauthenticated,
+                            status.http_code() == code || conflict || not_approved || unauthenticated,
                             "{method} {path}: {status:?} answered with {code}"
                         );
                         checked += 1;
@@ -395,6 +443,225 @@ mod tests {
     /// A JSON example as the message it stands for.
     fn message<M: DeserializeOwned>(v: &Value) -> M {
         serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{e}: {v}"))
+    }
+
+    /// An MSP as configtxlator's JSON shows it (`core::configtree::json`), back as the
+    /// `msp.FabricMSPConfig` it shows (no signing identity: channel MSPs have none). What it would
+    /// leave out shows when the configuration rebuilt from it is compared with the JSON.
+    fn fabric_msp(v: &Value) -> proto::msp::FabricMspConfig {
+        use base64::Engine as _;
+        use proto::msp::{FabricCryptoConfig, FabricMspConfig, FabricNodeOUs, FabricOuIdentifier};
+        let bytes = |v: &Value| -> bytes::Bytes {
+            v.as_str().map(|b| base64::engine::general_purpose::STANDARD.decode(b).unwrap().into()).unwrap_or_default()
+        };
+        let list = |v: &Value| v.as_array().unwrap().iter().map(bytes).collect::<Vec<_>>();
+        let text = |v: &Value| v.as_str().unwrap().to_owned();
+        let ou = |v: &Value| {
+            (!v.is_null()).then(|| FabricOuIdentifier {
+                certificate: bytes(&v["certificate"]),
+                organizational_unit_identifier: text(&v["organizational_unit_identifier"]),
+            })
+        };
+        assert!(v["signing_identity"].is_null());
+        let (crypto, node_ous) = (&v["crypto_config"], &v["fabric_node_ous"]);
+        FabricMspConfig {
+            name: text(&v["name"]),
+            root_certs: list(&v["root_certs"]),
+            intermediate_certs: list(&v["intermediate_certs"]),
+            admins: list(&v["admins"]),
+            revocation_list: list(&v["revocation_list"]),
+            signing_identity: None,
+            organizational_unit_identifiers: v["organizational_unit_identifiers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(ou)
+                .collect(),
+            crypto_config: (!crypto.is_null()).then(|| FabricCryptoConfig {
+                signature_hash_family: text(&crypto["signature_hash_family"]),
+                identity_identifier_hash_function: text(&crypto["identity_identifier_hash_function"]),
+            }),
+            tls_root_certs: list(&v["tls_root_certs"]),
+            tls_intermediate_certs: list(&v["tls_intermediate_certs"]),
+            fabric_node_ous: (!node_ous.is_null()).then(|| FabricNodeOUs {
+                enable: node_ous["enable"].as_bool().unwrap(),
+                client_ou_identifier: ou(&node_ous["client_ou_identifier"]),
+                peer_ou_identifier: ou(&node_ous["peer_ou_identifier"]),
+                admin_ou_identifier: ou(&node_ous["admin_ou_identifier"]),
+                orderer_ou_identifier: ou(&node_ous["orderer_ou_identifier"]),
+            }),
+        }
+    }
+
+    /// The system channel `osn dev` boots from (`cli::dev`: configtxgen's Kafka profile with one
+    /// orderer organisation and one consortium), rebuilt from the configuration of a channel
+    /// created through it, as configtxlator's JSON shows it: the channel's values, its orderer
+    /// group's values and organisations, its members as the consortium's.
+    fn dev_system(channel: &Value) -> proto::common::Config {
+        use crate::core::genesis::{system_config, Consortium, Organization, SystemProfile};
+        let root = &channel["channel_group"];
+        let (orderer, application) = (&root["groups"]["Orderer"], &root["groups"]["Application"]);
+        let value = |group: &Value, key: &str| group["values"][key]["value"].clone();
+        let strings =
+            |v: &Value| v.as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_owned()).collect::<Vec<_>>();
+        let capabilities = |v: &Value| v["capabilities"].as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        let msps = |group: &Value| -> Vec<(String, proto::msp::FabricMspConfig)> {
+            let groups = group["groups"].as_object().unwrap();
+            groups.iter().map(|(name, g)| (name.clone(), fabric_msp(&g["values"]["MSP"]["value"]["config"]))).collect()
+        };
+        let mut profile = SystemProfile::kafka(
+            strings(&value(orderer, "KafkaBrokers")["brokers"]),
+            strings(&value(root, "OrdererAddresses")["addresses"]),
+        );
+        let batch_size = value(orderer, "BatchSize");
+        let field = |name: &str| batch_size[name].as_u64().unwrap() as u32;
+        profile.batch_size = proto::BatchSize {
+            max_message_count: field("max_message_count"),
+            absolute_max_bytes: field("absolute_max_bytes"),
+            preferred_max_bytes: field("preferred_max_bytes"),
+        };
+        profile.batch_timeout = value(orderer, "BatchTimeout")["timeout"].as_str().unwrap().to_owned();
+        // A zero max_count is no bytes at all, which configtxlator shows as a null value.
+        let max_count = value(orderer, "ChannelRestrictions")["max_count"].as_str().map(|n| n.parse().unwrap());
+        profile.max_channels = max_count.unwrap_or(0);
+        profile.channel_capabilities = capabilities(&value(root, "Capabilities"));
+        profile.orderer_capabilities = capabilities(&value(orderer, "Capabilities"));
+        profile.orderer_organizations =
+            msps(orderer).into_iter().map(|(name, msp)| Organization::orderer(&name, msp)).collect();
+        profile.consortiums = vec![Consortium {
+            name: value(root, "Consortium")["name"].as_str().unwrap().to_owned(),
+            members: msps(application).into_iter().map(|(name, msp)| Organization::application(&name, msp)).collect(),
+        }];
+        system_config(&profile)
+    }
+
+    /// The config route examples are what `osn dev` and `osn channel` made, and hold together:
+    /// every signature verifies; the creation is configtxgen's for `newchannel`, and applied with
+    /// its approval to `osn dev`'s system channel it makes the read route's example (a channel
+    /// `osn dev` created) and the 201 example; the update, from a writer, applied with its
+    /// approval to that configuration makes the 200 example, which differs by the batch timeout
+    /// alone; without the approvals they need both are refused, as the 403 examples say; sent
+    /// again, the update is refused as the 409 example says.
+    #[test]
+    fn example_config_updates_are_real() {
+        use std::sync::Arc;
+
+        use crate::core::access::{Access, Request};
+        use crate::core::channelconfig::{Bundle, OrderingValues};
+        use crate::core::config::UpdateRequest;
+        use crate::core::configtree::json::config as configtxlator;
+        use crate::core::configtx::{channel_template, same_group, Kind, Validator};
+        use crate::core::genesis::creation_update;
+        use crate::core::msp::{Identity, Role};
+        use crate::core::policy::PolicyName;
+        use crate::proto::osn::ChannelInfo;
+
+        let doc = doc();
+        let paths = &doc["paths"];
+        let schemas = &doc["components"]["schemas"];
+        let example = |route: &Value, code: &str| route["responses"][code]["content"][JSON]["example"].clone();
+        let request = |route: &Value| {
+            UpdateRequest::parse(&envelope(&route["requestBody"]["content"][JSON]["example"]))
+                .expect("a CONFIG_UPDATE envelope")
+        };
+        // The envelope's signature verifies, by its creator; so does each ConfigSignature, over
+        // its signature header and the update: the approvals, as the signers they are.
+        let approvals = |r: &UpdateRequest| -> Vec<(Identity, bytes::Bytes)> {
+            let creator = Identity::deserialize(&r.creator).expect("the creator");
+            creator.cert.public_key.verify(&r.envelope().payload, &r.envelope().signature).expect("the signature");
+            let signed = r.signed_data();
+            assert_eq!(signed.len(), r.update_envelope.signatures.len());
+            signed
+                .into_iter()
+                .map(|s| {
+                    let approver = Identity::deserialize(&s.identity).expect("an approver");
+                    approver.cert.public_key.verify(&s.data, &s.signature).expect("a ConfigSignature");
+                    (approver, s.identity)
+                })
+                .collect()
+        };
+        let who = |signers: &[(Identity, bytes::Bytes)]| -> Vec<(String, Role)> {
+            signers.iter().map(|(id, _)| (id.msp_id.clone(), id.role())).collect()
+        };
+        let admin_of = |msp_id: &str| vec![(msp_id.to_owned(), Role::Admin)];
+
+        // The creation: configtxgen's update for newchannel in SampleConsortium with the member
+        // DevOrgMSP, approved by DevOrgMSP's admin, who also signed the envelope.
+        let create_route = &paths["/v1/channels"]["post"];
+        let create = request(create_route);
+        let want = creation_update("newchannel", "SampleConsortium", &["DevOrgMSP".into()], &["V1_4_2".into()]);
+        assert_eq!(create.update.channel_id, want.channel_id);
+        assert!(same_group(create.update.read_set.as_ref().unwrap(), want.read_set.as_ref().unwrap()));
+        assert!(same_group(create.update.write_set.as_ref().unwrap(), want.write_set.as_ref().unwrap()));
+        let create_approvals = approvals(&create);
+        assert_eq!(who(&create_approvals), admin_of("DevOrgMSP"));
+        assert_eq!(Identity::deserialize(&create.creator).unwrap().msp_id, "DevOrgMSP");
+
+        // Applied to osn dev's system channel, it makes the read route's example.
+        let read = example(&paths["/v1/channels/{channel}/config"]["get"], "200");
+        let system = dev_system(&read);
+        let template = channel_template(&system, "newchannel", &create.update).expect("a creation in the consortium");
+        let validator = Validator::new("newchannel", &template).unwrap();
+        let created = validator.propose(&create.update_envelope, &create_approvals).expect("the creation applies");
+        assert_eq!(configtxlator(&created).unwrap(), read, "the read example is not what the creation makes");
+        let refused = validator.propose(&create.update_envelope, &[]).unwrap_err();
+        assert_eq!(refused.kind, Kind::Unauthorized, "{refused}");
+        let channel: ChannelInfo = message(&example(create_route, "201"));
+        let values = OrderingValues::read(&created).unwrap();
+        assert_eq!(channel.name, "newchannel");
+        assert_eq!((channel.batch_size, channel.config_sequence), (Some(values.batch_size), created.sequence));
+        assert_eq!(channel.batch_timeout, humantime::format_duration(values.batch_timeout).to_string());
+
+        // The update: signed by OrdererMSP's admin, a writer of devchannel, and approved by it,
+        // which /Channel/Orderer/Admins (a majority of the one orderer organisation's admins)
+        // asks for; DevOrgMSP's admin's approval is not enough.
+        let update_route = &paths["/v1/channels/{channel}/config"]["post"];
+        let responses = &update_route["responses"];
+        let info = |code: &str, name: Option<&str>| match name {
+            Some(name) => responses[code]["content"][JSON]["examples"][name]["value"]["info"].clone(),
+            None => responses[code]["content"][JSON]["example"]["info"].clone(),
+        };
+        let update = request(update_route);
+        assert_eq!(update.update.channel_id, "devchannel");
+        let update_approvals = approvals(&update);
+        assert_eq!(who(&update_approvals), admin_of("OrdererMSP"));
+        let before = Bundle::new("devchannel", created).unwrap();
+        let access = Access::new(Arc::new(before.validator.policies().clone()), before.values.sequence, 900);
+        let (env, timestamp) = (update.envelope(), update.timestamp());
+        let signed = Request { payload: &env.payload, signature: &env.signature, creator: &update.creator, timestamp };
+        access.check(&signed, PolicyName::Writers, timestamp.unwrap()).expect("the creator is a writer");
+        let after = before.propose(&update.update_envelope, &update_approvals).expect("the update applies");
+        let answered = example(update_route, "200");
+        assert_eq!(configtxlator(&after.config).unwrap(), answered, "the 200 example is not what the update makes");
+        for approvals in [&[][..], &create_approvals] {
+            let refused = before.propose(&update.update_envelope, approvals).unwrap_err();
+            assert_eq!(refused.kind, Kind::Unauthorized, "{refused}");
+            if !approvals.is_empty() {
+                assert_eq!(refused.message, info("403", Some("modPolicy")));
+            }
+        }
+
+        // It sets the batch timeout to 1s (BatchTimeout's version bumped) and changes nothing else.
+        let mut undone = answered.clone();
+        let timeout = &mut undone["channel_group"]["groups"]["Orderer"]["values"]["BatchTimeout"];
+        assert_eq!(std::mem::replace(&mut timeout["value"]["timeout"], "200ms".into()), "1s");
+        assert_eq!(std::mem::replace(&mut timeout["version"], "0".into()), "1");
+        assert_eq!(std::mem::replace(&mut undone["sequence"], "1".into()), "2");
+        assert_eq!(undone, read);
+
+        // Sent again, the update no longer applies: BatchTimeout is at version 1 already.
+        let again = after.propose(&update.update_envelope, &update_approvals).unwrap_err();
+        assert_eq!((again.kind, again.message.as_str()), (Kind::Invalid, info("409", None).as_str().unwrap()));
+        assert_eq!(again.message, info("400", Some("version")));
+
+        // The schema examples are the creation example's parts.
+        assert_eq!(serde_json::to_value(&create.update_envelope).unwrap(), schemas["ConfigUpdateEnvelope"]["example"]);
+        let approval = &create.update_envelope.signatures[0];
+        assert_eq!(serde_json::to_value(approval).unwrap(), schemas["ConfigSignature"]["example"]);
+        assert_eq!(serde_json::to_value(&create.update).unwrap(), schemas["ConfigUpdate"]["example"]);
+        let application = &create.update.write_set.as_ref().unwrap().groups[0];
+        assert_eq!(application.key, "Application");
+        assert_eq!(serde_json::to_value(&application.value).unwrap(), schemas["ConfigGroup"]["example"]);
     }
 
     #[test]
