@@ -490,3 +490,76 @@ fn a_closed_pipe_ends_a_client_command_quietly() {
     assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{:?}: {stderr}", out.status);
     assert!(stderr.is_empty(), "nothing on stderr: {stderr}");
 }
+
+/// `osn dev --genesis`: the embedded broker runs a network made by Fabric's tools, from
+/// configtxgen's block and with cryptogen's orderer as the OSN: its configuration reads as
+/// configtxlator showed it, and its consortium's users create a channel and write to it.
+#[test]
+fn dev_mode_boots_from_a_configtxgen_block_and_runs_its_network() {
+    let shared = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fabric-1.4.12");
+    let path = |p: &str| shared.join(p).to_str().unwrap().to_owned();
+    let orderer = path("crypto/ordererOrganizations/example.com/orderers/orderer.example.com/msp");
+    let block = path("genesis/kafka-two-orgs.block");
+    let (_dev, url, banner) = start_dev(&["--genesis", &block, "--identity", &orderer, "--msp-id", "OrdererMSP"], None);
+    assert!(banner.contains("running from") && banner.contains("system channel 'syschannel'"), "{banner}");
+
+    // The system channel's configuration, read by the orderer organisation's admin.
+    let admin = path("crypto/ordererOrganizations/example.com/users/Admin@example.com/msp");
+    let out = osn(&[
+        "channel",
+        "config",
+        "get",
+        "--json",
+        "--channel",
+        "syschannel",
+        "--url",
+        &url,
+        "--identity",
+        &admin,
+        "--msp-id",
+        "OrdererMSP",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ours: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let fabric: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(shared.join("genesis/kafka-two-orgs.json")).unwrap()).unwrap();
+    assert_eq!(ours, fabric["data"]["data"][0]["payload"]["data"]["config"]);
+
+    // Org1's admin creates ch1 in SampleConsortium; Org1's user writes to it.
+    let org1_admin = path("crypto/peerOrganizations/org1.example.com/users/Admin@org1.example.com/msp");
+    let out = osn(&[
+        "channel",
+        "create",
+        "--channel",
+        "ch1",
+        "--consortium",
+        "SampleConsortium",
+        "--url",
+        &url,
+        "--identity",
+        &org1_admin,
+        "--msp-id",
+        "Org1MSP",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("created channel ch1 (status READY"), "{text}");
+    let user1 = path("crypto/peerOrganizations/org1.example.com/users/User1@org1.example.com/msp");
+    let out = osn(&[
+        "broadcast",
+        "--url",
+        &url,
+        "--channel",
+        "ch1",
+        "--count",
+        "20",
+        "--size",
+        "512",
+        "--identity",
+        &user1,
+        "--msp-id",
+        "Org1MSP",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("accepted 20/20"), "{text}{}", String::from_utf8_lossy(&out.stderr));
+}
