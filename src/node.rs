@@ -184,12 +184,15 @@ impl Node {
             Verifier::new(config.identity.verify_threads)
         }
         .context("cannot start the verification pool")?;
+        let kafka_settings = kafka::settings::KafkaSettings::new();
+        kafka::settings::watch(kafka_settings.clone(), kafka_config.clone(), channels.clone());
         let kafka_health = Arc::new(http::health::KafkaHealth::new(kafka_config.clone()));
         let service = Service {
             channels: channels.clone(),
             verifier: Arc::new(verifier),
             signer: Some(signer),
             enqueue_timeout: config.http.enqueue_timeout,
+            kafka_settings,
         };
         let grpc = if config.grpc.address.is_empty() {
             None

@@ -8,6 +8,7 @@
 use std::collections::BTreeSet;
 
 use crate::core::access::Access;
+use crate::core::brokercheck::HEADROOM;
 use crate::core::channelconfig::Bundle;
 use crate::core::config::{self, UpdateRequest, MAX_ABSOLUTE_BYTES};
 use crate::core::configtx::{self, ConfigtxError, Kind, Validator};
@@ -121,6 +122,9 @@ pub struct Target<'a> {
     pub access: &'a Access,
     /// On the system channel: the channels that exist.
     pub existing: Option<Existing<'a>>,
+    /// The largest record the Kafka brokers accept for the channel's topic, when known (on
+    /// arrival): an AbsoluteMaxBytes that leaves less than [`HEADROOM`] under it is refused.
+    pub record_limit: Option<u64>,
 }
 
 /// The channels that exist, as the decision knows them: on arrival every channel the OSN runs,
@@ -244,6 +248,11 @@ pub fn admit(
         if absolute > MAX_ABSOLUTE_BYTES {
             return Err(Refusal::Invalid(format!(
                 "AbsoluteMaxBytes {absolute} is over {MAX_ABSOLUTE_BYTES}, the largest record OSN's producer sends"
+            )));
+        }
+        if let Some(limit) = target.record_limit.filter(|limit| u64::from(absolute) + HEADROOM > *limit) {
+            return Err(Refusal::Invalid(format!(
+                "AbsoluteMaxBytes {absolute} is more than the Kafka brokers accept: they take records of at most {limit} bytes (message.max.bytes, or the topic's max.message.bytes), and Fabric's guide asks for 1 MiB of room above AbsoluteMaxBytes; raise the brokers' limits first"
             )));
         }
     }

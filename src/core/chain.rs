@@ -435,6 +435,8 @@ impl Chain {
             bundle: &self.in_force.bundle,
             access: &self.in_force.access,
             existing: self.system.as_ref().map(|s| Existing { names: &s.channels, created: s.channels.len() }),
+            // The brokers' limits are this OSN's view, not the chain's: judged on arrival only.
+            record_limit: None,
         };
         let Derived { config, .. } = admit(&request, kind.clone(), &target, now, Stage::Consumption)?;
         let genesis = if matches!(kind, DerivedKind::Create { .. }) { config_bytes } else { Bytes::new() };

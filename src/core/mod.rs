@@ -2,6 +2,7 @@
 //! socket, a disk or a clock. Time is passed in as an `Instant`; bytes come in as `Bytes`.
 //!
 //! - [`cutter`]: Fabric's block cutter (batch size rules).
+//! - [`brokercheck`]: the Kafka cluster's settings held to Fabric's guide.
 //! - [`block`]: block assembly, header and data hashes, metadata slots.
 //! - [`ttc`]: time-to-cut timer bookkeeping (when to *propose* a cut).
 //! - [`config`]: channel configurations: validity, updates, new channels, update signers.
@@ -25,6 +26,7 @@
 pub mod access;
 pub mod admission;
 pub mod block;
+pub mod brokercheck;
 pub mod chain;
 pub mod channelconfig;
 pub mod config;

@@ -4,6 +4,8 @@
 //! "time":..., "failed_checks":[{"component":..., "reason":...}]}` naming each failing channel
 //! (`<channel>/0`, its partition) or `kafka`: a channel errored, the cluster unreachable, or a
 //! partition without a leader or with fewer in-sync replicas than `kafka.min-insync-replicas`.
+//! `/healthz` also lists `warnings` (whatever its status): the Kafka cluster's settings that
+//! contradict Fabric's guide, or that they could not be read (`kafka::settings`).
 //! The Kafka part is one metadata request (no record is written), cached for a second so a
 //! flood of probes cannot flood the cluster, and never waited for longer than [`ANSWER_WITHIN`]:
 //! the request runs on its own (one at a time), and a probe it has not answered by then reports
@@ -42,6 +44,10 @@ struct Health<'a> {
     time: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     failed_checks: Vec<FailedCheck>,
+    /// What is wrong without stopping anything (an OSN extension): the Kafka cluster's settings
+    /// that contradict Fabric's guide (`kafka-settings`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<FailedCheck>,
 }
 
 /// The Kafka side of `/healthz`: a metadata client, made on first use, the last answer, and the
@@ -174,14 +180,15 @@ fn now() -> String {
     time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
-fn answer(failed: Vec<FailedCheck>) -> HttpResponse {
+fn answer(failed: Vec<FailedCheck>, warnings: Vec<FailedCheck>) -> HttpResponse {
     if failed.is_empty() {
-        HttpResponse::Ok().json(Health { status: "OK", time: now(), failed_checks: failed })
+        HttpResponse::Ok().json(Health { status: "OK", time: now(), failed_checks: failed, warnings })
     } else {
         HttpResponse::ServiceUnavailable().json(Health {
             status: "Service Unavailable",
             time: now(),
             failed_checks: failed,
+            warnings,
         })
     }
 }
@@ -214,7 +221,13 @@ pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
             failed.push(check);
         }
     }
-    answer(failed)
+    let warnings = state
+        .kafka_settings
+        .warnings()
+        .into_iter()
+        .map(|(component, reason)| FailedCheck { component, reason })
+        .collect();
+    answer(failed, warnings)
 }
 
 /// `GET /readyz`: every channel consumes its partition and accepts broadcasts.
@@ -238,7 +251,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             }
         }
     }
-    answer(failed)
+    answer(failed, Vec::new())
 }
 
 /// `GET /metrics`: Prometheus' text format.

@@ -5,6 +5,7 @@
 
 pub mod embedded;
 mod hub;
+pub mod settings;
 pub mod stats;
 
 pub use hub::Hub;
@@ -363,6 +364,56 @@ pub fn is_connection_error(e: &KafkaError) -> bool {
 pub fn high_watermark(cfg: &KafkaConfig, topic: &str, timeout: Duration) -> Result<i64, KafkaError> {
     let probe: BaseConsumer = consumer_config(cfg)?.create()?;
     probe.fetch_watermarks(topic, PARTITION, timeout).map(|(_, high)| high)
+}
+
+/// What the cluster says of its brokers' settings and of `topics`' (DescribeConfigs, with the
+/// metadata's broker ids and each topic's replicas), for `core::brokercheck`. An error when the
+/// cluster does not answer within `timeout` or does not implement DescribeConfigs (librdkafka's
+/// mock cluster does not).
+pub async fn describe_settings(
+    cfg: &KafkaConfig,
+    topics: &[String],
+    timeout: Duration,
+) -> Result<crate::core::brokercheck::Observed, String> {
+    use rdkafka::admin::{OwnedResourceSpecifier, ResourceSpecifier};
+    let admin: AdminClient<DefaultClientContext> =
+        base_config(cfg).and_then(|c| c.create()).map_err(|e| e.to_string())?;
+    let probe = MetadataProbe::new(cfg).map_err(|e| e.to_string())?;
+    let md = tokio::task::spawn_blocking(move || probe.client.fetch_metadata(None, timeout))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let broker_ids: Vec<i32> = md.brokers().iter().map(|b| b.id()).collect();
+    let replicas: std::collections::HashMap<String, usize> = md
+        .topics()
+        .iter()
+        .filter_map(|t| {
+            Some((t.name().to_owned(), t.partitions().iter().find(|p| p.id() == PARTITION)?.replicas().len()))
+        })
+        .collect();
+    let mut specifiers: Vec<ResourceSpecifier<'_>> =
+        broker_ids.iter().map(|id| ResourceSpecifier::Broker(*id)).collect();
+    specifiers.extend(topics.iter().filter(|t| replicas.contains_key(*t)).map(|t| ResourceSpecifier::Topic(t)));
+    let opts = AdminOptions::new().request_timeout(Some(timeout));
+    let answers =
+        tokio::time::timeout(timeout + Duration::from_secs(1), admin.describe_configs(specifiers.iter(), &opts))
+            .await
+            .map_err(|_| format!("no answer to DescribeConfigs within {timeout:?}"))?
+            .map_err(|e| format!("DescribeConfigs: {e}"))?;
+    let mut observed = crate::core::brokercheck::Observed::default();
+    for answer in answers {
+        let resource = answer.map_err(|code| format!("DescribeConfigs: {code}"))?;
+        let settings = resource.entries.iter().filter_map(|e| Some((e.name.clone(), e.value.clone()?))).collect();
+        match resource.specifier {
+            OwnedResourceSpecifier::Broker(id) => observed.brokers.push((id, settings)),
+            OwnedResourceSpecifier::Topic(name) => {
+                let n = replicas.get(&name).copied().unwrap_or(0);
+                observed.topics.push((name, n, settings));
+            }
+            OwnedResourceSpecifier::Group(_) => {}
+        }
+    }
+    Ok(observed)
 }
 
 #[cfg(test)]

@@ -38,6 +38,8 @@ pub struct Service {
     pub signer: Option<Arc<SigningIdentity>>,
     /// How long a request waits for room in a channel's backlog and mailbox (`http.enqueue-timeout`).
     pub enqueue_timeout: Duration,
+    /// The Kafka cluster's settings as last read (the brokers' record limit bounds AbsoluteMaxBytes).
+    pub kafka_settings: Arc<crate::kafka::settings::KafkaSettings>,
 }
 
 /// Why the service did not do what was asked, with the answer's Fabric status and HTTP code.
@@ -170,7 +172,8 @@ impl Service {
         if bundle.values.sequence != access.sequence() {
             return Err(ServiceError::Unavailable("the channel's configuration is changing; retry".into()));
         }
-        let target = Target { channel: &ch.name, bundle: &bundle, access: &access, existing };
+        let record_limit = self.kafka_settings.record_limit(kind.channel());
+        let target = Target { channel: &ch.name, bundle: &bundle, access: &access, existing, record_limit };
         let derived = admit(request, kind, &target, unix_now(), Stage::Arrival)?;
         Ok((derived, access.sequence()))
     }

@@ -399,3 +399,37 @@ async fn a_request_waiting_through_a_freeze_is_answered() {
     let (acked, _) = try_all(&osn.broadcast_url(), &envelopes(&channel, 3, 200)).await;
     assert_eq!(acked.len(), 3);
 }
+
+/// `/healthz` lists the Kafka cluster's settings against Fabric's guide as warnings (the status
+/// stays OK): on tansu, which answers DescribeConfigs, what its topics and broker say; on the mock
+/// cluster, which does not, that they are not checked.
+#[actix_rt::test]
+async fn healthz_warns_of_kafka_settings_against_fabrics_guide() {
+    let warnings = |osn: &Osn| {
+        let url = format!("{}/healthz", osn.operations_url);
+        async move {
+            let mut resp = client().get(url).send().await.ok()?;
+            let body: serde_json::Value = resp.json().await.ok()?;
+            let list = body["warnings"].as_array()?.clone();
+            (!list.is_empty()).then_some((body["status"].clone(), list))
+        }
+    };
+    let channel = channel_name("settings");
+    let broker = Broker::with_topic(&channel);
+    let osn = Osn::start(OsnSpec::new(&channel, &broker)).await;
+    let (status, list) = wait_for("/healthz's warnings", Duration::from_secs(30), || warnings(&osn)).await;
+    assert_eq!(status, "OK", "warnings do not fail the check");
+    assert_eq!(list[0]["component"], "kafka-settings", "{list:?}");
+    assert!(list[0]["reason"].as_str().unwrap().starts_with("not checked:"), "{list:?}");
+
+    let tansu = Tansu::start();
+    let channel = channel_name("settings-tansu");
+    let osn = Osn::start(OsnSpec::on(&channel, tansu.servers())).await;
+    let (_, list) = wait_for("/healthz's warnings on tansu", Duration::from_secs(30), || warnings(&osn)).await;
+    let reasons: Vec<&str> = list.iter().map(|w| w["reason"].as_str().unwrap()).collect();
+    assert!(list.iter().all(|w| w["component"] == "kafka-settings"), "{list:?}");
+    // One broker: every topic's single replica is as many as there are brokers.
+    assert!(reasons.iter().any(|r| r.starts_with("topic osn-system: 1 replicas on 1 broker(s)")), "{reasons:#?}");
+    // The topics OSN creates have unclean elections off and retention.ms -1: nothing said of them.
+    assert!(!reasons.iter().any(|r| r.contains("retention.ms") || r.contains("unclean")), "{reasons:#?}");
+}

@@ -349,6 +349,7 @@ fn admission_refuses_with_exact_codes_on_arrival_and_at_consumption() {
         bundle: &system,
         access: &access,
         existing: Some(Existing { names: &names, created }),
+        record_limit: None,
     };
     let create = |name: &str, signer: &SigningIdentity, created: usize| {
         let update = creation_update(name, CONSORTIUM, &["Org1MSP".into()], &["V1_4_2".into()]);
@@ -378,7 +379,7 @@ fn admission_refuses_with_exact_codes_on_arrival_and_at_consumption() {
     let config = channel_config(&w);
     let b = bundle("ch", &config);
     let access = InForce::new(Arc::new(b.clone()), 900).access;
-    let on_channel = Target { channel: "ch", bundle: &b, access: &access, existing: None };
+    let on_channel = Target { channel: "ch", bundle: &b, access: &access, existing: None, record_limit: None };
     let update = |u: &crate::proto::common::ConfigUpdate, signer: &SigningIdentity| {
         UpdateRequest::parse(&config_update(signer, u, &[])).unwrap()
     };
@@ -405,5 +406,16 @@ fn admission_refuses_with_exact_codes_on_arrival_and_at_consumption() {
     let huge = update_of(&config, |c| configedit::set_batch_size(c, batch(10, 200 << 20, 1 << 20)).unwrap());
     let refusal = admit(&update(&huge, &w.orderer_org.admin), kind(), &on_channel, now, Stage::Arrival).unwrap_err();
     assert!(refusal.to_string().contains("the largest record OSN's producer sends"), "{refusal}");
+    // The brokers' record limit, when known: AbsoluteMaxBytes needs 1 MiB of room under it.
+    let two_mib = update_of(&config, |c| configedit::set_batch_size(c, batch(10, 2 << 20, 1 << 20)).unwrap());
+    let request = update(&two_mib, &w.orderer_org.admin);
+    let limited = |limit| Target {
+        record_limit: Some(limit),
+        ..Target { channel: "ch", bundle: &b, access: &access, existing: None, record_limit: None }
+    };
+    let refusal = admit(&request, kind(), &limited((3 << 20) - 1), now, Stage::Arrival).unwrap_err();
+    assert_eq!(refusal.http_code(), 400);
+    assert!(refusal.to_string().contains("records of at most 3145727 bytes"), "{refusal}");
+    assert_eq!(code(admit(&request, kind(), &limited(3 << 20), now, Stage::Arrival)), 200);
     let _ = (Bytes::new(), signer(&w.osn));
 }

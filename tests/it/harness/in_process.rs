@@ -27,6 +27,7 @@ pub async fn start_network(
         verifier: std::sync::Arc::new(osn::verify::Verifier::new(1).unwrap()),
         signer: Some(osn_signer(0)),
         enqueue_timeout: Duration::from_secs(5),
+        kafka_settings: osn::kafka::settings::KafkaSettings::new(),
     };
     for name in names {
         if channels.get(name).is_some() {
