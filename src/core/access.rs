@@ -177,6 +177,14 @@ impl Access {
         for (i, s) in signed.iter().enumerate() {
             let creator = self.creator(&s.identity);
             let verdict = creator.as_ref().as_ref().map_err(|e| e.to_string()).and_then(|c| {
+                if c.ed25519.is_some() {
+                    // Fabric's peers recompute every config block and cannot verify Ed25519: an
+                    // approval they could not count would make them refuse the block.
+                    return Err(format!(
+                        "{} signs with Ed25519, which Fabric's peers cannot verify (an OSN extension for transactions only)",
+                        c.identity.cert.subject
+                    ));
+                }
                 c.identity.cert.public_key.verify(&s.data, &s.signature).map_err(|e| e.to_string())?;
                 Ok(c.identity.clone())
             });
@@ -586,10 +594,18 @@ mod tests {
         };
         let forged = crate::core::configtx::SignedData { signature: a.admin.sign(b"other").into(), ..good.clone() };
         let junk = crate::core::configtx::SignedData { identity: Bytes::from_static(b"junk"), ..good.clone() };
-        let (signers, dropped) = access.config_signers(&[good, forged, junk]);
+        // An Ed25519 admin's approval, valid as a signature, is not counted (peers could not).
+        let ed = a.identity("ed-admin", Role::Admin, KeyType::Ed25519, None);
+        let ed = crate::core::configtx::SignedData {
+            identity: ed.serialized(),
+            data: data.clone(),
+            signature: ed.sign(&data).into(),
+        };
+        let (signers, dropped) = access.config_signers(&[good, forged, junk, ed]);
         assert_eq!(signers.len(), 1);
-        assert_eq!(dropped.len(), 2, "{dropped:?}");
+        assert_eq!(dropped.len(), 3, "{dropped:?}");
         assert!(dropped[0].starts_with("signature 1:") && dropped[1].starts_with("signature 2:"), "{dropped:?}");
+        assert!(dropped[2].contains("Ed25519, which Fabric's peers cannot verify"), "{dropped:?}");
     }
 
     #[test]
