@@ -1,5 +1,6 @@
-//! The Kafka cluster's settings against Fabric's guide (`core::brokercheck`), read at start and
-//! every minute after (so a config update that raises AbsoluteMaxBytes is judged again): what
+//! The Kafka cluster's settings against Fabric's guide (`core::brokercheck`), read at start,
+//! every minute after (so a config update that raises AbsoluteMaxBytes is judged again), and
+//! when a channel is created: what
 //! contradicts the guide is logged once and listed in `/healthz`'s `warnings`; the brokers'
 //! record limit bounds the AbsoluteMaxBytes a config update may set. A cluster that does not
 //! answer DescribeConfigs (librdkafka's mock cluster) is reported as not checked.
@@ -82,17 +83,32 @@ impl KafkaSettings {
     }
 }
 
-/// Reads the settings now and every [`EVERY`], for the channels `channels` runs, until the
-/// process ends.
+/// Reads the settings now, every [`EVERY`] after, and as soon as the channels change (a channel
+/// created, or a topic the last reading did not find yet), for the channels `channels` runs,
+/// until the process ends.
 pub fn watch(settings: Arc<KafkaSettings>, kafka: KafkaConfig, channels: Arc<Channels>) {
     actix_rt::spawn(async move {
+        let mut last: Option<(std::time::Instant, Vec<String>, bool)> = None;
         loop {
             let list = channels.list();
             let topics: Vec<String> = list.iter().map(|c| c.name.clone()).collect();
-            let absolute = list.iter().map(|c| u64::from(c.batch_size().absolute_max_bytes)).max().unwrap_or(0);
-            let reading = super::describe_settings(&kafka, &topics, TIMEOUT).await;
-            settings.record(reading, absolute);
-            actix_rt::time::sleep(EVERY).await;
+            let due = match &last {
+                None => true,
+                Some((at, read, complete)) => at.elapsed() >= EVERY || *read != topics || !complete,
+            };
+            if due {
+                let absolute = list.iter().map(|c| u64::from(c.batch_size().absolute_max_bytes)).max().unwrap_or(0);
+                let reading = super::describe_settings(&kafka, &topics, TIMEOUT).await;
+                // Read again soon while a channel's topic is not found yet; a cluster that does
+                // not answer is asked again a minute later, not sooner.
+                let complete = reading.as_ref().map_or(true, |o| o.topics.len() == topics.len());
+                settings.record(reading, absolute);
+                last = Some((std::time::Instant::now(), topics, complete));
+            }
+            actix_rt::time::sleep(RECHECK).await;
         }
     });
 }
+
+/// How often the watcher looks whether a reading is due.
+const RECHECK: Duration = Duration::from_secs(5);
