@@ -637,75 +637,102 @@ fn entries<'a, T>(list: impl Iterator<Item = (&'a String, &'a T)>) -> Vec<(&'a S
     out
 }
 
+/// A value or a policy, as `compute_update` compares and writes them.
+trait Leaf: Clone + Default {
+    fn version(&self) -> u64;
+    /// The same mod_policy and content.
+    fn same_as(&self, other: &Self) -> bool;
+    /// `self`'s mod_policy and content at `version`.
+    fn at(&self, version: u64) -> Self;
+    /// Nothing but a version (what a read set, or an unchanged member of a write set, holds).
+    fn version_only(version: u64) -> Self;
+}
+
+impl Leaf for ConfigValue {
+    fn version(&self) -> u64 {
+        self.version
+    }
+    fn same_as(&self, other: &Self) -> bool {
+        self.mod_policy == other.mod_policy && self.value == other.value
+    }
+    fn at(&self, version: u64) -> Self {
+        ConfigValue { version, ..self.clone() }
+    }
+    fn version_only(version: u64) -> Self {
+        ConfigValue { version, ..Default::default() }
+    }
+}
+
+impl Leaf for ConfigPolicy {
+    fn version(&self) -> u64 {
+        self.version
+    }
+    fn same_as(&self, other: &Self) -> bool {
+        self.mod_policy == other.mod_policy && self.policy == other.policy
+    }
+    fn at(&self, version: u64) -> Self {
+        ConfigPolicy { version, ..self.clone() }
+    }
+    fn version_only(version: u64) -> Self {
+        ConfigPolicy { version, ..Default::default() }
+    }
+}
+
+/// The values (or policies) of a group: those changed or added go to `write` (changed: version
+/// + 1; added: version 0), the unchanged to `same` (versions only). Whether members were added
+/// or removed.
+fn leaves_update<T: Leaf>(
+    original: &[(&String, &T)],
+    updated: &[(&String, &T)],
+    write: &mut Vec<(String, T)>,
+    same: &mut Vec<(String, T)>,
+) -> bool {
+    let mut members_changed = false;
+    for (key, o) in original {
+        match updated.iter().find(|(k, _)| k == key) {
+            None => members_changed = true,
+            Some((_, u)) if o.same_as(u) => same.push(((*key).clone(), T::version_only(o.version()))),
+            Some((_, u)) => write.push(((*key).clone(), u.at(o.version() + 1))),
+        }
+    }
+    for (key, u) in updated {
+        if !original.iter().any(|(k, _)| k == key) {
+            members_changed = true;
+            write.push(((*key).clone(), u.at(0)));
+        }
+    }
+    members_changed
+}
+
 fn group_update(original: &ConfigGroup, updated: &ConfigGroup) -> (ConfigGroup, ConfigGroup, bool) {
     let empty_value = ConfigValue::default();
     let empty_policy = ConfigPolicy::default();
     let empty_group = ConfigGroup::default();
     let mut members_changed = original.mod_policy != updated.mod_policy;
     let (mut read, mut write) = (ConfigGroup::default(), ConfigGroup::default());
-    let (mut same_values, mut same_policies, mut same_groups) = (Vec::new(), Vec::new(), Vec::new());
+    let mut same_groups = Vec::new();
 
-    let ov = entries(original.values.iter().map(|e| (&e.key, e.value.as_ref().unwrap_or(&empty_value))));
-    let uv = entries(updated.values.iter().map(|e| (&e.key, e.value.as_ref().unwrap_or(&empty_value))));
-    for (key, o) in &ov {
-        match uv.iter().find(|(k, _)| k == key) {
-            None => members_changed = true,
-            Some((_, u)) if o.mod_policy == u.mod_policy && o.value == u.value => {
-                same_values.push(ConfigValueEntry {
-                    key: (*key).clone(),
-                    value: Some(ConfigValue { version: o.version, ..Default::default() }),
-                });
-            }
-            Some((_, u)) => write.values.push(ConfigValueEntry {
-                key: (*key).clone(),
-                value: Some(ConfigValue {
-                    version: o.version + 1,
-                    mod_policy: u.mod_policy.clone(),
-                    value: u.value.clone(),
-                }),
-            }),
-        }
-    }
-    for (key, u) in &uv {
-        if !ov.iter().any(|(k, _)| k == key) {
-            members_changed = true;
-            write.values.push(ConfigValueEntry {
-                key: (*key).clone(),
-                value: Some(ConfigValue { version: 0, mod_policy: u.mod_policy.clone(), value: u.value.clone() }),
-            });
-        }
-    }
+    let (mut written_values, mut same_values) = (Vec::new(), Vec::new());
+    members_changed |= leaves_update(
+        &entries(original.values.iter().map(|e| (&e.key, e.value.as_ref().unwrap_or(&empty_value)))),
+        &entries(updated.values.iter().map(|e| (&e.key, e.value.as_ref().unwrap_or(&empty_value)))),
+        &mut written_values,
+        &mut same_values,
+    );
+    let value_entry = |(key, value): (String, ConfigValue)| ConfigValueEntry { key, value: Some(value) };
+    write.values.extend(written_values.into_iter().map(value_entry));
+    let same_values: Vec<ConfigValueEntry> = same_values.into_iter().map(value_entry).collect();
 
-    let op = entries(original.policies.iter().map(|e| (&e.key, e.value.as_ref().unwrap_or(&empty_policy))));
-    let up = entries(updated.policies.iter().map(|e| (&e.key, e.value.as_ref().unwrap_or(&empty_policy))));
-    for (key, o) in &op {
-        match up.iter().find(|(k, _)| k == key) {
-            None => members_changed = true,
-            Some((_, u)) if o.mod_policy == u.mod_policy && o.policy == u.policy => {
-                same_policies.push(ConfigPolicyEntry {
-                    key: (*key).clone(),
-                    value: Some(ConfigPolicy { version: o.version, ..Default::default() }),
-                });
-            }
-            Some((_, u)) => write.policies.push(ConfigPolicyEntry {
-                key: (*key).clone(),
-                value: Some(ConfigPolicy {
-                    version: o.version + 1,
-                    mod_policy: u.mod_policy.clone(),
-                    policy: u.policy.clone(),
-                }),
-            }),
-        }
-    }
-    for (key, u) in &up {
-        if !op.iter().any(|(k, _)| k == key) {
-            members_changed = true;
-            write.policies.push(ConfigPolicyEntry {
-                key: (*key).clone(),
-                value: Some(ConfigPolicy { version: 0, mod_policy: u.mod_policy.clone(), policy: u.policy.clone() }),
-            });
-        }
-    }
+    let (mut written_policies, mut same_policies) = (Vec::new(), Vec::new());
+    members_changed |= leaves_update(
+        &entries(original.policies.iter().map(|e| (&e.key, e.value.as_ref().unwrap_or(&empty_policy)))),
+        &entries(updated.policies.iter().map(|e| (&e.key, e.value.as_ref().unwrap_or(&empty_policy)))),
+        &mut written_policies,
+        &mut same_policies,
+    );
+    let policy_entry = |(key, policy): (String, ConfigPolicy)| ConfigPolicyEntry { key, value: Some(policy) };
+    write.policies.extend(written_policies.into_iter().map(policy_entry));
+    let same_policies: Vec<ConfigPolicyEntry> = same_policies.into_iter().map(policy_entry).collect();
 
     let og = entries(original.groups.iter().map(|e| (&e.key, e.value.as_ref().unwrap_or(&empty_group))));
     let ug = entries(updated.groups.iter().map(|e| (&e.key, e.value.as_ref().unwrap_or(&empty_group))));
