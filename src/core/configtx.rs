@@ -678,9 +678,9 @@ impl Leaf for ConfigPolicy {
     }
 }
 
-/// The values (or policies) of a group: those changed or added go to `write` (changed: version
-/// + 1; added: version 0), the unchanged to `same` (versions only). Whether members were added
-/// or removed.
+/// The values (or policies) of a group: those changed or added go to `write` (a changed one at
+/// its version plus one, an added one at version 0), the unchanged to `same` (versions only).
+/// Answers whether members were added or removed.
 fn leaves_update<T: Leaf>(
     original: &[(&String, &T)],
     updated: &[(&String, &T)],
