@@ -114,9 +114,12 @@ pub fn genesis_kafka_metadata() -> KafkaMetadata {
 }
 
 /// The genesis block 0 holding one marshaled CONFIG envelope (a channel created through the
-/// system channel: the envelope as ordered there, so every OSN writes the same block).
+/// system channel: the envelope as ordered there, so every OSN writes the same block). As
+/// Fabric's orderer writes it: no previous hash, five empty metadata entries, no signature.
 pub fn genesis_block_of(config_envelope: Bytes) -> Block {
-    build_block(0, Bytes::new(), vec![config_envelope], 0, &genesis_kafka_metadata())
+    let mut block = build_block(0, Bytes::new(), vec![config_envelope], 0, &genesis_kafka_metadata());
+    block.metadata = Some(BlockMetadata { metadata: vec![Bytes::new(); METADATA_SLOTS] });
+    block
 }
 
 /// Reads one metadata slot's value, if the block has it and it decodes.
@@ -252,8 +255,8 @@ mod tests {
         assert_eq!(header.number, 0);
         assert!(header.previous_hash.is_empty());
         assert_eq!(a.data.as_ref().unwrap().data, vec![envelope]);
-        assert_eq!(a.metadata.as_ref().unwrap().metadata.len(), METADATA_SLOTS);
-        assert_eq!(kafka_metadata(&a).unwrap().last_offset_persisted, -1);
+        assert_eq!(a.metadata.as_ref().unwrap().metadata, vec![Bytes::new(); METADATA_SLOTS], "as Fabric's");
+        assert_eq!(resume_metadata(&a).unwrap().last_offset_persisted, -1);
         assert_eq!(last_config(&a), Some(0));
     }
 }
