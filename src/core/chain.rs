@@ -20,7 +20,9 @@
 //! - a NORMAL message enqueued under an older configuration is re-validated under the current one
 //!   and re-submitted with its offset as original offset if still valid, dropped if not;
 //! - `TimeToCut{N}` cuts the pending batch when N is the next block number; a stale TTC
-//!   (N smaller), a future TTC (N larger) and a TTC with nothing pending are ignored;
+//!   (N smaller), a future TTC (N larger) and a TTC with nothing pending are ignored; the block
+//!   a TTC cuts leaves the last re-submitted config offset out of its ORDERER metadata, as
+//!   Fabric's does (the ledger keeps it beside the block, for a restart);
 //! - a re-submitted message (original offset ≠ 0) already processed is dropped;
 //! - an undecodable message, or an envelope over `AbsoluteMaxBytes`, is dropped.
 
@@ -247,6 +249,12 @@ impl Chain {
     /// The configuration in force.
     pub fn in_force(&self) -> &InForce {
         &self.in_force
+    }
+
+    /// The offset of the last re-submitted config update: what the ledger keeps with a block whose
+    /// metadata leaves it out (one cut by a time-to-cut).
+    pub fn last_resubmitted_config_offset(&self) -> i64 {
+        self.last_resubmitted_config_offset
     }
 
     /// Whether a config update this OSN re-submitted is still waiting to be consumed. Broadcasts
@@ -504,11 +512,12 @@ impl Chain {
         if batch.is_empty() {
             return skip(Skip::EmptyTtc { ttc });
         }
-        Consumed {
-            blocks: vec![self.make_block(batch, offset)],
-            reasons: vec![CutReason::TimeToCut],
-            ..Default::default()
-        }
+        // Fabric's Kafka chain leaves the re-submitted config offset out of a block cut by a
+        // time-to-cut; the chain keeps it.
+        let resubmitted = std::mem::take(&mut self.last_resubmitted_config_offset);
+        let block = self.make_block(batch, offset);
+        self.last_resubmitted_config_offset = resubmitted;
+        Consumed { blocks: vec![block], reasons: vec![CutReason::TimeToCut], ..Default::default() }
     }
 
     fn make_block(&mut self, batch: Vec<Bytes>, persisted: i64) -> Block {

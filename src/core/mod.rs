@@ -51,4 +51,6 @@ pub mod verify_chain;
 #[cfg(test)]
 mod fuzz_tests;
 #[cfg(test)]
+mod replay_tests;
+#[cfg(test)]
 mod sim_tests;

@@ -33,26 +33,33 @@ impl Store for MemoryStore {
 
 #[derive(Default)]
 pub struct MemoryChannel {
-    blocks: Mutex<Vec<Bytes>>,
+    blocks: Mutex<(Vec<Bytes>, Option<Bytes>)>,
 }
 
 impl ChannelStore for MemoryChannel {
     fn last(&self) -> Result<Option<(u64, Bytes)>, LedgerError> {
-        let blocks = self.blocks.lock().expect("memory channel lock");
+        let guard = self.blocks.lock().expect("memory channel lock");
+        let blocks = &guard.0;
         Ok(blocks.last().map(|b| (blocks.len() as u64 - 1, b.clone())))
     }
 
     fn get(&self, number: u64) -> Result<Option<Bytes>, LedgerError> {
-        let blocks = self.blocks.lock().expect("memory channel lock");
-        Ok(usize::try_from(number).ok().and_then(|n| blocks.get(n)).cloned())
+        let guard = self.blocks.lock().expect("memory channel lock");
+        Ok(usize::try_from(number).ok().and_then(|n| guard.0.get(n)).cloned())
     }
 
-    fn append(&self, number: u64, block: &[u8]) -> Result<(), LedgerError> {
-        let mut blocks = self.blocks.lock().expect("memory channel lock");
+    fn append(&self, number: u64, block: &[u8], state: &[u8]) -> Result<(), LedgerError> {
+        let mut guard = self.blocks.lock().expect("memory channel lock");
+        let (blocks, stored) = &mut *guard;
         if number != blocks.len() as u64 {
             return Err(LedgerError::OutOfOrder { channel: String::new(), expected: blocks.len() as u64, got: number });
         }
         blocks.push(Bytes::copy_from_slice(block));
+        *stored = Some(Bytes::copy_from_slice(state));
         Ok(())
+    }
+
+    fn state(&self) -> Result<Option<Bytes>, LedgerError> {
+        Ok(self.blocks.lock().expect("memory channel lock").1.clone())
     }
 }

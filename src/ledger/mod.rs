@@ -7,7 +7,9 @@
 //! instead of queueing them.
 //!
 //! The consumer position is the ORDERER metadata (`KafkaMetadata`) of the last block: a block and
-//! the offset it covers are one value, written in one atomic batch. Nothing else stores it.
+//! the offset it covers are one value, written in one atomic batch. The batch also holds the
+//! chain's resume state, the same offsets with the one a block cut by a time-to-cut leaves out
+//! (the last re-submitted config's, as Fabric's chain leaves it out).
 
 pub mod memory;
 pub mod rocks;
@@ -23,7 +25,7 @@ use crate::core::chain::{sane_offsets, ChainTip};
 use crate::core::channelconfig::Bundle;
 use crate::core::config::envelope_parts;
 use crate::proto::common::Config;
-use crate::proto::{Block, HeaderType};
+use crate::proto::{Block, HeaderType, KafkaMetadata};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -64,8 +66,11 @@ pub trait ChannelStore: Send + Sync + 'static {
     fn last(&self) -> Result<Option<(u64, Bytes)>, LedgerError>;
     /// A block's marshaled bytes.
     fn get(&self, number: u64) -> Result<Option<Bytes>, LedgerError>;
-    /// Appends one block atomically: after a crash it is either wholly there or not at all.
-    fn append(&self, number: u64, block: &[u8]) -> Result<(), LedgerError>;
+    /// Appends one block atomically, with the chain's resume state after it (`state`: a
+    /// marshaled `KafkaMetadata`): after a crash both are wholly there or neither is.
+    fn append(&self, number: u64, block: &[u8], state: &[u8]) -> Result<(), LedgerError>;
+    /// The resume state written with the last block, if any was.
+    fn state(&self) -> Result<Option<Bytes>, LedgerError>;
     /// After a failed write: makes the storage (shared by every channel) able to write again if
     /// it can now (a full disk with room again). Ok(true) if this call did it, Ok(false) if there
     /// was nothing to do; Err while writes still cannot succeed. Blocks (I/O).
@@ -105,8 +110,9 @@ impl Ledger {
         let last = match last {
             Some(last) => last,
             None => {
+                let state = crate::core::block::resume_metadata(genesis).unwrap_or_default().encode_to_vec();
                 let genesis = genesis.encode_to_vec();
-                store.append(0, &genesis)?;
+                store.append(0, &genesis, &state)?;
                 (0, Bytes::from(genesis))
             }
         };
@@ -136,6 +142,15 @@ impl Ledger {
         // the partition consumed yet.
         let mut kafka = crate::core::block::resume_metadata(&block)
             .ok_or_else(|| corrupt(number, "no ORDERER (Kafka) metadata".into()))?;
+        // A block cut by a time-to-cut leaves the re-submitted config offset out of its metadata,
+        // as Fabric's does; the resume state written with it keeps it.
+        if let Some(state) = store.state()?.and_then(|raw| KafkaMetadata::decode(raw).ok()) {
+            if state.last_offset_persisted == kafka.last_offset_persisted
+                && state.last_original_offset_processed == kafka.last_original_offset_processed
+            {
+                kafka.last_resubmitted_config_offset = state.last_resubmitted_config_offset;
+            }
+        }
         if !sane_offsets(&kafka) {
             // Written from a forged record by an older build: resume with the de-duplication
             // state of the newest block written before it (no genuine copy was processed since,
@@ -275,6 +290,12 @@ impl Ledger {
     /// Appends the next block. This is the commit point: once it returns, the block and the Kafka
     /// offset in its ORDERER metadata are durable (with sync writes) and visible to readers.
     pub fn append(&self, block: &Block) -> Result<(), LedgerError> {
+        self.append_resuming(block, None)
+    }
+
+    /// [`Ledger::append`], keeping the chain's re-submitted config offset with the block when its
+    /// metadata leaves it out (a block cut by a time-to-cut), so a restart resumes with it.
+    pub fn append_resuming(&self, block: &Block, resubmitted_config_offset: Option<i64>) -> Result<(), LedgerError> {
         let mut tip = self.tip.lock().unwrap_or_else(|e| e.into_inner());
         let header = block.header.as_ref().ok_or_else(|| LedgerError::Corrupt {
             channel: self.channel.clone(),
@@ -291,11 +312,14 @@ impl Ledger {
         if header.previous_hash != tip.previous_hash {
             return Err(LedgerError::BrokenLink { channel: self.channel.clone(), number: header.number });
         }
-        let kafka = kafka_metadata(block).ok_or_else(|| LedgerError::Corrupt {
+        let mut kafka = kafka_metadata(block).ok_or_else(|| LedgerError::Corrupt {
             channel: self.channel.clone(),
             number: header.number,
             reason: "block to append has no ORDERER (Kafka) metadata".into(),
         })?;
+        if let Some(offset) = resubmitted_config_offset {
+            kafka.last_resubmitted_config_offset = offset;
+        }
         // A block that is its own LAST_CONFIG is a config block: its configuration is in force.
         let config = match last_config(block) {
             Some(n) if n == header.number && n > 0 => Some(
@@ -306,7 +330,7 @@ impl Ledger {
             _ => None,
         };
         crate::faults::crash_point("ledger.before-write");
-        self.store.append(header.number, &block.encode_to_vec())?;
+        self.store.append(header.number, &block.encode_to_vec(), &kafka.encode_to_vec())?;
         crate::faults::crash_point("ledger.after-write");
         if let Some(config) = config {
             crate::faults::crash_point("ledger.after-config-write");

@@ -1,6 +1,7 @@
 //! RocksDB ledger storage: one database, one column family per channel (`channel/<name>`),
-//! blocks keyed by their number as 8 big-endian bytes, each appended in one `WriteBatch`
-//! (fsynced by default: `ledger.sync-writes`).
+//! blocks keyed by their number as 8 big-endian bytes, each appended in one `WriteBatch` with the
+//! channel's resume state (default column family, `resume/<name>`), fsynced by default
+//! (`ledger.sync-writes`).
 //!
 //! A failed write (a full disk, an I/O error) leaves RocksDB refusing every later write, even
 //! once the disk has room again (its write-ahead log keeps the error; the C API has no
@@ -24,6 +25,9 @@ use crate::metrics::metrics;
 type Db = DBWithThreadMode<MultiThreaded>;
 
 const CF_PREFIX: &str = "channel/";
+/// Each channel's resume state lives in the default column family under this prefix and the
+/// channel's name, written in the batch of each block.
+const STATE_PREFIX: &str = "resume/";
 
 pub struct RocksStore {
     shared: Arc<Shared>,
@@ -257,6 +261,11 @@ impl RocksChannel {
     fn handle<'a>(&self, db: &'a Db) -> Result<Arc<BoundColumnFamily<'a>>, LedgerError> {
         db.cf_handle(&self.cf).ok_or_else(|| err(&self.channel, "column family vanished"))
     }
+
+    /// The key of the channel's resume state, in the default column family.
+    fn state_key(&self) -> Vec<u8> {
+        [STATE_PREFIX.as_bytes(), self.channel.as_bytes()].concat()
+    }
 }
 
 impl ChannelStore for RocksChannel {
@@ -285,14 +294,21 @@ impl ChannelStore for RocksChannel {
         Ok(value.map(|v| Bytes::copy_from_slice(&v)))
     }
 
-    fn append(&self, number: u64, block: &[u8]) -> Result<(), LedgerError> {
+    fn append(&self, number: u64, block: &[u8], state: &[u8]) -> Result<(), LedgerError> {
         let db = self.shared.db()?;
         let cf = self.handle(&db)?;
         let mut batch = WriteBatch::default();
         batch.put_cf(&cf, number.to_be_bytes(), block);
+        batch.put(self.state_key(), state);
         let mut opts = WriteOptions::default();
         opts.set_sync(self.shared.sync);
         db.write_opt(batch, &opts).map_err(|e| self.shared.write_failed(&self.channel, e))
+    }
+
+    fn state(&self) -> Result<Option<Bytes>, LedgerError> {
+        let db = self.shared.db()?;
+        let value = db.get_pinned(self.state_key()).map_err(|e| err(&self.channel, e))?;
+        Ok(value.map(|v| Bytes::copy_from_slice(&v)))
     }
 
     fn recover(&self) -> Result<bool, LedgerError> {

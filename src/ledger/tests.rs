@@ -90,6 +90,29 @@ fn scenarios(reopen: &dyn Fn() -> Arc<dyn Store>) {
     let other = Ledger::open("other", store.channel("other").unwrap(), &genesis_block("other", &config())).unwrap();
     assert_eq!(other.height(), 1);
     assert_eq!(ledger.height(), 4);
+
+    // The resume state written with a block keeps what its metadata leaves out (the re-submitted
+    // config offset, left out of a block cut by a time-to-cut) across a reopen, and the chain
+    // resumed from it writes it into the next block it cuts by count.
+    let mut chain = Chain::with_batch_size("ch", ledger.tip(), ledger.config().values.batch_size);
+    assert!(chain.consume(6, &record(6)).blocks.is_empty());
+    let block = chain.consume(7, &record(7)).blocks.remove(0);
+    ledger.append_resuming(&block, Some(3)).unwrap();
+    assert_eq!(ledger.tip().kafka.last_resubmitted_config_offset, 3);
+    let reopened = |store: &Arc<dyn Store>| {
+        Ledger::open("ch", store.channel("ch").unwrap(), &genesis_block("ch", &config())).unwrap().tip().kafka
+    };
+    drop((ledger, other, store));
+    let store = reopen();
+    let kafka = reopened(&store);
+    assert_eq!((kafka.last_offset_persisted, kafka.last_resubmitted_config_offset), (7, 3));
+    let ledger = Ledger::open("ch", store.channel("ch").unwrap(), &genesis_block("ch", &config())).unwrap();
+    order(&ledger, 8, 2);
+    drop((ledger, store));
+    let store = reopen();
+    let ledger = Ledger::open("ch", store.channel("ch").unwrap(), &genesis_block("ch", &config())).unwrap();
+    let kafka = kafka_metadata(&ledger.block(5).unwrap().unwrap()).unwrap();
+    assert_eq!((kafka.last_offset_persisted, kafka.last_resubmitted_config_offset), (9, 3));
 }
 
 #[test]
@@ -112,7 +135,7 @@ fn rocks_store_reports_corrupt_last_block_with_channel_and_number() {
     let dir = tempfile::tempdir().unwrap();
     let store = RocksStore::open(dir.path(), true).unwrap();
     let ch = store.channel("bad").unwrap();
-    ch.append(0, b"\xff\xff\xff not a block").unwrap();
+    ch.append(0, b"\xff\xff\xff not a block", b"").unwrap();
     let err = Ledger::open("bad", ch, &genesis_block("bad", &config())).unwrap_err().to_string();
     assert!(err.contains("'bad'") && err.contains("block 0"), "{err}");
 }
@@ -137,7 +160,7 @@ fn a_ledger_altered_on_disk_is_refused_naming_the_channel_and_the_block() {
         let store = RocksStore::open(dir.path(), true).unwrap();
         let ch = store.channel("alt").unwrap();
         let raw = ch.get(number).unwrap().unwrap().to_vec();
-        ch.append(number, &alter(raw)).unwrap();
+        ch.append(number, &alter(raw), b"").unwrap();
     };
     let original = RocksStore::open(dir.path(), true).unwrap().channel("alt").unwrap().get(2).unwrap().unwrap();
 
@@ -302,7 +325,7 @@ fn reload_after_a_panic_in_the_middle_of_an_append_resumes_from_what_is_stored()
     let stored = store.channel("ch").unwrap();
     let panicked = std::thread::spawn(move || {
         let _tip = poisoner.tip.lock().unwrap();
-        stored.append(3, &block.encode_to_vec()).unwrap();
+        stored.append(3, &block.encode_to_vec(), b"").unwrap();
         panic!("in the middle of an append");
     })
     .join();
@@ -414,11 +437,11 @@ fn a_full_disk_fails_writes_until_there_is_room_then_the_store_reopens_and_write
     let path = disk.0.path().join("ledger");
     let store = Arc::new(RocksStore::open(&path, true).unwrap());
     let (a, b) = (store.channel("a").unwrap(), store.channel("b").unwrap());
-    b.append(0, b"b0").unwrap();
+    b.append(0, b"b0", b"").unwrap();
     let block = vec![7u8; 100_000];
     let mut written = 0;
     let failed = loop {
-        match a.append(written, &block) {
+        match a.append(written, &block, b"") {
             Ok(()) => written += 1,
             Err(e) => break e,
         }
@@ -428,7 +451,7 @@ fn a_full_disk_fails_writes_until_there_is_room_then_the_store_reopens_and_write
     assert!(failed.to_string().contains("No space left on device"), "{failed}");
     assert!(store.failure().unwrap().contains("No space left on device"));
     // Every channel's writes fail now, and recovering fails while the disk is full; reads go on.
-    assert!(b.append(1, b"b1").is_err());
+    assert!(b.append(1, b"b1", b"").is_err());
     let still = a.recover().unwrap_err();
     assert!(still.to_string().contains("still cannot be written"), "{still}");
     assert_eq!(b.get(0).unwrap().unwrap(), Bytes::from_static(b"b0"));
@@ -436,12 +459,12 @@ fn a_full_disk_fails_writes_until_there_is_room_then_the_store_reopens_and_write
 
     // With room again, writes still fail: RocksDB keeps the error until the database is reopened.
     disk.resize("64m");
-    assert!(a.append(written, &block).is_err(), "RocksDB does not resume by itself");
+    assert!(a.append(written, &block, b"").is_err(), "RocksDB does not resume by itself");
     assert!(a.recover().unwrap(), "the first recover reopens");
     assert!(!b.recover().unwrap(), "the database is shared: the other channel has nothing to do");
     assert_eq!(store.failure(), None);
-    a.append(written, &block).unwrap();
-    b.append(1, b"b1").unwrap();
+    a.append(written, &block, b"").unwrap();
+    b.append(1, b"b1", b"").unwrap();
     assert_eq!(a.last().unwrap().unwrap().0, written, "every block written before the failure is kept");
     assert_eq!(b.get(1).unwrap().unwrap(), Bytes::from_static(b"b1"));
     drop((a, b, store));

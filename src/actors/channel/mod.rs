@@ -661,11 +661,12 @@ impl ChannelActor {
         let m = metrics();
         let status = self.status.clone();
         let cm = &status.metrics;
+        let resubmitted_config_offset = self.chain.as_ref().map(Chain::last_resubmitted_config_offset);
         for mut block in out.blocks {
             // Only the SIGNATURES slot's signatures differ between OSNs.
             self.signer.sign_block(&mut block);
             let writing = Instant::now();
-            if let Err(e) = self.ledger.append(&block) {
+            if let Err(e) = self.ledger.append_resuming(&block, resubmitted_config_offset) {
                 if e.is_storage() {
                     return self.storage_failed(ctx, e.to_string());
                 }

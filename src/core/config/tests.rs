@@ -276,6 +276,68 @@ fn a_config_enqueued_under_an_older_sequence_is_rederived_resubmitted_and_blocks
     assert_eq!(chain.in_force().sequence(), 3);
 }
 
+#[test]
+fn a_time_to_cut_block_leaves_the_resubmitted_config_offset_out_and_a_restart_keeps_it() {
+    use crate::ledger::{memory::MemoryStore, Ledger, Store as _};
+    let w = world();
+    let config = channel_config(&w);
+    let first = config_msg(&w, &config, &set_batch(&config, 2), &w.orderer_org.admin, &[]);
+    let timeout = update_of(&config, |c| configedit::set_batch_timeout(c, "5s").unwrap());
+    let second = config_msg(&w, &config, &timeout, &w.orderer_org.admin, &[]);
+    let ttc = |n| {
+        KafkaMessage {
+            r#type: Some(kafka_message::Type::TimeToCut(crate::proto::KafkaMessageTimeToCut { block_number: n })),
+        }
+        .encode_to_vec()
+    };
+    let genesis = crate::core::genesis::genesis_block("ch", &config, 0, [0; 24]);
+    // The same records into two ledgers: one keeps the chain's resume state (OSN's), one only
+    // the blocks (a Fabric orderer's, which resumes from the last block's metadata alone).
+    let (kept, bare) = (MemoryStore::new(), MemoryStore::new());
+    let open = |store: &MemoryStore| Ledger::open("ch", store.channel("ch").unwrap(), &genesis).unwrap();
+    let (ours, fabrics) = (open(&kept), open(&bare));
+    let mut chain = chain_of("ch", &config, None);
+    let write = |chain: &mut Chain, offset: i64, value: &[u8]| {
+        let out = chain.consume(offset, value);
+        for block in &out.blocks {
+            ours.append_resuming(block, Some(chain.last_resubmitted_config_offset())).unwrap();
+            fabrics.append(block).unwrap();
+        }
+        out
+    };
+    write(&mut chain, 0, &first);
+    assert!(write(&mut chain, 1, &second).resubmit.is_some() && chain.reprocessing());
+    write(&mut chain, 2, &normal(&transaction(&w.client1, "ch", 100), 2));
+    let out = write(&mut chain, 3, &ttc(2));
+    let meta = kafka_metadata(&out.blocks[0]).unwrap();
+    assert_eq!(
+        (meta.last_offset_persisted, meta.last_resubmitted_config_offset),
+        (3, 0),
+        "as Fabric writes a block cut by a time-to-cut"
+    );
+
+    // A restart: the chain resumes from each ledger.
+    let resumed = |ledger: &Ledger| {
+        let bundle = ledger.config();
+        Chain::new("ch", ledger.tip(), InForce::new(bundle, 900), 900, None)
+    };
+    let (ours, fabrics) = (open(&kept), open(&bare));
+    let (restarted, fabric_restarted) = (resumed(&ours), resumed(&fabrics));
+    assert!(restarted.reprocessing(), "still waiting for the re-submitted config");
+    assert_eq!(restarted.last_resubmitted_config_offset(), 1);
+    assert_eq!(fabric_restarted.last_resubmitted_config_offset(), 0, "Fabric's orderer loses it");
+    // The next block cut by count carries it, as on an OSN that did not restart.
+    let (mut restarted, mut fabric_restarted) = (restarted, fabric_restarted);
+    for chain in [&mut chain, &mut restarted, &mut fabric_restarted] {
+        assert!(chain.consume(4, &normal(&transaction(&w.client1, "ch", 100), 2)).blocks.is_empty());
+    }
+    let cut = |chain: &mut Chain| {
+        let out = chain.consume(5, &normal(&transaction(&w.client1, "ch", 100), 2));
+        kafka_metadata(&out.blocks[0]).unwrap().last_resubmitted_config_offset
+    };
+    assert_eq!((cut(&mut chain), cut(&mut restarted), cut(&mut fabric_restarted)), (1, 1, 0));
+}
+
 /// The ORDERER_TRANSACTION record an OSN orders for the creation of `name` with `members`,
 /// approved by `signer`.
 fn creation(w: &World, system: &Config, name: &str, members: &[&str], signer: &SigningIdentity) -> Vec<u8> {
