@@ -20,6 +20,7 @@
 //! - [`ecdsa`]: ECDSA P-256 signatures in DER and the low-S rule.
 //! - [`msp`]: organisations, identities, certificate chains and signature verification.
 //! - [`policy`]: Writers / Readers / Admins rules.
+//! - [`policydsl`]: Fabric's policy language (`OR('Org1MSP.admin')`, `MAJORITY Admins`), compiled as Fabric does.
 //! - [`access`]: a channel's access checks of signed requests, in Fabric's order.
 //! - [`verify_chain`]: checking a chain of blocks: links, data hashes and orderer signatures.
 
@@ -41,6 +42,7 @@ pub mod genesis;
 pub mod link;
 pub mod msp;
 pub mod policy;
+pub mod policydsl;
 pub mod retry;
 pub mod seek;
 #[cfg(test)]
