@@ -260,14 +260,30 @@ where
     let body = resp.body().limit(limit).await.map_err(|e| anyhow::anyhow!("reading the answer of {url}: {e}"))?;
     if !resp.status().is_success() {
         let answer = BroadcastResponse::decode(body).unwrap_or_default();
-        anyhow::bail!(
-            "the OSN answered HTTP {} {}: {}",
-            resp.status().as_u16(),
-            status_name(answer.status),
-            answer.info
-        );
+        return Err(Refused { http: resp.status().as_u16(), status: answer.status, info: answer.info }.into());
     }
     M::decode(body).map_err(|e| anyhow::anyhow!("the answer of {url} does not decode: {e}"))
+}
+
+/// An OSN's answer that is not a success: the HTTP status, Fabric's status and the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub http: u16,
+    pub status: i32,
+    pub info: String,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the OSN answered HTTP {} {}: {}", self.http, status_name(self.status), self.info)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// The HTTP status of an error that is an OSN's refusal ([`Refused`]), if it is one.
+pub fn refused_with(e: &anyhow::Error) -> Option<u16> {
+    e.downcast_ref::<Refused>().map(|r| r.http)
 }
 
 /// `base` without a trailing slash.

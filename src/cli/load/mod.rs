@@ -27,7 +27,7 @@ use serde::Serialize;
 use super::broadcast::Mode;
 use super::channel::{create_channel, ChannelCreate};
 use super::client::{
-    deliver_over_websocket, seek_request, status_name, transaction, unreachable, Endpoint, IdentityArgs,
+    deliver_over_websocket, refused_with, seek_request, status_name, transaction, unreachable, Endpoint, IdentityArgs,
 };
 use crate::core::config::envelope_parts;
 use crate::core::seek::{newest, specified};
@@ -287,10 +287,22 @@ async fn create_channels(endpoint: &Endpoint, admin: &SigningIdentity, n: usize)
     let results: Vec<anyhow::Result<()>> = futures_util::stream::iter(names.iter())
         .map(|name| async move {
             let create = ChannelCreate { channel: name.clone(), ..Default::default() };
-            create_channel(endpoint, admin, &[], &create)
-                .await
-                .map(|_| ())
-                .with_context(|| format!("cannot create channel {name}"))
+            // A busy system channel answers 503 (retry later); a retry of a creation that went
+            // through after all is answered 409 (it exists).
+            let mut pause = Duration::from_millis(100);
+            let mut retried = false;
+            loop {
+                match create_channel(endpoint, admin, &[], &create).await {
+                    Ok(_) => return Ok(()),
+                    Err(e) if retried && refused_with(&e) == Some(409) => return Ok(()),
+                    Err(e) if refused_with(&e) == Some(503) && pause <= Duration::from_secs(3) => {
+                        tokio::time::sleep(pause).await;
+                        pause *= 2;
+                        retried = true;
+                    }
+                    Err(e) => return Err(e).with_context(|| format!("cannot create channel {name}")),
+                }
+            }
         })
         .buffer_unordered(4)
         .collect()
