@@ -1,6 +1,6 @@
 //! `osn channel list`, `osn channel info`, `osn channel create` and `osn channel config get |
-//! update`: what channels an OSN serves, where each stands, creating channels, and reading and
-//! changing a channel's configuration. Creations and updates are Fabric's CONFIG_UPDATE
+//! update | sign | send`: what channels an OSN serves, where each stands, creating channels, and
+//! reading and changing a channel's configuration (with approvals collected offline). Creations and updates are Fabric's CONFIG_UPDATE
 //! envelopes, computed here as `configtxgen -outputCreateChannelTx` and `configtxlator
 //! compute_update` would, signed as `peer channel create | update` signs them.
 
@@ -18,7 +18,7 @@ use crate::core::channelconfig::OrderingValues;
 use crate::core::configedit;
 use crate::core::configtree::{walk, Item, Msp, Value};
 use crate::core::genesis::{creation_update, organization_group, Organization};
-use crate::identity::envelope::config_update;
+use crate::identity::envelope::{approve, config_update};
 use crate::identity::SigningIdentity;
 use crate::proto::common::Config;
 use crate::proto::osn::{channel_info, ChannelInfo, ChannelList};
@@ -92,27 +92,65 @@ pub enum ConfigCommand {
         #[arg(long)]
         channel: String,
         #[command(flatten)]
-        batch: BatchFlags,
-        /// Add (or replace) the organisation whose Fabric MSP directory (`cacerts/`, optional
-        /// `config.yaml`, `admincerts/`, ...) this is, with --org-msp-id (or its `mspid` file).
-        #[arg(long = "add-org", value_name = "MSP_DIR")]
-        add_organizations: Vec<PathBuf>,
-        /// The MSP ID of --add-org's directory, when it has no `mspid` file.
-        #[arg(long = "org-msp-id", value_name = "MSP_ID")]
-        org_msp_id: Option<String>,
-        /// Remove the organisation of this name (its group's name: the MSP ID as OSN and
-        /// Fabric's samples name it).
-        #[arg(long = "remove-org", value_name = "NAME")]
-        remove_organizations: Vec<String>,
-        /// On a system channel: how many channels may be created through it (0 = no limit).
-        #[arg(long, value_name = "N")]
-        max_channels: Option<u64>,
+        edits: Box<ConfigEdits>,
         #[command(flatten)]
         signers: Signers,
-        /// Write the signed CONFIG_UPDATE envelope to this file instead of sending it.
+        /// Write the signed CONFIG_UPDATE envelope to this file instead of sending it: other
+        /// admins approve it with `osn channel config sign` (or `peer channel signconfigtx`),
+        /// and `osn channel config send` (or `peer channel update -f`) sends it.
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// Adds --identity's approval to a CONFIG_UPDATE envelope file, as `peer channel
+    /// signconfigtx` does: its signature over the update, and the envelope signed again by it.
+    /// The file is rewritten in place, for the next admin or for `osn channel config send`.
+    Sign {
+        /// The envelope file (from --output, `configtxgen -outputCreateChannelTx`, or Fabric's
+        /// `peer channel signconfigtx`).
+        file: PathBuf,
+        #[command(flatten)]
+        identity: IdentityArgs,
+    },
+    /// Sends a CONFIG_UPDATE envelope file, approved by --identity too unless it already is,
+    /// as `peer channel update -f` does (and `peer channel create -f` for a channel the OSN does
+    /// not have: the update is then a creation). Prints the configuration it led to.
+    Send {
+        /// The envelope file.
+        file: PathBuf,
+        #[command(flatten)]
+        identity: IdentityArgs,
+    },
+}
+
+/// The changes `osn channel config update` makes to the configuration in force.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ConfigEdits {
+    #[command(flatten)]
+    batch: BatchFlags,
+    /// Add (or replace) the organisation whose Fabric MSP directory (`cacerts/`, optional
+    /// `config.yaml`, `admincerts/`, ...) this is, with --org-msp-id (or its `mspid` file).
+    #[arg(long = "add-org", value_name = "MSP_DIR")]
+    add_organizations: Vec<PathBuf>,
+    /// The MSP ID of --add-org's directory, when it has no `mspid` file.
+    #[arg(long = "org-msp-id", value_name = "MSP_ID")]
+    org_msp_id: Option<String>,
+    /// Remove the organisation of this name (its group's name: the MSP ID as OSN and Fabric's
+    /// samples name it).
+    #[arg(long = "remove-org", value_name = "NAME")]
+    remove_organizations: Vec<String>,
+    /// On a system channel: how many channels may be created through it (0 = no limit).
+    #[arg(long, value_name = "N")]
+    max_channels: Option<u64>,
+    /// Set a policy, PATH=RULE: PATH as Fabric names it (`/Channel/Application/Writers`,
+    /// `/Channel/Application/Org1MSP/Admins`), RULE as configtx.yaml writes it (`ANY Writers`,
+    /// `MAJORITY Admins`, `OR('Org1MSP.admin', AND('Org2MSP.member', 'Org3MSP.peer'))`).
+    /// A new policy's mod_policy is Admins. Repeat for more.
+    #[arg(long = "set-policy", value_name = "PATH=RULE")]
+    set_policies: Vec<String>,
+    /// An application organisation's anchor peer, ORG=HOST:PORT (the peers given for an
+    /// organisation replace its anchor peers; repeat for more peers and organisations).
+    #[arg(long = "anchor-peer", value_name = "ORG=HOST:PORT")]
+    anchor_peers: Vec<String>,
 }
 
 /// Who signs a config transaction.
@@ -244,41 +282,71 @@ pub async fn get_config(endpoint: &Endpoint, reader: &SigningIdentity, channel: 
     get_message_as(&client, &url, Some(&authorization)).await
 }
 
-/// The changes `osn channel config update` asks for, applied to `config`.
-fn edited(
-    config: &Config,
-    batch: &BatchFlags,
-    add: &[PathBuf],
-    org_msp_id: Option<&str>,
-    remove: &[String],
-    max_channels: Option<u64>,
-) -> anyhow::Result<Config> {
-    let mut next = config.clone();
-    let values = OrderingValues::read(config).map_err(anyhow::Error::msg)?;
-    if let Some(bs) = batch.batch_size(values.batch_size) {
-        configedit::set_batch_size(&mut next, bs).map_err(anyhow::Error::msg)?;
+impl ConfigEdits {
+    /// These changes applied to `config`.
+    fn apply(&self, config: &Config) -> anyhow::Result<Config> {
+        let mut next = config.clone();
+        let values = OrderingValues::read(config).map_err(anyhow::Error::msg)?;
+        if let Some(bs) = self.batch.batch_size(values.batch_size) {
+            configedit::set_batch_size(&mut next, bs).map_err(anyhow::Error::msg)?;
+        }
+        if let Some(timeout) = &self.batch.batch_timeout {
+            configedit::set_batch_timeout(&mut next, timeout).map_err(anyhow::Error::msg)?;
+        }
+        if let Some(n) = self.max_channels {
+            configedit::set_max_channels(&mut next, n).map_err(anyhow::Error::msg)?;
+        }
+        for dir in &self.add_organizations {
+            let msp_id = match &self.org_msp_id {
+                Some(id) => id.to_owned(),
+                None => crate::identity::layout::read_msp_id(dir).with_context(|| {
+                    format!("{}: pass --org-msp-id for a directory without an mspid file", dir.display())
+                })?,
+            };
+            let msp = crate::identity::fabric_msp::verifying_config(dir, &msp_id)?;
+            let group = organization_group(&Organization::application(&msp_id, msp));
+            configedit::put_organization(&mut next, &["Application"], &msp_id, group).map_err(anyhow::Error::msg)?;
+        }
+        for name in &self.remove_organizations {
+            configedit::remove_organization(&mut next, &["Application"], name).map_err(anyhow::Error::msg)?;
+        }
+        for setting in &self.set_policies {
+            let (path, rule) =
+                setting.split_once('=').with_context(|| format!("--set-policy '{setting}': expected PATH=RULE"))?;
+            let (groups, name) = configedit::policy_path(path.trim()).map_err(anyhow::Error::msg)?;
+            let policy =
+                crate::core::policydsl::policy(rule.trim()).map_err(|e| anyhow::anyhow!("--set-policy {path}: {e}"))?;
+            configedit::set_policy(&mut next, &groups, name, policy).map_err(anyhow::Error::msg)?;
+        }
+        let mut anchors: Vec<(String, Vec<(String, i32)>)> = Vec::new();
+        for setting in &self.anchor_peers {
+            let bad = || format!("--anchor-peer '{setting}': expected ORG=HOST:PORT");
+            let (org, address) = setting.split_once('=').with_context(bad)?;
+            let (host, port) = address.rsplit_once(':').with_context(bad)?;
+            let port: u16 = port.parse().ok().filter(|p| *p > 0).with_context(bad)?;
+            if host.is_empty() {
+                anyhow::bail!(bad());
+            }
+            match anchors.iter_mut().find(|(o, _)| o == org) {
+                Some((_, peers)) => peers.push((host.to_owned(), port.into())),
+                None => anchors.push((org.to_owned(), vec![(host.to_owned(), port.into())])),
+            }
+        }
+        for (org, peers) in &anchors {
+            configedit::set_anchor_peers(&mut next, org, peers).map_err(anyhow::Error::msg)?;
+        }
+        Ok(next)
     }
-    if let Some(timeout) = &batch.batch_timeout {
-        configedit::set_batch_timeout(&mut next, timeout).map_err(anyhow::Error::msg)?;
-    }
-    if let Some(n) = max_channels {
-        configedit::set_max_channels(&mut next, n).map_err(anyhow::Error::msg)?;
-    }
-    for dir in add {
-        let msp_id = match org_msp_id {
-            Some(id) => id.to_owned(),
-            None => crate::identity::layout::read_msp_id(dir).with_context(|| {
-                format!("{}: pass --org-msp-id for a directory without an mspid file", dir.display())
-            })?,
-        };
-        let msp = crate::identity::fabric_msp::verifying_config(dir, &msp_id)?;
-        let group = organization_group(&Organization::application(&msp_id, msp));
-        configedit::put_organization(&mut next, &["Application"], &msp_id, group).map_err(anyhow::Error::msg)?;
-    }
-    for name in remove {
-        configedit::remove_organization(&mut next, &["Application"], name).map_err(anyhow::Error::msg)?;
-    }
-    Ok(next)
+}
+
+/// Reads a CONFIG_UPDATE envelope file.
+fn read_update(file: &std::path::Path) -> anyhow::Result<crate::proto::Envelope> {
+    let raw = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let envelope = crate::proto::Envelope::decode(raw.as_slice())
+        .with_context(|| format!("{} is not a protobuf envelope (common.Envelope)", file.display()))?;
+    crate::core::config::UpdateRequest::parse(&envelope)
+        .map_err(|e| anyhow::anyhow!("{} is not a config update envelope: {e}", file.display()))?;
+    Ok(envelope)
 }
 
 fn phase(p: i32) -> &'static str {
@@ -345,26 +413,10 @@ pub async fn run(args: ChannelArgs) -> anyhow::Result<()> {
             }
             println!("created channel {} (status {}, height {})", info.name, phase(info.status), info.height);
         }
-        ChannelCommand::Config(ConfigCommand::Update {
-            channel,
-            batch,
-            add_organizations,
-            org_msp_id,
-            remove_organizations,
-            max_channels,
-            signers,
-            output,
-        }) => {
+        ChannelCommand::Config(ConfigCommand::Update { channel, edits, signers, output }) => {
             let (signer, approvers) = signers.load()?;
             let current = get_config(&args.endpoint, &signer, &channel).await?;
-            let next = edited(
-                &current,
-                &batch,
-                &add_organizations,
-                org_msp_id.as_deref(),
-                &remove_organizations,
-                max_channels,
-            )?;
+            let next = edits.apply(&current)?;
             let update =
                 crate::core::configtx::compute_update(&channel, &current, &next).map_err(anyhow::Error::msg)?;
             let approvers: Vec<&SigningIdentity> = approvers.iter().collect();
@@ -379,6 +431,44 @@ pub async fn run(args: ChannelArgs) -> anyhow::Result<()> {
             let client = args.endpoint.client(Duration::from_secs(60))?;
             let config: Config = post_config(&client, &url, envelope.encode_to_vec().into()).await?;
             show_config(&channel, &config, args.json)?;
+        }
+        ChannelCommand::Config(ConfigCommand::Sign { file, identity }) => {
+            let signer = identity.load_admin()?;
+            let (approved, added) = approve(&signer, &read_update(&file)?).map_err(anyhow::Error::msg)?;
+            std::fs::write(&file, approved.encode_to_vec())
+                .with_context(|| format!("cannot write {}", file.display()))?;
+            let count = crate::core::config::UpdateRequest::parse(&approved)
+                .map(|r| r.update_envelope.signatures.len())
+                .unwrap_or_default();
+            let who = signer.msp_id();
+            if added {
+                println!("added the approval of {who} to {} ({count} approvals)", file.display());
+            } else {
+                println!("{} already holds the approval of this {who} identity ({count} approvals)", file.display());
+            }
+        }
+        ChannelCommand::Config(ConfigCommand::Send { file, identity }) => {
+            let signer = identity.load_admin()?;
+            let (approved, _) = approve(&signer, &read_update(&file)?).map_err(anyhow::Error::msg)?;
+            let channel = crate::core::config::UpdateRequest::parse(&approved)
+                .map_err(anyhow::Error::msg)?
+                .channel_header
+                .channel_id;
+            let client = args.endpoint.client(Duration::from_secs(60))?;
+            let exists = get_message::<ChannelInfo>(&client, &format!("{base}/v1/channels/{channel}")).await.is_ok();
+            let body: Bytes = approved.encode_to_vec().into();
+            if exists {
+                let url = format!("{base}/v1/channels/{channel}/config");
+                let config: Config = post_config(&client, &url, body).await?;
+                show_config(&channel, &config, args.json)?;
+            } else {
+                let info: ChannelInfo = post_config(&client, &format!("{base}/v1/channels"), body).await?;
+                if args.json {
+                    println!("{}", serde_json::to_string_pretty(&info)?);
+                    return Ok(());
+                }
+                println!("created channel {} (status {}, height {})", info.name, phase(info.status), info.height);
+            }
         }
         ChannelCommand::Config(ConfigCommand::Get { channel, identity, output }) => {
             let config = get_config(&args.endpoint, &identity.load()?, &channel).await?;

@@ -1,11 +1,15 @@
 //! Edits of a Fabric configuration tree, as an admin makes them before computing an update
-//! ([`super::configtx::compute_update`]): set a value of a group, add or remove an organisation.
+//! ([`super::configtx::compute_update`]): set a value or a policy of a group, add or remove an
+//! organisation, set an organisation's anchor peers.
 //! Pure: the tree in, the edited tree out.
 
 use prost::Message as _;
 
-use crate::proto::common::{Config, ConfigGroup, ConfigGroupEntry, ConfigValue, ConfigValueEntry};
+use crate::proto::common::{
+    Config, ConfigGroup, ConfigGroupEntry, ConfigPolicy, ConfigPolicyEntry, ConfigValue, ConfigValueEntry, Policy,
+};
 use crate::proto::orderer::{BatchTimeout, ChannelRestrictions};
+use crate::proto::peer::{AnchorPeer, AnchorPeers};
 use crate::proto::BatchSize;
 
 /// The group at `path` (group keys below the channel group), if there is one.
@@ -76,4 +80,40 @@ pub fn remove_organization(config: &mut Config, path: &[&str], name: &str) -> Re
         return Err(format!("there is no organisation '{name}' to remove (there are: {})", names.join(", ")));
     }
     Ok(())
+}
+
+/// Sets the policy `name` of the group at `path` (a new policy gets mod_policy Admins).
+pub fn set_policy(config: &mut Config, path: &[&str], name: &str, policy: Policy) -> Result<(), String> {
+    let group = group_mut(config, path)?;
+    match group.policies.iter_mut().rev().find(|e| e.key == name) {
+        Some(entry) => entry.value.get_or_insert_with(Default::default).policy = Some(policy),
+        None => group.policies.push(ConfigPolicyEntry {
+            key: name.to_owned(),
+            value: Some(ConfigPolicy { version: 0, policy: Some(policy), mod_policy: "Admins".into() }),
+        }),
+    }
+    Ok(())
+}
+
+/// A policy's path as Fabric names it (`/Channel/Application/Org1MSP/Admins`, or relative to
+/// the channel group: `Application/Org1MSP/Admins`): the groups under the channel group and the
+/// policy's name.
+pub fn policy_path(path: &str) -> Result<(Vec<&str>, &str), String> {
+    let relative = path.strip_prefix("/Channel/").unwrap_or(path);
+    if relative.starts_with('/') || relative.is_empty() {
+        return Err(format!("policy path '{path}': expected /Channel/<group>/.../<policy>"));
+    }
+    let mut parts: Vec<&str> = relative.split('/').collect();
+    let name = parts.pop().filter(|n| !n.is_empty()).ok_or_else(|| format!("policy path '{path}' names no policy"))?;
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err(format!("policy path '{path}' has an empty group name"));
+    }
+    Ok((parts, name))
+}
+
+/// Sets the anchor peers (`host:port` each) of the application organisation `org`.
+pub fn set_anchor_peers(config: &mut Config, org: &str, peers: &[(String, i32)]) -> Result<(), String> {
+    let anchor_peers =
+        peers.iter().map(|(host, port)| AnchorPeer { host: host.clone(), port: *port }).collect::<Vec<_>>();
+    set_value(config, &["Application", org], "AnchorPeers", AnchorPeers { anchor_peers }.encode_to_vec())
 }

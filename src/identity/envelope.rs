@@ -76,6 +76,30 @@ pub fn config_update(signer: &SigningIdentity, update: &ConfigUpdate, approvers:
     sign(signer, &payload(signer, &update.channel_id, HeaderType::ConfigUpdate, data))
 }
 
+/// A CONFIG_UPDATE envelope approved by `signer` too, as `peer channel signconfigtx` (and
+/// `peer channel update | create`, before sending) makes it: the update's bytes kept as they
+/// are, `signer`'s config signature appended unless it approved already, and the envelope made
+/// again for the channel it names and signed by `signer`. Whether an approval was added.
+pub fn approve(signer: &SigningIdentity, envelope: &Envelope) -> Result<(Envelope, bool), String> {
+    let request = crate::core::config::UpdateRequest::parse(envelope)?;
+    let channel = request.channel_header.channel_id.clone();
+    if channel.is_empty() {
+        return Err("the config update envelope names no channel".into());
+    }
+    let mut approved = request.update_envelope;
+    let creator = signer.serialized();
+    let already = approved
+        .signatures
+        .iter()
+        .any(|s| SignatureHeader::decode(s.signature_header.clone()).is_ok_and(|h| h.creator == creator));
+    if !already {
+        let signature = config_signature(signer, &approved.config_update);
+        approved.signatures.push(signature);
+    }
+    let data = approved.encode_to_vec().into();
+    Ok((sign(signer, &payload(signer, &channel, HeaderType::ConfigUpdate, data)), !already))
+}
+
 /// The record an OSN orders for a derived config update, signed by the OSN as Fabric's
 /// `CreateSignedEnvelope` makes it (channel header version 0, the time in whole seconds, no
 /// transaction ID, epoch 0): the channel's CONFIG envelope `ConfigEnvelope{config, last_update}`;

@@ -213,6 +213,96 @@ fn dev_mode_then_broadcast_then_deliver() {
 }
 
 #[test]
+fn approvals_are_collected_offline_and_policies_and_anchor_peers_set_from_the_cli() {
+    let (_dev, url, _) = start_dev(&[], None);
+    let files = tempfile::tempdir().unwrap();
+    let file = |name: &str| files.path().join(name).to_str().unwrap().to_owned();
+    let identity = |org: &str| crypto().root.join("dev").join(org).join("identities").join("admin");
+    let (admin, orderer_admin) = (identity("dev-org"), identity("orderer-org"));
+    let (admin, orderer_admin) = (admin.to_str().unwrap(), orderer_admin.to_str().unwrap());
+    let run = |args: &[&str]| {
+        let out = osn(&[args, &["--url", &url]].concat());
+        (out.status.success(), text(&out))
+    };
+
+    // A creation written to a file, then sent (as `peer channel create -f` sends one).
+    let created = file("create.pb");
+    let (ok, out) = run(&["channel", "create", "--channel", "third", "--identity", admin, "--output", &created]);
+    assert!(ok && out.contains("wrote the creation of channel third"), "{out}");
+    let (ok, out) = run(&["channel", "config", "send", &created, "--identity", admin]);
+    assert!(ok && out.contains("created channel third (status READY"), "{out}");
+
+    // A batch size change is the orderer organisation's admins' to approve: written by DevOrg's
+    // admin, refused as it stands, approved offline by the orderer admin, then accepted.
+    let update = file("update.pb");
+    let (ok, out) = run(&[
+        "channel",
+        "config",
+        "update",
+        "--channel",
+        "third",
+        "--batch-size",
+        "7",
+        "--identity",
+        admin,
+        "--output",
+        &update,
+    ]);
+    assert!(ok && out.contains("wrote the update of channel third"), "{out}");
+    let (ok, out) = run(&["channel", "config", "send", &update, "--identity", admin]);
+    assert!(!ok && out.contains("HTTP 403 BAD_REQUEST") && out.contains("/Channel/Orderer/BatchSize"), "{out}");
+    let (ok, out) = run(&["channel", "config", "sign", &update, "--identity", orderer_admin]);
+    assert!(ok && out.contains("added the approval of OrdererMSP") && out.contains("(2 approvals)"), "{out}");
+    let (ok, out) = run(&["channel", "config", "sign", &update, "--identity", orderer_admin]);
+    assert!(ok && out.contains("already holds the approval") && out.contains("(2 approvals)"), "{out}");
+    let (ok, out) = run(&["channel", "config", "send", &update, "--identity", admin]);
+    assert!(ok && out.contains("configuration sequence 2") && out.contains("7 messages"), "{out}");
+
+    // A policy in configtx.yaml's words and an anchor peer, by the organisation's admin.
+    let (ok, out) = run(&[
+        "channel",
+        "config",
+        "update",
+        "--channel",
+        "third",
+        "--set-policy",
+        "/Channel/Application/Writers=OR('DevOrgMSP.admin', 'DevOrgMSP.client')",
+        "--set-policy",
+        "Application/Endorsement=MAJORITY Endorsement",
+        "--anchor-peer",
+        "DevOrgMSP=peer0.dev.example.com:7051",
+        "--identity",
+        admin,
+    ]);
+    assert!(ok && out.contains("configuration sequence 3"), "{out}");
+    let (ok, out) = run(&["channel", "config", "get", "--channel", "third", "--identity", admin, "--json"]);
+    assert!(ok, "{out}");
+    let config: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let application = &config["channel_group"]["groups"]["Application"];
+    let anchors = &application["groups"]["DevOrgMSP"]["values"]["AnchorPeers"]["value"]["anchor_peers"];
+    assert_eq!(anchors, &serde_json::json!([{"host": "peer0.dev.example.com", "port": 7051}]), "{config}");
+    let writers = &application["policies"]["Writers"]["policy"];
+    assert_eq!(writers["type"], 1, "a signature policy now: {writers}");
+    assert_eq!(writers["value"]["identities"].as_array().unwrap().len(), 2, "{writers}");
+    let endorsement = &application["policies"]["Endorsement"];
+    assert_eq!(endorsement["mod_policy"], "Admins", "{endorsement}");
+    assert_eq!(endorsement["policy"]["value"]["rule"], "MAJORITY", "{endorsement}");
+
+    // Mistakes are named before anything is sent.
+    for (flag, says) in [
+        ("--set-policy=Application/Writers=OR('DevOrgMSP.boss')", "principal 'DevOrgMSP.boss'"),
+        ("--set-policy=Application/Writers", "expected PATH=RULE"),
+        ("--anchor-peer=DevOrgMSP=peer0", "expected ORG=HOST:PORT"),
+        ("--anchor-peer=NoSuchMSP=peer0:7051", "no group /Channel/Application/NoSuchMSP"),
+    ] {
+        let (ok, out) = run(&["channel", "config", "update", "--channel", "third", flag, "--identity", admin]);
+        assert!(!ok && out.contains(says), "{flag}: {out}");
+    }
+    let (ok, out) = run(&["channel", "config", "sign", &file("missing.pb"), "--identity", admin]);
+    assert!(!ok && out.contains("cannot read"), "{out}");
+}
+
+#[test]
 fn config_and_usage_errors_are_clear() {
     let out = osn(&["start", "--config", "/nonexistent/osn.toml"]);
     assert!(!out.status.success());
