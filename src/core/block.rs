@@ -97,14 +97,19 @@ pub fn build_block(
     }
 }
 
+/// The metadata as Fabric 1.4.1+'s Kafka orderer writes it: LAST_CONFIG = `Metadata{LastConfig}`,
+/// ORDERER = `Metadata{KafkaMetadata}`, and SIGNATURES' value = `OrdererBlockMetadata{last_config,
+/// consenter_metadata = the ORDERER entry's bytes}` (what every OSN signs; the signatures are
+/// added by `SigningIdentity::sign_block`).
 fn block_metadata(last_config: u64, kafka: &KafkaMetadata) -> BlockMetadata {
     let mut slots = vec![Bytes::new(); METADATA_SLOTS];
     let last = LastConfig { index: last_config };
-    let orderer_meta = OrdererBlockMetadata { last_config: Some(last), consenter_metadata: Bytes::new() };
     let slot = |value: Vec<u8>| Bytes::from(Metadata { value: value.into(), signatures: vec![] }.encode_to_vec());
+    let orderer = slot(kafka.encode_to_vec());
+    let orderer_meta = OrdererBlockMetadata { last_config: Some(last), consenter_metadata: orderer.clone() };
     slots[BlockMetadataIndex::Signatures as usize] = slot(orderer_meta.encode_to_vec());
     slots[BlockMetadataIndex::LastConfig as usize] = slot(last.encode_to_vec());
-    slots[BlockMetadataIndex::Orderer as usize] = slot(kafka.encode_to_vec());
+    slots[BlockMetadataIndex::Orderer as usize] = orderer;
     BlockMetadata { metadata: slots }
 }
 

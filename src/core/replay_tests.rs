@@ -3,7 +3,8 @@
 //! every record (ordered, re-validated and re-submitted, discarded, isolated as a config; proper
 //! or stale time-to-cut), creates the same channel with the same block 0 byte for byte, reaches
 //! the same configurations at the same sequences, and cuts the same blocks: header, data,
-//! LAST_CONFIG and ORDERER metadata byte-identical to the blocks Fabric wrote.
+//! LAST_CONFIG and ORDERER metadata and the SIGNATURES value byte-identical to the blocks Fabric
+//! wrote (only the signatures differ).
 //!
 //! What re-submissions OSN *produces* is not replayed here (the recording already holds
 //! Fabric's); this is the consuming side, which decides every block.
@@ -125,7 +126,8 @@ fn tip(block: &Block) -> ChainTip {
     }
 }
 
-/// The block-identity a peer and a mixed cluster see, signatures aside.
+/// The block-identity a peer and a mixed cluster see, signatures aside: the SIGNATURES entry's
+/// value (what the orderers sign) included.
 fn same_block(ours: &Block, fabrics: &Block) -> Result<(), String> {
     let number = fabrics.header.as_ref().unwrap().number;
     if ours.header != fabrics.header {
@@ -134,7 +136,7 @@ fn same_block(ours: &Block, fabrics: &Block) -> Result<(), String> {
     if ours.data != fabrics.data {
         return Err(format!("block {number}: data differ"));
     }
-    for slot in [BlockMetadataIndex::LastConfig, BlockMetadataIndex::Orderer] {
+    for slot in [BlockMetadataIndex::Signatures, BlockMetadataIndex::LastConfig, BlockMetadataIndex::Orderer] {
         let (a, b) = (metadata_value(ours, slot), metadata_value(fabrics, slot));
         if a != b {
             return Err(format!("block {number}: {slot:?} metadata {a:?}, Fabric's {b:?}"));
