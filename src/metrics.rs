@@ -52,6 +52,7 @@ pub struct Metrics {
     pub channel_time_to_cut: IntCounterVec,
     pub channel_records_skipped: IntCounterVec,
     pub channel_resubmitted: IntCounterVec,
+    pub channel_duplicates: IntCounterVec,
     pub kafka_produce_latency: HistogramVec,
     pub kafka_consumer_lag: IntGaugeVec,
     pub kafka_errors: IntCounterVec,
@@ -308,6 +309,12 @@ impl Metrics {
                 "osn_channel_resubmitted_total",
                 "Records re-submitted because they were enqueued under an older configuration, by class.",
                 &["channel", "class"]
+            )?),
+            channel_duplicates: reg!(counter(
+                "osn_channel_duplicates_total",
+                "Envelopes ordered a second time from re-submitted copies (Fabric 1.4's double re-submission of a \
+                 message stale across two config changes, cut as Fabric cuts it).",
+                &["channel"]
             )?),
             kafka_produce_latency: reg!(histogram(
                 "osn_kafka_produce_latency_seconds",

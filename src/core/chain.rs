@@ -24,7 +24,9 @@
 //!   a TTC cuts leaves the last re-submitted config offset out of its ORDERER metadata, as
 //!   Fabric's does (the ledger keeps it beside the block, for a restart);
 //! - a re-submitted message (original offset ≠ 0) already processed is dropped;
-//! - an undecodable message, or an envelope over `AbsoluteMaxBytes`, is dropped.
+//! - an undecodable message, or an envelope over `AbsoluteMaxBytes`, is dropped;
+//! - an envelope goes into a block (and is re-submitted) as Go re-marshals it, as Fabric's chain
+//!   does ([`super::canonical`]): the bytes a client sent when they already are Go's.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -152,6 +154,46 @@ pub struct Consumed {
     pub outcome: Option<Outcome>,
     /// The record is a re-submitted copy of the record at this offset (ordered or skipped).
     pub copy_of: Option<i64>,
+    /// The envelope ordered is one another re-submitted copy already put in a block: Fabric
+    /// 1.4's double re-submission (see [`RecentCopies`]). OSN orders it again, as Fabric does.
+    pub duplicate: bool,
+}
+
+/// The envelopes recently ordered from re-submitted copies, to count those ordered twice.
+///
+/// Fabric 1.4's Kafka chain re-submits a stale record with its *own* offset as the original
+/// offset, including a record that is itself a re-submitted copy. With n orderers, a message that
+/// goes stale across two config changes in a row has n copies, each stale again and re-submitted
+/// by every orderer under a different original offset, so the first copy of each goes into a
+/// block: the envelope is ordered n times (23 times in the recorded two-orderer run; peers mark
+/// the later ones duplicate transactions). OSN cuts what Fabric cuts and counts them
+/// (`osn_channel_duplicates_total`). Memory only: a restart forgets the recent copies.
+#[derive(Debug, Clone, Default)]
+pub struct RecentCopies {
+    order: std::collections::VecDeque<[u8; 32]>,
+    seen: std::collections::HashSet<[u8; 32]>,
+}
+
+impl RecentCopies {
+    /// How many envelopes it remembers.
+    pub const CAPACITY: usize = 4096;
+
+    /// Remembers an envelope ordered from a copy; whether it was ordered from a copy before.
+    fn ordered(&mut self, envelope: &[u8]) -> bool {
+        use sha2::{Digest as _, Sha256};
+        let digest: [u8; 32] = Sha256::digest(envelope).into();
+        if self.seen.contains(&digest) {
+            return true;
+        }
+        if self.order.len() == Self::CAPACITY {
+            if let Some(old) = self.order.pop_front() {
+                self.seen.remove(&old);
+            }
+        }
+        self.order.push_back(digest);
+        self.seen.insert(digest);
+        false
+    }
 }
 
 /// The system channel's part of the chain state: the channels created through it so far.
@@ -195,6 +237,7 @@ pub struct Chain {
     last_original_offset_processed: i64,
     last_resubmitted_config_offset: i64,
     last_config: u64,
+    copies: RecentCopies,
 }
 
 impl Chain {
@@ -214,6 +257,7 @@ impl Chain {
             last_original_offset_processed: tip.kafka.last_original_offset_processed,
             last_resubmitted_config_offset: tip.kafka.last_resubmitted_config_offset,
             last_config: tip.last_config,
+            copies: RecentCopies::default(),
         }
     }
 
@@ -281,13 +325,19 @@ impl Chain {
     }
 
     /// A regular record (NORMAL or CONFIG class).
-    fn regular(&mut self, offset: i64, reg: KafkaMessageRegular) -> Consumed {
+    fn regular(&mut self, offset: i64, mut reg: KafkaMessageRegular) -> Consumed {
         if reg.original_offset < 0 || (reg.original_offset != 0 && reg.original_offset >= offset) {
             return skip(Skip::ForgedOriginalOffset { original_offset: reg.original_offset });
         }
         if reg.original_offset != 0 && reg.original_offset <= self.last_original_offset_processed {
             return skip(Skip::AlreadyProcessed { original_offset: reg.original_offset });
         }
+        // From here on the envelope is as Fabric's chain holds it: parsed and marshaled again by
+        // Go's protobuf (what goes into a block, what is re-submitted).
+        reg.payload = match crate::core::canonical::envelope(&reg.payload) {
+            Ok(canonical) => canonical,
+            Err(e) => return skip(Skip::Undecodable(e)),
+        };
         let size = match envelope_size(&reg.payload) {
             Ok(s) => s,
             Err(e) => return skip(Skip::Undecodable(e)),
@@ -453,16 +503,18 @@ impl Chain {
 
     fn normal(&mut self, offset: i64, msg: Message, original_offset: i64) -> Consumed {
         let new_original = if original_offset != 0 { original_offset } else { self.last_original_offset_processed };
+        let copy = (original_offset != 0).then(|| msg.envelope.clone());
         let ordered = match self.cutter.ordered(msg) {
             Ok(o) => o,
             Err(e) => return skip(Skip::Rejected(e.to_string())),
         };
+        let duplicate = copy.is_some_and(|envelope| self.copies.ordered(&envelope));
         if ordered.batches.is_empty() {
             self.last_original_offset_processed = new_original;
-            return skip(Skip::Pending);
+            return Consumed { skip: Some(Skip::Pending), duplicate, ..Default::default() };
         }
         let last = ordered.batches.len() - 1;
-        let mut out = Consumed { reasons: ordered.reasons, ..Default::default() };
+        let mut out = Consumed { reasons: ordered.reasons, duplicate, ..Default::default() };
         for (i, batch) in ordered.batches.into_iter().enumerate() {
             // The newest message is in the last batch unless it is still pending; a block without
             // it persists the offset before it, so a restart consumes the message again.

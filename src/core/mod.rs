@@ -3,6 +3,7 @@
 //!
 //! - [`cutter`]: Fabric's block cutter (batch size rules).
 //! - [`brokercheck`]: the Kafka cluster's settings held to Fabric's guide.
+//! - [`canonical`]: an envelope's bytes as Go re-marshals them (what Fabric's orderer puts in a block).
 //! - [`block`]: block assembly, header and data hashes, metadata slots.
 //! - [`ttc`]: time-to-cut timer bookkeeping (when to *propose* a cut).
 //! - [`config`]: channel configurations: validity, updates, new channels, update signers.
@@ -28,6 +29,7 @@ pub mod access;
 pub mod admission;
 pub mod block;
 pub mod brokercheck;
+pub mod canonical;
 pub mod chain;
 pub mod channelconfig;
 pub mod config;

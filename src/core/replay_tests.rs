@@ -147,13 +147,15 @@ fn same_block(ours: &Block, fabrics: &Block) -> Result<(), String> {
 
 /// Consumes a channel's topic into `chain`, checking every decision and every block against the
 /// recording; answers the blocks cut and what the config records came to.
-fn replay(chain: &mut Chain, run: &Path, channel: &str, recorded: &[(Vec<u8>, Block)]) -> Vec<(i64, Applied)> {
+fn replay(chain: &mut Chain, run: &Path, channel: &str, recorded: &[(Vec<u8>, Block)]) -> (Vec<(i64, Applied)>, usize) {
     let mut applied = Vec::new();
     let mut cut = 0;
+    let mut duplicates = 0;
     for record in records(run, channel) {
         let at = format!("{} {channel} offset {}", run.display(), record.offset);
         let out = chain.consume(record.offset, &record.value);
         assert_eq!(osns(&out), fabrics(&record.outcome), "{at}: Fabric's outcome: {}", record.outcome);
+        duplicates += usize::from(out.duplicate);
         if let Some(Resubmit::Config { config_seq, .. }) = &out.resubmit {
             assert_eq!(*config_seq, chain.in_force().sequence(), "{at}");
         }
@@ -173,11 +175,12 @@ fn replay(chain: &mut Chain, run: &Path, channel: &str, recorded: &[(Vec<u8>, Bl
         }
     }
     assert_eq!(cut + 1, recorded.len(), "{} {channel}: every block after block 0, and no more", run.display());
-    applied
+    (applied, duplicates)
 }
 
-/// Replays one run (`blocks` names the orderer whose copies to compare with).
-fn replay_run(run: &str, blocks_of: &str) {
+/// Replays one run (`blocks` names the orderer whose copies to compare with); `duplicates` is
+/// how many envelopes Fabric ordered a second time.
+fn replay_run(run: &str, blocks_of: &str, duplicates: usize) {
     let run = shared().join("runs").join(run);
     let blocks_dir = run.join("blocks").join(blocks_of);
     let genesis_raw = read(&run.join("genesis.block"));
@@ -188,7 +191,7 @@ fn replay_run(run: &str, blocks_of: &str) {
     let system_bundle = Arc::new(Bundle::new("syschannel", system_config.clone()).unwrap());
     let mut system =
         Chain::new("syschannel", tip(genesis), InForce::new(system_bundle, 0), 0, Some(SystemState::default()));
-    let created = replay(&mut system, &run, "syschannel", &system_blocks);
+    let (created, _) = replay(&mut system, &run, "syschannel", &system_blocks);
     assert_eq!(system.in_force().sequence(), 0, "a creation leaves the system channel's configuration");
     let [(_, Applied::Created { channel, genesis_envelope })] = created.as_slice() else {
         panic!("one channel created, not {created:?}")
@@ -203,7 +206,8 @@ fn replay_run(run: &str, blocks_of: &str) {
     let bundle = Arc::new(Bundle::new("ch1", created_config).unwrap());
     assert_eq!(bundle.values.sequence, 1);
     let mut chain = Chain::new("ch1", tip(&block0), InForce::new(bundle, 0), 0, None);
-    let updates = replay(&mut chain, &run, "ch1", &channel_blocks);
+    let (updates, counted) = replay(&mut chain, &run, "ch1", &channel_blocks);
+    assert_eq!(counted, duplicates, "envelopes ordered twice (Fabric's double re-submission), counted");
 
     // Every configuration reached is the one in Fabric's config block, as configtxlator shows it.
     let config_blocks: Vec<&Block> = channel_blocks[1..]
@@ -229,11 +233,11 @@ fn replay_run(run: &str, blocks_of: &str) {
 
 #[test]
 fn one_orderers_run_replays_to_fabrics_blocks() {
-    replay_run("single", "");
+    replay_run("single", "", 0);
 }
 
 #[test]
 fn two_orderers_run_replays_to_both_orderers_blocks() {
-    replay_run("two-orderers", "orderer1");
-    replay_run("two-orderers", "orderer2");
+    replay_run("two-orderers", "orderer1", 23);
+    replay_run("two-orderers", "orderer2", 23);
 }

@@ -756,6 +756,10 @@ impl ChannelActor {
             Some((_, reason)) => m.channel_records_skipped.with_label_values(&[name, reason]).inc(),
             None => {}
         }
+        if out.duplicate {
+            m.channel_duplicates.with_label_values(&[name]).inc();
+            tracing::warn!(channel = %name, "an envelope was ordered a second time from a re-submitted copy (Fabric 1.4's double re-submission, kept so that blocks stay Fabric's)");
+        }
         match &out.resubmit {
             Some(Resubmit::Normal(_)) => m.channel_resubmitted.with_label_values(&[name, "normal"]).inc(),
             Some(Resubmit::Config { .. }) => m.channel_resubmitted.with_label_values(&[name, "config"]).inc(),

@@ -228,7 +228,13 @@ fn a_removed_organisations_stale_envelopes_are_dropped_and_valid_ones_resubmitte
     assert_eq!(summary(&out), vec![(1, 1, 1)]);
     // Enqueued under sequence 1 before the update was consumed:
     let from_org2 = normal(&transaction(&w.client2, "ch", 50), 1);
-    let from_org1 = normal(&transaction(&w.client1, "ch", 50), 1);
+    // Org1's was sent with its fields the other way round: it goes back as Go writes it.
+    let tx = transaction(&w.client1, "ch", 50);
+    let half = |payload: &Bytes, signature: &Bytes| {
+        crate::proto::Envelope { payload: payload.clone(), signature: signature.clone() }.encode_to_vec()
+    };
+    let swapped = [half(&Bytes::new(), &tx.signature), half(&tx.payload, &Bytes::new())].concat();
+    let from_org1 = KafkaMessage::regular(swapped.into(), 1, Class::Normal).encode_to_vec();
     let out = chain.consume(1, &from_org2);
     assert!(matches!(out.skip, Some(Skip::Rejected(ref r)) if r.contains("not valid under 2")), "{:?}", out.skip);
     assert!(out.resubmit.is_none());
@@ -236,6 +242,7 @@ fn a_removed_organisations_stale_envelopes_are_dropped_and_valid_ones_resubmitte
     let Some(Resubmit::Normal(again)) = out.resubmit else { panic!("re-submitted") };
     let Some(kafka_message::Type::Regular(r)) = &again.r#type else { panic!() };
     assert_eq!((r.config_seq, r.original_offset), (2, 2));
+    assert_eq!(r.payload, Bytes::from(tx.encode_to_vec()), "as Go re-marshals it");
     // Every OSN re-submits it: the first copy is ordered, the others dropped.
     let again = again.encode_to_vec();
     assert!(chain.consume(3, &again).skip == Some(Skip::Pending));
