@@ -334,10 +334,12 @@ impl Chain {
         }
         // From here on the envelope is as Fabric's chain holds it: parsed and marshaled again by
         // Go's protobuf (what goes into a block, what is re-submitted).
-        reg.payload = match crate::core::canonical::envelope(&reg.payload) {
-            Ok(canonical) => canonical,
-            Err(e) => return skip(Skip::Undecodable(e)),
-        };
+        if !crate::core::canonical::is_plain(&reg.payload) {
+            reg.payload = match crate::core::canonical::envelope(&reg.payload) {
+                Ok(canonical) => canonical,
+                Err(e) => return skip(Skip::Undecodable(e)),
+            };
+        }
         let size = match envelope_size(&reg.payload) {
             Ok(s) => s,
             Err(e) => return skip(Skip::Undecodable(e)),
