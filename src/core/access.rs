@@ -230,6 +230,7 @@ impl Access {
                 continue;
             }
             match &creator.ed25519 {
+                Some(_) if request.signature.is_empty() => results[i] = Err(Denied::Signature(SignatureError::Missing)),
                 Some(key) => match ed25519_dalek::Signature::from_slice(request.signature) {
                     Ok(sig) => batch.push((i, *key, sig)),
                     Err(_) => results[i] = Err(Denied::Signature(SignatureError::Invalid)),
@@ -280,6 +281,11 @@ impl Access {
             .map(|request| {
                 let creator = self.creator(request.creator);
                 let creator = prelude(&creator, now)?;
+                // Not verified, but there must be one: a peer refuses a block holding an
+                // envelope without a signature.
+                if request.signature.is_empty() {
+                    return Err(Denied::Signature(SignatureError::Missing));
+                }
                 self.conclude(request, creator, policy, now)
             })
             .collect()
@@ -505,6 +511,34 @@ mod tests {
         assert!(text.contains("peer of 'A'") && text.contains("/Channel/Writers: ANY Writers of"), "{text}");
         // /Channel/Admins = MAJORITY Admins of two groups: one organisation's admin is not enough.
         assert!(check(&access, &transaction(&a.admin, "ch", 300), PolicyName::Admins).is_err());
+    }
+
+    #[test]
+    fn an_unsigned_envelope_is_refused_even_when_signatures_are_not_verified() {
+        let dir = tempfile::tempdir().unwrap();
+        let orderer = Org::new(dir.path(), "OrdererMSP", KeyType::EcdsaP256);
+        let a = Org::new(dir.path(), "A", KeyType::EcdsaP256);
+        let e = Org::new(dir.path(), "E", KeyType::Ed25519);
+        let access = access_of(&orderer, &[&a, &e]);
+        for id in [
+            a.identity("c", Role::Client, KeyType::EcdsaP256, None),
+            e.identity("c", Role::Client, KeyType::Ed25519, None),
+        ] {
+            let mut env = transaction(&id, "ch", 300);
+            env.signature = Bytes::new();
+            let (creator, timestamp) = parts(&env);
+            let req = Request { payload: &env.payload, signature: &env.signature, creator: &creator, timestamp };
+            for result in [
+                access.check(&req, PolicyName::Writers, now()),
+                access.check_all(std::slice::from_ref(&req), PolicyName::Writers, now()).remove(0),
+                access.check_all_unsigned(std::slice::from_ref(&req), PolicyName::Writers, now()).remove(0),
+            ] {
+                let err = result.unwrap_err();
+                assert_eq!(err, Denied::Signature(SignatureError::Missing), "{}", id.msp_id());
+                assert_eq!(err.status(), Status::Forbidden);
+                assert!(err.to_string().contains("not signed"), "{err}");
+            }
+        }
     }
 
     #[test]

@@ -27,6 +27,10 @@ pub enum PublicKey {
 /// Why a signature was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
+    #[error(
+        "the envelope is not signed (and Fabric 2.2.14+ / 2.5.5+ peers refuse a block holding an unsigned transaction)"
+    )]
+    Missing,
     #[error("the signature is not a DER-encoded ECDSA signature")]
     Malformed,
     #[error("the ECDSA signature is not in low-S form (S > n/2), which Fabric refuses")]
@@ -39,6 +43,9 @@ impl PublicKey {
     /// Verifies an envelope-style signature over `message`: ECDSA P-256 with SHA-256, DER,
     /// low-S; or Ed25519.
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), SignatureError> {
+        if signature.is_empty() {
+            return Err(SignatureError::Missing);
+        }
         match self {
             PublicKey::EcdsaP256(point) => {
                 let (_, s) = super::ecdsa::decode_der(signature).ok_or(SignatureError::Malformed)?;
