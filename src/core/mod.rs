@@ -24,6 +24,7 @@
 //! - [`policydsl`]: Fabric's policy language (`OR('Org1MSP.admin')`, `MAJORITY Admins`), compiled as Fabric does.
 //! - [`access`]: a channel's access checks of signed requests, in Fabric's order.
 //! - [`verify_chain`]: checking a chain of blocks: links, data hashes and orderer signatures.
+//! - [`peer_verify`]: a channel's blocks checked as a Fabric peer checks them (BlockValidation, well-formed transactions).
 
 pub mod access;
 pub mod admission;
@@ -43,6 +44,7 @@ pub mod fabric_policy;
 pub mod genesis;
 pub mod link;
 pub mod msp;
+pub mod peer_verify;
 pub mod policy;
 pub mod policydsl;
 pub mod retry;

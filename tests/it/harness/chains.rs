@@ -24,10 +24,21 @@ pub fn consensus_view(block: &Block) -> (osn::proto::BlockHeader, Vec<Bytes>, Op
     )
 }
 
+/// Every block is one a Fabric peer accepts: links and hashes, well-formed transactions that
+/// re-marshal to their own bytes, and signatures satisfying the channel's BlockValidation policy
+/// (`core::peer_verify`, from FABRIC.md §6). `chain` starts at block 0.
+pub fn assert_peers_accept(chain: &[Block]) {
+    let mut peer = osn::core::peer_verify::PeerVerifier::new();
+    for block in chain {
+        peer.check(block).unwrap_or_else(|refused| panic!("a Fabric peer refuses {refused}"));
+    }
+}
+
 /// Checks the hash links, the batch limits, and that every envelope of `sent` is in the chain
-/// exactly once (and nothing else is).
+/// exactly once (and nothing else is); and that a Fabric peer accepts every block.
 pub fn check_chain(chain: &[Block], sent: &[Envelope], spec: &OsnSpec) {
     use std::collections::HashMap;
+    assert_peers_accept(chain);
     let mut prev = Bytes::new();
     for (n, block) in chain.iter().enumerate() {
         let header = block.header.as_ref().unwrap();
@@ -68,7 +79,7 @@ pub fn check_chain(chain: &[Block], sent: &[Envelope], spec: &OsnSpec) {
     assert_eq!(counts.values().sum::<usize>(), sent.len(), "nothing but the sent envelopes is ordered");
 }
 
-/// The chains are identical in everything but the signatures, and verify.
+/// The chains are identical in everything but the signatures, verify, and a Fabric peer accepts them.
 pub fn assert_identical(chains: &[Vec<Block>]) {
     let reference: Vec<_> = chains[0].iter().map(consensus_view).collect();
     for (i, chain) in chains.iter().enumerate().skip(1) {
@@ -90,5 +101,6 @@ pub fn assert_identical(chains: &[Vec<Block>]) {
         for block in chain {
             verifier.check(block).unwrap_or_else(|bad| panic!("OSN {i}: {bad}"));
         }
+        assert_peers_accept(chain);
     }
 }
