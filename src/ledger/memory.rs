@@ -48,14 +48,16 @@ impl ChannelStore for MemoryChannel {
         Ok(usize::try_from(number).ok().and_then(|n| guard.0.get(n)).cloned())
     }
 
-    fn append(&self, number: u64, block: &[u8], state: &[u8]) -> Result<(), LedgerError> {
+    fn append(&self, number: u64, block: &[u8], state: Option<&[u8]>) -> Result<(), LedgerError> {
         let mut guard = self.blocks.lock().expect("memory channel lock");
         let (blocks, stored) = &mut *guard;
         if number != blocks.len() as u64 {
             return Err(LedgerError::OutOfOrder { channel: String::new(), expected: blocks.len() as u64, got: number });
         }
         blocks.push(Bytes::copy_from_slice(block));
-        *stored = Some(Bytes::copy_from_slice(state));
+        if let Some(state) = state {
+            *stored = Some(Bytes::copy_from_slice(state));
+        }
         Ok(())
     }
 

@@ -66,10 +66,11 @@ pub trait ChannelStore: Send + Sync + 'static {
     fn last(&self) -> Result<Option<(u64, Bytes)>, LedgerError>;
     /// A block's marshaled bytes.
     fn get(&self, number: u64) -> Result<Option<Bytes>, LedgerError>;
-    /// Appends one block atomically, with the chain's resume state after it (`state`: a
-    /// marshaled `KafkaMetadata`): after a crash both are wholly there or neither is.
-    fn append(&self, number: u64, block: &[u8], state: &[u8]) -> Result<(), LedgerError>;
-    /// The resume state written with the last block, if any was.
+    /// Appends one block atomically, with the chain's resume state after it when the block's own
+    /// metadata does not hold it all (`state`: a marshaled `KafkaMetadata`): after a crash both
+    /// are wholly there or neither is. A state stays until the next one replaces it.
+    fn append(&self, number: u64, block: &[u8], state: Option<&[u8]>) -> Result<(), LedgerError>;
+    /// The resume state written last, if any was (it may be an earlier block's).
     fn state(&self) -> Result<Option<Bytes>, LedgerError>;
     /// After a failed write: makes the storage (shared by every channel) able to write again if
     /// it can now (a full disk with room again). Ok(true) if this call did it, Ok(false) if there
@@ -110,9 +111,8 @@ impl Ledger {
         let last = match last {
             Some(last) => last,
             None => {
-                let state = crate::core::block::resume_metadata(genesis).unwrap_or_default().encode_to_vec();
                 let genesis = genesis.encode_to_vec();
-                store.append(0, &genesis, &state)?;
+                store.append(0, &genesis, None)?;
                 (0, Bytes::from(genesis))
             }
         };
@@ -143,7 +143,9 @@ impl Ledger {
         let mut kafka = crate::core::block::resume_metadata(&block)
             .ok_or_else(|| corrupt(number, "no ORDERER (Kafka) metadata".into()))?;
         // A block cut by a time-to-cut leaves the re-submitted config offset out of its metadata,
-        // as Fabric's does; the resume state written with it keeps it.
+        // as Fabric's does; the resume state written with it keeps it. A state written with an
+        // earlier block names other offsets (every block persists a later offset than the one
+        // before it), and the last block's metadata is then whole.
         if let Some(state) = store.state()?.and_then(|raw| KafkaMetadata::decode(raw).ok()) {
             if state.last_offset_persisted == kafka.last_offset_persisted
                 && state.last_original_offset_processed == kafka.last_original_offset_processed
@@ -312,14 +314,18 @@ impl Ledger {
         if header.previous_hash != tip.previous_hash {
             return Err(LedgerError::BrokenLink { channel: self.channel.clone(), number: header.number });
         }
-        let mut kafka = kafka_metadata(block).ok_or_else(|| LedgerError::Corrupt {
+        let written = kafka_metadata(block).ok_or_else(|| LedgerError::Corrupt {
             channel: self.channel.clone(),
             number: header.number,
             reason: "block to append has no ORDERER (Kafka) metadata".into(),
         })?;
+        let mut kafka = written;
         if let Some(offset) = resubmitted_config_offset {
             kafka.last_resubmitted_config_offset = offset;
         }
+        // Only what the block's metadata leaves out needs writing beside it (rare: a block cut
+        // by a time-to-cut after a config was re-submitted).
+        let state = (kafka != written).then(|| kafka.encode_to_vec());
         // A block that is its own LAST_CONFIG is a config block: its configuration is in force.
         let config = match last_config(block) {
             Some(n) if n == header.number && n > 0 => Some(
@@ -330,7 +336,7 @@ impl Ledger {
             _ => None,
         };
         crate::faults::crash_point("ledger.before-write");
-        self.store.append(header.number, &block.encode_to_vec(), &kafka.encode_to_vec())?;
+        self.store.append(header.number, &block.encode_to_vec(), state.as_deref())?;
         crate::faults::crash_point("ledger.after-write");
         if let Some(config) = config {
             crate::faults::crash_point("ledger.after-config-write");

@@ -1,6 +1,6 @@
 //! RocksDB ledger storage: one database, one column family per channel (`channel/<name>`),
 //! blocks keyed by their number as 8 big-endian bytes, each appended in one `WriteBatch` with the
-//! channel's resume state (default column family, `resume/<name>`), fsynced by default
+//! channel's resume state (key `[0]` of the same column family), fsynced by default
 //! (`ledger.sync-writes`).
 //!
 //! A failed write (a full disk, an I/O error) leaves RocksDB refusing every later write, even
@@ -25,9 +25,10 @@ use crate::metrics::metrics;
 type Db = DBWithThreadMode<MultiThreaded>;
 
 const CF_PREFIX: &str = "channel/";
-/// Each channel's resume state lives in the default column family under this prefix and the
-/// channel's name, written in the batch of each block.
-const STATE_PREFIX: &str = "resume/";
+/// The key of a channel's resume state, in the channel's column family beside its blocks: one
+/// byte, so it sorts before every block key (8 bytes) and a reverse scan meets it only when there
+/// is no block. Written in the batch of a block whose metadata does not hold the whole state.
+const STATE_KEY: &[u8] = &[0];
 
 pub struct RocksStore {
     shared: Arc<Shared>,
@@ -263,8 +264,8 @@ impl RocksChannel {
     }
 
     /// The key of the channel's resume state, in the default column family.
-    fn state_key(&self) -> Vec<u8> {
-        [STATE_PREFIX.as_bytes(), self.channel.as_bytes()].concat()
+    fn state_key(&self) -> &'static [u8] {
+        STATE_KEY
     }
 }
 
@@ -276,6 +277,8 @@ impl ChannelStore for RocksChannel {
         match iter.next() {
             None => Ok(None),
             Some(Err(e)) => Err(err(&self.channel, e)),
+            // Only the resume state is left: no block.
+            Some(Ok((key, _))) if key.as_ref() == STATE_KEY => Ok(None),
             Some(Ok((key, value))) => {
                 let key: [u8; 8] = key.as_ref().try_into().map_err(|_| LedgerError::Corrupt {
                     channel: self.channel.clone(),
@@ -294,12 +297,14 @@ impl ChannelStore for RocksChannel {
         Ok(value.map(|v| Bytes::copy_from_slice(&v)))
     }
 
-    fn append(&self, number: u64, block: &[u8], state: &[u8]) -> Result<(), LedgerError> {
+    fn append(&self, number: u64, block: &[u8], state: Option<&[u8]>) -> Result<(), LedgerError> {
         let db = self.shared.db()?;
         let cf = self.handle(&db)?;
         let mut batch = WriteBatch::default();
         batch.put_cf(&cf, number.to_be_bytes(), block);
-        batch.put(self.state_key(), state);
+        if let Some(state) = state {
+            batch.put_cf(&cf, self.state_key(), state);
+        }
         let mut opts = WriteOptions::default();
         opts.set_sync(self.shared.sync);
         db.write_opt(batch, &opts).map_err(|e| self.shared.write_failed(&self.channel, e))
@@ -307,7 +312,8 @@ impl ChannelStore for RocksChannel {
 
     fn state(&self) -> Result<Option<Bytes>, LedgerError> {
         let db = self.shared.db()?;
-        let value = db.get_pinned(self.state_key()).map_err(|e| err(&self.channel, e))?;
+        let cf = self.handle(&db)?;
+        let value = db.get_pinned_cf(&cf, self.state_key()).map_err(|e| err(&self.channel, e))?;
         Ok(value.map(|v| Bytes::copy_from_slice(&v)))
     }
 

@@ -135,7 +135,7 @@ fn rocks_store_reports_corrupt_last_block_with_channel_and_number() {
     let dir = tempfile::tempdir().unwrap();
     let store = RocksStore::open(dir.path(), true).unwrap();
     let ch = store.channel("bad").unwrap();
-    ch.append(0, b"\xff\xff\xff not a block", b"").unwrap();
+    ch.append(0, b"\xff\xff\xff not a block", None).unwrap();
     let err = Ledger::open("bad", ch, &genesis_block("bad", &config())).unwrap_err().to_string();
     assert!(err.contains("'bad'") && err.contains("block 0"), "{err}");
 }
@@ -160,7 +160,7 @@ fn a_ledger_altered_on_disk_is_refused_naming_the_channel_and_the_block() {
         let store = RocksStore::open(dir.path(), true).unwrap();
         let ch = store.channel("alt").unwrap();
         let raw = ch.get(number).unwrap().unwrap().to_vec();
-        ch.append(number, &alter(raw), b"").unwrap();
+        ch.append(number, &alter(raw), None).unwrap();
     };
     let original = RocksStore::open(dir.path(), true).unwrap().channel("alt").unwrap().get(2).unwrap().unwrap();
 
@@ -325,7 +325,7 @@ fn reload_after_a_panic_in_the_middle_of_an_append_resumes_from_what_is_stored()
     let stored = store.channel("ch").unwrap();
     let panicked = std::thread::spawn(move || {
         let _tip = poisoner.tip.lock().unwrap();
-        stored.append(3, &block.encode_to_vec(), b"").unwrap();
+        stored.append(3, &block.encode_to_vec(), None).unwrap();
         panic!("in the middle of an append");
     })
     .join();
@@ -437,11 +437,11 @@ fn a_full_disk_fails_writes_until_there_is_room_then_the_store_reopens_and_write
     let path = disk.0.path().join("ledger");
     let store = Arc::new(RocksStore::open(&path, true).unwrap());
     let (a, b) = (store.channel("a").unwrap(), store.channel("b").unwrap());
-    b.append(0, b"b0", b"").unwrap();
+    b.append(0, b"b0", None).unwrap();
     let block = vec![7u8; 100_000];
     let mut written = 0;
     let failed = loop {
-        match a.append(written, &block, b"") {
+        match a.append(written, &block, None) {
             Ok(()) => written += 1,
             Err(e) => break e,
         }
@@ -451,7 +451,7 @@ fn a_full_disk_fails_writes_until_there_is_room_then_the_store_reopens_and_write
     assert!(failed.to_string().contains("No space left on device"), "{failed}");
     assert!(store.failure().unwrap().contains("No space left on device"));
     // Every channel's writes fail now, and recovering fails while the disk is full; reads go on.
-    assert!(b.append(1, b"b1", b"").is_err());
+    assert!(b.append(1, b"b1", None).is_err());
     let still = a.recover().unwrap_err();
     assert!(still.to_string().contains("still cannot be written"), "{still}");
     assert_eq!(b.get(0).unwrap().unwrap(), Bytes::from_static(b"b0"));
@@ -459,12 +459,12 @@ fn a_full_disk_fails_writes_until_there_is_room_then_the_store_reopens_and_write
 
     // With room again, writes still fail: RocksDB keeps the error until the database is reopened.
     disk.resize("64m");
-    assert!(a.append(written, &block, b"").is_err(), "RocksDB does not resume by itself");
+    assert!(a.append(written, &block, None).is_err(), "RocksDB does not resume by itself");
     assert!(a.recover().unwrap(), "the first recover reopens");
     assert!(!b.recover().unwrap(), "the database is shared: the other channel has nothing to do");
     assert_eq!(store.failure(), None);
-    a.append(written, &block, b"").unwrap();
-    b.append(1, b"b1", b"").unwrap();
+    a.append(written, &block, None).unwrap();
+    b.append(1, b"b1", None).unwrap();
     assert_eq!(a.last().unwrap().unwrap().0, written, "every block written before the failure is kept");
     assert_eq!(b.get(1).unwrap().unwrap(), Bytes::from_static(b"b1"));
     drop((a, b, store));

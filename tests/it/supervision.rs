@@ -57,7 +57,7 @@ impl ChannelStore for FlakyChannel {
         self.inner.get(number)
     }
 
-    fn append(&self, number: u64, block: &[u8], state: &[u8]) -> Result<(), LedgerError> {
+    fn append(&self, number: u64, block: &[u8], state: Option<&[u8]>) -> Result<(), LedgerError> {
         if self.fail_at != u64::MAX && self.appends.fetch_add(1, Ordering::SeqCst) == self.fail_at {
             return Err((self.error)());
         }
