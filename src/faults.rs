@@ -18,12 +18,15 @@
 //!   sees it;
 //! - `system.after-create`: a channel created through the system channel has its ledger (genesis
 //!   block written), before the system channel's block recording it is appended;
-//! - `ledger.before-write`: a block is cut, signed and checked against the tip, not yet written;
+//! - `channel.commit-queued`: the blocks cut from a record are signed and handed to the ledger's
+//!   writer thread, not yet durable (the chain in memory is ahead of the ledger);
+//! - `ledger.before-write`: on the writer thread, blocks are checked against the tip, not yet
+//!   written (passed once per block of the write);
 //! - `ledger.after-write`: RocksDB's write returned (the commit point), before the ledger's tip,
-//!   height watch and configuration are updated;
+//!   height watch and configuration are updated (once per block of the write);
 //! - `ledger.after-config-write`: the same, for config blocks only;
-//! - `channel.after-commit`: every block cut from one record is committed, before the record's
-//!   config outcome is published and the time-to-cut timer re-armed;
+//! - `channel.after-commit`: the actor hears that a record's blocks are durable, before the
+//!   record's config outcome is published;
 //! - `kafka.topic-check`: a channel starting asks librdkafka whether its topic exists (on a
 //!   blocking thread).
 
@@ -31,6 +34,7 @@
 pub const POINTS: &[&str] = &[
     "channel.consume",
     "system.after-create",
+    "channel.commit-queued",
     "ledger.before-write",
     "ledger.after-write",
     "ledger.after-config-write",

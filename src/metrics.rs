@@ -53,6 +53,7 @@ pub struct Metrics {
     pub channel_records_skipped: IntCounterVec,
     pub channel_resubmitted: IntCounterVec,
     pub channel_duplicates: IntCounterVec,
+    pub channel_commits_pending: IntGaugeVec,
     pub kafka_produce_latency: HistogramVec,
     pub kafka_consumer_lag: IntGaugeVec,
     pub kafka_errors: IntCounterVec,
@@ -62,6 +63,7 @@ pub struct Metrics {
     pub process_threads: IntGauge,
     pub process_open_fds: IntGauge,
     pub process_cpu_seconds: prometheus::Gauge,
+    pub process_cpu_by_part: prometheus::GaugeVec,
     pub verify_duration: HistogramVec,
 }
 
@@ -200,7 +202,7 @@ impl Metrics {
             )?),
             ledger_blockstorage_commit_time: reg!(histogram(
                 "ledger_blockstorage_commit_time",
-                "Seconds to commit a block to the ledger (one RocksDB write batch).",
+                "Seconds to commit blocks to the ledger (one RocksDB write batch, holding every block the writer had waiting).",
                 &["channel"]
             )?),
             consensus_kafka_last_offset_persisted: reg!(gauge(
@@ -310,6 +312,12 @@ impl Metrics {
                 "Records re-submitted because they were enqueued under an older configuration, by class.",
                 &["channel", "class"]
             )?),
+            channel_commits_pending: reg!(gauge(
+                "osn_channel_commits_pending",
+                "Records whose blocks are cut and with the ledger's writer, not yet durable (subscribers and the \
+                 consumer position see a block once it is).",
+                &["channel"]
+            )?),
             channel_duplicates: reg!(counter(
                 "osn_channel_duplicates_total",
                 "Envelopes ordered a second time from re-submitted copies (Fabric 1.4's double re-submission of a \
@@ -351,6 +359,16 @@ impl Metrics {
                 "process_cpu_seconds_total",
                 "User and system CPU time the OSN process has used, in seconds (read from /proc when scraped)."
             )?),
+            process_cpu_by_part: reg!(prometheus::GaugeVec::new(
+                prometheus::Opts::new(
+                    "osn_process_cpu_seconds",
+                    "The OSN process's CPU time by what its threads do, in seconds (read from /proc when scraped): \
+                     verify (the signature pool), embedded_broker (osn dev's in-process Kafka broker), kafka_client \
+                     (librdkafka's threads), ledger (RocksDB's and the ledger writers' threads), and osn (the \
+                     rest: HTTP, gRPC, the actors, threads that have ended)."
+                ),
+                &["part"]
+            )?),
             registry,
         })
     }
@@ -372,10 +390,45 @@ impl Metrics {
         if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
             self.process_open_fds.set(fds.count() as i64);
         }
-        if let Some(secs) = std::fs::read_to_string("/proc/self/stat").ok().as_deref().and_then(cpu_seconds) {
-            self.process_cpu_seconds.set(secs);
+        if let Some(total) = std::fs::read_to_string("/proc/self/stat").ok().as_deref().and_then(cpu_seconds) {
+            self.process_cpu_seconds.set(total);
+            let mut parts = [0.0f64; CPU_PARTS.len()];
+            for task in std::fs::read_dir("/proc/self/task").into_iter().flatten().flatten() {
+                let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else { continue };
+                let (Some(name), Some(secs)) = (thread_name(&stat), cpu_seconds(&stat)) else { continue };
+                parts[cpu_part(name)] += secs;
+            }
+            // The rest, with the threads that have ended (their time stays in the process's).
+            let named: f64 = parts[..CPU_PARTS.len() - 1].iter().sum();
+            parts[CPU_PARTS.len() - 1] = (total - named).max(0.0);
+            for (part, secs) in CPU_PARTS.iter().zip(parts) {
+                self.process_cpu_by_part.with_label_values(&[part]).set(secs);
+            }
         }
     }
+}
+
+/// The parts of `osn_process_cpu_seconds`, the last one being the rest.
+pub const CPU_PARTS: [&str; 5] = ["verify", "embedded_broker", "kafka_client", "ledger", "osn"];
+
+/// Which part of [`CPU_PARTS`] a thread of this name does.
+fn cpu_part(thread: &str) -> usize {
+    if thread.starts_with("osn-verify") {
+        0
+    } else if thread == "rdk:mock" {
+        1
+    } else if thread.starts_with("rdk:") {
+        2
+    } else if thread.starts_with("rocksdb:") || thread.starts_with("ledger-") {
+        3
+    } else {
+        4
+    }
+}
+
+/// The command name of a `/proc/PID/stat` line (between the first parenthesis and the last).
+fn thread_name(stat: &str) -> Option<&str> {
+    Some(&stat[stat.find('(')? + 1..stat.rfind(')')?])
 }
 
 /// utime + stime of a `/proc/PID/stat` line, in seconds: the 14th and 15th fields, counted after
@@ -399,6 +452,7 @@ pub struct ChannelMetrics {
     pub handled_broadcast: IntCounter,
     pub handler_broadcast: Histogram,
     pub commit_time: Histogram,
+    pub commits_pending: IntGauge,
     pub height: IntGauge,
     pub last_offset_persisted: IntGauge,
     pub block_fill: Histogram,
@@ -431,6 +485,7 @@ impl Metrics {
             handled_broadcast: self.channel_messages_handled.with_label_values(&[name, "broadcast"]),
             handler_broadcast: self.channel_handler_duration.with_label_values(&[name, "broadcast"]),
             commit_time: self.ledger_blockstorage_commit_time.with_label_values(&[name]),
+            commits_pending: self.channel_commits_pending.with_label_values(&[name]),
             height: self.ledger_blockchain_height.with_label_values(&[name]),
             last_offset_persisted: self.consensus_kafka_last_offset_persisted.with_label_values(&[name]),
             block_fill: self.blockcutter_block_fill_duration.with_label_values(&[name]),
@@ -482,6 +537,12 @@ mod tests {
         let stat = "42 (osn (a) b) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3";
         assert_eq!(super::cpu_seconds(stat), Some(300.0 / hz));
         assert_eq!(super::cpu_seconds("garbage"), None);
+        assert_eq!(super::thread_name("12 (rdk:broker 1) S 1"), Some("rdk:broker 1"));
+        let parts: Vec<&str> = ["osn-verify-1", "rdk:mock", "rdk:main", "ledger-ch", "rocksdb:low", "actix-rt|system"]
+            .iter()
+            .map(|t| super::CPU_PARTS[super::cpu_part(t)])
+            .collect();
+        assert_eq!(parts, ["verify", "embedded_broker", "kafka_client", "ledger", "ledger", "osn"]);
     }
 
     #[test]

@@ -47,6 +47,10 @@ impl LedgerError {
     }
 }
 
+/// A block as a store appends it: its number, its marshaled bytes, and the resume state written
+/// with it, if any ([`ChannelStore::append`]).
+pub type StoredBlock<'a> = (u64, &'a [u8], Option<&'a [u8]>);
+
 /// Storage of many channels.
 pub trait Store: Send + Sync + 'static {
     /// Opens (creating if needed) the storage of one channel.
@@ -70,6 +74,15 @@ pub trait ChannelStore: Send + Sync + 'static {
     /// metadata does not hold it all (`state`: a marshaled `KafkaMetadata`): after a crash both
     /// are wholly there or neither is. A state stays until the next one replaces it.
     fn append(&self, number: u64, block: &[u8], state: Option<&[u8]>) -> Result<(), LedgerError>;
+    /// Appends blocks that follow each other, each as [`ChannelStore::append`] does, all in one
+    /// atomic write where the store can (the default appends them one by one: a failure may
+    /// leave the first ones written, and the ledger reads its tip again after a failed write).
+    fn append_all(&self, blocks: &[StoredBlock<'_>]) -> Result<(), LedgerError> {
+        for (number, block, state) in blocks {
+            self.append(*number, block, *state)?;
+        }
+        Ok(())
+    }
     /// The resume state written last, if any was (it may be an earlier block's).
     fn state(&self) -> Result<Option<Bytes>, LedgerError>;
     /// After a failed write: makes the storage (shared by every channel) able to write again if
@@ -88,6 +101,12 @@ pub struct Ledger {
     height: watch::Sender<u64>,
     /// The configuration in force: that of the LAST_CONFIG block of the last block.
     config: RwLock<Arc<Bundle>>,
+    /// The writer thread of [`Ledger::submit`], once a block was submitted.
+    writer: std::sync::OnceLock<Writer>,
+    /// The write generation jobs must carry to be written ([`Ledger::settle`]).
+    generation: std::sync::atomic::AtomicU64,
+    /// The generation whose write failed: its later jobs are dropped.
+    failed_generation: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -123,6 +142,9 @@ impl Ledger {
             height: watch::Sender::new(tip.next_number),
             tip: Mutex::new(tip),
             config: RwLock::new(Arc::new(config)),
+            writer: std::sync::OnceLock::new(),
+            generation: std::sync::atomic::AtomicU64::new(1),
+            failed_generation: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -298,58 +320,278 @@ impl Ledger {
     /// [`Ledger::append`], keeping the chain's re-submitted config offset with the block when its
     /// metadata leaves it out (a block cut by a time-to-cut), so a restart resumes with it.
     pub fn append_resuming(&self, block: &Block, resubmitted_config_offset: Option<i64>) -> Result<(), LedgerError> {
+        self.append_all(std::slice::from_ref(&(block.clone(), resubmitted_config_offset)))
+    }
+
+    /// Appends blocks that follow each other, each with the resume offset of [`Ledger::append_resuming`],
+    /// in one atomic write (one fsync for all of them): after a crash all are there or none. The
+    /// tip, height and configuration move past the last one once the write returns.
+    pub fn append_all(&self, blocks: &[(Block, Option<i64>)]) -> Result<(), LedgerError> {
         let mut tip = self.tip.lock().unwrap_or_else(|e| e.into_inner());
-        let header = block.header.as_ref().ok_or_else(|| LedgerError::Corrupt {
-            channel: self.channel.clone(),
-            number: tip.next_number,
-            reason: "block to append has no header".into(),
-        })?;
-        if header.number != tip.next_number {
-            return Err(LedgerError::OutOfOrder {
+        let mut next = tip.clone();
+        let mut entries = Vec::with_capacity(blocks.len());
+        let mut config = None;
+        for (block, resubmitted_config_offset) in blocks {
+            let header = block.header.as_ref().ok_or_else(|| LedgerError::Corrupt {
                 channel: self.channel.clone(),
-                expected: tip.next_number,
-                got: header.number,
-            });
+                number: next.next_number,
+                reason: "block to append has no header".into(),
+            })?;
+            if header.number != next.next_number {
+                return Err(LedgerError::OutOfOrder {
+                    channel: self.channel.clone(),
+                    expected: next.next_number,
+                    got: header.number,
+                });
+            }
+            if header.previous_hash != next.previous_hash {
+                return Err(LedgerError::BrokenLink { channel: self.channel.clone(), number: header.number });
+            }
+            let written = kafka_metadata(block).ok_or_else(|| LedgerError::Corrupt {
+                channel: self.channel.clone(),
+                number: header.number,
+                reason: "block to append has no ORDERER (Kafka) metadata".into(),
+            })?;
+            let mut kafka = written;
+            if let Some(offset) = resubmitted_config_offset {
+                kafka.last_resubmitted_config_offset = *offset;
+            }
+            // Only what the block's metadata leaves out needs writing beside it (rare: a block cut
+            // by a time-to-cut after a config was re-submitted).
+            let state = (kafka != written).then(|| kafka.encode_to_vec());
+            // A block that is its own LAST_CONFIG is a config block: its configuration is in force.
+            if let Some(n) = last_config(block).filter(|&n| n == header.number && n > 0) {
+                config = Some(
+                    block_config(block)
+                        .and_then(|c| Bundle::new(&self.channel, c))
+                        .map_err(|reason| LedgerError::Corrupt { channel: self.channel.clone(), number: n, reason })?,
+                );
+            }
+            entries.push((header.number, block.encode_to_vec(), state));
+            next = ChainTip {
+                next_number: header.number + 1,
+                previous_hash: header_hash(header).into(),
+                kafka,
+                last_config: last_config(block).unwrap_or(next.last_config),
+            };
         }
-        if header.previous_hash != tip.previous_hash {
-            return Err(LedgerError::BrokenLink { channel: self.channel.clone(), number: header.number });
+        if entries.is_empty() {
+            return Ok(());
         }
-        let written = kafka_metadata(block).ok_or_else(|| LedgerError::Corrupt {
-            channel: self.channel.clone(),
-            number: header.number,
-            reason: "block to append has no ORDERER (Kafka) metadata".into(),
-        })?;
-        let mut kafka = written;
-        if let Some(offset) = resubmitted_config_offset {
-            kafka.last_resubmitted_config_offset = offset;
+        for _ in &entries {
+            crate::faults::crash_point("ledger.before-write");
         }
-        // Only what the block's metadata leaves out needs writing beside it (rare: a block cut
-        // by a time-to-cut after a config was re-submitted).
-        let state = (kafka != written).then(|| kafka.encode_to_vec());
-        // A block that is its own LAST_CONFIG is a config block: its configuration is in force.
-        let config = match last_config(block) {
-            Some(n) if n == header.number && n > 0 => Some(
-                block_config(block)
-                    .and_then(|c| Bundle::new(&self.channel, c))
-                    .map_err(|reason| LedgerError::Corrupt { channel: self.channel.clone(), number: n, reason })?,
-            ),
-            _ => None,
-        };
-        crate::faults::crash_point("ledger.before-write");
-        self.store.append(header.number, &block.encode_to_vec(), state.as_deref())?;
-        crate::faults::crash_point("ledger.after-write");
+        let refs: Vec<StoredBlock<'_>> =
+            entries.iter().map(|(n, block, state)| (*n, block.as_slice(), state.as_deref())).collect();
+        self.store.append_all(&refs)?;
+        for _ in &entries {
+            crate::faults::crash_point("ledger.after-write");
+        }
         if let Some(config) = config {
             crate::faults::crash_point("ledger.after-config-write");
             *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
         }
-        *tip = ChainTip {
-            next_number: header.number + 1,
-            previous_hash: header_hash(header).into(),
-            kafka,
-            last_config: last_config(block).unwrap_or(tip.last_config),
-        };
+        *tip = next;
         self.height.send_replace(tip.next_number);
         Ok(())
+    }
+
+    /// Hands blocks to the ledger's writer (a thread of its own, started with the first block)
+    /// and returns at once, so that the channel goes on consuming and cutting while they are made
+    /// durable. Blocks while [`WRITE_QUEUE`] jobs wait already (the disk is behind: the channel
+    /// waits for it, as it did when it wrote the blocks itself). The writer takes every job
+    /// waiting, writes their blocks in one atomic write ([`Ledger::append_all`]) and calls each
+    /// job's `done` in order with what came of it; a job of a generation that is over
+    /// ([`Ledger::settle`]), or after a failed write of its generation, is dropped unwritten
+    /// and its `done` is not called.
+    pub fn submit(self: &Arc<Self>, job: WriteJob) {
+        let writer = self.writer.get_or_init(|| Writer::start(Arc::downgrade(self), &self.channel));
+        *writer.pending.0.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        if let Err(std::sync::mpsc::SendError(job)) = writer.jobs.send(job) {
+            // The writer thread is gone (it cannot be: it outlives every sender); say so as a failure.
+            writer.done_one();
+            (job.done)(Written {
+                generation: job.generation,
+                result: Err(WriteFailure::Ledger(LedgerError::Storage {
+                    channel: self.channel.clone(),
+                    message: "the ledger's writer thread is gone".into(),
+                })),
+                height: self.height(),
+                took: std::time::Duration::ZERO,
+            });
+        }
+    }
+
+    /// Ends the current write generation and waits until the writer holds no job any more (at
+    /// most [`SETTLE_WAIT`]): every block handed to it before is written or dropped, so that the
+    /// tip read next is final. The new generation, for the jobs that build on that tip.
+    pub fn settle(&self) -> u64 {
+        let generation = self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        if let Some(writer) = self.writer.get() {
+            let (count, idle) = &*writer.pending;
+            let guard = count.lock().unwrap_or_else(|e| e.into_inner());
+            let (guard, waited) =
+                idle.wait_timeout_while(guard, SETTLE_WAIT, |pending| *pending > 0).unwrap_or_else(|e| e.into_inner());
+            if waited.timed_out() {
+                tracing::warn!(channel = %self.channel, pending = *guard, "the ledger's writer did not finish its jobs in {SETTLE_WAIT:?}");
+            }
+        }
+        generation
+    }
+
+    /// The jobs `jobs` of one take of the writer: those of the current generation written in one
+    /// go, the others dropped.
+    fn write_jobs(&self, jobs: Vec<WriteJob>) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let current = self.generation.load(SeqCst);
+        let failed = self.failed_generation.load(SeqCst);
+        let (live, stale): (Vec<_>, Vec<_>) =
+            jobs.into_iter().partition(|job| job.generation == current && job.generation != failed);
+        drop(stale);
+        if live.is_empty() {
+            return;
+        }
+        let blocks: Vec<(Block, Option<i64>)> = live.iter().flat_map(|job| job.blocks.iter().cloned()).collect();
+        let started = std::time::Instant::now();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.append_all(&blocks)));
+        let took = started.elapsed();
+        let result = match outcome {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(WriteFailure::Ledger(e)),
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|m| m.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic without a message".into());
+                Err(WriteFailure::Panic(message))
+            }
+        };
+        if result.is_err() {
+            self.failed_generation.store(current, SeqCst);
+            // A store may have kept some of the write's blocks (or all: a panic after it): the
+            // tip is what it holds, before anything builds on it again.
+            if let Err(e) = self.reload() {
+                tracing::debug!(channel = %self.channel, error = %e, "the ledger cannot be read again after a failed write");
+            }
+        }
+        let height = self.height();
+        for job in live {
+            let result = match &result {
+                Ok(()) => Ok(()),
+                Err(WriteFailure::Ledger(e)) => Err(WriteFailure::Ledger(e.duplicate())),
+                Err(WriteFailure::Panic(m)) => Err(WriteFailure::Panic(m.clone())),
+            };
+            (job.done)(Written { generation: job.generation, result, height, took });
+        }
+    }
+}
+
+/// How many jobs a ledger's writer holds before [`Ledger::submit`] waits.
+pub const WRITE_QUEUE: usize = 16;
+/// How many jobs the writer takes into one write at most.
+const WRITE_GROUP: usize = 64;
+/// How long [`Ledger::settle`] waits for the writer.
+pub const SETTLE_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Blocks for the ledger's writer ([`Ledger::submit`]).
+pub struct WriteJob {
+    /// The generation the blocks build on ([`Ledger::settle`]).
+    pub generation: u64,
+    /// The blocks in order, each with its resume offset ([`Ledger::append_resuming`]).
+    pub blocks: Vec<(Block, Option<i64>)>,
+    /// Told what came of the write (on the writer's thread).
+    pub done: Box<dyn FnOnce(Written) + Send>,
+}
+
+/// What came of a [`WriteJob`].
+#[derive(Debug)]
+pub struct Written {
+    pub generation: u64,
+    pub result: Result<(), WriteFailure>,
+    /// The ledger's height after the write.
+    pub height: u64,
+    /// How long the write that held the job's blocks took.
+    pub took: std::time::Duration,
+}
+
+#[derive(Debug)]
+pub enum WriteFailure {
+    Ledger(LedgerError),
+    /// The write panicked (a bug, or `OSN_PANIC_AT`): its message.
+    Panic(String),
+}
+
+/// A ledger's writer thread: its job queue, and how many jobs it holds (with a condition variable
+/// [`Ledger::settle`] waits on).
+struct Writer {
+    jobs: std::sync::mpsc::SyncSender<WriteJob>,
+    pending: Arc<(Mutex<usize>, std::sync::Condvar)>,
+}
+
+impl Writer {
+    fn start(ledger: std::sync::Weak<Ledger>, channel: &str) -> Writer {
+        let (jobs, queue) = std::sync::mpsc::sync_channel::<WriteJob>(WRITE_QUEUE);
+        let pending: Arc<(Mutex<usize>, std::sync::Condvar)> = Default::default();
+        let counter = pending.clone();
+        let name: String = format!("ledger-{channel}").chars().take(15).collect();
+        let spawned = std::thread::Builder::new().name(name).spawn(move || {
+            // Ends when the ledger (which holds the sender) is dropped.
+            while let Ok(first) = queue.recv() {
+                let mut jobs = vec![first];
+                while jobs.len() < WRITE_GROUP {
+                    match queue.try_recv() {
+                        Ok(job) => jobs.push(job),
+                        Err(_) => break,
+                    }
+                }
+                let taken = jobs.len();
+                match ledger.upgrade() {
+                    Some(ledger) => ledger.write_jobs(jobs),
+                    None => drop(jobs),
+                }
+                let (count, idle) = &*counter;
+                let mut count = count.lock().unwrap_or_else(|e| e.into_inner());
+                *count = count.saturating_sub(taken);
+                if *count == 0 {
+                    idle.notify_all();
+                }
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::error!(%channel, error = %e, "cannot start the ledger's writer thread");
+        }
+        Writer { jobs, pending }
+    }
+
+    /// A job that never reached the queue.
+    fn done_one(&self) {
+        let (count, idle) = &*self.pending;
+        let mut count = count.lock().unwrap_or_else(|e| e.into_inner());
+        *count = count.saturating_sub(1);
+        if *count == 0 {
+            idle.notify_all();
+        }
+    }
+}
+
+impl LedgerError {
+    /// The same error, for each job of a failed write.
+    fn duplicate(&self) -> LedgerError {
+        match self {
+            LedgerError::Storage { channel, message } => {
+                LedgerError::Storage { channel: channel.clone(), message: message.clone() }
+            }
+            LedgerError::Corrupt { channel, number, reason } => {
+                LedgerError::Corrupt { channel: channel.clone(), number: *number, reason: reason.clone() }
+            }
+            LedgerError::OutOfOrder { channel, expected, got } => {
+                LedgerError::OutOfOrder { channel: channel.clone(), expected: *expected, got: *got }
+            }
+            LedgerError::BrokenLink { channel, number } => {
+                LedgerError::BrokenLink { channel: channel.clone(), number: *number }
+            }
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! RocksDB ledger storage: one database, one column family per channel (`channel/<name>`),
-//! blocks keyed by their number as 8 big-endian bytes, each appended in one `WriteBatch` with the
-//! channel's resume state (key `[0]` of the same column family), fsynced by default
+//! blocks keyed by their number as 8 big-endian bytes, appended (one or several at once) in one
+//! `WriteBatch` with the channel's resume state (key `[0]` of the same column family), fsynced by default
 //! (`ledger.sync-writes`).
 //!
 //! A failed write (a full disk, an I/O error) leaves RocksDB refusing every later write, even
@@ -19,7 +19,7 @@ use rocksdb::{
     WriteBatch, WriteOptions,
 };
 
-use super::{ChannelStore, LedgerError, Store};
+use super::{ChannelStore, LedgerError, Store, StoredBlock};
 use crate::metrics::metrics;
 
 type Db = DBWithThreadMode<MultiThreaded>;
@@ -298,12 +298,18 @@ impl ChannelStore for RocksChannel {
     }
 
     fn append(&self, number: u64, block: &[u8], state: Option<&[u8]>) -> Result<(), LedgerError> {
+        self.append_all(&[(number, block, state)])
+    }
+
+    fn append_all(&self, blocks: &[StoredBlock<'_>]) -> Result<(), LedgerError> {
         let db = self.shared.db()?;
         let cf = self.handle(&db)?;
         let mut batch = WriteBatch::default();
-        batch.put_cf(&cf, number.to_be_bytes(), block);
-        if let Some(state) = state {
-            batch.put_cf(&cf, self.state_key(), state);
+        for (number, block, state) in blocks {
+            batch.put_cf(&cf, number.to_be_bytes(), block);
+            if let Some(state) = state {
+                batch.put_cf(&cf, self.state_key(), state);
+            }
         }
         let mut opts = WriteOptions::default();
         opts.set_sync(self.shared.sync);

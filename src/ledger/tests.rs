@@ -472,3 +472,74 @@ fn a_full_disk_fails_writes_until_there_is_room_then_the_store_reopens_and_write
     let store = RocksStore::open(&path, true).unwrap();
     assert_eq!(store.channel("a").unwrap().last().unwrap().unwrap().0, written);
 }
+
+/// `count` blocks cut from records at offsets `first..`, on top of `ledger`'s tip (not written).
+fn cut(ledger: &Ledger, first: i64, count: i64) -> Vec<Block> {
+    let mut chain = Chain::with_batch_size("ch", ledger.tip(), ledger.config().values.batch_size);
+    (first..first + count).flat_map(|offset| chain.consume(offset, &record(offset as u8)).blocks).collect()
+}
+
+/// Submits `blocks` as one job of `generation`, sending what came of it on `tx`.
+fn submit(ledger: &Arc<Ledger>, generation: u64, blocks: Vec<Block>, tx: &std::sync::mpsc::Sender<Written>) {
+    let tx = tx.clone();
+    let blocks = blocks.into_iter().map(|b| (b, None)).collect();
+    ledger.submit(WriteJob { generation, blocks, done: Box::new(move |w| tx.send(w).unwrap()) });
+}
+
+#[test]
+fn the_writer_makes_submitted_blocks_durable_in_order_and_reports_each_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(RocksStore::open(dir.path(), true).unwrap());
+    let ledger = Arc::new(Ledger::open("ch", store.channel("ch").unwrap(), &genesis_block("ch", &config())).unwrap());
+    let generation = ledger.settle();
+    let blocks = cut(&ledger, 0, 40); // 20 blocks of 2
+    let (tx, rx) = std::sync::mpsc::channel();
+    for block in blocks.clone() {
+        submit(&ledger, generation, vec![block], &tx);
+    }
+    let mut heights = Vec::new();
+    for _ in 0..20 {
+        let written = rx.recv_timeout(std::time::Duration::from_secs(30)).expect("every job reported");
+        assert!(written.result.is_ok(), "{written:?}");
+        assert_eq!(written.generation, generation);
+        heights.push(written.height);
+    }
+    assert!(heights.windows(2).all(|w| w[0] <= w[1]), "reported in order: {heights:?}");
+    assert_eq!(*heights.last().unwrap(), 21);
+    assert_eq!(ledger.settle(), generation + 1, "settle waits for nothing left, and starts a generation");
+    assert_eq!(ledger.height(), 21);
+    for block in &blocks {
+        let n = block.header.as_ref().unwrap().number;
+        assert_eq!(ledger.block(n).unwrap().as_ref(), Some(block));
+    }
+    assert_eq!(ledger.tip().kafka.last_offset_persisted, 39);
+}
+
+#[test]
+fn jobs_of_an_ended_generation_or_after_a_failed_write_are_dropped_unwritten() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::default());
+    let ledger = Arc::new(Ledger::open("ch", store.channel("ch").unwrap(), &genesis_block("ch", &config())).unwrap());
+    let old = ledger.settle();
+    let current = ledger.settle();
+    let blocks = cut(&ledger, 0, 6); // blocks 1..=3
+    let (tx, rx) = std::sync::mpsc::channel();
+    submit(&ledger, old, vec![blocks[0].clone()], &tx);
+    assert_eq!(ledger.settle(), current + 1, "the writer holds nothing once settled");
+    assert!(rx.try_recv().is_err(), "an ended generation's job is not reported");
+    assert_eq!(ledger.height(), 1, "nor written");
+
+    // A job that does not extend the chain fails; the generation's later jobs are dropped, though
+    // they would extend it; a new generation writes again.
+    let generation = current + 1;
+    submit(&ledger, generation, vec![blocks[1].clone()], &tx);
+    let failed = rx.recv_timeout(std::time::Duration::from_secs(30)).unwrap();
+    assert!(matches!(failed.result, Err(WriteFailure::Ledger(LedgerError::OutOfOrder { expected: 1, got: 2, .. }))));
+    submit(&ledger, generation, vec![blocks[0].clone()], &tx);
+    let generation = ledger.settle();
+    assert!(rx.try_recv().is_err(), "dropped after the failure");
+    assert_eq!(ledger.height(), 1);
+    submit(&ledger, generation, blocks.clone(), &tx);
+    let written = rx.recv_timeout(std::time::Duration::from_secs(30)).unwrap();
+    assert!(written.result.is_ok(), "{written:?}");
+    assert_eq!((written.height, ledger.height()), (4, 4));
+}

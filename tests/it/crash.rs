@@ -467,7 +467,7 @@ async fn crash_cycles(broker: &'static str, servers: String, channel: String, wh
 
     // Cycles at the write path's crash points, the others SIGKILLs from outside.
     // (The system channel's and the config block's points have tests of their own.)
-    let points = ["ledger.before-write", "ledger.after-write", "channel.after-commit"];
+    let points = ["channel.commit-queued", "ledger.before-write", "ledger.after-write", "channel.after-commit"];
     assert!(points.iter().all(|p| osn::faults::POINTS.contains(p)));
     let mut faults = Faults::default();
     for cycle in 0..cycles {

@@ -37,9 +37,9 @@ use crate::core::link::{Action, Link};
 use crate::core::ttc::TtcTimer;
 use crate::identity::SigningIdentity;
 use crate::kafka::{self, Record, KEY, PARTITION};
-use crate::ledger::{created_channels, Ledger, LedgerError};
+use crate::ledger::{created_channels, Ledger, LedgerError, WriteFailure, WriteJob, Written};
 use crate::metrics::{metrics, secs};
-use crate::proto::{kafka_message, kafka_message_regular::Class, KafkaMessage};
+use crate::proto::{kafka_message, kafka_message_regular::Class, Block, KafkaMessage};
 
 pub struct ChannelActor {
     name: String,
@@ -77,6 +77,12 @@ pub struct ChannelActor {
     /// Since when the ledger cannot write (a full disk): the channel consumes nothing until it
     /// can, then resumes from the ledger ([`Self::storage_failed`]).
     storage_trouble: Option<Instant>,
+    /// The ledger's write generation the blocks this actor cuts build on ([`Ledger::settle`]);
+    /// 0 while none does (after a failed write, until the chain is rebuilt from the ledger).
+    generation: u64,
+    /// Config outcomes waiting for their block to be durable, by the height that makes it so:
+    /// published (and so answered to the REST client waiting for them) only then.
+    awaiting: std::collections::VecDeque<(u64, Outcome)>,
     /// Reports a panic in the actor's handling when the panic drops the actor.
     _panic_watch: PanicWatch,
 }
@@ -147,6 +153,8 @@ impl ChannelActor {
             next_check: None,
             deferred: Default::default(),
             storage_trouble: None,
+            generation: 0,
+            awaiting: Default::default(),
             _panic_watch: PanicWatch(on_panic),
         }
     }
@@ -196,6 +204,10 @@ impl ChannelActor {
     /// the metrics that show it; false if the ledger cannot give it (the channel is then errored,
     /// or stopping to restart).
     fn rebuild(&mut self, ctx: &mut Context<Self>) -> bool {
+        // Blocks still with the ledger's writer are written (or dropped) before the tip is read;
+        // the chain rebuilt from it cuts the same blocks again from the same records.
+        self.generation = self.ledger.settle();
+        self.awaiting.clear();
         let tip = self.ledger.tip();
         let config = self.ledger.config();
         let in_force = InForce::new(config.clone(), self.time_window);
@@ -238,6 +250,8 @@ impl ChannelActor {
         }
         self.chain = None;
         self.pending_since = None;
+        self.generation = 0;
+        self.awaiting.clear();
         let first = self.storage_trouble.is_none();
         let since = *self.storage_trouble.get_or_insert_with(Instant::now);
         // Loud once; each retry after that (every second, for as long as the disk stays full) at
@@ -659,28 +673,18 @@ impl ChannelActor {
             }
         }
         let m = metrics();
-        let status = self.status.clone();
-        let cm = &status.metrics;
         let resubmitted_config_offset = self.chain.as_ref().map(Chain::last_resubmitted_config_offset);
+        let mut blocks = Vec::with_capacity(out.blocks.len());
         for mut block in out.blocks {
             // Only the SIGNATURES slot's signatures differ between OSNs.
             self.signer.sign_block(&mut block);
-            let writing = Instant::now();
-            if let Err(e) = self.ledger.append_resuming(&block, resubmitted_config_offset) {
-                if e.is_storage() {
-                    return self.storage_failed(ctx, e.to_string());
-                }
-                return self.stop_with(ctx, e.to_string());
-            }
-            cm.commit_time.observe(secs(writing.elapsed()));
-            cm.height.set(self.ledger.height() as i64);
-            let persisted = crate::core::block::kafka_metadata(&block).map_or(-1, |k| k.last_offset_persisted);
-            cm.last_offset_persisted.set(persisted);
-            let header = block.header.as_ref().expect("built with a header");
-            tracing::debug!(channel = %self.name, block = header.number, txs = block.data.as_ref().map_or(0, |d| d.data.len()), offset = record.offset, "block committed");
+            blocks.push((block, resubmitted_config_offset));
         }
+        // The height at which everything this record made is durable.
+        let durable_at = self.chain.as_ref().map_or(0, Chain::next_number);
         if cut {
-            crate::faults::crash_point("channel.after-commit");
+            self.write(ctx, blocks, record.offset);
+            crate::faults::crash_point("channel.commit-queued");
         }
         if let Some(outcome) = out.outcome {
             match &outcome.result {
@@ -690,14 +694,15 @@ impl ChannelActor {
                     }
                     self.timer.set_timeout(config.values.batch_timeout);
                     m.channel_config_sequence.with_label_values(&[&self.name]).set(config.values.sequence as i64);
-                    tracing::info!(channel = %self.name, sequence = config.values.sequence, block = self.ledger.height() - 1, "configuration updated");
+                    tracing::info!(channel = %self.name, sequence = config.values.sequence, block = durable_at.saturating_sub(1), "configuration updated");
                 }
                 Ok(Applied::Created { .. }) => {}
                 Err(reason) => {
                     tracing::warn!(channel = %self.name, offset = record.offset, %reason, "config update refused")
                 }
             }
-            self.status.record_outcome(outcome);
+            self.awaiting.push_back((durable_at, outcome));
+            self.publish_durable(self.ledger.height());
         }
         if let Some(copied) = out.copy_of {
             self.copy_consumed(copied);
@@ -773,6 +778,71 @@ impl ChannelActor {
         }
         if pending && self.pending_since.is_none() {
             self.pending_since = Some(now);
+        }
+    }
+}
+
+/// What the ledger's writer reports of a [`WriteJob`], on the actor's mailbox.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Committed {
+    written: Written,
+    /// The last block's number and the Kafka offset its metadata persists.
+    last: (u64, i64),
+    /// The record the blocks were cut from.
+    offset: i64,
+}
+
+impl ChannelActor {
+    /// Hands the blocks cut from the record at `offset` to the ledger's writer: the actor goes
+    /// on consuming while they are made durable, and hears back with [`Committed`]. Subscribers
+    /// see a block, and a restart resumes after its records, only once it is durable.
+    fn write(&mut self, ctx: &mut Context<Self>, blocks: Vec<(Block, Option<i64>)>, offset: i64) {
+        let Some((last, _)) = blocks.last() else { return };
+        let number = last.header.as_ref().map_or(0, |h| h.number);
+        let persisted = crate::core::block::kafka_metadata(last).map_or(-1, |k| k.last_offset_persisted);
+        let addr = ctx.address();
+        self.status.metrics.commits_pending.inc();
+        self.ledger.submit(WriteJob {
+            generation: self.generation,
+            blocks,
+            done: Box::new(move |written| addr.do_send(Committed { written, last: (number, persisted), offset })),
+        });
+    }
+
+    /// Publishes the config outcomes whose blocks are durable at `height`.
+    fn publish_durable(&mut self, height: u64) {
+        while self.awaiting.front().is_some_and(|(at, _)| *at <= height) {
+            if let Some((_, outcome)) = self.awaiting.pop_front() {
+                self.status.record_outcome(outcome);
+            }
+        }
+    }
+}
+
+impl Handler<Committed> for ChannelActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Committed, ctx: &mut Context<Self>) {
+        let _span = self.span.clone().entered();
+        let cm = &self.status.metrics;
+        cm.commits_pending.dec();
+        if msg.written.generation != self.generation {
+            return; // Written for a chain this actor has since rebuilt from the ledger.
+        }
+        match msg.written.result {
+            Ok(()) => {
+                cm.commit_time.observe(secs(msg.written.took));
+                cm.height.set(msg.written.height as i64);
+                cm.last_offset_persisted.set(msg.last.1);
+                tracing::debug!(channel = %self.name, block = msg.last.0, offset = msg.offset, "committed");
+                crate::faults::crash_point("channel.after-commit");
+                self.publish_durable(msg.written.height);
+            }
+            Err(WriteFailure::Ledger(e)) if e.is_storage() => self.storage_failed(ctx, e.to_string()),
+            Err(WriteFailure::Ledger(e)) => self.stop_with(ctx, e.to_string()),
+            // The write's panic is the actor's: the supervisor restarts it from its ledger.
+            Err(WriteFailure::Panic(message)) => panic!("the ledger write panicked: {message}"),
         }
     }
 }
