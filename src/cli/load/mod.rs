@@ -101,6 +101,10 @@ pub struct LoadArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Also write a self-contained HTML report (no script, no network): the figures, the
+    /// throughput over time and the latency distributions as plots.
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
     /// Also measure the broker alone in the same run: produce and consume as many records of the
     /// same size straight to a new topic with the same client library, and give the OSN's
     /// ordered throughput as a ratio of it.
@@ -119,12 +123,13 @@ pub enum Baseline {
     Kafka,
 }
 
+mod html;
 mod report;
 mod senders;
 mod server;
 
 use report::print_summary;
-pub use report::{ChannelFigures, Percentiles, Rss, Subscribers, Summary, Threads};
+pub use report::{ChannelFigures, Percentiles, Plots, Rss, Subscribers, Summary, Threads};
 use senders::{broadcast_grpc, broadcast_http, broadcast_ws};
 use server::{channel_metrics, progress_bar, sample_rss, scrape, CPU, RSS, THREADS};
 
@@ -167,6 +172,11 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         let _ = child.wait();
     }
     let summary = result?;
+    if let Some(path) = &args.report {
+        std::fs::write(path, html::report(&summary, &std::env::args().collect::<Vec<_>>()))
+            .with_context(|| format!("cannot write the report to {}", path.display()))?;
+        eprintln!("report written to {}", path.display());
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
@@ -349,6 +359,8 @@ struct Tracked {
     last_block: u64,
     /// Broadcast → delivered, in microseconds.
     latency: Histogram<u64>,
+    /// When each of the load's envelopes was delivered, since `t0`.
+    delivered_at: Vec<Duration>,
 }
 
 impl Tracked {
@@ -359,6 +371,7 @@ impl Tracked {
             first_block: None,
             last_block: 0,
             latency: Histogram::new(3).expect("valid histogram"),
+            delivered_at: Vec::new(),
         }
     }
 }
@@ -425,6 +438,7 @@ fn subscribe(
                 }
                 t.ordered += 1;
                 t.last = now;
+                t.delivered_at.push(now);
                 t.first_block.get_or_insert(number);
                 t.last_block = number;
                 shared.ordered.fetch_add(1, Ordering::Relaxed);
@@ -530,11 +544,15 @@ async fn load(args: &LoadArgs, endpoint: &Endpoint) -> anyhow::Result<Summary> {
     let mut accepted = vec![0usize; n];
     let mut refused: BTreeMap<String, usize> = BTreeMap::new();
     let mut ack = Histogram::<u64>::new(3).expect("valid histogram");
+    let mut plots = Plots::default();
+    let since_start = |at_t0: Duration| at_t0.saturating_sub(started - shared.t0);
     for (i, status, took) in outcomes {
         match status {
             Some(s) if s == crate::proto::Status::Success as i32 => {
                 accepted[i % n] += 1;
                 let _ = ack.record((took.as_micros() as u64).max(1));
+                let sent = Duration::from_nanos(shared.sent[i].load(Ordering::Relaxed).saturating_sub(1));
+                Plots::count(&mut plots.accepted, since_start(sent + took));
             }
             Some(s) => *refused.entry(status_name(s).to_owned()).or_default() += 1,
             None => *refused.entry("UNREACHABLE".into()).or_default() += 1,
@@ -595,6 +613,9 @@ async fn load(args: &LoadArgs, endpoint: &Endpoint) -> anyhow::Result<Summary> {
         ranges[c] = t.first_block.map(|first| (first, t.last_block));
         last = last.max(t.last);
         delivered.add(&t.latency).expect("same histogram bounds");
+        for &at in &t.delivered_at {
+            Plots::count(&mut plots.ordered, since_start(at));
+        }
     }
     for sub in &subscriptions {
         sub.task.abort();
@@ -622,8 +643,20 @@ async fn load(args: &LoadArgs, endpoint: &Endpoint) -> anyhow::Result<Summary> {
     let ordered = figures.iter().map(|f| f.ordered).sum::<usize>();
     // The OSN's CPU time from just before the subscriptions to after the last delivery, per
     // ordered transaction (everything it did for them: checks, relaying, cutting, writing, deliver).
-    let server_cpu_us_per_tx =
-        before.get(CPU).zip(after.get(CPU)).filter(|_| ordered > 0).map(|(b, a)| (a - b) / ordered as f64 * 1e6);
+    let per_tx = |key: &str| {
+        let (b, a) = (before.get(key)?, after.get(key)?);
+        (ordered > 0).then(|| (a - b) / ordered as f64 * 1e6)
+    };
+    let server_cpu_us_per_tx = per_tx(CPU);
+    let by_part: BTreeMap<String, f64> = crate::metrics::CPU_PARTS
+        .iter()
+        .filter_map(|part| Some((part.to_string(), per_tx(&format!("osn_process_cpu_seconds{{part=\"{part}\"}}"))?)))
+        .collect();
+    let osn_cpu_us_per_tx = server_cpu_us_per_tx.filter(|_| !by_part.is_empty()).map(|total| {
+        total - by_part.get("verify").copied().unwrap_or(0.0) - by_part.get("embedded_broker").copied().unwrap_or(0.0)
+    });
+    plots.ack = Plots::curve(&ack);
+    plots.delivered = Plots::curve(&delivered);
     let accepted = accepted.iter().sum::<usize>();
     Ok(Summary {
         channel_metrics: channel_metrics(&before, &after, &args.channels),
@@ -643,9 +676,12 @@ async fn load(args: &LoadArgs, endpoint: &Endpoint) -> anyhow::Result<Summary> {
         server_rss_mib,
         server_threads,
         server_cpu_us_per_tx,
+        server_cpu_us_per_tx_by_part: by_part,
+        osn_cpu_us_per_tx,
         create_channels_secs: created_in,
         baseline_kafka_tps: None,
         baseline_ratio: None,
+        plots,
     })
 }
 

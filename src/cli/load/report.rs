@@ -103,6 +103,14 @@ pub struct Summary {
     /// --embedded` it includes the embedded broker, which runs in the OSN's process.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_cpu_us_per_tx: Option<f64>,
+    /// The same by what the OSN's threads do (`osn_process_cpu_seconds{part}`: verify,
+    /// embedded_broker, kafka_client, ledger, osn), in microseconds per ordered transaction.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub server_cpu_us_per_tx_by_part: BTreeMap<String, f64>,
+    /// The OSN's own CPU per ordered transaction: the process's, less signature verification
+    /// and the embedded broker (microseconds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub osn_cpu_us_per_tx: Option<f64>,
     /// With `--create-channels`: how long creating them took (each answered once the OSN
     /// consumed its creation), in seconds.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -116,6 +124,49 @@ pub struct Summary {
     /// `ordered_tps / baseline_kafka_tps`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub baseline_ratio: Option<f64>,
+    /// What `--report` plots (not in the JSON summary).
+    #[serde(skip)]
+    pub plots: Plots,
+}
+
+/// The load over time and its latency distributions, for `--report`.
+#[derive(Debug, Default)]
+pub struct Plots {
+    /// Envelopes answered SUCCESS and delivered in blocks, per [`TICK`] since the first broadcast.
+    pub accepted: Vec<u64>,
+    pub ordered: Vec<u64>,
+    /// (percentile, milliseconds) points of the broadcast answer and of broadcast → delivered.
+    pub ack: Vec<(f64, f64)>,
+    pub delivered: Vec<(f64, f64)>,
+}
+
+/// The width of a throughput sample of [`Plots`].
+pub const TICK: Duration = Duration::from_millis(250);
+
+impl Plots {
+    /// The percentile curve of a latency histogram (µs): from the median to the maximum.
+    pub(super) fn curve(h: &Histogram<u64>) -> Vec<(f64, f64)> {
+        if h.is_empty() {
+            return Vec::new();
+        }
+        let mut points: Vec<(f64, f64)> = [0.0, 0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9995, 0.9999]
+            .iter()
+            .map(|&q| (q * 100.0, h.value_at_quantile(q) as f64 / 1000.0))
+            .collect();
+        points.push((100.0, h.max() as f64 / 1000.0));
+        points
+    }
+
+    /// Adds one at `at` (since the first broadcast) to a per-tick series.
+    pub(super) fn count(series: &mut Vec<u64>, at: Duration) {
+        let tick = (at.as_nanos() / TICK.as_nanos()) as usize;
+        if tick < 100_000 {
+            if series.len() <= tick {
+                series.resize(tick + 1, 0);
+            }
+            series[tick] += 1;
+        }
+    }
 }
 
 pub(super) fn print_summary(s: &Summary) {
@@ -156,7 +207,11 @@ pub(super) fn print_summary(s: &Summary) {
         println!("server threads {} before · {} after", threads.before, threads.after);
     }
     if let Some(us) = s.server_cpu_us_per_tx {
-        println!("server CPU {us:.1} µs per ordered transaction");
+        let parts: Vec<String> = s.server_cpu_us_per_tx_by_part.iter().map(|(p, us)| format!("{p} {us:.1}")).collect();
+        println!("server CPU {us:.1} µs per ordered transaction ({})", parts.join(" · "));
+    }
+    if let Some(us) = s.osn_cpu_us_per_tx {
+        println!("OSN's own CPU {us:.1} µs per ordered transaction (less verification and the embedded broker)");
     }
     for (name, delta) in &s.channel_metrics {
         if *delta != 0.0 {
