@@ -75,6 +75,19 @@ pub struct DevArgs {
     /// setting.
     #[arg(long)]
     pub skip_signature_verification: bool,
+    /// One librdkafka property of the OSN's producer, over OSN's defaults (repeat for more), as
+    /// `kafka.producer` sets it for `osn start`: to try a setting, e.g. `--kafka-producer
+    /// linger.ms=0.5`.
+    #[arg(long, value_name = "KEY=VALUE", value_parser = property)]
+    pub kafka_producer: Vec<(String, String)>,
+}
+
+/// A `KEY=VALUE` librdkafka property.
+fn property(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.trim().to_owned())),
+        _ => Err(format!("'{text}' is not KEY=VALUE")),
+    }
 }
 
 /// The genesis block `osn dev` boots from: configtxgen's for a Kafka system channel `osn-system`
@@ -157,6 +170,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             brokers: kafka.bootstrap_servers(),
             replication_factor: 1,
             fetch_wait: args.fetch_wait_max,
+            producer: args.kafka_producer.iter().cloned().collect(),
             ..Default::default()
         },
         ledger: LedgerConfig { path: ledger_dir.clone(), ..Default::default() },

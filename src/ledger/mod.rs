@@ -445,13 +445,14 @@ impl Ledger {
         use std::sync::atomic::Ordering::SeqCst;
         let current = self.generation.load(SeqCst);
         let failed = self.failed_generation.load(SeqCst);
-        let (live, stale): (Vec<_>, Vec<_>) =
+        let (mut live, stale): (Vec<_>, Vec<_>) =
             jobs.into_iter().partition(|job| job.generation == current && job.generation != failed);
         drop(stale);
         if live.is_empty() {
             return;
         }
-        let blocks: Vec<(Block, Option<i64>)> = live.iter().flat_map(|job| job.blocks.iter().cloned()).collect();
+        let blocks: Vec<(Block, Option<i64>)> =
+            live.iter_mut().flat_map(|job| std::mem::take(&mut job.blocks)).collect();
         let started = std::time::Instant::now();
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.append_all(&blocks)));
         let took = started.elapsed();
