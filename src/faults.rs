@@ -20,7 +20,7 @@
 //!   block written), before the system channel's block recording it is appended;
 //! - `channel.commit-queued`: the blocks cut from a record are signed and handed to the ledger's
 //!   writer thread, not yet durable (the chain in memory is ahead of the ledger);
-//! - `ledger.before-write`: on the writer thread, blocks are checked against the tip, not yet
+//! - `ledger.before-write`: on a ledger writer thread, blocks are checked against the tip, not yet
 //!   written (passed once per block of the write);
 //! - `ledger.after-write`: RocksDB's write returned (the commit point), before the ledger's tip,
 //!   height watch and configuration are updated (once per block of the write);

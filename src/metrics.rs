@@ -538,10 +538,11 @@ mod tests {
         assert_eq!(super::cpu_seconds(stat), Some(300.0 / hz));
         assert_eq!(super::cpu_seconds("garbage"), None);
         assert_eq!(super::thread_name("12 (rdk:broker 1) S 1"), Some("rdk:broker 1"));
-        let parts: Vec<&str> = ["osn-verify-1", "rdk:mock", "rdk:main", "ledger-ch", "rocksdb:low", "actix-rt|system"]
-            .iter()
-            .map(|t| super::CPU_PARTS[super::cpu_part(t)])
-            .collect();
+        let parts: Vec<&str> =
+            ["osn-verify-1", "rdk:mock", "rdk:main", "ledger-writer-0", "rocksdb:low", "actix-rt|system"]
+                .iter()
+                .map(|t| super::CPU_PARTS[super::cpu_part(t)])
+                .collect();
         assert_eq!(parts, ["verify", "embedded_broker", "kafka_client", "ledger", "ledger", "osn"]);
     }
 

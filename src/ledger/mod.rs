@@ -101,8 +101,9 @@ pub struct Ledger {
     height: watch::Sender<u64>,
     /// The configuration in force: that of the LAST_CONFIG block of the last block.
     config: RwLock<Arc<Bundle>>,
-    /// The writer thread of [`Ledger::submit`], once a block was submitted.
-    writer: std::sync::OnceLock<Writer>,
+    /// Jobs handed to the writers and not yet done, with the condition [`Ledger::settle`] waits on.
+    pending: Mutex<usize>,
+    idle: std::sync::Condvar,
     /// The write generation jobs must carry to be written ([`Ledger::settle`]).
     generation: std::sync::atomic::AtomicU64,
     /// The generation whose write failed: its later jobs are dropped.
@@ -142,7 +143,8 @@ impl Ledger {
             height: watch::Sender::new(tip.next_number),
             tip: Mutex::new(tip),
             config: RwLock::new(Arc::new(config)),
-            writer: std::sync::OnceLock::new(),
+            pending: Mutex::new(0),
+            idle: std::sync::Condvar::new(),
             generation: std::sync::atomic::AtomicU64::new(1),
             failed_generation: std::sync::atomic::AtomicU64::new(0),
         })
@@ -396,20 +398,20 @@ impl Ledger {
         Ok(())
     }
 
-    /// Hands blocks to the ledger's writer (a thread of its own, started with the first block)
-    /// and returns at once, so that the channel goes on consuming and cutting while they are made
-    /// durable. Blocks while [`WRITE_QUEUE`] jobs wait already (the disk is behind: the channel
-    /// waits for it, as it did when it wrote the blocks itself). The writer takes every job
-    /// waiting, writes their blocks in one atomic write ([`Ledger::append_all`]) and calls each
-    /// job's `done` in order with what came of it; a job of a generation that is over
-    /// ([`Ledger::settle`]), or after a failed write of its generation, is dropped unwritten
-    /// and its `done` is not called.
+    /// Hands blocks to the ledger's writer and returns at once, so that the channel goes on
+    /// consuming and cutting while they are made durable. The writers are a fixed pool of
+    /// threads shared by every ledger ([`WRITERS`]), a channel always on the same one, so its
+    /// jobs are written in order. Blocks while [`WRITE_QUEUE`] jobs wait at that writer already
+    /// (the disk is behind: the channel waits for it, as it did when it wrote the blocks itself).
+    /// A writer takes every job waiting and writes each ledger's blocks in one atomic write
+    /// ([`Ledger::append_all`]), then calls each job's `done` in order with what came of it; a
+    /// job of a generation that is over ([`Ledger::settle`]), or after a failed write of its
+    /// generation, is dropped unwritten and its `done` is not called.
     pub fn submit(self: &Arc<Self>, job: WriteJob) {
-        let writer = self.writer.get_or_init(|| Writer::start(Arc::downgrade(self), &self.channel));
-        *writer.pending.0.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-        if let Err(std::sync::mpsc::SendError(job)) = writer.jobs.send(job) {
-            // The writer thread is gone (it cannot be: it outlives every sender); say so as a failure.
-            writer.done_one();
+        *self.pending.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        if let Err(std::sync::mpsc::SendError((_, job))) = writer_for(&self.channel).send((self.clone(), job)) {
+            // The writer thread is gone (it cannot be: it never ends); say so as a failure.
+            self.done(1);
             (job.done)(Written {
                 generation: job.generation,
                 result: Err(WriteFailure::Ledger(LedgerError::Storage {
@@ -422,19 +424,28 @@ impl Ledger {
         }
     }
 
-    /// Ends the current write generation and waits until the writer holds no job any more (at
-    /// most [`SETTLE_WAIT`]): every block handed to it before is written or dropped, so that the
-    /// tip read next is final. The new generation, for the jobs that build on that tip.
+    /// `n` jobs are done (written or dropped).
+    fn done(&self, n: usize) {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        *pending = pending.saturating_sub(n);
+        if *pending == 0 {
+            self.idle.notify_all();
+        }
+    }
+
+    /// Ends the current write generation and waits until the writers hold no job of this ledger
+    /// any more (at most [`SETTLE_WAIT`]): every block handed to them before is written or
+    /// dropped, so that the tip read next is final. The new generation, for the jobs that build
+    /// on that tip.
     pub fn settle(&self) -> u64 {
         let generation = self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-        if let Some(writer) = self.writer.get() {
-            let (count, idle) = &*writer.pending;
-            let guard = count.lock().unwrap_or_else(|e| e.into_inner());
-            let (guard, waited) =
-                idle.wait_timeout_while(guard, SETTLE_WAIT, |pending| *pending > 0).unwrap_or_else(|e| e.into_inner());
-            if waited.timed_out() {
-                tracing::warn!(channel = %self.channel, pending = *guard, "the ledger's writer did not finish its jobs in {SETTLE_WAIT:?}");
-            }
+        let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let (pending, waited) = self
+            .idle
+            .wait_timeout_while(pending, SETTLE_WAIT, |pending| *pending > 0)
+            .unwrap_or_else(|e| e.into_inner());
+        if waited.timed_out() {
+            tracing::warn!(channel = %self.channel, pending = *pending, "the ledger's writer did not finish its jobs in {SETTLE_WAIT:?}");
         }
         generation
     }
@@ -488,7 +499,7 @@ impl Ledger {
     }
 }
 
-/// How many jobs a ledger's writer holds before [`Ledger::submit`] waits.
+/// How many jobs a writer holds before [`Ledger::submit`] waits.
 pub const WRITE_QUEUE: usize = 16;
 /// How many jobs the writer takes into one write at most.
 const WRITE_GROUP: usize = 64;
@@ -523,57 +534,57 @@ pub enum WriteFailure {
     Panic(String),
 }
 
-/// A ledger's writer thread: its job queue, and how many jobs it holds (with a condition variable
-/// [`Ledger::settle`] waits on).
-struct Writer {
-    jobs: std::sync::mpsc::SyncSender<WriteJob>,
-    pending: Arc<(Mutex<usize>, std::sync::Condvar)>,
+/// How many writer threads the ledgers share: one per core, from 2 to 8. Fixed, so threads do
+/// not grow with channels.
+pub fn writers() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 8)
 }
 
-impl Writer {
-    fn start(ledger: std::sync::Weak<Ledger>, channel: &str) -> Writer {
-        let (jobs, queue) = std::sync::mpsc::sync_channel::<WriteJob>(WRITE_QUEUE);
-        let pending: Arc<(Mutex<usize>, std::sync::Condvar)> = Default::default();
-        let counter = pending.clone();
-        let name: String = format!("ledger-{channel}").chars().take(15).collect();
-        let spawned = std::thread::Builder::new().name(name).spawn(move || {
-            // Ends when the ledger (which holds the sender) is dropped.
-            while let Ok(first) = queue.recv() {
-                let mut jobs = vec![first];
-                while jobs.len() < WRITE_GROUP {
-                    match queue.try_recv() {
-                        Ok(job) => jobs.push(job),
-                        Err(_) => break,
-                    }
-                }
-                let taken = jobs.len();
-                match ledger.upgrade() {
-                    Some(ledger) => ledger.write_jobs(jobs),
-                    None => drop(jobs),
-                }
-                let (count, idle) = &*counter;
-                let mut count = count.lock().unwrap_or_else(|e| e.into_inner());
-                *count = count.saturating_sub(taken);
-                if *count == 0 {
-                    idle.notify_all();
+/// The writer pool's queues, one per thread (started with the first block submitted).
+static WRITERS: std::sync::OnceLock<Vec<WriterQueue>> = std::sync::OnceLock::new();
+
+/// A writer thread's queue: jobs with the ledger they are for.
+type WriterQueue = std::sync::mpsc::SyncSender<(Arc<Ledger>, WriteJob)>;
+
+/// The queue of the writer that writes `channel`'s blocks.
+fn writer_for(channel: &str) -> &'static WriterQueue {
+    let writers = WRITERS.get_or_init(|| (0..writers()).map(start_writer).collect());
+    let hash = channel.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    &writers[(hash % writers.len() as u64) as usize]
+}
+
+/// Starts writer `n`: it takes every job waiting (up to [`WRITE_GROUP`]), and writes each
+/// ledger's in one go, in the order they came.
+fn start_writer(n: usize) -> WriterQueue {
+    let (jobs, queue) = std::sync::mpsc::sync_channel::<(Arc<Ledger>, WriteJob)>(WRITE_QUEUE);
+    let spawned = std::thread::Builder::new().name(format!("ledger-writer-{n}")).spawn(move || {
+        while let Ok(first) = queue.recv() {
+            let mut taken = vec![first];
+            while taken.len() < WRITE_GROUP {
+                match queue.try_recv() {
+                    Ok(job) => taken.push(job),
+                    Err(_) => break,
                 }
             }
-        });
-        if let Err(e) = spawned {
-            tracing::error!(%channel, error = %e, "cannot start the ledger's writer thread");
+            // By ledger, each ledger's jobs in their order.
+            let mut by_ledger: Vec<(Arc<Ledger>, Vec<WriteJob>)> = Vec::new();
+            for (ledger, job) in taken {
+                match by_ledger.iter_mut().find(|(l, _)| Arc::ptr_eq(l, &ledger)) {
+                    Some((_, jobs)) => jobs.push(job),
+                    None => by_ledger.push((ledger, vec![job])),
+                }
+            }
+            for (ledger, jobs) in by_ledger {
+                let n = jobs.len();
+                ledger.write_jobs(jobs);
+                ledger.done(n);
+            }
         }
-        Writer { jobs, pending }
+    });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start a ledger writer thread");
     }
-
-    /// A job that never reached the queue.
-    fn done_one(&self) {
-        let (count, idle) = &*self.pending;
-        let mut count = count.lock().unwrap_or_else(|e| e.into_inner());
-        *count = count.saturating_sub(1);
-        if *count == 0 {
-            idle.notify_all();
-        }
-    }
+    jobs
 }
 
 impl LedgerError {
