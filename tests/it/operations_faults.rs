@@ -287,9 +287,25 @@ async fn every_metric_is_exported_and_moves_with_a_run() {
         "consensus_kafka_batch_size",
         "consensus_kafka_record_send_rate",
         "consensus_kafka_records_per_request",
+        "osn_channel_commits_pending",
+        "osn_process_cpu_seconds",
     ] {
         assert!(after.keys().any(|k| k.split('{').next() == Some(family)), "{family} is missing");
     }
+    // The CPU by part: each part there, the actors' and the ledger's used, none more than the whole.
+    let process_cpu = total(&after, "process_cpu_seconds_total", None);
+    for part in osn::metrics::CPU_PARTS {
+        let key = format!("osn_process_cpu_seconds{{part=\"{part}\"}}");
+        let secs = *after.get(&key).unwrap_or_else(|| panic!("{key} is missing"));
+        assert!((0.0..=process_cpu + 0.01).contains(&secs), "{key} {secs} of {process_cpu}");
+    }
+    assert!(after[r#"osn_process_cpu_seconds{part="osn"}"#] > 0.0);
+    // Every block the run cut was written: nothing is left with the ledger's writer.
+    let osn_ref = &osn;
+    wait_for("no commit pending", Duration::from_secs(10), || async move {
+        (total(&scrape(osn_ref).await, "osn_channel_commits_pending", ch) == 0.0).then_some(())
+    })
+    .await;
     assert_eq!(total(&after, "osn_channel_status", ch), 1.0, "READY");
     assert_eq!(total(&after, "osn_channel_mailbox_capacity", ch), 4096.0);
     let height = total(&after, "ledger_blockchain_height", ch);

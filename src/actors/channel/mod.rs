@@ -208,6 +208,7 @@ impl ChannelActor {
         // the chain rebuilt from it cuts the same blocks again from the same records.
         self.generation = self.ledger.settle();
         self.awaiting.clear();
+        self.status.metrics.commits_pending.set(0);
         let tip = self.ledger.tip();
         let config = self.ledger.config();
         let in_force = InForce::new(config.clone(), self.time_window);
@@ -826,10 +827,10 @@ impl Handler<Committed> for ChannelActor {
     fn handle(&mut self, msg: Committed, ctx: &mut Context<Self>) {
         let _span = self.span.clone().entered();
         let cm = &self.status.metrics;
-        cm.commits_pending.dec();
         if msg.written.generation != self.generation {
             return; // Written for a chain this actor has since rebuilt from the ledger.
         }
+        cm.commits_pending.dec();
         match msg.written.result {
             Ok(()) => {
                 cm.commit_time.observe(secs(msg.written.took));
