@@ -27,7 +27,7 @@ use crate::core::config::envelope_parts;
 use crate::proto::common::Config;
 use crate::proto::{Block, HeaderType, KafkaMetadata};
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum LedgerError {
     #[error("ledger storage error on channel '{channel}': {message}")]
     Storage { channel: String, message: String },
@@ -491,7 +491,7 @@ impl Ledger {
         for job in live {
             let result = match &result {
                 Ok(()) => Ok(()),
-                Err(WriteFailure::Ledger(e)) => Err(WriteFailure::Ledger(e.duplicate())),
+                Err(WriteFailure::Ledger(e)) => Err(WriteFailure::Ledger(e.clone())),
                 Err(WriteFailure::Panic(m)) => Err(WriteFailure::Panic(m.clone())),
             };
             (job.done)(Written { generation: job.generation, result, height, took });
@@ -585,26 +585,6 @@ fn start_writer(n: usize) -> WriterQueue {
         tracing::error!(error = %e, "cannot start a ledger writer thread");
     }
     jobs
-}
-
-impl LedgerError {
-    /// The same error, for each job of a failed write.
-    fn duplicate(&self) -> LedgerError {
-        match self {
-            LedgerError::Storage { channel, message } => {
-                LedgerError::Storage { channel: channel.clone(), message: message.clone() }
-            }
-            LedgerError::Corrupt { channel, number, reason } => {
-                LedgerError::Corrupt { channel: channel.clone(), number: *number, reason: reason.clone() }
-            }
-            LedgerError::OutOfOrder { channel, expected, got } => {
-                LedgerError::OutOfOrder { channel: channel.clone(), expected: *expected, got: *got }
-            }
-            LedgerError::BrokenLink { channel, number } => {
-                LedgerError::BrokenLink { channel: channel.clone(), number: *number }
-            }
-        }
-    }
 }
 
 /// The channels created through a system channel's ledger, in order: name and genesis CONFIG

@@ -840,8 +840,13 @@ impl Handler<Committed> for ChannelActor {
                 crate::faults::crash_point("channel.after-commit");
                 self.publish_durable(msg.written.height);
             }
+            // One failed write reports each of its jobs: the first one is acted on, the others
+            // find the generation over.
             Err(WriteFailure::Ledger(e)) if e.is_storage() => self.storage_failed(ctx, e.to_string()),
-            Err(WriteFailure::Ledger(e)) => self.stop_with(ctx, e.to_string()),
+            Err(WriteFailure::Ledger(e)) => {
+                self.generation = 0;
+                self.stop_with(ctx, e.to_string())
+            }
             // The write's panic is the actor's: the supervisor restarts it from its ledger.
             Err(WriteFailure::Panic(message)) => panic!("the ledger write panicked: {message}"),
         }
