@@ -60,3 +60,22 @@ mod fuzz_tests;
 mod replay_tests;
 #[cfg(test)]
 mod sim_tests;
+
+/// Which of `shards` (at least 1) a channel belongs to: FNV-1a of its name, so that it is the
+/// same in every run and every process (the hub's consumers, the ledger writers).
+pub fn shard_of(channel: &str, shards: usize) -> usize {
+    let hash = channel.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    (hash % shards.max(1) as u64) as usize
+}
+
+#[cfg(test)]
+mod shard_tests {
+    #[test]
+    fn a_channel_is_always_in_the_same_shard_and_names_spread() {
+        assert_eq!(super::shard_of("devchannel", 4), super::shard_of("devchannel", 4));
+        assert_eq!(super::shard_of("anything", 1), 0);
+        assert_eq!(super::shard_of("anything", 0), 0);
+        let used: std::collections::HashSet<usize> = (0..64).map(|i| super::shard_of(&format!("ch{i}"), 4)).collect();
+        assert_eq!(used.len(), 4);
+    }
+}

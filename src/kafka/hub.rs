@@ -243,8 +243,7 @@ impl Inner {
 
     /// The shard of a channel: a hash of its name (FNV-1a), so it is the same across restarts.
     fn shard(&self, topic: &str) -> usize {
-        let hash = topic.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
-        (hash % self.current.len() as u64) as usize
+        crate::core::shard_of(topic, self.current.len())
     }
 }
 

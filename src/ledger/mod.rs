@@ -322,13 +322,13 @@ impl Ledger {
     /// [`Ledger::append`], keeping the chain's re-submitted config offset with the block when its
     /// metadata leaves it out (a block cut by a time-to-cut), so a restart resumes with it.
     pub fn append_resuming(&self, block: &Block, resubmitted_config_offset: Option<i64>) -> Result<(), LedgerError> {
-        self.append_all(std::slice::from_ref(&(block.clone(), resubmitted_config_offset)))
+        self.append_all(&[(block, resubmitted_config_offset)])
     }
 
     /// Appends blocks that follow each other, each with the resume offset of [`Ledger::append_resuming`],
     /// in one atomic write (one fsync for all of them): after a crash all are there or none. The
     /// tip, height and configuration move past the last one once the write returns.
-    pub fn append_all(&self, blocks: &[(Block, Option<i64>)]) -> Result<(), LedgerError> {
+    pub fn append_all(&self, blocks: &[(&Block, Option<i64>)]) -> Result<(), LedgerError> {
         let mut tip = self.tip.lock().unwrap_or_else(|e| e.into_inner());
         let mut next = tip.clone();
         let mut entries = Vec::with_capacity(blocks.len());
@@ -419,7 +419,7 @@ impl Ledger {
                     message: "the ledger's writer thread is gone".into(),
                 })),
                 height: self.height(),
-                took: std::time::Duration::ZERO,
+                took: None,
             });
         }
     }
@@ -465,8 +465,9 @@ impl Ledger {
         let blocks: Vec<(Block, Option<i64>)> =
             live.iter_mut().flat_map(|job| std::mem::take(&mut job.blocks)).collect();
         let started = std::time::Instant::now();
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.append_all(&blocks)));
-        let took = started.elapsed();
+        let refs: Vec<(&Block, Option<i64>)> = blocks.iter().map(|(block, offset)| (block, *offset)).collect();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.append_all(&refs)));
+        let mut took = Some(started.elapsed());
         let result = match outcome {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(WriteFailure::Ledger(e)),
@@ -494,7 +495,7 @@ impl Ledger {
                 Err(WriteFailure::Ledger(e)) => Err(WriteFailure::Ledger(e.clone())),
                 Err(WriteFailure::Panic(m)) => Err(WriteFailure::Panic(m.clone())),
             };
-            (job.done)(Written { generation: job.generation, result, height, took });
+            (job.done)(Written { generation: job.generation, result, height, took: took.take() });
         }
     }
 }
@@ -523,8 +524,9 @@ pub struct Written {
     pub result: Result<(), WriteFailure>,
     /// The ledger's height after the write.
     pub height: u64,
-    /// How long the write that held the job's blocks took.
-    pub took: std::time::Duration,
+    /// How long the write that held the job's blocks took, told with the write's first job only
+    /// (one write, one measure).
+    pub took: Option<std::time::Duration>,
 }
 
 #[derive(Debug)]
@@ -549,8 +551,7 @@ type WriterQueue = std::sync::mpsc::SyncSender<(Arc<Ledger>, WriteJob)>;
 /// The queue of the writer that writes `channel`'s blocks.
 fn writer_for(channel: &str) -> &'static WriterQueue {
     let writers = WRITERS.get_or_init(|| (0..writers()).map(start_writer).collect());
-    let hash = channel.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
-    &writers[(hash % writers.len() as u64) as usize]
+    &writers[crate::core::shard_of(channel, writers.len())]
 }
 
 /// Starts writer `n`: it takes every job waiting (up to [`WRITE_GROUP`]), and writes each

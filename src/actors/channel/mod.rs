@@ -833,7 +833,9 @@ impl Handler<Committed> for ChannelActor {
         cm.commits_pending.dec();
         match msg.written.result {
             Ok(()) => {
-                cm.commit_time.observe(secs(msg.written.took));
+                if let Some(took) = msg.written.took {
+                    cm.commit_time.observe(secs(took));
+                }
                 cm.height.set(msg.written.height as i64);
                 cm.last_offset_persisted.set(msg.last.1);
                 tracing::debug!(channel = %self.name, block = msg.last.0, offset = msg.offset, "committed");

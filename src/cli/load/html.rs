@@ -37,7 +37,7 @@ pub(super) fn report(s: &Summary, command: &[String]) -> String {
     };
     page.push_str("<h2>Throughput over time</h2>\n");
     page.push_str(&chart(
-        &Axes { x: "seconds since the first broadcast", y: "transactions per second (1 s average)", log_x: false },
+        &Axes { x: "seconds since the load began", y: "transactions per second (1 s average)", log_x: false },
         &[
             ("accepted (answered SUCCESS)", "#1f77b4", tps(&s.plots.accepted)),
             ("ordered (delivered in a block)", "#d62728", tps(&s.plots.ordered)),

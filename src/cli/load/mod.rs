@@ -359,8 +359,8 @@ struct Tracked {
     last_block: u64,
     /// Broadcast → delivered, in microseconds.
     latency: Histogram<u64>,
-    /// When each of the load's envelopes was delivered, since `t0`.
-    delivered_at: Vec<Duration>,
+    /// The load's envelopes delivered per [`report::TICK`] since `t0`.
+    delivered_per_tick: Vec<u64>,
 }
 
 impl Tracked {
@@ -371,7 +371,7 @@ impl Tracked {
             first_block: None,
             last_block: 0,
             latency: Histogram::new(3).expect("valid histogram"),
-            delivered_at: Vec::new(),
+            delivered_per_tick: Vec::new(),
         }
     }
 }
@@ -438,7 +438,7 @@ fn subscribe(
                 }
                 t.ordered += 1;
                 t.last = now;
-                t.delivered_at.push(now);
+                Plots::count(&mut t.delivered_per_tick, now);
                 t.first_block.get_or_insert(number);
                 t.last_block = number;
                 shared.ordered.fetch_add(1, Ordering::Relaxed);
@@ -545,14 +545,13 @@ async fn load(args: &LoadArgs, endpoint: &Endpoint) -> anyhow::Result<Summary> {
     let mut refused: BTreeMap<String, usize> = BTreeMap::new();
     let mut ack = Histogram::<u64>::new(3).expect("valid histogram");
     let mut plots = Plots::default();
-    let since_start = |at_t0: Duration| at_t0.saturating_sub(started - shared.t0);
     for (i, status, took) in outcomes {
         match status {
             Some(s) if s == crate::proto::Status::Success as i32 => {
                 accepted[i % n] += 1;
                 let _ = ack.record((took.as_micros() as u64).max(1));
                 let sent = Duration::from_nanos(shared.sent[i].load(Ordering::Relaxed).saturating_sub(1));
-                Plots::count(&mut plots.accepted, since_start(sent + took));
+                Plots::count(&mut plots.accepted, sent + took);
             }
             Some(s) => *refused.entry(status_name(s).to_owned()).or_default() += 1,
             None => *refused.entry("UNREACHABLE".into()).or_default() += 1,
@@ -613,8 +612,11 @@ async fn load(args: &LoadArgs, endpoint: &Endpoint) -> anyhow::Result<Summary> {
         ranges[c] = t.first_block.map(|first| (first, t.last_block));
         last = last.max(t.last);
         delivered.add(&t.latency).expect("same histogram bounds");
-        for &at in &t.delivered_at {
-            Plots::count(&mut plots.ordered, since_start(at));
+        for (tick, &n) in t.delivered_per_tick.iter().enumerate() {
+            if plots.ordered.len() <= tick {
+                plots.ordered.resize(tick + 1, 0);
+            }
+            plots.ordered[tick] += n;
         }
     }
     for sub in &subscriptions {

@@ -132,7 +132,8 @@ pub struct Summary {
 /// The load over time and its latency distributions, for `--report`.
 #[derive(Debug, Default)]
 pub struct Plots {
-    /// Envelopes answered SUCCESS and delivered in blocks, per [`TICK`] since the first broadcast.
+    /// Envelopes answered SUCCESS and delivered in blocks, per [`TICK`] since the load began (its
+    /// subscriptions opened, its envelopes signed).
     pub accepted: Vec<u64>,
     pub ordered: Vec<u64>,
     /// (percentile, milliseconds) points of the broadcast answer and of broadcast → delivered.
@@ -157,7 +158,7 @@ impl Plots {
         points
     }
 
-    /// Adds one at `at` (since the first broadcast) to a per-tick series.
+    /// Adds one at `at` (since the load began) to a per-tick series.
     pub(super) fn count(series: &mut Vec<u64>, at: Duration) {
         let tick = (at.as_nanos() / TICK.as_nanos()) as usize;
         if tick < 100_000 {
