@@ -49,6 +49,7 @@ pub struct Metrics {
     pub channel_messages_handled: IntCounterVec,
     pub channel_handler_duration: HistogramVec,
     pub channel_blocks_cut: IntCounterVec,
+    pub channel_transactions_ordered: IntCounterVec,
     pub channel_time_to_cut: IntCounterVec,
     pub channel_records_skipped: IntCounterVec,
     pub channel_resubmitted: IntCounterVec,
@@ -297,6 +298,11 @@ impl Metrics {
                 "Blocks cut, by reason (max_message_count, preferred_max_bytes, oversized, time_to_cut, config, channel_creation).",
                 &["channel", "reason"]
             )?),
+            channel_transactions_ordered: reg!(counter(
+                "osn_channel_transactions_ordered_total",
+                "Envelopes in the blocks this OSN cut (every OSN of a channel cuts the same blocks, so each counts the same).",
+                &["channel"]
+            )?),
             channel_time_to_cut: reg!(counter(
                 "osn_channel_time_to_cut_total",
                 "Time-to-cut messages: sent by this OSN, and consumed: won (cut the block) or ignored (stale, future, empty).",
@@ -460,6 +466,8 @@ pub struct ChannelMetrics {
     /// By `CutReason` order: max_message_count, preferred_max_bytes, oversized, time_to_cut,
     /// config, channel_creation.
     pub blocks_cut: [IntCounter; 6],
+    /// Envelopes in the blocks cut.
+    pub transactions_ordered: IntCounter,
     pub ttc_won: IntCounter,
     /// Broadcasts of ENDORSER_TRANSACTION envelopes answered SUCCESS (the common case).
     pub transaction_processed: IntCounter,
@@ -498,6 +506,7 @@ impl Metrics {
                 reason("config"),
                 reason("channel_creation"),
             ],
+            transactions_ordered: self.channel_transactions_ordered.with_label_values(&[name]),
             ttc_won: self.channel_time_to_cut.with_label_values(&[name, "won"]),
             transaction_processed: self.broadcast_processed_count.with_label_values(&ok),
             transaction_validate: self.broadcast_validate_duration.with_label_values(&ok),

@@ -155,7 +155,13 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     }
 
     let config = Config {
-        http: HttpConfig { address: args.http.clone(), ..Default::default() },
+        http: HttpConfig {
+            address: args.http.clone(),
+            // The explorer link's reader: the dev client, in the dev network only (with a genesis
+            // block of the user's, the page asks for an identity of theirs).
+            dev_reader: if args.genesis.is_none() { Some(dev_reader(&crypto.client_identity)?) } else { None },
+            ..Default::default()
+        },
         grpc: GrpcConfig { address: args.grpc.clone(), ..Default::default() },
         // The operations routes on the API's listener.
         operations: Default::default(),
@@ -192,6 +198,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             "\nOSN dev mode is running from {file} (system channel '{system}', Kafka: the embedded broker {brokers}).\
              \n  gRPC     {grpc}\
              \n  API      {url}  (HTTP/JSON, protobuf, websockets; /docs)\
+             \n  explorer {url}/explorer  (give it an identity of a reader to see blocks)\
              \n  ledger   {ledger}{temp_note}\
              \n  identity {identity}\
              \n\nCreate a channel as with Fabric's orderer, e.g. `peer channel create -o {grpc} -c mychannel -f mychannel.tx`.\
@@ -225,6 +232,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         "\nOSN dev mode is running.\n\
          \n  gRPC     {grpc}  (Fabric's orderer.AtomicBroadcast: peer, broadcast_msg, SDKs)\
          \n  API      {url}  (HTTP/JSON, protobuf, websockets; /docs)\
+         \n  explorer {explorer}\
+         \n           (open it to watch the channels and their blocks, reading as the dev client)\
          \n  channel  {ch} (batch timeout {bt}, at most {mc} envelopes per block)\
          \n  Kafka    {brokers}: an EMBEDDED IN-MEMORY broker (librdkafka's mock cluster). It keeps about\
          \n           5 MB per partition and everything vanishes when this process stops. Use `osn start`\
@@ -242,6 +251,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
          \n  curl {url}/v1/channels/{ch}\
          \n\nStop with Ctrl-C.\n",
         ch = args.channel,
+        explorer = explorer_link(&url, &config.http),
         bt = humantime::format_duration(args.batch_timeout),
         mc = args.max_message_count,
         brokers = kafka.bootstrap_servers(),
@@ -268,6 +278,29 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     node.run_until_signal().await?;
     drop(kafka);
     Ok(())
+}
+
+/// The dev client as the explorer's reader, with a fresh token.
+fn dev_reader(identity: &std::path::Path) -> anyhow::Result<crate::config::DevReader> {
+    use crate::identity::layout::{pick_file, read, read_msp_id, CERT_FILE, KEYSTORE_DIR, KEY_FILE, SIGNCERTS_DIR};
+    let text = |path: PathBuf| -> anyhow::Result<String> {
+        String::from_utf8(read(&path)?).with_context(|| format!("{}: not UTF-8", path.display()))
+    };
+    Ok(crate::config::DevReader {
+        token: crate::http::explorer::new_token(),
+        msp_id: read_msp_id(identity)?,
+        cert_pem: text(pick_file(&identity.join(SIGNCERTS_DIR), CERT_FILE)?)?,
+        key_pem: text(pick_file(&identity.join(KEYSTORE_DIR), KEY_FILE)?)?,
+    })
+}
+
+/// The explorer's address, with the dev reader's token in its fragment (which browsers keep to
+/// themselves: it reaches no server log).
+pub fn explorer_link(url: &str, http: &HttpConfig) -> String {
+    match &http.dev_reader {
+        Some(reader) => format!("{url}/explorer#token={}", reader.token),
+        None => format!("{url}/explorer"),
+    }
 }
 
 /// A ledger written in an earlier dev run points at Kafka offsets of a broker that no longer

@@ -195,6 +195,29 @@ pub struct HttpConfig {
     pub keep_alive: Duration,
     /// Serve HTTPS (only) with this certificate; absent = plain HTTP.
     pub tls: Option<HttpTlsConfig>,
+    /// `osn dev` only: the identity `/explorer` reads as when its link carries the token. Never
+    /// read from a configuration file, so `osn start` never has one.
+    #[serde(skip)]
+    pub dev_reader: Option<DevReader>,
+}
+
+/// The identity `osn dev` lends its explorer link (`GET /explorer/dev-reader` with the token),
+/// so a newcomer's browser can read the dev channel with one click, as a notebook server's token
+/// lets a browser in. The development client's own key, already on disk in the dev crypto
+/// directory; a dev network's, never a real one's.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DevReader {
+    /// Random, printed in the link only (in its fragment, which browsers do not send).
+    pub token: String,
+    pub msp_id: String,
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for DevReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DevReader").field("msp_id", &self.msp_id).finish_non_exhaustive()
+    }
 }
 
 /// `[http.tls]`: the API's certificate, and optionally the CAs its clients' certificates must
@@ -223,6 +246,7 @@ impl Default for HttpConfig {
             max_in_flight: 1024,
             keep_alive: Duration::from_secs(75),
             tls: None,
+            dev_reader: None,
         }
     }
 }

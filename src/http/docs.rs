@@ -5,7 +5,6 @@
 //! - `GET /docs`: [`PAGE`] (`api.html` beside this module), a self-contained page with inline CSS
 //!   and JavaScript that loads `/openapi.json`, renders every operation and lets a browser try
 //!   the HTTP and websocket routes. It loads nothing from anywhere else, so it works offline.
-//! - `GET /`: a redirect to `/docs`.
 //!
 //! The tests below hold the document to the API's contract: it parses as OpenAPI 3 and loses no
 //! key doing so, every reference resolves, it lists exactly the API's operations with their path
@@ -26,7 +25,7 @@ pub const PAGE: &str = include_str!("api.html");
 
 /// What the page may do: run its own inline script and style, and talk to this OSN (HTTP and
 /// websockets). Nothing is loaded from anywhere else.
-const PAGE_POLICY: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+pub const PAGE_POLICY: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
                            connect-src 'self' ws: wss:; img-src 'self' data:; base-uri 'none'; form-action 'none'";
 
 /// `GET /openapi.json`.
@@ -40,11 +39,6 @@ pub async fn page() -> HttpResponse {
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CONTENT_SECURITY_POLICY, PAGE_POLICY))
         .body(PAGE)
-}
-
-/// `GET /`: to the page.
-pub async fn root_redirect() -> HttpResponse {
-    HttpResponse::TemporaryRedirect().insert_header((header::LOCATION, "/docs")).finish()
 }
 
 #[cfg(test)]
@@ -76,6 +70,8 @@ mod tests {
         ("GET", "/openapi.json"),
         ("GET", "/docs"),
         ("GET", "/"),
+        ("GET", "/explorer"),
+        ("GET", "/explorer/dev-reader"),
         ("GET", "/version"),
         ("GET", "/logspec"),
         ("PUT", "/logspec"),

@@ -7,8 +7,11 @@
 //!   `POST /v1/channels/{channel}/broadcast:batch` (many), and
 //!   `GET /v1/channels/{channel}/broadcast` (a websocket stream of envelopes).
 //! - [`blocks`]: `GET /v1/channels/{channel}/blocks/{number}`.
-//! - [`docs`]: `GET /openapi.json` (the OpenAPI document of all of these routes), `GET /docs`
-//!   (an interactive page rendering it) and `GET /` (a redirect to `/docs`).
+//! - [`docs`]: `GET /openapi.json` (the OpenAPI document of all of these routes) and `GET /docs`
+//!   (an interactive page rendering it).
+//! - [`explorer`]: `GET /explorer` (the block explorer and channel console),
+//!   `GET /explorer/dev-reader` (`osn dev`'s client identity, for its explorer link's token) and
+//!   `GET /` (an index of the pages).
 //! - [`channels`]: `GET /v1/channels`, `GET /v1/channels/{channel}`,
 //!   `GET /v1/channels/{channel}/config`; `POST /v1/channels` (create a channel through the system
 //!   channel) and `POST /v1/channels/{channel}/config` (update a channel's configuration).
@@ -24,6 +27,7 @@ pub mod broadcast;
 pub mod channels;
 pub mod deliver;
 pub mod docs;
+pub mod explorer;
 pub mod health;
 pub mod negotiate;
 pub mod operations;
@@ -190,9 +194,18 @@ pub fn websocket_handshake(
 
 /// Registers every route of the API (the operations routes are registered apart).
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/", "GET").route(web::get().to(docs::root_redirect)))
+    cfg.service(resource("/", "GET").route(web::get().to(explorer::index)))
+        // The pages are gzipped for browsers that take it (all do): ~95 KB of script and style.
+        .service(
+            resource("/explorer", "GET")
+                .route(web::get().to(explorer::page))
+                .wrap(actix_web::middleware::Compress::default()),
+        )
+        .service(resource("/explorer/dev-reader", "GET").route(web::get().to(explorer::dev_reader)))
         .service(resource("/openapi.json", "GET").route(web::get().to(docs::openapi)))
-        .service(resource("/docs", "GET").route(web::get().to(docs::page)))
+        .service(
+            resource("/docs", "GET").route(web::get().to(docs::page)).wrap(actix_web::middleware::Compress::default()),
+        )
         .service(
             resource("/v1/channels", "GET, POST")
                 .route(web::get().to(channels::list))

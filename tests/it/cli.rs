@@ -30,7 +30,7 @@ impl Drop for KillOnDrop {
 }
 
 /// `osn` with the development identities of this test binary (not the user's ~/.osn).
-fn osn_command() -> Command {
+pub fn osn_command() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_osn"));
     cmd.env("OSN_DEV_CRYPTO", crypto().root.join("dev")).env_remove("OSN_IDENTITY");
     cmd

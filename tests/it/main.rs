@@ -32,6 +32,9 @@ mod ledger_verify;
 // The API's OpenAPI document and page, against a running OSN.
 mod openapi;
 
+// The explorer in a real browser (Debian's chromium, headless, over the DevTools protocol).
+mod explorer;
+
 // The HTTP edge against its contract: schemathesis (PyPI; scripts/install-schemathesis).
 mod contract;
 

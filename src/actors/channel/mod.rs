@@ -744,6 +744,8 @@ impl ChannelActor {
         for reason in &out.reasons {
             cm.blocks_cut[reason.index()].inc();
         }
+        let envelopes: usize = out.blocks.iter().map(|b| b.data.as_ref().map_or(0, |d| d.data.len())).sum();
+        cm.transactions_ordered.inc_by(envelopes as u64);
         if out.reasons.contains(&crate::core::cutter::CutReason::TimeToCut) {
             cm.ttc_won.inc();
         }

@@ -8,7 +8,8 @@
 //! - [`clients`]: broadcasts, deliveries, config transactions;
 //! - [`chains`]: checks of chains across OSNs;
 //! - [`in_process`]: channels started in the test process;
-//! - [`raw_ws`]: a byte-level websocket client.
+//! - [`raw_ws`]: a byte-level websocket client;
+//! - [`browser`]: headless chromium over the DevTools protocol.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -26,6 +27,7 @@ use osn::proto::{Block, BroadcastResponse, DeliverResponse, Envelope, SeekInfo};
 use prost::Message as _;
 
 mod brokers;
+pub mod browser;
 mod chains;
 mod clients;
 mod crypto;
