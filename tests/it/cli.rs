@@ -31,6 +31,12 @@ impl Drop for KillOnDrop {
 
 /// `osn` with the development identities of this test binary (not the user's ~/.osn).
 pub fn osn_command() -> Command {
+    // The dev identities, made once here: `osn dev` processes started at once by concurrent tests
+    // would each find them missing and race to write the same files.
+    static DEV_CRYPTO: std::sync::Once = std::sync::Once::new();
+    DEV_CRYPTO.call_once(|| {
+        osn::identity::dev_crypto(&crypto().root.join("dev")).expect("the dev identities");
+    });
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_osn"));
     cmd.env("OSN_DEV_CRYPTO", crypto().root.join("dev")).env_remove("OSN_IDENTITY");
     cmd

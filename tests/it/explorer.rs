@@ -390,3 +390,90 @@ async fn the_explorer_shows_channels_live_blocks_a_block_and_the_chain_check_in_
         checked
     );
 }
+
+/// The explorer on a network made by Fabric's tools (`osn dev --genesis` with configtxgen's block
+/// and cryptogen's orderer): no link token there, so the user gives the page cryptogen's User1 of
+/// Org1 (its PKCS#8 `_sk` key); the page follows a channel Org1's admin created and checks its
+/// chain against the OrdererMSP of Fabric's configuration.
+#[actix_rt::test]
+async fn the_explorer_reads_a_fabric_network_as_a_cryptogen_user() {
+    let shared = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fabric-1.4.12");
+    let path = |p: &str| shared.join(p).to_str().unwrap().to_owned();
+    let orderer = path("crypto/ordererOrganizations/example.com/orderers/orderer.example.com/msp");
+    let block = path("genesis/kafka-two-orgs.block");
+    let (_dev, url, banner) = start_dev(&["--genesis", &block, "--identity", &orderer, "--msp-id", "OrdererMSP"], None);
+    assert!(banner.contains(&format!("explorer {url}/explorer ")) && !banner.contains("#token="), "{banner}");
+    let mut resp = awc::Client::new().get(format!("{url}/explorer/dev-reader")).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 404, "{:?}", resp.body().await);
+
+    let org1_admin = path("crypto/peerOrganizations/org1.example.com/users/Admin@org1.example.com/msp");
+    let out = osn_command()
+        .args(["channel", "create", "--channel", "ch1", "--consortium", "SampleConsortium", "--url", &url])
+        .args(["--identity", &org1_admin, "--msp-id", "Org1MSP"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let user1 = path("crypto/peerOrganizations/org1.example.com/users/User1@org1.example.com/msp");
+    let out = osn_command()
+        .args(["broadcast", "--url", &url, "--channel", "ch1", "--count", "25", "--size", "512"])
+        .args(["--identity", &user1, "--msp-id", "Org1MSP"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let mut browser = Browser::launch(1280, 900).await;
+    browser.navigate(&format!("{url}/explorer#/channels/ch1")).await;
+    browser
+        .wait_for(
+            "the page to ask for an identity",
+            "document.getElementById('live-status').textContent.includes('need a reader')",
+            SHOWS,
+            WAIT,
+        )
+        .await;
+    let cert = std::fs::read_to_string(format!("{user1}/signcerts/User1@org1.example.com-cert.pem")).unwrap();
+    let keystore = std::fs::read_dir(format!("{user1}/keystore")).unwrap().next().unwrap().unwrap().path();
+    let key = std::fs::read_to_string(keystore).unwrap();
+    browser
+        .eval(&format!(
+            "document.getElementById('identity').open = true; \
+             document.getElementById('identity-msp').value = 'Org1MSP'; \
+             document.getElementById('identity-cert').value = {}; \
+             document.getElementById('identity-key').value = {}; \
+             document.getElementById('identity-use').click()",
+            serde_json::to_string(&cert).unwrap(),
+            serde_json::to_string(&key).unwrap()
+        ))
+        .await;
+    let who = browser
+        .wait_for(
+            "the cryptogen identity",
+            "document.getElementById('identity-state').textContent.includes('User1@org1.example.com') && document.getElementById('identity-state').textContent",
+            "document.getElementById('identity-state').textContent",
+            WAIT,
+        )
+        .await;
+    assert!(who.as_str().unwrap().starts_with("Org1MSP"), "{who}");
+    // ch1's blocks: its creation (block 0) and the 25 envelopes.
+    let shown = browser
+        .wait_for(
+            "ch1's blocks",
+            "[...document.querySelectorAll('#live-rows tr')].reduce((n, r) => n + Number(r.children[2].textContent), 0) === 26 && document.getElementById('live-rows').innerText",
+            "document.getElementById('live-status').textContent",
+            WAIT,
+        )
+        .await;
+    assert!(shown.as_str().unwrap().contains("config"), "{shown}");
+    browser.eval("document.getElementById('verify-run').click()").await;
+    let verified = browser
+        .wait_for(
+            "the chain check against Fabric's OrdererMSP",
+            "document.getElementById('verify-result').className.includes('ok') && document.getElementById('verify-result').textContent",
+            "document.getElementById('verify-result').textContent",
+            WAIT,
+        )
+        .await;
+    assert!(verified.as_str().unwrap().contains("hash chain and signatures OK"), "{verified}");
+    browser.screenshot(&screenshot_dir().join("7-fabric-network.png")).await;
+    assert!(browser.problems.is_empty(), "the page logged problems: {:?}", browser.problems);
+}
