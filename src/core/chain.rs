@@ -309,6 +309,12 @@ impl Chain {
 
     /// Consumes the record at `offset` whose value is `value` (a marshaled `KafkaMessage`).
     pub fn consume(&mut self, offset: i64, value: &[u8]) -> Consumed {
+        self.consume_bytes(offset, Bytes::copy_from_slice(value))
+    }
+
+    /// [`Chain::consume`] of a record held as `Bytes`: the envelope is decoded as a slice of it,
+    /// not a copy (the consumer's path).
+    pub fn consume_bytes(&mut self, offset: i64, value: Bytes) -> Consumed {
         let msg = match KafkaMessage::decode(value) {
             Ok(m) => m,
             Err(e) => return skip(Skip::Undecodable(format!("KafkaMessage: {e}"))),
