@@ -12,6 +12,7 @@
 //! (the last re-submitted config's, as Fabric's chain leaves it out).
 
 pub mod memory;
+pub mod recent;
 pub mod rocks;
 
 use std::sync::{Arc, Mutex, RwLock};
@@ -108,6 +109,8 @@ pub struct Ledger {
     generation: std::sync::atomic::AtomicU64,
     /// The generation whose write failed: its later jobs are dropped.
     failed_generation: std::sync::atomic::AtomicU64,
+    /// The newest blocks as written, for readers close behind the tip.
+    recent: recent::Recent,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -147,6 +150,7 @@ impl Ledger {
             idle: std::sync::Condvar::new(),
             generation: std::sync::atomic::AtomicU64::new(1),
             failed_generation: std::sync::atomic::AtomicU64::new(0),
+            recent: recent::Recent::default(),
         })
     }
 
@@ -310,7 +314,10 @@ impl Ledger {
 
     /// A block's marshaled bytes, as stored (serving them needs no re-encoding).
     pub fn block_bytes(&self, number: u64) -> Result<Option<Bytes>, LedgerError> {
-        self.store.get(number)
+        match self.recent.get(number) {
+            Some(raw) => Ok(Some(raw)),
+            None => self.store.get(number),
+        }
     }
 
     /// Appends the next block. This is the commit point: once it returns, the block and the Kafka
@@ -386,8 +393,11 @@ impl Ledger {
         let refs: Vec<StoredBlock<'_>> =
             entries.iter().map(|(n, block, state)| (*n, block.as_slice(), state.as_deref())).collect();
         self.store.append_all(&refs)?;
-        for _ in &entries {
+        drop(refs);
+        for (number, block, _) in entries {
             crate::faults::crash_point("ledger.after-write");
+            // Durable now: readers close behind the tip get these bytes as they are.
+            self.recent.put(number, Bytes::from(block));
         }
         if let Some(config) = config {
             crate::faults::crash_point("ledger.after-config-write");
