@@ -81,6 +81,13 @@ async fn tx_ids(url: &str, n: u64) -> Vec<String> {
         .collect()
 }
 
+/// Fails naming the first of `wanted` that `text` (what `view` shows) lacks.
+fn assert_shows(view: &str, text: &str, wanted: &[&str]) {
+    for w in wanted {
+        assert!(text.contains(w), "{view} shows {w:?}:\n{text}");
+    }
+}
+
 /// Where an element is (its top and left, in page coordinates), to see that nothing moves.
 const LAYOUT: &str = "JSON.stringify(['#live', '#charts', '#verify', 'figure[data-chart=tx]'].map((s) => { \
                       const r = document.querySelector(s).getBoundingClientRect(); \
@@ -282,7 +289,7 @@ async fn the_explorer_shows_channels_live_blocks_a_block_and_the_chain_check_in_
     assert_eq!(shown, serde_json::json!(expected));
     let page = browser.eval("document.getElementById('view-block').innerText").await;
     let page = page.as_str().unwrap();
-    for wanted in [
+    let wanted = [
         "ENDORSER_TRANSACTION",
         "DevOrgMSP",
         "signature 0 by OrdererMSP",
@@ -290,9 +297,8 @@ async fn the_explorer_shows_channels_live_blocks_a_block_and_the_chain_check_in_
         "Kafka: last offset persisted",
         "last config: block ",
         "\u{2714} matches the data",
-    ] {
-        assert!(page.contains(wanted), "the block view shows {wanted:?}:\n{page}");
-    }
+    ];
+    assert_shows("the block view", page, &wanted);
     browser.eval("document.querySelector('#view-block button[aria-expanded]').click()").await;
     browser
         .wait_for(
@@ -311,7 +317,7 @@ async fn the_explorer_shows_channels_live_blocks_a_block_and_the_chain_check_in_
         .await;
     let config = browser.eval("document.getElementById('view-block').textContent").await;
     let config = config.as_str().unwrap();
-    for wanted in [
+    let wanted = [
         "CONFIG",
         "BatchSize",
         "max_message_count",
@@ -319,9 +325,8 @@ async fn the_explorer_shows_channels_live_blocks_a_block_and_the_chain_check_in_
         "DevOrgMSP",
         "ImplicitMeta: MAJORITY Admins",
         "no signatures (a genesis block is unsigned)",
-    ] {
-        assert!(config.contains(wanted), "the config block shows {wanted:?}:\n{config}");
-    }
+    ];
+    assert_shows("the config block", config, &wanted);
     browser.eval("document.querySelectorAll('#view-block details.tree').forEach((d) => d.open = true)").await;
     browser.screenshot(&shots.join("5-config-block.png")).await;
 

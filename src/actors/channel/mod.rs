@@ -651,7 +651,7 @@ impl ChannelActor {
         self.link.record();
         self.next_offset = Some(record.offset + 1);
         self.status.note_consumed(record.offset, record.value.len());
-        let out = chain.consume_bytes(record.offset, record.value.clone());
+        let out = chain.consume_bytes(record.offset, record.value);
         let pending = chain.has_pending();
         self.status.reprocessing.store(chain.reprocessing(), Ordering::Relaxed);
         let cut = !out.blocks.is_empty();
