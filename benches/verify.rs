@@ -1,7 +1,8 @@
 //! The cost of checking a signed envelope, on one thread (so the figures are per core): the
 //! access checks of `osn::core::access` (creator from the cache, certificate validity, signature,
 //! chain, Writers, timestamp) for ECDSA P-256 and Ed25519 creators, Ed25519 in batches, and
-//! the client's cost of signing, beside the bare signature verification as the baseline.
+//! the client's cost of signing, beside the bare signature verification as the baseline (ring's,
+//! and ECDSA with the key's precomputed table, `osn::core::p256`).
 //! Run: `cargo bench --bench verify`.
 
 use bytes::Bytes;
@@ -122,6 +123,22 @@ fn verify_raw(c: &mut Criterion) {
             })
         });
     }
+    // The same check with the key's table (`osn::core::p256`), what a repeat creator gets; and
+    // what building that table costs, once per key.
+    let envs = signed(&f.ecdsa, 256);
+    let point = match osn::core::msp::Identity::deserialize(&envs[0].creator).unwrap().cert.public_key {
+        osn::core::msp::PublicKey::EcdsaP256(point) => point,
+        other => panic!("not ECDSA: {other:?}"),
+    };
+    let prepared = osn::core::p256::PreparedKey::new(&point).unwrap();
+    let mut i = 0;
+    g.bench_function("ecdsa_p256_table", |b| {
+        b.iter(|| {
+            i = (i + 1) % envs.len();
+            prepared.verify_der(&envs[i].env.payload, &envs[i].env.signature).unwrap()
+        })
+    });
+    g.bench_function("ecdsa_p256_build_table", |b| b.iter(|| osn::core::p256::PreparedKey::new(&point).unwrap()));
     g.finish();
 }
 

@@ -62,6 +62,7 @@ pub struct Metrics {
     // The process (read from /proc/self when scraped; Linux only).
     pub process_resident_memory_bytes: IntGauge,
     pub process_threads: IntGauge,
+    pub verify_ecdsa_tables: IntGauge,
     pub process_open_fds: IntGauge,
     pub process_cpu_seconds: prometheus::Gauge,
     pub process_cpu_by_part: prometheus::GaugeVec,
@@ -360,6 +361,11 @@ impl Metrics {
                 "Resident memory of the OSN process, in bytes (read from /proc when scraped)."
             )?),
             process_threads: reg!(IntGauge::new("process_threads", "Threads of the OSN process.")?),
+            verify_ecdsa_tables: reg!(IntGauge::new(
+                "osn_verify_ecdsa_key_tables",
+                "ECDSA public keys verified with a precomputed table of their own (86 KiB each; repeat signers \
+                 that are members of a channel's organisations, at most 512; read when scraped)."
+            )?),
             process_open_fds: reg!(IntGauge::new("process_open_fds", "Open file descriptors of the OSN process.")?),
             process_cpu_seconds: reg!(prometheus::Gauge::new(
                 "process_cpu_seconds_total",
@@ -381,6 +387,7 @@ impl Metrics {
 
     /// Reads the process gauges from `/proc/self` (left as they are where there is no /proc).
     fn read_process(&self) {
+        self.verify_ecdsa_tables.set(crate::core::p256::tables() as i64);
         if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
             for line in status.lines() {
                 let field = |prefix: &str| {

@@ -15,6 +15,7 @@ use bytes::Bytes;
 
 use super::fabric_policy::Policies;
 use super::msp::{ChainError, Identity, PublicKey, Role, SignatureError, Window};
+use super::p256::RepeatKey;
 use super::policy::PolicyName;
 use crate::proto::Status;
 
@@ -89,6 +90,9 @@ struct Creator {
     /// A parsed Ed25519 key, for batch verification (single signatures are verified with ring,
     /// which measured faster here).
     ed25519: Option<ed25519_dalek::VerifyingKey>,
+    /// An ECDSA key, verified with its own table once it has signed a few requests
+    /// ([`crate::core::p256`]).
+    ecdsa: Option<RepeatKey>,
     chain: Result<Window, ChainError>,
     /// Whether it satisfies Writers, Readers and Admins: evaluated once per configuration.
     verdicts: [OnceLock<bool>; 3],
@@ -214,16 +218,18 @@ impl Access {
     pub fn check(&self, request: &Request<'_>, policy: PolicyName, now: i64) -> Result<Verified, Denied> {
         let creator = self.creator(request.creator);
         let creator = prelude(&creator, now)?;
-        creator.identity.cert.public_key.verify(request.payload, request.signature).map_err(Denied::Signature)?;
+        creator.verify(request.payload, request.signature).map_err(Denied::Signature)?;
         self.conclude(request, creator, policy, now)
     }
 
     /// Checks many signed requests, verifying the Ed25519 signatures among them as one batch
-    /// (falling back to one by one only if the batch fails). The answers are in request order.
+    /// (falling back to one by one only if the batch fails), and the ECDSA ones whose keys have
+    /// tables with one shared inversion. The answers are in request order.
     pub fn check_all(&self, requests: &[Request<'_>], policy: PolicyName, now: i64) -> Vec<Result<Verified, Denied>> {
         let creators: Vec<_> = requests.iter().map(|r| self.creator(r.creator)).collect();
         let mut results: Vec<Result<(), Denied>> = creators.iter().map(|c| prelude(c, now).map(|_| ())).collect();
         let mut batch = Vec::new();
+        let (mut ecdsa, mut ecdsa_at) = (Vec::new(), Vec::new());
         for (i, (request, creator)) in requests.iter().zip(&creators).enumerate() {
             let Ok(creator) = creator.as_ref() else { continue };
             if results[i].is_err() {
@@ -235,11 +241,26 @@ impl Access {
                     Ok(sig) => batch.push((i, *key, sig)),
                     Err(_) => results[i] = Err(Denied::Signature(SignatureError::Invalid)),
                 },
-                None => {
-                    if let Err(e) = creator.identity.cert.public_key.verify(request.payload, request.signature) {
-                        results[i] = Err(Denied::Signature(e));
+                None => match creator.table() {
+                    // ECDSA with the key's table: checked below, all with one inversion.
+                    Some(table) => match table.item(request.payload, request.signature) {
+                        Ok(item) => {
+                            ecdsa_at.push(i);
+                            ecdsa.push(item);
+                        }
+                        Err(e) => results[i] = Err(Denied::Signature(e)),
+                    },
+                    None => {
+                        if let Err(e) = creator.verify(request.payload, request.signature) {
+                            results[i] = Err(Denied::Signature(e));
+                        }
                     }
-                }
+                },
+            }
+        }
+        for (i, good) in ecdsa_at.into_iter().zip(crate::core::p256::verify_batch(&ecdsa)) {
+            if !good {
+                results[i] = Err(Denied::Signature(SignatureError::Invalid));
             }
         }
         if !batch.is_empty() {
@@ -249,8 +270,7 @@ impl Access {
             if ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_err() {
                 for (i, ..) in &batch {
                     let (request, creator) = (&requests[*i], creators[*i].as_ref().as_ref());
-                    let key = creator.map(|c| &c.identity.cert.public_key);
-                    if let Some(Err(e)) = key.ok().map(|k| k.verify(request.payload, request.signature)) {
+                    if let Some(Err(e)) = creator.ok().map(|c| c.verify(request.payload, request.signature)) {
                         results[*i] = Err(Denied::Signature(e));
                     }
                 }
@@ -390,15 +410,36 @@ impl Access {
             }
             PublicKey::EcdsaP256(_) => None,
         };
+        let ecdsa = matches!(identity.cert.public_key, PublicKey::EcdsaP256(_)).then(RepeatKey::default);
         let chain = match self.policies.msps.get(&identity.msp_id) {
             Some(msp) => msp.validate(&identity.cert),
             None => Err(ChainError::UnknownOrganization(identity.msp_id.clone())),
         };
-        Ok(Creator { raw: raw.clone(), identity, ed25519, chain, verdicts: Default::default() })
+        Ok(Creator { raw: raw.clone(), identity, ed25519, ecdsa, chain, verdicts: Default::default() })
     }
 }
 
 /// The creator if it deserialized and its certificate is valid at `now`.
+impl Creator {
+    /// Its signature over `message`: with the key's table once it has one, else with ring.
+    /// Both answer alike (the tests of `core::p256` hold them to it).
+    fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), SignatureError> {
+        match self.table() {
+            Some(table) => table.verify_der(message, signature),
+            None => self.identity.cert.public_key.verify(message, signature),
+        }
+    }
+
+    /// Its ECDSA key's table, if it has (or now gets) one: only a member of the channel's
+    /// organisations gets one, after a few signatures.
+    fn table(&self) -> Option<&crate::core::p256::PreparedKey> {
+        match (&self.ecdsa, &self.identity.cert.public_key) {
+            (Some(repeat), PublicKey::EcdsaP256(point)) => repeat.table(point, self.chain.is_ok()),
+            _ => None,
+        }
+    }
+}
+
 fn prelude(creator: &Result<Creator, Denied>, now: i64) -> Result<&Creator, Denied> {
     let creator = creator.as_ref().map_err(Clone::clone)?;
     let cert = &creator.identity.cert;
@@ -577,6 +618,74 @@ mod tests {
         // Writers: the peer's 14 envelopes are refused.
         let writers = access.check_all(&reqs, PolicyName::Writers, now());
         assert_eq!(writers.iter().filter(|r| r.is_ok()).count(), 24);
+    }
+
+    /// A member's ECDSA key moves to its own table after a few requests (`core::p256`); the
+    /// verdicts stay the same before and after: good ones pass, a wrong signature, a high-S one
+    /// and a malformed one are refused for what they are. A stranger never gets a table.
+    #[test]
+    fn a_repeat_ecdsa_signer_is_verified_alike_before_and_after_its_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let orderer = Org::new(dir.path(), "OrdererMSP", KeyType::EcdsaP256);
+        let a = Org::new(dir.path(), "A", KeyType::EcdsaP256);
+        let access = access_of(&orderer, &[&a]);
+        let ec = a.identity("ec", Role::Client, KeyType::EcdsaP256, None);
+        for round in 0..3 * crate::core::p256::PREPARE_AFTER {
+            let good = transaction(&ec, "ch", 300);
+            assert!(check(&access, &good, PolicyName::Writers).is_ok(), "round {round}");
+            let mut wrong = transaction(&ec, "ch", 300);
+            wrong.signature = good.signature.clone();
+            assert_eq!(
+                check(&access, &wrong, PolicyName::Writers).unwrap_err(),
+                Denied::Signature(SignatureError::Invalid),
+                "round {round}"
+            );
+            let mut high = good.clone();
+            let (r, s) = crate::core::ecdsa::decode_der(&good.signature).unwrap();
+            high.signature = crate::core::ecdsa::encode_der(&r, &crate::core::ecdsa::negate_scalar(&s)).into();
+            assert_eq!(
+                check(&access, &high, PolicyName::Writers).unwrap_err(),
+                Denied::Signature(SignatureError::HighS)
+            );
+            let mut malformed = good.clone();
+            malformed.signature = good.signature.slice(1..);
+            assert_eq!(
+                check(&access, &malformed, PolicyName::Writers).unwrap_err(),
+                Denied::Signature(SignatureError::Malformed)
+            );
+        }
+        let creator = access.creator(&parts(&transaction(&ec, "ch", 300)).0);
+        let repeat = creator.as_ref().as_ref().unwrap().ecdsa.as_ref().unwrap();
+        assert!(repeat.table(&[], true).is_some(), "the member's key has its table");
+        // In a batch: the good ones pass, each bad one is refused, with one shared inversion.
+        let mut envs: Vec<Envelope> = (0..12).map(|_| transaction(&ec, "ch", 300)).collect();
+        envs[3].signature = envs[4].signature.clone();
+        envs[7].signature = Bytes::new();
+        envs[9].signature = envs[9].signature.slice(..envs[9].signature.len() - 1);
+        let owned: Vec<_> = envs.iter().map(|e| (e, parts(e))).collect();
+        let reqs: Vec<Request<'_>> = owned
+            .iter()
+            .map(|(e, (c, t))| Request { payload: &e.payload, signature: &e.signature, creator: c, timestamp: *t })
+            .collect();
+        let all = access.check_all(&reqs, PolicyName::Writers, now());
+        for (i, got) in all.iter().enumerate() {
+            match i {
+                3 => assert_eq!(got.as_ref().unwrap_err(), &Denied::Signature(SignatureError::Invalid)),
+                7 => assert_eq!(got.as_ref().unwrap_err(), &Denied::Signature(SignatureError::Missing)),
+                9 => assert_eq!(got.as_ref().unwrap_err(), &Denied::Signature(SignatureError::Malformed)),
+                _ => assert!(got.is_ok(), "envelope {i}: {got:?}"),
+            }
+        }
+
+        let stranger_org = Org::new(dir.path(), "Z", KeyType::EcdsaP256);
+        let stranger = stranger_org.identity("z", Role::Client, KeyType::EcdsaP256, None);
+        for _ in 0..3 * crate::core::p256::PREPARE_AFTER {
+            let err = check(&access, &transaction(&stranger, "ch", 300), PolicyName::Writers).unwrap_err();
+            assert!(matches!(err, Denied::NotChained { .. }), "{err}");
+        }
+        let creator = access.creator(&parts(&transaction(&stranger, "ch", 300)).0);
+        let repeat = creator.as_ref().as_ref().unwrap().ecdsa.as_ref().unwrap();
+        assert!(repeat.table(&[], false).is_none(), "no table for a stranger");
     }
 
     #[test]

@@ -44,6 +44,7 @@ pub mod fabric_policy;
 pub mod genesis;
 pub mod link;
 pub mod msp;
+pub mod p256;
 pub mod peer_verify;
 pub mod policy;
 pub mod policydsl;

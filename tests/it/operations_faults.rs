@@ -289,9 +289,12 @@ async fn every_metric_is_exported_and_moves_with_a_run() {
         "consensus_kafka_records_per_request",
         "osn_channel_commits_pending",
         "osn_process_cpu_seconds",
+        "osn_verify_ecdsa_key_tables",
     ] {
         assert!(after.keys().any(|k| k.split('{').next() == Some(family)), "{family} is missing");
     }
+    // The run's ECDSA client signed more than a few envelopes as a member: its key has a table.
+    assert!(total(&after, "osn_verify_ecdsa_key_tables", None) >= 1.0);
     // The CPU by part: each part there, the actors' and the ledger's used, none more than the whole.
     let process_cpu = total(&after, "process_cpu_seconds_total", None);
     for part in osn::metrics::CPU_PARTS {
