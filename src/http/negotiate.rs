@@ -92,6 +92,10 @@ pub fn decode<M: prost::Message + Default + DeserializeOwned>(
     }
 }
 
+/// The most a declared Content-Length reserves before the bytes arrive (a larger body grows
+/// its buffer as it comes).
+const PREALLOCATE_MAX: usize = 8 << 20;
+
 /// Reads a request body of at most `limit` bytes. A declared Content-Length over the limit is
 /// refused before anything is read; a chunked body is refused as soon as it passes the limit.
 /// Errors come with their status: REQUEST_ENTITY_TOO_LARGE, or BAD_REQUEST for a broken body.
@@ -100,20 +104,38 @@ pub async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usiz
         let info = format!("request body of {n} bytes or more exceeds this route's limit of {limit} bytes");
         (Status::RequestEntityTooLarge, info)
     };
-    if let Some(len) =
-        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok())
-    {
+    let declared =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    if let Some(len) = declared {
         if len > limit {
             return Err(too_large(len));
         }
     }
-    let mut body = BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| (Status::BadRequest, format!("error reading the request body: {e}")))?;
+    let read_error =
+        |e: actix_web::error::PayloadError| (Status::BadRequest, format!("error reading the request body: {e}"));
+    // A body that arrives in one chunk is that chunk, not a copy; a longer one is gathered into
+    // a buffer of its declared length, so it is copied once and never re-allocated on the way.
+    let first = match payload.next().await {
+        None => return Ok(Bytes::new()),
+        Some(chunk) => chunk.map_err(read_error)?,
+    };
+    if first.len() > limit {
+        return Err(too_large(first.len()));
+    }
+    let Some(second) = payload.next().await else { return Ok(first) };
+    let second = second.map_err(read_error)?;
+    let mut body = BytesMut::with_capacity(declared.unwrap_or(0).min(PREALLOCATE_MAX).max(first.len() + second.len()));
+    body.extend_from_slice(&first);
+    let mut next = Some(second);
+    while let Some(chunk) = next {
         if body.len() + chunk.len() > limit {
             return Err(too_large(body.len() + chunk.len()));
         }
         body.extend_from_slice(&chunk);
+        next = match payload.next().await {
+            None => None,
+            Some(chunk) => Some(chunk.map_err(read_error)?),
+        };
     }
     Ok(body.freeze())
 }

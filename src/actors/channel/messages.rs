@@ -110,7 +110,6 @@ pub(super) fn unavailable(e: &KafkaError) -> bool {
 
 /// A broadcast record handed to the producer, not yet acknowledged.
 pub struct Enqueued {
-    pub(super) channel: String,
     /// Taken when awaited; dropping an `Enqueued` unawaited still settles its in-flight bytes.
     pub(super) delivery: Option<DeliveryFuture>,
     pub(super) status: Arc<ChannelStatus>,
@@ -129,28 +128,27 @@ impl Enqueued {
     /// Waits for Kafka's acknowledgement (`acks=all`); bounded by the producer's
     /// `message.timeout.ms`.
     pub async fn acknowledged(mut self) -> Result<i64, BroadcastError> {
-        let channel = self.channel.clone();
+        let channel = || self.status.name.clone();
         let Some(delivery) = self.delivery.take() else {
-            return Err(BroadcastError::Kafka { channel, reason: "acknowledgement already awaited".into() });
+            return Err(BroadcastError::Kafka { channel: channel(), reason: "acknowledgement already awaited".into() });
         };
         let result = delivery.await;
         self.status.metrics.produce_latency.observe(secs(self.sent.elapsed()));
-        let m = metrics();
         match result {
             Ok(Ok(d)) => {
                 self.status.note_acked(d.offset, self.size);
                 Ok(d.offset)
             }
             Ok(Err((e, _))) => {
-                m.kafka_errors.with_label_values(&[&channel, "produce"]).inc();
+                metrics().kafka_errors.with_label_values(&[&self.status.name, "produce"]).inc();
                 // Only Kafka being unavailable errors the channel: a record the broker refuses
                 // (too large for its message.max.bytes, say) is that record's problem.
                 if unavailable(&e) {
                     self.status.note_produce_failure(e.to_string());
                 }
-                Err(BroadcastError::Kafka { channel, reason: e.to_string() })
+                Err(BroadcastError::Kafka { channel: channel(), reason: e.to_string() })
             }
-            Err(_) => Err(BroadcastError::Kafka { channel, reason: "the producer shut down".into() }),
+            Err(_) => Err(BroadcastError::Kafka { channel: channel(), reason: "the producer shut down".into() }),
         }
     }
 }

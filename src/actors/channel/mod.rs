@@ -933,38 +933,45 @@ impl ChannelActor {
         }
     }
 
-    /// Hands one record to the producer, if the channel is ready.
+    /// Whether the channel takes records now: its deadline not passed, ready, not reprocessing.
+    fn open_for(&self, deadline: Instant) -> Result<(), BroadcastError> {
+        let channel = || self.name.clone();
+        if Instant::now() > deadline {
+            return Err(BroadcastError::Busy { channel: channel() });
+        }
+        let (phase, reason) = self.status.phase();
+        if phase != Phase::Ready {
+            return Err(BroadcastError::NotReady { channel: channel(), reason });
+        }
+        if self.status.reprocessing.load(Ordering::Relaxed) {
+            return Err(BroadcastError::Reprocessing { channel: channel() });
+        }
+        Ok(())
+    }
+
+    /// Hands one record to the producer (the channel open for it: [`Self::open_for`]), encoding
+    /// it in `buf`, which the producer copies from.
     fn enqueue(
         &self,
         envelope: Bytes,
         config_seq: u64,
         class: Class,
-        deadline: Instant,
+        buf: &mut Vec<u8>,
     ) -> Result<Enqueued, BroadcastError> {
-        let channel = self.name.clone();
-        if Instant::now() > deadline {
-            return Err(BroadcastError::Busy { channel });
-        }
-        let (phase, reason) = self.status.phase();
-        if phase != Phase::Ready {
-            return Err(BroadcastError::NotReady { channel, reason });
-        }
-        if self.status.reprocessing.load(Ordering::Relaxed) {
-            return Err(BroadcastError::Reprocessing { channel });
-        }
-        let value = KafkaMessage::regular(envelope, config_seq, class).encode_to_vec();
-        let record = FutureRecord::to(&self.name).partition(PARTITION).key(KEY).payload(&value);
+        buf.clear();
+        KafkaMessage::regular(envelope, config_seq, class).encode(buf).expect("a Vec grows as needed");
+        let record = FutureRecord::to(&self.name).partition(PARTITION).key(KEY).payload(buf.as_slice());
         match self.kafka.producer.send_result(record) {
             Ok(delivery) => {
-                let size = value.len() as u64;
+                let size = buf.len() as u64;
                 self.status.in_flight_bytes.fetch_add(size, Ordering::Relaxed);
                 let status = self.status.clone();
-                Ok(Enqueued { channel, delivery: Some(delivery), status, size, sent: Instant::now() })
+                Ok(Enqueued { delivery: Some(delivery), status, size, sent: Instant::now() })
             }
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                Err(BroadcastError::Overloaded { channel })
+                Err(BroadcastError::Overloaded { channel: self.name.clone() })
             }
-            Err((e, _)) => Err(BroadcastError::Kafka { channel, reason: e.to_string() }),
+            Err((e, _)) => Err(BroadcastError::Kafka { channel: self.name.clone(), reason: e.to_string() }),
         }
     }
 }
@@ -1003,7 +1010,13 @@ impl ChannelActor {
                 .map(|_| Err(BroadcastError::Behind { channel: channel.clone(), lag, limit }))
                 .collect();
         }
-        msg.envelopes.into_iter().map(|e| self.enqueue(e, msg.config_seq, Class::Normal, msg.deadline)).collect()
+        // Whether the channel is open is one answer for the whole batch, which the actor handles
+        // at once; each record is then encoded in one buffer the producer copies from.
+        if let Err(refusal) = self.open_for(msg.deadline) {
+            return msg.envelopes.iter().map(|_| Err(refusal.clone())).collect();
+        }
+        let mut buf = Vec::with_capacity(msg.envelopes.first().map_or(0, |e| e.len() + 64));
+        msg.envelopes.into_iter().map(|e| self.enqueue(e, msg.config_seq, Class::Normal, &mut buf)).collect()
     }
 }
 
@@ -1013,7 +1026,9 @@ impl Handler<EnqueueConfig> for ChannelActor {
     fn handle(&mut self, msg: EnqueueConfig, ctx: &mut Context<Self>) -> Self::Result {
         let _span = self.span.clone().entered();
         let started = Instant::now();
-        let answer = self.enqueue(msg.record, msg.config_seq, Class::Config, msg.deadline);
+        let answer = self
+            .open_for(msg.deadline)
+            .and_then(|()| self.enqueue(msg.record, msg.config_seq, Class::Config, &mut Vec::new()));
         self.watch_kafka(ctx);
         self.handled("config", started);
         answer
