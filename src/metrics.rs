@@ -286,12 +286,12 @@ impl Metrics {
             )?),
             channel_messages_handled: reg!(counter(
                 "osn_channel_messages_handled_total",
-                "Messages the channel actor handled, by type (broadcast, config, record, ttc_timer).",
+                "Messages the channel actor handled, by type (broadcast, config, record: each record consumed, ttc_timer).",
                 &["channel", "type"]
             )?),
             channel_handler_duration: reg!(histogram(
                 "osn_channel_handler_duration_seconds",
-                "Seconds the channel actor spent handling one message, by type.",
+                "Seconds the channel actor spent handling one message, by type (record: one run of up to 64 records the consumer had ready, handled together).",
                 &["channel", "type"]
             )?),
             channel_blocks_cut: reg!(counter(

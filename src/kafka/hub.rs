@@ -426,20 +426,23 @@ impl Opened {
                 if !self.current() {
                     return Poll::Pending;
                 }
-                if let Poll::Ready(e) = error.as_mut().poll(cx) {
-                    return Poll::Ready(match e {
-                        Ok(e) => Got::Error(e),
-                        // Missed errors are of the same outage; the next one comes.
-                        Err(broadcast::error::RecvError::Lagged(_)) => Got::Lagged,
-                        Err(broadcast::error::RecvError::Closed) => Got::Closed,
+                // A record already fetched comes first: it is good whatever error follows, and
+                // the error channel is only polled (its waiter registered and removed under its
+                // lock) when no record is ready, not once per record.
+                if let Poll::Ready(m) = message.as_mut().poll(cx) {
+                    return Poll::Ready(match m {
+                        Ok(m) => Got::Record(Record {
+                            offset: m.offset(),
+                            value: Bytes::copy_from_slice(m.payload().unwrap_or_default()),
+                        }),
+                        Err(e) => Got::Error(e),
                     });
                 }
-                message.as_mut().poll(cx).map(|m| match m {
-                    Ok(m) => Got::Record(Record {
-                        offset: m.offset(),
-                        value: Bytes::copy_from_slice(m.payload().unwrap_or_default()),
-                    }),
-                    Err(e) => Got::Error(e),
+                error.as_mut().poll(cx).map(|e| match e {
+                    Ok(e) => Got::Error(e),
+                    // Missed errors are of the same outage; the next one comes.
+                    Err(broadcast::error::RecvError::Lagged(_)) => Got::Lagged,
+                    Err(broadcast::error::RecvError::Closed) => Got::Closed,
                 })
             })
             .await;

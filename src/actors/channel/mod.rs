@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use bytes::Bytes;
+use futures_util::StreamExt as _;
 use prost::Message as _;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::FutureRecord;
@@ -419,9 +420,9 @@ impl ChannelActor {
     /// cannot be opened (the actor is then stopping).
     fn start_consumer(&mut self, ctx: &mut Context<Self>, from: i64, replacing: bool) -> bool {
         let opened = if replacing {
-            self.kafka.hub.replace(&self.name, from).map(futures_util::StreamExt::boxed_local)
+            self.kafka.hub.replace(&self.name, from).map(|s| s.ready_chunks(RECORDS_PER_MESSAGE).boxed_local())
         } else {
-            self.kafka.hub.stream(&self.name, from).map(futures_util::StreamExt::boxed_local)
+            self.kafka.hub.stream(&self.name, from).map(|s| s.ready_chunks(RECORDS_PER_MESSAGE).boxed_local())
         };
         match opened {
             Ok(stream) => {
@@ -592,13 +593,27 @@ impl Supervised for ChannelActor {
     }
 }
 
-impl StreamHandler<Result<Record, KafkaError>> for ChannelActor {
-    fn handle(&mut self, item: Result<Record, KafkaError>, ctx: &mut Context<Self>) {
+/// Records come in runs: whatever the consumer has ready, up to this many, is one message to
+/// the actor (its span, clock readings and metrics once per run, not per record).
+const RECORDS_PER_MESSAGE: usize = 64;
+
+impl StreamHandler<Vec<Result<Record, KafkaError>>> for ChannelActor {
+    fn handle(&mut self, items: Vec<Result<Record, KafkaError>>, ctx: &mut Context<Self>) {
         let _span = self.span.clone().entered();
         let started = Instant::now();
-        self.consume(item, ctx);
+        let stream = self.consumer;
+        let mut handled = 0;
+        for item in items {
+            self.consume(item, ctx);
+            handled += 1;
+            // A record may replace the consumer or stop the actor: the rest of the run is the
+            // old stream's, and is dropped as an unread stream's records are.
+            if self.consumer != stream || ctx.state() != ActorState::Running {
+                break;
+            }
+        }
         let m = &self.status.metrics;
-        m.handled_record.inc();
+        m.handled_record.inc_by(handled);
         m.handler_record.observe(secs(started.elapsed()));
     }
 
