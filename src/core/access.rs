@@ -424,8 +424,8 @@ impl Creator {
     /// Its signature over `message`: with the key's table once it has one, else with ring.
     /// Both answer alike (the tests of `core::p256` hold them to it).
     fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), SignatureError> {
-        match self.table() {
-            Some(table) => table.verify_der(message, signature),
+        match &self.ecdsa {
+            Some(repeat) => repeat.verify(&self.identity.cert.public_key, self.chain.is_ok(), message, signature),
             None => self.identity.cert.public_key.verify(message, signature),
         }
     }

@@ -617,6 +617,25 @@ pub struct RepeatKey {
 }
 
 impl RepeatKey {
+    /// `key`'s signature over `message`, as [`super::msp::PublicKey::verify`] answers: with the
+    /// table once this key has one (see [`RepeatKey::table`]), else with ring.
+    pub fn verify(
+        &self,
+        key: &super::msp::PublicKey,
+        eligible: bool,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<(), SignatureError> {
+        let table = match key {
+            super::msp::PublicKey::EcdsaP256(point) => self.table(point, eligible),
+            super::msp::PublicKey::Ed25519(_) => None,
+        };
+        match table {
+            Some(table) => table.verify_der(message, signature),
+            None => key.verify(message, signature),
+        }
+    }
+
     /// The table to verify this signature with, or None (verify with ring). `sec1` is the key;
     /// `eligible` says whether it may get a table at all (the creator is a member of the
     /// channel's organisations: strangers never cost a table).

@@ -22,13 +22,19 @@
 //! signs block 1's header and so block 0's header hash.
 //!
 //! Incremental: [`ChainVerifier::check`] takes one block at a time, so a ledger or a deliver stream
-//! can be checked without holding it. Pure: no I/O, no clock.
+//! can be checked without holding it. The orderers that sign the blocks are few: each signer is
+//! parsed and judged once, and its ECDSA key verified with a table of its own after a few blocks
+//! ([`super::p256`]). Pure: no I/O, no clock.
+
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use prost::Message as _;
 
 use super::block::{self, data_hash, header_hash, signatures_metadata};
 use super::msp::{ChainError, Identity, Organization, SignatureError};
+use super::p256::RepeatKey;
 use crate::proto::{Block, OrdererBlockMetadata, SignatureHeader};
 
 /// The checks of block `number` that need no trust anchor: its number, its link to the block
@@ -102,18 +108,32 @@ pub struct ChainVerifier {
     next_number: u64,
     /// Header hash of block `next_number - 1`; None before block 0.
     previous_hash: Option<Bytes>,
+    /// The signers seen, by their serialized identity (at most [`SIGNERS_CACHED`]).
+    signers: HashMap<Bytes, Arc<Signer>>,
+}
+
+/// How many block signers a verifier remembers (a chain has a few orderers).
+const SIGNERS_CACHED: usize = 64;
+
+/// A block signer as first seen: parsed once and judged once against the trusted organisations
+/// (they are the verifier's, and do not change).
+#[derive(Debug)]
+struct Signer {
+    identity: Identity,
+    orderer: Result<(), String>,
+    key: RepeatKey,
 }
 
 impl ChainVerifier {
     /// A verifier of a chain from its genesis block, trusting blocks signed by orderers of `orgs`.
     pub fn new(orgs: Vec<Organization>) -> Self {
-        ChainVerifier { orgs, next_number: 0, previous_hash: None }
+        ChainVerifier { orgs, next_number: 0, previous_hash: None, signers: HashMap::new() }
     }
 
     /// A verifier that resumes after a block already trusted: `next_number` is the next block to
     /// check, `previous_hash` the header hash of the block before it.
     pub fn resume(orgs: Vec<Organization>, next_number: u64, previous_hash: Bytes) -> Self {
-        ChainVerifier { orgs, next_number, previous_hash: Some(previous_hash) }
+        ChainVerifier { orgs, next_number, previous_hash: Some(previous_hash), signers: HashMap::new() }
     }
 
     /// Number of the next block to check (= blocks checked, from a fresh verifier).
@@ -131,7 +151,8 @@ impl ChainVerifier {
 
     /// Checks the next block; on success it becomes the block the following one must link to.
     pub fn check(&mut self, block: &Block) -> Result<(), BadBlock> {
-        let bad = |fault| BadBlock { number: self.next_number, fault };
+        let number = self.next_number;
+        let bad = |fault| BadBlock { number, fault };
         let hash = check_structure(block, self.next_number, self.previous_hash.as_ref()).map_err(bad)?;
         if self.next_number > 0 {
             self.check_signatures(block).map_err(bad)?;
@@ -142,7 +163,7 @@ impl ChainVerifier {
         Ok(())
     }
 
-    fn check_signatures(&self, block: &Block) -> Result<(), Fault> {
+    fn check_signatures(&mut self, block: &Block) -> Result<(), Fault> {
         let header = block.header.as_ref().ok_or(Fault::NoHeader)?;
         let meta = signatures_metadata(block).ok_or(Fault::NoSignaturesSlot)?;
         if meta.signatures.is_empty() {
@@ -151,16 +172,31 @@ impl ChainVerifier {
         for (index, sig) in meta.signatures.iter().enumerate() {
             let sh = SignatureHeader::decode(sig.signature_header.clone())
                 .map_err(|e| Fault::BadSignatureHeader { index, reason: e.to_string() })?;
-            let signer = Identity::deserialize(&sh.creator).map_err(|reason| Fault::BadCreator { index, reason })?;
-            self.orderer(&signer).map_err(|reason| Fault::NotOrderer { index, reason })?;
+            let signer = self.signer(sh.creator).map_err(|reason| Fault::BadCreator { index, reason })?;
+            signer.orderer.clone().map_err(|reason| Fault::NotOrderer { index, reason })?;
             let input = block::signing_input(&meta.value, &sig.signature_header, header);
             signer
-                .cert
-                .public_key
-                .verify(&input, &sig.signature)
+                .key
+                .verify(&signer.identity.cert.public_key, true, &input, &sig.signature)
                 .map_err(|error| Fault::BadSignature { index, error })?;
         }
         Ok(())
+    }
+
+    /// The signer a creator names, parsed and judged the first time it is seen; an error (not
+    /// remembered) if it does not deserialize.
+    fn signer(&mut self, creator: Bytes) -> Result<Arc<Signer>, String> {
+        if let Some(signer) = self.signers.get(&creator) {
+            return Ok(signer.clone());
+        }
+        let identity = Identity::deserialize(&creator)?;
+        let orderer = self.orderer(&identity);
+        let signer = Arc::new(Signer { identity, orderer, key: RepeatKey::default() });
+        if self.signers.len() >= SIGNERS_CACHED {
+            self.signers.clear();
+        }
+        self.signers.insert(creator, signer.clone());
+        Ok(signer)
     }
 
     /// The LAST_CONFIG slot is not signed; the `last_config` of the signed orderer metadata is.

@@ -279,3 +279,33 @@ fn resumes_after_a_trusted_block() {
         "block 3 is bad: header link broken: its previous hash is not the header hash of block 2"
     );
 }
+
+/// The signers are remembered and their keys move to tables after a few blocks: a long chain
+/// still verifies, and a bad signature or a stranger late in it is still found, at its block.
+#[test]
+fn a_long_chain_is_judged_alike_after_its_signers_are_remembered() {
+    let f = fixture();
+    let n = 4 * u64::from(crate::core::p256::PREPARE_AFTER);
+    assert_eq!(verify(&f.orgs, &chain(&f.orderer, n)), Ok(n + 1));
+
+    let mut blocks = chain(&f.orderer, n);
+    let late = blocks.len() - 2;
+    let mut m = slot(&mut blocks[late]);
+    let other = slot(&mut blocks[late - 1]).signatures[0].signature.clone();
+    m.signatures[0].signature = other;
+    set_slot(&mut blocks[late], m);
+    let bad = verify(&f.orgs, &blocks).unwrap_err();
+    assert_eq!(bad.number, late as u64);
+    assert!(matches!(bad.fault, Fault::BadSignature { error: SignatureError::Invalid, .. }), "{bad}");
+
+    // The stranger signs the last block: known signers do not vouch for a new one.
+    let mut blocks = chain(&f.orderer, n);
+    let last = blocks.len() - 1;
+    let mut m = slot(&mut blocks[last]);
+    m.signatures.clear();
+    set_slot(&mut blocks[last], m);
+    f.stranger.sign_block(&mut blocks[last]);
+    let bad = verify(&f.orgs, &blocks).unwrap_err();
+    assert_eq!(bad.number, last as u64);
+    assert!(matches!(&bad.fault, Fault::NotOrderer { .. }), "{bad}");
+}
