@@ -437,8 +437,9 @@ pub const KEY_WINDOW: u32 = 6;
 /// Verifications of one creator with ring before its table is built: a key seen once or twice
 /// does not pay 0.8 ms for it.
 pub const PREPARE_AFTER: u32 = 4;
-/// Tables alive at once, across every channel and configuration (86 KiB each: 43 MiB). Past
-/// it, keys are verified with ring until tables are freed.
+/// Tables alive at once, across every channel and configuration (86 KiB each: 43 MiB; a key has
+/// one table, shared by every creator cache that holds it). Past it, keys are verified with
+/// ring until tables are freed.
 pub const MAX_TABLES: usize = 512;
 
 static TABLES: AtomicUsize = AtomicUsize::new(0);
@@ -646,22 +647,44 @@ impl RepeatKey {
         if !eligible || self.uses.fetch_add(1, Ordering::Relaxed) + 1 < PREPARE_AFTER {
             return None;
         }
-        self.table
-            .get_or_init(|| {
-                if TABLES.fetch_add(1, Ordering::Relaxed) >= MAX_TABLES {
-                    TABLES.fetch_sub(1, Ordering::Relaxed);
-                    return None;
-                }
-                match PreparedKey::new(sec1) {
-                    Some(key) => Some(Arc::new(Counted(key))),
-                    None => {
-                        TABLES.fetch_sub(1, Ordering::Relaxed);
-                        None
-                    }
-                }
-            })
-            .as_deref()
-            .map(|c| &c.0)
+        self.table.get_or_init(|| shared_table(sec1)).as_deref().map(|c| &c.0)
+    }
+}
+
+/// The tables alive, by key: a key that signs on many channels, or across a configuration change
+/// (a new creator cache), shares one table. Weak: a table lives while a creator holds it.
+fn shared() -> &'static std::sync::Mutex<std::collections::HashMap<Vec<u8>, std::sync::Weak<Counted>>> {
+    static SHARED: OnceLock<std::sync::Mutex<std::collections::HashMap<Vec<u8>, std::sync::Weak<Counted>>>> =
+        OnceLock::new();
+    SHARED.get_or_init(Default::default)
+}
+
+/// `sec1`'s table: the one alive if any, else a new one if [`MAX_TABLES`] allows it.
+fn shared_table(sec1: &[u8]) -> Option<Arc<Counted>> {
+    if let Some(table) = shared().lock().unwrap_or_else(|e| e.into_inner()).get(sec1).and_then(|w| w.upgrade()) {
+        return Some(table);
+    }
+    if TABLES.fetch_add(1, Ordering::Relaxed) >= MAX_TABLES {
+        TABLES.fetch_sub(1, Ordering::Relaxed);
+        return None;
+    }
+    // Built outside the lock (under a millisecond); two threads building the same key's table
+    // at once keep the first one registered, and the other is dropped with its creator.
+    let Some(key) = PreparedKey::new(sec1) else {
+        TABLES.fetch_sub(1, Ordering::Relaxed);
+        return None;
+    };
+    let table = Arc::new(Counted(key));
+    let mut map = shared().lock().unwrap_or_else(|e| e.into_inner());
+    if map.len() >= 2 * MAX_TABLES {
+        map.retain(|_, w| w.strong_count() > 0);
+    }
+    match map.get(sec1).and_then(|w| w.upgrade()) {
+        Some(alive) => Some(alive),
+        None => {
+            map.insert(sec1.to_vec(), Arc::downgrade(&table));
+            Some(table)
+        }
     }
 }
 
@@ -856,6 +879,15 @@ mod tests {
         assert!(table.verify(message, &r, &s));
         assert!(tables() >= 1);
         assert!(member.table(&point, true).is_some());
+
+        // Another creator cache (another channel, or the next configuration) with the same key
+        // shares the table instead of building one.
+        let elsewhere = RepeatKey::default();
+        for _ in 1..PREPARE_AFTER {
+            assert!(elsewhere.table(&point, true).is_none());
+        }
+        let shared = elsewhere.table(&point, true).expect("the shared table");
+        assert!(std::ptr::eq(shared, table), "one table per key");
 
         let bad = RepeatKey::default();
         for _ in 0..PREPARE_AFTER + 1 {
