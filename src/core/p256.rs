@@ -215,37 +215,67 @@ impl Sc {
         );
         Sc(out.0)
     }
+}
 
-    #[inline(always)]
-    fn sq(&self) -> Sc {
-        let mut out = fs::fiat_p256_scalar_montgomery_domain_field_element([0; 4]);
-        fs::fiat_p256_scalar_square(&mut out, &fs::fiat_p256_scalar_montgomery_domain_field_element(self.0));
-        Sc(out.0)
+/// `a⁻¹ mod n` for `a` in `[1, n)`, by the binary extended Euclidean algorithm: twice as fast
+/// as Fermat's `a^(n-2)` here, and variable-time, which is fine: `s` is public.
+fn invert_scalar(a: &[u64; 4]) -> [u64; 4] {
+    const ONE: [u64; 4] = [1, 0, 0, 0];
+    // Invariants: x1·a ≡ u and x2·a ≡ v (mod n); gcd(u, v) = gcd(a, n) = 1 throughout.
+    let (mut u, mut v) = (*a, N);
+    let (mut x1, mut x2) = (ONE, [0u64; 4]);
+    loop {
+        while u[0] & 1 == 0 {
+            u = shr1(&u, false);
+            x1 = half_mod_n(&x1);
+        }
+        while v[0] & 1 == 0 {
+            v = shr1(&v, false);
+            x2 = half_mod_n(&x2);
+        }
+        if u == ONE {
+            return x1;
+        }
+        if v == ONE {
+            return x2;
+        }
+        if less(&u, &v) {
+            v = sub_wide(&v, &u);
+            x2 = sub_mod_n(&x2, &x1);
+        } else {
+            u = sub_wide(&u, &v);
+            x1 = sub_mod_n(&x1, &x2);
+        }
     }
+}
 
-    /// `self^(n-2)` with 4-bit windows: the inverse of a non-zero scalar.
-    fn invert(&self) -> Sc {
-        let e = sub_wide(&N, &[2, 0, 0, 0]);
-        let mut powers = [*self; 16];
-        for i in 2..16 {
-            powers[i] = powers[i - 1].mul(self);
-        }
-        let mut acc: Option<Sc> = None;
-        for nib in (0..64).rev() {
-            let d = ((e[nib / 16] >> ((nib % 16) * 4)) & 0xf) as usize;
-            acc = Some(match acc {
-                None => powers[d],
-                Some(a) => {
-                    let a = a.sq().sq().sq().sq();
-                    if d == 0 {
-                        a
-                    } else {
-                        a.mul(&powers[d])
-                    }
-                }
-            });
-        }
-        acc.unwrap()
+/// `a / 2` over 257 bits, `top` being bit 256.
+fn shr1(a: &[u64; 4], top: bool) -> [u64; 4] {
+    [
+        (a[0] >> 1) | (a[1] << 63),
+        (a[1] >> 1) | (a[2] << 63),
+        (a[2] >> 1) | (a[3] << 63),
+        (a[3] >> 1) | (u64::from(top) << 63),
+    ]
+}
+
+/// `x / 2 mod n` for `x` in `[0, n)`.
+fn half_mod_n(x: &[u64; 4]) -> [u64; 4] {
+    if x[0] & 1 == 0 {
+        shr1(x, false)
+    } else {
+        let (sum, carry) = add_wide(x, &N);
+        shr1(&sum, carry)
+    }
+}
+
+/// `a - b mod n` for `a`, `b` in `[0, n)`.
+fn sub_mod_n(a: &[u64; 4], b: &[u64; 4]) -> [u64; 4] {
+    let difference = sub_wide(a, b);
+    if less(a, b) {
+        add_wide(&difference, &N).0
+    } else {
+        difference
     }
 }
 
@@ -497,7 +527,7 @@ impl PreparedKey {
     /// Whether `(r, s)` signs the SHA-256 digest `e`.
     pub fn verify_digest(&self, e: &[u8; 32], r: &[u8; 32], s: &[u8; 32]) -> bool {
         let Some((r, s)) = in_range(r, s) else { return false };
-        self.verify_with_inverse(e, &r, &Sc::from_int(&s).invert())
+        self.verify_with_inverse(e, &r, &Sc::from_int(&invert_scalar(&s)))
     }
 
     /// The check, given `w = s⁻¹ mod n` (Montgomery form) and `r` in range.
@@ -568,7 +598,7 @@ pub struct Item<'a> {
 }
 
 /// Checks many signatures, each as [`PreparedKey::verify_digest`] would, with one scalar
-/// inversion for all of them (Montgomery's trick: a third of a single check's time goes to
+/// inversion for all of them (Montgomery's trick: a sixth of a single check's time goes to
 /// inverting `s`). The answers are in order.
 pub fn verify_batch(items: &[Item<'_>]) -> Vec<bool> {
     let parsed: Vec<Option<([u64; 4], Sc)>> =
@@ -582,7 +612,7 @@ pub fn verify_batch(items: &[Item<'_>]) -> Vec<bool> {
             product = product.mul(s);
         }
     }
-    let mut inverse = product.invert();
+    let mut inverse = Sc::from_int(&invert_scalar(&product.to_int()));
     let mut answers = vec![false; items.len()];
     for k in (0..items.len()).rev() {
         if let Some((r, s)) = &parsed[k] {
@@ -832,6 +862,30 @@ mod tests {
         assert!(singly.iter().filter(|&&b| b).count() >= 10, "{singly:?}");
         assert!(singly.iter().filter(|&&b| !b).count() >= 10, "{singly:?}");
         assert!(verify_batch(&[]).is_empty());
+    }
+
+    /// The inverse mod n is one: `a · a⁻¹ ≡ 1`, at the ends of the range and for random `a`.
+    #[test]
+    fn scalars_invert() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut cases = vec![[1u64, 0, 0, 0], [2, 0, 0, 0], sub_wide(&N, &[1, 0, 0, 0]), sub_wide(&N, &[2, 0, 0, 0])];
+        for _ in 0..500 {
+            let mut a = [0u64; 4];
+            for limb in a.iter_mut() {
+                *limb = xorshift(&mut state);
+            }
+            if !less(&a, &N) {
+                a = sub_wide(&a, &N);
+            }
+            if !is_zero(&a) {
+                cases.push(a);
+            }
+        }
+        for a in cases {
+            let inverse = invert_scalar(&a);
+            assert!(less(&inverse, &N));
+            assert_eq!(Sc::from_int(&a).mul(&Sc::from_int(&inverse)).to_int(), [1, 0, 0, 0], "{a:x?}");
+        }
     }
 
     #[test]
