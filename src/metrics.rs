@@ -62,8 +62,9 @@ pub struct Metrics {
     // The process (read from /proc/self when scraped; Linux only).
     pub process_resident_memory_bytes: IntGauge,
     pub process_threads: IntGauge,
-    pub verify_ecdsa_tables: IntGauge,
     pub process_open_fds: IntGauge,
+    /// Read when scraped, as the process gauges are.
+    pub verify_ecdsa_tables: IntGauge,
     pub process_cpu_seconds: prometheus::Gauge,
     pub process_cpu_by_part: prometheus::GaugeVec,
     pub verify_duration: HistogramVec,

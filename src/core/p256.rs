@@ -100,11 +100,33 @@ fn sub_wide(a: &[u64; 4], b: &[u64; 4]) -> [u64; 4] {
     out
 }
 
+/// A method of [`Fe`] over fiat-crypto's function `$f` of one or two elements (`$other`).
+macro_rules! fe_op {
+    ($name:ident, $f:path, $other:ident) => {
+        #[inline(always)]
+        fn $name(&self, $other: &Fe) -> Fe {
+            let mut out = FeM([0; 4]);
+            $f(&mut out, &FeM(self.0), &FeM($other.0));
+            Fe(out.0)
+        }
+    };
+    ($name:ident, $f:path) => {
+        #[inline(always)]
+        fn $name(&self) -> Fe {
+            let mut out = FeM([0; 4]);
+            $f(&mut out, &FeM(self.0));
+            Fe(out.0)
+        }
+    };
+}
+
+use fp::fiat_p256_montgomery_domain_field_element as FeM;
+
 impl Fe {
     const ZERO: Fe = Fe([0; 4]);
 
     fn one() -> Fe {
-        let mut out = fp::fiat_p256_montgomery_domain_field_element([0; 4]);
+        let mut out = FeM([0; 4]);
         fp::fiat_p256_set_one(&mut out);
         Fe(out.0)
     }
@@ -112,57 +134,16 @@ impl Fe {
     /// From an integer below p (little-endian limbs).
     fn from_int(a: &[u64; 4]) -> Fe {
         debug_assert!(less(a, &P));
-        let mut out = fp::fiat_p256_montgomery_domain_field_element([0; 4]);
+        let mut out = FeM([0; 4]);
         fp::fiat_p256_to_montgomery(&mut out, &fp::fiat_p256_non_montgomery_domain_field_element(*a));
         Fe(out.0)
     }
 
-    #[inline(always)]
-    fn mul(&self, o: &Fe) -> Fe {
-        let mut out = fp::fiat_p256_montgomery_domain_field_element([0; 4]);
-        fp::fiat_p256_mul(
-            &mut out,
-            &fp::fiat_p256_montgomery_domain_field_element(self.0),
-            &fp::fiat_p256_montgomery_domain_field_element(o.0),
-        );
-        Fe(out.0)
-    }
-
-    #[inline(always)]
-    fn sq(&self) -> Fe {
-        let mut out = fp::fiat_p256_montgomery_domain_field_element([0; 4]);
-        fp::fiat_p256_square(&mut out, &fp::fiat_p256_montgomery_domain_field_element(self.0));
-        Fe(out.0)
-    }
-
-    #[inline(always)]
-    fn add(&self, o: &Fe) -> Fe {
-        let mut out = fp::fiat_p256_montgomery_domain_field_element([0; 4]);
-        fp::fiat_p256_add(
-            &mut out,
-            &fp::fiat_p256_montgomery_domain_field_element(self.0),
-            &fp::fiat_p256_montgomery_domain_field_element(o.0),
-        );
-        Fe(out.0)
-    }
-
-    #[inline(always)]
-    fn sub(&self, o: &Fe) -> Fe {
-        let mut out = fp::fiat_p256_montgomery_domain_field_element([0; 4]);
-        fp::fiat_p256_sub(
-            &mut out,
-            &fp::fiat_p256_montgomery_domain_field_element(self.0),
-            &fp::fiat_p256_montgomery_domain_field_element(o.0),
-        );
-        Fe(out.0)
-    }
-
-    #[inline(always)]
-    fn neg(&self) -> Fe {
-        let mut out = fp::fiat_p256_montgomery_domain_field_element([0; 4]);
-        fp::fiat_p256_opp(&mut out, &fp::fiat_p256_montgomery_domain_field_element(self.0));
-        Fe(out.0)
-    }
+    fe_op!(mul, fp::fiat_p256_mul, o);
+    fe_op!(add, fp::fiat_p256_add, o);
+    fe_op!(sub, fp::fiat_p256_sub, o);
+    fe_op!(sq, fp::fiat_p256_square);
+    fe_op!(neg, fp::fiat_p256_opp);
 
     fn is_zero(&self) -> bool {
         is_zero(&self.0)
