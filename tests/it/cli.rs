@@ -458,6 +458,7 @@ fn load_against_an_embedded_osn_reports_ordered_throughput_as_json() {
     assert!(summary["ordered_tps"].as_f64().unwrap() > 0.0, "{summary}");
     assert!(summary["delivered_latency_ms"]["p99"].as_f64().unwrap() > 0.0, "{summary}");
     assert!(summary["refused"].as_object().unwrap().is_empty(), "{summary}");
+    assert!(summary.get("send_lag_ms").is_none(), "no schedule, no lag: {summary}");
     // The OSN's CPU per ordered transaction, from its /proc: something, and less than a second.
     let cpu = summary["server_cpu_us_per_tx"].as_f64().unwrap();
     assert!(cpu > 0.0 && cpu < 1e6, "{summary}");
@@ -482,6 +483,8 @@ fn load_against_an_embedded_osn_reports_ordered_throughput_as_json() {
     let summary: serde_json::Value = serde_json::from_str(&text).expect("JSON summary");
     assert_eq!((summary["count"].as_u64(), summary["ordered"].as_u64()), (Some(2000), Some(2000)), "{summary}");
     assert!(summary["accepted_tps"].as_f64().unwrap() <= 1100.0, "paced at the rate: {summary}");
+    // How late the generator itself sent, since the latencies count from when envelopes were due.
+    assert!(summary["send_lag_ms"]["p50"].as_f64().is_some(), "{summary}");
     assert!(started.elapsed() >= Duration::from_secs(2), "it took the duration");
 
     // Websocket streams into two new channels, three subscribers each, signatures not verified.

@@ -80,6 +80,9 @@ fn figures(s: &Summary) -> String {
     };
     rows.push(("broadcast → answered".into(), p(&s.ack_latency_ms)));
     rows.push(("broadcast → delivered".into(), p(&s.delivered_latency_ms)));
+    if let Some(lag) = &s.send_lag_ms {
+        rows.push(("sent after due (the generator's lag)".into(), p(lag)));
+    }
     if let (Some(tps), Some(ratio)) = (s.baseline_kafka_tps, s.baseline_ratio) {
         rows.push(("Kafka alone".into(), format!("{tps:.0} rec/s (the OSN orders {:.0} % of it)", ratio * 100.0)));
     }
@@ -271,6 +274,7 @@ mod tests {
             ordered_tps: 900.0,
             ack_latency_ms: Default::default(),
             delivered_latency_ms: Default::default(),
+            send_lag_ms: None,
             refused: [("SERVICE_UNAVAILABLE".to_string(), 2)].into(),
             subscribers: Default::default(),
             server_rss_mib: None,

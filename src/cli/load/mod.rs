@@ -124,6 +124,7 @@ pub enum Baseline {
 }
 
 mod html;
+mod pace;
 mod report;
 mod senders;
 mod server;
@@ -337,6 +338,8 @@ struct Shared {
     answered: AtomicUsize,
     accepted: AtomicUsize,
     ordered: AtomicUsize,
+    /// With `--rate`: how late each request (or stream message) left after it was due, in µs.
+    lag: Mutex<Histogram<u64>>,
 }
 
 /// What one deliver subscription saw of its channel's blocks.
@@ -508,6 +511,7 @@ async fn load(args: &LoadArgs, endpoint: &Endpoint) -> anyhow::Result<Summary> {
         answered: AtomicUsize::new(0),
         accepted: AtomicUsize::new(0),
         ordered: AtomicUsize::new(0),
+        lag: Mutex::new(Histogram::new(3).expect("valid histogram")),
     });
     let before = scrape(endpoint).await.unwrap_or_default();
 
@@ -673,6 +677,7 @@ async fn load(args: &LoadArgs, endpoint: &Endpoint) -> anyhow::Result<Summary> {
         ordered_tps: ordered as f64 / secs(last.saturating_sub(started - shared.t0)),
         ack_latency_ms: Percentiles::of(&ack),
         delivered_latency_ms: Percentiles::of(&delivered),
+        send_lag_ms: args.rate.map(|_| Percentiles::of(&lock(&shared.lag))),
         refused,
         subscribers,
         server_rss_mib,
@@ -688,13 +693,25 @@ async fn load(args: &LoadArgs, endpoint: &Endpoint) -> anyhow::Result<Summary> {
 }
 
 /// When request `n` of `per_request` envelopes is due at a target rate.
-fn due(args: &LoadArgs, started: Instant, n: usize, per_request: usize) -> Option<Instant> {
-    args.rate.map(|rate| started + Duration::from_secs_f64((n * per_request) as f64 / rate))
+/// When envelope `i` is due at `rate` envelopes a second from `started`.
+fn due(rate: f64, started: Instant, i: usize) -> Instant {
+    started + Duration::from_secs_f64(i as f64 / rate)
+}
+
+/// With `--rate`: the pacer of `n` turns, turn `k` due with envelope `k * per_turn`.
+fn pacer(args: &LoadArgs, started: Instant, n: usize, per_turn: usize) -> anyhow::Result<Option<pace::Pacer>> {
+    let Some(rate) = args.rate else { return Ok(None) };
+    let pacer = pace::Pacer::start(n, move |k| due(rate, started, k * per_turn)).context("starting the pacer")?;
+    Ok(Some(pacer))
 }
 
 /// Records that envelopes `ids` leave now (or at their scheduled time); that time since `t0`.
 fn mark_sent(shared: &Shared, ids: &[usize], due: Option<Instant>) -> Duration {
-    let at = due.map_or_else(|| shared.t0.elapsed(), |due| due - shared.t0);
+    let now = shared.t0.elapsed();
+    let at = due.map_or(now, |due| due - shared.t0);
+    if due.is_some() {
+        let _ = lock(&shared.lag).record((now.saturating_sub(at).as_micros() as u64).max(1));
+    }
     for &i in ids {
         shared.sent[i].store(at.as_nanos() as u64 + 1, Ordering::Relaxed);
     }

@@ -88,6 +88,10 @@ pub struct Summary {
     pub ack_latency_ms: Percentiles,
     /// Broadcast sent → delivered in a block.
     pub delivered_latency_ms: Percentiles,
+    /// With `--rate`: how late the load generator itself sent each request after it was due.
+    /// Both latencies above count from when it was due, so this lag is part of them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub send_lag_ms: Option<Percentiles>,
     /// Refused envelopes by status (and transport failures as `UNREACHABLE`).
     pub refused: BTreeMap<String, usize>,
     pub subscribers: Subscribers,
@@ -184,6 +188,9 @@ pub(super) fn print_summary(s: &Summary) {
     };
     p("ack", &s.ack_latency_ms);
     p("delivered", &s.delivered_latency_ms);
+    if let Some(lag) = &s.send_lag_ms {
+        p("send lag", lag);
+    }
     if let (Some(tps), Some(ratio)) = (s.baseline_kafka_tps, s.baseline_ratio) {
         println!("kafka      {tps:>19.0} rec/s alone (the OSN orders {:.0} % of it)", ratio * 100.0);
     }

@@ -24,14 +24,15 @@ pub(super) async fn broadcast_http(
         (0..rounds).flat_map(|r| per_channel.iter().filter_map(move |reqs| reqs.get(r).cloned())).collect();
     let client = endpoint.client(Duration::from_secs(60))?;
     let base = endpoint.base();
+    let pacer = pacer(args, started, requests.len(), per_request)?;
     let answers: Vec<Vec<Outcome>> = futures_util::stream::iter(requests.into_iter().enumerate())
         .map(|(r, ids)| {
-            let (client, base, shared) = (&client, &base, shared.clone());
-            let due = due(args, started, r, per_request);
+            let (client, base, shared, pacer) = (&client, &base, shared.clone(), pacer.as_ref());
+            let due = args.rate.map(|rate| due(rate, started, r * per_request));
             let channel = &args.channels[ids[0] % n];
             async move {
-                if let Some(due) = due {
-                    tokio::time::sleep_until(due.into()).await;
+                if let Some(pacer) = pacer {
+                    pacer.turn(r).await;
                 }
                 let at = mark_sent(&shared, &ids, due);
                 let result = send(client, base, channel, args.mode, &ids, envelopes).await;
@@ -104,9 +105,11 @@ pub(super) async fn broadcast_ws(
     started: Instant,
 ) -> anyhow::Result<Vec<Outcome>> {
     let client = endpoint.client(Duration::from_secs(60))?;
+    let pacer = pacer(args, started, envelopes.len(), 1)?;
+    let schedule = args.rate.zip(pacer.as_ref()).map(|(rate, pacer)| Schedule { rate, started, pacer });
     let tasks = stream_shares(args, envelopes.len()).into_iter().map(|(c, ids)| {
         let url = format!("{}/v1/channels/{}/broadcast", endpoint.ws_base(), args.channels[c]);
-        ws_stream(&client, url, ids, envelopes, shared, args.rate.map(|r| (r, started)))
+        ws_stream(&client, url, ids, envelopes, shared, schedule.as_ref())
     });
     Ok(futures_util::future::join_all(tasks).await.into_iter().flatten().collect())
 }
@@ -119,15 +122,38 @@ fn stream_shares(args: &LoadArgs, count: usize) -> Vec<(usize, Vec<usize>)> {
     (0..n).flat_map(|c| (0..streams).map(move |k| (c, (c + k * n..count).step_by(n * streams).collect()))).collect()
 }
 
+/// The schedule of a stream's envelopes at `--rate`: envelope `i` waits for the pacer's turn `i`.
+struct Schedule<'a> {
+    rate: f64,
+    started: Instant,
+    pacer: &'a pace::Pacer,
+}
+
+impl Schedule<'_> {
+    /// Waits for envelope `i`'s turn; when it was due.
+    async fn wait(&self, i: usize) -> Instant {
+        self.pacer.turn(i).await;
+        due(self.rate, self.started, i)
+    }
+}
+
+/// Waits for envelope `i`'s turn, if there is a schedule; when it was due.
+async fn on_schedule(schedule: Option<&Schedule<'_>>, i: usize) -> Option<Instant> {
+    match schedule {
+        Some(s) => Some(s.wait(i).await),
+        None => None,
+    }
+}
+
 /// One broadcast websocket: sends `ids` in order and pairs each answer with the oldest envelope
 /// not answered yet.
-pub(super) async fn ws_stream(
+async fn ws_stream(
     client: &awc::Client,
     url: String,
     ids: Vec<usize>,
     envelopes: &[Bytes],
     shared: &Shared,
-    rate: Option<(f64, Instant)>,
+    schedule: Option<&Schedule<'_>>,
 ) -> Vec<Outcome> {
     let ws = match client.ws(&url).max_frame_size(64 << 20).connect().await {
         Ok((_, ws)) => ws,
@@ -140,10 +166,7 @@ pub(super) async fn ws_stream(
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, Duration)>();
     let sender = async {
         for (n, &i) in ids.iter().enumerate() {
-            let due = rate.map(|(rate, started)| started + Duration::from_secs_f64(i as f64 / rate));
-            if let Some(due) = due {
-                tokio::time::sleep_until(due.into()).await;
-            }
+            let due = on_schedule(schedule, i).await;
             let _ = tx.send((i, mark_sent(shared, &[i], due)));
             if sink.send(awc::ws::Message::Binary(envelopes[i].clone())).await.is_err() {
                 return n + 1;
@@ -194,10 +217,12 @@ pub(super) async fn broadcast_grpc(
     for _ in 0..shares.len() {
         clients.push(endpoint.grpc_client().await?);
     }
+    let pacer = pacer(args, started, envelopes.len(), 1)?;
+    let schedule = args.rate.zip(pacer.as_ref()).map(|(rate, pacer)| Schedule { rate, started, pacer });
     let tasks = shares
         .into_iter()
         .zip(clients)
-        .map(|((_, ids), client)| grpc_stream(client, ids, envelopes, shared, args.rate.map(|r| (r, started))));
+        .map(|((_, ids), client)| grpc_stream(client, ids, envelopes, shared, schedule.as_ref()));
     Ok(futures_util::future::join_all(tasks).await.into_iter().flatten().collect())
 }
 
@@ -208,17 +233,14 @@ async fn grpc_stream(
     ids: Vec<usize>,
     envelopes: &[Bytes],
     shared: &Shared,
-    rate: Option<(f64, Instant)>,
+    schedule: Option<&Schedule<'_>>,
 ) -> Vec<Outcome> {
     let (requests, rx) = tokio::sync::mpsc::channel::<crate::proto::Envelope>(64);
     let outbound = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) });
     let (tx, mut sent_at) = tokio::sync::mpsc::unbounded_channel::<(usize, Duration)>();
     let sender = async {
         for (n, &i) in ids.iter().enumerate() {
-            let due = rate.map(|(rate, started)| started + Duration::from_secs_f64(i as f64 / rate));
-            if let Some(due) = due {
-                tokio::time::sleep_until(due.into()).await;
-            }
+            let due = on_schedule(schedule, i).await;
             let Ok(envelope) = crate::proto::Envelope::decode(envelopes[i].clone()) else { return n };
             let _ = tx.send((i, mark_sent(shared, &[i], due)));
             if requests.send(envelope).await.is_err() {
