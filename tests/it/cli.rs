@@ -477,7 +477,21 @@ fn load_against_an_embedded_osn_reports_ordered_throughput_as_json() {
 
     // At a target rate for a duration: rate × duration envelopes, sent on schedule.
     let started = Instant::now();
-    let out = osn(&["load", "--embedded", "--rate", "1000", "--duration", "2s", "--mode", "single", "--json"]);
+    let out = osn(&[
+        "load",
+        "--embedded",
+        "--rate",
+        "1000",
+        "--duration",
+        "2s",
+        "--mode",
+        "single",
+        "--baseline",
+        "kafka",
+        "--baseline-fetch-wait",
+        "2ms",
+        "--json",
+    ]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
     let summary: serde_json::Value = serde_json::from_str(&text).expect("JSON summary");
@@ -485,6 +499,11 @@ fn load_against_an_embedded_osn_reports_ordered_throughput_as_json() {
     assert!(summary["accepted_tps"].as_f64().unwrap() <= 1100.0, "paced at the rate: {summary}");
     // How late the generator itself sent, since the latencies count from when envelopes were due.
     assert!(summary["send_lag_ms"]["p50"].as_f64().is_some(), "{summary}");
+    // The broker alone at the same rate: its own latencies, read back after acknowledged.
+    let kafka = &summary["baseline_kafka_latency_ms"];
+    let (ack, read) = (kafka["ack"]["p50"].as_f64().unwrap(), kafka["consumed"]["p50"].as_f64().unwrap());
+    assert!(ack > 0.0 && read > 0.0, "{summary}");
+    assert!(summary.get("baseline_ratio").is_none(), "a rate-limited run is no throughput baseline: {summary}");
     assert!(started.elapsed() >= Duration::from_secs(2), "it took the duration");
 
     // Websocket streams into two new channels, three subscribers each, signatures not verified.

@@ -80,6 +80,10 @@ fn figures(s: &Summary) -> String {
     };
     rows.push(("broadcast → answered".into(), p(&s.ack_latency_ms)));
     rows.push(("broadcast → delivered".into(), p(&s.delivered_latency_ms)));
+    if let Some(kafka) = &s.baseline_kafka_latency_ms {
+        rows.push(("Kafka alone: produced → acknowledged".into(), p(&kafka.ack)));
+        rows.push(("Kafka alone: produced → read back".into(), p(&kafka.consumed)));
+    }
     if let Some(lag) = &s.send_lag_ms {
         rows.push(("sent after due (the generator's lag)".into(), p(lag)));
     }
@@ -285,6 +289,7 @@ mod tests {
             create_channels_secs: None,
             channel_metrics: Default::default(),
             baseline_kafka_tps: None,
+            baseline_kafka_latency_ms: None,
             baseline_ratio: None,
             plots: super::super::Plots {
                 accepted: vec![3, 4, 3],

@@ -107,9 +107,16 @@ pub struct LoadArgs {
     pub report: Option<PathBuf>,
     /// Also measure the broker alone in the same run: produce and consume as many records of the
     /// same size straight to a new topic with the same client library, and give the OSN's
-    /// ordered throughput as a ratio of it.
+    /// ordered throughput as a ratio of it. With --rate: at the same rate, in the same groups
+    /// (--batch-size), and give the broker's own latencies (produce → acknowledged, produce →
+    /// consumed) beside the OSN's.
     #[arg(long, value_enum)]
     pub baseline: Option<Baseline>,
+    /// With --baseline and --rate: the baseline consumer's fetch wait; set it as the OSN's
+    /// `kafka.fetch-wait` (`osn dev --fetch-wait-max`), since a broker that holds an empty fetch
+    /// for the whole wait (the embedded one, tansu) adds up to that much.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "20ms")]
+    pub baseline_fetch_wait: Duration,
     /// The Kafka bootstrap servers for --baseline (with --embedded: the embedded broker's).
     #[arg(long)]
     pub brokers: Option<String>,
@@ -130,7 +137,7 @@ mod senders;
 mod server;
 
 use report::print_summary;
-pub use report::{ChannelFigures, Percentiles, Plots, Rss, Subscribers, Summary, Threads};
+pub use report::{BrokerLatency, ChannelFigures, Percentiles, Plots, Rss, Subscribers, Summary, Threads};
 use senders::{broadcast_grpc, broadcast_http, broadcast_ws};
 use server::{channel_metrics, progress_bar, sample_rss, scrape, CPU, RSS, THREADS};
 
@@ -159,12 +166,17 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     if let (Ok(summary), Some(Baseline::Kafka)) = (result.as_mut(), args.baseline) {
         let brokers = brokers.context("--baseline kafka needs --brokers (or --embedded)")?;
         let envelope_len = transaction(&args.identity.load()?, &args.channels[0], args.size).encoded_len();
-        match kafka_baseline(&brokers, summary.count, envelope_len).await {
-            Ok(tps) => {
+        let baseline = match args.rate {
+            Some(rate) => kafka_latency_baseline(&brokers, &args, rate, summary.count, envelope_len)
+                .await
+                .map(|latency| summary.baseline_kafka_latency_ms = Some(latency)),
+            None => kafka_baseline(&brokers, summary.count, envelope_len).await.map(|tps| {
                 summary.baseline_kafka_tps = Some(tps);
                 summary.baseline_ratio = Some(summary.ordered_tps / tps);
-            }
-            Err(e) => result = Err(e.context("the Kafka baseline failed")),
+            }),
+        };
+        if let Err(e) = baseline {
+            result = Err(e.context("the Kafka baseline failed"));
         }
     }
     if let Some(mut child) = dev {
@@ -238,6 +250,75 @@ async fn kafka_baseline(brokers: &str, count: usize, size: usize) -> anyhow::Res
         .context("the consumer did not read every record within 300 s")?
         .context("the consumer task failed")??;
     Ok(count as f64 / elapsed.as_secs_f64().max(1e-9))
+}
+
+/// The broker alone at the load's rate: `count` records of `size` bytes produced to a new topic
+/// in groups of `--batch-size` in batch mode (else one by one), each group when due (as the
+/// load's requests), and consumed with
+/// the OSN's client settings and `--baseline-fetch-wait`. Each record carries when it was due;
+/// its latencies count from then, as the load's do.
+async fn kafka_latency_baseline(
+    brokers: &str,
+    args: &LoadArgs,
+    rate: f64,
+    count: usize,
+    size: usize,
+) -> anyhow::Result<report::BrokerLatency> {
+    let cfg = crate::config::KafkaConfig {
+        brokers: brokers.to_owned(),
+        replication_factor: 1,
+        fetch_wait: args.baseline_fetch_wait,
+        ..Default::default()
+    };
+    let topic = format!("osn-load-baseline-{}", crate::core::block::hex(&rand::random::<[u8; 6]>()));
+    crate::kafka::ensure_topic(&cfg, &topic, None).await?;
+    let producer = crate::kafka::producer(&cfg)?;
+    crate::kafka::produce(&producer, &topic, b"warm-up").await?;
+    let mut stream = Box::pin(crate::kafka::consume_from(&cfg, &topic, 1)?);
+    let t0 = Instant::now();
+    let reader = actix_rt::spawn(async move {
+        let mut consumed = Histogram::<u64>::new(3).expect("valid histogram");
+        for _ in 0..count {
+            let Some(record) = stream.next().await else { anyhow::bail!("the consumer stream ended") };
+            let now = t0.elapsed().as_nanos() as u64;
+            let record = record?;
+            let due = record.value.get(..8).map_or(0, |b| u64::from_be_bytes(b.try_into().expect("8 bytes")));
+            let _ = consumed.record((now.saturating_sub(due) / 1000).max(1));
+        }
+        Ok::<_, anyhow::Error>(consumed)
+    });
+    let per_group = if args.mode == Mode::Batch { args.batch_size.max(1) } else { 1 };
+    let groups = count.div_ceil(per_group);
+    let started = t0 + Duration::from_millis(50);
+    let pacer = pace::Pacer::start(groups, move |g| due(rate, started, g * per_group)).context("starting the pacer")?;
+    let acked = Mutex::new(Histogram::<u64>::new(3).expect("valid histogram"));
+    let sends = futures_util::stream::iter(0..groups).map(|g| {
+        let (producer, topic, pacer, acked) = (&producer, &topic, &pacer, &acked);
+        async move {
+            pacer.turn(g).await;
+            let at = due(rate, started, g * per_group) - t0;
+            let mut value = vec![0x5a; size.max(8)];
+            value[..8].copy_from_slice(&(at.as_nanos() as u64).to_be_bytes());
+            let n = per_group.min(count - g * per_group);
+            let results =
+                futures_util::future::join_all((0..n).map(|_| crate::kafka::produce(producer, topic, &value))).await;
+            let took = (t0.elapsed().saturating_sub(at).as_micros() as u64).max(1);
+            for _ in 0..n {
+                let _ = lock(acked).record(took);
+            }
+            results.into_iter().find(Result::is_err).unwrap_or(Ok(0))
+        }
+    });
+    let results: Vec<_> = sends.buffer_unordered(args.concurrency.max(1)).collect().await;
+    if let Some(Err(e)) = results.into_iter().find(Result::is_err) {
+        anyhow::bail!("producing: {e}");
+    }
+    let consumed = tokio::time::timeout(Duration::from_secs(300), reader)
+        .await
+        .context("the consumer did not read every record within 300 s")?
+        .context("the consumer task failed")??;
+    let ack = Percentiles::of(&lock(&acked));
+    Ok(report::BrokerLatency { ack, consumed: Percentiles::of(&consumed) })
 }
 
 /// Starts `osn dev` on free loopback ports; its process, URL, gRPC address and embedded broker
@@ -688,6 +769,7 @@ async fn load(args: &LoadArgs, endpoint: &Endpoint) -> anyhow::Result<Summary> {
         create_channels_secs: created_in,
         baseline_kafka_tps: None,
         baseline_ratio: None,
+        baseline_kafka_latency_ms: None,
         plots,
     })
 }

@@ -61,6 +61,15 @@ pub struct Rss {
     pub after: f64,
 }
 
+/// The broker alone at the load's rate (`--baseline kafka --rate`), from when each record was due.
+#[derive(Debug, Serialize)]
+pub struct BrokerLatency {
+    /// Produced → acknowledged (`acks=all`), as the OSN's producer waits for.
+    pub ack: Percentiles,
+    /// Produced → read back by a consumer.
+    pub consumed: Percentiles,
+}
+
 /// The OSN process's threads before and after.
 #[derive(Debug, Serialize)]
 pub struct Threads {
@@ -128,6 +137,9 @@ pub struct Summary {
     /// `ordered_tps / baseline_kafka_tps`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub baseline_ratio: Option<f64>,
+    /// With `--baseline kafka --rate`: the broker's own latencies at the load's rate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline_kafka_latency_ms: Option<BrokerLatency>,
     /// What `--report` plots (not in the JSON summary).
     #[serde(skip)]
     pub plots: Plots,
@@ -193,6 +205,10 @@ pub(super) fn print_summary(s: &Summary) {
     }
     if let (Some(tps), Some(ratio)) = (s.baseline_kafka_tps, s.baseline_ratio) {
         println!("kafka      {tps:>19.0} rec/s alone (the OSN orders {:.0} % of it)", ratio * 100.0);
+    }
+    if let Some(kafka) = &s.baseline_kafka_latency_ms {
+        p("kafka ack", &kafka.ack);
+        p("kafka read", &kafka.consumed);
     }
     for (status, n) in &s.refused {
         println!("refused    {n:>8}   {status}");
