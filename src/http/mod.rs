@@ -275,6 +275,10 @@ pub fn serve(
     })
     .disable_signals()
     .keep_alive(actix_web::http::KeepAlive::Timeout(keep_alive))
+    // Without it, a block frame written while the client has not yet acknowledged the one before
+    // waits (Nagle's algorithm) until the next block is written or the client's delayed
+    // acknowledgement comes: every other block of a live deliver stream arrived late.
+    .tcp_nodelay(true)
     .shutdown_timeout(5);
     if workers > 0 {
         server = server.workers(workers);
@@ -300,6 +304,7 @@ pub fn serve_operations(state: AppState, address: &str) -> std::io::Result<(Serv
     })
     .disable_signals()
     .keep_alive(actix_web::http::KeepAlive::Timeout(keep_alive))
+    .tcp_nodelay(true)
     .shutdown_timeout(5)
     .workers(2)
     .bind(address)?;
