@@ -254,9 +254,8 @@ async fn kafka_baseline(brokers: &str, count: usize, size: usize) -> anyhow::Res
 
 /// The broker alone at the load's rate: `count` records of `size` bytes produced to a new topic
 /// in groups of `--batch-size` in batch mode (else one by one), each group when due (as the
-/// load's requests), and consumed with
-/// the OSN's client settings and `--baseline-fetch-wait`. Each record carries when it was due;
-/// its latencies count from then, as the load's do.
+/// load's requests), and consumed with the OSN's client settings and `--baseline-fetch-wait`.
+/// Each record carries when it was due; its latencies count from then, as the load's do.
 async fn kafka_latency_baseline(
     brokers: &str,
     args: &LoadArgs,
@@ -774,7 +773,6 @@ async fn load(args: &LoadArgs, endpoint: &Endpoint) -> anyhow::Result<Summary> {
     })
 }
 
-/// When request `n` of `per_request` envelopes is due at a target rate.
 /// When envelope `i` is due at `rate` envelopes a second from `started`.
 fn due(rate: f64, started: Instant, i: usize) -> Instant {
     started + Duration::from_secs_f64(i as f64 / rate)
