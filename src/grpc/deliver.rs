@@ -123,8 +123,8 @@ async fn request(
             () = out.closed() => return Err((Status::ServiceUnavailable, "the client went away".into())),
         };
         match item {
-            Some(Item::Block(raw)) => {
-                let block = <Block as prost::Message>::decode(raw)
+            Some(Item::Block(stored)) => {
+                let block = <Block as prost::Message>::decode(stored.raw())
                     .map_err(|e| (Status::InternalServerError, format!("a stored block does not decode: {e}")))?;
                 if out.send(Ok(DeliverResponse::block(block))).await.is_err() {
                     return Err((Status::ServiceUnavailable, "the client went away".into()));

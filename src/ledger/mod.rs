@@ -13,6 +13,7 @@
 
 pub mod memory;
 pub mod recent;
+pub use recent::BlockBytes;
 pub mod rocks;
 
 use std::sync::{Arc, Mutex, RwLock};
@@ -315,8 +316,16 @@ impl Ledger {
     /// A block's marshaled bytes, as stored (serving them needs no re-encoding).
     pub fn block_bytes(&self, number: u64) -> Result<Option<Bytes>, LedgerError> {
         match self.recent.get(number) {
-            Some(raw) => Ok(Some(raw)),
+            Some(stored) => Ok(Some(stored.raw())),
             None => self.store.get(number),
+        }
+    }
+
+    /// Block `number` as stored, framed for deliver streams when it is one of the newest.
+    pub fn stored_block(&self, number: u64) -> Result<Option<BlockBytes>, LedgerError> {
+        match self.recent.get(number) {
+            Some(stored) => Ok(Some(stored)),
+            None => Ok(self.store.get(number)?.map(BlockBytes::Plain)),
         }
     }
 
@@ -376,7 +385,9 @@ impl Ledger {
                         .map_err(|reason| LedgerError::Corrupt { channel: self.channel.clone(), number: n, reason })?,
                 );
             }
-            entries.push((header.number, block.encode_to_vec(), state));
+            // Encoded once, behind the prefix of a deliver frame (see `BlockBytes`).
+            let stored = BlockBytes::framed(block.encoded_len(), |out| block.encode(out).expect("a Vec grows"));
+            entries.push((header.number, stored, state));
             next = ChainTip {
                 next_number: header.number + 1,
                 previous_hash: header_hash(header).into(),
@@ -390,14 +401,16 @@ impl Ledger {
         for _ in &entries {
             crate::faults::crash_point("ledger.before-write");
         }
+        let raws: Vec<Bytes> = entries.iter().map(|(_, stored, _)| stored.raw()).collect();
         let refs: Vec<StoredBlock<'_>> =
-            entries.iter().map(|(n, block, state)| (*n, block.as_slice(), state.as_deref())).collect();
+            entries.iter().zip(&raws).map(|((n, _, state), raw)| (*n, raw.as_ref(), state.as_deref())).collect();
         self.store.append_all(&refs)?;
         drop(refs);
-        for (number, block, _) in entries {
+        drop(raws);
+        for (number, stored, _) in entries {
             crate::faults::crash_point("ledger.after-write");
             // Durable now: readers close behind the tip get these bytes as they are.
-            self.recent.put(number, Bytes::from(block));
+            self.recent.put(number, stored);
         }
         if let Some(config) = config {
             crate::faults::crash_point("ledger.after-config-write");

@@ -7,7 +7,6 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use tokio::sync::watch;
 
 use crate::actors::{ChannelHandle, ChannelStatus, Phase};
@@ -23,8 +22,9 @@ use crate::verify::unix_now;
 /// What a subscription yields.
 #[derive(Debug)]
 pub enum Item {
-    /// A stored block, as its protobuf bytes.
-    Block(Bytes),
+    /// A stored block: its protobuf bytes, framed for deliver streams when it is one of the
+    /// newest.
+    Block(crate::ledger::BlockBytes),
     /// The final status: SUCCESS after the stop block, or why the stream ended early.
     End(Status, String),
 }
@@ -201,7 +201,7 @@ impl Subscription {
             let height = *self.height.borrow_and_update();
             if self.next < height {
                 let number = self.next;
-                return Some(match self.ledger.block_bytes(number) {
+                return Some(match self.ledger.stored_block(number) {
                     Ok(Some(raw)) => {
                         self.next += 1;
                         metrics().deliver_blocks_sent.with_label_values(&request_labels(&self.channel)).inc();

@@ -16,7 +16,7 @@
 pub mod stream;
 pub mod websocket;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 
 use super::negotiate::{decode, Format};
 use crate::proto::{Block, DeliverResponse, Envelope, Status};
@@ -35,8 +35,8 @@ pub fn decode_request(format: Format, raw: Bytes) -> Result<Envelope, String> {
 pub fn encode(format: Format, item: Item) -> Bytes {
     match (format, item) {
         // The stored bytes already are the block's encoding: wrap them without decoding.
-        (Format::Protobuf, Item::Block(raw)) => block_frame(&raw),
-        (Format::Json, Item::Block(raw)) => match <Block as prost::Message>::decode(raw) {
+        (Format::Protobuf, Item::Block(stored)) => stored.deliver_frame(),
+        (Format::Json, Item::Block(stored)) => match <Block as prost::Message>::decode(stored.raw()) {
             Ok(block) => json(&DeliverResponse::block(block)),
             Err(e) => json(&DeliverResponse::status(
                 Status::InternalServerError,
@@ -53,15 +53,6 @@ pub fn encode(format: Format, item: Item) -> Bytes {
 fn json(resp: &DeliverResponse) -> Bytes {
     // Generated serde for a message with string/bytes/enum fields cannot fail.
     serde_json::to_vec(resp).map(Bytes::from).unwrap_or_default()
-}
-
-/// `DeliverResponse{block}` built around the stored block bytes, without decoding them.
-pub fn block_frame(block: &[u8]) -> Bytes {
-    let mut out = BytesMut::with_capacity(block.len() + 11);
-    out.put_u8(0x12); // field 2 (block), wire type 2
-    prost::encoding::encode_varint(block.len() as u64, &mut out);
-    out.extend_from_slice(block);
-    out.freeze()
 }
 
 #[cfg(test)]

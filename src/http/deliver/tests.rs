@@ -14,7 +14,7 @@ use crate::cli::client::seek_request;
 use crate::core::chain::Chain;
 use crate::core::seek::{newest, oldest, specified};
 use crate::ledger::memory::MemoryStore;
-use crate::ledger::{Ledger, Store};
+use crate::ledger::{BlockBytes, Ledger, Store};
 use crate::proto::common::Config;
 use crate::proto::orderer::seek_info::{SeekBehavior, SeekErrorResponse};
 use crate::proto::{kafka_message_regular::Class, BatchSize, KafkaMessage, SeekInfo, SeekPosition};
@@ -71,7 +71,7 @@ fn seek(start: SeekPosition, stop: SeekPosition, behavior: SeekBehavior, errors:
 
 fn number(item: &Item) -> Option<u64> {
     match item {
-        Item::Block(raw) => Some(Block::decode(raw.clone()).unwrap().header.unwrap().number),
+        Item::Block(stored) => Some(Block::decode(stored.raw()).unwrap().header.unwrap().number),
         Item::End(..) => None,
     }
 }
@@ -214,10 +214,14 @@ fn encodings_carry_the_same_response() {
     let block =
         Block { header: Some(crate::proto::BlockHeader { number: 7, ..Default::default() }), ..Default::default() };
     let raw: Bytes = block.encode_to_vec().into();
-    let from_proto = DeliverResponse::decode(encode(Format::Protobuf, Item::Block(raw.clone()))).unwrap();
-    let from_json: DeliverResponse = serde_json::from_slice(&encode(Format::Json, Item::Block(raw.clone()))).unwrap();
+    let plain = || Item::Block(BlockBytes::Plain(raw.clone()));
+    let from_proto = DeliverResponse::decode(encode(Format::Protobuf, plain())).unwrap();
+    let from_json: DeliverResponse = serde_json::from_slice(&encode(Format::Json, plain())).unwrap();
     assert_eq!(from_proto, DeliverResponse::block(block.clone()));
     assert_eq!(from_json, from_proto);
+    // A block kept framed by the ledger gives the very same frame.
+    let framed = BlockBytes::framed(block.encoded_len(), |out| block.encode(out).unwrap());
+    assert_eq!(encode(Format::Protobuf, Item::Block(framed)), encode(Format::Protobuf, plain()));
 
     let end = || Item::End(Status::NotFound, "why".into());
     let mut delimited = Framing::Delimited.frame(end());
