@@ -401,12 +401,10 @@ impl Ledger {
         for _ in &entries {
             crate::faults::crash_point("ledger.before-write");
         }
-        let raws: Vec<Bytes> = entries.iter().map(|(_, stored, _)| stored.raw()).collect();
         let refs: Vec<StoredBlock<'_>> =
-            entries.iter().zip(&raws).map(|((n, _, state), raw)| (*n, raw.as_ref(), state.as_deref())).collect();
+            entries.iter().map(|(n, stored, state)| (*n, stored.as_raw(), state.as_deref())).collect();
         self.store.append_all(&refs)?;
         drop(refs);
-        drop(raws);
         for (number, stored, _) in entries {
             crate::faults::crash_point("ledger.after-write");
             // Durable now: readers close behind the tip get these bytes as they are.

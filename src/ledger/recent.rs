@@ -51,6 +51,14 @@ impl BlockBytes {
         }
     }
 
+    /// The block's protobuf bytes, borrowed.
+    pub fn as_raw(&self) -> &[u8] {
+        match self {
+            BlockBytes::Framed { frame, at } => &frame[*at..],
+            BlockBytes::Plain(raw) => raw,
+        }
+    }
+
     /// `DeliverResponse{block}`'s protobuf bytes: shared when kept framed, built otherwise.
     pub fn deliver_frame(&self) -> Bytes {
         match self {

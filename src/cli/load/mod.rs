@@ -204,17 +204,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
 /// 5 MB per partition, as `osn dev`'s channel bound).
 async fn kafka_baseline(brokers: &str, count: usize, size: usize) -> anyhow::Result<f64> {
     // The dev broker's fetch wait, as its channels have.
-    let cfg = crate::config::KafkaConfig {
-        brokers: brokers.to_owned(),
-        replication_factor: 1,
-        fetch_wait: crate::kafka::embedded::FETCH_WAIT,
-        ..Default::default()
-    };
-    let topic = format!("osn-load-baseline-{}", crate::core::block::hex(&rand::random::<[u8; 6]>()));
-    crate::kafka::ensure_topic(&cfg, &topic, None).await?;
-    let producer = crate::kafka::producer(&cfg)?;
-    // The topic is there once a record is acknowledged.
-    crate::kafka::produce(&producer, &topic, b"warm-up").await?;
+    let (cfg, topic, producer) = baseline_topic(brokers, crate::kafka::embedded::FETCH_WAIT).await?;
     let consumed = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let reader = {
@@ -241,15 +231,43 @@ async fn kafka_baseline(brokers: &str, count: usize, size: usize) -> anyhow::Res
             crate::kafka::produce(&producer, &topic, value).await
         }
     });
-    let results: Vec<_> = sends.buffer_unordered(window.min(1024)).collect().await;
-    if let Some(Err(e)) = results.into_iter().find(Result::is_err) {
+    let elapsed = baseline_done(sends.buffer_unordered(window.min(1024)).collect().await, reader).await?;
+    Ok(count as f64 / elapsed.as_secs_f64().max(1e-9))
+}
+
+/// A new topic for a Kafka baseline on `brokers`, the OSN's producer settings, and the consumer
+/// settings with `fetch_wait`; the topic is there once its warm-up record (offset 0) is
+/// acknowledged.
+async fn baseline_topic(
+    brokers: &str,
+    fetch_wait: Duration,
+) -> anyhow::Result<(crate::config::KafkaConfig, String, crate::kafka::Producer)> {
+    let cfg = crate::config::KafkaConfig {
+        brokers: brokers.to_owned(),
+        replication_factor: 1,
+        fetch_wait,
+        ..Default::default()
+    };
+    let topic = format!("osn-load-baseline-{}", crate::core::block::hex(&rand::random::<[u8; 6]>()));
+    crate::kafka::ensure_topic(&cfg, &topic, None).await?;
+    let producer = crate::kafka::producer(&cfg)?;
+    crate::kafka::produce(&producer, &topic, b"warm-up").await?;
+    Ok((cfg, topic, producer))
+}
+
+/// The first production error of a baseline, else what its consumer task gave once it read every
+/// record (within 300 s).
+async fn baseline_done<T>(
+    produced: Vec<Result<i64, rdkafka::error::KafkaError>>,
+    reader: actix_rt::task::JoinHandle<anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    if let Some(Err(e)) = produced.into_iter().find(Result::is_err) {
         anyhow::bail!("producing: {e}");
     }
-    let elapsed = tokio::time::timeout(Duration::from_secs(300), reader)
+    tokio::time::timeout(Duration::from_secs(300), reader)
         .await
         .context("the consumer did not read every record within 300 s")?
-        .context("the consumer task failed")??;
-    Ok(count as f64 / elapsed.as_secs_f64().max(1e-9))
+        .context("the consumer task failed")?
 }
 
 /// The broker alone at the load's rate: `count` records of `size` bytes produced to a new topic
@@ -263,16 +281,7 @@ async fn kafka_latency_baseline(
     count: usize,
     size: usize,
 ) -> anyhow::Result<report::BrokerLatency> {
-    let cfg = crate::config::KafkaConfig {
-        brokers: brokers.to_owned(),
-        replication_factor: 1,
-        fetch_wait: args.baseline_fetch_wait,
-        ..Default::default()
-    };
-    let topic = format!("osn-load-baseline-{}", crate::core::block::hex(&rand::random::<[u8; 6]>()));
-    crate::kafka::ensure_topic(&cfg, &topic, None).await?;
-    let producer = crate::kafka::producer(&cfg)?;
-    crate::kafka::produce(&producer, &topic, b"warm-up").await?;
+    let (cfg, topic, producer) = baseline_topic(brokers, args.baseline_fetch_wait).await?;
     let mut stream = Box::pin(crate::kafka::consume_from(&cfg, &topic, 1)?);
     let t0 = Instant::now();
     let reader = actix_rt::spawn(async move {
@@ -308,14 +317,7 @@ async fn kafka_latency_baseline(
             results.into_iter().find(Result::is_err).unwrap_or(Ok(0))
         }
     });
-    let results: Vec<_> = sends.buffer_unordered(args.concurrency.max(1)).collect().await;
-    if let Some(Err(e)) = results.into_iter().find(Result::is_err) {
-        anyhow::bail!("producing: {e}");
-    }
-    let consumed = tokio::time::timeout(Duration::from_secs(300), reader)
-        .await
-        .context("the consumer did not read every record within 300 s")?
-        .context("the consumer task failed")??;
+    let consumed = baseline_done(sends.buffer_unordered(args.concurrency.max(1)).collect().await, reader).await?;
     let ack = Percentiles::of(&lock(&acked));
     Ok(report::BrokerLatency { ack, consumed: Percentiles::of(&consumed) })
 }
