@@ -9,6 +9,6 @@ pub mod supervisor;
 pub use crate::ledger::created_channels;
 pub use channel::{
     BroadcastBatch, BroadcastError, ChannelActor, ChannelCreator, ChannelStatus, EnqueueConfig, Enqueued, MailboxSlot,
-    Phase, Role,
+    Phase, Role, Taken,
 };
 pub use supervisor::{ChannelHandle, Channels, Starter, SystemSpec};

@@ -5,12 +5,13 @@
 
 pub mod embedded;
 mod hub;
+pub mod producer;
 pub mod settings;
 pub mod stats;
 
 pub use hub::Hub;
 
-pub use stats::Producer;
+pub use producer::{produce, Producer};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -22,7 +23,6 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::FutureRecord;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
 use crate::config::{KafkaConfig, Secret};
@@ -128,7 +128,7 @@ pub fn producer(cfg: &KafkaConfig) -> Result<Producer, KafkaError> {
         .set("message.max.bytes", "104857600")
         .set("message.timeout.ms", "30000")
         .set("statistics.interval.ms", cfg.statistics_interval.as_millis().to_string());
-    with_overrides(c, &cfg.producer).create_with_context(stats::ProducerStats::default())
+    with_overrides(c, &cfg.producer).create_with_context(producer::Deliveries::default()).map(std::sync::Arc::new)
 }
 
 /// Applies the operator's extra librdkafka properties over OSN's defaults.
@@ -304,19 +304,6 @@ static UNANSWERED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::ne
 /// answer CreateTopics (the embedded broker), so channels created later do not wait for it.
 pub fn rely_on_auto_creation(brokers: &str) {
     UNANSWERED.lock().unwrap_or_else(|e| e.into_inner()).push(brokers.to_owned());
-}
-
-/// Sends one record to a channel's partition and waits for the broker's acknowledgement.
-pub async fn produce(producer: &Producer, topic: &str, value: &[u8]) -> Result<i64, KafkaError> {
-    let record = FutureRecord::to(topic).partition(PARTITION).key(KEY).payload(value);
-    match producer.send_result(record) {
-        Ok(delivery) => match delivery.await {
-            Ok(Ok(d)) => Ok(d.offset),
-            Ok(Err((e, _))) => Err(e),
-            Err(_) => Err(KafkaError::Canceled),
-        },
-        Err((e, _)) => Err(e),
-    }
 }
 
 /// One consumed record, owned.

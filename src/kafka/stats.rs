@@ -9,14 +9,10 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use rdkafka::consumer::ConsumerContext;
-use rdkafka::producer::FutureProducer;
 use rdkafka::{ClientContext, Statistics};
 
 use super::PARTITION;
 use crate::metrics::metrics;
-
-/// The shared producer, with its statistics context.
-pub type Producer = FutureProducer<ProducerStats>;
 
 /// Decides which statistics reports are read: librdkafka's JSON grows with every topic it
 /// knows (about a kilobyte a partition), and parsing it every interval would make idle channels

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::Service;
-use crate::actors::{BroadcastBatch, BroadcastError, ChannelHandle, Enqueued, MailboxSlot};
+use crate::actors::{BroadcastBatch, BroadcastError, ChannelHandle, Enqueued, MailboxSlot, Taken};
 use crate::core::config::UpdateRequest;
 use crate::core::envelope::{channel_header_of, check_broadcast};
 use crate::core::policy::PolicyName;
@@ -176,8 +176,9 @@ async fn wait_for_room(ch: &ChannelHandle, size: u64, deadline: Instant) -> Resu
     if limit == 0 {
         return Ok(());
     }
-    let mut height: Option<tokio::sync::watch::Receiver<u64>> = None;
     loop {
+        let mut notified = std::pin::pin!(ch.status.room());
+        notified.as_mut().enable();
         let lag = ch.status.lag_bytes();
         if lag == 0 || lag + size <= limit {
             return Ok(());
@@ -185,59 +186,72 @@ async fn wait_for_room(ch: &ChannelHandle, size: u64, deadline: Instant) -> Resu
         if Instant::now() >= deadline {
             return Err(refused(BroadcastError::Behind { channel: ch.name.clone(), lag, limit }));
         }
-        // Woken by every block written, and at least every few milliseconds (records are
-        // consumed between blocks too).
+        // Woken as soon as the actor consumed more records, and at least every few milliseconds
+        // (a failed record leaves the backlog without being consumed).
         let wake = tokio::time::Instant::from_std(deadline.min(Instant::now() + Duration::from_millis(5)));
-        let height = height.get_or_insert_with(|| ch.ledger.subscribe());
-        let _ = tokio::time::timeout_at(wake, height.changed()).await;
+        let _ = tokio::time::timeout_at(wake, notified).await;
     }
 }
 
-/// Hands checked envelopes to the channel actor in one message, in order; one result per
-/// envelope. Waits (at most `http.enqueue-timeout`) for room in the channel's backlog and
-/// mailbox. The actor refuses a message it takes from its mailbox after that deadline, so a
-/// client told "busy" can retry without its envelopes also being ordered behind its back.
+/// Hands checked envelopes to the channel actor, in order; one result per envelope. Waits (at
+/// most `http.enqueue-timeout`) for room in the channel's backlog and mailbox: the actor takes
+/// the envelopes that fit in the backlog bound and refuses the rest as behind, which are sent
+/// again, from the first of them, once there is room. The actor refuses a message it takes from
+/// its mailbox after that deadline, so a client told "busy" can retry without its envelopes
+/// also being ordered behind its back.
 pub async fn enqueue_all(
     service: &Service,
     ch: &ChannelHandle,
     envelopes: Vec<Bytes>,
     config_seq: u64,
 ) -> Vec<Result<Enqueued, BroadcastResponse>> {
-    let count = envelopes.len();
-    let all = |resp: BroadcastResponse| (0..count).map(|_| Err(resp.clone())).collect();
-    let size: u64 = envelopes.iter().map(|e| e.len() as u64).sum();
+    let mut answers = Vec::with_capacity(envelopes.len());
+    let mut pending = envelopes;
     let deadline = Instant::now() + service.enqueue_timeout;
-    loop {
-        if let Err(resp) = wait_for_room(ch, size, deadline).await {
-            return all(resp);
+    while !pending.is_empty() {
+        let count = pending.len();
+        let all = |resp: BroadcastResponse| (0..count).map(move |_| Err(resp.clone()));
+        // Room for the first envelope at least: the actor takes as many as fit.
+        if let Err(resp) = wait_for_room(ch, pending[0].len() as u64, deadline).await {
+            answers.extend(all(resp));
+            break;
         }
-        let msg =
-            BroadcastBatch { slot: MailboxSlot::new(&ch.status), envelopes: envelopes.clone(), config_seq, deadline };
-        let results = match tokio::time::timeout(service.enqueue_timeout + ACTOR_GRACE, ch.addr.send(msg)).await {
-            Ok(Ok(results)) => results,
-            Ok(Err(_)) => {
-                return all(answer(
-                    Status::ServiceUnavailable,
-                    format!("channel '{}' is restarting; retry later", ch.name),
-                ))
-            }
-            Err(_) => {
-                return all(answer(
-                    Status::ServiceUnavailable,
-                    format!(
-                        "channel '{}' did not answer within {:?}; the envelopes may or may not be ordered",
-                        ch.name,
-                        service.enqueue_timeout + ACTOR_GRACE
-                    ),
-                ))
-            }
-        };
-        // Another sender took the room first: wait again (the actor refused the whole batch).
-        if matches!(results.first(), Some(Err(BroadcastError::Behind { .. }))) && Instant::now() < deadline {
-            continue;
+        let msg = BroadcastBatch { slot: MailboxSlot::new(&ch.status), envelopes: pending, config_seq, deadline };
+        let Taken { answers: taken, rest } =
+            match tokio::time::timeout(service.enqueue_timeout + ACTOR_GRACE, ch.addr.send(msg)).await {
+                Ok(Ok(taken)) => taken,
+                Ok(Err(_)) => {
+                    answers.extend(all(answer(
+                        Status::ServiceUnavailable,
+                        format!("channel '{}' is restarting; retry later", ch.name),
+                    )));
+                    break;
+                }
+                Err(_) => {
+                    answers.extend(all(answer(
+                        Status::ServiceUnavailable,
+                        format!(
+                            "channel '{}' did not answer within {:?}; the envelopes may or may not be ordered",
+                            ch.name,
+                            service.enqueue_timeout + ACTOR_GRACE
+                        ),
+                    )));
+                    break;
+                }
+            };
+        answers.extend(taken.into_iter().map(|r| r.map_err(refused)));
+        // What did not fit (another sender took the room first, or the batch is larger than the
+        // room left) waits for room and goes again, until the deadline.
+        pending = rest;
+        if !pending.is_empty() && Instant::now() >= deadline {
+            let (lag, limit) = (ch.status.lag_bytes(), ch.settings.max_lag_bytes);
+            answers.extend(
+                all(refused(BroadcastError::Behind { channel: ch.name.clone(), lag, limit })).take(pending.len()),
+            );
+            break;
         }
-        return results.into_iter().map(|r| r.map_err(refused)).collect();
     }
+    answers
 }
 
 /// The answers to checked envelopes, in order: each refusal as it is, and every accepted one

@@ -2,24 +2,26 @@
 //! each counted in the channel's mailbox depth while it waits ([`MailboxSlot`]), answered with
 //! an [`Enqueued`] per record to await Kafka's acknowledgement, or a [`BroadcastError`].
 
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use actix::prelude::*;
 use bytes::Bytes;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::DeliveryFuture;
+
+use crate::kafka::producer::{Acknowledge, Outcome, Pending};
 
 use super::ChannelStatus;
 use crate::metrics::{metrics, secs};
 
 /// Relay structurally valid, marshaled envelopes into the channel's partition, in order, with
-/// one mailbox hop. Answers as soon as the producer holds them, with one [`Enqueued`] per
-/// envelope to await Kafka's acknowledgement, or the reason it was refused. Never dropped
-/// silently: the sender gets an answer for every envelope.
+/// one mailbox hop. Answers as soon as the producer holds them ([`Taken`]): an [`Enqueued`] per
+/// envelope to await Kafka's acknowledgement, or the reason it was refused; the envelopes that
+/// did not fit in the channel's backlog bound come back to be sent again. Never dropped
+/// silently.
 #[derive(Message)]
-#[rtype(result = "Vec<Result<Enqueued, BroadcastError>>")]
+#[rtype(result = "Taken")]
 pub struct BroadcastBatch {
     /// Counts the message in its channel's mailbox depth until it is handled (or dropped).
     pub slot: MailboxSlot,
@@ -30,6 +32,14 @@ pub struct BroadcastBatch {
     /// A message taken from the mailbox after this instant is refused, not relayed: the client
     /// was told the channel is busy, so the envelopes must not be ordered behind its back.
     pub deadline: Instant,
+}
+
+/// The actor's answer to a [`BroadcastBatch`]: one answer per envelope it took, in order, and
+/// the envelopes after those, which it did not take because the backlog bound
+/// (`max-lag-bytes`) had no room for them (the sender waits for room and sends them again).
+pub struct Taken {
+    pub answers: Vec<Result<Enqueued, BroadcastError>>,
+    pub rest: Vec<Bytes>,
 }
 
 /// Relay one CONFIG-class record (a config update or a channel creation this OSN derived and
@@ -108,47 +118,117 @@ pub(super) fn unavailable(e: &KafkaError) -> bool {
     )
 }
 
-/// A broadcast record handed to the producer, not yet acknowledged.
-pub struct Enqueued {
-    /// Taken when awaited; dropping an `Enqueued` unawaited still settles its in-flight bytes.
-    pub(super) delivery: Option<DeliveryFuture>,
-    pub(super) status: Arc<ChannelStatus>,
-    pub(super) size: u64,
-    /// When the record was handed to the producer.
-    pub(super) sent: Instant,
+/// The records one actor message handed to the producer, as Kafka acknowledges them. Each
+/// acknowledgement is taken on the producer's polling thread as it comes: the record's bytes
+/// leave the channel's backlog and its offset is noted at once, whether or not its sender awaits
+/// it yet (a sender whose batch is enqueued in parts holds the first part's answers while it
+/// waits for room for the rest). Senders await the whole group ([`Enqueued::acknowledged`]): one
+/// wake-up per group, not per record.
+pub struct Acks {
+    status: Arc<ChannelStatus>,
+    /// When the group was handed to the producer.
+    sent: Instant,
+    /// Each record's outcome, by its index in the group, once acknowledged.
+    outcomes: Mutex<Vec<Option<Outcome>>>,
+    /// Records handed over and not acknowledged yet, plus one until the group is sealed.
+    remaining: AtomicUsize,
+    done: tokio::sync::Notify,
 }
 
-impl Drop for Enqueued {
-    fn drop(&mut self) {
-        self.status.in_flight_bytes.fetch_sub(self.size, Ordering::Relaxed);
+impl Acks {
+    /// A group of at most `records` records of the channel of `status`.
+    pub(super) fn new(status: &Arc<ChannelStatus>, records: usize) -> Arc<Acks> {
+        Arc::new(Acks {
+            status: status.clone(),
+            sent: Instant::now(),
+            outcomes: Mutex::new(vec![None; records]),
+            remaining: AtomicUsize::new(1),
+            done: tokio::sync::Notify::new(),
+        })
+    }
+
+    /// Record `index`, of `size` bytes, goes to the producer: counted in the group and in the
+    /// channel's backlog before it is handed over (its acknowledgement may come at once).
+    pub(super) fn expect(self: &Arc<Self>, index: usize, size: usize) -> Box<Pending> {
+        self.remaining.fetch_add(1, Ordering::Relaxed);
+        self.status.in_flight_bytes.fetch_add(size as u64, Ordering::Relaxed);
+        Pending::of(self.clone(), index as u32, size as u32)
+    }
+
+    /// The producer refused record `index` (no acknowledgement will come).
+    pub(super) fn refused(&self, size: usize) {
+        self.status.in_flight_bytes.fetch_sub(size as u64, Ordering::Relaxed);
+        self.settle_one();
+    }
+
+    /// Every record of the group has been handed over.
+    pub(super) fn seal(&self) {
+        self.settle_one();
+    }
+
+    fn settle_one(&self) {
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.done.notify_waiters();
+        }
+    }
+
+    /// Resolves when every record of the group is acknowledged (or failed).
+    async fn settled(&self) {
+        loop {
+            let mut done = std::pin::pin!(self.done.notified());
+            done.as_mut().enable();
+            if self.remaining.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            done.await;
+        }
     }
 }
 
-impl Enqueued {
-    /// Waits for Kafka's acknowledgement (`acks=all`); bounded by the producer's
-    /// `message.timeout.ms`.
-    pub async fn acknowledged(mut self) -> Result<i64, BroadcastError> {
-        let channel = || self.status.name.clone();
-        let Some(delivery) = self.delivery.take() else {
-            return Err(BroadcastError::Kafka { channel: channel(), reason: "acknowledgement already awaited".into() });
-        };
-        let result = delivery.await;
-        self.status.metrics.produce_latency.observe(secs(self.sent.elapsed()));
-        match result {
-            Ok(Ok(d)) => {
-                self.status.note_acked(d.offset, self.size);
-                Ok(d.offset)
-            }
-            Ok(Err((e, _))) => {
-                metrics().kafka_errors.with_label_values(&[&self.status.name, "produce"]).inc();
+impl Acknowledge for Acks {
+    fn acknowledged(&self, index: u32, size: u32, outcome: Outcome) {
+        let status = &self.status;
+        status.in_flight_bytes.fetch_sub(size as u64, Ordering::Relaxed);
+        status.metrics.produce_latency.observe(secs(self.sent.elapsed()));
+        match &outcome {
+            Ok(offset) => status.note_acked(*offset, size as u64),
+            Err(KafkaError::Canceled) => {}
+            Err(e) => {
+                metrics().kafka_errors.with_label_values(&[&status.name, "produce"]).inc();
                 // Only Kafka being unavailable errors the channel: a record the broker refuses
                 // (too large for its message.max.bytes, say) is that record's problem.
-                if unavailable(&e) {
-                    self.status.note_produce_failure(e.to_string());
+                if unavailable(e) {
+                    status.note_produce_failure(e.to_string());
                 }
-                Err(BroadcastError::Kafka { channel: channel(), reason: e.to_string() })
             }
-            Err(_) => Err(BroadcastError::Kafka { channel: channel(), reason: "the producer shut down".into() }),
+        }
+        if let Some(slot) = self.outcomes.lock().unwrap_or_else(|e| e.into_inner()).get_mut(index as usize) {
+            *slot = Some(outcome);
+        }
+        self.settle_one();
+    }
+}
+
+/// A broadcast record handed to the producer, not yet acknowledged: record `index` of a group.
+pub struct Enqueued {
+    pub(super) acks: Arc<Acks>,
+    pub(super) index: usize,
+}
+
+impl Enqueued {
+    /// Waits for Kafka's acknowledgement (`acks=all`) of the record's whole group; bounded by
+    /// the producer's `message.timeout.ms`.
+    pub async fn acknowledged(self) -> Result<i64, BroadcastError> {
+        self.acks.settled().await;
+        let channel = || self.acks.status.name.clone();
+        let outcome =
+            self.acks.outcomes.lock().unwrap_or_else(|e| e.into_inner()).get_mut(self.index).and_then(Option::take);
+        match outcome {
+            Some(Ok(offset)) => Ok(offset),
+            Some(Err(KafkaError::Canceled)) | None => {
+                Err(BroadcastError::Kafka { channel: channel(), reason: "the producer shut down".into() })
+            }
+            Some(Err(e)) => Err(BroadcastError::Kafka { channel: channel(), reason: e.to_string() }),
         }
     }
 }

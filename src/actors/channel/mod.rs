@@ -13,7 +13,8 @@ mod messages;
 mod panic;
 mod status;
 
-pub use messages::{BroadcastBatch, BroadcastError, EnqueueConfig, Enqueued, MailboxSlot};
+use messages::Acks;
+pub use messages::{BroadcastBatch, BroadcastError, EnqueueConfig, Enqueued, MailboxSlot, Taken};
 pub use panic::{capture_panics, OnPanic};
 pub use status::{ChannelStatus, Phase};
 
@@ -28,7 +29,6 @@ use bytes::Bytes;
 use futures_util::StreamExt as _;
 use prost::Message as _;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::FutureRecord;
 use tracing::Instrument as _;
 
 use crate::config::ChannelSettings;
@@ -37,7 +37,8 @@ use crate::core::chain::{Applied, Chain, InForce, Outcome, Resubmit, Skip, Syste
 use crate::core::link::{Action, Link};
 use crate::core::ttc::TtcTimer;
 use crate::identity::SigningIdentity;
-use crate::kafka::{self, Record, KEY, PARTITION};
+use crate::kafka::producer::Pending;
+use crate::kafka::{self, Record};
 use crate::ledger::{created_channels, Ledger, LedgerError, WriteFailure, WriteJob, Written};
 use crate::metrics::{metrics, secs};
 use crate::proto::{kafka_message, kafka_message_regular::Class, Block, KafkaMessage};
@@ -612,6 +613,7 @@ impl StreamHandler<Vec<Result<Record, KafkaError>>> for ChannelActor {
                 break;
             }
         }
+        self.status.wake_waiting_senders();
         let m = &self.status.metrics;
         m.handled_record.inc_by(handled);
         m.handler_record.observe(secs(started.elapsed()));
@@ -929,20 +931,20 @@ impl ChannelActor {
         // than the next one): a copy of a later record ahead of an earlier one would make every
         // OSN drop the earlier one as already processed.
         let value = message.encode_to_vec();
-        let record = FutureRecord::to(&self.name).partition(PARTITION).key(KEY).payload(&value);
         let topic = self.name.clone();
-        match self.kafka.producer.send_result(record) {
-            Ok(delivery) => {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        match kafka::producer::send(&self.kafka.producer, &topic, &value, Box::new(Pending::One(Some(tx)))) {
+            Ok(()) => {
                 ctx.spawn(
                     async move {
-                        if !matches!(delivery.await, Ok(Ok(_))) {
+                        if !matches!(rx.await, Ok(Ok(_))) {
                             tracing::warn!(channel = %topic, "re-submission not acknowledged (other OSNs re-submit it too)");
                         }
                     }
                     .into_actor(self),
                 );
             }
-            Err((e, _)) => {
+            Err(e) => {
                 tracing::warn!(channel = %topic, error = %e, "re-submission not produced (other OSNs re-submit it too)")
             }
         }
@@ -964,10 +966,12 @@ impl ChannelActor {
         Ok(())
     }
 
-    /// Hands one record to the producer (the channel open for it: [`Self::open_for`]), encoding
-    /// it in `buf`, which the producer copies from.
+    /// Hands one record to the producer as record `index` of `acks` (the channel open for it:
+    /// [`Self::open_for`]), encoding it in `buf`, which the producer copies from.
     fn enqueue(
         &self,
+        acks: &Arc<Acks>,
+        index: usize,
         envelope: Bytes,
         config_seq: u64,
         class: Class,
@@ -975,24 +979,24 @@ impl ChannelActor {
     ) -> Result<Enqueued, BroadcastError> {
         buf.clear();
         KafkaMessage::regular(envelope, config_seq, class).encode(buf).expect("a Vec grows as needed");
-        let record = FutureRecord::to(&self.name).partition(PARTITION).key(KEY).payload(buf.as_slice());
-        match self.kafka.producer.send_result(record) {
-            Ok(delivery) => {
-                let size = buf.len() as u64;
-                self.status.in_flight_bytes.fetch_add(size, Ordering::Relaxed);
-                let status = self.status.clone();
-                Ok(Enqueued { delivery: Some(delivery), status, size, sent: Instant::now() })
+        let pending = acks.expect(index, buf.len());
+        match kafka::producer::send(&self.kafka.producer, &self.name, buf, pending) {
+            Ok(()) => Ok(Enqueued { acks: acks.clone(), index }),
+            Err(e) => {
+                acks.refused(buf.len());
+                match e {
+                    KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull) => {
+                        Err(BroadcastError::Overloaded { channel: self.name.clone() })
+                    }
+                    e => Err(BroadcastError::Kafka { channel: self.name.clone(), reason: e.to_string() }),
+                }
             }
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                Err(BroadcastError::Overloaded { channel: self.name.clone() })
-            }
-            Err((e, _)) => Err(BroadcastError::Kafka { channel: self.name.clone(), reason: e.to_string() }),
         }
     }
 }
 
 impl Handler<BroadcastBatch> for ChannelActor {
-    type Result = Vec<Result<Enqueued, BroadcastError>>;
+    type Result = MessageResult<BroadcastBatch>;
 
     /// Enqueues each record in the producer, in order (the partition keeps it), and returns at
     /// once; the caller awaits the acknowledgements outside the actor, so a slow broker never
@@ -1000,39 +1004,61 @@ impl Handler<BroadcastBatch> for ChannelActor {
     fn handle(&mut self, msg: BroadcastBatch, ctx: &mut Context<Self>) -> Self::Result {
         let _span = self.span.clone().entered();
         let started = Instant::now();
-        let answers = self.enqueue_batch(msg);
+        let taken = self.enqueue_batch(msg);
         self.watch_kafka(ctx);
         let m = &self.status.metrics;
         m.handled_broadcast.inc();
         m.handler_broadcast.observe(secs(started.elapsed()));
-        answers
+        MessageResult(taken)
     }
 }
 
 impl ChannelActor {
-    fn enqueue_batch(&mut self, msg: BroadcastBatch) -> Vec<Result<Enqueued, BroadcastError>> {
-        // The backlog bound, checked here where enqueues are serialised: a batch that does not
-        // fit is refused whole (the sender waits and retries), unless nothing is behind at all,
-        // so that a batch larger than the bound still goes through.
-        let limit = self.settings.max_lag_bytes;
-        let lag = self.status.lag_bytes();
-        let size: u64 = msg.envelopes.iter().map(|e| e.len() as u64).sum();
-        if limit > 0 && lag > 0 && lag + size > limit {
-            let channel = self.name.clone();
-            return msg
-                .envelopes
-                .iter()
-                .map(|_| Err(BroadcastError::Behind { channel: channel.clone(), lag, limit }))
-                .collect();
+    fn enqueue_batch(&mut self, mut msg: BroadcastBatch) -> Taken {
+        // The backlog bound, checked here where enqueues are serialised: the envelopes that fit
+        // are enqueued, in order, and the rest go back to the sender, which waits for room and
+        // sends them again; so a large batch fills the room left instead of waiting for room for
+        // all of it. When nothing is behind at all the whole batch goes, so that a batch larger
+        // than the bound still goes through.
+        let admitted = admitted(&msg.envelopes, self.status.lag_bytes(), self.settings.max_lag_bytes);
+        let rest = msg.envelopes.split_off(admitted);
+        if admitted == 0 {
+            return Taken { answers: Vec::new(), rest };
         }
         // Whether the channel is open is one answer for the whole batch, which the actor handles
         // at once; each record is then encoded in one buffer the producer copies from.
         if let Err(refusal) = self.open_for(msg.deadline) {
-            return msg.envelopes.iter().map(|_| Err(refusal.clone())).collect();
+            let answers = msg.envelopes.iter().chain(&rest).map(|_| Err(refusal.clone())).collect();
+            return Taken { answers, rest: Vec::new() };
         }
         let mut buf = Vec::with_capacity(msg.envelopes.first().map_or(0, |e| e.len() + 64));
-        msg.envelopes.into_iter().map(|e| self.enqueue(e, msg.config_seq, Class::Normal, &mut buf)).collect()
+        let acks = Acks::new(&self.status, admitted);
+        let answers = msg
+            .envelopes
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| self.enqueue(&acks, i, e, msg.config_seq, Class::Normal, &mut buf))
+            .collect();
+        acks.seal();
+        Taken { answers, rest }
     }
+}
+
+/// How many of `envelopes`, from the first, fit in the backlog bound `limit` with `lag` bytes
+/// behind: all of them when nothing is behind or there is no bound, else the longest prefix
+/// that keeps the backlog within the bound (possibly none).
+fn admitted(envelopes: &[Bytes], lag: u64, limit: u64) -> usize {
+    if limit == 0 || lag == 0 {
+        return envelopes.len();
+    }
+    let mut backlog = lag;
+    envelopes
+        .iter()
+        .take_while(|e| {
+            backlog += e.len() as u64;
+            backlog <= limit
+        })
+        .count()
 }
 
 impl Handler<EnqueueConfig> for ChannelActor {
@@ -1041,11 +1067,31 @@ impl Handler<EnqueueConfig> for ChannelActor {
     fn handle(&mut self, msg: EnqueueConfig, ctx: &mut Context<Self>) -> Self::Result {
         let _span = self.span.clone().entered();
         let started = Instant::now();
-        let answer = self
-            .open_for(msg.deadline)
-            .and_then(|()| self.enqueue(msg.record, msg.config_seq, Class::Config, &mut Vec::new()));
+        let answer = self.open_for(msg.deadline).and_then(|()| {
+            let acks = Acks::new(&self.status, 1);
+            let answer = self.enqueue(&acks, 0, msg.record, msg.config_seq, Class::Config, &mut Vec::new());
+            acks.seal();
+            answer
+        });
         self.watch_kafka(ctx);
         self.handled("config", started);
         answer
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_is_admitted_as_far_as_the_backlog_bound_allows() {
+        let batch: Vec<Bytes> = (0..5).map(|_| Bytes::from(vec![0u8; 100])).collect();
+        // No bound, or nothing behind: all of it (a batch larger than the bound still goes).
+        assert_eq!(admitted(&batch, 5_000, 0), 5);
+        assert_eq!(admitted(&batch, 0, 250), 5);
+        // The longest prefix that keeps the backlog within the bound.
+        assert_eq!(admitted(&batch, 1_000, 1_300), 3);
+        assert_eq!(admitted(&batch, 1_000, 1_500), 5);
+        assert_eq!(admitted(&batch, 1_000, 1_099), 0);
     }
 }

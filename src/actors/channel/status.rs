@@ -52,6 +52,9 @@ pub struct ChannelStatus {
     pub(super) outcome_count: tokio::sync::watch::Sender<u64>,
     /// The last produce failure not yet seen by the actor (set where acknowledgements are awaited).
     pub(super) produce_failure: std::sync::Mutex<Option<String>>,
+    /// Woken each time the actor has consumed a run of records, which is what makes room in the
+    /// backlog bound: senders waiting for room ([`ChannelStatus::room`]) look again at once.
+    consumed: tokio::sync::Notify,
 }
 
 /// CONFIG-class outcomes remembered per channel (senders wait for theirs within seconds).
@@ -77,6 +80,7 @@ impl ChannelStatus {
             reprocessing: Default::default(),
             outcomes: Default::default(),
             outcome_count: tokio::sync::watch::Sender::new(0),
+            consumed: tokio::sync::Notify::new(),
             produce_failure: Default::default(),
         }
     }
@@ -218,6 +222,18 @@ impl ChannelStatus {
         self.consumed_offset.store(offset, Ordering::Relaxed);
         self.consumed_records.fetch_add(1, Ordering::Relaxed);
         self.consumed_bytes.fetch_add(size as u64, Ordering::Relaxed);
+    }
+
+    /// Wakes the senders waiting for room in the backlog bound (after a run of records).
+    pub(super) fn wake_waiting_senders(&self) {
+        self.consumed.notify_waiters();
+    }
+
+    /// Resolves when the actor next consumes records: what a sender waiting for room in the
+    /// backlog bound waits on. Enable it before looking at [`Self::lag_bytes`] so that a run
+    /// consumed in between still wakes it.
+    pub fn room(&self) -> tokio::sync::futures::Notified<'_> {
+        self.consumed.notified()
     }
 
     /// Estimated bytes this OSN's consumer is behind what its clients sent: records in the

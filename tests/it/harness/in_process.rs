@@ -73,15 +73,17 @@ pub async fn broadcast_via_actor(ch: &osn::actors::ChannelHandle, env: &Envelope
             config_seq: ch.status.access().sequence(),
             deadline: std::time::Instant::now() + Duration::from_secs(5),
         };
-        let outcome = match ch.addr.send(msg).await.map(|mut answers| answers.pop()) {
-            Ok(Some(Ok(enqueued))) => enqueued.acknowledged().await.map(|_| ()),
-            Ok(Some(Err(e))) => Err(e),
-            Ok(None) => panic!("no answer from {}", ch.name),
+        let outcome = match ch.addr.send(msg).await.map(|mut taken| (taken.answers.pop(), taken.rest.is_empty())) {
+            Ok((Some(Ok(enqueued)), _)) => enqueued.acknowledged().await.map(|_| ()),
+            Ok((Some(Err(e)), _)) => Err(e),
+            // No room in the backlog bound yet.
+            Ok((None, false)) => Err(BroadcastError::Behind { channel: ch.name.clone(), lag: 0, limit: 0 }),
+            Ok((None, true)) => panic!("no answer from {}", ch.name),
             Err(e) => panic!("mailbox of {}: {e}", ch.name),
         };
         match outcome {
             Ok(()) => return,
-            Err(BroadcastError::NotReady { .. }) => {
+            Err(BroadcastError::NotReady { .. } | BroadcastError::Behind { .. }) => {
                 assert!(Instant::now() < deadline, "channel {} never became ready", ch.name);
                 actix_rt::time::sleep(Duration::from_millis(20)).await;
             }
