@@ -112,9 +112,10 @@ pub struct LoadArgs {
     /// consumed) beside the OSN's.
     #[arg(long, value_enum)]
     pub baseline: Option<Baseline>,
-    /// With --baseline and --rate: the baseline consumer's fetch wait; set it as the OSN's
+    /// With --baseline: the baseline consumer's fetch wait; set it as the OSN's
     /// `kafka.fetch-wait` (`osn dev --fetch-wait-max`), since a broker that holds an empty fetch
-    /// for the whole wait (the embedded one, tansu) adds up to that much.
+    /// for the whole wait (the embedded one, tansu) adds up to that much, and with a bounded
+    /// backlog also bounds the throughput.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "20ms")]
     pub baseline_fetch_wait: Duration,
     /// The Kafka bootstrap servers for --baseline (with --embedded: the embedded broker's).
@@ -170,7 +171,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
             Some(rate) => kafka_latency_baseline(&brokers, &args, rate, summary.count, envelope_len)
                 .await
                 .map(|latency| summary.baseline_kafka_latency_ms = Some(latency)),
-            None => kafka_baseline(&brokers, summary.count, envelope_len).await.map(|tps| {
+            None => kafka_baseline(&brokers, summary.count, envelope_len, args.baseline_fetch_wait).await.map(|tps| {
                 summary.baseline_kafka_tps = Some(tps);
                 summary.baseline_ratio = Some(summary.ordered_tps / tps);
             }),
@@ -199,12 +200,11 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
 }
 
 /// Produces `count` records of `size` bytes to a new topic and consumes them, with the OSN's
-/// producer and consumer settings; records/second from the first send to the last record read.
-/// The producer stays at most about 2 MB ahead of the consumer (the embedded broker keeps about
-/// 5 MB per partition, as `osn dev`'s channel bound).
-async fn kafka_baseline(brokers: &str, count: usize, size: usize) -> anyhow::Result<f64> {
-    // The dev broker's fetch wait, as its channels have.
-    let (cfg, topic, producer) = baseline_topic(brokers, crate::kafka::embedded::FETCH_WAIT).await?;
+/// producer and consumer settings and `fetch_wait`; records/second from the first send to the
+/// last record read. The producer stays at most about 2 MB ahead of the consumer (the embedded
+/// broker keeps about 5 MB per partition, as `osn dev`'s channel bound).
+async fn kafka_baseline(brokers: &str, count: usize, size: usize, fetch_wait: Duration) -> anyhow::Result<f64> {
+    let (cfg, topic, producer) = baseline_topic(brokers, fetch_wait).await?;
     let consumed = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let reader = {
