@@ -42,7 +42,8 @@ impl Pending {
         Box::new(Pending::Of { group, index, size, told: false })
     }
 
-    fn tell(&mut self, outcome: Outcome) {
+    /// Tells whoever waits of the record's `outcome` (once; dropping it afterwards says nothing).
+    pub(crate) fn tell(&mut self, outcome: Outcome) {
         match self {
             Pending::One(tx) => {
                 if let Some(tx) = tx.take() {

@@ -237,6 +237,44 @@ impl Enqueued {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn a_group_settles_its_backlog_as_acknowledgements_come_and_answers_once_all_are_in() {
+        let status = Arc::new(ChannelStatus::new("acks"));
+        let acks = Acks::new(&status, 3);
+        let mut first = acks.expect(0, 100);
+        // Acknowledged before the rest is even handed over: its bytes leave the backlog at once.
+        let first_enqueued = Enqueued { acks: acks.clone(), index: 0 };
+        // What the producer's polling thread does with a delivery report.
+        first.tell(Ok(41));
+        drop(first);
+        assert_eq!(status.in_flight_bytes.load(Ordering::Relaxed), 0);
+        assert_eq!(status.offsets().0, 41);
+        let second = acks.expect(1, 200);
+        let third = acks.expect(2, 300);
+        acks.refused(300);
+        drop(as_refused(third));
+        acks.seal();
+        assert_eq!(status.in_flight_bytes.load(Ordering::Relaxed), 200);
+        let waiting = tokio::spawn(first_enqueued.acknowledged());
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "answered before the whole group was acknowledged");
+        // Dropped unreported (the producer shut down): the group still hears of it.
+        drop(second);
+        assert_eq!(status.in_flight_bytes.load(Ordering::Relaxed), 0);
+        assert_eq!(waiting.await.unwrap().unwrap(), 41);
+        let shut = Enqueued { acks: acks.clone(), index: 1 }.acknowledged().await.unwrap_err();
+        assert!(shut.to_string().contains("the producer shut down"), "{shut}");
+    }
+
+    /// A record the producer refused is marked told (as `kafka::producer::send` does), so that
+    /// dropping it says nothing to its group.
+    fn as_refused(mut pending: Box<Pending>) -> Box<Pending> {
+        if let Pending::Of { told, .. } = pending.as_mut() {
+            *told = true;
+        }
+        pending
+    }
+
     #[test]
     fn only_unavailability_errors_a_channel() {
         let produce = |code| KafkaError::MessageProduction(code);
