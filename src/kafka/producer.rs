@@ -109,11 +109,17 @@ pub fn send(producer: &Producer, topic: &str, value: &[u8], pending: Box<Pending
     })
 }
 
-/// Sends one record to a channel's partition and waits for the broker's acknowledgement.
-pub async fn produce(producer: &Producer, topic: &str, value: &[u8]) -> Outcome {
+/// Hands one record to the producer now (so records handed over one after another keep their
+/// order) and returns where its acknowledgement comes.
+pub fn send_one(producer: &Producer, topic: &str, value: &[u8]) -> Result<oneshot::Receiver<Outcome>, KafkaError> {
     let (tx, rx) = oneshot::channel();
     send(producer, topic, value, Box::new(Pending::One(Some(tx))))?;
-    rx.await.unwrap_or(Err(KafkaError::Canceled))
+    Ok(rx)
+}
+
+/// Sends one record to a channel's partition and waits for the broker's acknowledgement.
+pub async fn produce(producer: &Producer, topic: &str, value: &[u8]) -> Outcome {
+    send_one(producer, topic, value)?.await.unwrap_or(Err(KafkaError::Canceled))
 }
 
 #[cfg(test)]

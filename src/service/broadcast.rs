@@ -195,8 +195,8 @@ async fn wait_for_room(ch: &ChannelHandle, size: u64, deadline: Instant) -> Resu
 
 /// Hands checked envelopes to the channel actor, in order; one result per envelope. Waits (at
 /// most `http.enqueue-timeout`) for room in the channel's backlog and mailbox: the actor takes
-/// the envelopes that fit in the backlog bound and refuses the rest as behind, which are sent
-/// again, from the first of them, once there is room. The actor refuses a message it takes from
+/// the envelopes that fit in the backlog bound and gives back the rest, which are sent again,
+/// from the first of them, once there is room. The actor refuses a message it takes from
 /// its mailbox after that deadline, so a client told "busy" can retry without its envelopes
 /// also being ordered behind its back.
 pub async fn enqueue_all(
@@ -241,21 +241,15 @@ pub async fn enqueue_all(
             };
         answers.extend(taken.into_iter().map(|r| r.map_err(refused)));
         // What did not fit (another sender took the room first, or the batch is larger than the
-        // room left) waits for room and goes again, until the deadline.
+        // room left) waits for room and goes again; past the deadline `wait_for_room` refuses it.
         pending = rest;
-        if !pending.is_empty() && Instant::now() >= deadline {
-            let (lag, limit) = (ch.status.lag_bytes(), ch.settings.max_lag_bytes);
-            answers.extend(
-                all(refused(BroadcastError::Behind { channel: ch.name.clone(), lag, limit })).take(pending.len()),
-            );
-            break;
-        }
     }
     answers
 }
 
 /// The answers to checked envelopes, in order: each refusal as it is, and every accepted one
-/// relayed (all in one actor message) and answered when Kafka acknowledges it.
+/// relayed (in one actor message, or several when the backlog bound takes them in parts) and
+/// answered when Kafka acknowledges it.
 pub async fn relay_in_order(
     service: &Service,
     ch: &ChannelHandle,

@@ -37,7 +37,6 @@ use crate::core::chain::{Applied, Chain, InForce, Outcome, Resubmit, Skip, Syste
 use crate::core::link::{Action, Link};
 use crate::core::ttc::TtcTimer;
 use crate::identity::SigningIdentity;
-use crate::kafka::producer::Pending;
 use crate::kafka::{self, Record};
 use crate::ledger::{created_channels, Ledger, LedgerError, WriteFailure, WriteJob, Written};
 use crate::metrics::{metrics, secs};
@@ -932,9 +931,8 @@ impl ChannelActor {
         // OSN drop the earlier one as already processed.
         let value = message.encode_to_vec();
         let topic = self.name.clone();
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        match kafka::producer::send(&self.kafka.producer, &topic, &value, Box::new(Pending::One(Some(tx)))) {
-            Ok(()) => {
+        match kafka::producer::send_one(&self.kafka.producer, &topic, &value) {
+            Ok(rx) => {
                 ctx.spawn(
                     async move {
                         if !matches!(rx.await, Ok(Ok(_))) {

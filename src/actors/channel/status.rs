@@ -50,7 +50,7 @@ pub struct ChannelStatus {
     /// counter that moves when one is added.
     pub(super) outcomes: std::sync::Mutex<std::collections::VecDeque<Outcome>>,
     pub(super) outcome_count: tokio::sync::watch::Sender<u64>,
-    /// The last produce failure not yet seen by the actor (set where acknowledgements are awaited).
+    /// The last produce failure not yet seen by the actor (set on the producer's polling thread).
     pub(super) produce_failure: std::sync::Mutex<Option<String>>,
     /// Woken each time the actor has consumed a run of records, which is what makes room in the
     /// backlog bound: senders waiting for room ([`ChannelStatus::room`]) look again at once.
